@@ -1,0 +1,47 @@
+"""The ingestion chain: raw_documents -> chunks -> embeddings -> semantic_index (Milvus, behind an alias)."""
+
+import dagster as dg
+
+from rag_assets.metadata import to_metadata
+from rag_assets.resources import AssetStorage, CorpusResource, EmbedderResource, MilvusResource
+from rag_core.index_sync import sync_index
+from rag_core.parquet_store import BatchStream, ParquetTable
+from rag_core.stages import CHUNKING_KEY, DIMENSION_KEY, MODEL_KEY, chunk_stream, document_stream, embedding_stream
+
+GROUP = "ingestion"
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"}, description="Every readable document under the corpus folder.")
+def raw_documents(corpus: CorpusResource) -> BatchStream:
+    if not corpus.path.exists():
+        raise dg.Failure(f"The corpus folder {corpus.path.resolve()} does not exist; create it or set "
+                         "ingestion.docs_dir (RAG__INGESTION__DOCS_DIR).")
+    return document_stream(corpus.path, max_file_bytes=corpus.max_file_bytes, batch_size=corpus.record_batch_size)
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"}, description="Token-bounded chunks; unchanged documents reuse theirs.")
+def chunks(raw_documents: ParquetTable, embedder: EmbedderResource, storage: AssetStorage,
+           corpus: CorpusResource) -> BatchStream:
+    return chunk_stream(raw_documents, embedder.chunker(), storage.store().get("chunks"),
+                        batch_size=corpus.record_batch_size)
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet", "pytorch"}, description="A float32 vector per chunk; only new text is embedded.")
+def embeddings(chunks: ParquetTable, embedder: EmbedderResource, storage: AssetStorage,
+               corpus: CorpusResource) -> BatchStream:
+    return embedding_stream(chunks, embedder.embedder(), storage.store().get("embeddings"),
+                            batch_size=corpus.record_batch_size)
+
+
+@dg.asset(group_name=GROUP, kinds={"milvus"}, description="The Milvus collection behind the alias, synced by upsert/delete.")
+def semantic_index(embeddings: ParquetTable, milvus: MilvusResource, corpus: CorpusResource) -> dg.MaterializeResult:
+    meta = embeddings.metadata
+    version = milvus.index_version(meta[MODEL_KEY], int(meta[DIMENSION_KEY]), meta.get(CHUNKING_KEY, ""))
+    report = sync_index(milvus.manager(), milvus.collection, version,
+                        embeddings.iter_batches(corpus.record_batch_size))
+    return dg.MaterializeResult(metadata=to_metadata({
+        "collection": report.collection, "alias": report.alias, "index_version": report.index_version,
+        "new_version": report.new_version, "upserted": report.upserted, "deleted": report.deleted,
+        "unchanged": report.unchanged, "rows": report.rows, "seconds": report.seconds,
+        "milvus_uri": milvus.uri,
+    }))

@@ -1,0 +1,52 @@
+"""Checks that what was built is what a reader will rely on: unique ids, sane vectors, Milvus in step."""
+
+import numpy as np
+import pyarrow.compute as pc
+
+import dagster as dg
+
+from rag_assets.assets import chunks, embeddings, semantic_index
+from rag_assets.resources import AssetStorage, MilvusResource
+from rag_core.stages import DIMENSION_KEY
+from rag_core.tables import vectors_of
+
+NORM_TOLERANCE = 1e-3
+
+
+@dg.asset_check(asset=chunks, description="Chunk ids are the Milvus primary key: a duplicate would overwrite a chunk.")
+def chunk_ids_unique(storage: AssetStorage) -> dg.AssetCheckResult:
+    ids = storage.store().get("chunks").read_column("chunk_id")
+    duplicates = len(ids) - pc.count_distinct(ids).as_py()
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"chunks": len(ids), "duplicates": duplicates})
+
+
+@dg.asset_check(asset=chunks, description="An empty chunk embeds to noise and matches everything a little.")
+def no_empty_chunks(storage: AssetStorage) -> dg.AssetCheckResult:
+    texts = storage.store().get("chunks").read_column("text")
+    empty = pc.sum(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(texts)), 0)).as_py() or 0
+    return dg.AssetCheckResult(passed=empty == 0, metadata={"empty_chunks": empty})
+
+
+@dg.asset_check(asset=embeddings, description="Vectors have the model's dimension and unit norm (cosine search).")
+def vectors_have_model_dimension_and_unit_norm(storage: AssetStorage) -> dg.AssetCheckResult:
+    table = storage.store().get("embeddings")
+    expected = int(table.metadata[DIMENSION_KEY])
+    worst, dimension = 0.0, expected
+    for batch in table.iter_batches(4096, columns=["vector"]):
+        vectors = vectors_of(batch)
+        dimension = vectors.shape[1]
+        if len(vectors):
+            worst = max(worst, float(np.abs(np.linalg.norm(vectors, axis=1) - 1).max()))
+    passed = dimension == expected and worst <= NORM_TOLERANCE
+    return dg.AssetCheckResult(passed=passed, metadata={"dimension": dimension, "expected_dimension": expected,
+                                                        "max_norm_error": worst})
+
+
+@dg.asset_check(asset=semantic_index, description="Milvus holds exactly the embedded chunks: no drift between them.")
+def milvus_rows_match_embeddings(storage: AssetStorage, milvus: MilvusResource) -> dg.AssetCheckResult:
+    expected = storage.store().get("embeddings").num_rows
+    manager = milvus.manager()
+    collection = manager.resolve(milvus.collection)
+    actual = manager.count(collection) if collection else 0
+    return dg.AssetCheckResult(passed=actual == expected, metadata={"milvus_rows": actual, "embedding_rows": expected,
+                                                                    "collection": collection or "missing"})

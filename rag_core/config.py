@@ -1,0 +1,144 @@
+"""One typed configuration tree, read from ``config.yaml``, then ``.env``, then the environment.
+
+Precedence (highest first): environment variables, ``.env`` in the working directory, the YAML file, defaults.
+Secrets (passwords, tokens) should only ever come from the environment; they are kept out of ``repr``.
+"""
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+DEFAULT_CONFIG_FILE = "config.yaml"
+ENV_PREFIX = "RAG__"  # RAG__EMBEDDING__BATCH_SIZE=64 sets embedding.batch_size
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; the message names the file and field to fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class MilvusConfig(_Section):
+    uri: str = Field("data/milvus.db", description="A file path = Milvus Lite; http(s)://host:19530 = server.")
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    token: SecretStr = SecretStr("")
+    db_name: str = ""
+    collection: str = "semantic_index"
+    secure: bool = False
+    server_pem_path: str = ""
+    server_name: str = ""
+    ca_pem_path: str = ""
+    client_pem_path: str = ""
+    client_key_path: str = ""
+    timeout_s: float = Field(10.0, gt=0)
+    retry_attempts: int = Field(4, ge=1)
+    retry_backoff_s: float = Field(0.5, ge=0)
+    enable_sharding: bool = False
+    num_shards: int = Field(1, ge=1, le=64)
+
+
+class IndexConfig(_Section):
+    index_type: Literal["HNSW"] = "HNSW"
+    metric_type: Literal["COSINE", "IP", "L2"] = "COSINE"
+    M: int = Field(16, ge=2, le=2048)
+    efConstruction: int = Field(200, ge=8)
+    ef: int = Field(64, ge=1)
+
+
+class EmbeddingConfig(_Section):
+    model: str = Field("bundled:all-MiniLM-L6-v2", description="bundled:all-MiniLM-L6-v2, a model name, or a path.")
+    device: str = Field("auto", description="auto = CUDA when present, else CPU; or cpu, cuda, cuda:1, mps.")
+    batch_size: int = Field(64, ge=1)
+    normalize: bool = True
+    query_prompt: str = ""
+    document_prompt: str = ""
+
+
+class ChunkingConfig(_Section):
+    chunk_size: int = Field(200, ge=16, description="Tokens per chunk, at most the model's max sequence length.")
+    chunk_overlap: int = Field(32, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "ChunkingConfig":
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+        return self
+
+
+class IngestionConfig(_Section):
+    docs_dir: str = Field("docs", description="The raw documents folder the assets and the sensor watch.")
+    storage_dir: str = Field("data/assets", description="Where the Parquet asset files live.")
+    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    record_batch_size: int = Field(512, ge=1, description="Rows per streamed batch: memory follows this.")
+
+
+class PipelineConfig(_Section):
+    target_latency_ms: float = Field(80.0, gt=0)
+    hybrid_alpha: float = Field(0.7, ge=0, le=1)
+    top_k: int = Field(20, ge=1)
+    rerank_top_k: int = Field(5, ge=1)
+
+
+class RAGConfig(_Section):
+    milvus: MilvusConfig = MilvusConfig()
+    index: IndexConfig = IndexConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    chunking: ChunkingConfig = ChunkingConfig()
+    ingestion: IngestionConfig = IngestionConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+
+
+def load_config(path: str | Path | None = None, *, environ: dict[str, str] | None = None) -> RAGConfig:
+    """Build the config from ``path`` (default: ``$RAG_CONFIG`` or ``./config.yaml`` when present).
+
+    A missing default file is fine (defaults apply); a missing file that was asked for by name is an error.
+    """
+    env = dict(os.environ if environ is None else environ)
+    env = {**{k: v for k, v in dotenv_values(".env").items() if v is not None}, **env} if Path(".env").is_file() else env
+    explicit = path or env.get("RAG_CONFIG")
+    config_path = Path(explicit or DEFAULT_CONFIG_FILE)
+    raw: dict[str, Any] = _read_yaml(config_path) if (explicit or config_path.is_file()) else {}
+    _apply_env(raw, env)
+    try:
+        return RAGConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        origin = str(config_path) if config_path.is_file() else "defaults"
+        raise ConfigError(f"Invalid configuration ({origin} + environment): {problems}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} not found; copy config.template.yaml to {path} or unset RAG_CONFIG.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"Config file {path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of sections (milvus:, embedding:, ...).")
+    return data
+
+
+def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
+    """The guide's variables (MILVUS_URI, MILVUS_HOST/PORT, credentials), then generic RAG__SECTION__KEY ones."""
+    milvus = raw.setdefault("milvus", {})
+    if env.get("MILVUS_HOST") or env.get("MILVUS_PORT"):
+        milvus["uri"] = f"http://{env.get('MILVUS_HOST', 'localhost')}:{env.get('MILVUS_PORT', '19530')}"
+    for variable, field in (("MILVUS_URI", "uri"), ("MILVUS_USER", "user"), ("MILVUS_PASSWORD", "password"),
+                            ("MILVUS_TOKEN", "token"), ("MILVUS_DB_NAME", "db_name")):
+        if env.get(variable):
+            milvus[field] = env[variable]
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX):
+            *sections, leaf = key[len(ENV_PREFIX):].lower().split("__")
+            node = raw
+            for section in sections:
+                node = node.setdefault(section, {})
+            node[leaf] = value

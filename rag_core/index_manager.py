@@ -1,0 +1,314 @@
+"""Milvus collections behind an alias: versioned, synced by upsert/delete, probed for what the server can do.
+
+A URI that is a file path opens Milvus Lite (the embedded default); ``http(s)://host:19530`` opens a Milvus server
+or cluster. A full rebuild writes ``NAME__vN`` and moves the alias ``NAME`` to it in one step, so readers never see
+a half-built index and the previous version stays for rollback.
+"""
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from rag_core.config import IndexConfig, MilvusConfig, load_config
+from rag_core.index_version import IndexVersion
+from rag_core.retry import call_with_retry
+
+T = TypeVar("T")
+VERSION_SEPARATOR = "__v"
+TEXT_MAX_BYTES = 65535
+ID_QUERY_BATCH = 10000
+OUTPUT_FIELDS = ["chunk_id", "doc_id", "position", "text", "metadata"]
+
+
+@dataclass(frozen=True)
+class ServerCapabilities:
+    version: str
+    is_lite: bool
+    supports_bm25: bool
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    name: str
+    collection: str
+    row_count: int
+    index_version: IndexVersion | None
+    versions: list[str]
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    ok: bool
+    uri: str
+    server_version: str = ""
+    latency_ms: float = 0.0
+    collections: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: str
+    doc_id: str
+    text: str
+    score: float
+    position: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    collection: str
+    job_id: int
+    state: str
+
+
+def is_server_uri(uri: str) -> bool:
+    return uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    match = re.search(r"(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+class MilvusIndexManager:
+    """One Milvus endpoint; every call is retried through short outages (see ``rag_core.retry``)."""
+
+    def __init__(
+        self,
+        config: MilvusConfig | None = None,
+        index: IndexConfig | None = None,
+        *,
+        uri: str | None = None,
+        enable_sharding: bool | None = None,
+        num_shards: int | None = None,
+    ) -> None:
+        if config is None or index is None:
+            loaded = load_config()
+            config, index = config or loaded.milvus, index or loaded.index
+        updates = {k: v for k, v in {"uri": uri, "enable_sharding": enable_sharding, "num_shards": num_shards}.items()
+                   if v is not None}
+        self.config = config.model_copy(update=updates)
+        self.index = index
+        self._loaded: set[str] = set()
+
+    @property
+    def uri(self) -> str:
+        return self.config.uri
+
+    @property
+    def shards(self) -> int:
+        return self.config.num_shards if self.config.enable_sharding else 1
+
+    @cached_property
+    def client(self) -> MilvusClient:
+        return self._retry("connect", self._connect)
+
+    def _connect(self) -> MilvusClient:
+        c = self.config
+        if not is_server_uri(c.uri):
+            Path(c.uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            return MilvusClient(str(Path(c.uri).expanduser().resolve()))
+        tls = {k: v for k, v in {"secure": c.secure or None, "server_pem_path": c.server_pem_path,
+                                 "server_name": c.server_name, "ca_pem_path": c.ca_pem_path,
+                                 "client_pem_path": c.client_pem_path, "client_key_path": c.client_key_path}.items() if v}
+        return MilvusClient(uri=c.uri, user=c.user, password=c.password.get_secret_value(),
+                            token=c.token.get_secret_value(), db_name=c.db_name, timeout=c.timeout_s, **tls)
+
+    def _retry(self, what: str, operation: Callable[[], T]) -> T:
+        return call_with_retry(operation, what=what, uri=self.uri, attempts=self.config.retry_attempts,
+                               backoff_s=self.config.retry_backoff_s)
+
+    # --- what the server is -------------------------------------------------------------------------------------
+
+    @cached_property
+    def capabilities(self) -> ServerCapabilities:
+        """BM25 functions exist in Milvus Lite 3.x and Milvus >= 2.5; 2.3/2.4 need the client-side BM25 index."""
+        version = str(self._retry("get_server_version", self.client.get_server_version))
+        is_lite = "milvus_lite" in version or not is_server_uri(self.uri)
+        major_minor = parse_version(version.split("milvus_lite-")[-1])
+        supports_bm25 = major_minor >= (3, 0) if is_lite else major_minor >= (2, 5)
+        return ServerCapabilities(version=version, is_lite=is_lite, supports_bm25=supports_bm25)
+
+    def health(self) -> HealthReport:
+        started = time.perf_counter()
+        try:
+            collections = self._retry("list_collections", lambda: self.client.list_collections())
+            version = self.capabilities.version
+        except Exception as error:  # noqa: BLE001 - a health report states the failure instead of raising
+            return HealthReport(ok=False, uri=self.uri, error=str(error))
+        return HealthReport(ok=True, uri=self.uri, server_version=version,
+                            latency_ms=(time.perf_counter() - started) * 1000, collections=sorted(collections))
+
+    # --- versions and the alias ---------------------------------------------------------------------------------
+
+    def resolve(self, name: str) -> str | None:
+        """The collection an alias points at, the name itself for a plain collection, None when neither exists."""
+        try:
+            return self._retry("describe_alias", lambda: self.client.describe_alias(name))["collection_name"]
+        except MilvusException:
+            return name if self._retry("has_collection", lambda: self.client.has_collection(name)) else None
+
+    def versions(self, alias: str) -> list[str]:
+        prefix = f"{alias}{VERSION_SEPARATOR}"
+        names = [n for n in self._retry("list_collections", self.client.list_collections)
+                 if n.startswith(prefix) and n[len(prefix):].isdigit()]
+        return sorted(names, key=lambda n: int(n[len(prefix):]))
+
+    def index_version(self, collection: str) -> IndexVersion | None:
+        described = self._retry("describe_collection", lambda: self.client.describe_collection(collection))
+        return IndexVersion.from_properties(described.get("properties") or {})
+
+    def create_version(self, alias: str, version: IndexVersion) -> str:
+        """Create ``alias__vN`` (N = newest + 1) with the schema and HNSW index; the alias is not moved yet."""
+        existing = self.versions(alias)
+        number = int(existing[-1].rsplit(VERSION_SEPARATOR, 1)[1]) + 1 if existing else 1
+        name = f"{alias}{VERSION_SEPARATOR}{number}"
+        index_params = self.client.prepare_index_params()
+        index_params.add_index(field_name="vector", index_type=self.index.index_type, metric_type=version.metric_type,
+                               params={"M": self.index.M, "efConstruction": self.index.efConstruction})
+        extra = {"num_shards": self.shards} if self.shards > 1 else {}
+        self._retry("create_collection", lambda: self.client.create_collection(
+            name, schema=self._schema(version.dimension), index_params=index_params,
+            properties=version.to_properties(), **extra))
+        return name
+
+    def promote(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection`` in one step; readers switch with no gap."""
+        if self.resolve(alias) in (None, alias) and not self._alias_exists(alias):
+            self._retry("create_alias", lambda: self.client.create_alias(collection, alias))
+        else:
+            self._retry("alter_alias", lambda: self.client.alter_alias(collection, alias))
+
+    def rollback(self, alias: str) -> str:
+        """Move the alias back to the version before the one it serves; returns the collection it now serves."""
+        current, versions = self.resolve(alias), self.versions(alias)
+        older = versions[: versions.index(current)] if current in versions else []
+        if not older:
+            raise ValueError(f"No version of {alias!r} older than {current!r} to roll back to (have {versions}).")
+        self.promote(alias, older[-1])
+        return older[-1]
+
+    def _alias_exists(self, alias: str) -> bool:
+        try:
+            self.client.describe_alias(alias)
+            return True
+        except MilvusException:
+            return False
+
+    def _schema(self, dimension: int):  # noqa: ANN202 - pymilvus CollectionSchema
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("chunk_id", DataType.VARCHAR, max_length=64, is_primary=True)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)
+        schema.add_field("position", DataType.INT64)
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
+        schema.add_field("metadata", DataType.JSON)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        return schema
+
+    # --- rows ---------------------------------------------------------------------------------------------------
+
+    def _ensure_loaded(self, collection: str) -> None:
+        if collection not in self._loaded:
+            self._retry("load_collection", lambda: self.client.load_collection(collection))
+            self._loaded.add(collection)
+
+    def upsert(self, collection: str, rows: Sequence[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        for row in rows:
+            if len(row["text"].encode("utf-8")) > TEXT_MAX_BYTES:
+                raise ValueError(f"Chunk {row['chunk_id']} of {row['doc_id']} is over {TEXT_MAX_BYTES} bytes; "
+                                 "lower chunking.chunk_size.")
+        result = self._retry("upsert", lambda: self.client.upsert(collection, list(rows)))
+        return int(result["upsert_count"])
+
+    def delete_chunks(self, collection: str, chunk_ids: Iterable[str]) -> int:
+        ids = list(chunk_ids)
+        if not ids:
+            return 0
+        self._retry("delete", lambda: self.client.delete(collection, ids=ids))
+        return len(ids)
+
+    def delete_documents(self, collection: str, doc_ids: Iterable[str]) -> None:
+        ids = list(doc_ids)
+        if ids:
+            self._retry("delete", lambda: self.client.delete(collection, filter=f"doc_id in {json.dumps(ids)}"))
+
+    def list_chunk_ids(self, collection: str) -> dict[str, str]:
+        """chunk_id -> doc_id for every row: what the sync compares against, so Milvus itself is the truth."""
+        self._ensure_loaded(collection)
+
+        def read_all() -> dict[str, str]:
+            iterator = self.client.query_iterator(collection, batch_size=ID_QUERY_BATCH, filter="",
+                                                  output_fields=["chunk_id", "doc_id"])
+            found: dict[str, str] = {}
+            try:
+                while batch := iterator.next():
+                    found.update((row["chunk_id"], row["doc_id"]) for row in batch)
+            finally:
+                iterator.close()
+            return found
+
+        return self._retry("query_iterator", read_all)
+
+    def count(self, collection: str) -> int:
+        """Live rows, read with strong consistency so a count right after a write includes it."""
+        self._ensure_loaded(collection)
+        rows = self._retry("count", lambda: self.client.query(
+            collection, filter="", output_fields=["count(*)"], consistency_level="Strong"))
+        return int(rows[0]["count(*)"])
+
+    def get_collection_stats(self, name: str) -> CollectionStats:
+        collection = self.resolve(name)
+        if collection is None:
+            raise LookupError(f"No collection or alias {name!r} at {self.uri}; run the ingestion first (make run).")
+        return CollectionStats(name=name, collection=collection, row_count=self.count(collection),
+                               index_version=self.index_version(collection),
+                               versions=self.versions(name) if collection != name else [collection])
+
+    def search(self, name: str, vectors: Sequence[Sequence[float]], *, limit: int, ef: int | None = None,
+               filter: str = "") -> list[list[SearchHit]]:
+        """Dense HNSW search; ``ef`` is raised to ``limit`` because HNSW cannot return more than ``ef`` hits."""
+        collection = self.resolve(name)
+        if collection is None:
+            raise LookupError(f"No collection or alias {name!r} at {self.uri}; run the ingestion first (make run).")
+        self._ensure_loaded(collection)
+        params = {"metric_type": self.index.metric_type, "params": {"ef": max(ef or self.index.ef, limit)}}
+        raw = self._retry("search", lambda: self.client.search(
+            collection, data=[list(map(float, v)) for v in vectors], limit=limit, filter=filter,
+            search_params=params, output_fields=OUTPUT_FIELDS))
+        return [[_hit(h) for h in hits] for hits in raw]
+
+    def compact(self, name: str, *, wait_s: float = 60.0) -> CompactionResult:
+        """Merge segments and purge deleted rows; waits up to ``wait_s`` for the job to finish."""
+        collection = self.resolve(name) or name
+        job_id = int(self._retry("compact", lambda: self.client.compact(collection)) or 0)
+        state = "Completed" if job_id == 0 else "Executing"
+        deadline = time.monotonic() + wait_s
+        while job_id and state != "Completed" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            state = str(self._retry("get_compaction_state", lambda: self.client.get_compaction_state(job_id)))
+        return CompactionResult(collection=collection, job_id=job_id, state=state)
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+            del self.__dict__["client"]
+        self._loaded.clear()
+
+
+def _hit(hit: dict[str, Any]) -> SearchHit:
+    entity = hit.get("entity", {})
+    return SearchHit(chunk_id=str(entity.get("chunk_id") or hit.get("id") or hit.get("chunk_id")),
+                     doc_id=entity.get("doc_id", ""), text=entity.get("text", ""), score=float(hit["distance"]),
+                     position=int(entity.get("position", 0)), metadata=entity.get("metadata") or {})

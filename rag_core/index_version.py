@@ -1,0 +1,43 @@
+"""What an index was built with, recorded in Milvus collection properties so any reader can tell."""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+PROPERTY_PREFIX = "rag."
+
+
+@dataclass(frozen=True)
+class IndexVersion:
+    """Two indexes with the same fingerprint hold interchangeable vectors; any change needs a new collection."""
+
+    model: str
+    dimension: int
+    metric_type: str
+    index_type: str
+    M: int
+    efConstruction: int
+    num_shards: int
+    chunking: str
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_properties(self) -> dict[str, str]:
+        return {f"{PROPERTY_PREFIX}{key}": str(value) for key, value in asdict(self).items()} | {
+            f"{PROPERTY_PREFIX}fingerprint": self.fingerprint
+        }
+
+    @classmethod
+    def from_properties(cls, properties: dict[str, str]) -> "IndexVersion | None":
+        """None for a collection this project did not create (no recorded version)."""
+        values = {k[len(PROPERTY_PREFIX):]: v for k, v in properties.items() if k.startswith(PROPERTY_PREFIX)}
+        try:
+            return cls(
+                model=values["model"], dimension=int(values["dimension"]), metric_type=values["metric_type"],
+                index_type=values["index_type"], M=int(values["M"]), efConstruction=int(values["efConstruction"]),
+                num_shards=int(values["num_shards"]), chunking=values["chunking"],
+            )
+        except (KeyError, ValueError):
+            return None
