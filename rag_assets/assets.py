@@ -35,9 +35,9 @@ def embeddings(chunks: ParquetTable, embedder: EmbedderResource, storage: AssetS
 
 @dg.asset(group_name=GROUP, kinds={"milvus"}, description="The Milvus collection behind the alias, synced by upsert/delete.")
 def semantic_index(embeddings: ParquetTable, milvus: MilvusResource, corpus: CorpusResource) -> dg.MaterializeResult:
-    meta = embeddings.metadata
-    version = milvus.index_version(meta[MODEL_KEY], int(meta[DIMENSION_KEY]), meta.get(CHUNKING_KEY, ""))
-    report = sync_index(milvus.manager(), milvus.collection, version,
+    meta, manager = embeddings.metadata, milvus.manager()
+    version = manager.version_for(meta[MODEL_KEY], int(meta[DIMENSION_KEY]), meta.get(CHUNKING_KEY, ""))
+    report = sync_index(manager, milvus.collection, version,
                         embeddings.iter_batches(corpus.record_batch_size))
     return dg.MaterializeResult(metadata=to_metadata({
         "collection": report.collection, "alias": report.alias, "index_version": report.index_version,

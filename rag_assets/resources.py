@@ -4,7 +4,6 @@ Defaults come from rag_core's config (config.yaml, .env, environment), so the CL
 are given as ``dg.EnvVar`` so they are read at run time and never stored in run config.
 """
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -13,16 +12,9 @@ from pydantic import Field
 
 from rag_core.chunking import TokenChunker
 from rag_core.config import EmbeddingConfig, IndexConfig, MilvusConfig
-from rag_core.embedder import Embedder
+from rag_core.embedder import Embedder, shared_embedder
 from rag_core.index_manager import MilvusIndexManager
-from rag_core.index_version import IndexVersion
 from rag_core.parquet_store import ParquetStore
-
-
-@lru_cache(maxsize=4)
-def _embedder(model: str, device: str, batch_size: int) -> Embedder:
-    """One loaded model per process, however many assets and checks ask for it."""
-    return Embedder(EmbeddingConfig(model=model, device=device, batch_size=batch_size))
 
 
 class EmbedderResource(dg.ConfigurableResource):
@@ -33,7 +25,7 @@ class EmbedderResource(dg.ConfigurableResource):
     chunk_overlap: int = 32
 
     def embedder(self) -> Embedder:
-        return _embedder(self.model, self.device, self.batch_size)
+        return shared_embedder(EmbeddingConfig(model=self.model, device=self.device, batch_size=self.batch_size))
 
     def chunker(self) -> TokenChunker:
         embedder = self.embedder()
@@ -67,11 +59,6 @@ class MilvusResource(dg.ConfigurableResource):
         )
         index = IndexConfig(M=self.M, efConstruction=self.efConstruction, ef=self.ef, metric_type=self.metric_type)
         return MilvusIndexManager(config, index)
-
-    def index_version(self, model: str, dimension: int, chunking: str) -> IndexVersion:
-        return IndexVersion(model=model, dimension=dimension, metric_type=self.metric_type, index_type="HNSW",
-                            M=self.M, efConstruction=self.efConstruction,
-                            num_shards=self.num_shards if self.enable_sharding else 1, chunking=chunking)
 
 
 class CorpusResource(dg.ConfigurableResource):

@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable, Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -33,6 +33,12 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@lru_cache(maxsize=4)
+def shared_embedder(config: EmbeddingConfig) -> "Embedder":
+    """One loaded model per process and configuration, however many callers ask for it."""
+    return Embedder(config)
 
 
 class Embedder:

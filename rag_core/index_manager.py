@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pymilvus import DataType, MilvusClient
-from pymilvus.exceptions import MilvusException
 
 from rag_core.config import IndexConfig, MilvusConfig, load_config
 from rag_core.index_version import IndexVersion
@@ -153,10 +152,9 @@ class MilvusIndexManager:
 
     def resolve(self, name: str) -> str | None:
         """The collection an alias points at, the name itself for a plain collection, None when neither exists."""
-        try:
+        if self._alias_exists(name):
             return self._retry("describe_alias", lambda: self.client.describe_alias(name))["collection_name"]
-        except MilvusException:
-            return name if self._retry("has_collection", lambda: self.client.has_collection(name)) else None
+        return name if self._retry("has_collection", lambda: self.client.has_collection(name)) else None
 
     def versions(self, alias: str) -> list[str]:
         prefix = f"{alias}{VERSION_SEPARATOR}"
@@ -167,6 +165,12 @@ class MilvusIndexManager:
     def index_version(self, collection: str) -> IndexVersion | None:
         described = self._retry("describe_collection", lambda: self.client.describe_collection(collection))
         return IndexVersion.from_properties(described.get("properties") or {})
+
+    def version_for(self, model: str, dimension: int, chunking: str) -> IndexVersion:
+        """The version an index built now with this model and chunking would have."""
+        return IndexVersion(model=model, dimension=dimension, metric_type=self.index.metric_type,
+                            index_type=self.index.index_type, M=self.index.M, efConstruction=self.index.efConstruction,
+                            num_shards=self.shards, chunking=chunking)
 
     def create_version(self, alias: str, version: IndexVersion) -> str:
         """Create ``alias__vN`` (N = newest + 1) with the schema and HNSW index; the alias is not moved yet."""
@@ -184,10 +188,10 @@ class MilvusIndexManager:
 
     def promote(self, alias: str, collection: str) -> None:
         """Point ``alias`` at ``collection`` in one step; readers switch with no gap."""
-        if self.resolve(alias) in (None, alias) and not self._alias_exists(alias):
-            self._retry("create_alias", lambda: self.client.create_alias(collection, alias))
-        else:
+        if self._alias_exists(alias):
             self._retry("alter_alias", lambda: self.client.alter_alias(collection, alias))
+        else:
+            self._retry("create_alias", lambda: self.client.create_alias(collection, alias))
 
     def rollback(self, alias: str) -> str:
         """Move the alias back to the version before the one it serves; returns the collection it now serves."""
@@ -199,11 +203,7 @@ class MilvusIndexManager:
         return older[-1]
 
     def _alias_exists(self, alias: str) -> bool:
-        try:
-            self.client.describe_alias(alias)
-            return True
-        except MilvusException:
-            return False
+        return alias in self._retry("list_aliases", lambda: self.client.list_aliases())["aliases"]
 
     def _schema(self, dimension: int):  # noqa: ANN202 - pymilvus CollectionSchema
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)

@@ -17,6 +17,8 @@ class MilvusUnavailableError(ConnectionError):
 
 
 def is_transient(error: BaseException) -> bool:
+    if isinstance(error, MilvusUnavailableError):
+        return False  # already retried by an inner call
     if isinstance(error, (ConnectError, MilvusUnavailableException, ConnectionError, TimeoutError)):
         return True
     if isinstance(error, MilvusException):

@@ -1,0 +1,49 @@
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag_core.config import EmbeddingConfig, RAGConfig
+from rag_core.embedder import Embedder, shared_embedder
+from tests.milvus_server import MilvusServer, start_server
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The bundled model, loaded once for the whole session (the same instance the Dagster resources use)."""
+    return shared_embedder(EmbeddingConfig())
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    server = start_server(tmp_path_factory.mktemp("milvus-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])
+def milvus_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs on Milvus Lite (a file) and on the real server."""
+    if request.param == "lite":
+        return str(tmp_path / "milvus.db")
+    return request.getfixturevalue("milvus_server").uri
+
+
+@pytest.fixture
+def collection() -> str:
+    """A fresh alias per test, so tests sharing the session's server never see each other's data."""
+    return f"t_{uuid.uuid4().hex[:10]}"
+
+
+def make_config(tmp_path: Path, uri: str, collection: str = "semantic_index", **sections: dict) -> RAGConfig:
+    base = {
+        "milvus": {"uri": uri, "collection": collection, "retry_attempts": 2, "retry_backoff_s": 0.05},
+        "ingestion": {"docs_dir": str(tmp_path / "docs"), "storage_dir": str(tmp_path / "assets"),
+                      "record_batch_size": 64},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return RAGConfig.model_validate(base)
