@@ -42,6 +42,7 @@ class MilvusConfig(_Section):
     retry_backoff_s: float = Field(0.5, ge=0)
     enable_sharding: bool = False
     num_shards: int = Field(1, ge=1, le=64)
+    consistency_level: Literal["Strong", "Bounded", "Session", "Eventually"] = "Bounded"
 
 
 class IndexConfig(_Section):

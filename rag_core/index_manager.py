@@ -250,7 +250,7 @@ class MilvusIndexManager:
 
         def read_all() -> dict[str, str]:
             iterator = self.client.query_iterator(collection, batch_size=ID_QUERY_BATCH, filter="",
-                                                  output_fields=["chunk_id", "doc_id"])
+                                                  output_fields=["chunk_id", "doc_id"], consistency_level="Strong")
             found: dict[str, str] = {}
             try:
                 while batch := iterator.next():
@@ -277,8 +277,12 @@ class MilvusIndexManager:
                                versions=self.versions(name) if collection != name else [collection])
 
     def search(self, name: str, vectors: Sequence[Sequence[float]], *, limit: int, ef: int | None = None,
-               filter: str = "") -> list[list[SearchHit]]:
-        """Dense HNSW search; ``ef`` is raised to ``limit`` because HNSW cannot return more than ``ef`` hits."""
+               filter: str = "", consistency_level: str | None = None) -> list[list[SearchHit]]:
+        """Dense HNSW search; ``ef`` is raised to ``limit`` because HNSW cannot return more than ``ef`` hits.
+
+        ``consistency_level`` defaults to ``milvus.consistency_level`` (Bounded: a write is visible within about a
+        second, without making every query wait for it).
+        """
         collection = self.resolve(name)
         if collection is None:
             raise LookupError(f"No collection or alias {name!r} at {self.uri}; run the ingestion first (make run).")
@@ -286,7 +290,8 @@ class MilvusIndexManager:
         params = {"metric_type": self.index.metric_type, "params": {"ef": max(ef or self.index.ef, limit)}}
         raw = self._retry("search", lambda: self.client.search(
             collection, data=[list(map(float, v)) for v in vectors], limit=limit, filter=filter,
-            search_params=params, output_fields=OUTPUT_FIELDS))
+            search_params=params, output_fields=OUTPUT_FIELDS,
+            consistency_level=consistency_level or self.config.consistency_level))
         return [[_hit(h) for h in hits] for hits in raw]
 
     def compact(self, name: str, *, wait_s: float = 60.0) -> CompactionResult:

@@ -1,8 +1,8 @@
 """Runs the real Milvus standalone server (from the ``milvus`` package) on loopback for integration tests."""
 
-import os
+import contextlib
 import shutil
-import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,8 +10,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-HEALTH_URL = "http://127.0.0.1:9091/healthz"
-GRPC_URI = "http://127.0.0.1:19530"
+import psutil
+
+GRPC_PORT = 19530
+PORTS = (GRPC_PORT, 2379)
+# Every role advertises loopback: by default each picks the first non-loopback address, and traffic between
+# them would leave loopback.
+ROLES = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 START_TIMEOUT_S = 180
 STOP_GRACE_S = 5
 
@@ -20,24 +25,45 @@ STOP_GRACE_S = 5
 class MilvusServer:
     process: subprocess.Popen
     data_dir: Path
-    uri: str = GRPC_URI
+    uri: str = f"http://127.0.0.1:{GRPC_PORT}"
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL the whole process group after a short grace: the server may ignore SIGTERM."""
-        if self.process.poll() is not None:
-            return
-        group = os.getpgid(self.process.pid)
-        os.killpg(group, signal.SIGTERM)
+        """SIGTERM the launcher and every process under it, then SIGKILL what is left after a short grace.
+
+        The launcher starts ``milvus run standalone`` (and etcd) as children that may ignore SIGTERM and would
+        otherwise outlive it and keep the ports.
+        """
         try:
-            self.process.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(group, signal.SIGKILL)
-            self.process.wait(30)
+            root = psutil.Process(self.process.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.terminate()
+        _, alive = psutil.wait_procs(tree, timeout=STOP_GRACE_S)
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(alive, timeout=30)
 
 
-def healthy() -> bool:
+def health_url(launcher: subprocess.Popen) -> str | None:
+    """The launcher moves the health port off 9091 when that is taken; the server's METRICS_PORT says where."""
     try:
-        with urllib.request.urlopen(HEALTH_URL, timeout=2) as response:
+        for child in psutil.Process(launcher.pid).children(recursive=True):
+            if "standalone" in child.cmdline():
+                return f"http://127.0.0.1:{child.environ().get('METRICS_PORT', '9091')}/healthz"
+    except psutil.Error:
+        return None
+    return None
+
+
+def healthy(url: str | None) -> bool:
+    if url is None:
+        return False
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200 and b"OK" in response.read()
     except OSError:
         return False
@@ -48,17 +74,20 @@ def start_server(data_dir: Path) -> MilvusServer:
     binary = str(beside_python) if beside_python.exists() else shutil.which("milvus-server")
     if binary is None:
         raise RuntimeError("milvus-server not found: install the dev extra (pip install -e '.[dev]').")
-    if healthy():
-        raise RuntimeError(f"Something already answers {HEALTH_URL}; stop that Milvus before running the tests.")
+    for port in PORTS:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                raise RuntimeError(f"Port {port} is already in use (a Milvus left running?); stop it and run again.")
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime
-    process = subprocess.Popen([binary, "--data", str(data_dir)], stdout=log, stderr=subprocess.STDOUT,
+    loopback = [arg for role in ROLES for arg in ("--extra-config", f"{role}.ip=127.0.0.1")]
+    process = subprocess.Popen([binary, "--data", str(data_dir), "--proxy-port", str(GRPC_PORT), *loopback], stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     server = MilvusServer(process=process, data_dir=data_dir)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"milvus-server exited with {process.returncode}; see {data_dir / 'server.log'}")
-        if healthy():
+        if healthy(health_url(process)):
             return server
         time.sleep(1)
     server.stop()
