@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import yaml
 
-GRPC_PORT = 19530
-PORTS = (GRPC_PORT, 2379)
 # Every role advertises loopback: by default each picks the first non-loopback address, and traffic between
 # them would leave loopback.
 ROLES = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
@@ -25,7 +24,11 @@ STOP_GRACE_S = 5
 class MilvusServer:
     process: subprocess.Popen
     data_dir: Path
-    uri: str = f"http://127.0.0.1:{GRPC_PORT}"
+    port: int
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         """SIGTERM the launcher and every process under it, then SIGKILL what is left after a short grace.
@@ -69,26 +72,35 @@ def healthy(url: str | None) -> bool:
         return False
 
 
+def grpc_port(data_dir: Path) -> int | None:
+    """The launcher also moves the gRPC port off 19530 when that is taken; its written config says where."""
+    config = data_dir / "configs" / "milvus.yaml"
+    if not config.is_file():
+        return None
+    return int(yaml.safe_load(config.read_text(encoding="utf-8"))["proxy"]["port"])
+
+
+def accepts_connections(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def start_server(data_dir: Path) -> MilvusServer:
     beside_python = Path(sys.executable).parent / "milvus-server"
     binary = str(beside_python) if beside_python.exists() else shutil.which("milvus-server")
     if binary is None:
         raise RuntimeError("milvus-server not found: install the dev extra (pip install -e '.[dev]').")
-    for port in PORTS:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                raise RuntimeError(f"Port {port} is already in use (a Milvus left running?); stop it and run again.")
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime
     loopback = [arg for role in ROLES for arg in ("--extra-config", f"{role}.ip=127.0.0.1")]
-    process = subprocess.Popen([binary, "--data", str(data_dir), "--proxy-port", str(GRPC_PORT), *loopback], stdout=log, stderr=subprocess.STDOUT,
+    process = subprocess.Popen([binary, "--data", str(data_dir), *loopback], stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
-    server = MilvusServer(process=process, data_dir=data_dir)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"milvus-server exited with {process.returncode}; see {data_dir / 'server.log'}")
-        if healthy(health_url(process)):
-            return server
+        port = grpc_port(data_dir)
+        if port and healthy(health_url(process)) and accepts_connections(port):
+            return MilvusServer(process=process, data_dir=data_dir, port=port)
         time.sleep(1)
-    server.stop()
+    MilvusServer(process=process, data_dir=data_dir, port=0).stop()
     raise RuntimeError(f"milvus-server was not healthy after {START_TIMEOUT_S}s; see {data_dir / 'server.log'}")

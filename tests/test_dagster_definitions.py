@@ -1,0 +1,69 @@
+"""The code location loads as Dagster sees it, and the sensor asks for runs exactly when the corpus changes."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from rag_assets.definitions import build_definitions, defs
+from rag_assets.resources import CorpusResource
+from rag_assets.sensors import raw_documents_sensor
+from rag_core.config import RAGConfig
+
+
+def test_code_location_loads_with_the_chain_checks_job_and_sensor() -> None:
+    definitions = defs()
+    dg.Definitions.validate_loadable(definitions)
+    keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
+    assert keys == {"raw_documents", "chunks", "embeddings", "semantic_index"}
+    graph = definitions.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("semantic_index")).parent_keys == {dg.AssetKey("embeddings")}
+    assert graph.get(dg.AssetKey("chunks")).parent_keys == {dg.AssetKey("raw_documents")}
+    checks = {k.name for k in graph.asset_check_keys}
+    assert checks == {"chunk_ids_unique", "no_empty_chunks", "vectors_have_model_dimension_and_unit_norm",
+                      "milvus_rows_match_embeddings"}
+    assert definitions.resolve_job_def("ingestion") is not None
+    sensor = definitions.resolve_sensor_def("raw_documents_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_secrets_are_environment_references(monkeypatch) -> None:
+    monkeypatch.setenv("MILVUS_TOKEN", "secret-token")
+    resources = build_definitions(RAGConfig()).resources
+    milvus = resources["milvus"]
+    assert isinstance(milvus.token, dg.EnvVar) and milvus.token.env_var_name == "MILVUS_TOKEN"
+    assert milvus.process_config_and_initialize().manager().config.token.get_secret_value() == "secret-token"
+
+
+def evaluate(folder: Path, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(cursor=cursor, resources={"corpus": CorpusResource(docs_dir=str(folder))})
+    return raw_documents_sensor(context)
+
+
+def test_sensor_requests_a_run_on_added_changed_and_removed_files(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nfirst")
+    first = evaluate(docs, None)
+    assert len(first.run_requests) == 1
+    cursor = first.cursor
+    assert not evaluate(docs, cursor).run_requests
+
+    (docs / "b.txt").write_text("added")
+    added = evaluate(docs, cursor)
+    assert len(added.run_requests) == 1 and added.cursor != cursor
+
+    (docs / "a.md").write_text("# A\n\nchanged")
+    os.utime(docs / "a.md", ns=(1, 1))
+    changed = evaluate(docs, added.cursor)
+    assert len(changed.run_requests) == 1
+
+    (docs / "b.txt").unlink()
+    removed = evaluate(docs, changed.cursor)
+    assert len(removed.run_requests) == 1
+    assert removed.run_requests[0].run_key == removed.cursor
+
+
+def test_sensor_skips_with_a_reason_when_the_folder_is_missing(tmp_path: Path) -> None:
+    result = evaluate(tmp_path / "nowhere", None)
+    assert not result.run_requests and "does not exist" in result.skip_reason.skip_message
