@@ -1,0 +1,40 @@
+# Two commands on a fresh machine with Python 3.11, pip and apt: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch first, pinned: on a machine with a local CPU wheel this takes it; elsewhere set
+# TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu" to avoid a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+
+.PHONY: install run test ui bench-ingest clean
+
+install: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[embeddings,reranking,dev]"
+	touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+run: install
+	$(BIN)/python -m rag_assets.demo
+
+test: install
+	$(BIN)/python -m pytest
+
+ui: install
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench-ingest: install
+	$(BIN)/python -m benchmarks.ingest_throughput
+
+clean:
+	rm -rf data .dagster

@@ -1,0 +1,42 @@
+"""``make run``: materialize the ingestion chain on the project's own docs, then answer one question."""
+
+import sys
+
+import dagster as dg
+
+from rag_assets.definitions import build_definitions
+from rag_core.config import load_config
+from rag_core.embedder import shared_embedder
+from rag_core.index_manager import MilvusIndexManager
+
+SAMPLE_QUERY = "How do I check that Milvus is healthy?"
+
+
+def main() -> int:
+    config = load_config()
+    definitions = build_definitions(config)
+    with dg.DagsterInstance.get() as instance:
+        result = definitions.resolve_job_def("ingestion").execute_in_process(instance=instance, raise_on_error=False)
+    if not result.success:
+        print("The ingestion run failed; open `make ui` and look at the run's logs.", file=sys.stderr)
+        return 1
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        metadata = {k: v.value for k, v in materialization.metadata.items() if isinstance(v.value, (int, float, str))}
+        interesting = {k: metadata[k] for k in ("documents", "skipped_inputs", "chunks", "tokens", "embedded_chunks",
+                                                "reused_chunks", "upserted", "deleted", "rows", "collection",
+                                                "seconds") if k in metadata}
+        print(f"{materialization.asset_key.to_user_string():>15}: {interesting}")
+    checks = result.get_asset_check_evaluations()
+    print(f"{'checks':>15}: {sum(c.passed for c in checks)}/{len(checks)} passed")
+    embedder = shared_embedder(config.embedding)
+    manager = MilvusIndexManager(config.milvus, config.index)
+    hits = manager.search(config.milvus.collection, embedder.encode_queries([SAMPLE_QUERY]), limit=3)[0]
+    print(f"\nQ: {SAMPLE_QUERY}")
+    for rank, hit in enumerate(hits, 1):
+        print(f"  {rank}. [{hit.score:.3f}] {hit.doc_id}: {' '.join(hit.text.split())[:160]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
