@@ -4,6 +4,7 @@ Defaults come from rag_core's config (config.yaml, .env, environment), so the CL
 are given as ``dg.EnvVar`` so they are read at run time and never stored in run config.
 """
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -11,10 +12,12 @@ import dagster as dg
 from pydantic import Field
 
 from rag_core.chunking import TokenChunker
-from rag_core.config import EmbeddingConfig, IndexConfig, MilvusConfig
+from rag_core.config import (EmbeddingConfig, IndexConfig, MilvusConfig, PipelineConfig, RAGConfig,
+                             RerankingConfig, RetrievalConfig)
 from rag_core.embedder import Embedder, shared_embedder
 from rag_core.index_manager import MilvusIndexManager
 from rag_core.parquet_store import ParquetStore
+from rag_core.retrieval import RetrievalEngine
 
 
 class EmbedderResource(dg.ConfigurableResource):
@@ -24,8 +27,11 @@ class EmbedderResource(dg.ConfigurableResource):
     chunk_size: int = 200
     chunk_overlap: int = 32
 
+    def embedding_config(self) -> EmbeddingConfig:
+        return EmbeddingConfig(model=self.model, device=self.device, batch_size=self.batch_size)
+
     def embedder(self) -> Embedder:
-        return shared_embedder(EmbeddingConfig(model=self.model, device=self.device, batch_size=self.batch_size))
+        return shared_embedder(self.embedding_config())
 
     def chunker(self) -> TokenChunker:
         embedder = self.embedder()
@@ -51,14 +57,18 @@ class MilvusResource(dg.ConfigurableResource):
     metric_type: str = "COSINE"
 
     def manager(self) -> MilvusIndexManager:
-        config = MilvusConfig(
+        return MilvusIndexManager(self.milvus_config(), self.index_config())
+
+    def index_config(self) -> IndexConfig:
+        return IndexConfig(M=self.M, efConstruction=self.efConstruction, ef=self.ef, metric_type=self.metric_type)
+
+    def milvus_config(self) -> MilvusConfig:
+        return MilvusConfig(
             uri=self.uri, collection=self.collection, user=self.user, password=self.password or "",
             token=self.token or "", db_name=self.db_name, secure=self.secure, timeout_s=self.timeout_s,
             retry_attempts=self.retry_attempts, retry_backoff_s=self.retry_backoff_s,
             enable_sharding=self.enable_sharding, num_shards=self.num_shards,
         )
-        index = IndexConfig(M=self.M, efConstruction=self.efConstruction, ef=self.ef, metric_type=self.metric_type)
-        return MilvusIndexManager(config, index)
 
 
 class CorpusResource(dg.ConfigurableResource):
@@ -80,3 +90,42 @@ class AssetStorage(dg.ConfigurableResource):
 
     def store(self) -> ParquetStore:
         return ParquetStore(self.base_dir)
+
+
+@lru_cache(maxsize=4)
+def _engine(config_json: str) -> RetrievalEngine:
+    """One engine (model, caches, latency window) per process and configuration."""
+    return RetrievalEngine(RAGConfig.model_validate_json(config_json))
+
+
+class RetrievalEngineResource(dg.ConfigurableResource):
+    """The hybrid retrieval engine for on-demand queries, over the same Milvus and model as the ingestion."""
+
+    milvus: MilvusResource
+    embedder: EmbedderResource
+    hybrid_alpha: float = 0.7
+    top_k: int = 20
+    rerank_top_k: int = 5
+    target_latency_ms: float = 80.0
+    lexical_backend: str = "auto"
+    fusion: str = "weighted"
+    candidates: int = 100
+    bm25_dir: str = "data/assets/bm25_index"
+    metrics_dir: str = "data/metrics"
+    reranking_method: str = "none"
+    reranking_model: str = ""
+
+    def rag_config(self) -> RAGConfig:
+        return RAGConfig(
+            milvus=self.milvus.milvus_config(), index=self.milvus.index_config(),
+            embedding=self.embedder.embedding_config(),
+            pipeline=PipelineConfig(hybrid_alpha=self.hybrid_alpha, top_k=self.top_k, rerank_top_k=self.rerank_top_k,
+                                    target_latency_ms=self.target_latency_ms),
+            retrieval=RetrievalConfig(lexical_backend=self.lexical_backend, fusion=self.fusion,
+                                      candidates=self.candidates, bm25_dir=self.bm25_dir, metrics_dir=self.metrics_dir),
+            reranking=RerankingConfig(method=self.reranking_method, model=self.reranking_model),
+        )
+
+    def engine(self) -> RetrievalEngine:
+        config = self.rag_config()
+        return _engine(config.model_dump_json(context={"secrets": True}))

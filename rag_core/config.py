@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, SerializationInfo, ValidationError, field_serializer,
+                      model_validator)
 
 DEFAULT_CONFIG_FILE = "config.yaml"
 ENV_PREFIX = "RAG__"  # RAG__EMBEDDING__BATCH_SIZE=64 sets embedding.batch_size
@@ -21,7 +22,7 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class MilvusConfig(_Section):
@@ -44,6 +45,11 @@ class MilvusConfig(_Section):
     num_shards: int = Field(1, ge=1, le=64)
     consistency_level: Literal["Strong", "Bounded", "Session", "Eventually"] = "Bounded"
 
+    @field_serializer("password", "token", when_used="json")
+    def _secret(self, value: SecretStr, info: SerializationInfo) -> str:
+        """Masked in JSON unless asked for with context={"secrets": True} (to hand the config to another process)."""
+        return value.get_secret_value() if (info.context or {}).get("secrets") else str(value)
+
 
 class IndexConfig(_Section):
     index_type: Literal["HNSW"] = "HNSW"
@@ -54,6 +60,7 @@ class IndexConfig(_Section):
 
 
 class EmbeddingConfig(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # hashable: one loaded model per configuration
     model: str = Field("bundled:all-MiniLM-L6-v2", description="bundled:all-MiniLM-L6-v2, a model name, or a path.")
     device: str = Field("auto", description="auto = CUDA when present, else CPU; or cpu, cuda, cuda:1, mps.")
     batch_size: int = Field(64, ge=1)
@@ -87,6 +94,29 @@ class PipelineConfig(_Section):
     rerank_top_k: int = Field(5, ge=1)
 
 
+class RetrievalConfig(_Section):
+    lexical_backend: Literal["auto", "milvus", "local"] = Field(
+        "auto", description="auto: Milvus BM25 on servers that have it (>= 2.5), else the client-side index.")
+    fusion: Literal["weighted", "rrf"] = "weighted"
+    rrf_k: int = Field(60, ge=1)
+    candidates: int = Field(100, ge=1, description="Hits fetched from each leg before fusion.")
+    document_level: bool = Field(False, description="Return the best chunk per document only.")
+    cache_size: int = Field(1024, ge=0)
+    cache_ttl_s: float = Field(300.0, ge=0)
+    latency_window: int = Field(1000, ge=1)
+    metrics_dir: str = Field("data/metrics", description="Where per-stage latency is persisted.")
+    bm25_dir: str = Field("data/assets/bm25_index", description="The client-side BM25 index.")
+    bm25_refresh_s: float = Field(5.0, ge=0, description="How often the client-side index is checked for staleness.")
+
+
+class RerankingConfig(_Section):
+    method: Literal["none", "cross_encoder"] = "none"
+    model: str = Field("", description="A CrossEncoder model name or path.")
+    device: str = "auto"
+    batch_size: int = Field(32, ge=1)
+    max_length: int | None = None
+
+
 class RAGConfig(_Section):
     milvus: MilvusConfig = MilvusConfig()
     index: IndexConfig = IndexConfig()
@@ -94,6 +124,8 @@ class RAGConfig(_Section):
     chunking: ChunkingConfig = ChunkingConfig()
     ingestion: IngestionConfig = IngestionConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    reranking: RerankingConfig = RerankingConfig()
 
 
 def load_config(path: str | Path | None = None, *, environ: dict[str, str] | None = None) -> RAGConfig:

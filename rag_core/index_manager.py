@@ -6,25 +6,35 @@ a half-built index and the previous version stays for rollback.
 """
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from rag_core.config import IndexConfig, MilvusConfig, load_config
 from rag_core.index_version import IndexVersion
 from rag_core.retry import call_with_retry
 
 T = TypeVar("T")
+# Servers before 2.4 and Milvus Lite give no iterator timestamp; pymilvus then uses the client's clock, which is
+# what a strong-consistency listing wants anyway, and warns about it on every sync.
+logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
 VERSION_SEPARATOR = "__v"
 TEXT_MAX_BYTES = 65535
 ID_QUERY_BATCH = 10000
+ALIAS_REFRESH_S = 1.0
 OUTPUT_FIELDS = ["chunk_id", "doc_id", "position", "text", "metadata"]
+SPARSE_FIELD = "sparse"
+# Stemming and stopwords like the client-side index; Milvus Lite 3.2 ignores these filters (lowercase only).
+ANALYZER = {"tokenizer": "standard",
+            "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]}, {"type": "stemmer", "language": "english"}]}
+BM25_K1, BM25_B = 1.2, 0.75
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class MilvusIndexManager:
         self.config = config.model_copy(update=updates)
         self.index = index
         self._loaded: set[str] = set()
+        self._serving: dict[str, tuple[float, str]] = {}
 
     @property
     def uri(self) -> str:
@@ -156,6 +167,25 @@ class MilvusIndexManager:
             return self._retry("describe_alias", lambda: self.client.describe_alias(name))["collection_name"]
         return name if self._retry("has_collection", lambda: self.client.has_collection(name)) else None
 
+    def serving(self, name: str) -> str:
+        """The loaded collection queries on ``name`` go to, re-resolved at most every ``ALIAS_REFRESH_S``.
+
+        Saves two round trips per query; a promotion elsewhere is seen within that interval.
+        """
+        now = time.monotonic()
+        cached = self._serving.get(name)
+        if cached and now - cached[0] < ALIAS_REFRESH_S:
+            return cached[1]
+        collection = self.resolve(name)
+        if collection is None:
+            raise LookupError(f"No collection or alias {name!r} at {self.uri}; run the ingestion first (make run).")
+        self._ensure_loaded(collection)
+        self._serving[name] = (now, collection)
+        return collection
+
+    def forget_serving(self) -> None:
+        self._serving.clear()
+
     def versions(self, alias: str) -> list[str]:
         prefix = f"{alias}{VERSION_SEPARATOR}"
         names = [n for n in self._retry("list_collections", self.client.list_collections)
@@ -167,10 +197,15 @@ class MilvusIndexManager:
         return IndexVersion.from_properties(described.get("properties") or {})
 
     def version_for(self, model: str, dimension: int, chunking: str) -> IndexVersion:
-        """The version an index built now with this model and chunking would have."""
+        """The version an index built now with this model and chunking would have.
+
+        Where the server has BM25 functions, collections carry a BM25 sparse field as well, so lexical search
+        runs inside Milvus; elsewhere it runs on the client-side index (``rag_core.lexical_index``).
+        """
+        lexical = "milvus" if self.capabilities.supports_bm25 else "none"
         return IndexVersion(model=model, dimension=dimension, metric_type=self.index.metric_type,
                             index_type=self.index.index_type, M=self.index.M, efConstruction=self.index.efConstruction,
-                            num_shards=self.shards, chunking=chunking)
+                            num_shards=self.shards, chunking=chunking, lexical=lexical)
 
     def create_version(self, alias: str, version: IndexVersion) -> str:
         """Create ``alias__vN`` (N = newest + 1) with the schema and HNSW index; the alias is not moved yet."""
@@ -180,14 +215,18 @@ class MilvusIndexManager:
         index_params = self.client.prepare_index_params()
         index_params.add_index(field_name="vector", index_type=self.index.index_type, metric_type=version.metric_type,
                                params={"M": self.index.M, "efConstruction": self.index.efConstruction})
+        if version.lexical == "milvus":
+            index_params.add_index(field_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                                   params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
         extra = {"num_shards": self.shards} if self.shards > 1 else {}
         self._retry("create_collection", lambda: self.client.create_collection(
-            name, schema=self._schema(version.dimension), index_params=index_params,
+            name, schema=self._schema(version.dimension, bm25=version.lexical == "milvus"), index_params=index_params,
             properties=version.to_properties(), **extra))
         return name
 
     def promote(self, alias: str, collection: str) -> None:
         """Point ``alias`` at ``collection`` in one step; readers switch with no gap."""
+        self._serving.pop(alias, None)
         if self._alias_exists(alias):
             self._retry("alter_alias", lambda: self.client.alter_alias(collection, alias))
         else:
@@ -205,14 +244,19 @@ class MilvusIndexManager:
     def _alias_exists(self, alias: str) -> bool:
         return alias in self._retry("list_aliases", lambda: self.client.list_aliases())["aliases"]
 
-    def _schema(self, dimension: int):  # noqa: ANN202 - pymilvus CollectionSchema
+    def _schema(self, dimension: int, *, bm25: bool):  # noqa: ANN202 - pymilvus CollectionSchema
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("chunk_id", DataType.VARCHAR, max_length=64, is_primary=True)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)
         schema.add_field("position", DataType.INT64)
-        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
+        text_options = {"enable_analyzer": True, "analyzer_params": ANALYZER} if bm25 else {}
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES, **text_options)
         schema.add_field("metadata", DataType.JSON)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        if bm25:
+            schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25,
+                                         input_field_names=["text"], output_field_names=[SPARSE_FIELD]))
         return schema
 
     # --- rows ---------------------------------------------------------------------------------------------------
@@ -246,20 +290,30 @@ class MilvusIndexManager:
 
     def list_chunk_ids(self, collection: str) -> dict[str, str]:
         """chunk_id -> doc_id for every row: what the sync compares against, so Milvus itself is the truth."""
+        return {row["chunk_id"]: row["doc_id"] for row in self.read_rows(collection, ["chunk_id", "doc_id"])}
+
+    def read_rows(self, collection: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every row's ``fields``, read in pages with strong consistency (a whole-collection export)."""
         self._ensure_loaded(collection)
 
-        def read_all() -> dict[str, str]:
+        def read_all() -> list[dict[str, Any]]:
             iterator = self.client.query_iterator(collection, batch_size=ID_QUERY_BATCH, filter="",
-                                                  output_fields=["chunk_id", "doc_id"], consistency_level="Strong")
-            found: dict[str, str] = {}
+                                                  output_fields=fields, consistency_level="Strong")
+            rows: list[dict[str, Any]] = []
             try:
                 while batch := iterator.next():
-                    found.update((row["chunk_id"], row["doc_id"]) for row in batch)
+                    rows.extend({f: row[f] for f in fields} for row in batch)
             finally:
                 iterator.close()
-            return found
+            return rows
 
         return self._retry("query_iterator", read_all)
+
+    def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[SearchHit]:
+        """Rows by primary key, as hits with no score (for chunks a client-side leg found)."""
+        self._ensure_loaded(collection)
+        rows = self._retry("get", lambda: self.client.get(collection, ids=list(chunk_ids), output_fields=OUTPUT_FIELDS))
+        return [_hit({"entity": row, "distance": 0.0}) for row in rows]
 
     def count(self, collection: str) -> int:
         """Live rows, read with strong consistency so a count right after a write includes it."""
@@ -283,16 +337,24 @@ class MilvusIndexManager:
         ``consistency_level`` defaults to ``milvus.consistency_level`` (Bounded: a write is visible within about a
         second, without making every query wait for it).
         """
-        collection = self.resolve(name)
-        if collection is None:
-            raise LookupError(f"No collection or alias {name!r} at {self.uri}; run the ingestion first (make run).")
-        self._ensure_loaded(collection)
+        collection = self.serving(name)
         params = {"metric_type": self.index.metric_type, "params": {"ef": max(ef or self.index.ef, limit)}}
         raw = self._retry("search", lambda: self.client.search(
             collection, data=[list(map(float, v)) for v in vectors], limit=limit, filter=filter,
             search_params=params, output_fields=OUTPUT_FIELDS,
             consistency_level=consistency_level or self.config.consistency_level))
         return [[_hit(h) for h in hits] for hits in raw]
+
+    def search_bm25(self, name: str, queries: Sequence[str], *, limit: int, filter: str = "",
+                    consistency_level: str | None = None) -> list[list[SearchHit]]:
+        """Server-side BM25 over the collection's sparse field (Milvus Lite 3.x, Milvus >= 2.5)."""
+        collection = self.serving(name)
+        raw = self._retry("search_bm25", lambda: self.client.search(
+            collection, data=list(queries), anns_field=SPARSE_FIELD, limit=limit, filter=filter,
+            search_params={"metric_type": "BM25"}, output_fields=OUTPUT_FIELDS,
+            consistency_level=consistency_level or self.config.consistency_level))
+        # Milvus Lite reports BM25 as a negated distance; the score itself is never negative.
+        return [[replace(h, score=abs(h.score)) for h in map(_hit, hits)] for hits in raw]
 
     def compact(self, name: str, *, wait_s: float = 60.0) -> CompactionResult:
         """Merge segments and purge deleted rows; waits up to ``wait_s`` for the job to finish."""
@@ -310,6 +372,7 @@ class MilvusIndexManager:
             self.client.close()
             del self.__dict__["client"]
         self._loaded.clear()
+        self._serving.clear()
 
 
 def _hit(hit: dict[str, Any]) -> SearchHit:

@@ -19,6 +19,7 @@ class IndexVersion:
     efConstruction: int
     num_shards: int
     chunking: str
+    lexical: str = "none"  # "milvus": a BM25 function and sparse field live in the collection
 
     @property
     def fingerprint(self) -> str:
@@ -38,6 +39,7 @@ class IndexVersion:
                 model=values["model"], dimension=int(values["dimension"]), metric_type=values["metric_type"],
                 index_type=values["index_type"], M=int(values["M"]), efConstruction=int(values["efConstruction"]),
                 num_shards=int(values["num_shards"]), chunking=values["chunking"],
+                lexical=values.get("lexical", "none"),
             )
         except (KeyError, ValueError):
             return None

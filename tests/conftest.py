@@ -6,7 +6,7 @@ import pytest
 
 from rag_core.config import EmbeddingConfig, RAGConfig
 from rag_core.embedder import Embedder, shared_embedder
-from tests.milvus_server import MilvusServer, start_server
+from tests.milvus_server import MilvusServer, running_server
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 
@@ -19,9 +19,8 @@ def embedder() -> Embedder:
 
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
-    server = start_server(tmp_path_factory.mktemp("milvus-server"))
-    yield server
-    server.stop()
+    with running_server(tmp_path_factory.mktemp("milvus-server")) as server:
+        yield server
 
 
 @pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])

@@ -1,6 +1,7 @@
 """Runs the real Milvus standalone server (from the ``milvus`` package) on loopback for integration tests."""
 
 import contextlib
+from collections.abc import Iterator
 import shutil
 import socket
 import subprocess
@@ -104,3 +105,12 @@ def start_server(data_dir: Path) -> MilvusServer:
         time.sleep(1)
     MilvusServer(process=process, data_dir=data_dir, port=0).stop()
     raise RuntimeError(f"milvus-server was not healthy after {START_TIMEOUT_S}s; see {data_dir / 'server.log'}")
+
+
+@contextlib.contextmanager
+def running_server(data_dir: Path) -> Iterator[MilvusServer]:
+    server = start_server(data_dir)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -37,6 +37,9 @@ def test_ingest_then_reingest_then_stats_and_health(workdir: Path, embedder, cap
     assert main(["health"]) == 0
     assert "ok: data/milvus.db (Milvus milvus_lite-" in capsys.readouterr().out
 
+    assert main(["compact"]) == 0
+    assert "compacted semantic_index__v1" in capsys.readouterr().out
+
 
 def test_ingest_into_a_named_collection(workdir: Path, embedder, capsys: pytest.CaptureFixture) -> None:
     assert main(["ingest", "docs/bm25.txt", "--collection", "notes"]) == 0
@@ -57,3 +60,45 @@ def test_errors_name_what_to_fix(workdir: Path, capsys: pytest.CaptureFixture, m
     (workdir / "config.yaml").write_text("pipeline:\n  top_k: -1\n")
     assert main(["health"]) == 2
     assert "pipeline.top_k" in capsys.readouterr().err
+
+
+def write_beir(folder: Path) -> Path:
+    """A tiny BEIR dataset: each query is answered by one document; q3 is also a corpus id (self-hits ignored)."""
+    corpus = {"d1": ("Compaction", "Compaction merges segments and purges deleted rows."),
+              "d2": ("Sensors", "A sensor requests a run when files change in a folder."),
+              "d3": ("HNSW", "The ef parameter of HNSW trades accuracy for speed."),
+              "q3": ("Decoy", "This document has the id of a query and must be ignored as a self-hit.")}
+    queries = {"q1": "how are deleted rows purged", "q2": "run when files change", "q3": "HNSW ef accuracy speed"}
+    folder.mkdir()
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "title": t, "text": x})
+                                                   for k, (t, x) in corpus.items()))
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": k, "text": t}) for k, t in queries.items()))
+    (folder / "qrels").mkdir()
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n")
+    return folder
+
+
+def test_query_prints_ranked_chunks_and_json(workdir: Path, embedder, capsys: pytest.CaptureFixture) -> None:
+    assert main(["ingest", "docs"]) == 0
+    capsys.readouterr()
+    assert main(["query", "How are deleted rows purged in Milvus?", "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1. [") and "milvus.md" in out.splitlines()[0] and "BM25 local" in out
+    assert main(["query", "sensors watch for new files", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["results"][0]["doc_id"] == "dagster.md" and payload["timings_ms"]["retrieval"] > 0
+
+
+def test_eval_scores_a_beir_dataset_and_writes_a_trec_run(workdir: Path, embedder,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    dataset = write_beir(workdir / "tiny")
+    assert main(["eval", "--dataset", str(dataset), "--json", "--run-out", "run.trec"]) == 0
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scores["queries"] == 3 and scores["ndcg@10"] == pytest.approx(1.0) and scores["recall@100"] == 1.0
+    assert set(scores["latency_ms"]) == {"p50", "p95"} and scores["mrr@10"] == 1.0
+    lines = (workdir / "run.trec").read_text().splitlines()
+    assert lines[0].split()[:4] == ["q1", "Q0", "d1", "1"] and len(lines[0].split()) == 6
+    assert not any(line.startswith("q3 Q0 q3 ") for line in lines), "a hit on the query's own id is ignored"
+    assert main(["eval", "--dataset", str(dataset), "--mode", "bm25"]) == 0
+    captured = capsys.readouterr()
+    assert "bm25 (weighted" in captured.out and "nDCG@10 1.0000" in captured.out

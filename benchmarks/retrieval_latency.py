@@ -1,0 +1,145 @@
+"""Query latency per stage and throughput, beside the limit measured in the same run.
+
+Scenarios (no cross-encoder):
+  lite:   SciFact (the `rag eval` collection) on the embedded Milvus Lite; 300 test queries, one at a time.
+  server: 100k chunks on the real Milvus server: the SciFact chunks plus synthetic rows (random unit vectors,
+          texts made of SciFact sentences) up to 100,000; the same 300 queries.
+The limit per query = query embedding + exact numpy search over all vectors + bm25s over all chunks: the work a
+hybrid query cannot avoid. Then throughput: 8 threads, 2,000 queries.
+Usage: python -m benchmarks.retrieval_latency [--scenario lite|server|both]
+"""
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from rag_core.config import RAGConfig
+from rag_core.evaluation import dataset_alias, load_beir
+from rag_core.index_manager import MilvusIndexManager
+from rag_core.ingest import ingest_path
+from rag_core.retrieval import RetrievalEngine
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+TARGET_ROWS = 100_000
+THREADS, THROUGHPUT_QUERIES = 8, 2000
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    p50, p95 = np.percentile(values, [50, 95])
+    return {"p50": round(float(p50), 2), "p95": round(float(p95), 2)}
+
+
+def pad_to(manager: MilvusIndexManager, collection: str, target: int, seed: int = 0) -> int:
+    """Synthetic rows (random unit vectors, texts of real sentences) until the collection holds ``target``."""
+    rows = manager.read_rows(collection, ["text"])
+    sentences = [s for r in rows for s in r["text"].split(". ") if len(s) > 40]
+    rng, pyrng = np.random.default_rng(seed), random.Random(seed)
+    missing = target - len(rows)
+    for start in range(0, missing, 2000):
+        size = min(2000, missing - start)
+        vectors = rng.normal(size=(size, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        manager.upsert(collection, [
+            {"chunk_id": f"synthetic-{start + i}", "doc_id": f"synthetic-{(start + i) // 3}", "position": 0,
+             "text": ". ".join(pyrng.sample(sentences, 3)), "metadata": {"synthetic": True},
+             "vector": vectors[i].tolist()} for i in range(size)])
+    return missing
+
+
+def measure(config: RAGConfig, alias: str, queries: list[str]) -> dict:
+    engine = RetrievalEngine(config, alias=alias)
+    engine.search(queries[0])  # loads the model, the collection and the BM25 index
+    collection = engine.manager.serving(alias)
+    rows = engine.manager.read_rows(collection, ["chunk_id", "vector"])
+    matrix = np.asarray([r["vector"] for r in rows], dtype=np.float32)
+    lexical = engine.lexical_index()
+
+    stages: dict[str, list[float]] = {}
+    for query in queries:
+        result = engine.search(query)
+        for stage, value in result.timings_ms.items():
+            stages.setdefault(stage, []).append(value)
+    limit = []
+    for query in queries:
+        tick = time.perf_counter()
+        vector = engine.embedder.encode_queries([query])[0]
+        np.argpartition(-(matrix @ vector), 100)[:100]
+        lexical.search([query], 100)
+        limit.append((time.perf_counter() - tick) * 1000)
+
+    errors, started = 0, time.perf_counter()
+    stream = [queries[i % len(queries)] for i in range(THROUGHPUT_QUERIES)]
+
+    def one(query: str) -> bool:
+        try:
+            return bool(engine.search(query).results)
+        except Exception:  # noqa: BLE001 - counted, the figure is the error count
+            return False
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        ok = list(pool.map(one, stream))
+    errors = ok.count(False)
+    seconds = time.perf_counter() - started
+    return {"rows": len(rows), "queries": len(queries), "lexical_backend": engine.lexical_backend,
+            "stages_ms": {k: percentiles(v) for k, v in stages.items()}, "limit_ms": percentiles(limit),
+            "p95_to_limit_ratio": round(percentiles(stages["retrieval"])["p95"] / percentiles(limit)["p95"], 2),
+            "throughput": {"threads": THREADS, "queries": THROUGHPUT_QUERIES, "errors": errors,
+                           "queries_per_s": round(THROUGHPUT_QUERIES / seconds, 1)}}
+
+
+def copy_collection(source: MilvusIndexManager, source_alias: str, target: MilvusIndexManager, alias: str) -> None:
+    """The SciFact rows, vectors included, from the embedded index to the server: no second embedding pass."""
+    collection = source.serving(source_alias)
+    version = source.index_version(collection)
+    rows = source.read_rows(collection, ["chunk_id", "doc_id", "position", "text", "metadata", "vector"])
+    server_version = target.version_for(version.model, version.dimension, version.chunking)
+    name = target.create_version(alias, server_version)
+    for start in range(0, len(rows), 2000):
+        target.upsert(name, rows[start:start + 2000])
+    target.promote(alias, name)
+
+
+def run(scenario: str) -> dict:
+    dataset = load_beir(SCIFACT, "test")
+    queries = list(dataset.queries.values())
+    lite = RAGConfig.model_validate({"retrieval": {"cache_size": 0}})  # the `rag eval` collection under data/
+    lite_alias = dataset_alias(SCIFACT)
+    ingest_path(dataset.corpus, lite, collection=lite_alias)  # embeds only the first time
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if scenario == "lite":
+            return {"scenario": "lite", **measure(lite, lite_alias, queries)}
+        from tests.milvus_server import running_server
+
+        (work / "server").mkdir()
+        with running_server(work / "server") as server:
+            config = RAGConfig.model_validate({
+                "milvus": {"uri": server.uri}, "retrieval": {"cache_size": 0, "bm25_dir": str(work / "bm25")}})
+            alias = "latency_100k"
+            manager = MilvusIndexManager(config.milvus, config.index)
+            copy_collection(MilvusIndexManager(lite.milvus, lite.index), lite_alias, manager, alias)
+            added = pad_to(manager, manager.serving(alias), TARGET_ROWS)
+            return {"scenario": "server-100k", "synthetic_rows": added, **measure(config, alias, queries)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenario", choices=["lite", "server", "both"], default="both")
+    parser.add_argument("--out", default="benchmarks/out/latency.json")
+    args = parser.parse_args()
+    results = [run(s) for s in (["lite", "server"] if args.scenario == "both" else [args.scenario])]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

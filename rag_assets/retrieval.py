@@ -1,0 +1,78 @@
+"""Retrieval in Dagster: the client-side BM25 index, on-demand queries, and measured quality."""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from rag_assets.assets import semantic_index
+from rag_assets.metadata import to_metadata
+from rag_assets.resources import MilvusResource, RetrievalEngineResource
+from rag_core.evaluation import evaluate_dataset
+from rag_core.lexical_index import LexicalIndex
+from rag_core.parquet_store import ParquetTable
+
+
+@dg.asset(group_name="retrieval", deps=[semantic_index], kinds={"bm25"},
+          description="Client-side BM25 over the chunks, for Milvus servers without BM25 functions (2.3/2.4).")
+def bm25_index(chunks: ParquetTable, milvus: MilvusResource, retrieval: RetrievalEngineResource) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    table = chunks.file.read(columns=["chunk_id", "doc_id", "text"])
+    collection = milvus.manager().serving(milvus.collection)
+    index = LexicalIndex.build(table.column("chunk_id").to_pylist(), table.column("doc_id").to_pylist(),
+                               table.column("text").to_pylist(), collection=collection)
+    folder = Path(retrieval.bm25_dir) / milvus.collection
+    index.save(folder)
+    return dg.MaterializeResult(metadata={
+        "chunks": len(index), "collection": collection, "path": dg.MetadataValue.path(str(folder)),
+        "seconds": round(time.perf_counter() - started, 3),
+        "used_by_queries": retrieval.engine().lexical_backend == "local",
+    })
+
+
+class QueryConfig(dg.Config):
+    query: str = Field(description="The question or keywords to search for.")
+    top_k: int = 5
+    mode: str = "hybrid"
+
+
+@dg.op(out=dg.Out(dg.Nothing), description="Runs one hybrid query and shows the ranked chunks in the run.")
+def answer_query(context: dg.OpExecutionContext, config: QueryConfig, retrieval: RetrievalEngineResource) -> dg.Output:
+    engine = retrieval.engine()
+    result = engine.search(config.query, top_k=max(config.top_k, retrieval.top_k), rerank_top_k=config.top_k,
+                           mode=config.mode)
+    engine.latency.save()
+    rows = [f"| {i} | {c.fused_score:.3f} | `{c.doc_id}` | {' '.join(c.text.split())[:160].replace('|', '/')} |"
+            for i, c in enumerate(result.results, 1)]
+    table = "\n".join(["| # | score | document | text |", "|---|---|---|---|", *rows])
+    context.log.info(f"{len(rows)} results for {config.query!r} from {result.collection}")
+    return dg.Output(None, metadata={"query": config.query, "results": dg.MetadataValue.md(table),
+                                     "lexical_backend": result.lexical_backend,
+                                     **{f"{k}_ms": round(v, 2) for k, v in result.timings_ms.items()}})
+
+
+@dg.job(description="On-demand query: set ops.answer_query.config.query in the launchpad.")
+def query_job() -> None:
+    answer_query()
+
+
+class EvaluationConfig(dg.Config):
+    dataset: str = Field(description="A BEIR-format folder: corpus.jsonl(.gz), queries.jsonl, qrels/<split>.tsv.")
+    split: str = "test"
+    mode: str = "hybrid"
+
+
+@dg.asset(group_name="retrieval", kinds={"beir"}, deps=[semantic_index],
+          description="nDCG@10 / Recall@100 / MRR@10 of the retrieval engine on a BEIR dataset.")
+def retrieval_evaluation(config: EvaluationConfig, retrieval: RetrievalEngineResource) -> dg.MaterializeResult:
+    dataset = Path(config.dataset)
+    if not dataset.is_dir():
+        raise dg.Failure(f"Evaluation dataset {dataset.resolve()} is not a folder; set the asset's config "
+                         "'dataset' to a BEIR folder.")
+    report, _, options = evaluate_dataset(retrieval.rag_config(), dataset, split=config.split, mode=config.mode)
+    return dg.MaterializeResult(metadata=to_metadata({
+        "ndcg_at_10": report.ndcg_at_10, "recall_at_100": report.recall_at_100, "mrr_at_10": report.mrr_at_10,
+        "queries": report.queries, "latency_p50_ms": report.latency_p50_ms, "latency_p95_ms": report.latency_p95_ms,
+        "mode": options.mode, "fusion": options.fusion, "alpha": options.alpha, "dataset": str(dataset),
+    }))

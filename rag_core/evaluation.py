@@ -1,0 +1,138 @@
+"""Retrieval quality on BEIR-format datasets: nDCG@10, Recall@100 and MRR@10, computed as BEIR does.
+
+A dataset folder holds ``corpus.jsonl(.gz)``, ``queries.jsonl`` and ``qrels/{split}.tsv``. Hits whose document id
+equals the query id are ignored (the BEIR default), and every judged query counts, even one with no hits.
+"""
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag_core.config import RAGConfig
+from rag_core.fusion import FusionMethod
+from rag_core.retrieval import Mode, RetrievalEngine, SearchOptions
+
+@dataclass(frozen=True)
+class BeirDataset:
+    root: Path
+    corpus: Path
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    ndcg_at_10: float
+    recall_at_100: float
+    mrr_at_10: float
+    queries: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+
+    def as_json(self) -> dict:
+        return {"ndcg@10": round(self.ndcg_at_10, 5), "recall@100": round(self.recall_at_100, 5),
+                "mrr@10": round(self.mrr_at_10, 5), "queries": self.queries,
+                "latency_ms": {"p50": round(self.latency_p50_ms, 2), "p95": round(self.latency_p95_ms, 2)}}
+
+
+Run = dict[str, list[tuple[str, float]]]
+
+
+def load_beir(root: Path, split: str = "test") -> BeirDataset:
+    corpus = next((root / n for n in ("corpus.jsonl.gz", "corpus.jsonl") if (root / n).is_file()), None)
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    for path, what in ((corpus, "corpus.jsonl(.gz)"), (root / "queries.jsonl", "queries.jsonl"), (qrels_path, f"qrels/{split}.tsv")):
+        if path is None or not path.is_file():
+            raise FileNotFoundError(f"{root} has no {what}; a BEIR dataset folder holds corpus.jsonl(.gz), "
+                                    "queries.jsonl and qrels/<split>.tsv.")
+    qrels: dict[str, dict[str, int]] = {}
+    for number, line in enumerate(qrels_path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split("\t")
+        if number == 1 and fields[0] == "query-id":
+            continue
+        if len(fields) != 3:
+            raise ValueError(f"{qrels_path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score', got {line!r}")
+        qrels.setdefault(fields[0], {})[fields[1]] = int(fields[2])
+    queries = {}
+    with (root / "queries.jsonl").open(encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            if str(record["_id"]) in qrels:
+                queries[str(record["_id"])] = record["text"]
+    missing = sorted(set(qrels) - set(queries))
+    if missing:
+        raise ValueError(f"{len(missing)} judged queries are not in queries.jsonl (e.g. {missing[:3]}).")
+    return BeirDataset(root=root, corpus=corpus, queries=queries, qrels=qrels)
+
+
+def ndcg_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int) -> float:
+    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int) -> float:
+    positives = {d for d, g in relevant.items() if g > 0}
+    return len(positives & set(ranked[:k])) / len(positives) if positives else 0.0
+
+
+def mrr_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int) -> float:
+    return next((1.0 / (i + 1) for i, d in enumerate(ranked[:k]) if relevant.get(d, 0) > 0), 0.0)
+
+
+def score_run(run: Run, qrels: dict[str, dict[str, int]]) -> tuple[float, float, float]:
+    ranked = {q: [d for d, _ in run.get(q, [])] for q in qrels}
+    return (float(np.mean([ndcg_at_k(ranked[q], qrels[q], 10) for q in qrels])),
+            float(np.mean([recall_at_k(ranked[q], qrels[q], 100) for q in qrels])),
+            float(np.mean([mrr_at_k(ranked[q], qrels[q], 10) for q in qrels])))
+
+
+def evaluate(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptions) -> tuple[EvaluationReport, Run]:
+    """Runs every judged query one at a time, as a user would, so the latency figures are per query."""
+    ids = list(dataset.queries)
+    run: Run = {}
+    per_query_ms: list[float] = []
+    for qid in ids:
+        tick = time.perf_counter()
+        result = engine.search_many([dataset.queries[qid]], options)[0]
+        per_query_ms.append((time.perf_counter() - tick) * 1000)
+        run[qid] = [(c.doc_id, c.fused_score if c.rerank_score is None else c.rerank_score)
+                    for c in result.results if c.doc_id != qid][:100]
+    ndcg, recall, mrr = score_run(run, dataset.qrels)
+    p50, p95 = np.percentile(per_query_ms, [50, 95])
+    return EvaluationReport(ndcg, recall, mrr, len(ids), float(p50), float(p95)), run
+
+
+def write_trec_run(run: Run, path: Path, tag: str) -> None:
+    """``qid Q0 docid rank score tag``, at most 100 documents per query: readable by trec_eval and ranx."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for qid, hits in run.items():
+            for rank, (doc_id, score) in enumerate(hits[:100], 1):
+                out.write(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+
+
+def dataset_alias(root: Path) -> str:
+    return "eval_" + "".join(c if c.isalnum() else "_" for c in root.resolve().name)
+
+
+def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode: Mode = "hybrid",
+                     alpha: float | None = None, fusion: FusionMethod | None = None,
+                     collection: str | None = None) -> tuple[EvaluationReport, Run, SearchOptions]:
+    """Index the dataset's corpus into its own collection (reused when unchanged), then run and score its queries."""
+    from rag_core.ingest import ingest_path  # embedding stack, only when evaluating
+
+    dataset = load_beir(root, split)
+    alias = collection or dataset_alias(root)
+    ingest_path(dataset.corpus, config, collection=alias)
+    engine = RetrievalEngine(config, alias=alias)
+    options = engine.options(mode=mode, top_k=100, rerank_top_k=100, alpha=alpha, fusion=fusion,
+                             candidates=max(config.retrieval.candidates, 300), document_level=True)
+    report, run = evaluate(engine, dataset, options)
+    return report, run, options

@@ -1,0 +1,61 @@
+"""Fusing the dense and lexical candidate lists into one ranking.
+
+Two methods, both over the union of the two lists:
+- ``weighted``: each leg's scores min-max normalised to [0, 1] within the query, then
+  ``alpha * dense + (1 - alpha) * lexical``; a candidate missing from a leg scores 0 there. ``alpha`` is the dense
+  weight (the guide's "favor dense search" raises it).
+- ``rrf``: reciprocal rank fusion, ``1 / (k + rank)`` summed over the legs; scale-free, so no tuning of alpha.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+FusionMethod = Literal["weighted", "rrf"]
+
+
+@dataclass(frozen=True)
+class LegHit:
+    """One candidate as one retrieval leg saw it."""
+
+    key: str
+    score: float
+
+
+@dataclass(frozen=True)
+class FusedHit:
+    key: str
+    fused_score: float
+    dense_score: float | None
+    dense_rank: int | None
+    lexical_score: float | None
+    lexical_rank: int | None
+
+
+def _normalised(hits: Sequence[LegHit]) -> dict[str, float]:
+    if not hits:
+        return {}
+    scores = [h.score for h in hits]
+    low, high = min(scores), max(scores)
+    span = high - low
+    return {h.key: (h.score - low) / span if span > 0 else 1.0 for h in hits}
+
+
+def fuse(dense: Sequence[LegHit], lexical: Sequence[LegHit], *, method: FusionMethod = "weighted",
+         alpha: float = 0.5, rrf_k: int = 60) -> list[FusedHit]:
+    """Both legs ranked best first; returns the union ranked by fused score, ties broken by dense rank."""
+    dense_rank = {h.key: r for r, h in enumerate(dense, 1)}
+    lexical_rank = {h.key: r for r, h in enumerate(lexical, 1)}
+    dense_score = {h.key: h.score for h in dense}
+    lexical_score = {h.key: h.score for h in lexical}
+    keys = list(dict.fromkeys([*dense_rank, *lexical_rank]))
+    if method == "rrf":
+        fused = {k: sum(1.0 / (rrf_k + ranks[k]) for ranks in (dense_rank, lexical_rank) if k in ranks) for k in keys}
+    elif method == "weighted":
+        dn, ln = _normalised(dense), _normalised(lexical)
+        fused = {k: alpha * dn.get(k, 0.0) + (1 - alpha) * ln.get(k, 0.0) for k in keys}
+    else:
+        raise ValueError(f"Unknown fusion method {method!r}; use 'weighted' or 'rrf'.")
+    ordered = sorted(keys, key=lambda k: (-fused[k], dense_rank.get(k, len(keys) + 1), lexical_rank.get(k, 0)))
+    return [FusedHit(key=k, fused_score=fused[k], dense_score=dense_score.get(k), dense_rank=dense_rank.get(k),
+                     lexical_score=lexical_score.get(k), lexical_rank=lexical_rank.get(k)) for k in ordered]

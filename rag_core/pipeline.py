@@ -1,0 +1,115 @@
+"""The operations guide's Python API: ``AdvancedRAGPipeline`` with async ``retrieve`` and ``ingest_documents``.
+
+With no arguments it reads ``config.yaml`` / ``.env`` / the environment and works on the embedded default
+(Milvus Lite under ./data).
+"""
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag_core.config import PipelineConfig, RAGConfig, load_config
+from rag_core.documents import Document
+from rag_core.ingest import IngestReport, ingest_documents, ingest_path
+from rag_core.latency import report as latency_report
+from rag_core.retrieval import RetrievalEngine, RetrievedChunk
+
+SAVE_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class QueryMetrics:
+    """What one query cost and how confident its ranking looks (quality estimates come with the quality work)."""
+
+    latency_ms: dict[str, float]
+    total_latency_ms: float
+    sla_met: bool
+    results: int
+    top_score: float | None
+    mean_score: float | None
+    both_legs_share: float  # fraction of results found by dense and BM25 alike: low means the legs disagree
+    cached: bool
+    collection: str
+
+
+def as_document(item: Document | dict[str, Any], position: int) -> Document:
+    if isinstance(item, Document):
+        return item
+    if not isinstance(item, dict):
+        raise TypeError(f"Item {position} is a {type(item).__name__}; give Documents, dicts or file paths.")
+    for field in ("id", "text"):
+        if not str(item.get(field, "")).strip():
+            raise ValueError(f"Item {position} has no {field!r}; each dict needs 'id' and 'text' "
+                             "(optional: 'title', 'metadata').")
+    return Document(doc_id=str(item["id"]), text=str(item["text"]), title=str(item.get("title", "")),
+                    metadata=dict(item.get("metadata") or {}))
+
+
+class AdvancedRAGPipeline:
+    def __init__(self, config: RAGConfig | str | Path | None = None, *, collection: str | None = None) -> None:
+        self.settings = config if isinstance(config, RAGConfig) else load_config(config)
+        self.collection = collection or self.settings.milvus.collection
+        self._engine: RetrievalEngine | None = None
+        self._saved_at = 0.0
+
+    @property
+    def config(self) -> PipelineConfig:
+        """``hybrid_alpha``, ``top_k``, ``rerank_top_k``, ``target_latency_ms``; assignments apply to the next query."""
+        return self.settings.pipeline
+
+    @property
+    def engine(self) -> RetrievalEngine:
+        if self._engine is None:
+            self._engine = RetrievalEngine(self.settings, alias=self.collection)
+        return self._engine
+
+    async def retrieve(self, query: str, *, top_k: int | None = None, filter: str = "",
+                       mode: str = "hybrid") -> tuple[list[RetrievedChunk], QueryMetrics]:
+        result = await asyncio.to_thread(self.engine.search, query, top_k=top_k, filter=filter, mode=mode)
+        self._save_latency()
+        scores = [c.rerank_score if c.rerank_score is not None else c.fused_score for c in result.results]
+        both = sum(c.dense_rank is not None and c.lexical_rank is not None for c in result.results)
+        total = result.timings_ms["retrieval"]
+        metrics = QueryMetrics(
+            latency_ms=result.timings_ms, total_latency_ms=total, sla_met=total <= self.config.target_latency_ms,
+            results=len(result.results), top_score=scores[0] if scores else None,
+            mean_score=sum(scores) / len(scores) if scores else None,
+            both_legs_share=both / len(result.results) if result.results else 0.0, cached=result.cached,
+            collection=result.collection)
+        return result.results, metrics
+
+    async def ingest_documents(self, batch: Iterable[Document | dict[str, Any] | str | Path]) -> IngestReport:
+        """A batch of ``Document``s, of dicts (``id``, ``text``, optional ``title``/``metadata``), or of file paths."""
+        items = list(batch)
+        paths = [Path(i) for i in items if isinstance(i, (str, Path))]
+        if paths and len(paths) != len(items):
+            raise TypeError("Give one kind per batch: documents/dicts, or file paths.")
+        if paths:
+            reports = [await asyncio.to_thread(ingest_path, p, self.settings, collection=self.collection) for p in paths]
+            report = _merge(reports)
+        else:
+            documents = [as_document(item, i) for i, item in enumerate(items)]
+            report = await asyncio.to_thread(ingest_documents, documents, self.settings, collection=self.collection)
+        if self._engine is not None:
+            self._engine.invalidate()
+        return report
+
+    def get_performance_report(self) -> dict[str, Any]:
+        report = latency_report(self.engine.latency)
+        report["cache"] = self.engine.cache.stats
+        return report
+
+    def _save_latency(self) -> None:
+        if time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
+            self.engine.latency.save()
+            self._saved_at = time.monotonic()
+
+
+def _merge(reports: list[IngestReport]) -> IngestReport:
+    last = reports[-1]
+    return IngestReport(documents=sum(r.documents for r in reports), chunks=sum(r.chunks for r in reports),
+                        skipped=[s for r in reports for s in r.skipped], sync=last.sync,
+                        seconds=round(sum(r.seconds for r in reports), 3))

@@ -1,0 +1,77 @@
+"""Fusion arithmetic, and the client-side BM25 checked against rank-bm25 as an independent oracle."""
+
+import math
+from pathlib import Path
+
+import pytest
+from rank_bm25 import BM25Okapi
+
+from rag_core.fusion import LegHit, fuse
+from rag_core.lexical_index import LexicalIndex, tokenize
+
+CORPUS = [
+    "Milvus stores dense vectors and builds HNSW graphs for fast approximate search.",
+    "BM25 ranks documents by term frequency, inverse document frequency and length.",
+    "Dagster sensors watch folders and request runs when files change.",
+    "Running the compaction job merges small segments and purges deleted rows.",
+    "A reranker reads the query and each passage together and scores relevance.",
+    "Vectors are normalised so cosine similarity equals the inner product.",
+]
+
+
+class LuceneIdfOracle(BM25Okapi):
+    """rank-bm25's term-frequency machinery with the Lucene idf, log(1 + (N - df + 0.5) / (df + 0.5))."""
+
+    def _calc_idf(self, nd: dict) -> None:
+        self.idf = {w: math.log(1 + (self.corpus_size - df + 0.5) / (df + 0.5)) for w, df in nd.items()}
+
+
+def test_bm25_scores_match_the_rank_bm25_oracle() -> None:
+    ids = [f"c{i}" for i in range(len(CORPUS))]
+    index = LexicalIndex.build(ids, ids, CORPUS, collection="x", k1=1.2, b=0.75)
+    oracle = LuceneIdfOracle(tokenize(CORPUS, as_words=True), k1=1.2, b=0.75)
+    for query in ("running compaction of segments", "vector search with HNSW", "term frequency ranking"):
+        expected = oracle.get_scores(tokenize([query], as_words=True)[0]) / (1.2 + 1)  # Lucene leaves out rank-bm25's (k1 + 1) factor
+        hits = index.search([query], limit=len(CORPUS))[0]
+        assert hits, query
+        for hit in hits:
+            assert hit.score == pytest.approx(expected[int(hit.chunk_id[1:])], rel=1e-4)
+        assert [h.chunk_id for h in hits] == [f"c{i}" for i in sorted(range(len(CORPUS)), key=lambda i: -expected[i])
+                                             if expected[i] > 0]
+
+
+def test_bm25_stems_and_drops_stopwords_and_survives_a_save(tmp_path: Path) -> None:
+    ids = [f"c{i}" for i in range(len(CORPUS))]
+    index = LexicalIndex.build(ids, [f"d{i}" for i in range(len(CORPUS))], CORPUS, collection="col__v3")
+    assert {h.chunk_id for h in index.search(["run"], 3)[0]} == {"c2", "c3"}, "'run' finds 'runs' and 'Running'"
+    assert index.search(["the and of"], 3) == [[]], "stopwords alone match nothing"
+    index.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    assert loaded.collection == "col__v3" and len(loaded) == len(CORPUS)
+    assert loaded.search(["reranker passage"], 2) == index.search(["reranker passage"], 2)
+    with pytest.raises(FileNotFoundError, match="materialize the bm25_index asset"):
+        LexicalIndex.load(tmp_path / "missing")
+
+
+def test_weighted_fusion_normalises_each_leg_and_weights_dense_by_alpha() -> None:
+    dense = [LegHit("a", 0.9), LegHit("b", 0.5), LegHit("c", 0.1)]
+    lexical = [LegHit("c", 12.0), LegHit("d", 6.0), LegHit("a", 0.0)]
+    fused = {h.key: h for h in fuse(dense, lexical, method="weighted", alpha=0.7)}
+    assert fused["a"].fused_score == pytest.approx(0.7 * 1.0 + 0.3 * 0.0)
+    assert fused["b"].fused_score == pytest.approx(0.7 * 0.5)
+    assert fused["c"].fused_score == pytest.approx(0.7 * 0.0 + 0.3 * 1.0)
+    assert fused["d"].fused_score == pytest.approx(0.3 * 0.5)
+    assert (fused["a"].dense_rank, fused["a"].lexical_rank, fused["d"].dense_rank) == (1, 3, None)
+    ranking = [h.key for h in fuse(dense, lexical, method="weighted", alpha=0.7)]
+    assert ranking == ["a", "b", "c", "d"]
+    assert [h.key for h in fuse(dense, lexical, alpha=0.0)][0] == "c", "alpha 0 is BM25 only"
+
+
+def test_rrf_sums_reciprocal_ranks() -> None:
+    dense = [LegHit("a", 0.9), LegHit("b", 0.8)]
+    lexical = [LegHit("b", 3.0), LegHit("c", 2.0)]
+    fused = fuse(dense, lexical, method="rrf", rrf_k=60)
+    assert [h.key for h in fused] == ["b", "a", "c"]
+    assert fused[0].fused_score == pytest.approx(1 / 62 + 1 / 61)
+    with pytest.raises(ValueError, match="Unknown fusion method"):
+        fuse(dense, lexical, method="max")  # type: ignore[arg-type]

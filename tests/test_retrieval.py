@@ -1,0 +1,109 @@
+"""The hybrid retrieval engine on Milvus Lite and the real server."""
+
+from pathlib import Path
+
+import pytest
+
+from rag_core.config import RAGConfig
+from rag_core.documents import Document
+from rag_core.ingest import ingest_documents
+from rag_core.retrieval import RetrievalEngine
+from tests.conftest import make_config
+
+DOCS = {
+    "compaction": "Compaction merges small segments and purges deleted rows from Milvus collections.",
+    "hnsw": "HNSW builds a layered proximity graph; the ef parameter trades search accuracy for speed.",
+    "sensor": "A Dagster sensor watches a folder and requests an ingestion run when files are added.",
+    "bm25": "BM25 scores a document by term frequency, inverse document frequency and document length.",
+    "rerank": "A cross-encoder reranker reads the query and the passage together to score relevance.",
+    "alias": "An alias points readers at the current collection version; moving it swaps indexes at once.",
+    "cosine": "Normalised vectors make cosine similarity equal to the inner product.",
+    "retention": "Retention policies delete audit records older than the configured number of days.",
+}
+
+
+def ingest(config: RAGConfig, docs: dict[str, str], embedder) -> None:
+    ingest_documents([Document(doc_id=k, text=v, title=k) for k, v in docs.items()], config, embedder=embedder)
+
+
+@pytest.fixture
+def config(tmp_path: Path, milvus_uri: str, collection: str, embedder) -> RAGConfig:
+    config = make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"},
+                         retrieval={"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics"),
+                                    "bm25_refresh_s": 0},
+                         pipeline={"top_k": 6, "rerank_top_k": 3})
+    ingest(config, DOCS, embedder)
+    return config
+
+
+def test_hybrid_finds_the_right_document_with_both_legs_scored(config: RAGConfig, embedder) -> None:
+    engine = RetrievalEngine(config, embedder=embedder)
+    result = engine.search("how does compaction purge deleted rows")
+    assert result.lexical_backend == "local", "auto uses the client-side BM25 on Lite and on Milvus 2.3"
+    assert len(result.results) == 3
+    top = result.results[0]
+    assert top.doc_id == "compaction" and "purges deleted rows" in top.text
+    assert top.dense_rank is not None and top.lexical_rank == 1 and top.lexical_score > 0
+    assert [r.fused_score for r in result.results] == sorted((r.fused_score for r in result.results), reverse=True)
+    assert set(result.timings_ms) >= {"embed", "dense", "sparse", "fusion", "rerank", "retrieval"}
+
+
+def test_modes_filters_and_document_level(config: RAGConfig, embedder) -> None:
+    engine = RetrievalEngine(config, embedder=embedder)
+    lexical = engine.search("inverse document frequency", mode="bm25").results
+    assert lexical[0].doc_id == "bm25" and all(r.dense_rank is None for r in lexical)
+    dense = engine.search("which graph index trades accuracy for speed", mode="dense").results
+    assert dense[0].doc_id == "hnsw" and all(r.lexical_rank is None for r in dense)
+    only = engine.search("vectors", mode="dense", filter='doc_id in ["retention", "sensor"]').results
+    assert {r.doc_id for r in only} <= {"retention", "sensor"} and only
+    with pytest.raises(ValueError, match="Metadata filters need BM25 inside Milvus"):
+        engine.search("vectors", filter='doc_id == "sensor"')
+    documents = engine.search("collection", document_level=True, top_k=6, rerank_top_k=6).results
+    assert len({r.doc_id for r in documents}) == len(documents)
+
+
+def test_cache_hits_and_a_new_index_version_invalidates_it(config: RAGConfig, embedder, tmp_path: Path) -> None:
+    engine = RetrievalEngine(config, embedder=embedder)
+    first = engine.search("alias swaps indexes")
+    again = engine.search("  Alias swaps   INDEXES ")
+    assert not first.cached and again.cached and again.results == first.results
+    assert engine.cache.stats.hits == 1
+    rebuilt = config.model_copy(update={"index": config.index.model_copy(update={"M": 8})})
+    ingest(rebuilt, DOCS, embedder)  # a new version, promoted behind the alias
+    engine.manager.forget_serving()  # as if the alias refresh interval had passed
+    after = engine.search("alias swaps indexes")
+    assert not after.cached and after.collection.endswith("__v2") and after.results[0].doc_id == "alias"
+
+
+def test_client_side_bm25_follows_new_documents(config: RAGConfig, embedder) -> None:
+    engine = RetrievalEngine(config, embedder=embedder)
+    assert engine.search("zebra migration", mode="bm25").results == []
+    ingest(config, {"zebra": "Zebra migration crosses the Mara river every year."}, embedder)
+    engine.cache.clear()
+    assert engine.search("zebra migration", mode="bm25").results[0].doc_id == "zebra"
+
+
+@pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
+def test_milvus_bm25_and_client_bm25_agree(config: RAGConfig, embedder) -> None:
+    """Both lexical paths give the same hybrid ranking (tolerance: the top 3 overlap in at least 2 of 3 documents;
+    Milvus Lite 3.2 does not stem, the client-side index does)."""
+    local = RetrievalEngine(config, embedder=embedder)
+    milvus_config = config.model_copy(update={"retrieval": config.retrieval.model_copy(
+        update={"lexical_backend": "milvus"})})
+    server_side = RetrievalEngine(milvus_config, embedder=embedder)
+    assert server_side.lexical_backend == "milvus"
+    for query in ("cross-encoder reranker relevance", "term frequency document length", "audit records days"):
+        a = [r.doc_id for r in local.search(query).results]
+        b = [r.doc_id for r in server_side.search(query).results]
+        assert a[0] == b[0] and len(set(a) & set(b)) >= 2, (query, a, b)
+    filtered = server_side.search("collection version", filter='doc_id == "alias"').results
+    assert {r.doc_id for r in filtered} == {"alias"}
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("milvus_uri", ["server"], indirect=True)
+def test_milvus_23_has_no_bm25_function_so_milvus_backend_is_refused(config: RAGConfig, embedder) -> None:
+    engine = RetrievalEngine(config.model_copy(update={"retrieval": config.retrieval.model_copy(
+        update={"lexical_backend": "milvus"})}), embedder=embedder)
+    with pytest.raises(ValueError, match="has no BM25 function"):
+        engine.search("compaction")
