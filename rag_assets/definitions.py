@@ -29,6 +29,7 @@ def build_resources(config: RAGConfig) -> dict[str, object]:
         token=_secret("MILVUS_TOKEN"), db_name=m.db_name, secure=m.secure, timeout_s=m.timeout_s,
         retry_attempts=m.retry_attempts, retry_backoff_s=m.retry_backoff_s, enable_sharding=m.enable_sharding,
         num_shards=m.num_shards, M=i.M, efConstruction=i.efConstruction, ef=i.ef, metric_type=i.metric_type,
+        bm25_k1=i.bm25_k1, bm25_b=i.bm25_b,
     )
     return {
         "storage": storage,
@@ -40,6 +41,7 @@ def build_resources(config: RAGConfig) -> dict[str, object]:
         "retrieval": RetrievalEngineResource(
             milvus=milvus, embedder=embedder, hybrid_alpha=p.hybrid_alpha, top_k=p.top_k, rerank_top_k=p.rerank_top_k,
             target_latency_ms=p.target_latency_ms, lexical_backend=r.lexical_backend, fusion=r.fusion,
+            normalization=r.normalization,
             candidates=r.candidates, bm25_dir=r.bm25_dir, metrics_dir=r.metrics_dir,
             reranking_method=config.reranking.method, reranking_model=config.reranking.model),
     }

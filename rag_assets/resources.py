@@ -55,12 +55,15 @@ class MilvusResource(dg.ConfigurableResource):
     efConstruction: int = 200
     ef: int = 64
     metric_type: str = "COSINE"
+    bm25_k1: float = 0.9
+    bm25_b: float = 0.4
 
     def manager(self) -> MilvusIndexManager:
         return MilvusIndexManager(self.milvus_config(), self.index_config())
 
     def index_config(self) -> IndexConfig:
-        return IndexConfig(M=self.M, efConstruction=self.efConstruction, ef=self.ef, metric_type=self.metric_type)
+        return IndexConfig(M=self.M, efConstruction=self.efConstruction, ef=self.ef, metric_type=self.metric_type,
+                           bm25_k1=self.bm25_k1, bm25_b=self.bm25_b)
 
     def milvus_config(self) -> MilvusConfig:
         return MilvusConfig(
@@ -103,12 +106,13 @@ class RetrievalEngineResource(dg.ConfigurableResource):
 
     milvus: MilvusResource
     embedder: EmbedderResource
-    hybrid_alpha: float = 0.7
+    hybrid_alpha: float = 0.5
     top_k: int = 20
     rerank_top_k: int = 5
     target_latency_ms: float = 80.0
     lexical_backend: str = "auto"
     fusion: str = "weighted"
+    normalization: str = "zscore"
     candidates: int = 100
     bm25_dir: str = "data/assets/bm25_index"
     metrics_dir: str = "data/metrics"
@@ -122,6 +126,7 @@ class RetrievalEngineResource(dg.ConfigurableResource):
             pipeline=PipelineConfig(hybrid_alpha=self.hybrid_alpha, top_k=self.top_k, rerank_top_k=self.rerank_top_k,
                                     target_latency_ms=self.target_latency_ms),
             retrieval=RetrievalConfig(lexical_backend=self.lexical_backend, fusion=self.fusion,
+                                      normalization=self.normalization,
                                       candidates=self.candidates, bm25_dir=self.bm25_dir, metrics_dir=self.metrics_dir),
             reranking=RerankingConfig(method=self.reranking_method, model=self.reranking_model),
         )

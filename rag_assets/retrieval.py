@@ -21,7 +21,8 @@ def bm25_index(chunks: ParquetTable, milvus: MilvusResource, retrieval: Retrieva
     table = chunks.file.read(columns=["chunk_id", "doc_id", "text"])
     collection = milvus.manager().serving(milvus.collection)
     index = LexicalIndex.build(table.column("chunk_id").to_pylist(), table.column("doc_id").to_pylist(),
-                               table.column("text").to_pylist(), collection=collection)
+                               table.column("text").to_pylist(), collection=collection,
+                               k1=milvus.bm25_k1, b=milvus.bm25_b)
     folder = Path(retrieval.bm25_dir) / milvus.collection
     index.save(folder)
     return dg.MaterializeResult(metadata={

@@ -57,6 +57,9 @@ class IndexConfig(_Section):
     M: int = Field(16, ge=2, le=2048)
     efConstruction: int = Field(200, ge=8)
     ef: int = Field(64, ge=1)
+    # BM25 term-frequency saturation and length normalisation, for both BM25 paths; chosen on SciFact train.
+    bm25_k1: float = Field(0.9, gt=0)
+    bm25_b: float = Field(0.4, ge=0, le=1)
 
 
 class EmbeddingConfig(_Section):
@@ -89,7 +92,7 @@ class IngestionConfig(_Section):
 
 class PipelineConfig(_Section):
     target_latency_ms: float = Field(80.0, gt=0)
-    hybrid_alpha: float = Field(0.7, ge=0, le=1)
+    hybrid_alpha: float = Field(0.5, ge=0, le=1)  # chosen on SciFact train (benchmarks/tune_retrieval.py)
     top_k: int = Field(20, ge=1)
     rerank_top_k: int = Field(5, ge=1)
 
@@ -98,6 +101,7 @@ class RetrievalConfig(_Section):
     lexical_backend: Literal["auto", "milvus", "local"] = Field(
         "auto", description="auto: Milvus BM25 on servers that have it (>= 2.5), else the client-side index.")
     fusion: Literal["weighted", "rrf"] = "weighted"
+    normalization: Literal["minmax", "zscore"] = "zscore"
     rrf_k: int = Field(60, ge=1)
     candidates: int = Field(100, ge=1, description="Hits fetched from each leg before fusion.")
     document_level: bool = Field(False, description="Return the best chunk per document only.")

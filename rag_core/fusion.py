@@ -1,9 +1,9 @@
 """Fusing the dense and lexical candidate lists into one ranking.
 
 Two methods, both over the union of the two lists:
-- ``weighted``: each leg's scores min-max normalised to [0, 1] within the query, then
-  ``alpha * dense + (1 - alpha) * lexical``; a candidate missing from a leg scores 0 there. ``alpha`` is the dense
-  weight (the guide's "favor dense search" raises it).
+- ``weighted``: each leg's scores normalised within the query (``minmax`` to [0, 1], or ``zscore``: mean 0,
+  standard deviation 1), then ``alpha * dense + (1 - alpha) * lexical``; a candidate missing from a leg gets that
+  leg's lowest normalised score. ``alpha`` is the dense weight (the guide's "favor dense search" raises it).
 - ``rrf``: reciprocal rank fusion, ``1 / (k + rank)`` summed over the legs; scale-free, so no tuning of alpha.
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 FusionMethod = Literal["weighted", "rrf"]
+Normalization = Literal["minmax", "zscore"]
 
 
 @dataclass(frozen=True)
@@ -32,17 +33,21 @@ class FusedHit:
     lexical_rank: int | None
 
 
-def _normalised(hits: Sequence[LegHit]) -> dict[str, float]:
+def _normalised(hits: Sequence[LegHit], how: Normalization) -> dict[str, float]:
     if not hits:
         return {}
     scores = [h.score for h in hits]
+    if how == "zscore":
+        mean = sum(scores) / len(scores)
+        deviation = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+        return {h.key: (h.score - mean) / deviation if deviation > 0 else 0.0 for h in hits}
     low, high = min(scores), max(scores)
     span = high - low
     return {h.key: (h.score - low) / span if span > 0 else 1.0 for h in hits}
 
 
 def fuse(dense: Sequence[LegHit], lexical: Sequence[LegHit], *, method: FusionMethod = "weighted",
-         alpha: float = 0.5, rrf_k: int = 60) -> list[FusedHit]:
+         alpha: float = 0.5, rrf_k: int = 60, normalization: Normalization = "minmax") -> list[FusedHit]:
     """Both legs ranked best first; returns the union ranked by fused score, ties broken by dense rank."""
     dense_rank = {h.key: r for r, h in enumerate(dense, 1)}
     lexical_rank = {h.key: r for r, h in enumerate(lexical, 1)}
@@ -52,8 +57,9 @@ def fuse(dense: Sequence[LegHit], lexical: Sequence[LegHit], *, method: FusionMe
     if method == "rrf":
         fused = {k: sum(1.0 / (rrf_k + ranks[k]) for ranks in (dense_rank, lexical_rank) if k in ranks) for k in keys}
     elif method == "weighted":
-        dn, ln = _normalised(dense), _normalised(lexical)
-        fused = {k: alpha * dn.get(k, 0.0) + (1 - alpha) * ln.get(k, 0.0) for k in keys}
+        dn, ln = _normalised(dense, normalization), _normalised(lexical, normalization)
+        d_floor, l_floor = min(dn.values(), default=0.0), min(ln.values(), default=0.0)
+        fused = {k: alpha * dn.get(k, d_floor) + (1 - alpha) * ln.get(k, l_floor) for k in keys}
     else:
         raise ValueError(f"Unknown fusion method {method!r}; use 'weighted' or 'rrf'.")
     ordered = sorted(keys, key=lambda k: (-fused[k], dense_rank.get(k, len(keys) + 1), lexical_rank.get(k, 0)))

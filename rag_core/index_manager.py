@@ -25,16 +25,17 @@ T = TypeVar("T")
 # Servers before 2.4 and Milvus Lite give no iterator timestamp; pymilvus then uses the client's clock, which is
 # what a strong-consistency listing wants anyway, and warns about it on every sync.
 logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+log = logging.getLogger(__name__)
 VERSION_SEPARATOR = "__v"
 TEXT_MAX_BYTES = 65535
 ID_QUERY_BATCH = 10000
 ALIAS_REFRESH_S = 1.0
+EXPORT_ATTEMPTS = 5
 OUTPUT_FIELDS = ["chunk_id", "doc_id", "position", "text", "metadata"]
 SPARSE_FIELD = "sparse"
 # Stemming and stopwords like the client-side index; Milvus Lite 3.2 ignores these filters (lowercase only).
 ANALYZER = {"tokenizer": "standard",
             "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]}, {"type": "stemmer", "language": "english"}]}
-BM25_K1, BM25_B = 1.2, 0.75
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ class MilvusIndexManager:
                                params={"M": self.index.M, "efConstruction": self.index.efConstruction})
         if version.lexical == "milvus":
             index_params.add_index(field_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                                   params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
+                                   params={"bm25_k1": self.index.bm25_k1, "bm25_b": self.index.bm25_b})
         extra = {"num_shards": self.shards} if self.shards > 1 else {}
         self._retry("create_collection", lambda: self.client.create_collection(
             name, schema=self._schema(version.dimension, bm25=version.lexical == "milvus"), index_params=index_params,
@@ -307,13 +308,33 @@ class MilvusIndexManager:
                 iterator.close()
             return rows
 
-        return self._retry("query_iterator", read_all)
+        # The iterator may read at an older timestamp than the last write of this same client (pymilvus falls back
+        # to a client-side session time on Milvus Lite and servers < 2.4): re-read until it agrees with a strong count.
+        for attempt in range(EXPORT_ATTEMPTS):
+            rows = self._retry("query_iterator", read_all)
+            expected = self.count(collection)
+            if len(rows) == expected:
+                return rows
+            log.info("Export of %s read %d of %d rows; reading again", collection, len(rows), expected)
+            time.sleep(0.5 * (attempt + 1))
+        raise RuntimeError(f"Could not export a consistent view of {collection} at {self.uri}: read {len(rows)} rows, "
+                           f"the collection holds {expected}. Is something writing to it right now?")
 
     def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[SearchHit]:
         """Rows by primary key, as hits with no score (for chunks a client-side leg found)."""
         self._ensure_loaded(collection)
         rows = self._retry("get", lambda: self.client.get(collection, ids=list(chunk_ids), output_fields=OUTPUT_FIELDS))
         return [_hit({"entity": row, "distance": 0.0}) for row in rows]
+
+    def matching_ids(self, collection: str, chunk_ids: Sequence[str], filter: str) -> set[str]:
+        """The chunks among ``chunk_ids`` that pass a Milvus filter expression (for client-side candidates)."""
+        if not chunk_ids:
+            return set()
+        self._ensure_loaded(collection)
+        expression = f"chunk_id in {json.dumps(sorted(set(chunk_ids)))} and ({filter})"
+        rows = self._retry("query", lambda: self.client.query(collection, filter=expression,
+                                                               output_fields=["chunk_id"]))
+        return {row["chunk_id"] for row in rows}
 
     def count(self, collection: str) -> int:
         """Live rows, read with strong consistency so a count right after a write includes it."""
@@ -331,7 +352,8 @@ class MilvusIndexManager:
                                versions=self.versions(name) if collection != name else [collection])
 
     def search(self, name: str, vectors: Sequence[Sequence[float]], *, limit: int, ef: int | None = None,
-               filter: str = "", consistency_level: str | None = None) -> list[list[SearchHit]]:
+               filter: str = "", consistency_level: str | None = None,
+               output_fields: Sequence[str] = tuple(OUTPUT_FIELDS)) -> list[list[SearchHit]]:
         """Dense HNSW search; ``ef`` is raised to ``limit`` because HNSW cannot return more than ``ef`` hits.
 
         ``consistency_level`` defaults to ``milvus.consistency_level`` (Bounded: a write is visible within about a
@@ -341,7 +363,7 @@ class MilvusIndexManager:
         params = {"metric_type": self.index.metric_type, "params": {"ef": max(ef or self.index.ef, limit)}}
         raw = self._retry("search", lambda: self.client.search(
             collection, data=[list(map(float, v)) for v in vectors], limit=limit, filter=filter,
-            search_params=params, output_fields=OUTPUT_FIELDS,
+            search_params=params, output_fields=list(output_fields),
             consistency_level=consistency_level or self.config.consistency_level))
         return [[_hit(h) for h in hits] for hits in raw]
 

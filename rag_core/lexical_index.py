@@ -33,10 +33,11 @@ class LexicalIndex:
 
     def __init__(self, model: bm25s.BM25, chunk_ids: list[str], doc_ids: list[str], collection: str) -> None:
         self._model, self.chunk_ids, self.doc_ids, self.collection = model, chunk_ids, doc_ids, collection
+        self.params = (float(model.k1), float(model.b))
 
     @classmethod
     def build(cls, chunk_ids: Sequence[str], doc_ids: Sequence[str], texts: Sequence[str], *, collection: str,
-              k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
+              k1: float = 0.9, b: float = 0.4) -> "LexicalIndex":
         if not texts:
             raise ValueError("Cannot build a BM25 index over no chunks; ingest documents first.")
         model = bm25s.BM25(k1=k1, b=b)

@@ -10,7 +10,7 @@ from typing import Literal
 
 from rag_core.config import RAGConfig
 from rag_core.embedder import Embedder, shared_embedder
-from rag_core.fusion import FusedHit, FusionMethod, LegHit, fuse
+from rag_core.fusion import FusedHit, FusionMethod, LegHit, Normalization, fuse
 from rag_core.index_manager import MilvusIndexManager, SearchHit
 from rag_core.latency import LatencyTracker
 from rag_core.lexical_index import LexicalHit, LexicalIndex
@@ -56,6 +56,7 @@ class SearchOptions:
     rerank_top_k: int
     alpha: float
     fusion: FusionMethod
+    normalization: Normalization
     rrf_k: int
     candidates: int
     document_level: bool
@@ -71,7 +72,7 @@ def build_lexical_index(manager: MilvusIndexManager, alias: str, folder: Path) -
     collection = manager.serving(alias)
     rows = manager.read_rows(collection, ["chunk_id", "doc_id", "text"])
     index = LexicalIndex.build([r["chunk_id"] for r in rows], [r["doc_id"] for r in rows], [r["text"] for r in rows],
-                               collection=collection)
+                               collection=collection, k1=manager.index.bm25_k1, b=manager.index.bm25_b)
     index.save(folder)
     return index
 
@@ -124,17 +125,21 @@ class RetrievalEngine:
         collection = self.manager.serving(self.alias)
         with self._lexical_lock:
             fresh = time.monotonic() - self._lexical_checked_at < self.config.retrieval.bm25_refresh_s
-            if self._lexical is not None and self._lexical.collection == collection and (
+            if self._lexical is not None and self._matches(self._lexical, collection) and (
                     fresh or len(self._lexical) == self.manager.count(collection)):
                 self._lexical_checked_at = self._lexical_checked_at if fresh else time.monotonic()
                 return self._lexical
             folder = lexical_index_dir(self.config, self.alias)
             index = LexicalIndex.load(folder) if LexicalIndex.exists(folder) else None
-            if index is None or index.collection != collection or len(index) != self.manager.count(collection):
+            if index is None or not self._matches(index, collection) or len(index) != self.manager.count(collection):
                 log.info("Building the BM25 index for %s from Milvus", collection)
                 index = build_lexical_index(self.manager, self.alias, folder)
             self._lexical, self._lexical_checked_at = index, time.monotonic()
             return index
+
+    def _matches(self, index: LexicalIndex, collection: str) -> bool:
+        return index.collection == collection and index.params == (self.manager.index.bm25_k1,
+                                                                     self.manager.index.bm25_b)
 
     def invalidate(self) -> None:
         """After a write through this process: forget cached results, the alias resolution and the BM25 index."""
@@ -146,13 +151,14 @@ class RetrievalEngine:
     # --- search -------------------------------------------------------------------------------------------------
 
     def options(self, *, mode: Mode = "hybrid", top_k: int | None = None, rerank_top_k: int | None = None,
-                alpha: float | None = None, fusion: FusionMethod | None = None, candidates: int | None = None,
+                alpha: float | None = None, fusion: FusionMethod | None = None,
+                normalization: Normalization | None = None, candidates: int | None = None,
                 document_level: bool | None = None, filter: str = "") -> SearchOptions:
         p, r = self.config.pipeline, self.config.retrieval
         top = top_k or p.top_k
         return SearchOptions(mode=mode, top_k=top, rerank_top_k=min(rerank_top_k or p.rerank_top_k, top),
                              alpha=p.hybrid_alpha if alpha is None else alpha, fusion=fusion or r.fusion,
-                             rrf_k=r.rrf_k,
+                             rrf_k=r.rrf_k, normalization=normalization or r.normalization,
                              candidates=max(candidates or r.candidates, top),
                              document_level=r.document_level if document_level is None else document_level,
                              filter=filter)
@@ -189,22 +195,21 @@ class RetrievalEngine:
             vectors = self.embedder.encode_queries(queries)
             timings["embed"] = _ms(tick)
             tick = time.perf_counter()
-            dense = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter)
+            dense = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
+                                        output_fields=["doc_id"])  # texts only for the few results kept
             timings["dense"] = _ms(tick)
         if options.mode != "dense":
             tick = time.perf_counter()
             lexical = self._lexical_search(queries, options, backend, collection, texts)
             timings["sparse"] = _ms(tick)
-        for hits in dense:
-            texts.update((h.chunk_id, h) for h in hits)
         tick = time.perf_counter()
-        fused = [_fuse_legs(d, lex, options) for d, lex in zip(dense, lexical)]
+        fused = [_fuse_legs(d, lex, options)[: options.top_k] for d, lex in zip(dense, lexical)]
         timings["fusion"] = _ms(tick)
         self._fill_missing_texts(collection, [chunk_id for ranking in fused for _, chunk_id in ranking], texts)
         results = []
         rerank_ms = 0.0
         for query, ranking in zip(queries, fused):
-            chunks = [self._chunk(texts[chunk_id], f) for f, chunk_id in ranking[: options.top_k]]
+            chunks = [self._chunk(texts[chunk_id], f) for f, chunk_id in ranking]
             tick = time.perf_counter()
             chunks = self._rerank(query, chunks)[: options.rerank_top_k]
             rerank_ms += _ms(tick)
@@ -223,13 +228,14 @@ class RetrievalEngine:
             for hits in found:
                 texts.update((h.chunk_id, h) for h in hits)
             return found
-        if options.filter:
-            raise ValueError("Metadata filters need BM25 inside Milvus (Milvus >= 2.5); with the client-side index "
-                             "use mode='dense' for filtered queries.")
-        return self.lexical_index().search(queries, options.candidates)
+        found = self.lexical_index().search(queries, options.candidates)
+        if not options.filter:
+            return found
+        allowed = self.manager.matching_ids(collection, [h.chunk_id for hits in found for h in hits], options.filter)
+        return [[h for h in hits if h.chunk_id in allowed] for hits in found]
 
     def _fill_missing_texts(self, collection: str, chunk_ids: list[str], texts: dict[str, SearchHit]) -> None:
-        """Chunks found only by the client-side index: fetch their text and metadata from Milvus in one call."""
+        """Text and metadata of the kept results, in one call: the legs fetch ids and scores only."""
         missing = sorted(set(chunk_ids) - texts.keys())
         if missing:
             for hit in self.manager.get_chunks(collection, missing):
@@ -270,7 +276,8 @@ def _fuse_legs(dense: Sequence[Candidate], lexical: Sequence[Candidate],
     gets both scores."""
     dense_keys, dense_chunk = _per_leg(dense, options.document_level)
     lexical_keys, lexical_chunk = _per_leg(lexical, options.document_level)
-    fused = fuse(dense_keys, lexical_keys, method=options.fusion, alpha=options.alpha, rrf_k=options.rrf_k)
+    fused = fuse(dense_keys, lexical_keys, method=options.fusion, alpha=options.alpha, rrf_k=options.rrf_k,
+                 normalization=options.normalization)
     return [(f, dense_chunk.get(f.key) or lexical_chunk[f.key]) for f in fused]
 
 

@@ -10,16 +10,16 @@ def test_defaults_work_with_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     config = load_config(environ={})
     assert config.milvus.uri == "data/milvus.db"
     assert config.milvus.collection == "semantic_index"
-    assert (config.pipeline.hybrid_alpha, config.pipeline.top_k, config.pipeline.rerank_top_k) == (0.7, 20, 5)
+    assert (config.pipeline.hybrid_alpha, config.pipeline.top_k, config.pipeline.rerank_top_k) == (0.5, 20, 5)
     assert config.pipeline.target_latency_ms == 80.0
 
 
 def test_yaml_then_env_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("config.yaml").write_text("pipeline:\n  top_k: 30\n  hybrid_alpha: 0.5\nembedding:\n  batch_size: 8\n")
+    Path("config.yaml").write_text("pipeline:\n  top_k: 30\n  hybrid_alpha: 0.6\nembedding:\n  batch_size: 8\n")
     Path(".env").write_text("RAG__PIPELINE__TOP_K=40\nMILVUS_HOST=envfile-host\n")
     config = load_config(environ={"RAG__EMBEDDING__BATCH_SIZE": "16"})
-    assert config.pipeline.hybrid_alpha == 0.5  # yaml
+    assert config.pipeline.hybrid_alpha == 0.6  # yaml
     assert config.pipeline.top_k == 40  # .env beats yaml
     assert config.embedding.batch_size == 16  # environment beats yaml
     assert config.milvus.uri == "http://envfile-host:19530"  # MILVUS_HOST / MILVUS_PORT, as the guide sets them

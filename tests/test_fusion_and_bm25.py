@@ -75,3 +75,13 @@ def test_rrf_sums_reciprocal_ranks() -> None:
     assert fused[0].fused_score == pytest.approx(1 / 62 + 1 / 61)
     with pytest.raises(ValueError, match="Unknown fusion method"):
         fuse(dense, lexical, method="max")  # type: ignore[arg-type]
+
+
+def test_zscore_fusion_standardises_each_leg_and_floors_missing_candidates() -> None:
+    dense = [LegHit("a", 0.9), LegHit("b", 0.7), LegHit("c", 0.5)]
+    lexical = [LegHit("c", 30.0), LegHit("d", 10.0)]
+    fused = {h.key: h.fused_score for h in fuse(dense, lexical, method="weighted", alpha=0.5, normalization="zscore")}
+    z = 0.2 / (((0.2**2 + 0 + 0.2**2) / 3) ** 0.5)  # dense: mean 0.7, a and c one step above and below
+    assert fused["a"] == pytest.approx(0.5 * z + 0.5 * -1.0), "a is missing from BM25: it gets BM25's lowest, -1"
+    assert fused["c"] == pytest.approx(0.5 * -z + 0.5 * 1.0)
+    assert fused["d"] == pytest.approx(0.5 * -z + 0.5 * -1.0), "d is missing from dense: dense's lowest"

@@ -56,8 +56,9 @@ def test_modes_filters_and_document_level(config: RAGConfig, embedder) -> None:
     assert dense[0].doc_id == "hnsw" and all(r.lexical_rank is None for r in dense)
     only = engine.search("vectors", mode="dense", filter='doc_id in ["retention", "sensor"]').results
     assert {r.doc_id for r in only} <= {"retention", "sensor"} and only
-    with pytest.raises(ValueError, match="Metadata filters need BM25 inside Milvus"):
-        engine.search("vectors", filter='doc_id == "sensor"')
+    filtered = engine.search("collection version alias readers", filter='doc_id in ["sensor", "retention"]').results
+    assert filtered and {r.doc_id for r in filtered} <= {"sensor", "retention"}, "the filter applies to both legs"
+    assert all(r.lexical_rank is None or r.doc_id in {"sensor", "retention"} for r in filtered)
     documents = engine.search("collection", document_level=True, top_k=6, rerank_top_k=6).results
     assert len({r.doc_id for r in documents}) == len(documents)
 
