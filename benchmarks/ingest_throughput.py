@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 
 from rag_assets.definitions import build_definitions
+from benchmarks.report import write_report
 from rag_core.config import RAGConfig
 from rag_core.embedder import shared_embedder
 from rag_core.parquet_store import ParquetStore
@@ -126,9 +127,7 @@ def main() -> int:
         output = subprocess.run([sys.executable, "-m", "benchmarks.ingest_throughput", "--backend", backend],
                                 check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_report(args.out, results)
     return 0
 
 

@@ -10,7 +10,6 @@ Usage: python -m benchmarks.retrieval_latency [--scenario lite|server|both]
 """
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import write_report
 from rag_core.config import RAGConfig
 from rag_core.evaluation import dataset_alias, load_beir
 from rag_core.index_manager import MilvusIndexManager
@@ -152,10 +152,7 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="default: benchmarks/out/latency-<scenario>.json")
     args = parser.parse_args()
     results = [run(s) for s in (["lite", "server"] if args.scenario == "both" else [args.scenario])]
-    out = Path(args.out or f"benchmarks/out/latency-{args.scenario}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_report(args.out or f"benchmarks/out/latency-{args.scenario}.json", results)
     return 0
 
 

@@ -8,10 +8,10 @@ Usage: python -m benchmarks.tune_retrieval [--dataset ../shared/data/scifact] [-
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from benchmarks.report import write_report
 from rag_core.config import load_config
 from rag_core.evaluation import dataset_alias, evaluate, load_beir, score_run
 from rag_core.fusion import LegHit, fuse
@@ -74,9 +74,7 @@ def main() -> int:
                  "hybrid rrf": test_scores("hybrid", fusion="rrf"),
                  "hybrid chosen": test_scores("hybrid", **chosen)},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(args.out, report)
     return 0
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from rag_core.config import EmbeddingConfig, RAGConfig
 from rag_core.embedder import Embedder, shared_embedder
+from tests.corpus import RETRIEVAL_DOCS, ingest
 from tests.milvus_server import MilvusServer, running_server
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
@@ -46,3 +47,14 @@ def make_config(tmp_path: Path, uri: str, collection: str = "semantic_index", **
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
     return RAGConfig.model_validate(base)
+
+
+@pytest.fixture
+def config(tmp_path: Path, milvus_uri: str, collection: str, embedder) -> RAGConfig:
+    """The retrieval corpus ingested on the backend under test, with strong consistency for read-after-write."""
+    config = make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"},
+                         retrieval={"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics"),
+                                    "bm25_refresh_s": 0},
+                         pipeline={"top_k": 6, "rerank_top_k": 3})
+    ingest(config, RETRIEVAL_DOCS, embedder)
+    return config

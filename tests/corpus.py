@@ -2,6 +2,10 @@
 
 from pathlib import Path
 
+from rag_core.config import RAGConfig
+from rag_core.documents import Document
+from rag_core.ingest import ingest_documents
+
 TOPICS = {
     "milvus.md": ("Milvus", "Milvus stores vectors in collections. An HNSW index makes search fast. "
                   "Segments are compacted to purge deleted rows."),
@@ -29,3 +33,19 @@ def write_corpus(folder: Path) -> dict[str, Path]:
     files["long.md"] = folder / "long.md"
     files["long.md"].write_text("# Operations\n\n" + paragraphs("operations", 8) + "\n", encoding="utf-8")
     return files
+
+
+RETRIEVAL_DOCS = {
+    "compaction": "Compaction merges small segments and purges deleted rows from Milvus collections.",
+    "hnsw": "HNSW builds a layered proximity graph; the ef parameter trades search accuracy for speed.",
+    "sensor": "A Dagster sensor watches a folder and requests an ingestion run when files are added.",
+    "bm25": "BM25 scores a document by term frequency, inverse document frequency and document length.",
+    "rerank": "A cross-encoder reranker reads the query and the passage together to score relevance.",
+    "alias": "An alias points readers at the current collection version; moving it swaps indexes at once.",
+    "cosine": "Normalised vectors make cosine similarity equal to the inner product.",
+    "retention": "Retention policies delete audit records older than the configured number of days.",
+}
+
+
+def ingest(config: RAGConfig, docs: dict[str, str], embedder) -> None:
+    ingest_documents([Document(doc_id=k, text=v, title=k) for k, v in docs.items()], config, embedder=embedder)

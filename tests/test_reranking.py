@@ -4,15 +4,12 @@ No cross-encoder model is available offline, so this one is random: it proves th
 for every candidate, results are reordered by them and cut to rerank_top_k), not ranking quality.
 """
 
-from pathlib import Path
-
 import pytest
 
 from rag_core.config import RerankingConfig
 from rag_core.embedder import resolve_model_path
 from rag_core.rerankers import CrossEncoderReranker, NoReranker, make_reranker
 from rag_core.retrieval import RetrievalEngine
-from tests.test_retrieval import config  # noqa: F401 - the ingested-corpus fixture
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +37,7 @@ def test_factory_and_its_errors(tiny_cross_encoder: str) -> None:
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
-def test_engine_reorders_candidates_by_cross_encoder_scores(config, embedder, tiny_cross_encoder: str) -> None:  # noqa: F811
+def test_engine_reorders_candidates_by_cross_encoder_scores(config, embedder, tiny_cross_encoder: str) -> None:
     reranker = CrossEncoderReranker(tiny_cross_encoder, device="cpu")
     engine = RetrievalEngine(config, embedder=embedder, reranker=reranker)
     result = engine.search("how does compaction purge deleted rows", top_k=6, rerank_top_k=3)

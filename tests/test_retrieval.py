@@ -5,35 +5,9 @@ from pathlib import Path
 import pytest
 
 from rag_core.config import RAGConfig
-from rag_core.documents import Document
-from rag_core.ingest import ingest_documents
 from rag_core.retrieval import RetrievalEngine
-from tests.conftest import make_config
-
-DOCS = {
-    "compaction": "Compaction merges small segments and purges deleted rows from Milvus collections.",
-    "hnsw": "HNSW builds a layered proximity graph; the ef parameter trades search accuracy for speed.",
-    "sensor": "A Dagster sensor watches a folder and requests an ingestion run when files are added.",
-    "bm25": "BM25 scores a document by term frequency, inverse document frequency and document length.",
-    "rerank": "A cross-encoder reranker reads the query and the passage together to score relevance.",
-    "alias": "An alias points readers at the current collection version; moving it swaps indexes at once.",
-    "cosine": "Normalised vectors make cosine similarity equal to the inner product.",
-    "retention": "Retention policies delete audit records older than the configured number of days.",
-}
-
-
-def ingest(config: RAGConfig, docs: dict[str, str], embedder) -> None:
-    ingest_documents([Document(doc_id=k, text=v, title=k) for k, v in docs.items()], config, embedder=embedder)
-
-
-@pytest.fixture
-def config(tmp_path: Path, milvus_uri: str, collection: str, embedder) -> RAGConfig:
-    config = make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"},
-                         retrieval={"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics"),
-                                    "bm25_refresh_s": 0},
-                         pipeline={"top_k": 6, "rerank_top_k": 3})
-    ingest(config, DOCS, embedder)
-    return config
+from tests.corpus import RETRIEVAL_DOCS as DOCS
+from tests.corpus import ingest
 
 
 def test_hybrid_finds_the_right_document_with_both_legs_scored(config: RAGConfig, embedder) -> None:
