@@ -6,8 +6,7 @@ import dagster as dg
 
 from rag_assets.definitions import build_definitions
 from rag_core.config import load_config
-from rag_core.embedder import shared_embedder
-from rag_core.index_manager import MilvusIndexManager
+from rag_core.retrieval import RetrievalEngine
 
 SAMPLE_QUERY = "How do I check that Milvus is healthy?"
 
@@ -29,12 +28,11 @@ def main() -> int:
         print(f"{materialization.asset_key.to_user_string():>15}: {interesting}")
     checks = result.get_asset_check_evaluations()
     print(f"{'checks':>15}: {sum(c.passed for c in checks)}/{len(checks)} passed")
-    embedder = shared_embedder(config.embedding)
-    manager = MilvusIndexManager(config.milvus, config.index)
-    hits = manager.search(config.milvus.collection, embedder.encode_queries([SAMPLE_QUERY]), limit=3)[0]
-    print(f"\nQ: {SAMPLE_QUERY}")
-    for rank, hit in enumerate(hits, 1):
-        print(f"  {rank}. [{hit.score:.3f}] {hit.doc_id}: {' '.join(hit.text.split())[:160]}")
+    result = RetrievalEngine(config).search(SAMPLE_QUERY, rerank_top_k=3)
+    print(f"\nQ: {SAMPLE_QUERY}  (hybrid: dense + BM25 {result.lexical_backend}, "
+          f"{result.timings_ms['retrieval']:.0f} ms)")
+    for rank, chunk in enumerate(result.results, 1):
+        print(f"  {rank}. [{chunk.fused_score:.3f}] {chunk.doc_id}: {' '.join(chunk.text.split())[:160]}")
     return 0
 
 

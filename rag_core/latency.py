@@ -3,7 +3,7 @@
 import json
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +81,3 @@ def report(tracker: LatencyTracker) -> dict:
     """The guide's report shape: ``stage_latencies[stage][p50|p95|p99]`` and ``sla_compliance[compliance_rate]``."""
     return {"stage_latencies": tracker.percentiles(), "sla_compliance": tracker.sla()}
 
-
-def as_json(report_: dict) -> dict:
-    return {"stage_latencies": {k: asdict(v) for k, v in report_["stage_latencies"].items()},
-            "sla_compliance": asdict(report_["sla_compliance"])}

@@ -93,6 +93,7 @@ class RetrievalEngine:
                                       Path(config.retrieval.metrics_dir))
         self._lexical: LexicalIndex | None = None
         self._lexical_checked_at = 0.0
+        self._lexical_by_collection: dict[str, str] = {}
         self._lexical_lock = threading.Lock()
 
     # --- which lexical path -------------------------------------------------------------------------------------
@@ -113,8 +114,12 @@ class RetrievalEngine:
         return "local"
 
     def _collection_version_lexical(self) -> str:
-        version = self.manager.index_version(self.manager.serving(self.alias))
-        return version.lexical if version else "none"
+        """Read once per collection version: a version's schema never changes."""
+        collection = self.manager.serving(self.alias)
+        if collection not in self._lexical_by_collection:
+            version = self.manager.index_version(collection)
+            self._lexical_by_collection[collection] = version.lexical if version else "none"
+        return self._lexical_by_collection[collection]
 
     def lexical_index(self) -> LexicalIndex:
         """The client-side index for the collection now serving; rebuilt from Milvus when missing or stale.

@@ -64,15 +64,13 @@ def chunks_to_batch(chunks: Sequence[Chunk]) -> pa.RecordBatch:
     )
 
 
-def with_vectors(chunks: pa.RecordBatch | pa.Table, vectors: np.ndarray) -> pa.RecordBatch:
+def with_vectors(chunks: pa.RecordBatch, vectors: np.ndarray) -> pa.RecordBatch:
     """Append a float32 fixed-size vector column to a chunks batch."""
     dimension = vectors.shape[1]
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
     column = pa.FixedSizeListArray.from_arrays(flat, dimension)
-    table = chunks.select(CHUNKS_SCHEMA.names)
-    if isinstance(table, pa.Table):
-        table = table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], CHUNKS_SCHEMA)
-    return pa.RecordBatch.from_arrays([*table.columns, column], schema=embeddings_schema(dimension))
+    columns = chunks.select(CHUNKS_SCHEMA.names).columns
+    return pa.RecordBatch.from_arrays([*columns, column], schema=embeddings_schema(dimension))
 
 
 def vectors_of(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
