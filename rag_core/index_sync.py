@@ -55,6 +55,7 @@ def sync_index(
     new_version = current is None or manager.index_version(current) != version
     target = manager.create_version(alias, version) if new_version else current
     existing = {} if new_version else manager.list_chunk_ids(target)
+    indexed = pa.array(list(existing), type=pa.string())  # built once: every batch is checked against it
     wanted: set[str] = set()
     seen_documents: set[str] = set()
     upserted = 0
@@ -62,7 +63,7 @@ def sync_index(
         ids = batch.column("chunk_id")
         wanted.update(ids.to_pylist())
         seen_documents.update(batch.column("doc_id").to_pylist())
-        missing = batch.filter(pc.invert(pc.is_in(ids, pa.array(list(existing), type=pa.string()))))
+        missing = batch.filter(pc.invert(pc.is_in(ids, value_set=indexed)))
         if missing.num_rows:
             upserted += manager.upsert(target, milvus_rows(vectorize(missing) if vectorize else missing))
     stale = [c for c, d in existing.items() if c not in wanted and (scope == "corpus" or d in seen_documents)]
