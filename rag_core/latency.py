@@ -44,9 +44,13 @@ class LatencyTracker:
         self._load()
 
     def record(self, timings_ms: dict[str, float]) -> None:
+        self.record_many([timings_ms])
+
+    def record_many(self, queries: list[dict[str, float]]) -> None:
         with self._lock:
-            for stage, value in timings_ms.items():
-                self._samples.setdefault(stage, deque(maxlen=self.window)).append(float(value))
+            for timings_ms in queries:
+                for stage, value in timings_ms.items():
+                    self._samples.setdefault(stage, deque(maxlen=self.window)).append(float(value))
 
     def percentiles(self) -> dict[str, StagePercentiles]:
         with self._lock:
