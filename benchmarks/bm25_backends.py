@@ -25,7 +25,7 @@ def main() -> int:
     alias = dataset_alias(SCIFACT)
     engine = RetrievalEngine(load_config(), alias=alias)
     collection = engine.manager.serving(alias)
-    index = engine.lexical_index()
+    index = engine.client_index().chunks
     engine.manager.search_bm25(collection, queries[:1], limit=LIMIT)  # warm up
     milvus, local = [], []
     for query in queries:

@@ -79,7 +79,7 @@ def measure(config: RAGConfig, alias: str, queries: list[str]) -> dict:
     # the pauses would land in the timings below.
     del rows
     gc.collect()
-    lexical = engine.lexical_index()
+    lexical = engine.client_index().chunks
 
     stages: dict[str, list[float]] = {}
     for query in queries:

@@ -10,24 +10,29 @@ from rag_assets.assets import semantic_index
 from rag_assets.metadata import to_metadata
 from rag_assets.resources import MilvusResource, RetrievalEngineResource
 from rag_core.evaluation import evaluate_dataset
-from rag_core.lexical_index import LexicalIndex
+from rag_core.client_index import ChunkRow, ClientIndex
 from rag_core.parquet_store import ParquetTable
+
+VECTOR_BATCH = 4096
 
 
 @dg.asset(group_name="retrieval", deps=[semantic_index], kinds={"bm25"},
-          description="Client-side BM25 over the chunks, for Milvus servers without BM25 functions (2.3/2.4).")
-def bm25_index(chunks: ParquetTable, milvus: MilvusResource, retrieval: RetrievalEngineResource) -> dg.MaterializeResult:
+          description="Client-side BM25 over chunks and over whole documents, and the moments of the vectors: "
+                      "the lexical leg where Milvus has no BM25 (2.3/2.4, Lite) and the corpus normalisation.")
+def bm25_index(chunks: ParquetTable, embeddings: ParquetTable, milvus: MilvusResource,
+               retrieval: RetrievalEngineResource) -> dg.MaterializeResult:
     started = time.perf_counter()
-    table = chunks.file.read(columns=["chunk_id", "doc_id", "text"])
+    table = chunks.file.read(columns=["chunk_id", "doc_id", "position", "text"])
+    rows = [ChunkRow(**row) for row in table.to_pylist()]
+    vectors = (batch.column("vector").flatten().to_numpy().reshape(len(batch), -1)
+               for batch in embeddings.iter_batches(VECTOR_BATCH, columns=["vector"]))
     collection = milvus.manager().serving(milvus.collection)
-    index = LexicalIndex.build(table.column("chunk_id").to_pylist(), table.column("doc_id").to_pylist(),
-                               table.column("text").to_pylist(), collection=collection,
-                               k1=milvus.bm25_k1, b=milvus.bm25_b)
+    index = ClientIndex.build(rows, vectors, collection=collection, k1=milvus.bm25_k1, b=milvus.bm25_b)
     folder = Path(retrieval.bm25_dir) / milvus.collection
     index.save(folder)
     return dg.MaterializeResult(metadata={
-        "chunks": len(index), "collection": collection, "path": dg.MetadataValue.path(str(folder)),
-        "seconds": round(time.perf_counter() - started, 3),
+        "chunks": len(index), "documents": len(index.documents), "collection": collection,
+        "path": dg.MetadataValue.path(str(folder)), "seconds": round(time.perf_counter() - started, 3),
         "used_by_queries": retrieval.engine().lexical_backend == "local",
     })
 

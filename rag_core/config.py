@@ -70,6 +70,9 @@ class EmbeddingConfig(_Section):
     normalize: bool = True
     query_prompt: str = ""
     document_prompt: str = ""
+    query_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Precision of the query encoder only (documents are always float32). auto = bfloat16 "
+                            "on CPUs with native bfloat16 (AVX512-BF16, AMX), float32 elsewhere.")
 
 
 class ChunkingConfig(_Section):
@@ -101,7 +104,7 @@ class RetrievalConfig(_Section):
     lexical_backend: Literal["auto", "milvus", "local"] = Field(
         "auto", description="auto: Milvus BM25 on servers that have it (>= 2.5), else the client-side index.")
     fusion: Literal["weighted", "rrf"] = "weighted"
-    normalization: Literal["minmax", "zscore"] = "zscore"
+    normalization: Literal["minmax", "zscore", "corpus"] = "corpus"
     rrf_k: int = Field(60, ge=1)
     candidates: int = Field(100, ge=1, description="Hits fetched from each leg before fusion.")
     document_level: bool = Field(False, description="Return the best chunk per document only.")

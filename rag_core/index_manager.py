@@ -9,12 +9,13 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from rag_core.config import IndexConfig, MilvusConfig, load_config
@@ -319,6 +320,17 @@ class MilvusIndexManager:
             time.sleep(0.5 * (attempt + 1))
         raise RuntimeError(f"Could not export a consistent view of {collection} at {self.uri}: read {len(rows)} rows, "
                            f"the collection holds {expected}. Is something writing to it right now?")
+
+    def iter_vectors(self, collection: str, batch_size: int = 2000) -> Iterator[np.ndarray]:
+        """Every vector, a batch at a time, so statistics over a large collection never hold it whole."""
+        self._ensure_loaded(collection)
+        iterator = self._retry("query_iterator", lambda: self.client.query_iterator(
+            collection, batch_size=batch_size, filter="", output_fields=["vector"], consistency_level="Strong"))
+        try:
+            while batch := iterator.next():
+                yield np.asarray([row["vector"] for row in batch], dtype=np.float32)
+        finally:
+            iterator.close()
 
     def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[SearchHit]:
         """Rows by primary key, as hits with no score (for chunks a client-side leg found)."""

@@ -7,11 +7,15 @@ tokenizer (lowercase, English stopwords, Snowball stemming) is the one bm25s's p
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import bm25s
 import numpy as np
 import Stemmer
+
+from rag_core.fusion import ScoreMoments
 
 META_FILE = "chunks.json"
 _STEMMER = Stemmer.Stemmer("english")
@@ -24,41 +28,79 @@ class LexicalHit:
     score: float
 
 
+@dataclass(frozen=True)
+class LexicalRanking:
+    """One query's top entries (best first, positive scores only), then the requested extra entries with their true
+    scores, and the moments of its scores over every entry of the index."""
+
+    hits: list[LexicalHit]
+    moments: ScoreMoments
+
+
+Level = Literal["chunk", "document"]
+
+
 def tokenize(texts: Sequence[str], *, as_words: bool = False) -> bm25s.tokenization.Tokenized | list[list[str]]:
     return bm25s.tokenize(list(texts), stopwords="en", stemmer=_STEMMER, show_progress=False, return_ids=not as_words)
 
 
 class LexicalIndex:
-    """``collection`` names the Milvus collection version the index mirrors, so a stale index is noticed."""
+    """BM25 over chunks, or over whole documents (``level``), each entry keyed by its chunk id or its document id.
 
-    def __init__(self, model: bm25s.BM25, chunk_ids: list[str], doc_ids: list[str], collection: str) -> None:
+    A document entry names the chunk that stands for it (its first). ``collection`` names the Milvus collection
+    version the index mirrors, so a stale index is noticed.
+    """
+
+    def __init__(self, model: bm25s.BM25, chunk_ids: list[str], doc_ids: list[str], collection: str,
+                 level: Level = "chunk") -> None:
         self._model, self.chunk_ids, self.doc_ids, self.collection = model, chunk_ids, doc_ids, collection
+        self.level = level
         self.params = (float(model.k1), float(model.b))
 
     @classmethod
     def build(cls, chunk_ids: Sequence[str], doc_ids: Sequence[str], texts: Sequence[str], *, collection: str,
-              k1: float = 0.9, b: float = 0.4) -> "LexicalIndex":
+              k1: float = 0.9, b: float = 0.4, level: Level = "chunk") -> "LexicalIndex":
         if not texts:
             raise ValueError("Cannot build a BM25 index over no chunks; ingest documents first.")
         model = bm25s.BM25(k1=k1, b=b)
         model.index(tokenize(texts), show_progress=False)
-        return cls(model, list(chunk_ids), list(doc_ids), collection)
+        return cls(model, list(chunk_ids), list(doc_ids), collection, level)
+
+    @cached_property
+    def _row_of_key(self) -> dict[str, int]:
+        return {key: row for row, key in enumerate(self.chunk_ids if self.level == "chunk" else self.doc_ids)}
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
 
     def search(self, queries: Sequence[str], limit: int) -> list[list[LexicalHit]]:
-        """Top ``limit`` chunks per query by BM25 score; chunks sharing no term with the query are left out."""
-        k = min(limit, len(self.chunk_ids))
-        indices, scores = self._model.retrieve(tokenize(queries), k=k, show_progress=False, n_threads=1)
-        return [[LexicalHit(self.chunk_ids[i], self.doc_ids[i], float(s)) for i, s in zip(row_i, row_s) if s > 0]
-                for row_i, row_s in zip(np.atleast_2d(indices), np.atleast_2d(scores))]
+        """Top ``limit`` entries per query by BM25 score; entries sharing no term with the query are left out."""
+        return [ranking.hits for ranking in self.rank(queries, limit)]
+
+    def rank(self, queries: Sequence[str], limit: int, *,
+             also: Sequence[Sequence[str]] = ()) -> list[LexicalRanking]:
+        """Scores every entry (what BM25 does anyway), so the moments and any entry's score come for free.
+        ``also[i]``: keys whose true scores query i needs beyond its top, e.g. the dense leg's candidates."""
+        rankings = []
+        for i, words in enumerate(tokenize(queries, as_words=True)):
+            scores = self._model.get_scores(words) if words else np.zeros(len(self), dtype=np.float32)
+            k = min(limit, len(scores))
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.argsort(-scores[top], kind="stable")]
+            rows = [int(r) for r in top if scores[r] > 0]
+            taken = set(rows)
+            extra = [r for r in (self._row_of_key.get(key) for key in dict.fromkeys(also[i] if also else ()))
+                     if r is not None and r not in taken]
+            rankings.append(LexicalRanking(
+                hits=[LexicalHit(self.chunk_ids[r], self.doc_ids[r], float(scores[r])) for r in [*rows, *extra]],
+                moments=ScoreMoments(float(scores.mean()), float(scores.std()))))
+        return rankings
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self._model.save(str(folder), show_progress=False)
-        (folder / META_FILE).write_text(json.dumps({"collection": self.collection, "chunk_ids": self.chunk_ids,
-                                                    "doc_ids": self.doc_ids}))
+        (folder / META_FILE).write_text(json.dumps({"collection": self.collection, "level": self.level,
+                                                    "chunk_ids": self.chunk_ids, "doc_ids": self.doc_ids}))
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
@@ -67,7 +109,7 @@ class LexicalIndex:
                                     "(or run `rag ingest`) first.")
         meta = json.loads((folder / META_FILE).read_text())
         model = bm25s.BM25.load(str(folder), show_progress=False)
-        return cls(model, meta["chunk_ids"], meta["doc_ids"], meta["collection"])
+        return cls(model, meta["chunk_ids"], meta["doc_ids"], meta["collection"], meta["level"])
 
     @staticmethod
     def exists(folder: Path) -> bool:

@@ -10,10 +10,11 @@ from typing import Literal
 
 from rag_core.config import RAGConfig
 from rag_core.embedder import Embedder, shared_embedder
-from rag_core.fusion import FusedHit, FusionMethod, LegHit, Normalization, fuse
+from rag_core.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
 from rag_core.index_manager import MilvusIndexManager, SearchHit
 from rag_core.latency import LatencyTracker
-from rag_core.lexical_index import LexicalHit, LexicalIndex
+from rag_core.client_index import ChunkRow, ClientIndex
+from rag_core.lexical_index import LexicalHit
 from rag_core.query_cache import QueryCache, normalise_query
 from rag_core.rerankers import Reranker, make_reranker
 
@@ -63,16 +64,16 @@ class SearchOptions:
     filter: str
 
 
-def lexical_index_dir(config: RAGConfig, alias: str) -> Path:
+def client_index_dir(config: RAGConfig, alias: str) -> Path:
     return Path(config.retrieval.bm25_dir) / alias
 
 
-def build_lexical_index(manager: MilvusIndexManager, alias: str, folder: Path) -> LexicalIndex:
-    """Rebuild the client-side BM25 index from what Milvus holds, so the two cannot disagree."""
+def build_client_index(manager: MilvusIndexManager, alias: str, folder: Path) -> ClientIndex:
+    """Rebuild the client-side index from what Milvus holds, so the two cannot disagree."""
     collection = manager.serving(alias)
-    rows = manager.read_rows(collection, ["chunk_id", "doc_id", "text"])
-    index = LexicalIndex.build([r["chunk_id"] for r in rows], [r["doc_id"] for r in rows], [r["text"] for r in rows],
-                               collection=collection, k1=manager.index.bm25_k1, b=manager.index.bm25_b)
+    rows = [ChunkRow(**r) for r in manager.read_rows(collection, ["chunk_id", "doc_id", "position", "text"])]
+    index = ClientIndex.build(rows, manager.iter_vectors(collection), collection=collection,
+                              k1=manager.index.bm25_k1, b=manager.index.bm25_b)
     index.save(folder)
     return index
 
@@ -91,7 +92,7 @@ class RetrievalEngine:
         self.cache: QueryCache[RetrievalResult] = QueryCache(config.retrieval.cache_size, config.retrieval.cache_ttl_s)
         self.latency = LatencyTracker(config.retrieval.latency_window, config.pipeline.target_latency_ms,
                                       Path(config.retrieval.metrics_dir))
-        self._lexical: LexicalIndex | None = None
+        self._client_index: ClientIndex | None = None
         self._lexical_checked_at = 0.0
         self._lexical_by_collection: dict[str, str] = {}
         self._lexical_lock = threading.Lock()
@@ -121,7 +122,7 @@ class RetrievalEngine:
             self._lexical_by_collection[collection] = version.lexical if version else "none"
         return self._lexical_by_collection[collection]
 
-    def lexical_index(self) -> LexicalIndex:
+    def client_index(self) -> ClientIndex:
         """The client-side index for the collection now serving; rebuilt from Milvus when missing or stale.
 
         Staleness (another version, or a row count that moved) is checked at most every
@@ -129,20 +130,21 @@ class RetrievalEngine:
         """
         collection = self.manager.serving(self.alias)
         with self._lexical_lock:
+            current = self._client_index
             fresh = time.monotonic() - self._lexical_checked_at < self.config.retrieval.bm25_refresh_s
-            if self._lexical is not None and self._matches(self._lexical, collection) and (
-                    fresh or len(self._lexical) == self.manager.count(collection)):
+            if current is not None and self._matches(current, collection) and (
+                    fresh or len(current) == self.manager.count(collection)):
                 self._lexical_checked_at = self._lexical_checked_at if fresh else time.monotonic()
-                return self._lexical
-            folder = lexical_index_dir(self.config, self.alias)
-            index = LexicalIndex.load(folder) if LexicalIndex.exists(folder) else None
+                return current
+            folder = client_index_dir(self.config, self.alias)
+            index = ClientIndex.load(folder) if ClientIndex.exists(folder) else None
             if index is None or not self._matches(index, collection) or len(index) != self.manager.count(collection):
-                log.info("Building the BM25 index for %s from Milvus", collection)
-                index = build_lexical_index(self.manager, self.alias, folder)
-            self._lexical, self._lexical_checked_at = index, time.monotonic()
+                log.info("Building the client-side index for %s from Milvus", collection)
+                index = build_client_index(self.manager, self.alias, folder)
+            self._client_index, self._lexical_checked_at = index, time.monotonic()
             return index
 
-    def _matches(self, index: LexicalIndex, collection: str) -> bool:
+    def _matches(self, index: ClientIndex, collection: str) -> bool:
         return index.collection == collection and index.params == (self.manager.index.bm25_k1,
                                                                      self.manager.index.bm25_b)
 
@@ -151,7 +153,7 @@ class RetrievalEngine:
         self.cache.clear()
         self.manager.forget_serving()
         with self._lexical_lock:
-            self._lexical = None
+            self._client_index = None
 
     # --- search -------------------------------------------------------------------------------------------------
 
@@ -197,8 +199,13 @@ class RetrievalEngine:
         timings: dict[str, float] = {}
         dense: list[list[SearchHit]] = [[] for _ in queries]
         lexical: list[list[Candidate]] = [[] for _ in queries]
+        no_moments: list[ScoreMoments | None] = [None] * len(queries)
+        dense_moments, lexical_moments = no_moments, no_moments
         texts: dict[str, SearchHit] = {}
         backend = self.lexical_backend if options.mode != "dense" else "none"
+        # Corpus moments come from the client-side index; with Milvus BM25 both legs fall back to zscore.
+        corpus = (options.mode == "hybrid" and options.fusion == "weighted" and options.normalization == "corpus"
+                  and backend == "local")
         if options.mode != "bm25":
             tick = time.perf_counter()
             vectors = self.embedder.encode_queries(queries)
@@ -206,13 +213,18 @@ class RetrievalEngine:
             tick = time.perf_counter()
             dense = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
                                         output_fields=["doc_id"])  # texts only for the few results kept
+            if corpus:
+                dense_moments = self.client_index().vectors.score_moments(vectors)
             timings["dense"] = _ms(tick)
         if options.mode != "dense":
             tick = time.perf_counter()
-            lexical = self._lexical_search(queries, options, backend, collection, texts)
+            lexical, moments = self._lexical_search(queries, options, backend, collection, texts,
+                                                    score_also=dense if corpus else None)
+            lexical_moments = moments if corpus else no_moments
             timings["sparse"] = _ms(tick)
         tick = time.perf_counter()
-        fused = [_fuse_legs(d, lex, options)[: options.top_k] for d, lex in zip(dense, lexical)]
+        fused = [_fuse_legs(d, lex, options, dm, lm)[: options.top_k]
+                 for d, lex, dm, lm in zip(dense, lexical, dense_moments, lexical_moments)]
         timings["fusion"] = _ms(tick)
         self._fill_missing_texts(collection, [chunk_id for ranking in fused for _, chunk_id in ranking], texts)
         results = []
@@ -231,17 +243,25 @@ class RetrievalEngine:
                 for q, r in zip(queries, results)]
 
     def _lexical_search(self, queries: list[str], options: SearchOptions, backend: str, collection: str,
-                        texts: dict[str, SearchHit]) -> list[list[Candidate]]:
+                        texts: dict[str, SearchHit], score_also: list[list[SearchHit]] | None
+                        ) -> tuple[list[list[Candidate]], list[ScoreMoments | None]]:
+        """The BM25 leg and, client-side, each query's score moments. Client-side BM25 at document level scores
+        whole documents; ``score_also`` asks for the true scores of the dense candidates too."""
         if backend == "milvus":
             found = self.manager.search_bm25(collection, queries, limit=options.candidates, filter=options.filter)
             for hits in found:
                 texts.update((h.chunk_id, h) for h in hits)
-            return found
-        found = self.lexical_index().search(queries, options.candidates)
-        if not options.filter:
-            return found
-        allowed = self.manager.matching_ids(collection, [h.chunk_id for hits in found for h in hits], options.filter)
-        return [[h for h in hits if h.chunk_id in allowed] for hits in found]
+            return found, [None] * len(found)
+        client = self.client_index()
+        index = client.documents if options.document_level else client.chunks
+        also = [[h.doc_id if options.document_level else h.chunk_id for h in hits] for hits in score_also or ()]
+        rankings = index.rank(queries, options.candidates, also=also)
+        found: list[list[Candidate]] = [r.hits for r in rankings]
+        if options.filter:
+            allowed = self.manager.matching_ids(collection, [h.chunk_id for hits in found for h in hits],
+                                                options.filter)
+            found = [[h for h in hits if h.chunk_id in allowed] for hits in found]
+        return found, [r.moments for r in rankings]
 
     def _fill_missing_texts(self, collection: str, chunk_ids: list[str], texts: dict[str, SearchHit]) -> None:
         """Text and metadata of the kept results, in one call: the legs fetch ids and scores only."""
@@ -278,15 +298,15 @@ def _per_leg(hits: Sequence[Candidate], document_level: bool) -> tuple[list[LegH
     return keyed, chunk_of
 
 
-def _fuse_legs(dense: Sequence[Candidate], lexical: Sequence[Candidate],
-               options: SearchOptions) -> list[tuple[FusedHit, str]]:
+def _fuse_legs(dense: Sequence[Candidate], lexical: Sequence[Candidate], options: SearchOptions,
+               dense_moments: ScoreMoments | None, lexical_moments: ScoreMoments | None) -> list[tuple[FusedHit, str]]:
     """Fused ranking with the chunk to show for each entry. At document level each leg is first reduced to its
     best chunk per document, so a document found by dense through one chunk and by BM25 through another still
     gets both scores."""
     dense_keys, dense_chunk = _per_leg(dense, options.document_level)
     lexical_keys, lexical_chunk = _per_leg(lexical, options.document_level)
     fused = fuse(dense_keys, lexical_keys, method=options.fusion, alpha=options.alpha, rrf_k=options.rrf_k,
-                 normalization=options.normalization)
+                 normalization=options.normalization, dense_moments=dense_moments, lexical_moments=lexical_moments)
     return [(f, dense_chunk.get(f.key) or lexical_chunk[f.key]) for f in fused]
 
 

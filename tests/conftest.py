@@ -43,6 +43,8 @@ def make_config(tmp_path: Path, uri: str, collection: str = "semantic_index", **
         "milvus": {"uri": uri, "collection": collection, "retry_attempts": 2, "retry_backoff_s": 0.05},
         "ingestion": {"docs_dir": str(tmp_path / "docs"), "storage_dir": str(tmp_path / "assets"),
                       "record_batch_size": 64},
+        # Never the working directory's data/: tests leave nothing behind in the checkout.
+        "retrieval": {"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics")},
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
@@ -53,8 +55,7 @@ def make_config(tmp_path: Path, uri: str, collection: str = "semantic_index", **
 def config(tmp_path: Path, milvus_uri: str, collection: str, embedder) -> RAGConfig:
     """The retrieval corpus ingested on the backend under test, with strong consistency for read-after-write."""
     config = make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"},
-                         retrieval={"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics"),
-                                    "bm25_refresh_s": 0},
+                         retrieval={"bm25_refresh_s": 0},
                          pipeline={"top_k": 6, "rerank_top_k": 3})
     ingest(config, RETRIEVAL_DOCS, embedder)
     return config

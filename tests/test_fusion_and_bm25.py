@@ -3,11 +3,14 @@
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from rag_core.fusion import LegHit, fuse
+from rag_core.client_index import ChunkRow, documents_from_chunks
+from rag_core.fusion import LegHit, ScoreMoments, fuse
 from rag_core.lexical_index import LexicalIndex, tokenize
+from rag_core.vector_moments import VectorMoments
 
 CORPUS = [
     "Milvus stores dense vectors and builds HNSW graphs for fast approximate search.",
@@ -85,3 +88,56 @@ def test_zscore_fusion_standardises_each_leg_and_floors_missing_candidates() -> 
     assert fused["a"] == pytest.approx(0.5 * z + 0.5 * -1.0), "a is missing from BM25: it gets BM25's lowest, -1"
     assert fused["c"] == pytest.approx(0.5 * -z + 0.5 * 1.0)
     assert fused["d"] == pytest.approx(0.5 * -z + 0.5 * -1.0), "d is missing from dense: dense's lowest"
+
+
+def test_corpus_fusion_standardises_against_the_given_moments() -> None:
+    dense = [LegHit("a", 0.9), LegHit("b", 0.5)]
+    lexical = [LegHit("b", 12.0), LegHit("a", 2.0), LegHit("c", 8.0)]
+    fused = {h.key: h.fused_score for h in fuse(dense, lexical, alpha=0.7, normalization="corpus",
+                                                dense_moments=ScoreMoments(0.3, 0.2),
+                                                lexical_moments=ScoreMoments(2.0, 4.0))}
+    assert fused["a"] == pytest.approx(0.7 * 3.0 + 0.3 * 0.0)
+    assert fused["b"] == pytest.approx(0.7 * 1.0 + 0.3 * 2.5)
+    assert fused["c"] == pytest.approx(0.7 * 1.0 + 0.3 * 1.5), "missing from dense: dense's lowest, b's 1.0"
+    without = fuse(dense, lexical, alpha=0.7, normalization="corpus")
+    assert without == fuse(dense, lexical, alpha=0.7, normalization="zscore"), "no moments: zscore"
+
+
+def test_bm25_moments_cover_every_entry_and_requested_entries_keep_their_true_score() -> None:
+    ids = [f"c{i}" for i in range(len(CORPUS))]
+    index = LexicalIndex.build(ids, ids, CORPUS, collection="x", k1=1.2, b=0.75)
+    oracle = LuceneIdfOracle(tokenize(CORPUS, as_words=True), k1=1.2, b=0.75)
+    query = "vector search with HNSW"
+    expected = oracle.get_scores(tokenize([query], as_words=True)[0]) / (1.2 + 1)
+    ranking = index.rank([query], limit=1, also=[["c3", "c0", "nope"]])[0]
+    assert ranking.moments.mean == pytest.approx(expected.mean(), rel=1e-4)
+    assert ranking.moments.std == pytest.approx(expected.std(), rel=1e-4)
+    top = int(np.argmax(expected))
+    assert [h.chunk_id for h in ranking.hits] == [f"c{top}", "c3"] if top == 0 else [f"c{top}", "c3", "c0"]
+    assert ranking.hits[1].score == 0.0, "c3 shares no term with the query: its true score is 0, not left out"
+
+
+def test_vector_moments_give_each_querys_mean_and_spread_over_the_corpus() -> None:
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    moments = VectorMoments.from_batches([vectors[:200], vectors[200:450], vectors[450:]])
+    queries = rng.normal(size=(3, 16)).astype(np.float32)
+    for query, m in zip(queries, moments.score_moments(queries)):
+        scores = vectors.astype(np.float64) @ query
+        assert (m.mean, m.std) == (pytest.approx(scores.mean(), rel=1e-6), pytest.approx(scores.std(), rel=1e-6))
+    with pytest.raises(ValueError, match="ingest documents first"):
+        VectorMoments.from_batches([])
+
+
+def test_documents_are_rejoined_from_overlapping_chunks(embedder) -> None:
+    from rag_core.chunking import TokenChunker
+    from rag_core.documents import Document
+
+    text = " ".join(CORPUS * 3)
+    chunker = TokenChunker(embedder.tokenizer, chunk_size=24, chunk_overlap=6, max_seq_length=256)
+    chunks = chunker.chunk(Document(doc_id="d", text=text))
+    assert len(chunks) > 3
+    rows = [ChunkRow(c.chunk_id, c.doc_id, c.position, c.text) for c in reversed(chunks)]
+    first, doc_ids, texts = documents_from_chunks([*rows, ChunkRow("solo", "e", 0, "alone")])
+    assert (first, doc_ids) == ([chunks[0].chunk_id, "solo"], ["d", "e"])
+    assert texts == [text, "alone"], "each overlap counted once, chunks put back in order"

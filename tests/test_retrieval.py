@@ -83,3 +83,20 @@ def test_milvus_23_has_no_bm25_function_so_milvus_backend_is_refused(config: RAG
         update={"lexical_backend": "milvus"})}), embedder=embedder)
     with pytest.raises(ValueError, match="has no BM25 function"):
         engine.search("compaction")
+
+
+def test_corpus_normalisation_scores_each_leg_against_the_whole_index(config: RAGConfig, embedder) -> None:
+    engine = RetrievalEngine(config, embedder=embedder)
+    query = "how does compaction purge deleted rows"
+    result = engine.search(query, normalization="corpus", alpha=0.7, document_level=True, top_k=8, rerank_top_k=8)
+    client = engine.client_index()
+    dense = client.vectors.score_moments(embedder.encode_queries([query]))[0]
+    lexical = client.documents.rank([query], 1)[0].moments
+    assert len(result.results) == len(DOCS) and result.results[0].doc_id == "compaction"
+    for r in result.results:
+        assert r.dense_score is not None and r.lexical_score is not None, "every candidate fuses on true scores"
+        expected = 0.7 * (r.dense_score - dense.mean) / dense.std + 0.3 * (r.lexical_score - lexical.mean) / lexical.std
+        assert r.fused_score == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    whole = engine.search(query, mode="bm25", document_level=True).results[0]
+    assert whole.lexical_score == pytest.approx(client.documents.search([query], 1)[0][0].score), \
+        "document-level BM25 scores whole documents"

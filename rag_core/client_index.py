@@ -1,0 +1,102 @@
+"""What the engine keeps on the client about the collection it serves, rebuilt from Milvus when it goes stale.
+
+- BM25 over chunks, for chunk-level results, and BM25 over whole documents (rebuilt from their chunks), for
+  document-level results: a document is what is ranked there, and on SciFact train scoring it whole fused better
+  than scoring its best chunk.
+- The moments of the collection's vectors, for the ``corpus`` normalisation of the dense leg.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag_core.lexical_index import LexicalIndex
+from rag_core.vector_moments import FILE as MOMENTS_FILE, VectorMoments
+
+MIN_OVERLAP_CHARS = 8  # shorter shared ends are more likely chance than overlap
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_id: str
+    doc_id: str
+    position: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ClientIndex:
+    chunks: LexicalIndex
+    documents: LexicalIndex
+    vectors: VectorMoments
+
+    @property
+    def collection(self) -> str:
+        return self.chunks.collection
+
+    @property
+    def params(self) -> tuple[float, float]:
+        return self.chunks.params
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @classmethod
+    def build(cls, rows: Sequence[ChunkRow], vector_batches: Iterable[np.ndarray], *, collection: str,
+              k1: float, b: float) -> "ClientIndex":
+        chunks = LexicalIndex.build([r.chunk_id for r in rows], [r.doc_id for r in rows], [r.text for r in rows],
+                                    collection=collection, k1=k1, b=b)
+        first_chunks, doc_ids, texts = documents_from_chunks(rows)
+        documents = LexicalIndex.build(first_chunks, doc_ids, texts, collection=collection, k1=k1, b=b,
+                                       level="document")
+        return cls(chunks, documents, VectorMoments.from_batches(vector_batches))
+
+    def save(self, folder: Path) -> None:
+        self.chunks.save(folder / "chunks")
+        self.documents.save(folder / "documents")
+        self.vectors.save(folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> "ClientIndex":
+        return cls(LexicalIndex.load(folder / "chunks"), LexicalIndex.load(folder / "documents"),
+                   VectorMoments.load(folder))
+
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        return (LexicalIndex.exists(folder / "chunks") and LexicalIndex.exists(folder / "documents")
+                and (folder / MOMENTS_FILE).is_file())
+
+
+def documents_from_chunks(rows: Iterable[ChunkRow]) -> tuple[list[str], list[str], list[str]]:
+    """(first chunk id, document id, text) per document, the text rejoined from its chunks in order.
+
+    Consecutive chunks overlap (``chunking.chunk_overlap``): the next chunk starts with the previous one's tail,
+    which is dropped so overlapping words are not counted twice. Chunks that do not overlap are joined by a space.
+    """
+    by_doc: dict[str, list[ChunkRow]] = {}
+    for row in rows:
+        by_doc.setdefault(row.doc_id, []).append(row)
+    first_chunks, doc_ids, texts = [], [], []
+    for doc_id, chunks in by_doc.items():
+        chunks.sort(key=lambda r: r.position)
+        text = chunks[0].text
+        for chunk in chunks[1:]:
+            start = _overlap_start(text, chunk.text)
+            text = text[:start] + chunk.text if start is not None else f"{text} {chunk.text}"
+        first_chunks.append(chunks[0].chunk_id)
+        doc_ids.append(doc_id)
+        texts.append(text)
+    return first_chunks, doc_ids, texts
+
+
+def _overlap_start(text: str, following: str) -> int | None:
+    """Where the longest tail of ``text`` that ``following`` starts with begins (None: under MIN_OVERLAP_CHARS)."""
+    start = max(0, len(text) - len(following))
+    last = len(text) - MIN_OVERLAP_CHARS
+    while 0 <= (start := text.find(following[:1], start)) <= last:
+        if following.startswith(text[start:]):
+            return start
+        start += 1
+    return None
