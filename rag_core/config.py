@@ -95,7 +95,7 @@ class IngestionConfig(_Section):
 
 class PipelineConfig(_Section):
     target_latency_ms: float = Field(80.0, gt=0)
-    hybrid_alpha: float = Field(0.5, ge=0, le=1)  # chosen on SciFact train (benchmarks/tune_retrieval.py)
+    hybrid_alpha: float = Field(0.7, ge=0, le=1)  # chosen on SciFact train (benchmarks/tune_retrieval.py)
     top_k: int = Field(20, ge=1)
     rerank_top_k: int = Field(5, ge=1)
 
@@ -104,7 +104,9 @@ class RetrievalConfig(_Section):
     lexical_backend: Literal["auto", "milvus", "local"] = Field(
         "auto", description="auto: Milvus BM25 on servers that have it (>= 2.5), else the client-side index.")
     fusion: Literal["weighted", "rrf"] = "weighted"
-    normalization: Literal["minmax", "zscore", "corpus"] = "corpus"
+    normalization: Literal["minmax", "zscore", "corpus"] = Field(
+        "corpus", description="corpus: z-scores against each leg's scores over the whole index (chosen on SciFact "
+                              "train; needs the client-side index, else zscore); zscore or minmax: within the candidates.")
     rrf_k: int = Field(60, ge=1)
     candidates: int = Field(100, ge=1, description="Hits fetched from each leg before fusion.")
     document_level: bool = Field(False, description="Return the best chunk per document only.")

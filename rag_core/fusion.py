@@ -11,7 +11,7 @@ Two methods, both over the union of the two lists:
 - ``rrf``: reciprocal rank fusion, ``1 / (k + rank)`` summed over the legs; scale-free, so no tuning of alpha.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -62,16 +62,19 @@ def _normalised(hits: Sequence[LegHit], how: Normalization, moments: ScoreMoment
 
 def fuse(dense: Sequence[LegHit], lexical: Sequence[LegHit], *, method: FusionMethod = "weighted",
          alpha: float = 0.5, rrf_k: int = 60, normalization: Normalization = "minmax",
-         dense_moments: ScoreMoments | None = None, lexical_moments: ScoreMoments | None = None) -> list[FusedHit]:
+         dense_moments: ScoreMoments | None = None, lexical_moments: ScoreMoments | None = None,
+         lexical_beyond: Mapping[str, float] | None = None) -> list[FusedHit]:
     """Both legs ranked best first; returns the union ranked by fused score, ties broken by dense rank.
 
-    With ``corpus`` moments a leg's list may go on past its own top with its true scores for the other leg's
-    candidates (the client-side BM25 can score any entry), which then fuse on that score rather than a floor.
+    ``lexical_beyond``: true lexical scores of dense candidates outside the lexical list (the client-side BM25 can
+    score any entry). With ``corpus`` moments those candidates fuse on that score rather than on a floor; they keep
+    no lexical rank, since they are not among the lexical candidates.
     """
     dense_rank = {h.key: r for r, h in enumerate(dense, 1)}
     lexical_rank = {h.key: r for r, h in enumerate(lexical, 1)}
     dense_score = {h.key: h.score for h in dense}
-    lexical_score = {h.key: h.score for h in lexical}
+    beyond = dict(lexical_beyond or {}) if normalization == "corpus" and lexical_moments is not None else {}
+    lexical_score = beyond | {h.key: h.score for h in lexical}
     keys = list(dict.fromkeys([*dense_rank, *lexical_rank]))
     if method == "rrf":
         fused = {k: sum(1.0 / (rrf_k + ranks[k]) for ranks in (dense_rank, lexical_rank) if k in ranks) for k in keys}
@@ -79,6 +82,7 @@ def fuse(dense: Sequence[LegHit], lexical: Sequence[LegHit], *, method: FusionMe
         dn = _normalised(dense, normalization, dense_moments)
         ln = _normalised(lexical, normalization, lexical_moments)
         d_floor, l_floor = min(dn.values(), default=0.0), min(ln.values(), default=0.0)
+        ln = _normalised([LegHit(k, v) for k, v in beyond.items() if k not in ln], normalization, lexical_moments) | ln
         fused = {k: alpha * dn.get(k, d_floor) + (1 - alpha) * ln.get(k, l_floor) for k in keys}
     else:
         raise ValueError(f"Unknown fusion method {method!r}; use 'weighted' or 'rrf'.")

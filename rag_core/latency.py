@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-STAGES = ("embed", "dense", "sparse", "fusion", "rerank", "retrieval")
+STAGES = ("embed", "dense", "sparse", "fusion", "fetch", "rerank", "retrieval")
 STATE_FILE = "latency.json"
 
 

@@ -30,10 +30,11 @@ class LexicalHit:
 
 @dataclass(frozen=True)
 class LexicalRanking:
-    """One query's top entries (best first, positive scores only), then the requested extra entries with their true
-    scores, and the moments of its scores over every entry of the index."""
+    """One query's top entries (best first, positive scores only), the requested entries outside them with their
+    true scores (possibly 0), and the moments of its scores over every entry of the index."""
 
     hits: list[LexicalHit]
+    beyond: list[LexicalHit]
     moments: ScoreMoments
 
 
@@ -91,10 +92,13 @@ class LexicalIndex:
             taken = set(rows)
             extra = [r for r in (self._row_of_key.get(key) for key in dict.fromkeys(also[i] if also else ()))
                      if r is not None and r not in taken]
-            rankings.append(LexicalRanking(
-                hits=[LexicalHit(self.chunk_ids[r], self.doc_ids[r], float(scores[r])) for r in [*rows, *extra]],
-                moments=ScoreMoments(float(scores.mean()), float(scores.std()))))
+            rankings.append(LexicalRanking(hits=[self._hit(r, scores) for r in rows],
+                                           beyond=[self._hit(r, scores) for r in extra],
+                                           moments=ScoreMoments(float(scores.mean()), float(scores.std()))))
         return rankings
+
+    def _hit(self, row: int, scores: np.ndarray) -> LexicalHit:
+        return LexicalHit(self.chunk_ids[row], self.doc_ids[row], float(scores[row]))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

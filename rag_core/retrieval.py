@@ -199,6 +199,7 @@ class RetrievalEngine:
         timings: dict[str, float] = {}
         dense: list[list[SearchHit]] = [[] for _ in queries]
         lexical: list[list[Candidate]] = [[] for _ in queries]
+        beyond: list[list[Candidate]] = [[] for _ in queries]
         no_moments: list[ScoreMoments | None] = [None] * len(queries)
         dense_moments, lexical_moments = no_moments, no_moments
         texts: dict[str, SearchHit] = {}
@@ -218,15 +219,17 @@ class RetrievalEngine:
             timings["dense"] = _ms(tick)
         if options.mode != "dense":
             tick = time.perf_counter()
-            lexical, moments = self._lexical_search(queries, options, backend, collection, texts,
-                                                    score_also=dense if corpus else None)
+            lexical, beyond, moments = self._lexical_search(queries, options, backend, collection, texts,
+                                                            score_also=dense if corpus else None)
             lexical_moments = moments if corpus else no_moments
             timings["sparse"] = _ms(tick)
         tick = time.perf_counter()
-        fused = [_fuse_legs(d, lex, options, dm, lm)[: options.top_k]
-                 for d, lex, dm, lm in zip(dense, lexical, dense_moments, lexical_moments)]
+        fused = [_fuse_legs(d, lex, b, options, dm, lm)[: options.top_k]
+                 for d, lex, b, dm, lm in zip(dense, lexical, beyond, dense_moments, lexical_moments)]
         timings["fusion"] = _ms(tick)
+        tick = time.perf_counter()
         self._fill_missing_texts(collection, [chunk_id for ranking in fused for _, chunk_id in ranking], texts)
+        timings["fetch"] = _ms(tick)
         results = []
         rerank_ms = 0.0
         for query, ranking in zip(queries, fused):
@@ -244,14 +247,14 @@ class RetrievalEngine:
 
     def _lexical_search(self, queries: list[str], options: SearchOptions, backend: str, collection: str,
                         texts: dict[str, SearchHit], score_also: list[list[SearchHit]] | None
-                        ) -> tuple[list[list[Candidate]], list[ScoreMoments | None]]:
-        """The BM25 leg and, client-side, each query's score moments. Client-side BM25 at document level scores
-        whole documents; ``score_also`` asks for the true scores of the dense candidates too."""
+                        ) -> tuple[list[list[Candidate]], list[list[Candidate]], list[ScoreMoments | None]]:
+        """The BM25 leg: per query its candidates and, client-side, the true scores of ``score_also`` (the dense
+        candidates) outside them and its score moments. Client-side BM25 at document level scores whole documents."""
         if backend == "milvus":
             found = self.manager.search_bm25(collection, queries, limit=options.candidates, filter=options.filter)
             for hits in found:
                 texts.update((h.chunk_id, h) for h in hits)
-            return found, [None] * len(found)
+            return found, [[] for _ in found], [None] * len(found)
         client = self.client_index()
         index = client.documents if options.document_level else client.chunks
         also = [[h.doc_id if options.document_level else h.chunk_id for h in hits] for hits in score_also or ()]
@@ -261,7 +264,7 @@ class RetrievalEngine:
             allowed = self.manager.matching_ids(collection, [h.chunk_id for hits in found for h in hits],
                                                 options.filter)
             found = [[h for h in hits if h.chunk_id in allowed] for hits in found]
-        return found, [r.moments for r in rankings]
+        return found, [r.beyond for r in rankings], [r.moments for r in rankings]
 
     def _fill_missing_texts(self, collection: str, chunk_ids: list[str], texts: dict[str, SearchHit]) -> None:
         """Text and metadata of the kept results, in one call: the legs fetch ids and scores only."""
@@ -298,15 +301,17 @@ def _per_leg(hits: Sequence[Candidate], document_level: bool) -> tuple[list[LegH
     return keyed, chunk_of
 
 
-def _fuse_legs(dense: Sequence[Candidate], lexical: Sequence[Candidate], options: SearchOptions,
-               dense_moments: ScoreMoments | None, lexical_moments: ScoreMoments | None) -> list[tuple[FusedHit, str]]:
+def _fuse_legs(dense: Sequence[Candidate], lexical: Sequence[Candidate], beyond: Sequence[Candidate],
+               options: SearchOptions, dense_moments: ScoreMoments | None,
+               lexical_moments: ScoreMoments | None) -> list[tuple[FusedHit, str]]:
     """Fused ranking with the chunk to show for each entry. At document level each leg is first reduced to its
     best chunk per document, so a document found by dense through one chunk and by BM25 through another still
     gets both scores."""
     dense_keys, dense_chunk = _per_leg(dense, options.document_level)
     lexical_keys, lexical_chunk = _per_leg(lexical, options.document_level)
     fused = fuse(dense_keys, lexical_keys, method=options.fusion, alpha=options.alpha, rrf_k=options.rrf_k,
-                 normalization=options.normalization, dense_moments=dense_moments, lexical_moments=lexical_moments)
+                 normalization=options.normalization, dense_moments=dense_moments, lexical_moments=lexical_moments,
+                 lexical_beyond={h.key: h.score for h in _per_leg(beyond, options.document_level)[0]})
     return [(f, dense_chunk.get(f.key) or lexical_chunk[f.key]) for f in fused]
 
 

@@ -10,7 +10,7 @@ def test_defaults_work_with_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     config = load_config(environ={})
     assert config.milvus.uri == "data/milvus.db"
     assert config.milvus.collection == "semantic_index"
-    assert (config.pipeline.hybrid_alpha, config.pipeline.top_k, config.pipeline.rerank_top_k) == (0.5, 20, 5)
+    assert (config.pipeline.hybrid_alpha, config.pipeline.top_k, config.pipeline.rerank_top_k) == (0.7, 20, 5)
     assert config.pipeline.target_latency_ms == 80.0
 
 

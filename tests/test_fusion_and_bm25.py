@@ -101,6 +101,10 @@ def test_corpus_fusion_standardises_against_the_given_moments() -> None:
     assert fused["c"] == pytest.approx(0.7 * 1.0 + 0.3 * 1.5), "missing from dense: dense's lowest, b's 1.0"
     without = fuse(dense, lexical, alpha=0.7, normalization="corpus")
     assert without == fuse(dense, lexical, alpha=0.7, normalization="zscore"), "no moments: zscore"
+    late = {h.key: h for h in fuse(dense, lexical[:1], alpha=0.7, normalization="corpus", lexical_beyond={"a": 2.0},
+                                   dense_moments=ScoreMoments(0.3, 0.2), lexical_moments=ScoreMoments(2.0, 4.0))}
+    assert late["a"].fused_score == pytest.approx(fused["a"]), "a's true BM25 score, not BM25's floor"
+    assert (late["a"].lexical_score, late["a"].lexical_rank) == (2.0, None), "scored, but not a BM25 candidate"
 
 
 def test_bm25_moments_cover_every_entry_and_requested_entries_keep_their_true_score() -> None:
@@ -113,8 +117,10 @@ def test_bm25_moments_cover_every_entry_and_requested_entries_keep_their_true_sc
     assert ranking.moments.mean == pytest.approx(expected.mean(), rel=1e-4)
     assert ranking.moments.std == pytest.approx(expected.std(), rel=1e-4)
     top = int(np.argmax(expected))
-    assert [h.chunk_id for h in ranking.hits] == [f"c{top}", "c3"] if top == 0 else [f"c{top}", "c3", "c0"]
-    assert ranking.hits[1].score == 0.0, "c3 shares no term with the query: its true score is 0, not left out"
+    assert [h.chunk_id for h in ranking.hits] == [f"c{top}"] and top != 3
+    assert [(h.chunk_id, h.score) for h in ranking.beyond] == [
+        (f"c{i}", pytest.approx(expected[i], rel=1e-4)) for i in (3, 0) if i != top]
+    assert ranking.beyond[0].score == 0.0, "c3 shares no term with the query: its true score is 0, not left out"
 
 
 def test_vector_moments_give_each_querys_mean_and_spread_over_the_corpus() -> None:

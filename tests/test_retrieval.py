@@ -19,7 +19,7 @@ def test_hybrid_finds_the_right_document_with_both_legs_scored(config: RAGConfig
     assert top.doc_id == "compaction" and "purges deleted rows" in top.text
     assert top.dense_rank is not None and top.lexical_rank == 1 and top.lexical_score > 0
     assert [r.fused_score for r in result.results] == sorted((r.fused_score for r in result.results), reverse=True)
-    assert set(result.timings_ms) >= {"embed", "dense", "sparse", "fusion", "rerank", "retrieval"}
+    assert set(result.timings_ms) >= {"embed", "dense", "sparse", "fusion", "fetch", "rerank", "retrieval"}
 
 
 def test_modes_filters_and_document_level(config: RAGConfig, embedder) -> None:
@@ -95,6 +95,7 @@ def test_corpus_normalisation_scores_each_leg_against_the_whole_index(config: RA
     assert len(result.results) == len(DOCS) and result.results[0].doc_id == "compaction"
     for r in result.results:
         assert r.dense_score is not None and r.lexical_score is not None, "every candidate fuses on true scores"
+        assert r.lexical_rank is None or r.lexical_score > 0, "a rank only for BM25's own candidates"
         expected = 0.7 * (r.dense_score - dense.mean) / dense.std + 0.3 * (r.lexical_score - lexical.mean) / lexical.std
         assert r.fused_score == pytest.approx(expected, rel=1e-4, abs=1e-5)
     whole = engine.search(query, mode="bm25", document_level=True).results[0]
