@@ -20,17 +20,10 @@ def _secret(variable: str) -> dg.EnvVar | None:
 
 def build_resources(config: RAGConfig) -> dict[str, object]:
     storage = AssetStorage(base_dir=config.ingestion.storage_dir)
-    m, i, e, c = config.milvus, config.index, config.embedding, config.chunking
-    p, r = config.pipeline, config.retrieval
-    embedder = EmbedderResource(model=e.model, device=e.device, batch_size=e.batch_size,
-                                chunk_size=c.chunk_size, chunk_overlap=c.chunk_overlap)
-    milvus = MilvusResource(
-        uri=m.uri, collection=m.collection, user=m.user, password=_secret("MILVUS_PASSWORD"),
-        token=_secret("MILVUS_TOKEN"), db_name=m.db_name, secure=m.secure, timeout_s=m.timeout_s,
-        retry_attempts=m.retry_attempts, retry_backoff_s=m.retry_backoff_s, enable_sharding=m.enable_sharding,
-        num_shards=m.num_shards, M=i.M, efConstruction=i.efConstruction, ef=i.ef, metric_type=i.metric_type,
-        bm25_k1=i.bm25_k1, bm25_b=i.bm25_b,
-    )
+    embedder = EmbedderResource(**config.embedding.model_dump(), **config.chunking.model_dump())
+    milvus = MilvusResource(**config.milvus.model_dump(exclude={"password", "token"}),
+                            **config.index.model_dump(exclude={"index_type"}),
+                            password=_secret("MILVUS_PASSWORD"), token=_secret("MILVUS_TOKEN"))
     return {
         "storage": storage,
         "io_manager": ParquetIOManager(storage=storage),
@@ -39,11 +32,8 @@ def build_resources(config: RAGConfig) -> dict[str, object]:
         "embedder": embedder,
         "milvus": milvus,
         "retrieval": RetrievalEngineResource(
-            milvus=milvus, embedder=embedder, hybrid_alpha=p.hybrid_alpha, top_k=p.top_k, rerank_top_k=p.rerank_top_k,
-            target_latency_ms=p.target_latency_ms, lexical_backend=r.lexical_backend, fusion=r.fusion,
-            normalization=r.normalization,
-            candidates=r.candidates, bm25_dir=r.bm25_dir, metrics_dir=r.metrics_dir,
-            reranking_method=config.reranking.method, reranking_model=config.reranking.model),
+            milvus=milvus, embedder=embedder, **config.pipeline.model_dump(), **config.retrieval.model_dump(),
+            **{f"reranking_{name}": value for name, value in config.reranking.model_dump().items()}),
     }
 
 

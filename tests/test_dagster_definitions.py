@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from rag_assets.definitions import build_definitions, defs
+from rag_assets.definitions import build_definitions, build_resources, defs
 from rag_assets.resources import CorpusResource
 from rag_assets.sensors import raw_documents_sensor
 from rag_core.config import RAGConfig
@@ -69,3 +69,26 @@ def test_sensor_requests_a_run_on_added_changed_and_removed_files(tmp_path: Path
 def test_sensor_skips_with_a_reason_when_the_folder_is_missing(tmp_path: Path) -> None:
     result = evaluate(tmp_path / "nowhere", None)
     assert not result.run_requests and "does not exist" in result.skip_reason.skip_message
+
+
+def test_resources_carry_every_setting_of_the_config(tmp_path: Path) -> None:
+    """A setting the resources dropped would make Dagster runs differ silently from `rag` and the Python API."""
+    config = RAGConfig.model_validate({
+        "milvus": {"uri": str(tmp_path / "x.db"), "collection": "docs", "consistency_level": "Strong",
+                   "retry_attempts": 7, "server_name": "milvus.internal", "num_shards": 3},
+        "index": {"M": 24, "ef": 96, "bm25_k1": 1.1, "bm25_b": 0.6},
+        "embedding": {"query_prompt": "query: ", "document_prompt": "passage: ", "query_precision": "float32",
+                      "batch_size": 8, "normalize": False},
+        "chunking": {"chunk_size": 128, "chunk_overlap": 16},
+        "pipeline": {"hybrid_alpha": 0.3, "top_k": 9},
+        "retrieval": {"normalization": "minmax", "candidates": 50, "document_level": True, "cache_size": 0},
+        "reranking": {"method": "cross_encoder", "model": "/models/ce", "batch_size": 4, "max_length": 256},
+    })
+    resources = build_resources(config)
+    assert resources["embedder"].embedding_config() == config.embedding
+    assert (resources["embedder"].chunk_size, resources["embedder"].chunk_overlap) == (128, 16)
+    assert resources["milvus"].index_config() == config.index
+    assert resources["milvus"].milvus_config().model_dump() == config.milvus.model_dump()
+    engine_config = resources["retrieval"].rag_config()
+    for section in ("pipeline", "retrieval", "reranking", "embedding", "index"):
+        assert getattr(engine_config, section) == getattr(config, section), section
