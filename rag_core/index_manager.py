@@ -202,7 +202,7 @@ class MilvusIndexManager:
         """The version an index built now with this model and chunking would have.
 
         Where the server has BM25 functions, collections carry a BM25 sparse field as well, so lexical search
-        runs inside Milvus; elsewhere it runs on the client-side index (``rag_core.lexical_index``).
+        runs inside Milvus; elsewhere it runs on the client-side index (``rag_core.client_index``).
         """
         lexical = "milvus" if self.capabilities.supports_bm25 else "none"
         return IndexVersion(model=model, dimension=dimension, metric_type=self.index.metric_type,
