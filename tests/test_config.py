@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,14 @@ def test_template_is_a_valid_config(monkeypatch: pytest.MonkeyPatch) -> None:
     template = Path(__file__).resolve().parents[1] / "config.template.yaml"
     config = load_config(template, environ={})
     assert config.milvus.collection == "semantic_index"
+
+
+def test_milvus_uri_may_name_a_milvus_lite_file(tmp_path: Path) -> None:
+    """pymilvus alone refuses a file path in MILVUS_URI at import time; the project must accept it (README)."""
+    lite = tmp_path / "lite.db"
+    script = ("import rag_core; m = rag_core.MilvusIndexManager(); "
+              "print(m.config.uri, m.capabilities.is_lite, m.health().ok)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=os.environ | {"MILVUS_URI": str(lite), "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(lite), "True", "True"]
