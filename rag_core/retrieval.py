@@ -148,6 +148,13 @@ class RetrievalEngine:
         return index.collection == collection and index.params == (self.manager.index.bm25_k1,
                                                                      self.manager.index.bm25_b)
 
+    @property
+    def _dense_scores_are_dot_products(self) -> bool:
+        """The vector moments describe q.v: Milvus's IP, or COSINE over unit vectors; else the dense leg's scores
+        are standardised within its candidates."""
+        metric = self.manager.index.metric_type
+        return metric == "IP" or (metric == "COSINE" and self.embedder.config.normalize)
+
     def invalidate(self) -> None:
         """After a write through this process: forget cached results, the alias resolution and the BM25 index."""
         self.cache.clear()
@@ -214,7 +221,7 @@ class RetrievalEngine:
             tick = time.perf_counter()
             dense = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
                                         output_fields=["doc_id"])  # texts only for the few results kept
-            if corpus:
+            if corpus and self._dense_scores_are_dot_products:
                 dense_moments = self.client_index().vectors.score_moments(vectors)
             timings["dense"] = _ms(tick)
         if options.mode != "dense":
