@@ -8,12 +8,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from rag_core.client_index import ChunkRow, ClientIndex
 from rag_core.config import RAGConfig
 from rag_core.embedder import Embedder, shared_embedder
 from rag_core.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
 from rag_core.index_manager import MilvusIndexManager, SearchHit
 from rag_core.latency import LatencyTracker
-from rag_core.client_index import ChunkRow, ClientIndex
 from rag_core.lexical_index import LexicalHit
 from rag_core.query_cache import QueryCache, normalise_query
 from rag_core.rerankers import Reranker, make_reranker
@@ -93,9 +93,9 @@ class RetrievalEngine:
         self.latency = LatencyTracker(config.retrieval.latency_window, config.pipeline.target_latency_ms,
                                       Path(config.retrieval.metrics_dir))
         self._client_index: ClientIndex | None = None
-        self._lexical_checked_at = 0.0
+        self._client_index_checked_at = 0.0
         self._lexical_by_collection: dict[str, str] = {}
-        self._lexical_lock = threading.Lock()
+        self._client_index_lock = threading.Lock()
 
     # --- which lexical path -------------------------------------------------------------------------------------
 
@@ -129,19 +129,19 @@ class RetrievalEngine:
         ``retrieval.bm25_refresh_s`` seconds, so queries do not pay a count each.
         """
         collection = self.manager.serving(self.alias)
-        with self._lexical_lock:
+        with self._client_index_lock:
             current = self._client_index
-            fresh = time.monotonic() - self._lexical_checked_at < self.config.retrieval.bm25_refresh_s
+            fresh = time.monotonic() - self._client_index_checked_at < self.config.retrieval.bm25_refresh_s
             if current is not None and self._matches(current, collection) and (
                     fresh or len(current) == self.manager.count(collection)):
-                self._lexical_checked_at = self._lexical_checked_at if fresh else time.monotonic()
+                self._client_index_checked_at = self._client_index_checked_at if fresh else time.monotonic()
                 return current
             folder = client_index_dir(self.config, self.alias)
             index = ClientIndex.load(folder) if ClientIndex.exists(folder) else None
             if index is None or not self._matches(index, collection) or len(index) != self.manager.count(collection):
                 log.info("Building the client-side index for %s from Milvus", collection)
                 index = build_client_index(self.manager, self.alias, folder)
-            self._client_index, self._lexical_checked_at = index, time.monotonic()
+            self._client_index, self._client_index_checked_at = index, time.monotonic()
             return index
 
     def _matches(self, index: ClientIndex, collection: str) -> bool:
@@ -156,10 +156,10 @@ class RetrievalEngine:
         return metric == "IP" or (metric == "COSINE" and self.embedder.config.normalize)
 
     def invalidate(self) -> None:
-        """After a write through this process: forget cached results, the alias resolution and the BM25 index."""
+        """After a write through this process: forget cached results, the alias resolution and the client-side index."""
         self.cache.clear()
         self.manager.forget_serving()
-        with self._lexical_lock:
+        with self._client_index_lock:
             self._client_index = None
 
     # --- search -------------------------------------------------------------------------------------------------
