@@ -29,10 +29,10 @@ import psutil  # noqa: E402
 
 from benchmarks.report import write_report  # noqa: E402
 from rag_core.config import RAGConfig  # noqa: E402
-from rag_core.evaluation import dataset_alias, load_beir  # noqa: E402
-from rag_core.index_manager import MilvusIndexManager  # noqa: E402
-from rag_core.ingest import ingest_path  # noqa: E402
-from rag_core.retrieval import RetrievalEngine  # noqa: E402
+from rag_core.quality.evaluation import dataset_alias, load_beir  # noqa: E402
+from rag_core.index.manager import MilvusIndexManager  # noqa: E402
+from rag_core.ingest.direct import ingest_path  # noqa: E402
+from rag_core.retrieval.engine import RetrievalEngine  # noqa: E402
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 TARGET_ROWS = 100_000

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from benchmarks.report import write_report
 from rag_core.config import load_config
-from rag_core.evaluation import dataset_alias, evaluate, load_beir, score_run
-from rag_core.fusion import LegHit, fuse
-from rag_core.ingest import ingest_path
-from rag_core.retrieval import RetrievalEngine
+from rag_core.quality.evaluation import dataset_alias, evaluate, load_beir, score_run
+from rag_core.retrieval.fusion import LegHit, fuse
+from rag_core.ingest.direct import ingest_path
+from rag_core.retrieval.engine import RetrievalEngine
 
 ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 CANDIDATES = 300

@@ -6,7 +6,7 @@ import dagster as dg
 
 from rag_assets.definitions import build_definitions
 from rag_core.config import load_config
-from rag_core.retrieval import RetrievalEngine
+from rag_core.retrieval.engine import RetrievalEngine
 
 SAMPLE_QUERY = "How do I check that Milvus is healthy?"
 

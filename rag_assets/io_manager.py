@@ -4,7 +4,7 @@ import dagster as dg
 
 from rag_assets.metadata import to_metadata
 from rag_assets.resources import AssetStorage
-from rag_core.parquet_store import BatchStream, ParquetTable
+from rag_core.ingest.parquet_store import BatchStream, ParquetTable
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):

@@ -1,104 +1,134 @@
-"""Dagster resources: thin, configurable handles on the rag_core objects the assets use.
+"""Dagster resources, all derived from one ``SettingsResource`` that mirrors rag_core's config tree.
 
-Defaults come from rag_core's config (config.yaml, .env, environment), so the CLI and Dagster agree; secrets
-are given as ``dg.EnvVar`` so they are read at run time and never stored in run config.
+The config classes here are generated from ``rag_core.config`` (field types, Literal choices as launchpad enums,
+defaults, constraints, descriptions), so a setting is declared once and the CLI and Dagster can never disagree.
+Secrets are ``dg.EnvVar`` references, or read from the environment at run time when left unset, never values.
 """
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import dagster as dg
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr, create_model
 
-from rag_core.chunking import TokenChunker
-from rag_core.config import (ChunkingConfig, EmbeddingConfig, IndexConfig, MilvusConfig, PipelineConfig, RAGConfig,
-                             RerankingConfig, RetrievalConfig)
-from rag_core.embedder import Embedder, shared_embedder
-from rag_core.index_manager import MilvusIndexManager
-from rag_core.parquet_store import ParquetStore
-from rag_core.retrieval import RetrievalEngine
+from rag_core.config import (ChunkingConfig, EmbeddingConfig, IndexConfig, IngestionConfig, MilvusConfig,
+                             PipelineConfig, RAGConfig, RerankingConfig, RetrievalConfig, SECRET_VARIABLES,
+                             secrets_from_environment)
+from rag_core.index.manager import MilvusIndexManager
+from rag_core.ingest.chunking import TokenChunker
+from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.ingest.parquet_store import ParquetStore
+from rag_core.retrieval.engine import RetrievalEngine
+
+def _dagster_config(section: type[BaseModel]) -> type[dg.Config]:
+    """A ``dg.Config`` with the section's fields; a secret becomes an optional string (an ``EnvVar`` in practice)."""
+    fields = {}
+    for name, info in section.model_fields.items():
+        if info.annotation is SecretStr:
+            fields[name] = (Optional[str], Field(default=None, description="An EnvVar; unset: read from the "
+                                                                           "environment at run time."))
+        else:
+            fields[name] = (info.annotation, info)
+    return create_model(section.__name__.replace("Config", "Settings"), __base__=dg.Config, **fields)
 
 
-def _default(section: type, field: str) -> Any:  # noqa: ANN401 - whatever the field's type is
-    return section.model_fields[field].default
+MilvusSettings = _dagster_config(MilvusConfig)
+IndexSettings = _dagster_config(IndexConfig)
+EmbeddingSettings = _dagster_config(EmbeddingConfig)
+ChunkingSettings = _dagster_config(ChunkingConfig)
+IngestionSettings = _dagster_config(IngestionConfig)
+PipelineSettings = _dagster_config(PipelineConfig)
+RetrievalSettings = _dagster_config(RetrievalConfig)
+RerankingSettings = _dagster_config(RerankingConfig)
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """The whole configuration, editable in the launchpad section by section and validated by rag_core."""
+
+    milvus: MilvusSettings = MilvusSettings()
+    index: IndexSettings = IndexSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    ingestion: IngestionSettings = IngestionSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    reranking: RerankingSettings = RerankingSettings()
+
+    @classmethod
+    def from_config(cls, config: RAGConfig) -> "SettingsResource":
+        sections = config.model_dump(exclude={"milvus": {"password", "token"}})
+        secrets = {field: _env_reference(variables) for field, variables in SECRET_VARIABLES.items()}
+        sections["milvus"] |= {k: v for k, v in secrets.items() if v is not None}
+        return cls(**{name: globals()[f"{name.title()}Settings"](**values) for name, values in sections.items()})
+
+    def rag_config(self) -> RAGConfig:
+        raw = self.model_dump()
+        milvus = raw["milvus"]
+        for field, value in secrets_from_environment(os.environ).items():
+            milvus[field] = milvus.get(field) or value
+        return RAGConfig.model_validate({k: {f: v for f, v in s.items() if v is not None} for k, s in raw.items()})
+
+
+def _env_reference(variables: tuple[str, ...]) -> dg.EnvVar | None:
+    """The variable that holds the secret now, as a reference resolved at run time."""
+    return next((dg.EnvVar(v) for v in variables if os.environ.get(v)), None)
 
 
 class EmbedderResource(dg.ConfigurableResource):
-    model: str = Field(description="bundled:all-MiniLM-L6-v2, a sentence-transformers model name, or a path.")
-    device: str = _default(EmbeddingConfig, "device")
-    batch_size: int = _default(EmbeddingConfig, "batch_size")
-    normalize: bool = _default(EmbeddingConfig, "normalize")
-    query_prompt: str = _default(EmbeddingConfig, "query_prompt")
-    document_prompt: str = _default(EmbeddingConfig, "document_prompt")
-    query_precision: str = _default(EmbeddingConfig, "query_precision")
-    chunk_size: int = _default(ChunkingConfig, "chunk_size")
-    chunk_overlap: int = _default(ChunkingConfig, "chunk_overlap")
-
-    def embedding_config(self) -> EmbeddingConfig:
-        return EmbeddingConfig(**{name: getattr(self, name) for name in EmbeddingConfig.model_fields})
+    settings: dg.ResourceDependency[SettingsResource]
 
     def embedder(self) -> Embedder:
-        return shared_embedder(self.embedding_config())
+        return shared_embedder(self.settings.rag_config().embedding)
 
     def chunker(self) -> TokenChunker:
-        embedder = self.embedder()
-        return TokenChunker(embedder.tokenizer, self.chunk_size, self.chunk_overlap, embedder.max_seq_length)
+        embedder, chunking = self.embedder(), self.settings.rag_config().chunking
+        return TokenChunker(embedder.tokenizer, chunking.chunk_size, chunking.chunk_overlap, embedder.max_seq_length)
 
 
 class MilvusResource(dg.ConfigurableResource):
-    uri: str = Field(description="A file path = Milvus Lite; http(s)://host:19530 = a Milvus server.")
-    collection: str = _default(MilvusConfig, "collection")
-    user: str = ""
-    password: Optional[str] = None
-    token: Optional[str] = None
-    db_name: str = ""
-    secure: bool = False
-    server_pem_path: str = ""
-    server_name: str = ""
-    ca_pem_path: str = ""
-    client_pem_path: str = ""
-    client_key_path: str = ""
-    timeout_s: float = _default(MilvusConfig, "timeout_s")
-    retry_attempts: int = _default(MilvusConfig, "retry_attempts")
-    retry_backoff_s: float = _default(MilvusConfig, "retry_backoff_s")
-    enable_sharding: bool = False
-    num_shards: int = _default(MilvusConfig, "num_shards")
-    consistency_level: str = _default(MilvusConfig, "consistency_level")
-    M: int = _default(IndexConfig, "M")
-    efConstruction: int = _default(IndexConfig, "efConstruction")
-    ef: int = _default(IndexConfig, "ef")
-    metric_type: str = _default(IndexConfig, "metric_type")
-    bm25_k1: float = _default(IndexConfig, "bm25_k1")
-    bm25_b: float = _default(IndexConfig, "bm25_b")
+    settings: dg.ResourceDependency[SettingsResource]
+
+    @property
+    def collection(self) -> str:
+        return self.settings.rag_config().milvus.collection
+
+    @property
+    def uri(self) -> str:
+        return self.settings.rag_config().milvus.uri
 
     def manager(self) -> MilvusIndexManager:
-        return MilvusIndexManager(self.milvus_config(), self.index_config())
-
-    def index_config(self) -> IndexConfig:
-        return IndexConfig(**{name: getattr(self, name) for name in IndexConfig.model_fields if name != "index_type"})
-
-    def milvus_config(self) -> MilvusConfig:
-        settings = {name: getattr(self, name) for name in MilvusConfig.model_fields}
-        return MilvusConfig(**settings | {"password": self.password or "", "token": self.token or ""})
+        config = self.settings.rag_config()
+        return MilvusIndexManager(config.milvus, config.index)
 
 
 class CorpusResource(dg.ConfigurableResource):
     """Where raw documents come from and how they are read."""
 
-    docs_dir: str
-    max_file_bytes: int = 50 * 1024 * 1024
-    record_batch_size: int = 512
+    settings: dg.ResourceDependency[SettingsResource]
 
     @property
     def path(self) -> Path:
-        return Path(self.docs_dir)
+        return Path(self.settings.rag_config().ingestion.docs_dir)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.settings.rag_config().ingestion.max_file_bytes
+
+    @property
+    def record_batch_size(self) -> int:
+        return self.settings.rag_config().ingestion.record_batch_size
 
 
 class AssetStorage(dg.ConfigurableResource):
     """The folder of Parquet asset tables; assets read their own previous table from it to reuse work."""
 
-    base_dir: str
+    settings: dg.ResourceDependency[SettingsResource]
+
+    @property
+    def base_dir(self) -> str:
+        return self.settings.rag_config().ingestion.storage_dir
 
     def store(self) -> ParquetStore:
         return ParquetStore(self.base_dir)
@@ -113,42 +143,10 @@ def _engine(config_json: str) -> RetrievalEngine:
 class RetrievalEngineResource(dg.ConfigurableResource):
     """The hybrid retrieval engine for on-demand queries, over the same Milvus and model as the ingestion."""
 
-    milvus: MilvusResource
-    embedder: EmbedderResource
-    # Every pipeline, retrieval and reranking setting (reranking ones prefixed), with rag_core's own defaults, so
-    # that Dagster queries behave as `rag query` does and the two can never drift apart.
-    target_latency_ms: float = _default(PipelineConfig, "target_latency_ms")
-    hybrid_alpha: float = _default(PipelineConfig, "hybrid_alpha")
-    top_k: int = _default(PipelineConfig, "top_k")
-    rerank_top_k: int = _default(PipelineConfig, "rerank_top_k")
-    lexical_backend: str = _default(RetrievalConfig, "lexical_backend")
-    fusion: str = _default(RetrievalConfig, "fusion")
-    normalization: str = _default(RetrievalConfig, "normalization")
-    rrf_k: int = _default(RetrievalConfig, "rrf_k")
-    candidates: int = _default(RetrievalConfig, "candidates")
-    document_level: bool = _default(RetrievalConfig, "document_level")
-    cache_size: int = _default(RetrievalConfig, "cache_size")
-    cache_ttl_s: float = _default(RetrievalConfig, "cache_ttl_s")
-    latency_window: int = _default(RetrievalConfig, "latency_window")
-    metrics_dir: str = _default(RetrievalConfig, "metrics_dir")
-    bm25_dir: str = _default(RetrievalConfig, "bm25_dir")
-    bm25_refresh_s: float = _default(RetrievalConfig, "bm25_refresh_s")
-    reranking_method: str = _default(RerankingConfig, "method")
-    reranking_model: str = _default(RerankingConfig, "model")
-    reranking_device: str = _default(RerankingConfig, "device")
-    reranking_batch_size: int = _default(RerankingConfig, "batch_size")
-    reranking_max_length: Optional[int] = _default(RerankingConfig, "max_length")
+    settings: dg.ResourceDependency[SettingsResource]
 
     def rag_config(self) -> RAGConfig:
-        return RAGConfig(
-            milvus=self.milvus.milvus_config(), index=self.milvus.index_config(),
-            embedding=self.embedder.embedding_config(),
-            pipeline=PipelineConfig(**{name: getattr(self, name) for name in PipelineConfig.model_fields}),
-            retrieval=RetrievalConfig(**{name: getattr(self, name) for name in RetrievalConfig.model_fields}),
-            reranking=RerankingConfig(**{name: getattr(self, f"reranking_{name}")
-                                         for name in RerankingConfig.model_fields}),
-        )
+        return self.settings.rag_config()
 
     def engine(self) -> RetrievalEngine:
-        config = self.rag_config()
-        return _engine(config.model_dump_json(context={"secrets": True}))
+        return _engine(self.rag_config().model_dump_json(context={"secrets": True}))

@@ -1,16 +1,16 @@
 """advanced-rag-milvus engine: plain Python, no Dagster. See docs/architecture.md."""
 
-from rag_core.milvus_env import lite_uri_hidden_from_pymilvus
+from rag_core.index.milvus_env import lite_uri_hidden_from_pymilvus
 
 with lite_uri_hidden_from_pymilvus():
     import pymilvus  # noqa: F401 - imported here first, so that a Milvus Lite path in MILVUS_URI is accepted
 
 from rag_core.config import RAGConfig, load_config  # noqa: E402
-from rag_core.documents import Chunk, Document, SkippedInput  # noqa: E402
-from rag_core.embedder import Embedder  # noqa: E402
-from rag_core.index_manager import MilvusIndexManager  # noqa: E402
-from rag_core.pipeline import AdvancedRAGPipeline, QueryMetrics  # noqa: E402
-from rag_core.retrieval import RetrievalEngine  # noqa: E402
+from rag_core.types import Chunk, Document, SkippedInput  # noqa: E402
+from rag_core.ingest.embedder import Embedder  # noqa: E402
+from rag_core.index.manager import MilvusIndexManager  # noqa: E402
+from rag_core.api import AdvancedRAGPipeline, QueryMetrics  # noqa: E402
+from rag_core.retrieval.engine import RetrievalEngine  # noqa: E402
 
 __all__ = ["AdvancedRAGPipeline", "Chunk", "Document", "Embedder", "MilvusIndexManager", "QueryMetrics", "RAGConfig",
            "RetrievalEngine", "SkippedInput", "load_config"]

@@ -7,12 +7,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rag_core.config import ConfigError, RAGConfig, load_config
-from rag_core.index_manager import MilvusIndexManager
-from rag_core.retry import MilvusUnavailableError
+from rag_core.index.manager import MilvusIndexManager
+from rag_core.index.retry import MilvusUnavailableError
 
 
 def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
-    from rag_core.ingest import ingest_path  # imports torch: only when embedding is needed
+    from rag_core.ingest.direct import ingest_path  # imports torch: only when embedding is needed
 
     report = ingest_path(Path(args.path), config, collection=args.collection)
     for skipped in report.skipped:
@@ -57,7 +57,7 @@ def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _query(args: argparse.Namespace, config: RAGConfig) -> int:
-    from rag_core.retrieval import RetrievalEngine
+    from rag_core.retrieval.engine import RetrievalEngine
 
     engine = RetrievalEngine(config, alias=args.collection)
     top_k = args.top_k or config.pipeline.rerank_top_k
@@ -76,7 +76,7 @@ def _query(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
-    from rag_core.evaluation import evaluate_dataset, write_trec_run
+    from rag_core.quality.evaluation import evaluate_dataset, write_trec_run
 
     result, run, options = evaluate_dataset(config, Path(args.dataset), split=args.split, mode=args.mode,
                                             alpha=args.alpha, fusion=args.fusion, collection=args.collection)

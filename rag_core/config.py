@@ -6,6 +6,7 @@ Secrets (passwords, tokens) should only ever come from the environment; they are
 
 import os
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import yaml
@@ -168,13 +169,22 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+SECRET_VARIABLES = {"password": ("MILVUS_PASSWORD", "RAG__MILVUS__PASSWORD"),
+                    "token": ("MILVUS_TOKEN", "RAG__MILVUS__TOKEN")}
+
+
+def secrets_from_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """Milvus credentials set in ``env``, by field: the guide's variables, or their RAG__MILVUS__ spelling."""
+    found = {field: next((env[v] for v in variables if env.get(v)), "") for field, variables in SECRET_VARIABLES.items()}
+    return {field: value for field, value in found.items() if value}
+
+
 def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
     """The guide's variables (MILVUS_URI, MILVUS_HOST/PORT, credentials), then generic RAG__SECTION__KEY ones."""
     milvus = raw.setdefault("milvus", {})
     if env.get("MILVUS_HOST") or env.get("MILVUS_PORT"):
         milvus["uri"] = f"http://{env.get('MILVUS_HOST', 'localhost')}:{env.get('MILVUS_PORT', '19530')}"
-    for variable, field in (("MILVUS_URI", "uri"), ("MILVUS_USER", "user"), ("MILVUS_PASSWORD", "password"),
-                            ("MILVUS_TOKEN", "token"), ("MILVUS_DB_NAME", "db_name")):
+    for variable, field in (("MILVUS_URI", "uri"), ("MILVUS_USER", "user"), ("MILVUS_DB_NAME", "db_name")):
         if env.get(variable):
             milvus[field] = env[variable]
     for key, value in env.items():
@@ -184,3 +194,4 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
             for section in sections:
                 node = node.setdefault(section, {})
             node[leaf] = value
+    milvus.update(secrets_from_environment(env))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rag_core.config import EmbeddingConfig, RAGConfig
-from rag_core.embedder import Embedder, shared_embedder
+from rag_core.ingest.embedder import Embedder, shared_embedder
 from tests.corpus import RETRIEVAL_DOCS, ingest
 from tests.milvus_server import MilvusServer, running_server
 

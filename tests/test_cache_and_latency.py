@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from rag_core.latency import LatencyTracker, report
-from rag_core.query_cache import QueryCache, normalise_query
+from rag_core.observability.latency import LatencyTracker, report
+from rag_core.retrieval.cache import QueryCache, normalise_query
 
 
 def test_cache_is_lru_with_ttl_and_counts_hits() -> None:

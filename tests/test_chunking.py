@@ -1,7 +1,7 @@
 import pytest
 
-from rag_core.chunking import TokenChunker
-from rag_core.documents import Chunk, Document
+from rag_core.ingest.chunking import TokenChunker
+from rag_core.types import Chunk, Document
 from tests.conftest import SCIFACT
 
 

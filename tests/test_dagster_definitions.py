@@ -4,10 +4,11 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from rag_assets.definitions import build_definitions, build_resources, defs
-from rag_assets.resources import CorpusResource
-from rag_assets.sensors import raw_documents_sensor
+from rag_assets.resources import CorpusResource, SettingsResource
+from rag_assets.defs.ingestion.sensors import raw_documents_sensor
 from rag_core.config import RAGConfig
 
 
@@ -31,15 +32,39 @@ def test_code_location_loads_with_the_chain_checks_job_and_sensor() -> None:
 
 def test_secrets_are_environment_references(monkeypatch) -> None:
     monkeypatch.setenv("MILVUS_TOKEN", "secret-token")
-    resources = build_definitions(RAGConfig()).resources
-    milvus = resources["milvus"]
-    assert isinstance(milvus.token, dg.EnvVar) and milvus.token.env_var_name == "MILVUS_TOKEN"
-    assert milvus.process_config_and_initialize().manager().config.token.get_secret_value() == "secret-token"
+    settings = build_definitions(RAGConfig()).resources["settings"]
+    assert isinstance(settings.milvus.token, dg.EnvVar) and settings.milvus.token.env_var_name == "MILVUS_TOKEN"
+    assert settings.process_config_and_initialize().rag_config().milvus.token.get_secret_value() == "secret-token"
+
+
+def test_a_secret_set_after_the_definitions_loaded_reaches_the_run(monkeypatch) -> None:
+    """RAG__MILVUS__TOKEN works in Dagster as in the CLI, even when set only in the run's environment."""
+    monkeypatch.delenv("MILVUS_TOKEN", raising=False)
+    settings = build_definitions(RAGConfig()).resources["settings"]
+    assert settings.milvus.token is None
+    monkeypatch.setenv("RAG__MILVUS__TOKEN", "late-token")
+    assert settings.process_config_and_initialize().rag_config().milvus.token.get_secret_value() == "late-token"
+
+
+def test_the_launchpad_refuses_a_value_outside_a_settings_choices(tmp_path: Path) -> None:
+    @dg.asset
+    def probe(settings: SettingsResource) -> str:
+        return settings.rag_config().milvus.consistency_level
+
+    run_config = {"resources": {"settings": {"config": {"milvus": {"uri": str(tmp_path / "x.db"),
+                                                                    "consistency_level": "Sometimes"}}}}}
+    with pytest.raises(dg.DagsterInvalidConfigError, match="consistency_level"):
+        dg.materialize([probe], resources={"settings": SettingsResource.configure_at_launch()}, run_config=run_config)
+    run_config["resources"]["settings"]["config"]["milvus"]["consistency_level"] = "Strong"
+    result = dg.materialize([probe], resources={"settings": SettingsResource.configure_at_launch()},
+                            run_config=run_config)
+    assert result.output_for_node("probe") == "Strong"
 
 
 def evaluate(folder: Path, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources={"corpus": CorpusResource(docs_dir=str(folder))})
-    return raw_documents_sensor(context)
+    settings = SettingsResource.from_config(RAGConfig.model_validate({"ingestion": {"docs_dir": str(folder)}}))
+    with dg.build_sensor_context(cursor=cursor, resources={"corpus": CorpusResource(settings=settings)}) as context:
+        return raw_documents_sensor(context)
 
 
 def test_sensor_requests_a_run_on_added_changed_and_removed_files(tmp_path: Path) -> None:
@@ -84,11 +109,5 @@ def test_resources_carry_every_setting_of_the_config(tmp_path: Path) -> None:
         "retrieval": {"normalization": "minmax", "candidates": 50, "document_level": True, "cache_size": 0},
         "reranking": {"method": "cross_encoder", "model": "/models/ce", "batch_size": 4, "max_length": 256},
     })
-    resources = build_resources(config)
-    assert resources["embedder"].embedding_config() == config.embedding
-    assert (resources["embedder"].chunk_size, resources["embedder"].chunk_overlap) == (128, 16)
-    assert resources["milvus"].index_config() == config.index
-    assert resources["milvus"].milvus_config().model_dump() == config.milvus.model_dump()
-    engine_config = resources["retrieval"].rag_config()
-    for section in ("pipeline", "retrieval", "reranking", "embedding", "index"):
-        assert getattr(engine_config, section) == getattr(config, section), section
+    settings = build_resources(config)["settings"].process_config_and_initialize()
+    assert settings.rag_config() == config

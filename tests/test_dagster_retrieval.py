@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from rag_assets.definitions import build_definitions
-from rag_assets.retrieval import retrieval_evaluation
+from rag_assets.defs.retrieval.assets import retrieval_evaluation
 from tests.conftest import make_config
 from tests.corpus import write_corpus
 from tests.dagster_runs import run_ingestion

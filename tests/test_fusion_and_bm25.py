@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from rag_core.client_index import ChunkRow, documents_from_chunks
-from rag_core.fusion import LegHit, ScoreMoments, fuse
-from rag_core.lexical_index import LexicalIndex, tokenize
-from rag_core.vector_moments import VectorMoments
+from rag_core.retrieval.client_index import ChunkRow, documents_from_chunks
+from rag_core.retrieval.fusion import LegHit, ScoreMoments, fuse
+from rag_core.retrieval.lexical import LexicalIndex, tokenize
+from rag_core.retrieval.moments import VectorMoments
 
 CORPUS = [
     "Milvus stores dense vectors and builds HNSW graphs for fast approximate search.",
@@ -136,8 +136,8 @@ def test_vector_moments_give_each_querys_mean_and_spread_over_the_corpus() -> No
 
 
 def test_documents_are_rejoined_from_overlapping_chunks(embedder) -> None:
-    from rag_core.chunking import TokenChunker
-    from rag_core.documents import Document
+    from rag_core.ingest.chunking import TokenChunker
+    from rag_core.types import Document
 
     text = " ".join(CORPUS * 3)
     chunker = TokenChunker(embedder.tokenizer, chunk_size=24, chunk_overlap=6, max_seq_length=256)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_core.index_manager import MilvusIndexManager
+from rag_core.index.manager import MilvusIndexManager
 from tests.conftest import make_config
 from tests.corpus import paragraphs, write_corpus
 from tests.dagster_runs import run_ingestion

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from rag_core.config import IndexConfig, MilvusConfig
-from rag_core.index_manager import MilvusIndexManager, parse_version
-from rag_core.retry import MilvusUnavailableError
+from rag_core.index.manager import MilvusIndexManager, parse_version
+from rag_core.index.retry import MilvusUnavailableError
 
 
 def manager_for(uri: str, **milvus) -> MilvusIndexManager:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
-from rag_core.documents import Document, SkippedInput
-from rag_core.loaders import (
+from rag_core.types import Document, SkippedInput
+from rag_core.ingest.loaders import (
     SUPPORTED_SUFFIXES,
     LoadReport,
     corpus_fingerprint,

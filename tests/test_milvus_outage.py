@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_core.index_manager import MilvusIndexManager
+from rag_core.index.manager import MilvusIndexManager
 from tests.conftest import make_config
 from tests.corpus import write_corpus
 from tests.dagster_runs import run_ingestion
@@ -23,7 +23,7 @@ def test_outage_fails_the_sync_loudly_and_the_previous_version_keeps_answering(
     proxy = TcpProxy(target_port=milvus_server.port)
     rebuild = make_config(tmp_path, proxy.uri, collection, index={"M": 8})  # would build and promote __v2
     proxy.cut()
-    with caplog.at_level(logging.WARNING, logger="rag_core.retry"):
+    with caplog.at_level(logging.WARNING, logger="rag_core.index.retry"):
         failed = run_ingestion(rebuild, expect_success=False)
 
     message = failed.errors["semantic_index"]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rag_core.config import RAGConfig
-from rag_core.retrieval import RetrievalEngine
+from rag_core.retrieval.engine import RetrievalEngine
 from tests.corpus import RETRIEVAL_DOCS as DOCS
 from tests.corpus import ingest
 

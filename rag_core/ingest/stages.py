@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from rag_core.chunking import TokenChunker
-from rag_core.documents import Document, SkippedInput
-from rag_core.embedder import Embedder
-from rag_core.loaders import iter_inputs
-from rag_core.parquet_store import BatchStream, ParquetTable, RowLookup
-from rag_core.tables import (CHUNKS_SCHEMA, DOCUMENTS_SCHEMA, batch_to_documents, batched, chunks_to_batch,
+from rag_core.ingest.chunking import TokenChunker
+from rag_core.types import Document, SkippedInput
+from rag_core.ingest.embedder import Embedder
+from rag_core.ingest.loaders import iter_inputs
+from rag_core.ingest.parquet_store import BatchStream, ParquetTable, RowLookup
+from rag_core.ingest.tables import (CHUNKS_SCHEMA, DOCUMENTS_SCHEMA, batch_to_documents, batched, chunks_to_batch,
                              documents_to_batch, embeddings_schema, vectors_of, with_vectors)
 
 CHUNKING_KEY, MODEL_KEY, DIMENSION_KEY = "rag.chunking", "rag.model", "rag.dimension"

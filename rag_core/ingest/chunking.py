@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag_core.documents import Chunk, Document, sha256_hex
+from rag_core.types import Chunk, Document, sha256_hex
 
 _PARAGRAPH_END = re.compile(r"\n\s*\n")
 _SENTENCE_END = re.compile(r"[.!?;:][\"')\]]*\s+")

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from rag_assets.jobs import ingestion_job
+from rag_assets.defs.ingestion.jobs import ingestion_job
 from rag_assets.resources import CorpusResource
-from rag_core.loaders import corpus_fingerprint
+from rag_core.ingest.loaders import corpus_fingerprint
 
 
 @dg.sensor(job=ingestion_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,

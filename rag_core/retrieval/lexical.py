@@ -15,7 +15,7 @@ import bm25s
 import numpy as np
 import Stemmer
 
-from rag_core.fusion import ScoreMoments
+from rag_core.retrieval.fusion import ScoreMoments
 
 META_FILE = "chunks.json"
 _STEMMER = Stemmer.Stemmer("english")

@@ -8,7 +8,7 @@ from typing import TypeVar
 import numpy as np
 import pyarrow as pa
 
-from rag_core.documents import Chunk, Document
+from rag_core.types import Chunk, Document
 
 T = TypeVar("T")
 

@@ -5,10 +5,10 @@ import pyarrow.compute as pc
 
 import dagster as dg
 
-from rag_assets.assets import chunks, embeddings, semantic_index
+from rag_assets.defs.ingestion.assets import chunks, embeddings, semantic_index
 from rag_assets.resources import AssetStorage, MilvusResource
-from rag_core.stages import DIMENSION_KEY
-from rag_core.tables import vectors_of
+from rag_core.ingest.stages import DIMENSION_KEY
+from rag_core.ingest.tables import vectors_of
 
 NORM_TOLERANCE = 1e-3
 

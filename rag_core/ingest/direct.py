@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from rag_core.chunking import TokenChunker
+from rag_core.ingest.chunking import TokenChunker
 from rag_core.config import RAGConfig
-from rag_core.documents import Document
-from rag_core.embedder import Embedder, shared_embedder
-from rag_core.index_manager import MilvusIndexManager
-from rag_core.index_sync import SyncReport, sync_index
-from rag_core.stages import document_stream
-from rag_core.tables import batch_to_documents, batched, chunks_to_batch, with_vectors
+from rag_core.types import Document
+from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.index.manager import MilvusIndexManager
+from rag_core.index.sync import SyncReport, sync_index
+from rag_core.ingest.stages import document_stream
+from rag_core.ingest.tables import batch_to_documents, batched, chunks_to_batch, with_vectors
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_core.lexical_index import LexicalIndex
-from rag_core.vector_moments import FILE as MOMENTS_FILE, VectorMoments
+from rag_core.retrieval.lexical import LexicalIndex
+from rag_core.retrieval.moments import FILE as MOMENTS_FILE, VectorMoments
 
 MIN_OVERLAP_CHARS = 8  # shorter shared ends are more likely chance than overlap
 

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from bs4 import BeautifulSoup
 from pypdf import PdfReader
 
-from rag_core.documents import Document, SkippedInput
+from rag_core.types import Document, SkippedInput
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".jsonl.gz")
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024

@@ -8,15 +8,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from rag_core.client_index import ChunkRow, ClientIndex
+from rag_core.retrieval.client_index import ChunkRow, ClientIndex
 from rag_core.config import RAGConfig
-from rag_core.embedder import Embedder, shared_embedder
-from rag_core.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
-from rag_core.index_manager import MilvusIndexManager, SearchHit
-from rag_core.latency import LatencyTracker
-from rag_core.lexical_index import LexicalHit
-from rag_core.query_cache import QueryCache, normalise_query
-from rag_core.rerankers import Reranker, make_reranker
+from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
+from rag_core.index.manager import MilvusIndexManager, SearchHit
+from rag_core.observability.latency import LatencyTracker
+from rag_core.retrieval.lexical import LexicalHit
+from rag_core.retrieval.cache import QueryCache, normalise_query
+from rag_core.retrieval.rerank import Reranker, make_reranker
 
 Mode = Literal["hybrid", "dense", "bm25"]
 Candidate = SearchHit | LexicalHit  # what a leg returns: chunk_id, doc_id, score

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from rag_assets.assets import raw_documents
+from rag_assets.defs.ingestion.assets import raw_documents
 
 ingestion_job = dg.define_asset_job(
     "ingestion",

@@ -12,9 +12,9 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rag_core.index_manager import MilvusIndexManager
-from rag_core.index_version import IndexVersion
-from rag_core.tables import milvus_rows
+from rag_core.index.manager import MilvusIndexManager
+from rag_core.index.version import IndexVersion
+from rag_core.ingest.tables import milvus_rows
 
 Vectorize = Callable[[pa.RecordBatch], pa.RecordBatch]
 

@@ -19,8 +19,8 @@ import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from rag_core.config import IndexConfig, MilvusConfig, load_config
-from rag_core.index_version import IndexVersion
-from rag_core.retry import call_with_retry
+from rag_core.index.version import IndexVersion
+from rag_core.index.retry import call_with_retry
 
 T = TypeVar("T")
 # Servers before 2.4 and Milvus Lite give no iterator timestamp; pymilvus then uses the client's clock, which is
@@ -92,7 +92,7 @@ def parse_version(text: str) -> tuple[int, int]:
 
 
 class MilvusIndexManager:
-    """One Milvus endpoint; every call is retried through short outages (see ``rag_core.retry``)."""
+    """One Milvus endpoint; every call is retried through short outages (see ``rag_core.index.retry``)."""
 
     def __init__(
         self,
@@ -202,7 +202,7 @@ class MilvusIndexManager:
         """The version an index built now with this model and chunking would have.
 
         Where the server has BM25 functions, collections carry a BM25 sparse field as well, so lexical search
-        runs inside Milvus; elsewhere it runs on the client-side index (``rag_core.client_index``).
+        runs inside Milvus; elsewhere it runs on the client-side index (``rag_core.retrieval.client_index``).
         """
         lexical = "milvus" if self.capabilities.supports_bm25 else "none"
         return IndexVersion(model=model, dimension=dimension, metric_type=self.index.metric_type,

@@ -4,9 +4,9 @@ import dagster as dg
 
 from rag_assets.metadata import to_metadata
 from rag_assets.resources import AssetStorage, CorpusResource, EmbedderResource, MilvusResource
-from rag_core.index_sync import sync_index
-from rag_core.parquet_store import BatchStream, ParquetTable
-from rag_core.stages import CHUNKING_KEY, DIMENSION_KEY, MODEL_KEY, chunk_stream, document_stream, embedding_stream
+from rag_core.index.sync import sync_index
+from rag_core.ingest.parquet_store import BatchStream, ParquetTable
+from rag_core.ingest.stages import CHUNKING_KEY, DIMENSION_KEY, MODEL_KEY, chunk_stream, document_stream, embedding_stream
 
 GROUP = "ingestion"
 

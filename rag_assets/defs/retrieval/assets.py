@@ -1,4 +1,4 @@
-"""Retrieval in Dagster: the client-side BM25 index, on-demand queries, and measured quality."""
+"""Retrieval assets: the client-side index the engine reads, and measured quality on a BEIR dataset."""
 
 import time
 from pathlib import Path
@@ -6,12 +6,13 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from rag_assets.assets import semantic_index
+from rag_assets.defs.ingestion.assets import semantic_index
 from rag_assets.metadata import to_metadata
 from rag_assets.resources import MilvusResource, RetrievalEngineResource
-from rag_core.evaluation import evaluate_dataset
-from rag_core.client_index import ChunkRow, ClientIndex
-from rag_core.parquet_store import ParquetTable
+from rag_core.quality.evaluation import evaluate_dataset
+from rag_core.retrieval.client_index import ChunkRow, ClientIndex
+from rag_core.retrieval.engine import client_index_dir
+from rag_core.ingest.parquet_store import ParquetTable
 
 VECTOR_BATCH = 4096
 
@@ -27,40 +28,15 @@ def bm25_index(chunks: ParquetTable, embeddings: ParquetTable, milvus: MilvusRes
     vectors = (batch.column("vector").flatten().to_numpy().reshape(len(batch), -1)
                for batch in embeddings.iter_batches(VECTOR_BATCH, columns=["vector"]))
     collection = milvus.manager().serving(milvus.collection)
-    index = ClientIndex.build(rows, vectors, collection=collection, k1=milvus.bm25_k1, b=milvus.bm25_b)
-    folder = Path(retrieval.bm25_dir) / milvus.collection
+    config = retrieval.rag_config()
+    index = ClientIndex.build(rows, vectors, collection=collection, k1=config.index.bm25_k1, b=config.index.bm25_b)
+    folder = client_index_dir(config, milvus.collection)
     index.save(folder)
     return dg.MaterializeResult(metadata={
         "chunks": len(index), "documents": len(index.documents), "collection": collection,
         "path": dg.MetadataValue.path(str(folder)), "seconds": round(time.perf_counter() - started, 3),
         "used_by_queries": retrieval.engine().lexical_backend == "local",
     })
-
-
-class QueryConfig(dg.Config):
-    query: str = Field(description="The question or keywords to search for.")
-    top_k: int = 5
-    mode: str = "hybrid"
-
-
-@dg.op(out=dg.Out(dg.Nothing), description="Runs one hybrid query and shows the ranked chunks in the run.")
-def answer_query(context: dg.OpExecutionContext, config: QueryConfig, retrieval: RetrievalEngineResource) -> dg.Output:
-    engine = retrieval.engine()
-    result = engine.search(config.query, top_k=max(config.top_k, retrieval.top_k), rerank_top_k=config.top_k,
-                           mode=config.mode)
-    engine.latency.save()
-    rows = [f"| {i} | {c.fused_score:.3f} | `{c.doc_id}` | {' '.join(c.text.split())[:160].replace('|', '/')} |"
-            for i, c in enumerate(result.results, 1)]
-    table = "\n".join(["| # | score | document | text |", "|---|---|---|---|", *rows])
-    context.log.info(f"{len(rows)} results for {config.query!r} from {result.collection}")
-    return dg.Output(None, metadata={"query": config.query, "results": dg.MetadataValue.md(table),
-                                     "lexical_backend": result.lexical_backend,
-                                     **{f"{k}_ms": round(v, 2) for k, v in result.timings_ms.items()}})
-
-
-@dg.job(description="On-demand query: set ops.answer_query.config.query in the launchpad.")
-def query_job() -> None:
-    answer_query()
 
 
 class EvaluationConfig(dg.Config):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from rag_core.config import RAGConfig
-from rag_core.fusion import FusionMethod
-from rag_core.retrieval import Mode, RetrievalEngine, SearchOptions
+from rag_core.retrieval.fusion import FusionMethod
+from rag_core.retrieval.engine import Mode, RetrievalEngine, SearchOptions
 
 @dataclass(frozen=True)
 class BeirDataset:
@@ -126,7 +126,7 @@ def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode
                      alpha: float | None = None, fusion: FusionMethod | None = None,
                      collection: str | None = None) -> tuple[EvaluationReport, Run, SearchOptions]:
     """Index the dataset's corpus into its own collection (reused when unchanged), then run and score its queries."""
-    from rag_core.ingest import ingest_path  # embedding stack, only when evaluating
+    from rag_core.ingest.direct import ingest_path  # embedding stack, only when evaluating
 
     dataset = load_beir(root, split)
     alias = collection or dataset_alias(root)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from rag_core.config import PipelineConfig, RAGConfig, load_config
-from rag_core.documents import Document
-from rag_core.ingest import IngestReport, ingest_documents, ingest_path
-from rag_core.latency import report as latency_report
-from rag_core.retrieval import RetrievalEngine, RetrievedChunk
+from rag_core.types import Document
+from rag_core.ingest.direct import IngestReport, ingest_documents, ingest_path
+from rag_core.observability.latency import report as latency_report
+from rag_core.retrieval.engine import RetrievalEngine, RetrievedChunk
 
 SAVE_INTERVAL_S = 1.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_core.fusion import ScoreMoments
+from rag_core.retrieval.fusion import ScoreMoments
 
 FILE = "vector_moments.npz"
 

@@ -1,0 +1,32 @@
+"""On-demand queries: a job whose one op asks the retrieval engine and shows the ranked chunks in the run."""
+
+import dagster as dg
+from pydantic import Field
+
+from rag_assets.resources import RetrievalEngineResource
+
+
+class QueryConfig(dg.Config):
+    query: str = Field(description="The question or keywords to search for.")
+    top_k: int = 5
+    mode: str = "hybrid"
+
+
+@dg.op(out=dg.Out(dg.Nothing), description="Runs one hybrid query and shows the ranked chunks in the run.")
+def answer_query(context: dg.OpExecutionContext, config: QueryConfig, retrieval: RetrievalEngineResource) -> dg.Output:
+    engine = retrieval.engine()
+    result = engine.search(config.query, top_k=max(config.top_k, retrieval.rag_config().pipeline.top_k), rerank_top_k=config.top_k,
+                           mode=config.mode)
+    engine.latency.save()
+    rows = [f"| {i} | {c.fused_score:.3f} | `{c.doc_id}` | {' '.join(c.text.split())[:160].replace('|', '/')} |"
+            for i, c in enumerate(result.results, 1)]
+    table = "\n".join(["| # | score | document | text |", "|---|---|---|---|", *rows])
+    context.log.info(f"{len(rows)} results for {config.query!r} from {result.collection}")
+    return dg.Output(None, metadata={"query": config.query, "results": dg.MetadataValue.md(table),
+                                     "lexical_backend": result.lexical_backend,
+                                     **{f"{k}_ms": round(v, 2) for k, v in result.timings_ms.items()}})
+
+
+@dg.job(description="On-demand query: set ops.answer_query.config.query in the launchpad.")
+def query_job() -> None:
+    answer_query()

@@ -1,0 +1,1 @@
+"""Ingestion: loaders, chunking, the embedder, the streamed asset tables, and ingestion straight into Milvus."""

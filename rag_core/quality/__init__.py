@@ -1,0 +1,1 @@
+"""Measured retrieval quality: BEIR evaluation (and, next, per-query signals and drift)."""
