@@ -47,7 +47,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def pad_to(manager: MilvusIndexManager, collection: str, target: int, seed: int = 0) -> int:
     """Synthetic rows (random unit vectors, texts of real sentences) until the collection holds ``target``."""
-    rows = manager.read_rows(collection, ["text"])  # strongly consistent: every copied row
+    rows = [r for b in manager.iter_rows(collection, ["text"]) for r in b]  # strongly consistent: every copied row
     sentences = [s for r in rows for s in r["text"].split(". ") if len(s) > 40]
     rng, pyrng = np.random.default_rng(seed), random.Random(seed)
     missing = target - len(rows)
@@ -99,7 +99,7 @@ def measure(config: RAGConfig, alias: str, queries: list[str]) -> dict:
     engine = RetrievalEngine(config, alias=alias)
     engine.search(queries[0])  # loads the model, the collection and the BM25 index
     collection = engine.manager.serving(alias)
-    rows = engine.manager.read_rows(collection, ["vector"])
+    rows = [r for b in engine.manager.iter_rows(collection, ["vector"]) for r in b]
     matrix = np.asarray([r["vector"] for r in rows], dtype=np.float32)
     row_count = len(rows)
     # The export is tens of millions of Python floats: left alive, every garbage collection would walk them and
@@ -154,7 +154,7 @@ def copy_collection(source: MilvusIndexManager, source_alias: str, target: Milvu
     """The SciFact rows, vectors included, from the embedded index to the server: no second embedding pass."""
     collection = source.serving(source_alias)
     version = source.index_version(collection)
-    rows = source.read_rows(collection, ["chunk_id", "doc_id", "position", "text", "metadata", "vector"])
+    rows = [r for b in source.iter_rows(collection, ["chunk_id", "doc_id", "source", "position", "text", "metadata", "vector"]) for r in b]
     server_version = target.version_for(version.model, version.dimension, version.chunking)
     name = target.create_version(alias, server_version)
     for start in range(0, len(rows), 2000):

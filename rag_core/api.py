@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag_core.index.delete import DeleteReport, delete_from_index
 from rag_core.config import PipelineConfig, RAGConfig, load_config
 from rag_core.types import Document
-from rag_core.ingest.direct import IngestReport, ingest_documents, ingest_path
+from rag_core.ingest.direct import API_SOURCE, IngestReport, ingest_documents, ingest_path
 from rag_core.observability.latency import report as latency_report
 from rag_core.retrieval.engine import RetrievalEngine, RetrievedChunk
 
@@ -81,8 +82,13 @@ class AdvancedRAGPipeline:
             collection=result.collection)
         return result.results, metrics
 
-    async def ingest_documents(self, batch: Iterable[Document | dict[str, Any] | str | Path]) -> IngestReport:
-        """A batch of ``Document``s, of dicts (``id``, ``text``, optional ``title``/``metadata``), or of file paths."""
+    async def ingest_documents(self, batch: Iterable[Document | dict[str, Any] | str | Path], *,
+                               source: str = API_SOURCE, prune: bool = False) -> IngestReport:
+        """A batch of ``Document``s, of dicts (``id``, ``text``, optional ``title``/``metadata``), or of file paths.
+
+        Documents belong to ``source`` (files: to their folder's source); ``prune=True`` deletes the source's
+        documents missing from the batch. Other sources, such as the Dagster corpus folder, are never touched.
+        """
         items = list(batch)
         paths = [Path(i) for i in items if isinstance(i, (str, Path))]
         if paths and len(paths) != len(items):
@@ -92,9 +98,18 @@ class AdvancedRAGPipeline:
             report = _merge(reports)
         else:
             documents = [as_document(item, i) for i, item in enumerate(items)]
-            report = await asyncio.to_thread(ingest_documents, documents, self.settings, collection=self.collection)
+            report = await asyncio.to_thread(ingest_documents, documents, self.settings, source=source, prune=prune,
+                                             collection=self.collection)
         if self._engine is not None:
             self._engine.invalidate()
+        return report
+
+    async def delete_documents(self, doc_ids: Iterable[str] = (), *, source: str | None = None) -> DeleteReport:
+        """Remove documents by id (within ``source`` when given), or everything ``source`` owns."""
+        manager = self.engine.manager
+        report = await asyncio.to_thread(delete_from_index, manager, self.collection, doc_ids=list(doc_ids) or None,
+                                         source=source)
+        self.engine.invalidate()
         return report
 
     def get_performance_report(self) -> dict[str, Any]:

@@ -2,13 +2,72 @@
 
 import argparse
 import json
+import logging
+import math
+import os
+import signal
 import sys
 from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from rag_core.config import ConfigError, RAGConfig, load_config
-from rag_core.index.manager import MilvusIndexManager
+from rag_core.index.manager import HealthReport, MilvusIndexManager, is_server_uri
 from rag_core.index.retry import MilvusUnavailableError
+
+PACKAGE = "advanced-rag-milvus"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+# Read by the libraries when they are first imported, which for the heavy ones (transformers, huggingface_hub,
+# sentence-transformers) happens inside a command, after main() sets them. A user's own setting wins.
+QUIET_ENVIRONMENT = {
+    "TRANSFORMERS_VERBOSITY": "error",  # transformers' info and warnings about the model files
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # "Loading weights: 100%|...": transformers >= 5 draws it with the hub's tqdm
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    # gRPC logs through absl straight to stderr (e.g. 'Received a GOAWAY ... "too_many_pings"', logged at ERROR);
+    # every gRPC failure the CLI cares about reaches it as a Python exception anyway. gRPC reads this when it is
+    # imported: see the note in main().
+    "GRPC_VERBOSITY": "NONE",
+    "GLOG_minloglevel": "2",  # glog-based native code (Milvus Lite's)
+}
+# Third-party loggers that log below WARNING on their own (bm25s sets its logger to DEBUG when imported).
+NOISY_LOGGERS = ("bm25s", "dagster", "transformers", "sentence_transformers", "huggingface_hub", "pymilvus", "grpc",
+                 "milvus_lite", "urllib3", "filelock", "httpx", "torch", "absl")
+# What Ctrl-C leaves behind, by command; the default suits commands that change nothing.
+ON_INTERRUPT = {
+    "ingest": "nothing was promoted, re-run the same command to continue",
+    "eval": "nothing was promoted, re-run the same command to continue",
+    "compact": "a compaction already requested may still finish on the server; re-run the command to check",
+}
+DEFAULT_ON_INTERRUPT = "nothing was changed"
+
+
+# --- argument types: a bad value is an argparse error (exit 2) that names the option --------------------------------
+
+
+def positive_int(text: str) -> int:
+    """For counts such as ``--top-k``: 0 or -5 would silently mean "the default" or "all", so they are refused."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def unit_fraction(text: str) -> float:
+    """For weights such as ``--alpha``: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text}")
+    return value
+
+
+# --- commands: one function per subcommand ---------------------------------------------------------------------------
 
 
 def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
@@ -38,15 +97,31 @@ def _stats(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _health(args: argparse.Namespace, config: RAGConfig) -> int:
-    report = MilvusIndexManager(config.milvus, config.index).health()
+    # Checked before the manager exists: connecting to Milvus Lite would create the folder, and a health check
+    # must not make a typo in the path look healthy.
+    problem = _lite_folder_problem(config.milvus.uri)
+    report = HealthReport(ok=False, uri=config.milvus.uri, error=problem) if problem else \
+        MilvusIndexManager(config.milvus, config.index).health()
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     elif report.ok:
         print(f"ok: {report.uri} (Milvus {report.server_version}) answered in {report.latency_ms:.1f} ms; "
               f"collections: {', '.join(report.collections) or 'none'}")
-    else:
+    if not report.ok:
         print(f"unhealthy: {report.error}", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _lite_folder_problem(uri: str) -> str:
+    """What is wrong with the folder of a Milvus Lite file, or "" (also for server URIs)."""
+    if is_server_uri(uri):
+        return ""
+    folder = Path(uri).expanduser().resolve().parent
+    if folder.is_dir():
+        return ""
+    what = "is not a folder" if folder.exists() else "does not exist"
+    return (f"the folder {folder} of the Milvus Lite file {uri} {what}; create it (mkdir -p {folder}) "
+            "or fix milvus.uri / MILVUS_URI")
 
 
 def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
@@ -91,49 +166,111 @@ def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
+# --- the parser ------------------------------------------------------------------------------------------------------
+
+
+def _global_options(*, in_subcommand: bool) -> argparse.ArgumentParser:
+    """Options accepted before and after the subcommand (``rag --config X stats`` and ``rag stats --config X``).
+
+    After the subcommand the default is SUPPRESS, so a value given before it is kept unless one is given after it,
+    which then wins.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS if in_subcommand else None,
+                         help="config file (default: $RAG_CONFIG or ./config.yaml)")
+    return options
+
+
+def _command(commands: argparse._SubParsersAction, name: str, help: str, run) -> argparse.ArgumentParser:  # noqa: A002, ANN001
+    """A subcommand that accepts the global options too and runs ``run(args, config)``."""
+    parser = commands.add_parser(name, help=help, description=help, parents=[_global_options(in_subcommand=True)])
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _package_version() -> str:
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag", description="advanced-rag-milvus command line")
-    parser.add_argument("--config", help="config file (default: $RAG_CONFIG or ./config.yaml)")
+    parser = argparse.ArgumentParser(prog="rag", description="advanced-rag-milvus command line",
+                                     parents=[_global_options(in_subcommand=False)])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    ingest = commands.add_parser("ingest", help="ingest a file or folder into Milvus")
+    ingest = _command(commands, "ingest", "ingest a file or folder into Milvus", _ingest)
     ingest.add_argument("path")
     ingest.add_argument("--collection", help="alias to ingest into (default: milvus.collection)")
-    ingest.set_defaults(run=_ingest)
-    stats = commands.add_parser("stats", help="rows, versions and index parameters of the collection")
+    stats = _command(commands, "stats", "rows, versions and index parameters of the collection", _stats)
     stats.add_argument("--collection")
     stats.add_argument("--json", action="store_true")
-    stats.set_defaults(run=_stats)
-    health = commands.add_parser("health", help="is Milvus reachable, and what version is it")
+    health = _command(commands, "health", "is Milvus reachable, and what version is it", _health)
     health.add_argument("--json", action="store_true")
-    health.set_defaults(run=_health)
-    compact = commands.add_parser("compact", help="merge segments and purge deleted rows (weekly operation)")
+    compact = _command(commands, "compact", "merge segments and purge deleted rows (weekly operation)", _compact)
     compact.add_argument("--collection")
-    compact.set_defaults(run=_compact)
-    query = commands.add_parser("query", help="hybrid search: dense + BM25, fused, reranked")
+    query = _command(commands, "query", "hybrid search: dense + BM25, fused, reranked", _query)
     query.add_argument("text")
-    query.add_argument("--top-k", type=int, help="results to return (default: pipeline.rerank_top_k)")
+    query.add_argument("--top-k", type=positive_int, metavar="N",
+                       help="results to return, at least 1 (default: pipeline.rerank_top_k)")
     query.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     query.add_argument("--collection")
     query.add_argument("--json", action="store_true")
-    query.set_defaults(run=_query)
-    evaluation = commands.add_parser("eval", help="nDCG@10 / Recall@100 / MRR@10 on a BEIR-format dataset")
+    evaluation = _command(commands, "eval", "nDCG@10 / Recall@100 / MRR@10 on a BEIR-format dataset", _eval)
     evaluation.add_argument("--dataset", required=True, help="folder with corpus.jsonl(.gz), queries.jsonl, qrels/")
     evaluation.add_argument("--split", default="test")
     evaluation.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
-    evaluation.add_argument("--alpha", type=float, help="dense weight for weighted fusion (default: pipeline.hybrid_alpha)")
+    evaluation.add_argument("--alpha", type=unit_fraction, metavar="A",
+                            help="dense weight for weighted fusion, 0 to 1 (default: pipeline.hybrid_alpha)")
     evaluation.add_argument("--fusion", choices=["weighted", "rrf"])
     evaluation.add_argument("--collection", help="alias for the dataset's index (default: eval_<folder name>)")
     evaluation.add_argument("--json", action="store_true")
     evaluation.add_argument("--run-out", help="write a TREC run file (qid Q0 docid rank score tag)")
-    evaluation.set_defaults(run=_eval)
     return parser
 
 
+# --- entry point -----------------------------------------------------------------------------------------------------
+
+
+def quiet_third_parties() -> None:
+    """Only our own lines on the terminal: no weight-loading bars, no DEBUG records, no gRPC/absl log lines.
+
+    Done by the entry points (``main``, ``rag_assets.demo``), never when a library module is imported.
+    GRPC_VERBOSITY only takes effect if grpc was not imported yet; ``import rag_core`` imports pymilvus, and so grpc,
+    before this module runs, so it must also be set by whoever imports rag_core first (see the project notes).
+    """
+    for variable, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(variable, value)
+    root = logging.getLogger()
+    if root.handlers:  # logging was configured by whoever runs us (an application, pytest): theirs to decide
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.WARNING)  # records of loggers set lower (bm25s sets DEBUG when imported) stop here too
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _running(args: argparse.Namespace) -> str:
+    path = getattr(args, "path", None)
+    return f"rag {args.command}" + (f" {path}" if path else "")
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_third_parties()
     args = build_parser().parse_args(argv)
     try:
         return args.run(args, load_config(args.config))
-    except (ConfigError, MilvusUnavailableError, LookupError, FileNotFoundError, ValueError) as error:
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C while we wind down ends the process at once
+        print(f"interrupted: {_running(args)}; {ON_INTERRUPT.get(args.command, DEFAULT_ON_INTERRUPT)}",
+              file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except (ConfigError, MilvusUnavailableError, LookupError, FileNotFoundError, NotADirectoryError, PermissionError,
+            ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

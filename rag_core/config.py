@@ -42,6 +42,8 @@ class MilvusConfig(_Section):
     timeout_s: float = Field(10.0, gt=0)
     retry_attempts: int = Field(4, ge=1)
     retry_backoff_s: float = Field(0.5, ge=0)
+    lock_timeout_s: float = Field(60.0, ge=0, description="Milvus Lite serves one process at a time: how long "
+                                                           "another one waits for the file before giving up.")
     enable_sharding: bool = False
     num_shards: int = Field(1, ge=1, le=64)
     consistency_level: Literal["Strong", "Bounded", "Session", "Eventually"] = "Bounded"

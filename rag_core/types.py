@@ -1,4 +1,4 @@
-"""The units that flow through ingestion: documents, the reasons inputs are skipped, and chunks."""
+"""The values every layer shares: documents, the reasons inputs are skipped, chunks, and search hits."""
 
 import hashlib
 from dataclasses import dataclass, field
@@ -11,7 +11,12 @@ def sha256_hex(text: str) -> str:
 
 @dataclass(frozen=True)
 class Document:
-    """One source document. ``doc_id`` is stable across runs (a path relative to the corpus root, or a given id)."""
+    """One document. ``doc_id`` is stable across runs: a path relative to its source's root, or a caller's id.
+
+    ``source`` names who owns the document, and a sync deletes only within the source it syncs: a corpus folder
+    (its canonical path) or an API caller (``source=``, default ``api``). Loaders put the file it was read from
+    there (for messages); ingestion replaces it with the owning source, the file being that root plus ``doc_id``.
+    """
 
     doc_id: str
     text: str
@@ -21,8 +26,9 @@ class Document:
 
     @property
     def content_hash(self) -> str:
-        """Changes whenever anything that ends up in a chunk changes, so unchanged documents can be reused."""
-        return sha256_hex(f"{self.title}\x1f{self.text}")
+        """Changes whenever anything that ends up in a chunk (its id included) changes, so unchanged documents
+        can be reused."""
+        return sha256_hex(f"{self.source}\x1f{self.title}\x1f{self.text}")
 
 
 @dataclass(frozen=True)
@@ -46,13 +52,27 @@ class Chunk:
     doc_id: str
     position: int
     text: str
-    token_count: int
-    text_hash: str
-    doc_hash: str
+    token_count: int = 0
+    text_hash: str = ""
+    doc_hash: str = ""
     title: str = ""
     source: str = ""
 
     @staticmethod
-    def make_id(doc_id: str, position: int, text: str) -> str:
-        """Chunk identity = document, position and text: an edit changes only the ids of the chunks it touches."""
-        return hashlib.sha256(f"{doc_id}\x1f{position}\x1f{text}".encode("utf-8")).hexdigest()[:32]
+    def make_id(source: str, doc_id: str, position: int, text: str) -> str:
+        """Chunk identity = source, document, position and text: an edit changes only the ids of the chunks it
+        touches, and the same file in two sources is two sets of rows, each deleted only with its own source."""
+        return hashlib.sha256(f"{source}\x1f{doc_id}\x1f{position}\x1f{text}".encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk one retrieval leg found, with that leg's score; text and metadata only where they were fetched."""
+
+    chunk_id: str
+    doc_id: str
+    score: float
+    text: str = ""
+    position: int = 0
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)

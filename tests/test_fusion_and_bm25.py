@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from rag_core.retrieval.client_index import ChunkRow, documents_from_chunks
+from rag_core.retrieval.client_index import documents_from_chunks
+from rag_core.types import Chunk
 from rag_core.retrieval.fusion import LegHit, ScoreMoments, fuse
 from rag_core.retrieval.lexical import LexicalIndex, tokenize
 from rag_core.retrieval.moments import VectorMoments
@@ -143,7 +144,7 @@ def test_documents_are_rejoined_from_overlapping_chunks(embedder) -> None:
     chunker = TokenChunker(embedder.tokenizer, chunk_size=24, chunk_overlap=6, max_seq_length=256)
     chunks = chunker.chunk(Document(doc_id="d", text=text))
     assert len(chunks) > 3
-    rows = [ChunkRow(c.chunk_id, c.doc_id, c.position, c.text) for c in reversed(chunks)]
-    first, doc_ids, texts = documents_from_chunks([*rows, ChunkRow("solo", "e", 0, "alone")])
+    rows = list(reversed(chunks))
+    first, doc_ids, texts = documents_from_chunks([*rows, Chunk("solo", "e", 0, "alone")])
     assert (first, doc_ids) == ([chunks[0].chunk_id, "solo"], ["d", "e"])
     assert texts == [text, "alone"], "each overlap counted once, chunks put back in order"

@@ -16,7 +16,7 @@ def manager_for(uri: str, **milvus) -> MilvusIndexManager:
 def rows(doc_id: str, count: int, dim: int = 8, seed: int = 0) -> list[dict]:
     vectors = np.random.default_rng(seed).normal(size=(count, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return [{"chunk_id": f"{doc_id}-{i}", "doc_id": doc_id, "position": i, "text": f"{doc_id} part {i}",
+    return [{"chunk_id": f"{doc_id}-{i}", "doc_id": doc_id, "source": "s", "position": i, "text": f"{doc_id} part {i}",
              "metadata": {"title": doc_id}, "vector": vectors[i].tolist()} for i in range(count)]
 
 
@@ -27,13 +27,22 @@ def manager(milvus_uri: str) -> MilvusIndexManager:
     manager.close()
 
 
+def new_version(manager: MilvusIndexManager, alias: str) -> str:
+    name = manager.create_version(alias, manager.version_for("m", 8, "c"))
+    manager.mark_complete(name)
+    manager.promote(alias, name)
+    return name
+
+
 def test_versions_live_behind_the_alias_with_their_parameters(manager: MilvusIndexManager, collection: str) -> None:
     version = manager.version_for("m", 8, "c")
-    v1 = manager.create_version(collection, version)
-    manager.promote(collection, v1)
+    v1 = new_version(manager, collection)
     v2 = manager.create_version(collection, version)
     assert (v1, v2) == (f"{collection}__v1", f"{collection}__v2")
     assert manager.resolve(collection) == v1, "a new version is invisible until promoted"
+    with pytest.raises(ValueError, match="incomplete build"):
+        manager.promote(collection, v2)
+    manager.mark_complete(v2)
     manager.promote(collection, v2)
     assert manager.resolve(collection) == v2
     assert manager.index_version(v2) == version and manager.index_version(v2).fingerprint == version.fingerprint
@@ -41,13 +50,12 @@ def test_versions_live_behind_the_alias_with_their_parameters(manager: MilvusInd
 
 
 def test_upsert_is_idempotent_and_delete_by_document(manager: MilvusIndexManager, collection: str) -> None:
-    name = manager.create_version(collection, manager.version_for("m", 8, "c"))
-    manager.promote(collection, name)
+    name = new_version(manager, collection)
     manager.upsert(name, rows("a", 3) + rows("b", 2, seed=1))
     manager.upsert(name, rows("a", 3))
     assert manager.count(name) == 5
     assert sorted(manager.list_chunk_ids(name)) == ["a-0", "a-1", "a-2", "b-0", "b-1"]
-    manager.delete_documents(name, ["a"])
+    assert manager.delete_where(name, 'doc_id in ["a"]') == 3
     assert manager.count(name) == 2
     stats = manager.get_collection_stats(collection)
     assert (stats.name, stats.collection, stats.row_count) == (collection, name, 2)
@@ -55,8 +63,7 @@ def test_upsert_is_idempotent_and_delete_by_document(manager: MilvusIndexManager
 
 
 def test_search_returns_typed_hits_and_honours_filters(manager: MilvusIndexManager, collection: str) -> None:
-    name = manager.create_version(collection, manager.version_for("m", 8, "c"))
-    manager.promote(collection, name)
+    name = new_version(manager, collection)
     data = rows("a", 5) + rows("b", 5, seed=2)
     manager.upsert(name, data)
     hits = manager.search(collection, [data[7]["vector"]], limit=3, ef=1)
@@ -69,7 +76,7 @@ def test_search_returns_typed_hits_and_honours_filters(manager: MilvusIndexManag
 def test_health_capabilities_and_compaction(manager: MilvusIndexManager, collection: str) -> None:
     name = manager.create_version(collection, manager.version_for("m", 8, "c"))
     manager.upsert(name, rows("a", 4))
-    manager.delete_documents(name, ["a"])
+    manager.delete_where(name, 'doc_id == "a"')
     report = manager.health()
     assert report.ok and name in report.collections and report.server_version
     capabilities = manager.capabilities

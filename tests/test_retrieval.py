@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from rag_core.config import RAGConfig
+from rag_core.ingest.reindex import reindex
 from rag_core.retrieval.engine import RetrievalEngine
 from tests.corpus import RETRIEVAL_DOCS as DOCS
 from tests.corpus import ingest
@@ -45,7 +46,7 @@ def test_cache_hits_and_a_new_index_version_invalidates_it(config: RAGConfig, em
     assert engine.cache.stats.hits == 1
     assert engine.latency.percentiles()["retrieval"].count == 2, "a cache hit counts in the latency window too"
     rebuilt = config.model_copy(update={"index": config.index.model_copy(update={"M": 8})})
-    ingest(rebuilt, DOCS, embedder)  # a new version, promoted behind the alias
+    reindex(rebuilt, embedder=embedder)  # a new version, promoted behind the alias
     engine.manager.forget_serving()  # as if the alias refresh interval had passed
     after = engine.search("alias swaps indexes")
     assert not after.cached and after.collection.endswith("__v2") and after.results[0].doc_id == "alias"
@@ -55,7 +56,6 @@ def test_client_side_bm25_follows_new_documents(config: RAGConfig, embedder) -> 
     engine = RetrievalEngine(config, embedder=embedder)
     assert engine.search("zebra migration", mode="bm25").results == []
     ingest(config, {"zebra": "Zebra migration crosses the Mara river every year."}, embedder)
-    engine.cache.clear()
     assert engine.search("zebra migration", mode="bm25").results[0].doc_id == "zebra"
 
 

@@ -19,8 +19,10 @@ import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from rag_core.config import IndexConfig, MilvusConfig, load_config
-from rag_core.index.version import IndexVersion
+from rag_core.index import lite_lock
 from rag_core.index.retry import call_with_retry
+from rag_core.index.version import (COMPLETE_KEY, DATA_VERSION_KEY, CollectionState, IndexVersion)
+from rag_core.types import Hit
 
 T = TypeVar("T")
 # Servers before 2.4 and Milvus Lite give no iterator timestamp; pymilvus then uses the client's clock, which is
@@ -32,7 +34,8 @@ TEXT_MAX_BYTES = 65535
 ID_QUERY_BATCH = 10000
 ALIAS_REFRESH_S = 1.0
 EXPORT_ATTEMPTS = 5
-OUTPUT_FIELDS = ["chunk_id", "doc_id", "position", "text", "metadata"]
+EXPORT_BATCH = 2000
+OUTPUT_FIELDS = ["chunk_id", "doc_id", "source", "position", "text", "metadata"]
 SPARSE_FIELD = "sparse"
 # Stemming and stopwords like the client-side index; Milvus Lite 3.2 ignores these filters (lowercase only).
 ANALYZER = {"tokenizer": "standard",
@@ -53,6 +56,8 @@ class CollectionStats:
     row_count: int
     index_version: IndexVersion | None
     versions: list[str]
+    data_version: int = 0
+    incomplete_versions: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -65,14 +70,8 @@ class HealthReport:
     error: str = ""
 
 
-@dataclass(frozen=True)
-class SearchHit:
-    chunk_id: str
-    doc_id: str
-    text: str
-    score: float
-    position: int = 0
-    metadata: dict[str, Any] = field(default_factory=dict)
+class InconsistentExportError(RuntimeError):
+    """A streamed export read another number of rows than the collection holds (a write happened meanwhile)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +117,10 @@ class MilvusIndexManager:
         return self.config.uri
 
     @property
+    def lite_file(self) -> Path:
+        return Path(self.config.uri).expanduser().resolve()
+
+    @property
     def shards(self) -> int:
         return self.config.num_shards if self.config.enable_sharding else 1
 
@@ -128,8 +131,14 @@ class MilvusIndexManager:
     def _connect(self) -> MilvusClient:
         c = self.config
         if not is_server_uri(c.uri):
-            Path(c.uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-            return MilvusClient(str(Path(c.uri).expanduser().resolve()))
+            db_file = self.lite_file
+            db_file.parent.mkdir(parents=True, exist_ok=True)
+            lite_lock.acquire(db_file, c.lock_timeout_s)
+            try:
+                return MilvusClient(str(db_file))
+            except Exception:
+                lite_lock.release(db_file)
+                raise
         tls = {k: v for k, v in {"secure": c.secure or None, "server_pem_path": c.server_pem_path,
                                  "server_name": c.server_name, "ca_pem_path": c.ca_pem_path,
                                  "client_pem_path": c.client_pem_path, "client_key_path": c.client_key_path}.items() if v}
@@ -152,7 +161,12 @@ class MilvusIndexManager:
         return ServerCapabilities(version=version, is_lite=is_lite, supports_bm25=supports_bm25)
 
     def health(self) -> HealthReport:
+        """Never creates anything: a Milvus Lite file in a folder that does not exist is reported, not made."""
         started = time.perf_counter()
+        if not is_server_uri(self.uri) and not self.lite_file.parent.is_dir():
+            return HealthReport(ok=False, uri=self.uri, error=(
+                f"the folder of the Milvus Lite file {self.lite_file} does not exist; create it, or point "
+                "milvus.uri / MILVUS_URI at the index you mean"))
         try:
             collections = self._retry("list_collections", lambda: self.client.list_collections())
             version = self.capabilities.version
@@ -194,9 +208,13 @@ class MilvusIndexManager:
                  if n.startswith(prefix) and n[len(prefix):].isdigit()]
         return sorted(names, key=lambda n: int(n[len(prefix):]))
 
-    def index_version(self, collection: str) -> IndexVersion | None:
+    def state(self, collection: str) -> CollectionState:
+        """Index version, data version and completeness, in one round trip."""
         described = self._retry("describe_collection", lambda: self.client.describe_collection(collection))
-        return IndexVersion.from_properties(described.get("properties") or {})
+        return CollectionState.from_properties(collection, described.get("properties") or {})
+
+    def index_version(self, collection: str) -> IndexVersion | None:
+        return self.state(collection).version
 
     def version_for(self, model: str, dimension: int, chunking: str) -> IndexVersion:
         """The version an index built now with this model and chunking would have.
@@ -210,7 +228,7 @@ class MilvusIndexManager:
                             num_shards=self.shards, chunking=chunking, lexical=lexical)
 
     def create_version(self, alias: str, version: IndexVersion) -> str:
-        """Create ``alias__vN`` (N = newest + 1) with the schema and HNSW index; the alias is not moved yet."""
+        """Create ``alias__vN`` (N = newest + 1), marked incomplete until ``mark_complete``; the alias is not moved."""
         existing = self.versions(alias)
         number = int(existing[-1].rsplit(VERSION_SEPARATOR, 1)[1]) + 1 if existing else 1
         name = f"{alias}{VERSION_SEPARATOR}{number}"
@@ -221,27 +239,69 @@ class MilvusIndexManager:
             index_params.add_index(field_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                                    params={"bm25_k1": self.index.bm25_k1, "bm25_b": self.index.bm25_b})
         extra = {"num_shards": self.shards} if self.shards > 1 else {}
+        properties = version.to_properties() | {COMPLETE_KEY: "false", DATA_VERSION_KEY: "0"}
         self._retry("create_collection", lambda: self.client.create_collection(
             name, schema=self._schema(version.dimension, bm25=version.lexical == "milvus"), index_params=index_params,
-            properties=version.to_properties(), **extra))
+            properties=properties, **extra))
         return name
 
+    def resumable_version(self, alias: str, version: IndexVersion) -> str | None:
+        """The newest version if it is an unfinished build of ``version`` (an interrupted run): continue it."""
+        versions = self.versions(alias)
+        if not versions or versions[-1] == self.resolve(alias):
+            return None
+        state = self.state(versions[-1])
+        return versions[-1] if not state.complete and state.version == version else None
+
+    def bump_data_version(self, collection: str) -> int:
+        """Record that rows changed: every reader's cache and client-side index key on this number."""
+        number = self.state(collection).data_version + 1
+        self._set_properties(collection, {DATA_VERSION_KEY: str(number)})
+        return number
+
+    def mark_complete(self, collection: str) -> None:
+        self._set_properties(collection, {COMPLETE_KEY: "true"})
+
+    def _set_properties(self, collection: str, properties: dict[str, str]) -> None:
+        self._retry("alter_collection_properties",
+                    lambda: self.client.alter_collection_properties(collection, properties=properties))
+
     def promote(self, alias: str, collection: str) -> None:
-        """Point ``alias`` at ``collection`` in one step; readers switch with no gap."""
+        """Point ``alias`` at ``collection`` in one step; readers switch with no gap. Complete versions only."""
+        if not self.state(collection).complete:
+            raise ValueError(f"{collection} is an incomplete build; it cannot serve {alias!r}. Run `rag reindex` to "
+                             "build a complete version, or `rag versions --drop-incomplete` to remove it.")
         self._serving.pop(alias, None)
         if self._alias_exists(alias):
             self._retry("alter_alias", lambda: self.client.alter_alias(collection, alias))
         else:
             self._retry("create_alias", lambda: self.client.create_alias(collection, alias))
 
-    def rollback(self, alias: str) -> str:
-        """Move the alias back to the version before the one it serves; returns the collection it now serves."""
-        current, versions = self.resolve(alias), self.versions(alias)
-        older = versions[: versions.index(current)] if current in versions else []
-        if not older:
-            raise ValueError(f"No version of {alias!r} older than {current!r} to roll back to (have {versions}).")
-        self.promote(alias, older[-1])
-        return older[-1]
+    def rollback(self, alias: str, to: str | None = None) -> str:
+        """Move the alias to ``to``, or to the newest complete version older than the one it serves."""
+        current, states = self.resolve(alias), [self.state(v) for v in self.versions(alias)]
+        if to is not None:
+            target = to if to.startswith(f"{alias}{VERSION_SEPARATOR}") else f"{alias}{VERSION_SEPARATOR}{to}"
+            if target not in {s.collection for s in states}:
+                raise ValueError(f"{alias!r} has no version {to!r}; versions: {[s.collection for s in states]}.")
+        else:
+            names = [s.collection for s in states]
+            older = [s for s in states[: names.index(current)] if s.complete] if current in names else []
+            if not older:
+                raise ValueError(f"No complete version of {alias!r} older than {current!r} to roll back to "
+                                 f"(versions: {names}).")
+            target = older[-1].collection
+        self.promote(alias, target)
+        return target
+
+    def drop_incomplete(self, alias: str) -> list[str]:
+        """Drop the versions whose build never finished (never served); returns their names."""
+        serving = self.resolve(alias)
+        dropped = [v for v in self.versions(alias) if v != serving and not self.state(v).complete]
+        for name in dropped:
+            self._retry("drop_collection", lambda name=name: self.client.drop_collection(name))
+            self._loaded.discard(name)
+        return dropped
 
     def _alias_exists(self, alias: str) -> bool:
         return alias in self._retry("list_aliases", lambda: self.client.list_aliases())["aliases"]
@@ -250,6 +310,7 @@ class MilvusIndexManager:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("chunk_id", DataType.VARCHAR, max_length=64, is_primary=True)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)
+        schema.add_field("source", DataType.VARCHAR, max_length=1024)
         schema.add_field("position", DataType.INT64)
         text_options = {"enable_analyzer": True, "analyzer_params": ANALYZER} if bm25 else {}
         schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES, **text_options)
@@ -285,55 +346,66 @@ class MilvusIndexManager:
         self._retry("delete", lambda: self.client.delete(collection, ids=ids))
         return len(ids)
 
-    def delete_documents(self, collection: str, doc_ids: Iterable[str]) -> None:
-        ids = list(doc_ids)
-        if ids:
-            self._retry("delete", lambda: self.client.delete(collection, filter=f"doc_id in {json.dumps(ids)}"))
+    def delete_where(self, collection: str, expression: str) -> int:
+        """Delete the rows matching a filter (a source, a document); returns how many there were."""
+        before = self.count(collection)
+        self._retry("delete", lambda: self.client.delete(collection, filter=expression))
+        return before - self.count(collection)
 
-    def list_chunk_ids(self, collection: str) -> dict[str, str]:
-        """chunk_id -> doc_id for every row: what the sync compares against, so Milvus itself is the truth."""
-        return {row["chunk_id"]: row["doc_id"] for row in self.read_rows(collection, ["chunk_id", "doc_id"])}
+    def list_chunk_ids(self, collection: str, *, source: str | None = None) -> dict[str, str]:
+        """chunk_id -> doc_id for every row (of ``source``): what the sync compares against, so Milvus itself is
+        the truth."""
+        expression = f"source == {json.dumps(source)}" if source is not None else ""
 
-    def read_rows(self, collection: str, fields: list[str]) -> list[dict[str, Any]]:
-        """Every row's ``fields``, read in pages with strong consistency (a whole-collection export)."""
-        self._ensure_loaded(collection)
+        def read() -> dict[str, str]:
+            return {r["chunk_id"]: r["doc_id"] for batch in self.iter_rows(collection, ["chunk_id", "doc_id"],
+                                                                          filter=expression) for r in batch}
+        return self.consistent_export(collection, read)
 
-        def read_all() -> list[dict[str, Any]]:
-            iterator = self.client.query_iterator(collection, batch_size=ID_QUERY_BATCH, filter="",
-                                                  output_fields=fields, consistency_level="Strong")
-            rows: list[dict[str, Any]] = []
-            try:
-                while batch := iterator.next():
-                    rows.extend({f: row[f] for f in fields} for row in batch)
-            finally:
-                iterator.close()
-            return rows
+    def consistent_export(self, collection: str, export: Callable[[], T]) -> T:
+        """Run an export built on ``iter_rows`` again until it saw every row.
 
-        # The iterator may read at an older timestamp than the last write of this same client (pymilvus falls back
-        # to a client-side session time on Milvus Lite and servers < 2.4): re-read until it agrees with a strong count.
+        The iterator may read at an older timestamp than this client's last write (pymilvus falls back to a
+        client-side session time on Milvus Lite and servers < 2.4); an unfiltered ``iter_rows`` notices that
+        against a strong count at its end.
+        """
         for attempt in range(EXPORT_ATTEMPTS):
-            rows = self._retry("query_iterator", read_all)
-            expected = self.count(collection)
-            if len(rows) == expected:
-                return rows
-            log.info("Export of %s read %d of %d rows; reading again", collection, len(rows), expected)
-            time.sleep(0.5 * (attempt + 1))
-        raise RuntimeError(f"Could not export a consistent view of {collection} at {self.uri}: read {len(rows)} rows, "
-                           f"the collection holds {expected}. Is something writing to it right now?")
+            try:
+                return export()
+            except InconsistentExportError as error:
+                log.info("%s; reading again", error)
+                time.sleep(0.5 * (attempt + 1))
+        raise RuntimeError(f"Could not export a consistent view of {collection} at {self.uri}: the rows read never "
+                           "matched the row count. Is something writing to it right now?")
 
-    def iter_vectors(self, collection: str, batch_size: int = 2000) -> Iterator[np.ndarray]:
-        """Every vector, a batch at a time, so statistics over a large collection never hold it whole."""
+    def iter_rows(self, collection: str, fields: list[str], *, filter: str = "",
+                  batch_size: int = EXPORT_BATCH) -> Iterator[list[dict[str, Any]]]:
+        """Rows a batch at a time with strong consistency, so an export never holds the whole collection.
+
+        An unfiltered export raises ``InconsistentExportError`` at its end when it saw fewer rows than the
+        collection holds (see ``consistent_export``).
+        """
         self._ensure_loaded(collection)
         iterator = self._retry("query_iterator", lambda: self.client.query_iterator(
-            collection, batch_size=batch_size, filter="", output_fields=["vector"], consistency_level="Strong"))
+            collection, batch_size=batch_size, filter=filter, output_fields=fields, consistency_level="Strong"))
+        seen = 0
         try:
             while batch := iterator.next():
-                yield np.asarray([row["vector"] for row in batch], dtype=np.float32)
+                seen += len(batch)
+                yield [{f: row[f] for f in fields} for row in batch]
         finally:
             iterator.close()
+        if not filter and seen != (expected := self.count(collection)):
+            raise InconsistentExportError(f"Export of {collection} read {seen} of {expected} rows")
 
-    def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[SearchHit]:
-        """Rows by primary key, as hits with no score (for chunks a client-side leg found)."""
+    def iter_vectors(self, collection: str, batch_size: int = EXPORT_BATCH) -> Iterator[np.ndarray]:
+        """Every vector, a batch at a time, so statistics over a large collection never hold it whole."""
+        for batch in self.iter_rows(collection, ["vector"], batch_size=batch_size):
+            yield np.asarray([row["vector"] for row in batch], dtype=np.float32)
+
+    def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[Hit]:
+        """Rows by primary key, as hits with no score (for chunks a client-side leg found); a row that is gone
+        is simply absent."""
         self._ensure_loaded(collection)
         rows = self._retry("get", lambda: self.client.get(collection, ids=list(chunk_ids), output_fields=OUTPUT_FIELDS))
         return [_hit({"entity": row, "distance": 0.0}) for row in rows]
@@ -348,24 +420,26 @@ class MilvusIndexManager:
                                                                output_fields=["chunk_id"]))
         return {row["chunk_id"] for row in rows}
 
-    def count(self, collection: str) -> int:
-        """Live rows, read with strong consistency so a count right after a write includes it."""
+    def count(self, collection: str, *, filter: str = "") -> int:
+        """Live rows (matching ``filter``), read with strong consistency so a count right after a write includes it."""
         self._ensure_loaded(collection)
         rows = self._retry("count", lambda: self.client.query(
-            collection, filter="", output_fields=["count(*)"], consistency_level="Strong"))
+            collection, filter=filter, output_fields=["count(*)"], consistency_level="Strong"))
         return int(rows[0]["count(*)"])
 
     def get_collection_stats(self, name: str) -> CollectionStats:
         collection = self.resolve(name)
         if collection is None:
             raise LookupError(f"No collection or alias {name!r} at {self.uri}; run the ingestion first (make run).")
+        versions = self.versions(name) if collection != name else [collection]
+        state = self.state(collection)
         return CollectionStats(name=name, collection=collection, row_count=self.count(collection),
-                               index_version=self.index_version(collection),
-                               versions=self.versions(name) if collection != name else [collection])
+                               index_version=state.version, versions=versions, data_version=state.data_version,
+                               incomplete_versions=[v for v in versions if not self.state(v).complete])
 
     def search(self, name: str, vectors: Sequence[Sequence[float]], *, limit: int, ef: int | None = None,
                filter: str = "", consistency_level: str | None = None,
-               output_fields: Sequence[str] = tuple(OUTPUT_FIELDS)) -> list[list[SearchHit]]:
+               output_fields: Sequence[str] = tuple(OUTPUT_FIELDS)) -> list[list[Hit]]:
         """Dense HNSW search; ``ef`` is raised to ``limit`` because HNSW cannot return more than ``ef`` hits.
 
         ``consistency_level`` defaults to ``milvus.consistency_level`` (Bounded: a write is visible within about a
@@ -380,7 +454,7 @@ class MilvusIndexManager:
         return [[_hit(h) for h in hits] for hits in raw]
 
     def search_bm25(self, name: str, queries: Sequence[str], *, limit: int, filter: str = "",
-                    consistency_level: str | None = None) -> list[list[SearchHit]]:
+                    consistency_level: str | None = None) -> list[list[Hit]]:
         """Server-side BM25 over the collection's sparse field (Milvus Lite 3.x, Milvus >= 2.5)."""
         collection = self.serving(name)
         raw = self._retry("search_bm25", lambda: self.client.search(
@@ -405,12 +479,15 @@ class MilvusIndexManager:
         if "client" in self.__dict__:
             self.client.close()
             del self.__dict__["client"]
+            if not is_server_uri(self.uri):
+                lite_lock.release(self.lite_file)
         self._loaded.clear()
         self._serving.clear()
 
 
-def _hit(hit: dict[str, Any]) -> SearchHit:
+def _hit(hit: dict[str, Any]) -> Hit:
     entity = hit.get("entity", {})
-    return SearchHit(chunk_id=str(entity.get("chunk_id") or hit.get("id") or hit.get("chunk_id")),
-                     doc_id=entity.get("doc_id", ""), text=entity.get("text", ""), score=float(hit["distance"]),
-                     position=int(entity.get("position", 0)), metadata=entity.get("metadata") or {})
+    return Hit(chunk_id=str(entity.get("chunk_id") or hit.get("id") or hit.get("chunk_id")),
+               doc_id=entity.get("doc_id", ""), score=float(hit["distance"]), text=entity.get("text", ""),
+               position=int(entity.get("position", 0)), source=entity.get("source", ""),
+               metadata=entity.get("metadata") or {})

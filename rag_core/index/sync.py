@@ -1,13 +1,15 @@
-"""Bring a Milvus collection in line with a table of chunks: upsert what is missing, delete what is gone.
+"""Bring one source's rows in a Milvus collection in line with a table of chunks: upsert what is missing, delete
+what is gone, and never let readers see a partial version.
 
 Milvus itself is the reference for what is indexed (never a side registry that could drift from it), so a sync
-after a crash, a manual delete or a half-finished run converges all the same.
+after a crash, a manual delete or a half-finished run converges all the same. Every sync that changes rows
+records a new data version, which readers' caches and client-side indexes are keyed on.
 """
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,6 +19,10 @@ from rag_core.index.version import IndexVersion
 from rag_core.ingest.tables import milvus_rows
 
 Vectorize = Callable[[pa.RecordBatch], pa.RecordBatch]
+
+
+class VersionChangeError(ValueError):
+    """The index settings changed, and this sync cannot build the whole new version by itself."""
 
 
 @dataclass(frozen=True)
@@ -29,32 +35,67 @@ class SyncReport:
     deleted: int
     unchanged: int
     rows: int
+    data_version: int
     seconds: float
 
 
-def sync_index(
-    manager: MilvusIndexManager,
-    alias: str,
-    version: IndexVersion,
-    batches: Iterable[pa.RecordBatch],
-    *,
-    vectorize: Vectorize | None = None,
-    scope: Literal["corpus", "documents"] = "corpus",
-) -> SyncReport:
-    """Sync ``alias`` with ``batches`` (chunk rows, with a vector column unless ``vectorize`` adds it).
+@dataclass(frozen=True)
+class SyncChanges:
+    upserted: int
+    deleted: int
+    wanted: set[str]
 
-    A changed ``version`` (model, dimensions, index parameters, chunking) builds a new collection ``alias__vN``
-    and moves the alias only once it is complete. ``scope="corpus"`` means the batches are everything that should
-    be indexed; ``"documents"`` only replaces the documents present in the batches and leaves the others alone.
+
+def source_filter(source: str) -> str:
+    return f"source == {json.dumps(source)}"
+
+
+def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, batches: Iterable[pa.RecordBatch],
+               *, source: str, prune: bool, vectorize: Vectorize | None = None) -> SyncReport:
+    """Sync ``source``'s documents in ``alias`` with ``batches`` (chunk rows, with vectors unless ``vectorize``).
+
+    ``prune=True``: the batches are everything ``source`` holds, and its documents missing from them are deleted
+    (a mirrored folder); ``False``: only the documents in the batches are added or replaced. Other sources are
+    never touched. A changed ``version`` (model, dimensions, index parameters, chunking) builds ``alias__vN`` and
+    moves the alias once it is complete, which needs the whole corpus: otherwise ``VersionChangeError``.
     """
     started = time.perf_counter()
     current = manager.resolve(alias)
     if current == alias:
         raise ValueError(f"{alias!r} at {manager.uri} is a plain collection, not an alias this project manages; "
                          "drop or rename it, or set milvus.collection to another name.")
-    new_version = current is None or manager.index_version(current) != version
-    target = manager.create_version(alias, version) if new_version else current
-    existing = {} if new_version else manager.list_chunk_ids(target)
+    new_version = current is None or manager.state(current).version != version
+    if new_version and current is not None:
+        _refuse_partial_version(manager, alias, current, source, prune)
+    target = (manager.resumable_version(alias, version) or manager.create_version(alias, version)) \
+        if new_version else current
+    changes = _apply(manager, target, batches, source=source, prune=prune, vectorize=vectorize)
+    data_version = manager.bump_data_version(target) if changes.upserted or changes.deleted else \
+        manager.state(target).data_version
+    if new_version:
+        finish_version(manager, alias, target, changes.wanted)
+    return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=new_version,
+                      upserted=changes.upserted, deleted=changes.deleted,
+                      unchanged=len(changes.wanted) - changes.upserted, rows=manager.count(target),
+                      data_version=data_version, seconds=round(time.perf_counter() - started, 3))
+
+
+def _refuse_partial_version(manager: MilvusIndexManager, alias: str, current: str, source: str, prune: bool) -> None:
+    version = manager.state(current).version
+    legacy = version is None or version.schema < 2  # rows carry no source: a mirror rebuilds as it always did
+    others = 0 if legacy else manager.count(current, filter=f"not ({source_filter(source)})")
+    if prune and others == 0:
+        return  # this source is the whole corpus: the new version is built from all of it
+    held = f"{others} rows of other sources" if others else "documents this ingest was not given"
+    raise VersionChangeError(
+        f"The index settings changed since {current} was built (model, dimensions, index parameters or chunking), "
+        f"and {current} also holds {held}: a new version built from this ingest alone would lose them. Run "
+        f"`rag reindex` to rebuild every document into a new version of {alias!r}, or restore the previous settings.")
+
+
+def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.RecordBatch], *, source: str | None,
+           prune: bool, vectorize: Vectorize | None) -> SyncChanges:
+    existing = manager.list_chunk_ids(target, source=source)
     indexed = pa.array(list(existing), type=pa.string())  # built once: every batch is checked against it
     wanted: set[str] = set()
     seen_documents: set[str] = set()
@@ -66,13 +107,29 @@ def sync_index(
         missing = batch.filter(pc.invert(pc.is_in(ids, value_set=indexed)))
         if missing.num_rows:
             upserted += manager.upsert(target, milvus_rows(vectorize(missing) if vectorize else missing))
-    stale = [c for c, d in existing.items() if c not in wanted and (scope == "corpus" or d in seen_documents)]
-    if scope == "corpus" and existing and not wanted:
-        raise ValueError(f"The corpus is empty but {alias!r} holds {len(existing)} chunks; refusing to delete them "
-                         "all. Check ingestion.docs_dir, or drop the collection if you really mean it.")
-    deleted = manager.delete_chunks(target, stale)
-    if new_version:
-        manager.promote(alias, target)
-    return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=new_version,
-                      upserted=upserted, deleted=deleted, unchanged=len(wanted) - upserted,
-                      rows=manager.count(target), seconds=round(time.perf_counter() - started, 3))
+    if prune and existing and not wanted:
+        raise ValueError(f"The corpus of source {source!r} is empty but {target} holds {len(existing)} of its "
+                         "chunks; refusing to delete them all. Check the folder (ingestion.docs_dir), or delete "
+                         f"them explicitly with `rag delete --source {source}`.")
+    stale = [c for c, d in existing.items() if c not in wanted and (prune or d in seen_documents)]
+    return SyncChanges(upserted=upserted, deleted=manager.delete_chunks(target, stale), wanted=wanted)
+
+
+def finish_version(manager: MilvusIndexManager, alias: str, target: str, wanted: set[str]) -> None:
+    """Mark a newly built version complete and serve it, only when it holds exactly the chunks synced into it."""
+    held = set(manager.list_chunk_ids(target))
+    if held != wanted:
+        raise RuntimeError(f"{target} holds {len(held)} chunks but {len(wanted)} were synced into it "
+                           f"({len(wanted - held)} missing, {len(held - wanted)} unexpected); it stays incomplete "
+                           f"and {alias!r} keeps serving its current version. Run the same command again.")
+    manager.mark_complete(target)
+    manager.promote(alias, target)
+
+
+def sync_into(manager: MilvusIndexManager, target: str, batches: Iterable[pa.RecordBatch],
+              vectorize: Vectorize) -> SyncChanges:
+    """Fill a version being rebuilt with rows of every source (each batch row carries its own)."""
+    changes = _apply(manager, target, batches, source=None, prune=False, vectorize=vectorize)
+    if changes.upserted or changes.deleted:
+        manager.bump_data_version(target)
+    return changes

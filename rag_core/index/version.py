@@ -5,6 +5,10 @@ import json
 from dataclasses import asdict, dataclass
 
 PROPERTY_PREFIX = "rag."
+SCHEMA_VERSION = 2  # 2: rows carry their owning source in a field of their own
+DATA_VERSION_KEY = f"{PROPERTY_PREFIX}data_version"
+COMPLETE_KEY = f"{PROPERTY_PREFIX}complete"
+STATE_KEYS = (DATA_VERSION_KEY, COMPLETE_KEY)
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,7 @@ class IndexVersion:
     num_shards: int
     chunking: str
     lexical: str = "none"  # "milvus": a BM25 function and sparse field live in the collection
+    schema: int = SCHEMA_VERSION
 
     @property
     def fingerprint(self) -> str:
@@ -33,13 +38,32 @@ class IndexVersion:
     @classmethod
     def from_properties(cls, properties: dict[str, str]) -> "IndexVersion | None":
         """None for a collection this project did not create (no recorded version)."""
-        values = {k[len(PROPERTY_PREFIX):]: v for k, v in properties.items() if k.startswith(PROPERTY_PREFIX)}
+        values = {k[len(PROPERTY_PREFIX):]: v for k, v in properties.items()
+                  if k.startswith(PROPERTY_PREFIX) and k not in STATE_KEYS}
         try:
             return cls(
                 model=values["model"], dimension=int(values["dimension"]), metric_type=values["metric_type"],
                 index_type=values["index_type"], M=int(values["M"]), efConstruction=int(values["efConstruction"]),
                 num_shards=int(values["num_shards"]), chunking=values["chunking"],
-                lexical=values.get("lexical", "none"),
+                lexical=values.get("lexical", "none"), schema=int(values.get("schema", 1)),
             )
         except (KeyError, ValueError):
             return None
+
+
+@dataclass(frozen=True)
+class CollectionState:
+    """What a collection version holds now: readers key caches on ``data_version``, the alias moves only to
+    ``complete`` versions (full, and checked against what was synced into them)."""
+
+    collection: str
+    version: IndexVersion | None
+    data_version: int
+    complete: bool
+
+    @classmethod
+    def from_properties(cls, collection: str, properties: dict[str, str]) -> "CollectionState":
+        return cls(collection=collection, version=IndexVersion.from_properties(properties),
+                   data_version=int(properties.get(DATA_VERSION_KEY, 0)),
+                   # Versions made before completeness was recorded were only ever promoted complete.
+                   complete=properties.get(COMPLETE_KEY, "true") == "true")

@@ -1,24 +1,28 @@
 """Ingestion straight into Milvus, without Dagster: the ``rag ingest`` command and the Python API.
 
-Unlike the asset chain, which mirrors a whole corpus folder, this adds or replaces only the documents it is given:
-chunks already in Milvus are not embedded again, and stale chunks of re-ingested documents are deleted.
+Each call syncs one source: a folder (named by its canonical path; a file belongs to its folder's source) or
+an API caller (``source=``). It adds or replaces the documents it is given, and with ``prune`` also deletes the
+source's documents that are gone; other sources are never touched. Chunks already in Milvus are not embedded
+again.
 """
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
 
-from rag_core.ingest.chunking import TokenChunker
 from rag_core.config import RAGConfig
-from rag_core.types import Document
-from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.sync import SyncReport, sync_index
+from rag_core.ingest.chunking import TokenChunker
+from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.ingest.stages import document_stream
 from rag_core.ingest.tables import batch_to_documents, batched, chunks_to_batch, with_vectors
+from rag_core.types import Document
+
+API_SOURCE = "api"
 
 
 @dataclass(frozen=True)
@@ -30,21 +34,32 @@ class IngestReport:
     seconds: float
 
 
-def ingest_path(path: Path, config: RAGConfig, *, collection: str | None = None, embedder: Embedder | None = None,
-                manager: MilvusIndexManager | None = None) -> IngestReport:
-    """Every readable document under ``path``; bad files are reported in ``skipped`` and left out."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; give a file or a folder of documents.")
+def folder_source(path: Path) -> str:
+    """The source a path belongs to: a folder's canonical path; for a file, its folder's."""
+    resolved = path.resolve()
+    return str(resolved if resolved.is_dir() else resolved.parent)
+
+
+def ingest_path(path: Path, config: RAGConfig, *, collection: str | None = None, prune: bool = False,
+                embedder: Embedder | None = None, manager: MilvusIndexManager | None = None) -> IngestReport:
+    """Every readable document under ``path``; bad files are reported in ``skipped`` and left out.
+
+    With ``prune`` the documents under ``path`` become everything its source holds: for a file, every other
+    document of its folder's source is deleted (what evaluation wants for a corpus file; ``rag ingest`` refuses it).
+    """
+    source = folder_source(path)
     stream = document_stream(path, max_file_bytes=config.ingestion.max_file_bytes,
-                             batch_size=config.ingestion.record_batch_size)
+                             batch_size=config.ingestion.record_batch_size, source=source)
     documents = (d for batch in stream.batches for d in batch_to_documents(batch))
-    report = ingest_documents(documents, config, collection=collection, embedder=embedder, manager=manager)
-    return IngestReport(documents=report.documents, chunks=report.chunks, skipped=stream.summary.get("skipped", []),
-                        sync=report.sync, seconds=report.seconds)
+    report = ingest_documents(documents, config, source=source, prune=prune, collection=collection,
+                              embedder=embedder, manager=manager)
+    return replace(report, skipped=stream.summary.get("skipped", []))
 
 
-def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, collection: str | None = None,
-                     embedder: Embedder | None = None, manager: MilvusIndexManager | None = None) -> IngestReport:
+def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source: str = API_SOURCE,
+                     prune: bool = False, collection: str | None = None, embedder: Embedder | None = None,
+                     manager: MilvusIndexManager | None = None) -> IngestReport:
+    """Add or replace ``documents`` as the source ``source`` (with ``prune``: exactly the source's documents)."""
     started = time.perf_counter()
     embedder = embedder or shared_embedder(config.embedding)
     manager = manager or MilvusIndexManager(config.milvus, config.index)
@@ -52,16 +67,28 @@ def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, collec
                            embedder.max_seq_length)
     counts = {"documents": 0, "chunks": 0}
 
-    def chunk_batches() -> Iterator[pa.RecordBatch]:
-        for group in batched(documents, config.ingestion.record_batch_size):
-            chunks = chunks_to_batch([c for d in group for c in chunker.chunk(d)])
-            counts["documents"] += len(group)
-            counts["chunks"] += chunks.num_rows
-            yield chunks
+    def owned() -> Iterator[Document]:
+        for document in documents:
+            counts["documents"] += 1
+            yield replace(document, source=source)
+
+    def counted(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            counts["chunks"] += batch.num_rows
+            yield batch
 
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
-    report = sync_index(manager, collection or config.milvus.collection, version, chunk_batches(),
-                        vectorize=lambda b: with_vectors(b, embedder.encode_documents(b.column("text").to_pylist())),
-                        scope="documents")
+    report = sync_index(manager, collection or config.milvus.collection, version,
+                        counted(chunk_batches(owned(), chunker, config.ingestion.record_batch_size)),
+                        source=source, prune=prune, vectorize=vectorizer(embedder))
     return IngestReport(documents=counts["documents"], chunks=counts["chunks"], skipped=[], sync=report,
                         seconds=round(time.perf_counter() - started, 3))
+
+
+def vectorizer(embedder: Embedder):  # noqa: ANN201 - rag_core.index.sync.Vectorize
+    return lambda batch: with_vectors(batch, embedder.encode_documents(batch.column("text").to_pylist()))
+
+
+def chunk_batches(documents: Iterable[Document], chunker: TokenChunker, size: int) -> Iterator[pa.RecordBatch]:
+    for group in batched((c for d in documents for c in chunker.chunk(d)), size):
+        yield chunks_to_batch(group)

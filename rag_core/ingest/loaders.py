@@ -5,11 +5,13 @@ told precisely what to fix. So every reader yields a ``SkippedInput`` instead of
 goes on to the next input.
 """
 
+import codecs
 import gzip
 import hashlib
 import json
 import os
 import re
+import stat
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,11 +23,14 @@ from pypdf import PdfReader
 
 from rag_core.types import Document, SkippedInput
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".jsonl.gz")
+_TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm")
+_GZIP_TEXT_SUFFIXES = tuple(f"{suffix}.gz" for suffix in _TEXT_SUFFIXES)
+SUPPORTED_SUFFIXES: tuple[str, ...] = (*_TEXT_SUFFIXES, ".pdf", ".jsonl", *_GZIP_TEXT_SUFFIXES, ".jsonl.gz")
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
 _JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 _JSONL_DOCUMENT_KEYS = ("_id", "title", "text")
+_HTML_SUFFIXES = (".html", ".htm")
 # Tags that start a new paragraph: their text must not run into the text around them.
 _HTML_BLOCK_TAGS = (
     "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure",
@@ -33,10 +38,32 @@ _HTML_BLOCK_TAGS = (
     "pre", "section", "table", "td", "th", "tr", "ul",
 )  # fmt: skip
 _HTML_INVISIBLE_TAGS = ("script", "style", "noscript", "template", "title")
+# <meta charset="x">, <meta http-equiv="Content-Type" content="text/html; charset=x">, <?xml ... encoding="x"?>;
+# looked for where browsers look, in the first bytes of the file.
+_HTML_CHARSET_SCAN_BYTES = 4096
+_HTML_DECLARED_CHARSET = re.compile(
+    rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)|<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9_.:-]+)""",
+    re.IGNORECASE,
+)
+# Labels that mean windows-1252 on the web (the WHATWG Encoding Standard): pages labelled ISO-8859-1 use its
+# curly quotes and dashes in 0x80-0x9F.
+_WINDOWS_1252_LABELS = frozenset(
+    {"ascii", "us-ascii", "iso-8859-1", "iso8859-1", "iso_8859-1", "iso88591", "latin1", "latin-1", "l1", "cp819",
+     "ibm819", "cp1252", "windows-1252", "x-cp1252"}
+)
+# A reStructuredText section adornment: one punctuation character repeated (``=====``, ``-----``, ``~~~~~``).
+_RST_ADORNMENT = re.compile(r"""^([!-/:-@\[-`{-~])\1+[ \t]*$""")
+_MARKDOWN_SETEXT_H1 = re.compile(r"^ {0,3}=+[ \t]*$")
 
 # A located document: the line is where it sits in a JSONL file (None for one-document files),
 # kept so a duplicate id can point at the exact place its first occurrence came from.
 _Item = tuple[Document, int | None] | SkippedInput
+# (document id or relative path, path, why it cannot be read or None)
+_Entry = tuple[str, Path, str | None]
+
+
+class _NotARegularFile(Exception):
+    """The path turned out to be a FIFO, socket or device when opened; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -57,11 +84,16 @@ def load_documents(path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) 
 def iter_inputs(path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Iterator[Document | SkippedInput]:
     """Stream documents so a large corpus never has to fit in memory; bad inputs come out as skip reports.
 
-    ``max_file_bytes`` caps each file, except JSONL corpora, where it caps each line (one document).
-    Raises ``FileNotFoundError`` if ``path`` does not exist: that is a configuration error, not a bad input.
+    ``max_file_bytes`` caps each file (a compressed one once decompressed), except JSONL corpora, where it caps each
+    line (one document). A folder inside the corpus that cannot be listed is a skip report too.
+    Raises ``FileNotFoundError`` if ``path`` does not exist, and ``PermissionError`` if it is a folder that cannot be
+    read: that is a configuration error, not a bad input (and an empty corpus must not be mistaken for one).
     """
     first_seen: dict[str, str] = {}
-    for doc_id, file in _corpus_files(Path(path)):
+    for doc_id, file, problem in _corpus_files(Path(path)):
+        if problem is not None:
+            yield SkippedInput(str(file), problem)
+            continue
         for item in _read_file(file, doc_id, max_file_bytes):
             if isinstance(item, SkippedInput):
                 yield item
@@ -82,38 +114,76 @@ def iter_inputs(path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> 
 def corpus_fingerprint(path: Path) -> str:
     """Cheap change detector for a sensor: any file added, edited (size or mtime) or removed changes it.
 
-    It covers exactly the files ``iter_inputs`` looks at (hidden ones excluded), without reading them.
+    It covers exactly the files ``iter_inputs`` looks at (hidden ones excluded), without reading them, and the
+    folders it could not read, so fixing a folder's permissions counts as a change.
     """
     digest = hashlib.sha256()
-    for rel_path, file in _corpus_files(Path(path)):
+    for rel_path, file, problem in _corpus_files(Path(path)):
+        if problem is not None:
+            digest.update(f"{rel_path}\x1f{problem}\n".encode("utf-8", "surrogateescape"))
+            continue
         try:
-            stat = file.stat()
+            info = file.stat()
         except FileNotFoundError:  # removed while we walked, or a dangling link: it is not part of the corpus
             continue
-        digest.update(f"{rel_path}\x1f{stat.st_size}\x1f{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        except OSError as exc:  # e.g. a folder that can be listed but not entered: reported by iter_inputs
+            digest.update(f"{rel_path}\x1f{exc.strerror or exc}\n".encode("utf-8", "surrogateescape"))
+            continue
+        digest.update(f"{rel_path}\x1f{info.st_size}\x1f{info.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
-def _corpus_files(root: Path) -> list[tuple[str, Path]]:
-    """(doc id, path) of every non-hidden file, sorted so ids and duplicate winners are the same on every run."""
-    if root.is_file():
-        return [(root.name, root)]
-    if not root.is_dir():
-        raise FileNotFoundError(f"corpus path {root} does not exist")
-    files: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [name for name in dirnames if not name.startswith(".")]
-        for name in filenames:
-            if not name.startswith("."):
-                file = Path(dirpath, name)
-                files.append((file.relative_to(root).as_posix(), file))
-    return sorted(files)
+def _corpus_files(root: Path) -> list[_Entry]:
+    """Every non-hidden entry under ``root`` that is not a folder, and every folder that could not be listed,
+    sorted so ids and duplicate winners are the same on every run. Symbolic links to folders are not followed
+    (they are reported by ``_dispatch``), so a link cannot make the walk loop."""
+    if root.is_dir():
+        return sorted(_walk(root), key=lambda entry: entry[0])
+    if os.path.lexists(root):  # a file, or something that is not one (FIFO, broken link): reported when read
+        return [(root.name, root, None)]
+    raise FileNotFoundError(f"corpus path {root} does not exist")
+
+
+def _walk(root: Path) -> Iterator[_Entry]:
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                children = list(listing)
+        except FileNotFoundError:  # removed while we walked: no longer part of the corpus
+            continue
+        except OSError as exc:
+            if folder == root:
+                raise PermissionError(
+                    exc.errno, f"corpus folder {root} cannot be read ({exc.strerror or exc}); check its permissions"
+                ) from None
+            rel_path = folder.relative_to(root).as_posix()
+            yield rel_path, folder, f"cannot read folder ({exc.strerror or exc}); check its permissions"
+            continue
+        for child in children:
+            if child.name.startswith("."):
+                continue
+            path = Path(child.path)
+            if _is_real_folder(child):
+                folders.append(path)
+            else:
+                yield path.relative_to(root).as_posix(), path, None
+
+
+def _is_real_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _read_file(file: Path, doc_id: str, max_file_bytes: int) -> Iterator[_Item]:
     """A file that vanished or cannot be opened is one more bad input, not a reason to stop the walk."""
     try:
         yield from _dispatch(file, doc_id, max_file_bytes)
+    except _NotARegularFile as exc:
+        yield SkippedInput(str(file), str(exc))
     except OSError as exc:
         yield SkippedInput(str(file), f"cannot read file ({exc.strerror or exc}); check that it exists and is readable")
 
@@ -121,23 +191,70 @@ def _read_file(file: Path, doc_id: str, max_file_bytes: int) -> Iterator[_Item]:
 def _dispatch(file: Path, doc_id: str, max_file_bytes: int) -> Iterator[_Item]:
     """Pick the reader by suffix; checks that hold for every format are done once, here."""
     source = str(file)
+    problem = _not_a_regular_file(file)
+    if problem is not None:
+        yield SkippedInput(source, problem)
+        return
     suffix = _supported_suffix(file.name)
     if suffix is None:
         yield SkippedInput(source, f"unsupported file type; supported: {', '.join(SUPPORTED_SUFFIXES)}")
         return
-    size = file.stat().st_size
-    if size == 0:
-        yield SkippedInput(source, "empty file; add text to it or remove it")
-    elif suffix in _JSONL_SUFFIXES:
-        yield from _read_jsonl(file, source, max_file_bytes)
-    elif size > max_file_bytes:
-        yield SkippedInput(
-            source, f"file is {size:,} bytes, over the {max_file_bytes:,}-byte limit; split it or raise max_file_bytes"
-        )
-    elif suffix == ".pdf":
-        yield _with_no_line(_read_pdf(file, doc_id, source))
-    else:
-        yield _with_no_line(_read_text_file(file, doc_id, source, _TEXT_PARSERS[suffix]))
+    stem = file.name[: -len(suffix)] or file.name
+    with _open_regular_file(file) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        if size == 0:
+            yield SkippedInput(source, "empty file; add text to it or remove it")
+        elif suffix in _JSONL_SUFFIXES:
+            yield from _read_jsonl(stream, source, max_file_bytes, compressed=suffix.endswith(".gz"))
+        elif suffix in _GZIP_TEXT_SUFFIXES:
+            yield _with_no_line(_read_gzip_text(stream, doc_id, source, stem, suffix.removesuffix(".gz"),
+                                                max_file_bytes))
+        elif size > max_file_bytes:
+            yield SkippedInput(
+                source,
+                f"file is {size:,} bytes, over the {max_file_bytes:,}-byte limit; split it or raise max_file_bytes",
+            )
+        elif suffix == ".pdf":
+            yield _with_no_line(_read_pdf(stream, doc_id, source, stem))
+        else:
+            data = stream.read(max_file_bytes + 1)  # bounded even if the file grew since it was measured
+            yield _with_no_line(_text_document(data, doc_id, source, stem, suffix, max_file_bytes))
+
+
+def _not_a_regular_file(file: Path) -> str | None:
+    """Why ``file`` is not something to read as a document (a FIFO would block a reader forever), or None."""
+    try:
+        mode = file.stat().st_mode
+    except FileNotFoundError:
+        if file.is_symlink():
+            return f"is a broken symbolic link to {os.readlink(file)}; fix or remove the link"
+        raise
+    if stat.S_ISDIR(mode):
+        return (f"is a symbolic link to the folder {os.readlink(file)}, which is not followed; "
+                "ingest that folder itself, or copy it into the corpus")
+    return None if stat.S_ISREG(mode) else _file_type_problem(mode)
+
+
+def _file_type_problem(mode: int) -> str:
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "not a file")
+    return f"is {kind}, not a regular file; remove it from the corpus or replace it with the file it stands for"
+
+
+def _open_regular_file(file: Path) -> BinaryIO:
+    """Open without ever blocking: O_NONBLOCK makes opening a FIFO return at once (it may have replaced the file
+    since it was checked), and the type is checked again on the open descriptor."""
+    descriptor = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise _NotARegularFile(_file_type_problem(mode))
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 def _supported_suffix(name: str) -> str | None:
@@ -153,25 +270,76 @@ def _where(source: str, line: int | None) -> str:
     return source if line is None else f"{source}:{line}"
 
 
-def _read_text_file(
-    file: Path, doc_id: str, source: str, parse: Callable[[str, str], tuple[str, str]]
-) -> Document | SkippedInput:
-    """Decode strictly: guessing an encoding would silently index mojibake, so the user is told to re-save."""
-    data = file.read_bytes()
+def _read_gzip_text(stream: BinaryIO, doc_id: str, source: str, stem: str, suffix: str,
+                    max_file_bytes: int) -> Document | SkippedInput:
+    """Decompressed up to one byte past the limit, so a small file that inflates hugely never fills memory."""
+    try:
+        with gzip.GzipFile(fileobj=stream, mode="rb") as decompressed:
+            data = decompressed.read(max_file_bytes + 1)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        return SkippedInput(
+            source, f"compressed data is truncated or corrupt ({exc}); re-download or re-compress the file"
+        )
+    if not data:
+        return SkippedInput(source, "empty file once decompressed; add text to it or remove it")
+    return _text_document(data, doc_id, source, stem, suffix, max_file_bytes, compressed=True)
+
+
+def _text_document(data: bytes, doc_id: str, source: str, stem: str, suffix: str, max_file_bytes: int,
+                   *, compressed: bool = False) -> Document | SkippedInput:
+    """Decode strictly: guessing an encoding would silently index mojibake, so the user is told to re-save.
+    The one encoding taken other than UTF-8 is the one an HTML file declares."""
+    if len(data) > max_file_bytes:
+        what = f"decompresses to more than {max_file_bytes:,} bytes, over" if compressed else "grew past"
+        return SkippedInput(source, f"file {what} the {max_file_bytes:,}-byte limit; split it or raise max_file_bytes")
     if b"\x00" in data:
         return SkippedInput(
             source, "contains NUL bytes, so it is binary (or UTF-16); save it as UTF-8 text or remove it"
         )
-    try:
-        raw = data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        return SkippedInput(source, f"invalid UTF-8 at byte {exc.start}; re-save the file as UTF-8")
+    raw = _decode(data, source, html=suffix in _HTML_SUFFIXES)
+    if isinstance(raw, SkippedInput):
+        return raw
     if not raw.strip():
         return SkippedInput(source, "file contains only whitespace; add text to it or remove it")
-    title, text = parse(raw, file.stem)
+    title, text = _TEXT_PARSERS[suffix](raw, stem)
     if not text:
         return SkippedInput(source, "no visible text after removing markup; add text to it or remove it")
     return Document(doc_id=doc_id, text=text, title=title, source=source)
+
+
+def _decode(data: bytes, source: str, *, html: bool) -> str | SkippedInput:
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        not_utf8 = exc
+    declared = _declared_html_charset(data) if html else None
+    if declared is None:
+        hint = ' or declare its encoding (<meta charset="...">)' if html else ""
+        return SkippedInput(source, f"invalid UTF-8 at byte {not_utf8.start}; re-save the file as UTF-8{hint}")
+    label = declared.lower()
+    if label in _WINDOWS_1252_LABELS:
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:  # the five bytes windows-1252 leaves undefined: read them as ISO-8859-1 does
+            return data.decode("latin-1")
+    try:
+        return data.decode(codecs.lookup(label).name)
+    except LookupError:
+        return SkippedInput(
+            source, f"invalid UTF-8 at byte {not_utf8.start}, and the charset it declares ({declared}) is unknown; "
+            "re-save the file as UTF-8"
+        )
+    except UnicodeDecodeError as exc:
+        return SkippedInput(
+            source, f"invalid {declared} (the charset it declares) at byte {exc.start}; re-save the file as UTF-8"
+        )
+
+
+def _declared_html_charset(data: bytes) -> str | None:
+    match = _HTML_DECLARED_CHARSET.search(data[:_HTML_CHARSET_SCAN_BYTES])
+    if match is None:
+        return None
+    return (match.group(1) or match.group(2)).decode("ascii")
 
 
 def _parse_txt(raw: str, stem: str) -> tuple[str, str]:
@@ -184,20 +352,48 @@ def _parse_markdown(raw: str, stem: str) -> tuple[str, str]:
 
 
 def _markdown_title(raw: str) -> str:
-    """First level-1 heading; a ``# comment`` inside a fenced code block is not a heading."""
+    """First level-1 heading (``# Title``, or ``Title`` underlined with ``===``); a ``# comment`` inside a fenced
+    code block is not a heading."""
     in_fence = False
+    previous = ""
     for line in raw.splitlines():
         if line.lstrip().startswith(("```", "~~~")):
             in_fence = not in_fence
-        elif not in_fence and line.startswith("# "):
-            return line[2:].strip()
+            previous = ""
+            continue
+        if in_fence:
+            continue
+        if line.startswith("# "):
+            return re.sub(r"\s+#+\s*$", "", line[2:]).strip()
+        if previous.strip() and _MARKDOWN_SETEXT_H1.match(line):
+            return previous.strip()
+        previous = line
+    return ""
+
+
+def _parse_rst(raw: str, stem: str) -> tuple[str, str]:
+    return _rst_title(raw) or stem, raw.strip()
+
+
+def _rst_title(raw: str) -> str:
+    """The first section title: a line underlined (and maybe overlined) with one repeated punctuation character."""
+    lines = raw.splitlines()
+    for number, (line, below) in enumerate(zip(lines, lines[1:])):
+        title = line.strip()
+        overlined = number > 0 and _RST_ADORNMENT.match(lines[number - 1]) is not None
+        if (title and not _RST_ADORNMENT.match(line) and _RST_ADORNMENT.match(below)
+                and (overlined or not line[0].isspace()) and not title.startswith("..")):
+            return title
     return ""
 
 
 def _parse_html(raw: str, stem: str) -> tuple[str, str]:
-    """Only text a reader would see is indexed; block elements become paragraph breaks so sentences stay apart."""
+    """Only text a reader would see is indexed; block elements become paragraph breaks so sentences stay apart.
+    The title is the page's <title>, else its first <h1>, else the file name."""
     soup = BeautifulSoup(raw, "html.parser")
     title = " ".join(soup.title.get_text().split()) if soup.title else ""
+    if not title and soup.h1:
+        title = " ".join(soup.h1.get_text().split())
     for tag in soup(_HTML_INVISIBLE_TAGS):
         tag.decompose()
     for tag in soup(_HTML_BLOCK_TAGS):
@@ -211,15 +407,16 @@ _TEXT_PARSERS: dict[str, Callable[[str, str], tuple[str, str]]] = {
     ".txt": _parse_txt,
     ".md": _parse_markdown,
     ".markdown": _parse_markdown,
+    ".rst": _parse_rst,
     ".html": _parse_html,
     ".htm": _parse_html,
 }
 
 
-def _read_pdf(file: Path, doc_id: str, source: str) -> Document | SkippedInput:
+def _read_pdf(stream: BinaryIO, doc_id: str, source: str, stem: str) -> Document | SkippedInput:
     """A PDF with no text layer is usually a scan: say so, because the fix (OCR) is not obvious."""
     try:
-        reader = PdfReader(file)
+        reader = PdfReader(stream)
         pages = [page.extract_text() or "" for page in reader.pages]
         metadata_title = reader.metadata.title if reader.metadata else None
     except Exception as exc:  # pypdf reports broken files with many unrelated exception types
@@ -230,18 +427,17 @@ def _read_pdf(file: Path, doc_id: str, source: str) -> Document | SkippedInput:
     if not text:
         return SkippedInput(source, "PDF has no extractable text; it may be a scanned image and needs OCR")
     title = metadata_title.strip() if isinstance(metadata_title, str) else ""
-    return Document(doc_id=doc_id, text=text, title=title or file.stem, source=source)
+    return Document(doc_id=doc_id, text=text, title=title or stem, source=source)
 
 
-def _read_jsonl(file: Path, source: str, max_line_bytes: int) -> Iterator[_Item]:
+def _read_jsonl(file: BinaryIO, source: str, max_line_bytes: int, *, compressed: bool) -> Iterator[_Item]:
     """Streams line by line, so a multi-gigabyte corpus never sits in memory.
 
     A truncated download still yields every document before the break, then reports the line it broke on.
     """
-    opener = gzip.open if file.name.lower().endswith(".gz") else open
     line_no = 0
     saw_content = False
-    with opener(file, "rb") as stream:
+    with gzip.GzipFile(fileobj=file, mode="rb") if compressed else file as stream:
         try:
             for line_no, raw in enumerate(_bounded_lines(stream, max_line_bytes), start=1):
                 if raw is None:

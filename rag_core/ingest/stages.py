@@ -4,8 +4,10 @@ Each step reuses its previous output wherever its input did not change (same doc
 text, same model), so a re-run on an unchanged corpus embeds nothing, and an edit re-embeds only what it touched.
 """
 
+import logging
 import time
-from collections.abc import Iterator
+from dataclasses import replace
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from rag_core.ingest.chunking import TokenChunker
-from rag_core.types import Document, SkippedInput
+from rag_core.types import Chunk, Document, SkippedInput
 from rag_core.ingest.embedder import Embedder
 from rag_core.ingest.loaders import iter_inputs
 from rag_core.ingest.parquet_store import BatchStream, ParquetTable, RowLookup
@@ -23,6 +25,8 @@ from rag_core.ingest.tables import (CHUNKS_SCHEMA, DOCUMENTS_SCHEMA, batch_to_do
 
 CHUNKING_KEY, MODEL_KEY, DIMENSION_KEY = "rag.chunking", "rag.model", "rag.dimension"
 PROGRESS_MIN_ROWS = 2000
+LARGE_DOCUMENT_CHARS = 1 << 20  # documents this long get a progress bar and log lines of their own
+log = logging.getLogger(__name__)
 
 
 def _rates(summary: dict, rows: int, tokens: int, seconds: float, unit: str) -> None:
@@ -30,8 +34,8 @@ def _rates(summary: dict, rows: int, tokens: int, seconds: float, unit: str) -> 
                     "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0})
 
 
-def document_stream(path: Path, *, max_file_bytes: int, batch_size: int) -> BatchStream:
-    """Documents from the raw folder; every skipped input lands in ``summary['skipped']`` with its reason."""
+def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source: str) -> BatchStream:
+    """Documents under ``path``, owned by ``source``; every skipped input lands in ``summary['skipped']``."""
     stream = BatchStream(schema=DOCUMENTS_SCHEMA, batches=[])
     skipped: list[SkippedInput] = []
 
@@ -40,7 +44,7 @@ def document_stream(path: Path, *, max_file_bytes: int, batch_size: int) -> Batc
             if isinstance(item, SkippedInput):
                 skipped.append(item)
             else:
-                yield item
+                yield replace(item, source=source)
 
     def batches() -> Iterator[pa.RecordBatch]:
         started, count = time.perf_counter(), 0
@@ -55,27 +59,104 @@ def document_stream(path: Path, *, max_file_bytes: int, batch_size: int) -> Batc
     return stream
 
 
+def chunk_batches(documents: Iterable[Document], chunker: TokenChunker, batch_size: int,
+                  *, counts: dict[str, int] | None = None) -> Iterator[pa.RecordBatch]:
+    """Chunks of ``documents`` in batches of at most ``batch_size`` rows, made as they are pulled.
+
+    Batches stream across documents and within them: a huge document spans many batches and is tokenized window
+    by window, so memory follows the batch size, not the document. ``counts`` (when given) gets ``documents``,
+    ``chunks`` and ``tokens`` added as batches are yielded. A document of ``LARGE_DOCUMENT_CHARS`` or more shows a
+    progress bar (characters read; on a terminal) and logs its start, every tenth of it, and its end.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    counts = {} if counts is None else counts
+    for key in ("documents", "chunks", "tokens"):
+        counts.setdefault(key, 0)
+    pending: list[Chunk] = []
+
+    def flush() -> pa.RecordBatch:
+        batch = chunks_to_batch(pending)
+        counts["chunks"] += len(pending)
+        counts["tokens"] += sum(c.token_count for c in pending)
+        pending.clear()
+        return batch
+
+    for document in documents:
+        with _LargeDocumentProgress(document) as progress:
+            for chunk in chunker.iter_chunks(document, progress=progress):
+                pending.append(chunk)
+                if len(pending) >= batch_size:
+                    yield flush()
+        counts["documents"] += 1
+    if pending:
+        yield flush()
+
+
+class _LargeDocumentProgress:
+    """Progress through one large document, heard from the chunker after every window it tokenizes: a bar on a
+    terminal, and a log line at the first window, at every further tenth, and at the end."""
+
+    def __init__(self, document: Document) -> None:
+        self.doc_id = document.doc_id
+        self.size = len(document.title) + len(document.text)
+        self.bar: tqdm | None = None
+        self.next_log = 0.0  # fraction done at which the next log line is due
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> "_LargeDocumentProgress | None":
+        if self.size < LARGE_DOCUMENT_CHARS:
+            return None
+        log.info("Chunking %s (%.1f M characters) window by window", self.doc_id, self.size / 1e6)
+        self.bar = tqdm(total=self.size, desc=f"chunking {self.doc_id}", unit="char", unit_scale=True,
+                        disable=None, leave=False)
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        fraction = done / max(total, 1)
+        if fraction >= self.next_log:
+            log.info("Chunking %s: %.1f of %.1f M characters read (%d %%)", self.doc_id, done / 1e6, total / 1e6,
+                     int(100 * fraction))
+            self.next_log = fraction + 0.1
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            if exc_info[0] is None:
+                log.info("Chunked %s in %.1f s", self.doc_id, time.perf_counter() - self.started)
+
+
 def chunk_stream(documents: ParquetTable, chunker: TokenChunker, previous: ParquetTable | None,
                  *, batch_size: int) -> BatchStream:
-    """Chunks of every document; unchanged documents keep their previous chunks without re-tokenizing."""
+    """Chunks of every document; unchanged documents keep their previous chunks without re-tokenizing.
+
+    Re-chunked documents stream through ``chunk_batches``: no batch holds more than ``batch_size`` chunks,
+    however large a document is.
+    """
     usable = previous is not None and previous.metadata.get(CHUNKING_KEY) == chunker.signature
     lookup = RowLookup(previous if usable else None, key="doc_hash")
     stream = BatchStream(schema=CHUNKS_SCHEMA.with_metadata({CHUNKING_KEY: chunker.signature}), batches=[])
 
     def batches() -> Iterator[pa.RecordBatch]:
         started, counts = time.perf_counter(), {"documents": 0, "chunks": 0, "tokens": 0, "rechunked_documents": 0}
+        fresh_counts = {"documents": 0, "chunks": 0, "tokens": 0}
         for batch in documents.iter_batches(batch_size):
             docs = batch_to_documents(batch)
             reused = _previous_chunks(lookup, docs)
             reused_docs = set(reused.column("doc_id").to_pylist()) if reused.num_rows else set()
-            fresh = [c for d in docs if d.doc_id not in reused_docs for c in chunker.chunk(d)]
-            out = pa.concat_tables([reused.select(CHUNKS_SCHEMA.names).cast(CHUNKS_SCHEMA),
-                                    pa.Table.from_batches([chunks_to_batch(fresh)])]) if fresh else reused
             counts["documents"] += len(docs)
             counts["rechunked_documents"] += len(docs) - len(reused_docs)
-            counts["chunks"] += out.num_rows
-            counts["tokens"] += int(pc.sum(out.column("token_count")).as_py() or 0) if out.num_rows else 0
-            yield from out.select(CHUNKS_SCHEMA.names).cast(CHUNKS_SCHEMA).to_batches()
+            if reused.num_rows:
+                counts["chunks"] += reused.num_rows
+                counts["tokens"] += int(pc.sum(reused.column("token_count")).as_py() or 0)
+                yield from reused.select(CHUNKS_SCHEMA.names).cast(CHUNKS_SCHEMA).to_batches(max_chunksize=batch_size)
+            del batch, reused  # the documents' Arrow copy is not needed while they are chunked
+            fresh = (d for d in docs if d.doc_id not in reused_docs)
+            yield from chunk_batches(fresh, chunker, batch_size, counts=fresh_counts)
+        counts["chunks"] += fresh_counts["chunks"]
+        counts["tokens"] += fresh_counts["tokens"]
         stream.summary.update(counts)
         _rates(stream.summary, counts["chunks"], counts["tokens"], time.perf_counter() - started, "chunks")
 

@@ -82,10 +82,10 @@ def vectors_of(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
 
 
 def milvus_rows(batch: pa.RecordBatch) -> list[dict]:
-    """Rows in the collection's schema: title and source travel in the JSON metadata field."""
+    """Rows in the collection's schema; the title and the file a chunk came from travel in the JSON metadata."""
     vectors = vectors_of(batch)
     return [
-        {"chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "position": r["position"], "text": r["text"],
-         "metadata": {"title": r["title"] or "", "source": r["source"] or ""}, "vector": vectors[i].tolist()}
+        {"chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "source": r["source"] or "", "position": r["position"],
+         "text": r["text"], "metadata": {"title": r["title"] or ""}, "vector": vectors[i].tolist()}
         for i, r in enumerate(batch.select(["chunk_id", "doc_id", "position", "text", "title", "source"]).to_pylist())
     ]

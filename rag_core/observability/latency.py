@@ -1,8 +1,19 @@
-"""Per-stage latency over a rolling window, with SLA compliance, persisted so another process can report it."""
+"""Per-stage latency over a rolling window, with SLA compliance, persisted so another process can report it.
+
+A process's first query pays for loading the embedding model and building the client-side index: seconds, not
+milliseconds. Such samples are recorded with ``cold=True`` and kept apart (``cold_start_ms``), so a few command-line
+cold starts cannot turn the p95 and the SLA compliance into a measure of model loading.
+"""
 
 import json
+import logging
+import math
+import os
+import tempfile
 import threading
 from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +21,11 @@ import numpy as np
 
 STAGES = ("embed", "dense", "sparse", "fusion", "fetch", "rerank", "retrieval")
 STATE_FILE = "latency.json"
+STATE_FORMAT = 2  # {"format": 2, "warm": {stage: [ms, ...]}, "cold": {stage: [ms, ...]}}; format 1 was {stage: [...]}
+
+log = logging.getLogger(__name__)
+
+_Samples = dict[str, deque[float]]
 
 
 @dataclass(frozen=True)
@@ -34,54 +50,139 @@ class SLACompliance:
 
 
 class LatencyTracker:
-    """``retrieval`` is end to end; the other stages add up to roughly it."""
+    """``retrieval`` is end to end; the other stages add up to roughly it.
+
+    Warm samples feed the percentiles and the SLA; cold-start samples (``record_many(..., cold=True)``) are kept in
+    their own window, reported by ``cold_start_ms`` only. ``save`` merges this process's new samples into what other
+    processes saved meanwhile, so concurrent processes add up instead of overwriting each other.
+    """
 
     def __init__(self, window: int, target_latency_ms: float, state_dir: Path | None = None) -> None:
         self.window, self.target_latency_ms = window, target_latency_ms
-        self._path = state_dir / STATE_FILE if state_dir else None
-        self._samples: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
+        self._path = Path(state_dir) / STATE_FILE if state_dir else None
+        self._samples: _Samples = self._empty()
+        self._cold: _Samples = self._empty()
+        # Recorded since the last save; only the last ``window`` of each can survive a merge, so no more are kept.
+        self._unsaved: dict[bool, _Samples] = {False: self._empty(), True: self._empty()}
         self._lock = threading.Lock()
         self._load()
 
-    def record(self, timings_ms: dict[str, float]) -> None:
-        self.record_many([timings_ms])
+    def record(self, timings_ms: dict[str, float], *, cold: bool = False) -> None:
+        self.record_many([timings_ms], cold=cold)
 
-    def record_many(self, queries: list[dict[str, float]]) -> None:
+    def record_many(self, queries: Iterable[dict[str, float]], *, cold: bool = False) -> None:
+        """``cold``: these queries paid one-off start-up costs (model loading, index building) that are no
+        measure of query latency; they are reported apart and never count in the percentiles or the SLA."""
         with self._lock:
+            kept = self._cold if cold else self._samples
+            unsaved = self._unsaved[cold]
             for timings_ms in queries:
                 for stage, value in timings_ms.items():
-                    self._samples.setdefault(stage, deque(maxlen=self.window)).append(float(value))
+                    self._append(kept, stage, float(value))
+                    if self._path is not None:
+                        self._append(unsaved, stage, float(value))
 
     def percentiles(self) -> dict[str, StagePercentiles]:
+        """Warm samples only. A stage seen only in cold starts is listed with ``count`` 0 and NaN percentiles,
+        so a reader asking for it gets "not measured yet" rather than a KeyError or a cold start's seconds."""
         with self._lock:
-            return {stage: StagePercentiles(*(float(v) for v in np.percentile(list(values), [50, 95, 99])),
-                                            count=len(values))
-                    for stage, values in self._samples.items() if values}
+            measured = {stage: _percentiles(values) for stage, values in self._samples.items() if values}
+            cold_only = [stage for stage, values in self._cold.items() if values and stage not in measured]
+        return measured | {stage: StagePercentiles(math.nan, math.nan, math.nan, 0) for stage in cold_only}
+
+    def cold_start_ms(self) -> dict[str, StagePercentiles]:
+        """The same statistics over the cold-start samples: what a process's first query costs."""
+        with self._lock:
+            return {stage: _percentiles(values) for stage, values in self._cold.items() if values}
 
     def sla(self) -> SLACompliance:
         with self._lock:
-            totals = list(self._samples["retrieval"])
+            totals = list(self._samples.get("retrieval", ()))
         met = sum(t <= self.target_latency_ms for t in totals)
         return SLACompliance(self.target_latency_ms, met / len(totals) if totals else 1.0, len(totals))
 
     def save(self) -> None:
+        """Merge the samples recorded here since the last save into the state file, then adopt the merged window."""
         if self._path is None:
             return
-        with self._lock:
-            state = {stage: list(values) for stage, values in self._samples.items()}
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state))
-        temporary.replace(self._path)
+        with _file_lock(self._path.with_name(self._path.name + ".lock")), self._lock:
+            warm, cold = self._read_state()
+            for kind, samples in ((False, warm), (True, cold)):
+                for stage, values in self._unsaved[kind].items():
+                    for value in values:
+                        self._append(samples, stage, value)
+            state = {"format": STATE_FORMAT, "warm": _plain(warm), "cold": _plain(cold)}
+            handle, temporary = tempfile.mkstemp(dir=self._path.parent, prefix=f".{self._path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(handle, "w") as stream:
+                    json.dump(state, stream)
+                os.replace(temporary, self._path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+            self._samples, self._cold = warm, cold
+            self._unsaved = {False: self._empty(), True: self._empty()}
 
     def _load(self) -> None:
+        if self._path is not None:
+            self._samples, self._cold = self._read_state()
+
+    def _read_state(self) -> tuple[_Samples, _Samples]:
+        """(warm, cold) as saved; a missing, unreadable or corrupt file is an empty history, never a crash."""
+        warm, cold = self._empty(), self._empty()
         if self._path is None or not self._path.is_file():
-            return
-        for stage, values in json.loads(self._path.read_text()).items():
-            self._samples.setdefault(stage, deque(maxlen=self.window)).extend(values)
+            return warm, cold
+        try:
+            state = json.loads(self._path.read_text())
+            if not isinstance(state, dict):
+                raise ValueError(f"expected a JSON object, got {type(state).__name__}")
+            saved = ((state.get("warm", {}), warm), (state.get("cold", {}), cold)) if "format" in state \
+                else ((state, warm),)  # format 1: warm samples only (older versions did not tell cold ones apart)
+            for stages, samples in saved:
+                for stage, values in stages.items():
+                    for value in values:
+                        self._append(samples, stage, float(value))
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            log.warning("Ignoring the latency history in %s (%s); it starts again from empty", self._path, exc)
+            return self._empty(), self._empty()
+        return warm, cold
+
+    def _empty(self) -> _Samples:
+        return {stage: deque(maxlen=self.window) for stage in STAGES}
+
+    def _append(self, samples: _Samples, stage: str, value: float) -> None:
+        samples.setdefault(stage, deque(maxlen=self.window)).append(value)
+
+
+def _percentiles(values: Iterable[float]) -> StagePercentiles:
+    values = list(values)
+    p50, p95, p99 = (float(v) for v in np.percentile(values, [50, 95, 99]))
+    return StagePercentiles(p50, p95, p99, count=len(values))
+
+
+def _plain(samples: _Samples) -> dict[str, list[float]]:
+    return {stage: list(values) for stage, values in samples.items() if values}
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Serialises the read-merge-write of ``save`` across processes (POSIX); elsewhere the merge is best effort."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def report(tracker: LatencyTracker) -> dict:
-    """The guide's report shape: ``stage_latencies[stage][p50|p95|p99]`` and ``sla_compliance[compliance_rate]``."""
-    return {"stage_latencies": tracker.percentiles(), "sla_compliance": tracker.sla()}
-
+    """The guide's report shape: ``stage_latencies[stage][p50|p95|p99]`` and ``sla_compliance[compliance_rate]``,
+    plus ``cold_start_ms[stage]``: the first queries of processes, which load models, kept out of both."""
+    return {"stage_latencies": tracker.percentiles(), "sla_compliance": tracker.sla(),
+            "cold_start_ms": tracker.cold_start_ms()}

@@ -130,7 +130,7 @@ def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode
 
     dataset = load_beir(root, split)
     alias = collection or dataset_alias(root)
-    ingest_path(dataset.corpus, config, collection=alias)
+    ingest_path(dataset.corpus, config, collection=alias, prune=True)
     engine = RetrievalEngine(config, alias=alias)
     options = engine.options(mode=mode, top_k=100, rerank_top_k=100, alpha=alpha, fusion=fusion,
                              candidates=max(config.retrieval.candidates, 300), document_level=True)

@@ -6,6 +6,7 @@
 - The moments of the collection's vectors, for the ``corpus`` normalisation of the dense leg.
 """
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,24 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from rag_core.retrieval.lexical import LexicalIndex
+from rag_core.types import Chunk
 from rag_core.retrieval.moments import FILE as MOMENTS_FILE, VectorMoments
 
 MIN_OVERLAP_CHARS = 8  # shorter shared ends are more likely chance than overlap
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    chunk_id: str
-    doc_id: str
-    position: int
-    text: str
+STATE_FILE = "state.json"
 
 
 @dataclass(frozen=True)
 class ClientIndex:
+    """Valid for one collection version at one data version: any sync that changes rows makes it stale."""
+
     chunks: LexicalIndex
     documents: LexicalIndex
     vectors: VectorMoments
+    data_version: int
 
     @property
     def collection(self) -> str:
@@ -44,38 +42,41 @@ class ClientIndex:
         return len(self.chunks)
 
     @classmethod
-    def build(cls, rows: Sequence[ChunkRow], vector_batches: Iterable[np.ndarray], *, collection: str,
-              k1: float, b: float) -> "ClientIndex":
+    def build(cls, rows: Sequence[Chunk], vector_batches: Iterable[np.ndarray], *, collection: str,
+              data_version: int, k1: float, b: float) -> "ClientIndex":
         chunks = LexicalIndex.build([r.chunk_id for r in rows], [r.doc_id for r in rows], [r.text for r in rows],
                                     collection=collection, k1=k1, b=b)
         first_chunks, doc_ids, texts = documents_from_chunks(rows)
         documents = LexicalIndex.build(first_chunks, doc_ids, texts, collection=collection, k1=k1, b=b,
                                        level="document")
-        return cls(chunks, documents, VectorMoments.from_batches(vector_batches))
+        return cls(chunks, documents, VectorMoments.from_batches(vector_batches), data_version)
 
     def save(self, folder: Path) -> None:
+        """The state file is written last: a save interrupted half-way is never mistaken for a current index."""
+        (folder / STATE_FILE).unlink(missing_ok=True)
         self.chunks.save(folder / "chunks")
         self.documents.save(folder / "documents")
         self.vectors.save(folder)
+        (folder / STATE_FILE).write_text(json.dumps({"collection": self.collection, "data_version": self.data_version}))
 
     @classmethod
     def load(cls, folder: Path) -> "ClientIndex":
+        state = json.loads((folder / STATE_FILE).read_text())
         return cls(LexicalIndex.load(folder / "chunks"), LexicalIndex.load(folder / "documents"),
-                   VectorMoments.load(folder))
+                   VectorMoments.load(folder), state["data_version"])
 
     @staticmethod
     def exists(folder: Path) -> bool:
-        return (LexicalIndex.exists(folder / "chunks") and LexicalIndex.exists(folder / "documents")
-                and (folder / MOMENTS_FILE).is_file())
+        return (folder / STATE_FILE).is_file()
 
 
-def documents_from_chunks(rows: Iterable[ChunkRow]) -> tuple[list[str], list[str], list[str]]:
+def documents_from_chunks(rows: Iterable[Chunk]) -> tuple[list[str], list[str], list[str]]:
     """(first chunk id, document id, text) per document, the text rejoined from its chunks in order.
 
     Consecutive chunks overlap (``chunking.chunk_overlap``): the next chunk starts with the previous one's tail,
     which is dropped so overlapping words are not counted twice. Chunks that do not overlap are joined by a space.
     """
-    by_doc: dict[str, list[ChunkRow]] = {}
+    by_doc: dict[str, list[Chunk]] = {}
     for row in rows:
         by_doc.setdefault(row.doc_id, []).append(row)
     first_chunks, doc_ids, texts = [], [], []

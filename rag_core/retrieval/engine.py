@@ -8,33 +8,31 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from rag_core.retrieval.client_index import ChunkRow, ClientIndex
+from rag_core.retrieval.client_index import ClientIndex
 from rag_core.config import RAGConfig
 from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
-from rag_core.index.manager import MilvusIndexManager, SearchHit
+from rag_core.index.manager import MilvusIndexManager
+from rag_core.index.version import CollectionState
 from rag_core.observability.latency import LatencyTracker
-from rag_core.retrieval.lexical import LexicalHit
 from rag_core.retrieval.cache import QueryCache, normalise_query
 from rag_core.retrieval.rerank import Reranker, make_reranker
+from rag_core.types import Chunk, Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
-Candidate = SearchHit | LexicalHit  # what a leg returns: chunk_id, doc_id, score
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RetrievedChunk:
+class RetrievedChunk(FusedHit):
+    """A fused hit (its scores and ranks in each leg) with the chunk it stands for."""
+
     chunk_id: str
     doc_id: str
+    source: str
     text: str
     position: int
     metadata: dict
-    fused_score: float
-    dense_score: float | None
-    dense_rank: int | None
-    lexical_score: float | None
-    lexical_rank: int | None
     rerank_score: float | None = None
 
 
@@ -68,12 +66,15 @@ def client_index_dir(config: RAGConfig, alias: str) -> Path:
     return Path(config.retrieval.bm25_dir) / alias
 
 
-def build_client_index(manager: MilvusIndexManager, alias: str, folder: Path) -> ClientIndex:
+def build_client_index(manager: MilvusIndexManager, state: CollectionState, folder: Path) -> ClientIndex:
     """Rebuild the client-side index from what Milvus holds, so the two cannot disagree."""
-    collection = manager.serving(alias)
-    rows = [ChunkRow(**r) for r in manager.read_rows(collection, ["chunk_id", "doc_id", "position", "text"])]
-    index = ClientIndex.build(rows, manager.iter_vectors(collection), collection=collection,
-                              k1=manager.index.bm25_k1, b=manager.index.bm25_b)
+    def export() -> list[Chunk]:
+        return [Chunk(**row) for batch in manager.iter_rows(state.collection, ["chunk_id", "doc_id", "position", "text"])
+                for row in batch]
+
+    rows = manager.consistent_export(state.collection, export)
+    index = ClientIndex.build(rows, manager.iter_vectors(state.collection), collection=state.collection,
+                              data_version=state.data_version, k1=manager.index.bm25_k1, b=manager.index.bm25_b)
     index.save(folder)
     return index
 
@@ -93,9 +94,10 @@ class RetrievalEngine:
         self.latency = LatencyTracker(config.retrieval.latency_window, config.pipeline.target_latency_ms,
                                       Path(config.retrieval.metrics_dir))
         self._client_index: ClientIndex | None = None
-        self._client_index_checked_at = 0.0
-        self._lexical_by_collection: dict[str, str] = {}
         self._client_index_lock = threading.Lock()
+        self._state: CollectionState | None = None
+        self._state_checked_at = 0.0
+        self._rebuild_client_index = False
 
     # --- which lexical path -------------------------------------------------------------------------------------
 
@@ -104,7 +106,8 @@ class RetrievalEngine:
         """``auto``: BM25 inside Milvus on servers >= 2.5 (fast at any size); the client-side index on Milvus
         2.3/2.4 and on Milvus Lite, whose BM25 is measured ~80x slower than bm25s at 100k chunks and unstemmed."""
         choice = self.config.retrieval.lexical_backend
-        collection_has_bm25 = self._collection_version_lexical() == "milvus"
+        version = self.serving_state().version
+        collection_has_bm25 = version is not None and version.lexical == "milvus"
         if choice == "milvus":
             if not collection_has_bm25:
                 raise ValueError(f"retrieval.lexical_backend is 'milvus' but {self.alias!r} at {self.manager.uri} "
@@ -114,39 +117,34 @@ class RetrievalEngine:
             return "milvus"
         return "local"
 
-    def _collection_version_lexical(self) -> str:
-        """Read once per collection version: a version's schema never changes."""
-        collection = self.manager.serving(self.alias)
-        if collection not in self._lexical_by_collection:
-            version = self.manager.index_version(collection)
-            self._lexical_by_collection[collection] = version.lexical if version else "none"
-        return self._lexical_by_collection[collection]
+    def serving_state(self) -> CollectionState:
+        """The collection behind the alias and its data version, re-read at most every ``bm25_refresh_s``: a sync
+        or a promotion in any process is noticed within that interval."""
+        now = time.monotonic()
+        state = self._state
+        if state is None or now - self._state_checked_at >= self.config.retrieval.bm25_refresh_s:
+            state = self.manager.state(self.manager.serving(self.alias))
+            self._state, self._state_checked_at = state, now
+        return state
 
     def client_index(self) -> ClientIndex:
-        """The client-side index for the collection now serving; rebuilt from Milvus when missing or stale.
-
-        Staleness (another version, or a row count that moved) is checked at most every
-        ``retrieval.bm25_refresh_s`` seconds, so queries do not pay a count each.
-        """
-        collection = self.manager.serving(self.alias)
+        """The client-side index for the serving collection at its data version; rebuilt from Milvus when stale."""
+        state = self.serving_state()
         with self._client_index_lock:
-            current = self._client_index
-            fresh = time.monotonic() - self._client_index_checked_at < self.config.retrieval.bm25_refresh_s
-            if current is not None and self._matches(current, collection) and (
-                    fresh or len(current) == self.manager.count(collection)):
-                self._client_index_checked_at = self._client_index_checked_at if fresh else time.monotonic()
-                return current
+            if self._client_index is not None and self._matches(self._client_index, state):
+                return self._client_index
             folder = client_index_dir(self.config, self.alias)
-            index = ClientIndex.load(folder) if ClientIndex.exists(folder) else None
-            if index is None or not self._matches(index, collection) or len(index) != self.manager.count(collection):
-                log.info("Building the client-side index for %s from Milvus", collection)
-                index = build_client_index(self.manager, self.alias, folder)
-            self._client_index, self._client_index_checked_at = index, time.monotonic()
+            index = ClientIndex.load(folder) if ClientIndex.exists(folder) and not self._rebuild_client_index else None
+            if index is None or not self._matches(index, state):
+                log.info("Building the client-side index for %s (data version %d) from Milvus", state.collection,
+                         state.data_version)
+                index = build_client_index(self.manager, state, folder)
+            self._client_index, self._rebuild_client_index = index, False
             return index
 
-    def _matches(self, index: ClientIndex, collection: str) -> bool:
-        return index.collection == collection and index.params == (self.manager.index.bm25_k1,
-                                                                     self.manager.index.bm25_b)
+    def _matches(self, index: ClientIndex, state: CollectionState) -> bool:
+        return (index.collection, index.data_version) == (state.collection, state.data_version) and \
+            index.params == (self.manager.index.bm25_k1, self.manager.index.bm25_b)
 
     @property
     def _dense_scores_are_dot_products(self) -> bool:
@@ -156,11 +154,9 @@ class RetrievalEngine:
         return metric == "IP" or (metric == "COSINE" and self.embedder.config.normalize)
 
     def invalidate(self) -> None:
-        """After a write through this process: forget cached results, the alias resolution and the client-side index."""
-        self.cache.clear()
+        """After a write through this process: see it at the next query, not ``bm25_refresh_s`` later."""
         self.manager.forget_serving()
-        with self._client_index_lock:
-            self._client_index = None
+        self._state = None
 
     # --- search -------------------------------------------------------------------------------------------------
 
@@ -185,8 +181,9 @@ class RetrievalEngine:
         if any(not q.strip() for q in queries):
             raise ValueError("Empty query: give the text to search for.")
         started = time.perf_counter()
-        collection = self.manager.serving(self.alias)
-        keys = [(normalise_query(q), options, collection) for q in queries]
+        state = self.serving_state()
+        collection = state.collection
+        keys = [(normalise_query(q), options, collection, state.data_version) for q in queries]
         cached = [self.cache.get(k) for k in keys]
         todo = [i for i, c in enumerate(cached) if c is None]
         fresh = self._search_uncached([queries[i] for i in todo], options, collection, started) if todo else []
@@ -204,12 +201,12 @@ class RetrievalEngine:
     def _search_uncached(self, queries: list[str], options: SearchOptions, collection: str,
                          started: float) -> list[RetrievalResult]:
         timings: dict[str, float] = {}
-        dense: list[list[SearchHit]] = [[] for _ in queries]
-        lexical: list[list[Candidate]] = [[] for _ in queries]
-        beyond: list[list[Candidate]] = [[] for _ in queries]
+        dense: list[list[Hit]] = [[] for _ in queries]
+        lexical: list[list[Hit]] = [[] for _ in queries]
+        beyond: list[list[Hit]] = [[] for _ in queries]
         no_moments: list[ScoreMoments | None] = [None] * len(queries)
         dense_moments, lexical_moments = no_moments, no_moments
-        texts: dict[str, SearchHit] = {}
+        texts: dict[str, Hit] = {}
         backend = self.lexical_backend if options.mode != "dense" else "none"
         # Corpus moments come from the client-side index; with Milvus BM25 both legs fall back to zscore.
         corpus = (options.mode == "hybrid" and options.fusion == "weighted" and options.normalization == "corpus"
@@ -236,11 +233,13 @@ class RetrievalEngine:
         timings["fusion"] = _ms(tick)
         tick = time.perf_counter()
         self._fill_missing_texts(collection, [chunk_id for ranking in fused for _, chunk_id in ranking], texts)
+        if any(chunk_id not in texts for ranking in fused for _, chunk_id in ranking):
+            self._refresh_after_vanished_rows()
         timings["fetch"] = _ms(tick)
         results = []
         rerank_ms = 0.0
         for query, ranking in zip(queries, fused):
-            chunks = [self._chunk(texts[chunk_id], f) for f, chunk_id in ranking]
+            chunks = [self._chunk(texts[chunk_id], f) for f, chunk_id in ranking if chunk_id in texts]
             tick = time.perf_counter()
             chunks = self._rerank(query, chunks)[: options.rerank_top_k]
             rerank_ms += _ms(tick)
@@ -253,8 +252,8 @@ class RetrievalEngine:
                 for q, r in zip(queries, results)]
 
     def _lexical_search(self, queries: list[str], options: SearchOptions, backend: str, collection: str,
-                        texts: dict[str, SearchHit], score_also: list[list[SearchHit]] | None
-                        ) -> tuple[list[list[Candidate]], list[list[Candidate]], list[ScoreMoments | None]]:
+                        texts: dict[str, Hit], score_also: list[list[Hit]] | None
+                        ) -> tuple[list[list[Hit]], list[list[Hit]], list[ScoreMoments | None]]:
         """The BM25 leg: per query its candidates and, client-side, the true scores of ``score_also`` (the dense
         candidates) outside them and its score moments. Client-side BM25 at document level scores whole documents."""
         if backend == "milvus":
@@ -266,14 +265,23 @@ class RetrievalEngine:
         index = client.documents if options.document_level else client.chunks
         also = [[h.doc_id if options.document_level else h.chunk_id for h in hits] for hits in score_also or ()]
         rankings = index.rank(queries, options.candidates, also=also)
-        found: list[list[Candidate]] = [r.hits for r in rankings]
+        found: list[list[Hit]] = [r.hits for r in rankings]
         if options.filter:
             allowed = self.manager.matching_ids(collection, [h.chunk_id for hits in found for h in hits],
                                                 options.filter)
             found = [[h for h in hits if h.chunk_id in allowed] for hits in found]
         return found, [r.beyond for r in rankings], [r.moments for r in rankings]
 
-    def _fill_missing_texts(self, collection: str, chunk_ids: list[str], texts: dict[str, SearchHit]) -> None:
+    def _refresh_after_vanished_rows(self) -> None:
+        """A hit whose row is gone (deleted since the client-side index was built) is dropped from the results;
+        the next query re-reads the data version and rebuilds the client-side index from Milvus."""
+        log.info("Dropped hits whose rows are gone from %s; refreshing the client-side index", self.alias)
+        self._state = None
+        with self._client_index_lock:
+            self._client_index = None
+            self._rebuild_client_index = True
+
+    def _fill_missing_texts(self, collection: str, chunk_ids: list[str], texts: dict[str, Hit]) -> None:
         """Text and metadata of the kept results, in one call: the legs fetch ids and scores only."""
         missing = sorted(set(chunk_ids) - texts.keys())
         if missing:
@@ -281,11 +289,9 @@ class RetrievalEngine:
                 texts[hit.chunk_id] = hit
 
     @staticmethod
-    def _chunk(hit: SearchHit, fused: FusedHit) -> RetrievedChunk:
-        return RetrievedChunk(chunk_id=hit.chunk_id, doc_id=hit.doc_id, text=hit.text, position=hit.position,
-                              metadata=hit.metadata, fused_score=fused.fused_score, dense_score=fused.dense_score,
-                              dense_rank=fused.dense_rank, lexical_score=fused.lexical_score,
-                              lexical_rank=fused.lexical_rank)
+    def _chunk(hit: Hit, fused: FusedHit) -> RetrievedChunk:
+        return RetrievedChunk(**vars(fused), chunk_id=hit.chunk_id, doc_id=hit.doc_id, source=hit.source,
+                              text=hit.text, position=hit.position, metadata=hit.metadata)
 
     def _rerank(self, query: str, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
         scores = self.reranker.scores(query, [c.text for c in chunks])
@@ -295,7 +301,7 @@ class RetrievalEngine:
         return sorted(rescored, key=lambda c: -c.rerank_score)
 
 
-def _per_leg(hits: Sequence[Candidate], document_level: bool) -> tuple[list[LegHit], dict[str, str]]:
+def _per_leg(hits: Sequence[Hit], document_level: bool) -> tuple[list[LegHit], dict[str, str]]:
     """A leg's ranking keyed for fusion (chunk ids, or document ids keeping each document's best chunk), and the
     chunk that stands for each key."""
     keyed: list[LegHit] = []
@@ -308,7 +314,7 @@ def _per_leg(hits: Sequence[Candidate], document_level: bool) -> tuple[list[LegH
     return keyed, chunk_of
 
 
-def _fuse_legs(dense: Sequence[Candidate], lexical: Sequence[Candidate], beyond: Sequence[Candidate],
+def _fuse_legs(dense: Sequence[Hit], lexical: Sequence[Hit], beyond: Sequence[Hit],
                options: SearchOptions, dense_moments: ScoreMoments | None,
                lexical_moments: ScoreMoments | None) -> list[tuple[FusedHit, str]]:
     """Fused ranking with the chunk to show for each entry. At document level each leg is first reduced to its

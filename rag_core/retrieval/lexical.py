@@ -16,16 +16,10 @@ import numpy as np
 import Stemmer
 
 from rag_core.retrieval.fusion import ScoreMoments
+from rag_core.types import Hit
 
 META_FILE = "chunks.json"
 _STEMMER = Stemmer.Stemmer("english")
-
-
-@dataclass(frozen=True)
-class LexicalHit:
-    chunk_id: str
-    doc_id: str
-    score: float
 
 
 @dataclass(frozen=True)
@@ -33,8 +27,8 @@ class LexicalRanking:
     """One query's top entries (best first, positive scores only), the requested entries outside them with their
     true scores (possibly 0), and the moments of its scores over every entry of the index."""
 
-    hits: list[LexicalHit]
-    beyond: list[LexicalHit]
+    hits: list[Hit]
+    beyond: list[Hit]
     moments: ScoreMoments
 
 
@@ -74,7 +68,7 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self.chunk_ids)
 
-    def search(self, queries: Sequence[str], limit: int) -> list[list[LexicalHit]]:
+    def search(self, queries: Sequence[str], limit: int) -> list[list[Hit]]:
         """Top ``limit`` entries per query by BM25 score; entries sharing no term with the query are left out."""
         return [ranking.hits for ranking in self.rank(queries, limit)]
 
@@ -97,8 +91,8 @@ class LexicalIndex:
                                            moments=ScoreMoments(float(scores.mean()), float(scores.std()))))
         return rankings
 
-    def _hit(self, row: int, scores: np.ndarray) -> LexicalHit:
-        return LexicalHit(self.chunk_ids[row], self.doc_ids[row], float(scores[row]))
+    def _hit(self, row: int, scores: np.ndarray) -> Hit:
+        return Hit(self.chunk_ids[row], self.doc_ids[row], float(scores[row]))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

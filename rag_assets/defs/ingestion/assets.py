@@ -5,6 +5,7 @@ import dagster as dg
 from rag_assets.metadata import to_metadata
 from rag_assets.resources import AssetStorage, CorpusResource, EmbedderResource, MilvusResource
 from rag_core.index.sync import sync_index
+from rag_core.ingest.direct import folder_source
 from rag_core.ingest.parquet_store import BatchStream, ParquetTable
 from rag_core.ingest.stages import CHUNKING_KEY, DIMENSION_KEY, MODEL_KEY, chunk_stream, document_stream, embedding_stream
 
@@ -16,7 +17,8 @@ def raw_documents(corpus: CorpusResource) -> BatchStream:
     if not corpus.path.exists():
         raise dg.Failure(f"The corpus folder {corpus.path.resolve()} does not exist; create it or set "
                          "ingestion.docs_dir (RAG__INGESTION__DOCS_DIR).")
-    return document_stream(corpus.path, max_file_bytes=corpus.max_file_bytes, batch_size=corpus.record_batch_size)
+    return document_stream(corpus.path, max_file_bytes=corpus.max_file_bytes, batch_size=corpus.record_batch_size,
+                           source=folder_source(corpus.path))
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, description="Token-bounded chunks; unchanged documents reuse theirs.")
@@ -37,11 +39,12 @@ def embeddings(chunks: ParquetTable, embedder: EmbedderResource, storage: AssetS
 def semantic_index(embeddings: ParquetTable, milvus: MilvusResource, corpus: CorpusResource) -> dg.MaterializeResult:
     meta, manager = embeddings.metadata, milvus.manager()
     version = manager.version_for(meta[MODEL_KEY], int(meta[DIMENSION_KEY]), meta.get(CHUNKING_KEY, ""))
-    report = sync_index(manager, milvus.collection, version,
-                        embeddings.iter_batches(corpus.record_batch_size))
+    report = sync_index(manager, milvus.collection, version, embeddings.iter_batches(corpus.record_batch_size),
+                        source=folder_source(corpus.path), prune=True)
     return dg.MaterializeResult(metadata=to_metadata({
         "collection": report.collection, "alias": report.alias, "index_version": report.index_version,
         "new_version": report.new_version, "upserted": report.upserted, "deleted": report.deleted,
-        "unchanged": report.unchanged, "rows": report.rows, "seconds": report.seconds,
+        "unchanged": report.unchanged, "rows": report.rows, "data_version": report.data_version,
+        "seconds": report.seconds, "source": folder_source(corpus.path),
         "milvus_uri": milvus.uri,
     }))

@@ -6,11 +6,14 @@ import pyarrow.compute as pc
 import dagster as dg
 
 from rag_assets.defs.ingestion.assets import chunks, embeddings, semantic_index
-from rag_assets.resources import AssetStorage, MilvusResource
+from rag_assets.resources import AssetStorage, CorpusResource, MilvusResource
+from rag_core.index.parity import chunk_parity
+from rag_core.ingest.direct import folder_source
 from rag_core.ingest.stages import DIMENSION_KEY
 from rag_core.ingest.tables import vectors_of
 
 NORM_TOLERANCE = 1e-3
+PARITY_BATCH = 10_000
 
 
 @dg.asset_check(asset=chunks, description="Chunk ids are the Milvus primary key: a duplicate would overwrite a chunk.")
@@ -42,11 +45,23 @@ def vectors_have_model_dimension_and_unit_norm(storage: AssetStorage) -> dg.Asse
                                                         "max_norm_error": worst})
 
 
-@dg.asset_check(asset=semantic_index, description="Milvus holds exactly the embedded chunks: no drift between them.")
-def milvus_rows_match_embeddings(storage: AssetStorage, milvus: MilvusResource) -> dg.AssetCheckResult:
-    expected = storage.store().get("embeddings").num_rows
+@dg.asset_check(asset=semantic_index, blocking=True,
+                description="Milvus holds exactly the embedded chunks of the corpus folder (same ids, same vector "
+                            "dimension): no drift between them. Blocking: nothing downstream reads a drifted index.")
+def milvus_rows_match_embeddings(storage: AssetStorage, milvus: MilvusResource,
+                                 corpus: CorpusResource) -> dg.AssetCheckResult:
+    table = storage.store().get("embeddings")
     manager = milvus.manager()
     collection = manager.resolve(milvus.collection)
-    actual = manager.count(collection) if collection else 0
-    return dg.AssetCheckResult(passed=actual == expected, metadata={"milvus_rows": actual, "embedding_rows": expected,
-                                                                    "collection": collection or "missing"})
+    if collection is None:
+        return dg.AssetCheckResult(passed=False, metadata={"collection": "missing"})
+    parity = chunk_parity(manager, collection, source=folder_source(corpus.path),
+                          expected_ids=(batch.column("chunk_id").to_pylist()
+                                        for batch in table.iter_batches(PARITY_BATCH, columns=["chunk_id"])),
+                          expected_dimension=int(table.metadata[DIMENSION_KEY]))
+    return dg.AssetCheckResult(passed=parity.passed, metadata={
+        "collection": collection, "milvus_rows": parity.milvus_rows, "embedding_rows": parity.expected_rows,
+        "missing_in_milvus": parity.missing, "unexpected_in_milvus": parity.unexpected,
+        "milvus_dimension": parity.milvus_dimension, "embedding_dimension": parity.expected_dimension,
+        "examples": dg.MetadataValue.md("\n".join(f"- `{c}`" for c in parity.examples) or "none"),
+    })

@@ -8,34 +8,25 @@ from pydantic import Field
 
 from rag_assets.defs.ingestion.assets import semantic_index
 from rag_assets.metadata import to_metadata
-from rag_assets.resources import MilvusResource, RetrievalEngineResource
+from rag_assets.resources import RetrievalEngineResource
 from rag_core.quality.evaluation import evaluate_dataset
-from rag_core.retrieval.client_index import ChunkRow, ClientIndex
 from rag_core.retrieval.engine import client_index_dir
-from rag_core.ingest.parquet_store import ParquetTable
-
-VECTOR_BATCH = 4096
 
 
 @dg.asset(group_name="retrieval", deps=[semantic_index], kinds={"bm25"},
-          description="Client-side BM25 over chunks and over whole documents, and the moments of the vectors: "
-                      "the lexical leg where Milvus has no BM25 (2.3/2.4, Lite) and the corpus normalisation.")
-def bm25_index(chunks: ParquetTable, embeddings: ParquetTable, milvus: MilvusResource,
-               retrieval: RetrievalEngineResource) -> dg.MaterializeResult:
+          description="Client-side BM25 over chunks and over whole documents, and the moments of the vectors, built "
+                      "from every source's rows in Milvus: the lexical leg where Milvus has no BM25 (2.3/2.4, Lite) "
+                      "and the corpus normalisation.")
+def bm25_index(retrieval: RetrievalEngineResource) -> dg.MaterializeResult:
     started = time.perf_counter()
-    table = chunks.file.read(columns=["chunk_id", "doc_id", "position", "text"])
-    rows = [ChunkRow(**row) for row in table.to_pylist()]
-    vectors = (batch.column("vector").flatten().to_numpy().reshape(len(batch), -1)
-               for batch in embeddings.iter_batches(VECTOR_BATCH, columns=["vector"]))
-    collection = milvus.manager().serving(milvus.collection)
-    config = retrieval.rag_config()
-    index = ClientIndex.build(rows, vectors, collection=collection, k1=config.index.bm25_k1, b=config.index.bm25_b)
-    folder = client_index_dir(config, milvus.collection)
-    index.save(folder)
+    engine = retrieval.engine()
+    engine.invalidate()  # the sync just ran: read the new data version now
+    index = engine.client_index()
     return dg.MaterializeResult(metadata={
-        "chunks": len(index), "documents": len(index.documents), "collection": collection,
-        "path": dg.MetadataValue.path(str(folder)), "seconds": round(time.perf_counter() - started, 3),
-        "used_by_queries": retrieval.engine().lexical_backend == "local",
+        "chunks": len(index), "documents": len(index.documents), "collection": index.collection,
+        "data_version": index.data_version,
+        "path": dg.MetadataValue.path(str(client_index_dir(engine.config, engine.alias))),
+        "seconds": round(time.perf_counter() - started, 3), "used_by_queries": engine.lexical_backend == "local",
     })
 
 

@@ -1,0 +1,79 @@
+"""One process at a time on a Milvus Lite file, with a wait and a message that names the holder.
+
+Milvus Lite is a single-process store: a second process opening the same file fails deep inside pymilvus with
+"Open local milvus failed". An advisory lock next to the file lets a second process wait its turn for
+``milvus.lock_timeout_s`` and then say who holds the file, instead of printing a traceback.
+"""
+
+import fcntl
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+POLL_S = 0.2
+
+
+class IndexLockedError(RuntimeError):
+    """Another process holds the Milvus Lite file; the message says which one and what to do."""
+
+
+@dataclass
+class _Held:
+    fd: int
+    users: int
+
+
+_held: dict[Path, _Held] = {}
+_guard = threading.Lock()
+
+
+def lock_path(db_file: Path) -> Path:
+    return db_file.with_name(f".{db_file.name}.lock")
+
+
+def acquire(db_file: Path, timeout_s: float) -> None:
+    """Hold the lock for ``db_file`` (re-entrant within this process); wait up to ``timeout_s`` for another one."""
+    path = lock_path(db_file)
+    with _guard:
+        if path in _held:
+            _held[path].users += 1
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _holder(fd)
+                    os.close(fd)
+                    raise IndexLockedError(
+                        f"Milvus Lite file {db_file} is in use by {holder} (Milvus Lite allows one process at a "
+                        f"time); waited {timeout_s:g}s. Wait for it to finish or stop it, raise "
+                        "milvus.lock_timeout_s, or use a Milvus server for concurrent access.") from None
+                time.sleep(POLL_S)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) since {time.strftime('%H:%M:%S')}".encode())
+        _held[path] = _Held(fd, 1)
+
+
+def release(db_file: Path) -> None:
+    path = lock_path(db_file)
+    with _guard:
+        held = _held.get(path)
+        if held is None:
+            return
+        held.users -= 1
+        if held.users == 0:
+            fcntl.flock(held.fd, fcntl.LOCK_UN)
+            os.close(held.fd)
+            del _held[path]
+
+
+def _holder(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 512).decode(errors="replace").strip() or "another process"

@@ -1,0 +1,175 @@
+"""The index stays exactly right under edits, setting changes, interruptions and several ingest paths.
+
+Each test is one of the reproductions users reported; they run on Milvus Lite and on the real server.
+"""
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from rag_core.config import RAGConfig
+from rag_core.index.delete import delete_from_index
+from rag_core.index.manager import MilvusIndexManager
+from rag_core.index.sync import VersionChangeError
+from rag_core.ingest import direct
+from rag_core.ingest.direct import folder_source, ingest_documents, ingest_path
+from rag_core.ingest.reindex import reindex
+from rag_core.retrieval.engine import RetrievalEngine
+from rag_core.types import Document
+from tests.conftest import make_config
+from tests.dagster_runs import run_ingestion
+
+ZEBRA = "Zebras graze on the open savanna in large herds. " * 3
+WHALE = "Whales migrate across the cold northern ocean each spring. " * 3  # the same length in chunks
+
+
+def three_files(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = {"a.md": ZEBRA, "b.md": "Compaction merges small segments. " * 3, "c.md": "Aliases point at versions. " * 3}
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return {name: folder / name for name in texts}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, milvus_uri: str, collection: str) -> RAGConfig:
+    return make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"},
+                       retrieval={"bm25_refresh_s": 0})
+
+
+def manager_of(config: RAGConfig) -> MilvusIndexManager:
+    return MilvusIndexManager(config.milvus, config.index)
+
+
+def test_a_same_count_edit_is_seen_by_a_second_engine_and_the_first(settings: RAGConfig, tmp_path: Path,
+                                                                     embedder) -> None:
+    files = three_files(tmp_path / "docs")
+    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    first = RetrievalEngine(settings, embedder=embedder)
+    assert first.search("zebras savanna").results[0].doc_id == "a.md"
+    rows_before = manager_of(settings).get_collection_stats(settings.milvus.collection).row_count
+
+    files["a.md"].write_text(WHALE, encoding="utf-8")
+    report = ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    assert report.sync.rows == rows_before and report.sync.deleted >= 1, "same chunk count, other chunk ids"
+
+    second = RetrievalEngine(settings, embedder=embedder)  # shares the on-disk client-side index with `first`
+    for engine in (second, first):
+        whales = engine.search("whales ocean migrate")
+        assert whales.results[0].doc_id == "a.md" and "Whales" in whales.results[0].text
+        assert all("Zebras" not in c.text for c in engine.search("zebras savanna").results)
+
+
+def test_delete_then_add_and_a_vanished_row_never_fail_a_query(settings: RAGConfig, tmp_path: Path,
+                                                               embedder) -> None:
+    three_files(tmp_path / "docs")
+    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    engine = RetrievalEngine(settings, embedder=embedder)
+    engine.search("zebras savanna")
+    # A row deleted behind the engine's back, with no data version recorded (another tool, an old writer).
+    manager = manager_of(settings)
+    collection = manager.resolve(settings.milvus.collection)
+    manager.delete_where(collection, 'doc_id == "a.md"')
+    result = engine.search("zebras savanna", mode="bm25")
+    assert all(c.doc_id != "a.md" for c in result.results), "a hit whose row is gone is dropped"
+    assert all(c.doc_id != "a.md" for c in engine.search("zebras herds", mode="bm25").results)
+
+    deleted = delete_from_index(manager, settings.milvus.collection, source=folder_source(tmp_path / "docs"))
+    assert deleted.deleted_chunks >= 2 and manager.count(collection) == 0
+    ingest_documents([Document(doc_id="z", text=ZEBRA)], settings, embedder=embedder)
+    assert engine.search("zebras savanna").results[0].doc_id == "z"
+
+
+def test_a_setting_change_never_promotes_a_partial_version(settings: RAGConfig, tmp_path: Path, embedder) -> None:
+    files = three_files(tmp_path / "docs")
+    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    alias = settings.milvus.collection
+    changed = settings.model_copy(update={"chunking": settings.chunking.model_copy(update={"chunk_size": 100})})
+    with pytest.raises(VersionChangeError, match="rag reindex"):
+        ingest_path(files["a.md"], changed, embedder=embedder)
+    manager = manager_of(settings)
+    assert manager.resolve(alias) == f"{alias}__v1"
+    stats = manager.get_collection_stats(alias)
+    assert stats.row_count == 3 and stats.incomplete_versions == []
+
+    rebuilt = reindex(changed, embedder=embedder)
+    assert rebuilt.collection == f"{alias}__v2" and manager.resolve(alias) == f"{alias}__v2"
+    assert rebuilt.rows == 3 and manager.state(rebuilt.collection).complete
+    engine = RetrievalEngine(changed, embedder=embedder)
+    assert {c.doc_id for c in engine.search("aliases point at versions").results[:1]} == {"c.md"}
+    assert manager.state(rebuilt.collection).version.chunking.endswith("|100|32")
+
+
+def test_rollback_goes_to_the_newest_complete_older_version(settings: RAGConfig, tmp_path: Path, embedder) -> None:
+    three_files(tmp_path / "docs")
+    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    alias = settings.milvus.collection
+    reindex(settings, embedder=embedder)  # __v2, complete and served
+    manager = manager_of(settings)
+    broken = manager.create_version(alias, manager.state(f"{alias}__v2").version)  # a sync that died: __v3
+    assert manager.rollback(alias) == f"{alias}__v1"
+    with pytest.raises(ValueError, match="incomplete build"):
+        manager.rollback(alias, to="3")
+    assert manager.rollback(alias, to="2") == f"{alias}__v2"
+    assert manager.get_collection_stats(alias).incomplete_versions == [broken]
+    assert manager.drop_incomplete(alias) == [broken] and manager.versions(alias) == [f"{alias}__v1", f"{alias}__v2"]
+
+
+def test_sources_own_their_documents(settings: RAGConfig, tmp_path: Path, embedder) -> None:
+    for folder in ("unreadable", "brokenlinkdir"):
+        (tmp_path / "a" / folder).mkdir(parents=True)
+        (tmp_path / "a" / folder / "good.txt").write_text(f"A good file in {folder}.", encoding="utf-8")
+    first = ingest_path(tmp_path / "a" / "unreadable", settings, embedder=embedder)
+    second = ingest_path(tmp_path / "a" / "brokenlinkdir", settings, embedder=embedder)
+    assert (first.sync.deleted, second.sync.deleted, second.sync.rows) == (0, 0, 2)
+
+    api = ingest_documents([Document(doc_id="faq-1", text="Run compaction weekly.")], settings, embedder=embedder)
+    assert api.sync.deleted == 0 and api.sync.rows == 3
+    (tmp_path / "a" / "unreadable" / "good.txt").unlink()
+    (tmp_path / "a" / "unreadable" / "other.txt").write_text("Another file.", encoding="utf-8")
+    kept = ingest_path(tmp_path / "a" / "unreadable", settings, embedder=embedder)  # no --prune: nothing deleted
+    assert (kept.sync.deleted, kept.sync.rows) == (0, 4)
+    pruned = ingest_path(tmp_path / "a" / "unreadable", settings, embedder=embedder, prune=True)
+    assert (pruned.sync.deleted, pruned.sync.rows) == (1, 3)
+
+
+def test_the_dagster_corpus_never_deletes_what_the_api_added(settings: RAGConfig, tmp_path: Path, embedder) -> None:
+    three_files(tmp_path / "docs")
+    ingest_documents([Document(doc_id="faq-1", text="Run compaction weekly.")], settings, embedder=embedder)
+    run = run_ingestion(settings)
+    assert run.metadata["semantic_index"]["deleted"] == 0 and run.metadata["semantic_index"]["rows"] == 4
+    assert all(run.checks.values())
+    (tmp_path / "docs" / "b.md").unlink()
+    again = run_ingestion(settings)
+    assert again.metadata["semantic_index"]["deleted"] == 1 and again.metadata["semantic_index"]["rows"] == 3
+    engine = RetrievalEngine(settings, embedder=embedder)
+    assert engine.search("run compaction weekly").results[0].doc_id == "faq-1"
+
+
+def test_an_interrupted_first_ingest_converges_on_rerun(settings: RAGConfig, tmp_path: Path, embedder,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    three_files(tmp_path / "docs")
+    small_batches = settings.model_copy(update={"ingestion": settings.ingestion.model_copy(
+        update={"record_batch_size": 1})})
+    real = direct.vectorizer(embedder)
+    calls = {"n": 0}
+
+    def interrupted(batch: pa.RecordBatch) -> pa.RecordBatch:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(batch)
+
+    monkeypatch.setattr(direct, "vectorizer", lambda _: interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_path(tmp_path / "docs", small_batches, embedder=embedder)
+    alias, manager = settings.milvus.collection, manager_of(settings)
+    assert manager.resolve(alias) is None, "nothing is served from a partial first version"
+    monkeypatch.undo()
+    report = ingest_path(tmp_path / "docs", small_batches, embedder=embedder)
+    assert manager.versions(alias) == [f"{alias}__v1"] and manager.resolve(alias) == f"{alias}__v1"
+    assert report.sync.upserted == 2, "the chunk stored before the interruption is not embedded again"
+    uninterrupted = make_config(tmp_path, settings.milvus.uri, f"{alias}_ref")
+    reference = ingest_path(tmp_path / "docs", uninterrupted, embedder=embedder)
+    assert set(manager.list_chunk_ids(reference.sync.collection)) == set(manager.list_chunk_ids(f"{alias}__v1"))
