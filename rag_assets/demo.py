@@ -1,21 +1,35 @@
-"""``make run``: materialize the ingestion chain on the project's own docs, then answer one question."""
+"""``make run``: materialize the ingestion chain on the project's own docs, then answer one question.
 
+Dagster, rag_core and the libraries under them are imported inside ``main``, after the output is quieted:
+gRPC reads its log level once, when it is first imported (by dagster and by pymilvus).
+"""
+
+import os
 import sys
 
-import dagster as dg
-
-from rag_assets.definitions import build_definitions
-from rag_core.config import load_config
-from rag_core.retrieval.engine import RetrievalEngine
-
 SAMPLE_QUERY = "How do I check that Milvus is healthy?"
+# The run's own event log (STEP_START, LOADED_INPUT, ... at DEBUG) is for `make ui`; here only problems are shown,
+# and the summary below says what the run did.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def main() -> int:
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # before anything imports grpc; see rag_core.cli.QUIET_ENVIRONMENT
+    from rag_core.cli import quiet_third_parties
+
+    quiet_third_parties()
+
+    import dagster as dg
+
+    from rag_assets.definitions import build_definitions
+    from rag_core.config import load_config
+    from rag_core.retrieval.engine import RetrievalEngine
+
     config = load_config()
     definitions = build_definitions(config)
     with dg.DagsterInstance.get() as instance:
-        result = definitions.resolve_job_def("ingestion").execute_in_process(instance=instance, raise_on_error=False)
+        result = definitions.resolve_job_def("ingestion").execute_in_process(
+            run_config=QUIET_RUN_CONFIG, instance=instance, raise_on_error=False)
     if not result.success:
         print("The ingestion run failed; open `make ui` and look at the run's logs.", file=sys.stderr)
         return 1

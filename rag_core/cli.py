@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -26,13 +27,18 @@ QUIET_ENVIRONMENT = {
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     # gRPC logs through absl straight to stderr (e.g. 'Received a GOAWAY ... "too_many_pings"', logged at ERROR);
     # every gRPC failure the CLI cares about reaches it as a Python exception anyway. gRPC reads this when it is
-    # imported: see the note in main().
+    # imported: see quiet_third_parties.
     "GRPC_VERBOSITY": "NONE",
-    "GLOG_minloglevel": "2",  # glog-based native code (Milvus Lite's)
 }
-# Third-party loggers that log below WARNING on their own (bm25s sets its logger to DEBUG when imported).
-NOISY_LOGGERS = ("bm25s", "dagster", "transformers", "sentence_transformers", "huggingface_hub", "pymilvus", "grpc",
-                 "milvus_lite", "urllib3", "filelock", "httpx", "torch", "absl")
+# Third-party loggers, at the level from which their records are worth a user's attention: bm25s sets its logger
+# to DEBUG when imported; Milvus Lite's in-process gRPC server logs a traceback at ERROR for each call it does not
+# implement (pymilvus's AllocTimestamp while it waits for an index), and any real failure of it reaches us as the
+# client's exception anyway.
+NOISY_LOGGERS = {
+    **dict.fromkeys(("bm25s", "dagster", "transformers", "sentence_transformers", "huggingface_hub", "pymilvus",
+                     "grpc", "milvus_lite", "urllib3", "filelock", "httpx", "torch", "absl"), logging.WARNING),
+    "grpc._server": logging.CRITICAL,
+}
 # What Ctrl-C leaves behind, by command; the default suits commands that change nothing.
 ON_INTERRUPT = {
     "ingest": "nothing was promoted, re-run the same command to continue",
@@ -107,7 +113,7 @@ def _health(args: argparse.Namespace, config: RAGConfig) -> int:
     elif report.ok:
         print(f"ok: {report.uri} (Milvus {report.server_version}) answered in {report.latency_ms:.1f} ms; "
               f"collections: {', '.join(report.collections) or 'none'}")
-    if not report.ok:
+    else:
         print(f"unhealthy: {report.error}", file=sys.stderr)
     return 0 if report.ok else 1
 
@@ -181,7 +187,8 @@ def _global_options(*, in_subcommand: bool) -> argparse.ArgumentParser:
     return options
 
 
-def _command(commands: argparse._SubParsersAction, name: str, help: str, run) -> argparse.ArgumentParser:  # noqa: A002, ANN001
+def _command(commands: argparse._SubParsersAction, name: str, help: str,  # noqa: A002 - add_parser's own name
+             run: Callable[[argparse.Namespace, RAGConfig], int]) -> argparse.ArgumentParser:
     """A subcommand that accepts the global options too and runs ``run(args, config)``."""
     parser = commands.add_parser(name, help=help, description=help, parents=[_global_options(in_subcommand=True)])
     parser.set_defaults(run=run)
@@ -237,8 +244,8 @@ def quiet_third_parties() -> None:
     """Only our own lines on the terminal: no weight-loading bars, no DEBUG records, no gRPC/absl log lines.
 
     Done by the entry points (``main``, ``rag_assets.demo``), never when a library module is imported.
-    GRPC_VERBOSITY only takes effect if grpc was not imported yet; ``import rag_core`` imports pymilvus, and so grpc,
-    before this module runs, so it must also be set by whoever imports rag_core first (see the project notes).
+    GRPC_VERBOSITY only takes effect if grpc was not imported yet, and ``rag_core/__init__.py`` imports pymilvus, and
+    so grpc, before this module runs: it must be set before that import too.
     """
     for variable, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(variable, value)
@@ -250,8 +257,8 @@ def quiet_third_parties() -> None:
     handler.setLevel(logging.WARNING)  # records of loggers set lower (bm25s sets DEBUG when imported) stop here too
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, level in NOISY_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _running(args: argparse.Namespace) -> str:

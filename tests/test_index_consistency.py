@@ -173,3 +173,51 @@ def test_an_interrupted_first_ingest_converges_on_rerun(settings: RAGConfig, tmp
     uninterrupted = make_config(tmp_path, settings.milvus.uri, f"{alias}_ref")
     reference = ingest_path(tmp_path / "docs", uninterrupted, embedder=embedder)
     assert set(manager.list_chunk_ids(reference.sync.collection)) == set(manager.list_chunk_ids(f"{alias}__v1"))
+
+
+def test_the_parity_check_fails_on_a_missing_plus_an_extra_row_and_blocks(settings: RAGConfig, tmp_path: Path,
+                                                                         embedder) -> None:
+    """Equal row counts must not pass: one chunk gone and one stranger added."""
+    from rag_assets.definitions import build_resources
+    from rag_assets.defs.ingestion.checks import milvus_rows_match_embeddings
+
+    three_files(tmp_path / "docs")
+    assert all(run_ingestion(settings).checks.values())
+    manager = manager_of(settings)
+    collection = manager.resolve(settings.milvus.collection)
+    victim = next(iter(manager.list_chunk_ids(collection)))
+    manager.delete_chunks(collection, [victim])
+    stranger = {"chunk_id": "stranger", "doc_id": "x.md", "source": folder_source(tmp_path / "docs"), "position": 0,
+                "text": "not from the corpus", "metadata": {"title": ""}, "vector": [0.0] * embedder.dimension}
+    manager.upsert(collection, [stranger])
+    assert manager.count(collection) == 3
+
+    resources = build_resources(settings)
+    evaluation = milvus_rows_match_embeddings(**{k: resources[k] for k in ("storage", "milvus", "corpus")})
+    metadata = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
+    assert not evaluation.passed
+    assert (metadata["missing_in_milvus"], metadata["unexpected_in_milvus"]) == (1, 1)
+    assert victim in metadata["examples"] and "stranger" in metadata["examples"]
+    assert next(iter(milvus_rows_match_embeddings.check_specs)).blocking, "a drifted index stops what reads it"
+
+
+@pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
+def test_a_second_process_on_a_lite_file_waits_then_names_the_holder(settings: RAGConfig, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from rag_core.index.lite_lock import IndexLockedError
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from rag_core.index import lite_lock; "
+         "lite_lock.acquire(Path(sys.argv[1]), 5); print('held', flush=True); time.sleep(30)", settings.milvus.uri],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        waiting = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"lock_timeout_s": 0.5})})
+        with pytest.raises(IndexLockedError, match=rf"in use by pid {holder.pid} .*waited 0.5s"):
+            manager_of(waiting).count("anything")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert manager_of(settings).health().ok, "the lock is free once its holder is gone"

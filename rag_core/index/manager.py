@@ -366,8 +366,8 @@ class MilvusIndexManager:
         """Run an export built on ``iter_rows`` again until it saw every row.
 
         The iterator may read at an older timestamp than this client's last write (pymilvus falls back to a
-        client-side session time on Milvus Lite and servers < 2.4); an unfiltered ``iter_rows`` notices that
-        against a strong count at its end.
+        client-side session time on Milvus Lite and servers < 2.4); ``iter_rows`` notices that against a strong
+        count at its end.
         """
         for attempt in range(EXPORT_ATTEMPTS):
             try:
@@ -382,8 +382,8 @@ class MilvusIndexManager:
                   batch_size: int = EXPORT_BATCH) -> Iterator[list[dict[str, Any]]]:
         """Rows a batch at a time with strong consistency, so an export never holds the whole collection.
 
-        An unfiltered export raises ``InconsistentExportError`` at its end when it saw fewer rows than the
-        collection holds (see ``consistent_export``).
+        Raises ``InconsistentExportError`` at its end when it saw another number of rows than a strong count
+        gives (see ``consistent_export``).
         """
         self._ensure_loaded(collection)
         iterator = self._retry("query_iterator", lambda: self.client.query_iterator(
@@ -395,7 +395,7 @@ class MilvusIndexManager:
                 yield [{f: row[f] for f in fields} for row in batch]
         finally:
             iterator.close()
-        if not filter and seen != (expected := self.count(collection)):
+        if seen != (expected := self.count(collection, filter=filter)):
             raise InconsistentExportError(f"Export of {collection} read {seen} of {expected} rows")
 
     def iter_vectors(self, collection: str, batch_size: int = EXPORT_BATCH) -> Iterator[np.ndarray]:

@@ -30,8 +30,9 @@ def chunk_parity(manager: MilvusIndexManager, collection: str, *, source: str, e
 
     Only ids are held (32 characters each), never rows.
     """
-    held = {row["chunk_id"] for batch in manager.iter_rows(collection, ["chunk_id"], filter=source_filter(source))
-            for row in batch}
+    held = manager.consistent_export(collection, lambda: {
+        row["chunk_id"] for batch in manager.iter_rows(collection, ["chunk_id"], filter=source_filter(source))
+        for row in batch})
     milvus_rows = len(held)
     expected_rows, missing, examples = 0, 0, []
     for batch in expected_ids:

@@ -42,7 +42,8 @@ _HTML_INVISIBLE_TAGS = ("script", "style", "noscript", "template", "title")
 # looked for where browsers look, in the first bytes of the file.
 _HTML_CHARSET_SCAN_BYTES = 4096
 _HTML_DECLARED_CHARSET = re.compile(
-    rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)|<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9_.:-]+)""",
+    rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)"""
+    rb"""|<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9_.:-]+)""",
     re.IGNORECASE,
 )
 # Labels that mean windows-1252 on the web (the WHATWG Encoding Standard): pages labelled ISO-8859-1 use its
@@ -245,12 +246,14 @@ def _file_type_problem(mode: int) -> str:
 def _open_regular_file(file: Path) -> BinaryIO:
     """Open without ever blocking: O_NONBLOCK makes opening a FIFO return at once (it may have replaced the file
     since it was checked), and the type is checked again on the open descriptor."""
-    descriptor = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs in the file system
+    descriptor = os.open(file, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0))
     try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
             raise _NotARegularFile(_file_type_problem(mode))
-        os.set_blocking(descriptor, True)
+        if nonblocking:
+            os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "rb")
     except BaseException:
         os.close(descriptor)
@@ -376,12 +379,15 @@ def _parse_rst(raw: str, stem: str) -> tuple[str, str]:
 
 
 def _rst_title(raw: str) -> str:
-    """The first section title: a line underlined (and maybe overlined) with one repeated punctuation character."""
+    """The first section title: a line underlined (and maybe overlined) with one repeated punctuation character,
+    as long as the title or at least 4 characters (docutils' rule; ``::`` under a sentence is no underline)."""
     lines = raw.splitlines()
     for number, (line, below) in enumerate(zip(lines, lines[1:])):
         title = line.strip()
         overlined = number > 0 and _RST_ADORNMENT.match(lines[number - 1]) is not None
+        underline = len(below.rstrip())
         if (title and not _RST_ADORNMENT.match(line) and _RST_ADORNMENT.match(below)
+                and (underline >= len(title) or underline >= 4)
                 and (overlined or not line[0].isspace()) and not title.startswith("..")):
             return title
     return ""

@@ -68,13 +68,13 @@ def client_index_dir(config: RAGConfig, alias: str) -> Path:
 
 def build_client_index(manager: MilvusIndexManager, state: CollectionState, folder: Path) -> ClientIndex:
     """Rebuild the client-side index from what Milvus holds, so the two cannot disagree."""
-    def export() -> list[Chunk]:
-        return [Chunk(**row) for batch in manager.iter_rows(state.collection, ["chunk_id", "doc_id", "position", "text"])
-                for row in batch]
+    def build() -> ClientIndex:
+        fields = ["chunk_id", "doc_id", "position", "text"]
+        rows = [Chunk(**row) for batch in manager.iter_rows(state.collection, fields) for row in batch]
+        return ClientIndex.build(rows, manager.iter_vectors(state.collection), collection=state.collection,
+                                 data_version=state.data_version, k1=manager.index.bm25_k1, b=manager.index.bm25_b)
 
-    rows = manager.consistent_export(state.collection, export)
-    index = ClientIndex.build(rows, manager.iter_vectors(state.collection), collection=state.collection,
-                              data_version=state.data_version, k1=manager.index.bm25_k1, b=manager.index.bm25_b)
+    index = manager.consistent_export(state.collection, build)
     index.save(folder)
     return index
 
