@@ -209,8 +209,8 @@ def test_rst_is_read_as_text_with_its_section_title(tmp_path: Path) -> None:
         ".. comment line\n\nGuide to Compaction\n===================\n\nRun it weekly.\n\nDetails\n-------\n",
         encoding="utf-8")
     (tmp_path / "overlined.rst").write_text("=========\n Overview\n=========\n\nText.\n", encoding="utf-8")
-    (tmp_path / "plain.rst").write_text("Just a paragraph, no section.\n\n=====  =====\nA      B\n=====  =====\n",
-                                        encoding="utf-8")
+    (tmp_path / "plain.rst").write_text("Just a paragraph, no section.\n\n=====  =====\nA      B\n=====  =====\n"
+                                        "\nAn example follows\n::\n\n    code\n", encoding="utf-8")
 
     docs = _docs(tmp_path)
 

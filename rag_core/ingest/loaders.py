@@ -152,12 +152,14 @@ def _walk(root: Path) -> Iterator[_Entry]:
         try:
             with os.scandir(folder) as listing:
                 children = list(listing)
-        except FileNotFoundError:  # removed while we walked: no longer part of the corpus
-            continue
+        except FileNotFoundError:
+            if folder == root:
+                raise FileNotFoundError(f"corpus path {root} does not exist") from None
+            continue  # removed while we walked: no longer part of the corpus
         except OSError as exc:
             if folder == root:
                 raise PermissionError(
-                    exc.errno, f"corpus folder {root} cannot be read ({exc.strerror or exc}); check its permissions"
+                    f"corpus folder {root} cannot be read ({exc.strerror or exc}); check its permissions"
                 ) from None
             rel_path = folder.relative_to(root).as_posix()
             yield rel_path, folder, f"cannot read folder ({exc.strerror or exc}); check its permissions"
