@@ -1,6 +1,10 @@
 """advanced-rag-milvus engine: plain Python, no Dagster. See docs/architecture.md."""
 
+import os
+
 from rag_core.index.milvus_env import lite_uri_hidden_from_pymilvus
+
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC reads it once, when pymilvus imports it below: no absl lines
 
 with lite_uri_hidden_from_pymilvus():
     import pymilvus  # noqa: F401 - imported here first, so that a Milvus Lite path in MILVUS_URI is accepted

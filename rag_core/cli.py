@@ -13,11 +13,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from rag_core.config import ConfigError, RAGConfig, load_config
-from rag_core.index.manager import HealthReport, MilvusIndexManager, is_server_uri
+from rag_core.index.lite_lock import IndexLockedError
+from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.retry import MilvusUnavailableError
 
 PACKAGE = "advanced-rag-milvus"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another process holds the Milvus Lite file; try again later
 
 # Read by the libraries when they are first imported, which for the heavy ones (transformers, huggingface_hub,
 # sentence-transformers) happens inside a command, after main() sets them. A user's own setting wins.
@@ -42,6 +44,7 @@ NOISY_LOGGERS = {
 # What Ctrl-C leaves behind, by command; the default suits commands that change nothing.
 ON_INTERRUPT = {
     "ingest": "nothing was promoted, re-run the same command to continue",
+    "reindex": "the new version was not promoted, re-run the same command to continue it",
     "eval": "nothing was promoted, re-run the same command to continue",
     "compact": "a compaction already requested may still finish on the server; re-run the command to check",
 }
@@ -79,7 +82,11 @@ def unit_fraction(text: str) -> float:
 def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
     from rag_core.ingest.direct import ingest_path  # imports torch: only when embedding is needed
 
-    report = ingest_path(Path(args.path), config, collection=args.collection)
+    path = Path(args.path)
+    if args.prune and path.is_file():
+        raise ValueError(f"--prune needs a folder, and {path} is a file: pruning would delete every other document "
+                         "of its folder from the index. Give the folder instead.")
+    report = ingest_path(path, config, collection=args.collection, prune=args.prune)
     for skipped in report.skipped:
         print(f"skipped {skipped}", file=sys.stderr)
     sync = report.sync
@@ -95,7 +102,11 @@ def _stats(args: argparse.Namespace, config: RAGConfig) -> int:
         print(json.dumps(asdict(stats), indent=2))
     else:
         version = stats.index_version
-        print(f"{stats.name} -> {stats.collection}: {stats.row_count} rows; versions {', '.join(stats.versions)}")
+        print(f"{stats.name} -> {stats.collection}: {stats.row_count} rows, data version {stats.data_version}; "
+              f"versions {', '.join(stats.versions)}")
+        if stats.incomplete_versions:
+            print(f"incomplete (never served): {', '.join(stats.incomplete_versions)}; "
+                  "`rag versions --drop-incomplete` removes them")
         if version:
             print(f"model {version.model} ({version.dimension} dims), {version.index_type} {version.metric_type} "
                   f"M={version.M} efConstruction={version.efConstruction}, fingerprint {version.fingerprint}")
@@ -103,11 +114,7 @@ def _stats(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _health(args: argparse.Namespace, config: RAGConfig) -> int:
-    # Checked before the manager exists: connecting to Milvus Lite would create the folder, and a health check
-    # must not make a typo in the path look healthy.
-    problem = _lite_folder_problem(config.milvus.uri)
-    report = HealthReport(ok=False, uri=config.milvus.uri, error=problem) if problem else \
-        MilvusIndexManager(config.milvus, config.index).health()
+    report = MilvusIndexManager(config.milvus, config.index).health()  # creates nothing, not even a Lite folder
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     elif report.ok:
@@ -118,16 +125,47 @@ def _health(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0 if report.ok else 1
 
 
-def _lite_folder_problem(uri: str) -> str:
-    """What is wrong with the folder of a Milvus Lite file, or "" (also for server URIs)."""
-    if is_server_uri(uri):
-        return ""
-    folder = Path(uri).expanduser().resolve().parent
-    if folder.is_dir():
-        return ""
-    what = "is not a folder" if folder.exists() else "does not exist"
-    return (f"the folder {folder} of the Milvus Lite file {uri} {what}; create it (mkdir -p {folder}) "
-            "or fix milvus.uri / MILVUS_URI")
+def _delete(args: argparse.Namespace, config: RAGConfig) -> int:
+    from rag_core.index.delete import delete_from_index
+
+    report = delete_from_index(MilvusIndexManager(config.milvus, config.index),
+                               args.collection or config.milvus.collection, doc_ids=args.doc_id, source=args.source)
+    print(f"deleted {report.deleted_chunks} chunks from {report.collection}; data version {report.data_version}")
+    return 0
+
+
+def _reindex(args: argparse.Namespace, config: RAGConfig) -> int:
+    from rag_core.ingest.reindex import reindex  # imports torch
+
+    report = reindex(config, collection=args.collection)
+    print(f"rebuilt {report.alias} into {report.collection} ({report.rows} rows, {report.upserted} embedded) and "
+          f"moved the alias to it; the previous version stays for `rag rollback`; {report.seconds:.1f}s")
+    return 0
+
+
+def _versions(args: argparse.Namespace, config: RAGConfig) -> int:
+    manager = MilvusIndexManager(config.milvus, config.index)
+    alias = args.collection or config.milvus.collection
+    if args.drop_incomplete:
+        dropped = manager.drop_incomplete(alias)
+        print(f"dropped {len(dropped)} incomplete versions{': ' if dropped else ''}{', '.join(dropped)}")
+        return 0
+    serving = manager.resolve(alias)
+    for name in manager.versions(alias):
+        state = manager.state(name)
+        mark = "serving" if name == serving else ("complete" if state.complete else "incomplete")
+        fingerprint = state.version.fingerprint if state.version else "?"
+        print(f"{name}: {mark}, {manager.count(name)} rows, data version {state.data_version}, "
+              f"index version {fingerprint}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace, config: RAGConfig) -> int:
+    manager = MilvusIndexManager(config.milvus, config.index)
+    alias = args.collection or config.milvus.collection
+    target = manager.rollback(alias, to=args.version)
+    print(f"{alias} -> {target}")
+    return 0
 
 
 def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
@@ -210,6 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = _command(commands, "ingest", "ingest a file or folder into Milvus", _ingest)
     ingest.add_argument("path")
     ingest.add_argument("--collection", help="alias to ingest into (default: milvus.collection)")
+    ingest.add_argument("--prune", action="store_true",
+                        help="also remove this folder's documents that are no longer in it (other sources are kept)")
+    delete = _command(commands, "delete", "remove documents: by id, or everything a source holds", _delete)
+    delete.add_argument("--doc-id", action="append", metavar="ID", help="a document id (repeatable)")
+    delete.add_argument("--source", metavar="NAME", help="a source: a folder's canonical path, or an API source name")
+    delete.add_argument("--collection")
+    reindex = _command(commands, "reindex", "rebuild every document into a new version, then move the alias",
+                       _reindex)
+    reindex.add_argument("--collection")
+    versions = _command(commands, "versions", "the versions of the alias: serving, complete or incomplete", _versions)
+    versions.add_argument("--drop-incomplete", action="store_true", help="drop versions whose build never finished")
+    versions.add_argument("--collection")
+    rollback = _command(commands, "rollback", "serve the newest complete older version (or VERSION)", _rollback)
+    rollback.add_argument("version", nargs="?", help="a version number or collection name (default: the previous)")
+    rollback.add_argument("--collection")
     stats = _command(commands, "stats", "rows, versions and index parameters of the collection", _stats)
     stats.add_argument("--collection")
     stats.add_argument("--json", action="store_true")
@@ -276,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted: {_running(args)}; {ON_INTERRUPT.get(args.command, DEFAULT_ON_INTERRUPT)}",
               file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    except IndexLockedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_LOCKED
     except (ConfigError, MilvusUnavailableError, LookupError, FileNotFoundError, NotADirectoryError, PermissionError,
             ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

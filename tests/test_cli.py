@@ -102,3 +102,30 @@ def test_eval_scores_a_beir_dataset_and_writes_a_trec_run(workdir: Path, embedde
     assert main(["eval", "--dataset", str(dataset), "--mode", "bm25"]) == 0
     captured = capsys.readouterr()
     assert "bm25 (weighted" in captured.out and "nDCG@10 1.0000" in captured.out
+
+
+def test_versions_reindex_rollback_delete_and_prune(workdir: Path, embedder, capsys: pytest.CaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["ingest", "docs"]) == 0
+    monkeypatch.setenv("RAG__CHUNKING__CHUNK_SIZE", "100")
+    assert main(["ingest", "docs/milvus.md"]) == 2
+    assert "rag reindex" in capsys.readouterr().err
+    assert main(["reindex"]) == 0
+    assert "into semantic_index__v2" in capsys.readouterr().out
+    assert main(["versions"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("semantic_index__v1: complete") and lines[1].startswith("semantic_index__v2: serving")
+    assert main(["rollback"]) == 0 and capsys.readouterr().out.strip() == "semantic_index -> semantic_index__v1"
+    assert main(["rollback", "2"]) == 0 and capsys.readouterr().out.strip() == "semantic_index -> semantic_index__v2"
+
+    (workdir / "docs" / "bm25.txt").unlink()
+    assert main(["ingest", "docs", "--prune"]) == 0
+    assert "1 stale deleted" in capsys.readouterr().out
+    assert main(["ingest", "docs/milvus.md", "--prune"]) == 2
+    assert "--prune needs a folder" in capsys.readouterr().err
+    assert main(["delete", "--doc-id", "milvus.md"]) == 0
+    assert "deleted 1 chunks" in capsys.readouterr().out
+    assert main(["delete", "--source", str((workdir / "docs").resolve())]) == 0
+    assert "deleted 0 chunks" not in capsys.readouterr().out
+    assert main(["stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["row_count"] == 0

@@ -41,6 +41,7 @@ def test_ingest_any_batch_then_retrieve_with_metrics_and_report(pipeline: Advanc
     report = pipeline.get_performance_report()
     assert report["stage_latencies"]["retrieval"]["p95"] > 0
     assert 0 <= report["sla_compliance"]["compliance_rate"] <= 1
+    pipeline.engine.latency.save()
     later = AdvancedRAGPipeline(pipeline.settings).get_performance_report()
     assert later["stage_latencies"]["retrieval"]["p50"] > 0, "a later process reads the persisted latencies"
 

@@ -44,7 +44,7 @@ def test_cache_hits_and_a_new_index_version_invalidates_it(config: RAGConfig, em
     again = engine.search("  Alias swaps   INDEXES ")
     assert not first.cached and again.cached and again.results == first.results
     assert engine.cache.stats.hits == 1
-    assert engine.latency.percentiles()["retrieval"].count == 2, "a cache hit counts in the latency window too"
+    assert engine.latency.percentiles()["retrieval"].count == 1, "the cache hit counts; the cold start does not"
     rebuilt = config.model_copy(update={"index": config.index.model_copy(update={"M": 8})})
     reindex(rebuilt, embedder=embedder)  # a new version, promoted behind the alias
     engine.manager.forget_serving()  # as if the alias refresh interval had passed

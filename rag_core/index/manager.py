@@ -163,10 +163,12 @@ class MilvusIndexManager:
     def health(self) -> HealthReport:
         """Never creates anything: a Milvus Lite file in a folder that does not exist is reported, not made."""
         started = time.perf_counter()
-        if not is_server_uri(self.uri) and not self.lite_file.parent.is_dir():
+        folder = self.lite_file.parent
+        if not is_server_uri(self.uri) and not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
             return HealthReport(ok=False, uri=self.uri, error=(
-                f"the folder of the Milvus Lite file {self.lite_file} does not exist; create it, or point "
-                "milvus.uri / MILVUS_URI at the index you mean"))
+                f"the folder {folder} of the Milvus Lite file {self.uri} {what}; create it (mkdir -p {folder}) "
+                "or fix milvus.uri / MILVUS_URI"))
         try:
             collections = self._retry("list_collections", lambda: self.client.list_collections())
             version = self.capabilities.version

@@ -112,7 +112,11 @@ class Embedder:
         return self._encode(self.model.encode_document, texts, self.config.document_prompt)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(self.query_model.encode_query, texts, self.config.query_prompt)
+        vectors = self._encode(self.query_model.encode_query, texts, self.config.query_prompt)
+        if self.config.normalize and self.query_model is not self.model:
+            # A bfloat16 encoder normalises in bfloat16, about 1e-3 off unit length: redone in float32.
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
     def _encode(self, encode: Callable[..., np.ndarray], texts: Sequence[str], prompt: str) -> np.ndarray:
         """``prompt`` overrides the model's own query/document prompt when set."""

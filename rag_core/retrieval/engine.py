@@ -98,6 +98,7 @@ class RetrievalEngine:
         self._state: CollectionState | None = None
         self._state_checked_at = 0.0
         self._rebuild_client_index = False
+        self._warmed_up = False
 
     # --- which lexical path -------------------------------------------------------------------------------------
 
@@ -247,7 +248,10 @@ class RetrievalEngine:
         timings["rerank"] = rerank_ms
         total = _ms(started)
         share = {stage: value / len(queries) for stage, value in timings.items()} | {"retrieval": total / len(queries)}
-        self.latency.record_many([share] * len(queries))
+        # The first search of a process loads the query encoder and the client-side index: a cold start, kept
+        # apart so it never counts as query latency.
+        cold, self._warmed_up = not self._warmed_up, True
+        self.latency.record_many([share] * len(queries), cold=cold)
         return [RetrievalResult(query=q, results=r, timings_ms=share, collection=collection, lexical_backend=backend)
                 for q, r in zip(queries, results)]
 
