@@ -59,3 +59,10 @@ def config(tmp_path: Path, milvus_uri: str, collection: str, embedder) -> RAGCon
                          pipeline={"top_k": 6, "rerank_top_k": 3})
     ingest(config, RETRIEVAL_DOCS, embedder)
     return config
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the real Milvus server are slow by nature (it takes 20-40 s to start): `-m "not slow"` skips them."""
+    for item in items:
+        if item.get_closest_marker("server"):
+            item.add_marker(pytest.mark.slow)

@@ -106,6 +106,7 @@ def dagster_dev(tmp_path: Path) -> Iterator[Webserver]:
         log.close()
 
 
+@pytest.mark.slow
 def test_dagster_dev_ingests_a_new_corpus_by_sensor_and_answers_a_query(dagster_dev: Webserver) -> None:
     ingestion = dagster_dev.wait_for_run("ingestion", RUN_S)
     assert ingestion["status"] == "SUCCESS", ingestion

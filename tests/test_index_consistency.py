@@ -221,3 +221,14 @@ def test_a_second_process_on_a_lite_file_waits_then_names_the_holder(settings: R
         holder.kill()
         holder.wait()
     assert manager_of(settings).health().ok, "the lock is free once its holder is gone"
+
+
+@pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
+def test_results_show_the_documents_own_text(settings: RAGConfig, tmp_path: Path, embedder) -> None:
+    """A file without a heading is titled by its name, which helps ranking but is not shown as its text."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "b.md").write_text("Compaction merges small segments into larger ones.", encoding="utf-8")
+    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    hit = RetrievalEngine(settings, embedder=embedder).search("compaction segments").results[0]
+    assert (hit.doc_id, hit.metadata["title"]) == ("b.md", "b")
+    assert hit.text == "Compaction merges small segments into larger ones."

@@ -17,7 +17,7 @@ from rag_core.ingest.loaders import (
     load_documents,
 )
 
-SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl.gz")
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
 GOOD_TEXT = "A good document that must still be loaded."
 
 

@@ -2,7 +2,9 @@
 
 Milvus Lite is a single-process store: a second process opening the same file fails deep inside pymilvus with
 "Open local milvus failed". An advisory lock next to the file lets a second process wait its turn for
-``milvus.lock_timeout_s`` and then say who holds the file, instead of printing a traceback.
+``milvus.lock_timeout_s`` and then say who holds the file, instead of printing a traceback. The lock is held
+until the process exits: Milvus Lite keeps the file open for the life of the process, even after
+``MilvusClient.close()``.
 """
 
 import fcntl
@@ -10,7 +12,6 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 POLL_S = 0.2
@@ -20,13 +21,7 @@ class IndexLockedError(RuntimeError):
     """Another process holds the Milvus Lite file; the message says which one and what to do."""
 
 
-@dataclass
-class _Held:
-    fd: int
-    users: int
-
-
-_held: dict[Path, _Held] = {}
+_held: dict[Path, int] = {}  # lock file -> its descriptor, kept open (and locked) until the process exits
 _guard = threading.Lock()
 
 
@@ -35,11 +30,10 @@ def lock_path(db_file: Path) -> Path:
 
 
 def acquire(db_file: Path, timeout_s: float) -> None:
-    """Hold the lock for ``db_file`` (re-entrant within this process); wait up to ``timeout_s`` for another one."""
+    """Hold the lock for ``db_file`` from now on (again: nothing to do); wait up to ``timeout_s`` for another one."""
     path = lock_path(db_file)
     with _guard:
         if path in _held:
-            _held[path].users += 1
             return
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + timeout_s
@@ -58,20 +52,7 @@ def acquire(db_file: Path, timeout_s: float) -> None:
                 time.sleep(POLL_S)
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) since {time.strftime('%H:%M:%S')}".encode())
-        _held[path] = _Held(fd, 1)
-
-
-def release(db_file: Path) -> None:
-    path = lock_path(db_file)
-    with _guard:
-        held = _held.get(path)
-        if held is None:
-            return
-        held.users -= 1
-        if held.users == 0:
-            fcntl.flock(held.fd, fcntl.LOCK_UN)
-            os.close(held.fd)
-            del _held[path]
+        _held[path] = fd
 
 
 def _holder(fd: int) -> str:

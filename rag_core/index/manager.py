@@ -134,11 +134,7 @@ class MilvusIndexManager:
             db_file = self.lite_file
             db_file.parent.mkdir(parents=True, exist_ok=True)
             lite_lock.acquire(db_file, c.lock_timeout_s)
-            try:
-                return MilvusClient(str(db_file))
-            except Exception:
-                lite_lock.release(db_file)
-                raise
+            return MilvusClient(str(db_file))
         tls = {k: v for k, v in {"secure": c.secure or None, "server_pem_path": c.server_pem_path,
                                  "server_name": c.server_name, "ca_pem_path": c.ca_pem_path,
                                  "client_pem_path": c.client_pem_path, "client_key_path": c.client_key_path}.items() if v}
@@ -481,8 +477,6 @@ class MilvusIndexManager:
         if "client" in self.__dict__:
             self.client.close()
             del self.__dict__["client"]
-            if not is_server_uri(self.uri):
-                lite_lock.release(self.lite_file)
         self._loaded.clear()
         self._serving.clear()
 

@@ -7,19 +7,17 @@ again.
 """
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import pyarrow as pa
 
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.sync import SyncReport, sync_index
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.embedder import Embedder, shared_embedder
-from rag_core.ingest.stages import document_stream
-from rag_core.ingest.tables import batch_to_documents, batched, chunks_to_batch, with_vectors
+from rag_core.ingest.stages import chunk_batches, document_stream
+from rag_core.ingest.tables import batch_to_documents, with_vectors
 from rag_core.types import Document
 
 API_SOURCE = "api"
@@ -66,20 +64,10 @@ def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source
     chunker = TokenChunker(embedder.tokenizer, config.chunking.chunk_size, config.chunking.chunk_overlap,
                            embedder.max_seq_length)
     counts = {"documents": 0, "chunks": 0}
-
-    def owned() -> Iterator[Document]:
-        for document in documents:
-            counts["documents"] += 1
-            yield replace(document, source=source)
-
-    def counted(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            counts["chunks"] += batch.num_rows
-            yield batch
-
+    owned = (replace(document, source=source) for document in documents)
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
     report = sync_index(manager, collection or config.milvus.collection, version,
-                        counted(chunk_batches(owned(), chunker, config.ingestion.record_batch_size)),
+                        chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts),
                         source=source, prune=prune, vectorize=vectorizer(embedder))
     return IngestReport(documents=counts["documents"], chunks=counts["chunks"], skipped=[], sync=report,
                         seconds=round(time.perf_counter() - started, 3))
@@ -88,7 +76,3 @@ def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source
 def vectorizer(embedder: Embedder):  # noqa: ANN201 - rag_core.index.sync.Vectorize
     return lambda batch: with_vectors(batch, embedder.encode_documents(batch.column("text").to_pylist()))
 
-
-def chunk_batches(documents: Iterable[Document], chunker: TokenChunker, size: int) -> Iterator[pa.RecordBatch]:
-    for group in batched((c for d in documents for c in chunker.chunk(d)), size):
-        yield chunks_to_batch(group)

@@ -14,8 +14,9 @@ from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.sync import SyncReport, finish_version, sync_into
 from rag_core.ingest.chunking import TokenChunker
-from rag_core.ingest.direct import chunk_batches, vectorizer
+from rag_core.ingest.direct import vectorizer
 from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.ingest.stages import chunk_batches
 from rag_core.retrieval.client_index import documents_from_chunks
 from rag_core.types import Chunk, Document
 

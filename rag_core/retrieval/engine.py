@@ -295,7 +295,7 @@ class RetrievalEngine:
     @staticmethod
     def _chunk(hit: Hit, fused: FusedHit) -> RetrievedChunk:
         return RetrievedChunk(**vars(fused), chunk_id=hit.chunk_id, doc_id=hit.doc_id, source=hit.source,
-                              text=hit.text, position=hit.position, metadata=hit.metadata)
+                              text=_own_text(hit), position=hit.position, metadata=hit.metadata)
 
     def _rerank(self, query: str, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
         scores = self.reranker.scores(query, [c.text for c in chunks])
@@ -330,6 +330,12 @@ def _fuse_legs(dense: Sequence[Hit], lexical: Sequence[Hit], beyond: Sequence[Hi
                  normalization=options.normalization, dense_moments=dense_moments, lexical_moments=lexical_moments,
                  lexical_beyond={h.key: h.score for h in _per_leg(beyond, options.document_level)[0]})
     return [(f, dense_chunk.get(f.key) or lexical_chunk[f.key]) for f in fused]
+
+
+def _own_text(hit: Hit) -> str:
+    """The document's own text: the title the chunker put before a first chunk helps ranking, not reading."""
+    title = hit.metadata.get("title", "")
+    return hit.text.removeprefix(f"{title}\n\n") if title and hit.position == 0 else hit.text
 
 
 def _ms(since: float) -> float:
