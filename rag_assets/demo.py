@@ -8,9 +8,9 @@ import os
 import sys
 
 SAMPLE_QUERY = "How do I check that Milvus is healthy?"
-# The run's own event log (STEP_START, LOADED_INPUT, ... at DEBUG) is for `make ui`; here only problems are shown,
-# and the summary below says what the run did.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The run's own event log (STEP_START, LOADED_INPUT, ... at DEBUG, a failed step's traceback at ERROR) is for
+# `make ui`; here the summary below says what the run did, or one line says why it failed.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def main() -> int:
@@ -31,7 +31,11 @@ def main() -> int:
         result = definitions.resolve_job_def("ingestion").execute_in_process(
             run_config=QUIET_RUN_CONFIG, instance=instance, raise_on_error=False)
     if not result.success:
-        print("The ingestion run failed; open `make ui` and look at the run's logs.", file=sys.stderr)
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(f"The ingestion run failed at {event.step_key}: {_root_cause(event.step_failure_data.error)}",
+                      file=sys.stderr)
+        print("Fix that and run `make run` again; `make ui` shows the whole run log.", file=sys.stderr)
         return 1
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
@@ -48,6 +52,13 @@ def main() -> int:
     for rank, chunk in enumerate(result.results, 1):
         print(f"  {rank}. [{chunk.fused_score:.3f}] {chunk.doc_id}: {' '.join(chunk.text.split())[:160]}")
     return 0
+
+
+def _root_cause(error) -> str:  # noqa: ANN001 - dagster's SerializableErrorInfo
+    """The user's own exception, which Dagster wraps in its own errors."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 if __name__ == "__main__":
