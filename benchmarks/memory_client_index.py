@@ -53,7 +53,6 @@ def fill(uri: str, scale: int) -> str:
     manager.bump_data_version(collection)
     manager.mark_complete(collection)
     manager.promote("scifact", collection)
-    manager.close()
     return collection
 
 
@@ -79,12 +78,16 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--measure":
         print(json.dumps(measure(sys.argv[2], sys.argv[3])))
         return
+    if len(sys.argv) == 4 and sys.argv[1] == "--fill":  # its own process: Milvus Lite holds a file until exit
+        fill(sys.argv[2], int(sys.argv[3]))
+        return
     results = {}
     for scale in SCALES:
         work = Path(tempfile.mkdtemp(prefix=f"client-index-x{scale}-"))
         try:
             uri = str(work / "milvus.db")
-            fill(uri, scale)
+            subprocess.run([sys.executable, "-m", "benchmarks.memory_client_index", "--fill", uri, str(scale)],
+                           check=True)
             out = subprocess.run([sys.executable, "-m", "benchmarks.memory_client_index", "--measure", uri,
                                   str(work / "index")], check=True, capture_output=True, text=True).stdout
             results[f"x{scale}"] = json.loads(out.strip().splitlines()[-1])
