@@ -9,8 +9,14 @@ from pathlib import Path
 import dagster as dg
 
 from rag_assets.io_manager import ParquetIOManager
-from rag_assets.resources import (AssetStorage, CorpusResource, EmbedderResource, MilvusResource,
-                                  RetrievalEngineResource, SettingsResource)
+from rag_assets.resources import (
+    AssetStorage,
+    CorpusResource,
+    EmbedderResource,
+    MilvusResource,
+    RetrievalEngineResource,
+    SettingsResource,
+)
 from rag_core.config import RAGConfig, load_config
 
 

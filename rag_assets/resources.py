@@ -13,14 +13,25 @@ from typing import Optional
 import dagster as dg
 from pydantic import BaseModel, Field, SecretStr, create_model
 
-from rag_core.config import (ChunkingConfig, EmbeddingConfig, IndexConfig, IngestionConfig, MilvusConfig,
-                             PipelineConfig, RAGConfig, RerankingConfig, RetrievalConfig, SECRET_VARIABLES,
-                             secrets_from_environment)
+from rag_core.config import (
+    SECRET_VARIABLES,
+    ChunkingConfig,
+    EmbeddingConfig,
+    IndexConfig,
+    IngestionConfig,
+    MilvusConfig,
+    PipelineConfig,
+    RAGConfig,
+    RerankingConfig,
+    RetrievalConfig,
+    secrets_from_environment,
+)
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.ingest.parquet_store import ParquetStore
 from rag_core.retrieval.engine import RetrievalEngine
+
 
 def _dagster_config(section: type[BaseModel]) -> type[dg.Config]:
     """A ``dg.Config`` with the section's fields; a secret becomes an optional string (an ``EnvVar`` in practice)."""

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag_core.index.delete import DeleteReport, delete_from_index
 from rag_core.config import PipelineConfig, RAGConfig, load_config
-from rag_core.types import Document
+from rag_core.index.delete import DeleteReport, delete_from_index
 from rag_core.ingest.direct import API_SOURCE, IngestReport, ingest_documents, ingest_path
 from rag_core.observability.latency import report as latency_report
 from rag_core.retrieval.engine import RetrievalEngine, RetrievedChunk
+from rag_core.types import Document
 
 SAVE_INTERVAL_S = 1.0
 
@@ -94,7 +94,11 @@ class AdvancedRAGPipeline:
         if paths and len(paths) != len(items):
             raise TypeError("Give one kind per batch: documents/dicts, or file paths.")
         if paths:
-            reports = [await asyncio.to_thread(ingest_path, p, self.settings, collection=self.collection) for p in paths]
+            if prune:
+                raise ValueError("prune=True needs documents or dicts: with file paths it would cut each file's "
+                                 "folder down to that file. Use `rag ingest FOLDER --prune` for a folder.")
+            reports = [await asyncio.to_thread(ingest_path, p, self.settings, collection=self.collection)
+                       for p in paths]
             report = _merge(reports)
         else:
             documents = [as_document(item, i) for i, item in enumerate(items)]

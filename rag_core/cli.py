@@ -97,7 +97,8 @@ def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _stats(args: argparse.Namespace, config: RAGConfig) -> int:
-    stats = MilvusIndexManager(config.milvus, config.index).get_collection_stats(args.collection or config.milvus.collection)
+    manager = MilvusIndexManager(config.milvus, config.index)
+    stats = manager.get_collection_stats(args.collection or config.milvus.collection)
     if args.json:
         print(json.dumps(asdict(stats), indent=2))
     else:

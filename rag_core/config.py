@@ -5,14 +5,22 @@ Secrets (passwords, tokens) should only ever come from the environment; they are
 """
 
 import os
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, SerializationInfo, ValidationError, field_serializer,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
 DEFAULT_CONFIG_FILE = "config.yaml"
 ENV_PREFIX = "RAG__"  # RAG__EMBEDDING__BATCH_SIZE=64 sets embedding.batch_size
@@ -85,7 +93,8 @@ class ChunkingConfig(_Section):
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "ChunkingConfig":
         if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size "
+                             f"({self.chunk_size})")
         return self
 
 
@@ -109,7 +118,8 @@ class RetrievalConfig(_Section):
     fusion: Literal["weighted", "rrf"] = "weighted"
     normalization: Literal["minmax", "zscore", "corpus"] = Field(
         "corpus", description="corpus: z-scores against each leg's scores over the whole index (chosen on SciFact "
-                              "train; needs the client-side index, else zscore); zscore or minmax: within the candidates.")
+                              "train; needs the client-side index, else zscore); zscore or minmax: within the "
+                              "candidates.")
     rrf_k: int = Field(60, ge=1)
     candidates: int = Field(100, ge=1, description="Hits fetched from each leg before fusion.")
     document_level: bool = Field(False, description="Return the best chunk per document only.")
@@ -146,7 +156,8 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
     A missing default file is fine (defaults apply); a missing file that was asked for by name is an error.
     """
     env = dict(os.environ if environ is None else environ)
-    env = {**{k: v for k, v in dotenv_values(".env").items() if v is not None}, **env} if Path(".env").is_file() else env
+    if Path(".env").is_file():
+        env = {**{k: v for k, v in dotenv_values(".env").items() if v is not None}, **env}
     explicit = path or env.get("RAG_CONFIG")
     config_path = Path(explicit or DEFAULT_CONFIG_FILE)
     raw: dict[str, Any] = _read_yaml(config_path) if (explicit or config_path.is_file()) else {}
@@ -177,7 +188,8 @@ SECRET_VARIABLES = {"password": ("MILVUS_PASSWORD", "RAG__MILVUS__PASSWORD"),
 
 def secrets_from_environment(env: Mapping[str, str]) -> dict[str, str]:
     """Milvus credentials set in ``env``, by field: the guide's variables, or their RAG__MILVUS__ spelling."""
-    found = {field: next((env[v] for v in variables if env.get(v)), "") for field, variables in SECRET_VARIABLES.items()}
+    found = {field: next((env[v] for v in variables if env.get(v)), "")
+             for field, variables in SECRET_VARIABLES.items()}
     return {field: value for field, value in found.items() if value}
 
 

@@ -62,7 +62,7 @@ class Chunk:
     def make_id(source: str, doc_id: str, position: int, text: str) -> str:
         """Chunk identity = source, document, position and text: an edit changes only the ids of the chunks it
         touches, and the same file in two sources is two sets of rows, each deleted only with its own source."""
-        return hashlib.sha256(f"{source}\x1f{doc_id}\x1f{position}\x1f{text}".encode("utf-8")).hexdigest()[:32]
+        return hashlib.sha256(f"{source}\x1f{doc_id}\x1f{position}\x1f{text}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from rag_core.config import RAGConfig
-from rag_core.types import Document
 from rag_core.ingest.direct import ingest_documents
+from rag_core.types import Document
 
 TOPICS = {
     "milvus.md": ("Milvus", "Milvus stores vectors in collections. An HNSW index makes search fast. "

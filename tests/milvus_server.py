@@ -1,13 +1,13 @@
 """Runs the real Milvus standalone server (from the ``milvus`` package) on loopback for integration tests."""
 
 import contextlib
-from collections.abc import Iterator
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 

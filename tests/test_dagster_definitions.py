@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from rag_assets.definitions import build_definitions, build_resources, defs
-from rag_assets.resources import CorpusResource, SettingsResource
 from rag_assets.defs.ingestion.sensors import raw_documents_sensor
+from rag_assets.resources import CorpusResource, SettingsResource
 from rag_core.config import RAGConfig
 
 

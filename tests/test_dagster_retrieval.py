@@ -44,7 +44,8 @@ def test_retrieval_evaluation_asset_records_plottable_quality(tmp_path: Path, em
         run_config={"ops": {"retrieval_evaluation": {"config": {"dataset": str(dataset)}}}},
         selection=["retrieval_evaluation"])
     assert result.success
-    metadata = {k: v.value for k, v in result.asset_materializations_for_node("retrieval_evaluation")[0].metadata.items()}
+    materialization = result.asset_materializations_for_node("retrieval_evaluation")[0]
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert metadata["ndcg_at_10"] == 1.0 and metadata["recall_at_100"] == 1.0 and metadata["queries"] == 3
     assert isinstance(metadata["latency_p95_ms"], float)
     json.dumps(metadata)  # plain values, plottable in the UI

@@ -274,7 +274,7 @@ def test_instance_storage_is_postgres_from_env(instance_yaml):
         assert isinstance(db[key], dict) and set(db[key]) == {"env"}, key
         assert db[key]["env"].startswith("DAGSTER_POSTGRES_"), key
     # no literal credentials anywhere in the file
-    for path, value in _leaves(instance_yaml):
+    for path, _value in _leaves(instance_yaml):
         if any(re.search(r"password|secret|token|postgres_url", str(p), re.I) for p in path):
             assert path[-1] == "env", path
 

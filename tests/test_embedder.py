@@ -30,7 +30,7 @@ def test_any_model_by_path_and_unknown_names_fail_clearly(embedder: Embedder, tm
     with pytest.raises(ValueError, match="only bundled model"):
         resolve_model_path("bundled:other")
     with pytest.raises(OSError, match="Cannot load embedding model"):
-        Embedder(EmbeddingConfig(model=str(tmp_path / "no-such-model"))).dimension
+        _ = Embedder(EmbeddingConfig(model=str(tmp_path / "no-such-model"))).dimension
 
 
 def test_query_precision_only_changes_the_query_encoder(embedder: Embedder) -> None:

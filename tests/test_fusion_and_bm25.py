@@ -8,10 +8,10 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from rag_core.retrieval.client_index import documents_from_chunks
-from rag_core.types import Chunk
 from rag_core.retrieval.fusion import LegHit, ScoreMoments, fuse
 from rag_core.retrieval.lexical import LexicalIndex, tokenize
 from rag_core.retrieval.moments import VectorMoments
+from rag_core.types import Chunk
 
 CORPUS = [
     "Milvus stores dense vectors and builds HNSW graphs for fast approximate search.",
@@ -35,7 +35,8 @@ def test_bm25_scores_match_the_rank_bm25_oracle() -> None:
     index = LexicalIndex.build(ids, ids, CORPUS, collection="x", k1=1.2, b=0.75)
     oracle = LuceneIdfOracle(tokenize(CORPUS, as_words=True), k1=1.2, b=0.75)
     for query in ("running compaction of segments", "vector search with HNSW", "term frequency ranking"):
-        expected = oracle.get_scores(tokenize([query], as_words=True)[0]) / (1.2 + 1)  # Lucene leaves out rank-bm25's (k1 + 1) factor
+        # Lucene leaves out rank-bm25's (k1 + 1) factor
+        expected = oracle.get_scores(tokenize([query], as_words=True)[0]) / (1.2 + 1)
         hits = index.search([query], limit=len(CORPUS))[0]
         assert hits, query
         for hit in hits:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
-from rag_core.types import Document, SkippedInput
 from rag_core.ingest.loaders import (
     SUPPORTED_SUFFIXES,
     LoadReport,
@@ -16,6 +15,7 @@ from rag_core.ingest.loaders import (
     iter_inputs,
     load_documents,
 )
+from rag_core.types import Document, SkippedInput
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
 GOOD_TEXT = "A good document that must still be loaded."

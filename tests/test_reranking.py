@@ -8,8 +8,8 @@ import pytest
 
 from rag_core.config import RerankingConfig
 from rag_core.ingest.embedder import resolve_model_path
-from rag_core.retrieval.rerank import CrossEncoderReranker, NoReranker, make_reranker
 from rag_core.retrieval.engine import RetrievalEngine
+from rag_core.retrieval.rerank import CrossEncoderReranker, NoReranker, make_reranker
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient
 from rag_core.config import IndexConfig, MilvusConfig, load_config
 from rag_core.index import lite_lock
 from rag_core.index.retry import call_with_retry
-from rag_core.index.version import (COMPLETE_KEY, DATA_VERSION_KEY, CollectionState, IndexVersion)
+from rag_core.index.version import COMPLETE_KEY, DATA_VERSION_KEY, CollectionState, IndexVersion
 from rag_core.types import Hit
 
 T = TypeVar("T")
@@ -39,7 +39,8 @@ OUTPUT_FIELDS = ["chunk_id", "doc_id", "source", "position", "text", "metadata"]
 SPARSE_FIELD = "sparse"
 # Stemming and stopwords like the client-side index; Milvus Lite 3.2 ignores these filters (lowercase only).
 ANALYZER = {"tokenizer": "standard",
-            "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]}, {"type": "stemmer", "language": "english"}]}
+            "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]},
+                       {"type": "stemmer", "language": "english"}]}
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ class MilvusIndexManager:
             return MilvusClient(str(db_file))
         tls = {k: v for k, v in {"secure": c.secure or None, "server_pem_path": c.server_pem_path,
                                  "server_name": c.server_name, "ca_pem_path": c.ca_pem_path,
-                                 "client_pem_path": c.client_pem_path, "client_key_path": c.client_key_path}.items() if v}
+                                 "client_pem_path": c.client_pem_path,
+                                 "client_key_path": c.client_key_path}.items() if v}
         return MilvusClient(uri=c.uri, user=c.user, password=c.password.get_secret_value(),
                             token=c.token.get_secret_value(), db_name=c.db_name, timeout=c.timeout_s, **tls)
 

@@ -7,8 +7,8 @@ table behind and the previous version stays readable while the next one is being
 import bisect
 import os
 from collections.abc import Iterable, Iterator
-from itertools import groupby
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 

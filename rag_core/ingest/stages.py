@@ -6,8 +6,8 @@ text, same model), so a re-run on an unchanged corpus embeds nothing, and an edi
 
 import logging
 import time
-from dataclasses import replace
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +16,21 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from rag_core.ingest.chunking import TokenChunker
-from rag_core.types import Chunk, Document, SkippedInput
 from rag_core.ingest.embedder import Embedder
 from rag_core.ingest.loaders import iter_inputs
 from rag_core.ingest.parquet_store import BatchStream, ParquetTable, RowLookup
-from rag_core.ingest.tables import (CHUNKS_SCHEMA, DOCUMENTS_SCHEMA, batch_to_documents, batched, chunks_to_batch,
-                             documents_to_batch, embeddings_schema, vectors_of, with_vectors)
+from rag_core.ingest.tables import (
+    CHUNKS_SCHEMA,
+    DOCUMENTS_SCHEMA,
+    batch_to_documents,
+    batched,
+    chunks_to_batch,
+    documents_to_batch,
+    embeddings_schema,
+    vectors_of,
+    with_vectors,
+)
+from rag_core.types import Chunk, Document, SkippedInput
 
 CHUNKING_KEY, MODEL_KEY, DIMENSION_KEY = "rag.chunking", "rag.model", "rag.dimension"
 PROGRESS_MIN_ROWS = 2000
@@ -199,7 +208,8 @@ def embedding_stream(chunks: ParquetTable, embedder: Embedder, previous: Parquet
                     tick = time.perf_counter()
                     vectors[~known] = embedder.encode_documents(texts)
                     embed_seconds += time.perf_counter() - tick
-                    counts["embedded_tokens"] += int(pc.sum(batch.filter(pa.array(~known)).column("token_count")).as_py())
+                    new_tokens = batch.filter(pa.array(~known)).column("token_count")
+                    counts["embedded_tokens"] += int(pc.sum(new_tokens).as_py())
                 counts["chunks"] += batch.num_rows
                 counts["reused_chunks"] += int(known.sum())
                 counts["embedded_chunks"] += int((~known).sum())

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from rag_core.config import RAGConfig
-from rag_core.retrieval.fusion import FusionMethod
 from rag_core.retrieval.engine import Mode, RetrievalEngine, SearchOptions
+from rag_core.retrieval.fusion import FusionMethod
+
 
 @dataclass(frozen=True)
 class BeirDataset:
@@ -46,7 +47,8 @@ Run = dict[str, list[tuple[str, float]]]
 def load_beir(root: Path, split: str = "test") -> BeirDataset:
     corpus = next((root / n for n in ("corpus.jsonl.gz", "corpus.jsonl") if (root / n).is_file()), None)
     qrels_path = root / "qrels" / f"{split}.tsv"
-    for path, what in ((corpus, "corpus.jsonl(.gz)"), (root / "queries.jsonl", "queries.jsonl"), (qrels_path, f"qrels/{split}.tsv")):
+    for path, what in ((corpus, "corpus.jsonl(.gz)"), (root / "queries.jsonl", "queries.jsonl"),
+                       (qrels_path, f"qrels/{split}.tsv")):
         if path is None or not path.is_file():
             raise FileNotFoundError(f"{root} has no {what}; a BEIR dataset folder holds corpus.jsonl(.gz), "
                                     "queries.jsonl and qrels/<split>.tsv.")

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from rag_core.retrieval.lexical import LexicalIndex
+from rag_core.retrieval.moments import VectorMoments
 from rag_core.types import Chunk
-from rag_core.retrieval.moments import FILE as MOMENTS_FILE, VectorMoments
 
 MIN_OVERLAP_CHARS = 8  # shorter shared ends are more likely chance than overlap
 STATE_FILE = "state.json"

@@ -8,14 +8,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from rag_core.retrieval.client_index import ClientIndex
 from rag_core.config import RAGConfig
-from rag_core.ingest.embedder import Embedder, shared_embedder
-from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.version import CollectionState
+from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.observability.latency import LatencyTracker
 from rag_core.retrieval.cache import QueryCache, normalise_query
+from rag_core.retrieval.client_index import ClientIndex
+from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
 from rag_core.retrieval.rerank import Reranker, make_reranker
 from rag_core.types import Chunk, Hit
 

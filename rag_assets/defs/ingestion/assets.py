@@ -7,7 +7,14 @@ from rag_assets.resources import AssetStorage, CorpusResource, EmbedderResource,
 from rag_core.index.sync import sync_index
 from rag_core.ingest.direct import folder_source
 from rag_core.ingest.parquet_store import BatchStream, ParquetTable
-from rag_core.ingest.stages import CHUNKING_KEY, DIMENSION_KEY, MODEL_KEY, chunk_stream, document_stream, embedding_stream
+from rag_core.ingest.stages import (
+    CHUNKING_KEY,
+    DIMENSION_KEY,
+    MODEL_KEY,
+    chunk_stream,
+    document_stream,
+    embedding_stream,
+)
 
 GROUP = "ingestion"
 
@@ -28,14 +35,17 @@ def chunks(raw_documents: ParquetTable, embedder: EmbedderResource, storage: Ass
                         batch_size=corpus.record_batch_size)
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet", "pytorch"}, description="A float32 vector per chunk; only new text is embedded.")
+@dg.asset(group_name=GROUP, kinds={"parquet", "pytorch"},
+          description="A float32 vector per chunk; only new text is embedded.")
 def embeddings(chunks: ParquetTable, embedder: EmbedderResource, storage: AssetStorage,
                corpus: CorpusResource) -> BatchStream:
     return embedding_stream(chunks, embedder.embedder(), storage.store().get("embeddings"),
                             batch_size=corpus.record_batch_size)
 
 
-@dg.asset(group_name=GROUP, kinds={"milvus"}, description="The Milvus collection behind the alias, synced by upsert/delete.")
+@dg.asset(group_name=GROUP, kinds={"milvus"},
+          description="The Milvus collection behind the alias, synced by upsert/delete within the corpus folder's "
+                      "source.")
 def semantic_index(embeddings: ParquetTable, milvus: MilvusResource, corpus: CorpusResource) -> dg.MaterializeResult:
     meta, manager = embeddings.metadata, milvus.manager()
     version = manager.version_for(meta[MODEL_KEY], int(meta[DIMENSION_KEY]), meta.get(CHUNKING_KEY, ""))

@@ -1,9 +1,8 @@
 """Checks that what was built is what a reader will rely on: unique ids, sane vectors, Milvus in step."""
 
+import dagster as dg
 import numpy as np
 import pyarrow.compute as pc
-
-import dagster as dg
 
 from rag_assets.defs.ingestion.assets import chunks, embeddings, semantic_index
 from rag_assets.resources import AssetStorage, CorpusResource, MilvusResource
