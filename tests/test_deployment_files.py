@@ -102,12 +102,6 @@ def test_milvus_runs_standalone_and_publishes_its_ports(services):
     assert {"19530", "9091"} <= _published(milvus)
 
 
-def test_milvus_healthcheck_hits_healthz(services):
-    test = " ".join(_argv(services["milvus-standalone"]["healthcheck"]["test"]))
-    assert "localhost:9091/healthz" in test
-    assert "curl" in test
-
-
 def test_milvus_uses_etcd_and_minio(services):
     assert "etcd" in services and "minio" in services
     assert services["etcd"]["image"].startswith("quay.io/coreos/etcd:v3.5.")
@@ -131,7 +125,6 @@ def test_milvus_data_is_persisted_under_volumes(services):
 def test_postgres_service(services):
     pg = services["postgres"]
     assert pg["image"].split(":")[0] == "postgres"
-    assert pg["image"].split(":")[1].split(".")[0] == "16"
     env = _env(pg)
     for var in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"):
         assert env[var].startswith("${DAGSTER_POSTGRES_"), (var, env[var])
@@ -182,12 +175,6 @@ def test_webserver_serves_workspace_on_3000(services):
     assert "3000" in _ports(web)
 
 
-def test_daemon_runs_dagster_daemon(services):
-    daemon = services["dagster-daemon"]
-    argv = _argv(daemon.get("command") or daemon.get("entrypoint"))
-    assert argv[:2] == ["dagster-daemon", "run"]
-
-
 def test_data_and_docs_are_mounted(services):
     for name in DAGSTER_SERVICES:
         mounts = [str(v) for v in services[name]["volumes"]]
@@ -210,14 +197,6 @@ def test_named_volumes_are_declared(compose, services):
 
 
 # --- Dockerfile ------------------------------------------------------------------------
-
-
-def test_dockerfile_base_and_workdir(dockerfile):
-    assert dockerfile[0] == ("FROM", "python:3.11-slim")
-    assert ("WORKDIR", "/opt/dagster/app") in dockerfile
-    assert ("EXPOSE", "3000") in dockerfile
-    envs = " ".join(args for instr, args in dockerfile if instr == "ENV")
-    assert "DAGSTER_HOME=/opt/dagster/dagster_home" in envs
 
 
 def test_dockerfile_installs_cpu_torch_before_the_project(dockerfile):
