@@ -13,19 +13,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import BaseModel, Field, SecretStr, create_model
 
-from rag_core.config import (
-    SECRET_VARIABLES,
-    ChunkingConfig,
-    EmbeddingConfig,
-    IndexConfig,
-    IngestionConfig,
-    MilvusConfig,
-    PipelineConfig,
-    RAGConfig,
-    RerankingConfig,
-    RetrievalConfig,
-    secrets_from_environment,
-)
+from rag_core.config import SECRET_VARIABLES, RAGConfig, secrets_from_environment
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.embedder import Embedder, shared_embedder
@@ -45,34 +33,19 @@ def _dagster_config(section: type[BaseModel]) -> type[dg.Config]:
     return create_model(section.__name__.replace("Config", "Settings"), __base__=dg.Config, **fields)
 
 
-MilvusSettings = _dagster_config(MilvusConfig)
-IndexSettings = _dagster_config(IndexConfig)
-EmbeddingSettings = _dagster_config(EmbeddingConfig)
-ChunkingSettings = _dagster_config(ChunkingConfig)
-IngestionSettings = _dagster_config(IngestionConfig)
-PipelineSettings = _dagster_config(PipelineConfig)
-RetrievalSettings = _dagster_config(RetrievalConfig)
-RerankingSettings = _dagster_config(RerankingConfig)
+# One Dagster config class per section of rag_core's config tree, named after it (MilvusSettings, ...).
+SECTION_SETTINGS = {name: _dagster_config(info.annotation) for name, info in RAGConfig.model_fields.items()}
 
 
-class SettingsResource(dg.ConfigurableResource):
+class _Settings(dg.ConfigurableResource):
     """The whole configuration, editable in the launchpad section by section and validated by rag_core."""
-
-    milvus: MilvusSettings = MilvusSettings()
-    index: IndexSettings = IndexSettings()
-    embedding: EmbeddingSettings = EmbeddingSettings()
-    chunking: ChunkingSettings = ChunkingSettings()
-    ingestion: IngestionSettings = IngestionSettings()
-    pipeline: PipelineSettings = PipelineSettings()
-    retrieval: RetrievalSettings = RetrievalSettings()
-    reranking: RerankingSettings = RerankingSettings()
 
     @classmethod
     def from_config(cls, config: RAGConfig) -> "SettingsResource":
         sections = config.model_dump(exclude={"milvus": {"password", "token"}})
         secrets = {field: _env_reference(variables) for field, variables in SECRET_VARIABLES.items()}
         sections["milvus"] |= {k: v for k, v in secrets.items() if v is not None}
-        return cls(**{name: globals()[f"{name.title()}Settings"](**values) for name, values in sections.items()})
+        return cls(**{name: SECTION_SETTINGS[name](**values) for name, values in sections.items()})
 
     def rag_config(self) -> RAGConfig:
         raw = self.model_dump()
@@ -80,6 +53,10 @@ class SettingsResource(dg.ConfigurableResource):
         for field, value in secrets_from_environment(os.environ).items():
             milvus[field] = milvus.get(field) or value
         return RAGConfig.model_validate({k: {f: v for f, v in s.items() if v is not None} for k, s in raw.items()})
+
+
+SettingsResource = create_model("SettingsResource", __base__=_Settings,
+                                **{name: (settings, settings()) for name, settings in SECTION_SETTINGS.items()})
 
 
 def _env_reference(variables: tuple[str, ...]) -> dg.EnvVar | None:

@@ -97,8 +97,8 @@ def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _stats(args: argparse.Namespace, config: RAGConfig) -> int:
-    manager = MilvusIndexManager(config.milvus, config.index)
-    stats = manager.get_collection_stats(args.collection or config.milvus.collection)
+    manager, alias = _index(args, config)
+    stats = manager.get_collection_stats(alias)
     if args.json:
         print(json.dumps(asdict(stats), indent=2))
     else:
@@ -129,8 +129,7 @@ def _health(args: argparse.Namespace, config: RAGConfig) -> int:
 def _delete(args: argparse.Namespace, config: RAGConfig) -> int:
     from rag_core.index.delete import delete_from_index
 
-    report = delete_from_index(MilvusIndexManager(config.milvus, config.index),
-                               args.collection or config.milvus.collection, doc_ids=args.doc_id, source=args.source)
+    report = delete_from_index(*_index(args, config), doc_ids=args.doc_id, source=args.source)
     print(f"deleted {report.deleted_chunks} chunks from {report.collection}; data version {report.data_version}")
     return 0
 
@@ -144,9 +143,13 @@ def _reindex(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
+def _index(args: argparse.Namespace, config: RAGConfig) -> tuple[MilvusIndexManager, str]:
+    """The manager and the alias a command works on (``--collection``, else ``milvus.collection``)."""
+    return MilvusIndexManager(config.milvus, config.index), args.collection or config.milvus.collection
+
+
 def _versions(args: argparse.Namespace, config: RAGConfig) -> int:
-    manager = MilvusIndexManager(config.milvus, config.index)
-    alias = args.collection or config.milvus.collection
+    manager, alias = _index(args, config)
     if args.drop_incomplete:
         dropped = manager.drop_incomplete(alias)
         print(f"dropped {len(dropped)} incomplete versions{': ' if dropped else ''}{', '.join(dropped)}")
@@ -162,16 +165,15 @@ def _versions(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _rollback(args: argparse.Namespace, config: RAGConfig) -> int:
-    manager = MilvusIndexManager(config.milvus, config.index)
-    alias = args.collection or config.milvus.collection
+    manager, alias = _index(args, config)
     target = manager.rollback(alias, to=args.version)
     print(f"{alias} -> {target}")
     return 0
 
 
 def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
-    manager = MilvusIndexManager(config.milvus, config.index)
-    result = manager.compact(args.collection or config.milvus.collection)
+    manager, alias = _index(args, config)
+    result = manager.compact(alias)
     print(f"compacted {result.collection}: job {result.job_id}, {result.state}")
     return 0
 
