@@ -232,3 +232,17 @@ def test_results_show_the_documents_own_text(settings: RAGConfig, tmp_path: Path
     hit = RetrievalEngine(settings, embedder=embedder).search("compaction segments").results[0]
     assert (hit.doc_id, hit.metadata["title"]) == ("b.md", "b")
     assert hit.text == "Compaction merges small segments into larger ones."
+
+
+def test_a_file_that_turned_unreadable_is_kept_not_pruned(settings: RAGConfig, tmp_path: Path, embedder) -> None:
+    """Reported and left as indexed until fixed or removed: a mirror must not read "skipped" as "deleted"."""
+    files = three_files(tmp_path / "docs")
+    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    files["a.md"].write_bytes(b"\x00\x01binary now")
+    pruned = ingest_path(tmp_path / "docs", settings, embedder=embedder, prune=True)
+    assert any("a.md" in s for s in pruned.skipped) and pruned.sync.deleted == 0 and pruned.sync.rows == 3
+
+    mirrored = run_ingestion(settings)  # the Dagster corpus is the same folder, mirrored
+    assert mirrored.metadata["semantic_index"]["deleted"] == 0
+    files["a.md"].unlink()
+    assert run_ingestion(settings).metadata["semantic_index"]["deleted"] == 1

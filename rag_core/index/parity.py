@@ -1,6 +1,6 @@
 """Does Milvus hold exactly the chunks a table says it should? Compared by id, not by count, in batches."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from rag_core.index.manager import MilvusIndexManager
@@ -25,13 +25,15 @@ class Parity:
 
 
 def chunk_parity(manager: MilvusIndexManager, collection: str, *, source: str, expected_ids: Iterable[list[str]],
-                 expected_dimension: int) -> Parity:
-    """Milvus's ids of ``source`` are read once into a set; the expected ids stream past it in batches.
+                 expected_dimension: int, kept: Callable[[str], bool] = lambda doc_id: False) -> Parity:
+    """Milvus's ids of ``source`` are read once; the expected ids stream past them in batches. Rows of documents
+    the sync ``kept`` (inputs skipped this time, left as indexed) are not unexpected.
 
-    Only ids are held (32 characters each), never rows.
+    Only ids are held (chunk and document), never rows.
     """
     held = manager.consistent_export(collection, lambda: {
-        row["chunk_id"] for batch in manager.iter_rows(collection, ["chunk_id"], filter=source_filter(source))
+        row["chunk_id"]: row["doc_id"] for batch in manager.iter_rows(collection, ["chunk_id", "doc_id"],
+                                                                      filter=source_filter(source))
         for row in batch})
     milvus_rows = len(held)
     expected_rows, missing, examples = 0, 0, []
@@ -39,11 +41,12 @@ def chunk_parity(manager: MilvusIndexManager, collection: str, *, source: str, e
         expected_rows += len(batch)
         for chunk_id in batch:
             if chunk_id in held:
-                held.discard(chunk_id)
+                del held[chunk_id]
             else:
                 missing += 1
                 examples += [chunk_id] if len(examples) < MAX_EXAMPLES else []
     version = manager.state(collection).version
-    return Parity(milvus_rows=milvus_rows, expected_rows=expected_rows, missing=missing, unexpected=len(held),
+    unexpected = sorted(chunk_id for chunk_id, doc_id in held.items() if not kept(doc_id))
+    return Parity(milvus_rows=milvus_rows, expected_rows=expected_rows, missing=missing, unexpected=len(unexpected),
                   milvus_dimension=version.dimension if version else 0, expected_dimension=expected_dimension,
-                  examples=examples + sorted(held)[:MAX_EXAMPLES])
+                  examples=examples + unexpected[:MAX_EXAMPLES])

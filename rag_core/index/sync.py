@@ -51,13 +51,16 @@ def source_filter(source: str) -> str:
 
 
 def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, batches: Iterable[pa.RecordBatch],
-               *, source: str, prune: bool, vectorize: Vectorize | None = None) -> SyncReport:
+               *, source: str, prune: bool, vectorize: Vectorize | None = None,
+               keep: Callable[[str], bool] | None = None) -> SyncReport:
     """Sync ``source``'s documents in ``alias`` with ``batches`` (chunk rows, with vectors unless ``vectorize``).
 
     ``prune=True``: the batches are everything ``source`` holds, and its documents missing from them are deleted
     (a mirrored folder); ``False``: only the documents in the batches are added or replaced. Other sources are
-    never touched. A changed ``version`` (model, dimensions, index parameters, chunking) builds ``alias__vN`` and
-    moves the alias once it is complete, which needs the whole corpus: otherwise ``VersionChangeError``.
+    never touched, nor are documents for which ``keep(doc_id)`` is true once the batches are read (inputs that
+    could not be read this time). A changed ``version`` (model, dimensions, index parameters, chunking) builds
+    ``alias__vN`` and moves the alias once it is complete, which needs the whole corpus: otherwise
+    ``VersionChangeError``.
     """
     started = time.perf_counter()
     current = manager.resolve(alias)
@@ -69,7 +72,7 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
         _refuse_partial_version(manager, alias, current, source, prune)
     target = (manager.resumable_version(alias, version) or manager.create_version(alias, version)) \
         if new_version else current
-    changes = _apply(manager, target, batches, source=source, prune=prune, vectorize=vectorize)
+    changes = _apply(manager, target, batches, source=source, prune=prune, vectorize=vectorize, keep=keep)
     data_version = manager.bump_data_version(target) if changes.upserted or changes.deleted else \
         manager.state(target).data_version
     if new_version:
@@ -94,7 +97,7 @@ def _refuse_partial_version(manager: MilvusIndexManager, alias: str, current: st
 
 
 def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.RecordBatch], *, source: str | None,
-           prune: bool, vectorize: Vectorize | None) -> SyncChanges:
+           prune: bool, vectorize: Vectorize | None, keep: Callable[[str], bool] | None = None) -> SyncChanges:
     existing = manager.list_chunk_ids(target, source=source)
     indexed = pa.array(list(existing), type=pa.string())  # built once: every batch is checked against it
     wanted: set[str] = set()
@@ -111,7 +114,8 @@ def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.Record
         raise ValueError(f"The corpus of source {source!r} is empty but {target} holds {len(existing)} of its "
                          "chunks; refusing to delete them all. Check the folder (ingestion.docs_dir), or delete "
                          f"them explicitly with `rag delete --source {source}`.")
-    stale = [c for c, d in existing.items() if c not in wanted and (prune or d in seen_documents)]
+    kept = keep or (lambda doc_id: False)
+    stale = [c for c, d in existing.items() if c not in wanted and (prune or d in seen_documents) and not kept(d)]
     return SyncChanges(upserted=upserted, deleted=manager.delete_chunks(target, stale), wanted=wanted)
 
 

@@ -7,7 +7,7 @@ again.
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.sync import SyncReport, sync_index
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.embedder import Embedder, shared_embedder
-from rag_core.ingest.stages import chunk_batches, document_stream
+from rag_core.ingest.stages import chunk_batches, document_stream, skipped_documents
 from rag_core.ingest.tables import batch_to_documents, with_vectors
 from rag_core.types import Document
 
@@ -50,13 +50,15 @@ def ingest_path(path: Path, config: RAGConfig, *, collection: str | None = None,
                              batch_size=config.ingestion.record_batch_size, source=source)
     documents = (d for batch in stream.batches for d in batch_to_documents(batch))
     report = ingest_documents(documents, config, source=source, prune=prune, collection=collection,
-                              embedder=embedder, manager=manager)
+                              embedder=embedder, manager=manager,
+                              keep=skipped_documents(Path(source), lambda: stream.trailer))
     return replace(report, skipped=stream.summary.get("skipped", []))
 
 
 def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source: str = API_SOURCE,
                      prune: bool = False, collection: str | None = None, embedder: Embedder | None = None,
-                     manager: MilvusIndexManager | None = None) -> IngestReport:
+                     manager: MilvusIndexManager | None = None,
+                     keep: Callable[[str], bool] | None = None) -> IngestReport:
     """Add or replace ``documents`` as the source ``source`` (with ``prune``: exactly the source's documents)."""
     started = time.perf_counter()
     embedder = embedder or shared_embedder(config.embedding)
@@ -68,7 +70,7 @@ def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
     report = sync_index(manager, collection or config.milvus.collection, version,
                         chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts),
-                        source=source, prune=prune, vectorize=vectorizer(embedder))
+                        source=source, prune=prune, vectorize=vectorizer(embedder), keep=keep)
     return IngestReport(documents=counts["documents"], chunks=counts["chunks"], skipped=[], sync=report,
                         seconds=round(time.perf_counter() - started, 3))
 

@@ -22,12 +22,14 @@ ROW_GROUP_SIZE = 4096
 class BatchStream:
     """A table still to be computed: batches are produced only as the writer consumes them.
 
-    ``summary`` is filled in by the producer as it goes and is complete once the batches are exhausted.
+    ``summary`` is filled in by the producer as it goes and is complete once the batches are exhausted;
+    ``trailer`` too, and it is stored with the table (what is only known at the end, e.g. the inputs skipped).
     """
 
     schema: pa.Schema
     batches: Iterable[pa.RecordBatch]
     summary: dict[str, Any] = field(default_factory=dict)
+    trailer: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ class ParquetTable:
     @property
     def metadata(self) -> dict[str, str]:
         raw = self.file.schema_arrow.metadata or {}
+        return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW:")}
+
+    @property
+    def trailer(self) -> dict[str, str]:
+        """What the producer stored once all rows were written (``BatchStream.trailer``)."""
+        raw = self.file.metadata.metadata or {}
         return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW:")}
 
     def iter_batches(self, batch_size: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -79,6 +87,8 @@ class ParquetStore:
                 if batch.num_rows:
                     writer.write_batch(batch.cast(schema) if batch.schema != schema else batch,
                                        row_group_size=ROW_GROUP_SIZE)
+            if stream.trailer:
+                writer.add_key_value_metadata(stream.trailer)
         os.replace(temporary, path)
         return ParquetTable(path)
 

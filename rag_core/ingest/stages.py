@@ -4,9 +4,10 @@ Each step reuses its previous output wherever its input did not change (same doc
 text, same model), so a re-run on an unchanged corpus embeds nothing, and an edit re-embeds only what it touched.
 """
 
+import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from rag_core.ingest.tables import (
 from rag_core.types import Chunk, Document, SkippedInput
 
 CHUNKING_KEY, MODEL_KEY, DIMENSION_KEY = "rag.chunking", "rag.model", "rag.dimension"
+SKIPPED_PATHS_KEY = "rag.skipped_paths"  # inputs that exist but could not be read: their documents are kept
 PROGRESS_MIN_ROWS = 2000
 LARGE_DOCUMENT_CHARS = 1 << 20  # documents this long get a progress bar and log lines of their own
 log = logging.getLogger(__name__)
@@ -41,6 +43,24 @@ log = logging.getLogger(__name__)
 def _rates(summary: dict, rows: int, tokens: int, seconds: float, unit: str) -> None:
     summary.update({"seconds": round(seconds, 3), f"{unit}_per_s": round(rows / seconds, 1) if seconds else 0.0,
                     "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0})
+
+
+def skipped_documents(root: Path, trailer: Callable[[], dict[str, str]]) -> Callable[[str], bool]:
+    """Whether a document id (a path under ``root``) is one of, or inside one of, the inputs skipped this time.
+
+    A pruning sync keeps such documents as they were indexed: a file that turned unreadable or invalid is reported
+    and left alone until it is fixed or removed, never deleted as if it were gone. ``trailer`` gives the documents
+    table's trailer (``document_stream``'s), read on first use: a stream's is complete only once it was read.
+    """
+    skipped: list[Path] = []
+
+    def keep(doc_id: str) -> bool:
+        if not skipped:
+            skipped.extend(Path(p).resolve() for p in json.loads(trailer().get(SKIPPED_PATHS_KEY, "[]")))
+        path = (root / doc_id).resolve()
+        return any(path == s or s in path.parents for s in skipped)
+
+    return keep
 
 
 def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source: str) -> BatchStream:
@@ -63,6 +83,7 @@ def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source:
         stream.summary.update({"documents": count, "skipped_inputs": len(skipped),
                                "skipped": [str(s) for s in skipped],
                                "seconds": round(time.perf_counter() - started, 3)})
+        stream.trailer[SKIPPED_PATHS_KEY] = json.dumps(sorted({s.source for s in skipped}))
 
     stream.batches = batches()
     return stream

@@ -1,5 +1,7 @@
 """The ingestion chain: raw_documents -> chunks -> embeddings -> semantic_index (Milvus, behind an alias)."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from rag_assets.metadata import to_metadata
@@ -14,6 +16,7 @@ from rag_core.ingest.stages import (
     chunk_stream,
     document_stream,
     embedding_stream,
+    skipped_documents,
 )
 
 GROUP = "ingestion"
@@ -46,15 +49,19 @@ def embeddings(chunks: ParquetTable, embedder: EmbedderResource, storage: AssetS
 @dg.asset(group_name=GROUP, kinds={"milvus"},
           description="The Milvus collection behind the alias, synced by upsert/delete within the corpus folder's "
                       "source.")
-def semantic_index(embeddings: ParquetTable, milvus: MilvusResource, corpus: CorpusResource) -> dg.MaterializeResult:
+def semantic_index(embeddings: ParquetTable, milvus: MilvusResource, corpus: CorpusResource,
+                   storage: AssetStorage) -> dg.MaterializeResult:
     meta, manager = embeddings.metadata, milvus.manager()
     version = manager.version_for(meta[MODEL_KEY], int(meta[DIMENSION_KEY]), meta.get(CHUNKING_KEY, ""))
+    source = folder_source(corpus.path)
+    documents = storage.store().get("raw_documents")
     report = sync_index(manager, milvus.collection, version, embeddings.iter_batches(corpus.record_batch_size),
-                        source=folder_source(corpus.path), prune=True)
+                        source=source, prune=True,
+                        keep=skipped_documents(Path(source), lambda: documents.trailer if documents else {}))
     return dg.MaterializeResult(metadata=to_metadata({
         "collection": report.collection, "alias": report.alias, "index_version": report.index_version,
         "new_version": report.new_version, "upserted": report.upserted, "deleted": report.deleted,
         "unchanged": report.unchanged, "rows": report.rows, "data_version": report.data_version,
-        "seconds": report.seconds, "source": folder_source(corpus.path),
+        "seconds": report.seconds, "source": source,
         "milvus_uri": milvus.uri,
     }))

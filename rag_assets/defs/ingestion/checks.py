@@ -1,5 +1,7 @@
 """Checks that what was built is what a reader will rely on: unique ids, sane vectors, Milvus in step."""
 
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 import pyarrow.compute as pc
@@ -8,7 +10,7 @@ from rag_assets.defs.ingestion.assets import chunks, embeddings, semantic_index
 from rag_assets.resources import AssetStorage, CorpusResource, MilvusResource
 from rag_core.index.parity import chunk_parity
 from rag_core.ingest.direct import folder_source
-from rag_core.ingest.stages import DIMENSION_KEY
+from rag_core.ingest.stages import DIMENSION_KEY, skipped_documents
 from rag_core.ingest.tables import vectors_of
 
 NORM_TOLERANCE = 1e-3
@@ -54,10 +56,13 @@ def milvus_rows_match_embeddings(storage: AssetStorage, milvus: MilvusResource,
     collection = manager.resolve(milvus.collection)
     if collection is None:
         return dg.AssetCheckResult(passed=False, metadata={"collection": "missing"})
-    parity = chunk_parity(manager, collection, source=folder_source(corpus.path),
+    source = folder_source(corpus.path)
+    documents = storage.store().get("raw_documents")
+    parity = chunk_parity(manager, collection, source=source,
                           expected_ids=(batch.column("chunk_id").to_pylist()
                                         for batch in table.iter_batches(PARITY_BATCH, columns=["chunk_id"])),
-                          expected_dimension=int(table.metadata[DIMENSION_KEY]))
+                          expected_dimension=int(table.metadata[DIMENSION_KEY]),
+                          kept=skipped_documents(Path(source), lambda: documents.trailer if documents else {}))
     return dg.AssetCheckResult(passed=parity.passed, metadata={
         "collection": collection, "milvus_rows": parity.milvus_rows, "embedding_rows": parity.expected_rows,
         "missing_in_milvus": parity.missing, "unexpected_in_milvus": parity.unexpected,
