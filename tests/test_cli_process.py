@@ -100,3 +100,24 @@ def test_make_run_prints_a_summary_without_the_run_log(tmp_path: Path) -> None:
     assert run.stderr == ""
     assert "checks:" in run.stdout and "Q: How do I check that Milvus is healthy?" in run.stdout
     assert not NOISE.search(run.stdout)
+
+
+@pytest.mark.slow
+def test_a_same_count_edit_is_seen_by_the_next_process(tmp_path: Path) -> None:
+    """The reported reproduction: ingest, query, rewrite a.md to other text of the same chunk count, ingest, query
+    in a new process. It failed with a KeyError on the superseded chunk id (the client-side index on disk was
+    judged fresh by its row count)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("Zebras graze on the open savanna in large herds.\n")
+    (docs / "b.md").write_text("Compaction merges small segments and purges deleted rows.\n")
+    (docs / "c.md").write_text("Aliases point readers at the current collection version.\n")
+    assert _rag(tmp_path, "ingest", "docs").returncode == 0
+    before = _rag(tmp_path, "query", "zebras savanna", "--top-k", "1")
+    assert before.returncode == 0 and "1. [" in before.stdout and "a.md: Zebras graze" in before.stdout
+    (docs / "a.md").write_text("Whales migrate across the cold northern ocean.\n")
+    edit = _rag(tmp_path, "ingest", "docs")
+    assert edit.returncode == 0 and "1 stale deleted" in edit.stdout
+    after = _rag(tmp_path, "query", "whales ocean", "--top-k", "1")
+    assert after.returncode == 0, after.stderr
+    assert "a.md: Whales migrate" in after.stdout
