@@ -246,3 +246,46 @@ def test_a_file_that_turned_unreadable_is_kept_not_pruned(settings: RAGConfig, t
     assert mirrored.metadata["semantic_index"]["deleted"] == 0
     files["a.md"].unlink()
     assert run_ingestion(settings).metadata["semantic_index"]["deleted"] == 1
+
+
+@pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
+def test_sync_guards_refuse_an_empty_mirror_and_a_foreign_collection(settings: RAGConfig, tmp_path: Path,
+                                                                     embedder) -> None:
+    files = three_files(tmp_path / "docs")
+    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    for file in files.values():
+        file.unlink()
+    with pytest.raises(ValueError, match="refusing to delete them all"):
+        ingest_path(tmp_path / "docs", settings, embedder=embedder, prune=True)
+    assert manager_of(settings).get_collection_stats(settings.milvus.collection).row_count == 3
+
+    manager = manager_of(settings)
+    manager.client.create_collection("plain", dimension=embedder.dimension)
+    foreign = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"collection": "plain"})})
+    with pytest.raises(ValueError, match="plain collection, not an alias"):
+        ingest_documents([Document(doc_id="x", text="text")], foreign, embedder=embedder)
+
+
+@pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
+def test_the_cli_exits_75_with_one_line_when_the_lite_file_is_held(settings: RAGConfig, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from rag_core.cli import main
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from rag_core.index import lite_lock; "
+         "lite_lock.acquire(Path(sys.argv[1]), 5); print('held', flush=True); time.sleep(30)", settings.milvus.uri],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("MILVUS_URI", settings.milvus.uri)
+        monkeypatch.setenv("RAG__MILVUS__LOCK_TIMEOUT_S", "0.3")
+        assert main(["stats"]) == 75
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"in use by pid {holder.pid}" in err and "Traceback" not in err
