@@ -289,3 +289,43 @@ def test_the_cli_exits_75_with_one_line_when_the_lite_file_is_held(settings: RAG
         holder.wait()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"in use by pid {holder.pid}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
+def test_an_index_from_before_sources_is_migrated_not_cut_down(settings: RAGConfig, tmp_path: Path,
+                                                              embedder) -> None:
+    """Rows written by the previous release carry no source field, only the file path in their metadata."""
+    from dataclasses import replace as replaced
+
+    from pymilvus import DataType, MilvusClient
+
+    three_files(tmp_path / "docs")
+    alias, manager = settings.milvus.collection, manager_of(settings)
+    ingest_path(tmp_path / "docs", settings, embedder=embedder)  # today's version, whose settings the old one shares
+    current = manager.state(manager.resolve(alias)).version
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    for name, kind, options in (("chunk_id", DataType.VARCHAR, {"max_length": 64, "is_primary": True}),
+                                ("doc_id", DataType.VARCHAR, {"max_length": 1024}), ("position", DataType.INT64, {}),
+                                ("text", DataType.VARCHAR, {"max_length": 65535}), ("metadata", DataType.JSON, {}),
+                                ("vector", DataType.FLOAT_VECTOR, {"dim": embedder.dimension})):
+        schema.add_field(name, kind, **options)
+    index = manager.client.prepare_index_params()
+    index.add_index(field_name="vector", index_type="HNSW", metric_type="COSINE",
+                    params={"M": 16, "efConstruction": 64})
+    old = f"{alias}_old__v1"
+    manager.client.create_collection(old, schema=schema, index_params=index,
+                                     properties=replaced(current, schema=1).to_properties())
+    rows = [{"chunk_id": f"c{i}", "doc_id": name, "position": 0, "text": text,
+             "metadata": {"title": "", "source": path}, "vector": embedder.encode_documents([text])[0].tolist()}
+            for i, (name, text, path) in enumerate((("a.md", ZEBRA, str(tmp_path / "docs" / "a.md")),
+                                                    ("faq-1", "Run compaction weekly.", "")))]
+    manager.upsert(old, rows)
+    manager.client.create_alias(old, f"{alias}_old")
+    legacy = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"collection": f"{alias}_old"})})
+
+    with pytest.raises(VersionChangeError, match="rag reindex"):  # a mirror of docs/ would drop faq-1
+        ingest_path(tmp_path / "docs", legacy, embedder=embedder, prune=True)
+    rebuilt = reindex(legacy, embedder=embedder)
+    sources = {r["doc_id"]: r["source"] for batch in manager.iter_rows(rebuilt.collection, ["doc_id", "source"])
+               for r in batch}
+    assert sources == {"a.md": folder_source(tmp_path / "docs"), "faq-1": "api"}

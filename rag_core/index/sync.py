@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,6 +18,7 @@ import pyarrow.compute as pc
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.version import IndexVersion
 from rag_core.ingest.tables import milvus_rows
+from rag_core.types import API_SOURCE
 
 Vectorize = Callable[[pa.RecordBatch], pa.RecordBatch]
 
@@ -85,8 +87,11 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
 
 def _refuse_partial_version(manager: MilvusIndexManager, alias: str, current: str, source: str, prune: bool) -> None:
     version = manager.state(current).version
-    legacy = version is None or version.schema < 2  # rows carry no source: a mirror rebuilds as it always did
-    others = 0 if legacy else manager.count(current, filter=f"not ({source_filter(source)})")
+    if version is not None and version.schema >= 2:
+        others = manager.count(current, filter=f"not ({source_filter(source)})")
+    else:  # rows written before they carried their source: told apart by the file path they kept
+        others = sum(legacy_source(row["doc_id"], row["metadata"] or {}) != source
+                     for batch in manager.iter_rows(current, ["doc_id", "metadata"]) for row in batch)
     if prune and others == 0:
         return  # this source is the whole corpus: the new version is built from all of it
     held = f"{others} rows of other sources" if others else "documents this ingest was not given"
@@ -94,6 +99,15 @@ def _refuse_partial_version(manager: MilvusIndexManager, alias: str, current: st
         f"The index settings changed since {current} was built (model, dimensions, index parameters or chunking), "
         f"and {current} also holds {held}: a new version built from this ingest alone would lose them. Run "
         f"`rag reindex` to rebuild every document into a new version of {alias!r}, or restore the previous settings.")
+
+
+def legacy_source(doc_id: str, metadata: dict) -> str:
+    """The owner of a row written before rows carried their source: the folder its file path (kept in the
+    metadata) was read under, resolved from the working directory, or the API's source for a row with no file."""
+    path = metadata.get("source", "")
+    if not path or not path.endswith(doc_id):
+        return API_SOURCE
+    return str(Path(path[: len(path) - len(doc_id)] or ".").resolve())
 
 
 def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.RecordBatch], *, source: str | None,

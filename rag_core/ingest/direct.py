@@ -18,9 +18,7 @@ from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.ingest.stages import chunk_batches, document_stream, skipped_documents
 from rag_core.ingest.tables import batch_to_documents, with_vectors
-from rag_core.types import Document
-
-API_SOURCE = "api"
+from rag_core.types import API_SOURCE, Document
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.index.sync import SyncReport, finish_version, sync_into
+from rag_core.index.sync import SyncReport, finish_version, legacy_source, sync_into
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.direct import vectorizer
 from rag_core.ingest.embedder import Embedder, shared_embedder
@@ -56,7 +56,7 @@ def stored_documents(manager: MilvusIndexManager, collection: str) -> Iterator[D
     fields = ROW_FIELDS if version and version.schema >= 2 else [f for f in ROW_FIELDS if f != "source"]
     for batch in manager.iter_rows(collection, fields):
         for row in batch:
-            source = row.get("source") or ""
+            source = row["source"] if "source" in row else legacy_source(row["doc_id"], row.get("metadata") or {})
             by_source[source].append(Chunk(chunk_id=row["chunk_id"], doc_id=row["doc_id"],
                                            position=row["position"], text=row["text"], source=source))
             titles[(source, row["doc_id"])] = (row.get("metadata") or {}).get("title", "")
