@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install run test ui bench-ingest clean
+.PHONY: install run lint test test-fast ui bench-ingest clean
 
 install: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
@@ -27,8 +27,16 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 run: install
 	$(BIN)/python -m rag_assets.demo
 
-test: install
+lint: install
+	$(BIN)/ruff check .
+
+# Lint (ruff: pyflakes, pycodestyle, import order, bugbear), then the whole suite, slow tests included.
+test: lint
 	$(BIN)/python -m pytest
+
+# The fast loop: no real Milvus server, no subprocess end-to-end runs (under 3 minutes).
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow"
 
 ui: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
