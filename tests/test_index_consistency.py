@@ -329,3 +329,28 @@ def test_an_index_from_before_sources_is_migrated_not_cut_down(settings: RAGConf
     sources = {r["doc_id"]: r["source"] for batch in manager.iter_rows(rebuilt.collection, ["doc_id", "source"])
                for r in batch}
     assert sources == {"a.md": folder_source(tmp_path / "docs"), "faq-1": "api"}
+
+
+@pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
+def test_an_interrupted_first_build_continued_after_a_file_was_removed(
+        settings: RAGConfig, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = three_files(tmp_path / "docs")
+    one_per_batch = settings.model_copy(update={"ingestion": settings.ingestion.model_copy(
+        update={"record_batch_size": 1})})
+    real, calls = direct.vectorizer(embedder), {"n": 0}
+
+    def interrupted(batch: pa.RecordBatch) -> pa.RecordBatch:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(batch)
+
+    monkeypatch.setattr(direct, "vectorizer", lambda _: interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_path(tmp_path / "docs", one_per_batch, embedder=embedder)  # a.md stored, then Ctrl-C
+    monkeypatch.undo()
+    files["a.md"].unlink()
+    report = ingest_path(tmp_path / "docs", one_per_batch, embedder=embedder)
+    alias = settings.milvus.collection
+    assert (report.sync.collection, report.sync.rows, report.sync.deleted) == (f"{alias}__v1", 2, 1)
+    assert manager_of(settings).resolve(alias) == f"{alias}__v1"

@@ -74,7 +74,10 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
         _refuse_partial_version(manager, alias, current, source, prune)
     target = (manager.resumable_version(alias, version) or manager.create_version(alias, version)) \
         if new_version else current
-    changes = _apply(manager, target, batches, source=source, prune=prune, vectorize=vectorize, keep=keep)
+    # A version being built holds exactly this sync's documents, even when it continues an interrupted build
+    # whose corpus has changed since.
+    changes = _apply(manager, target, batches, source=source, prune=prune or new_version, vectorize=vectorize,
+                     keep=keep)
     data_version = manager.bump_data_version(target) if changes.upserted or changes.deleted else \
         manager.state(target).data_version
     if new_version:
