@@ -6,13 +6,14 @@ What ``RetrievalEngine`` does for a document-level query, split so a grid costs 
 - BM25: the engine's ``LexicalIndex`` over whole documents (rejoined from the collection's chunks with the
   engine's ``documents_from_chunks``), rebuilt per (k1, b) from tokens computed once;
 - fusion: the engine's own ``_fuse_legs`` on those legs.
-``check_against_engine`` compares one setting with the engine end to end, so the replay is shown to be faithful.
+``benchmarks.tune_retrieval`` scores the shipped setting both ways on test, so the replay is shown to be faithful.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import bm25s
@@ -21,7 +22,7 @@ import numpy as np
 from rag_core.config import RAGConfig
 from rag_core.quality.bootstrap import per_query_ndcg
 from rag_core.quality.evaluation import BeirDataset, Run, dataset_alias, load_beir
-from rag_core.retrieval.client_index import ChunkRow, documents_from_chunks
+from rag_core.retrieval.client_index import documents_from_chunks
 from rag_core.retrieval.engine import RetrievalEngine, SearchOptions, _fuse_legs
 from rag_core.retrieval.fusion import ScoreMoments
 from rag_core.retrieval.lexical import LexicalIndex, LexicalRanking, tokenize
@@ -71,7 +72,7 @@ class OfflineSciFact:
         self.root = root
         self.alias = dataset_alias(root)
         self.splits: dict[str, BeirDataset] = {s: load_beir(root, s) for s in ("train", "test")}
-        ingest_path(self.splits["test"].corpus, self.config, collection=self.alias)
+        ingest_path(self.splits["test"].corpus, self.config, collection=self.alias, prune=True)  # as `rag eval`
         self.engine = RetrievalEngine(self.config, alias=self.alias)
         self.collection = self.engine.manager.serving(self.alias)
         self._dense: dict[str, DenseLeg] = {}
@@ -86,7 +87,9 @@ class OfflineSciFact:
     def dense(self, split: str) -> DenseLeg:
         if split not in self._dense:
             texts = list(self.splits[split].queries.values())
-            vectors = self.engine.embedder.encode_queries(texts)
+            # One query per call, as the engine embeds a user's query: the bfloat16 encoder's scores move in the
+            # last digits with the batch's padding, enough to swap near-ties.
+            vectors = np.vstack([self.engine.embedder.encode_queries([t]) for t in texts])
             hits = self.engine.manager.search(self.alias, vectors, limit=CANDIDATES, output_fields=["doc_id"])
             moments = self.engine.client_index().vectors.score_moments(vectors)
             self._dense[split] = DenseLeg(hits, moments)
@@ -97,11 +100,9 @@ class OfflineSciFact:
         """(first chunk ids, document ids, tokens) of the whole documents, as the client-side index builds them."""
         manager = self.engine.manager
         fields = ["chunk_id", "doc_id", "position", "text"]
-        if hasattr(manager, "iter_rows"):
-            raw = [r for batch in manager.iter_rows(self.collection, fields) for r in batch]
-        else:
-            raw = manager.read_rows(self.collection, fields)
-        first_chunks, doc_ids, texts = documents_from_chunks(ChunkRow(**{f: r[f] for f in fields}) for r in raw)
+        raw = manager.consistent_export(self.collection, lambda: [
+            r for batch in manager.iter_rows(self.collection, fields) for r in batch])
+        first_chunks, doc_ids, texts = documents_from_chunks(SimpleNamespace(**{f: r[f] for f in fields}) for r in raw)
         return first_chunks, doc_ids, tokenize(texts)
 
     def lexical_index(self, k1: float, b: float) -> LexicalIndex:

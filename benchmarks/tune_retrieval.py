@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.offline import CANDIDATES, FOLD_SEED, FOLDS, SCIFACT, OfflineSciFact, fold_means, folds, spread
 from benchmarks.report import OUT, write_report
 from rag_core.config import load_config
@@ -42,7 +40,9 @@ def main() -> int:
     lexical = data.lexical("train", k1, b)
 
     def train_spread(options) -> dict:  # noqa: ANN001
-        return spread(fold_means(per_query_ndcg(data.run("train", options, lexical), train_qrels), parts))
+        """Fold means and their spread, and the whole train set's mean with its bootstrap interval."""
+        scores = per_query_ndcg(data.run("train", options, lexical), train_qrels)
+        return spread(fold_means(scores, parts)) | {"train_ci": bootstrap_ci(scores).as_json()}
 
     train = {"dense": train_spread(data.options("dense")), "bm25": train_spread(data.options("bm25")),
              "hybrid rrf": train_spread(data.options("hybrid", fusion="rrf"))}

@@ -33,7 +33,7 @@ class Interval:
     resamples: int
     queries: int
 
-    def as_json(self, digits: int = 4) -> dict:
+    def as_json(self, digits: int = 5) -> dict:
         return {"mean": round(self.mean, digits), "ci": [round(self.low, digits), round(self.high, digits)],
                 "confidence": self.confidence, "queries": self.queries, "resamples": self.resamples}
 
@@ -44,7 +44,7 @@ class PairedInterval(Interval):
 
     share_a_better: float = 0.0
 
-    def as_json(self, digits: int = 4) -> dict:
+    def as_json(self, digits: int = 5) -> dict:
         return super().as_json(digits) | {"share_of_resamples_a_better": round(self.share_a_better, 4)}
 
 

@@ -1,0 +1,287 @@
+"""Render benchmarks/RESULTS.md from the JSON files the benchmarks wrote under benchmarks/out/.
+
+Every figure in RESULTS.md comes from one of those files (no hand-copied numbers); the published SciFact anchors
+are read from the dataset's SOURCE.md. Run after any benchmark:
+
+    .venv/bin/python -m benchmarks.render_results [--check]
+
+``--check`` exits 1 when RESULTS.md differs from what the files say (for CI).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.offline import SCIFACT
+from benchmarks.report import OUT
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+KNOWN = {"tune_bm25.json", "fusion.json"}
+GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = OUT / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def ci(figure: dict) -> str:
+    low, high = figure["ci"]
+    return f"{figure['mean']:.4f} [{low:.4f}, {high:.4f}]"
+
+
+def signed_ci(figure: dict) -> str:
+    low, high = figure["ci"]
+    return f"{figure['mean']:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def fold_cell(figure: dict, with_ci: bool = False) -> str:
+    """Mean of the fold means ± their standard deviation (lowest–highest fold); with_ci: and the whole split's
+    mean with its bootstrap interval."""
+    cell = f"{figure['mean']:.4f} ± {figure['std']:.4f} ({figure['min']:.4f}–{figure['max']:.4f})"
+    if with_ci and "train_ci" in figure:
+        cell += f"; all: {ci(figure['train_ci'])}"
+    return cell
+
+
+def meta_line(document: dict, file: str) -> str:
+    meta = document.get("meta", {})
+    return (f"File `benchmarks/out/{file}`: `{meta.get('command', '?')}`, {meta.get('date', '?')}, "
+            f"{meta.get('cpu', '?')} ({meta.get('cores', '?')} cores), commit {meta.get('commit', '?')}.")
+
+
+def settings_section(tune: dict | None, fusion: dict | None) -> list[str]:
+    lines = ["## Which defaults are library defaults, and which were tuned (on what)", ""]
+    if not (tune and fusion):
+        return lines + ["Not available: run `benchmarks.tune_bm25` and `benchmarks.tune_retrieval`.", ""]
+    chosen, setup, shipped = tune["chosen"], fusion["setup"], fusion["shipped_defaults"]
+    k1_b_origin = ("**library default** (bm25s `BM25()`); " + chosen["reason"] if chosen["k1_b_are_library_defaults"]
+                   else f"**tuned** on SciFact train, 5 folds: {chosen['reason']}")
+    folds = fusion["train"].get(f"hybrid weighted {shipped['normalization']}", {}).get(f"{shipped['alpha']:g}")
+    alpha_spread = f"; train {fold_cell(folds)} over the folds" if folds else ""
+    chunking = setup["chunking"]
+    lines += [
+        "| setting | default | where it comes from |",
+        "|---|---|---|",
+        f"| `index.bm25_k1` | {setup['bm25']['k1']:g} | {k1_b_origin} |",
+        f"| `index.bm25_b` | {setup['bm25']['b']:g} | as k1 |",
+        f"| `pipeline.hybrid_alpha` | {shipped['alpha']:g} | **tuned** on SciFact train (no library default exists): "
+        f"best mean nDCG@10 over the alpha grid for the chosen k1 / b{alpha_spread} |",
+        f"| `retrieval.normalization` | {shipped['normalization']} | **the project's own method**, chosen on SciFact "
+        "train against min-max and z-score within the candidates (table below) |",
+        f"| `retrieval.fusion` | {shipped['fusion']} | chosen on SciFact train against RRF (table below) |",
+        f"| `retrieval.rrf_k` | {setup['rrf_k']} | the RRF paper's constant (Cormack et al. 2009), used when fusion is "
+        "rrf; not tuned |",
+        "| BM25 over whole documents at document level | on | chosen on SciFact train in an earlier run (not "
+        "re-examined here) |",
+        f"| `chunking.chunk_size` / `chunk_overlap` | {chunking['chunk_size']} / {chunking['chunk_overlap']} | "
+        "project choices, not tuned |",
+        "| `index.M` / `efConstruction` | 16 / 200 | hnswlib's defaults; not tuned |",
+        f"| embedding model | `{setup['embedding']}` | the bundled model; not tuned |",
+        "",
+        "Test (300 queries) chose nothing: it is scored for this report, and under the rule it would have been read "
+        "once to check a k1 / b candidate " + ("(there was one)." if tune.get("candidate") else "(there was none).")
+        + " The defaults are tuned or checked on one dataset only, SciFact; the library defaults are the ones "
+        "expected to carry over to other corpora.",
+        "",
+    ]
+    return lines
+
+
+def bm25_section(tune: dict) -> list[str]:
+    lib, prev = tune["library_defaults"], tune["previous_defaults"]
+    lines = ["## BM25 k1 / b and alpha, chosen across folds of SciFact train", "",
+             "```bash", ".venv/bin/python -m benchmarks.tune_bm25      # then: python -m benchmarks.render_results",
+             "```", "", meta_line(tune, "tune_bm25.json"), "",
+             f"Setup: results per {tune['setup']['level']}; fusion {tune['setup']['fusion']}; "
+             f"{tune['setup']['candidates_per_leg']} candidates per leg; query cache {tune['setup']['cache']}; "
+             f"{tune['setup']['bm25']}. Choosing split: {tune['split_for_choosing']}, in {tune['folds']} folds "
+             f"(seed {tune['fold_seed']}, sizes "
+             f"{', '.join(map(str, tune['fold_sizes']))}). The legs are replayed offline with the engine's own "
+             "fusion (`benchmarks/offline.py`; the replay matches the engine end to end, see below).", "",
+             "**Rule**, fixed before the run and applied by the script:", ""]
+    lines += ["> " + line if line else ">" for line in tune["rule"].splitlines()]
+    lines += ["", "Train nDCG@10, mean over the 5 folds; in brackets, on how many folds the point beats the library "
+              f"defaults (k1 {lib['k1']:g}, b {lib['b']:g}, in bold); the hybrid at each point's best alpha:", ""]
+    bs = tune["grid"]["b"]
+    points = {(g["k1"], g["b"]): g for g in tune["train"]}
+    for leg, title in (("bm25", "BM25 alone"), ("hybrid", "hybrid (corpus, best alpha)")):
+        lines += [f"| {title}: k1 \\ b | " + " | ".join(f"{b:g}" for b in bs) + " |",
+                  "|---|" + "---|" * len(bs)]
+        for k1 in tune["grid"]["k1"]:
+            cells = []
+            for b in bs:
+                g = points[(k1, b)]
+                text = f"{g[leg]['mean']:.4f}"
+                if (k1, b) == (lib["k1"], lib["b"]):
+                    text = f"**{text}**"
+                else:
+                    text += f" ({g[f'{leg}_minus_library']['folds_won']}/{tune['folds']})"
+                if leg == "hybrid":
+                    text += f" α{g['best_alpha']:g}"
+                cells.append(text)
+            lines.append(f"| {k1:g} | " + " | ".join(cells) + " |")
+        lines.append("")
+    detail = [("library defaults", (lib["k1"], lib["b"])), ("previous defaults", (prev["k1"], prev["b"]))]
+    if tune.get("candidate"):
+        detail.append(("candidate", (tune["candidate"]["k1"], tune["candidate"]["b"])))
+    lines += ["Per fold: mean ± std of the 5 fold means (lowest–highest fold); all: the 809 queries' mean with its "
+              "95 % bootstrap interval:", "",
+              "| | k1 | b | BM25 alone, train | hybrid, train | alpha |", "|---|---|---|---|---|---|"]
+    for label, point in detail:
+        g = points[point]
+        lines.append(f"| {label} | {point[0]:g} | {point[1]:g} | {fold_cell(g['bm25'], True)} | "
+                     f"{fold_cell(g['hybrid'], True)} | "
+                     f"{g['best_alpha']:g} |")
+    winners = tune["winners_on_every_fold"]
+    lines += ["", "Points that beat the library defaults on every fold, BM25 alone and hybrid both: "
+              + (", ".join(f"k1 {w['k1']:g} b {w['b']:g}" for w in winners) or "none") + ".", "",
+              "Test (300 queries), nDCG@10 with 95 % bootstrap intervals (queries resampled, "
+              f"{next(iter(tune['test'].values()))['bm25']['resamples']} resamples, seeded):", "",
+              "| | k1 | b | alpha | BM25 alone | hybrid |", "|---|---|---|---|---|---|"]
+    for label, figures in tune["test"].items():
+        lines.append(f"| {label} | {figures['k1']:g} | {figures['b']:g} | {figures['alpha']:g} | "
+                     f"{ci(figures['bm25'])} | {ci(figures['hybrid'])} |")
+    for label, paired in tune["test_paired"].items():
+        lines.append(f"| {label} (paired) | | | | {signed_ci(paired['bm25'])} | {signed_ci(paired['hybrid'])} |")
+    chosen = tune["chosen"]
+    lines += ["", f"**Chosen: k1 {chosen['k1']:g}, b {chosen['b']:g}** ({chosen['reason']}), **alpha "
+              f"{chosen['alpha']:g}**.", "", "Alpha for the chosen k1 / b, train nDCG@10 over the folds:", "",
+              "| alpha | folds: mean ± std (min–max); all: mean [95 % CI] |", "|---|---|"]
+    for alpha, figure in tune["alpha_for_chosen"]["by_alpha"].items():
+        cell = fold_cell(figure, True)
+        lines.append(f"| {alpha} | {'**' + cell + '**' if float(alpha) == chosen['alpha'] else cell} |")
+    held = tune["alpha_for_chosen"]["leave_one_fold_out"]
+    lines += ["", "Leave one fold out (alpha chosen on the other 4 folds, scored on the fold): "
+              + "; ".join(f"fold {h['fold']}: α {h['alpha_chosen_on_other_folds']:g} → {h['ndcg@10_on_this_fold']:.4f}"
+                          for h in held) + ".", ""]
+    return lines
+
+
+def fusion_section(fusion: dict) -> list[str]:
+    setup = fusion["setup"]
+    lines = ["## Fusion methods on SciFact, at the same candidate depth, cache off", "",
+             "```bash", ".venv/bin/python -m benchmarks.tune_retrieval  # then: python -m benchmarks.render_results",
+             "```", "", meta_line(fusion, "fusion.json"), "",
+             f"Every method: {setup['candidates_per_leg']} candidates per leg, {setup['results_per_query']} results, "
+             f"{setup['level']} level, query cache {setup['cache']}, BM25 k1 {setup['bm25']['k1']:g} b "
+             f"{setup['bm25']['b']:g}, `{setup['embedding']}`, chunks of {setup['chunking']['chunk_size']} tokens "
+             f"with {setup['chunking']['chunk_overlap']} overlap.", "",
+             "Train nDCG@10 over the 5 folds (mean ± std of the fold means, lowest–highest fold); each weighted "
+             "method's alpha is the best train mean, in bold, with the 809 queries' mean and its 95 % bootstrap "
+             "interval:", ""]
+    train = fusion["train"]
+    alphas = sorted({a for v in train.values() if "mean" not in v for a in v}, key=float)
+    lines += ["| method | " + " | ".join(f"α {a}" for a in alphas) + " |", "|---|" + "---|" * len(alphas)]
+    for method, figures in train.items():
+        if "mean" in figures:
+            continue
+        chosen = fusion["alpha_chosen_on_train"][method.split()[-1]]
+        cells = [("**" + fold_cell(figures[a], True) + "**" if float(a) == chosen else fold_cell(figures[a]))
+                 if a in figures else "" for a in alphas]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", "| method (no alpha) | train nDCG@10 |", "|---|---|"]
+    lines += [f"| {method} | {fold_cell(figures, True)} |" for method, figures in train.items() if "mean" in figures]
+    default = fusion["shipped_defaults"]["label"]
+    lines += ["", "Test (300 queries), end to end through `RetrievalEngine`, each weighted method at its train alpha; "
+              "nDCG@10 with a 95 % bootstrap interval, and the paired difference to the shipped default (in bold):",
+              "", "| mode | nDCG@10 [95 % CI] | minus the default, paired [95 % CI] | Recall@100 | MRR@10 |",
+              "|---|---|---|---|---|"]
+    for label, figures in fusion["test"].items():
+        name = f"**{label} (default)**" if label == default else label
+        paired = signed_ci(figures["minus_shipped_default"]) if "minus_shipped_default" in figures else "—"
+        lines.append(f"| {name} | {ci(figures['ndcg@10'])} | {paired} | {figures['recall@100']:.4f} | "
+                     f"{figures['mrr@10']:.4f} |")
+    rag_eval, check = fusion["rag_eval_default"], fusion["offline_replay_check"]
+    goal = GOAL_TEST_NDCG
+    lines += ["", f"`{rag_eval['command']}` with the shipped defaults: **nDCG@10 {ci(rag_eval['ndcg@10_ci'])}**, "
+              f"Recall@100 {rag_eval['recall@100']:.4f}, MRR@10 {rag_eval['mrr@10']:.4f} ({rag_eval['queries']} "
+              f"queries): the goal of {goal} on test is {'met' if rag_eval['ndcg@10'] >= goal else '**missed**'} "
+              f"({rag_eval['ndcg@10']:.5f}: a margin of {rag_eval['ndcg@10'] - goal:+.5f}, against an interval "
+              f"{rag_eval['ndcg@10_ci']['ci'][1] - rag_eval['ndcg@10_ci']['ci'][0]:.3f} wide).", "",
+              f"Offline replay against the engine ({check['setting']}, test): engine {check['engine_ndcg@10']:.5f}, "
+              f"replay {check['replay_ndcg@10']:.5f}; {check['queries_whose_top10_differ']} queries' top 10 differ "
+              "(the replay embeds each query alone, as the engine does: batching moves the bfloat16 query encoder's "
+              "scores in the last digits).", ""]
+    return lines
+
+
+def anchors_section() -> list[str]:
+    source = SCIFACT / "SOURCE.md"
+    if not source.is_file():
+        return []
+    text = source.read_text(encoding="utf-8")
+    marker = "## Published reference numbers"
+    if marker not in text:
+        return []
+    block = text.split(marker, 1)[1].split("\n## ", 1)[0]
+    title = marker.lstrip("# ").strip() + block.split("\n", 1)[0]
+    table = [line for line in block.splitlines() if line.startswith("|")]
+    return [f"## Published SciFact anchors ({title.split('(', 1)[1].rstrip(')') if '(' in title else 'test'})", "",
+            "Read from `../shared/data/scifact/SOURCE.md` (published figures, not measured here):", "", *table, ""]
+
+
+def legacy_section(files: list[Path]) -> list[str]:
+    lines = []
+    for path in files:
+        document = json.loads(path.read_text())
+        lines += ["## Not re-measured in this run", "", f"From `benchmarks/out/{path.name}`. {document['note']}", ""]
+        for section in document["sections"]:
+            lines += [f"### {section['title']} (not re-measured)", "", section["markdown"], ""]
+    return lines
+
+
+def other_section(files: list[Path]) -> list[str]:
+    lines = ["## Other benchmark files, as written", "",
+             "Files under `benchmarks/out/` this renderer has no table for yet, shown as their benchmark wrote them.",
+             ""] if files else []
+    for path in files:
+        document = json.loads(path.read_text())
+        figures = {k: v for k, v in document.items() if k != "meta"}
+        lines += [f"### `{path.name}`", "", meta_line(document, path.name), "",
+                  "<details><summary>figures, as the benchmark wrote them</summary>", "", "```json",
+                  json.dumps(figures, indent=2), "```", "", "</details>", ""]
+    return lines
+
+
+def render() -> str:
+    tune, fusion = load("tune_bm25.json"), load("fusion.json")
+    files = sorted(OUT.glob("*.json"))
+    legacy = [p for p in files if p.name.startswith("legacy-")]
+    others = [p for p in files if p.name not in KNOWN and p not in legacy]
+    lines = ["# Benchmark results", "",
+             "<!-- Generated by `python -m benchmarks.render_results` from benchmarks/out/*.json: do not edit by "
+             "hand; re-run the benchmark, then the renderer. -->", "",
+             "Each benchmark writes a JSON file under `benchmarks/out/` recording its command, date, CPU and commit; "
+             "this page is rendered from those files. Quality figures are nDCG@10 with 95 % bootstrap intervals "
+             "over queries (`rag_core/quality/bootstrap.py`); timings are not in the files re-run here.", ""]
+    lines += settings_section(tune, fusion)
+    if tune:
+        lines += bm25_section(tune)
+    if fusion:
+        lines += fusion_section(fusion)
+    lines += anchors_section()
+    lines += other_section(others)
+    lines += legacy_section(legacy)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check", action="store_true", help="exit 1 when RESULTS.md is not what the files say")
+    args = parser.parse_args()
+    text = render()
+    if args.check:
+        if RESULTS.read_text(encoding="utf-8") != text:
+            print(f"{RESULTS} is out of date: run python -m benchmarks.render_results", file=sys.stderr)
+            return 1
+        return 0
+    RESULTS.write_text(text, encoding="utf-8")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
