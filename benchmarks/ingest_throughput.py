@@ -20,8 +20,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from rag_assets.definitions import build_definitions
 from benchmarks.report import write_report
+from rag_assets.definitions import build_definitions
 from rag_core.config import RAGConfig
 from rag_core.ingest.embedder import shared_embedder
 from rag_core.ingest.parquet_store import ParquetStore

@@ -47,7 +47,7 @@ def test_bm25_scores_match_the_rank_bm25_oracle() -> None:
 
 def test_bm25_stems_and_drops_stopwords_and_survives_a_save(tmp_path: Path) -> None:
     ids = [f"c{i}" for i in range(len(CORPUS))]
-    index = LexicalIndex.build(ids, [f"d{i}" for i in range(len(CORPUS))], CORPUS, collection="col__v3")
+    index = LexicalIndex.build(ids, [f"d{i}" for i in range(len(CORPUS))], CORPUS, collection="col__v3", k1=1.5, b=0.75)
     assert {h.chunk_id for h in index.search(["run"], 3)[0]} == {"c2", "c3"}, "'run' finds 'runs' and 'Running'"
     assert index.search(["the and of"], 3) == [[]], "stopwords alone match nothing"
     index.save(tmp_path / "bm25")

@@ -54,7 +54,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, chunk_ids: Sequence[str], doc_ids: Sequence[str], texts: Sequence[str], *, collection: str,
-              k1: float = 0.9, b: float = 0.4, level: Level = "chunk") -> "LexicalIndex":
+              k1: float, b: float, level: Level = "chunk") -> "LexicalIndex":
         if not texts:
             raise ValueError("Cannot build a BM25 index over no chunks; ingest documents first.")
         model = bm25s.BM25(k1=k1, b=b)
