@@ -3,6 +3,10 @@
 Each test is one of the reproductions users reported; they run on Milvus Lite and on the real server.
 """
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,6 +44,34 @@ def settings(tmp_path: Path, milvus_uri: str, collection: str) -> RAGConfig:
 
 def manager_of(config: RAGConfig) -> MilvusIndexManager:
     return MilvusIndexManager(config.milvus, config.index)
+
+
+def ctrl_c_at_the_second_batch(monkeypatch: pytest.MonkeyPatch, embedder) -> None:
+    """Ingestion embeds its first batch, then is interrupted as Ctrl-C would (until ``monkeypatch.undo()``)."""
+    real, calls = direct.vectorizer(embedder), {"n": 0}
+
+    def interrupted(batch: pa.RecordBatch) -> pa.RecordBatch:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(batch)
+
+    monkeypatch.setattr(direct, "vectorizer", lambda _: interrupted)
+
+
+@contextmanager
+def lock_held_by_another_process(db_file: str) -> Iterator[int]:
+    """A second process holding the Milvus Lite file's lock; yields its pid."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from rag_core.index import lite_lock; "
+         "lite_lock.acquire(Path(sys.argv[1]), 5); print('held', flush=True); time.sleep(30)", db_file],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_same_count_edit_is_seen_by_a_second_engine_and_the_first(settings: RAGConfig, tmp_path: Path,
@@ -152,16 +184,7 @@ def test_an_interrupted_first_ingest_converges_on_rerun(settings: RAGConfig, tmp
     three_files(tmp_path / "docs")
     small_batches = settings.model_copy(update={"ingestion": settings.ingestion.model_copy(
         update={"record_batch_size": 1})})
-    real = direct.vectorizer(embedder)
-    calls = {"n": 0}
-
-    def interrupted(batch: pa.RecordBatch) -> pa.RecordBatch:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(batch)
-
-    monkeypatch.setattr(direct, "vectorizer", lambda _: interrupted)
+    ctrl_c_at_the_second_batch(monkeypatch, embedder)
     with pytest.raises(KeyboardInterrupt):
         ingest_path(tmp_path / "docs", small_batches, embedder=embedder)
     alias, manager = settings.milvus.collection, manager_of(settings)
@@ -203,23 +226,12 @@ def test_the_parity_check_fails_on_a_missing_plus_an_extra_row_and_blocks(settin
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_a_second_process_on_a_lite_file_waits_then_names_the_holder(settings: RAGConfig, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     from rag_core.index.lite_lock import IndexLockedError
 
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from rag_core.index import lite_lock; "
-         "lite_lock.acquire(Path(sys.argv[1]), 5); print('held', flush=True); time.sleep(30)", settings.milvus.uri],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_by_another_process(settings.milvus.uri) as pid:
         waiting = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"lock_timeout_s": 0.5})})
-        with pytest.raises(IndexLockedError, match=rf"in use by pid {holder.pid} .*waited 0.5s"):
+        with pytest.raises(IndexLockedError, match=rf"in use by pid {pid} .*waited 0.5s"):
             manager_of(waiting).count("anything")
-    finally:
-        holder.kill()
-        holder.wait()
     assert manager_of(settings).health().ok, "the lock is free once its holder is gone"
 
 
@@ -270,25 +282,14 @@ def test_sync_guards_refuse_an_empty_mirror_and_a_foreign_collection(settings: R
 def test_the_cli_exits_75_with_one_line_when_the_lite_file_is_held(settings: RAGConfig, tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
-    import sys
-
     from rag_core.cli import main
 
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from rag_core.index import lite_lock; "
-         "lite_lock.acquire(Path(sys.argv[1]), 5); print('held', flush=True); time.sleep(30)", settings.milvus.uri],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        monkeypatch.setenv("MILVUS_URI", settings.milvus.uri)
-        monkeypatch.setenv("RAG__MILVUS__LOCK_TIMEOUT_S", "0.3")
+    monkeypatch.setenv("MILVUS_URI", settings.milvus.uri)
+    monkeypatch.setenv("RAG__MILVUS__LOCK_TIMEOUT_S", "0.3")
+    with lock_held_by_another_process(settings.milvus.uri) as pid:
         assert main(["stats"]) == 75
-    finally:
-        holder.kill()
-        holder.wait()
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"in use by pid {holder.pid}" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and f"in use by pid {pid}" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
@@ -337,15 +338,7 @@ def test_an_interrupted_first_build_continued_after_a_file_was_removed(
     files = three_files(tmp_path / "docs")
     one_per_batch = settings.model_copy(update={"ingestion": settings.ingestion.model_copy(
         update={"record_batch_size": 1})})
-    real, calls = direct.vectorizer(embedder), {"n": 0}
-
-    def interrupted(batch: pa.RecordBatch) -> pa.RecordBatch:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(batch)
-
-    monkeypatch.setattr(direct, "vectorizer", lambda _: interrupted)
+    ctrl_c_at_the_second_batch(monkeypatch, embedder)
     with pytest.raises(KeyboardInterrupt):
         ingest_path(tmp_path / "docs", one_per_batch, embedder=embedder)  # a.md stored, then Ctrl-C
     monkeypatch.undo()
