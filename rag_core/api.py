@@ -34,6 +34,7 @@ class QueryMetrics:
     both_legs_share: float  # fraction of results found by dense and BM25 alike: low means the legs disagree
     cached: bool
     collection: str
+    query_id: str  # its record in the query log ("" when quality.query_log is off)
 
 
 def as_document(item: Document | dict[str, Any], position: int) -> Document:
@@ -71,15 +72,12 @@ class AdvancedRAGPipeline:
                        mode: str = "hybrid") -> tuple[list[RetrievedChunk], QueryMetrics]:
         result = await asyncio.to_thread(self.engine.search, query, top_k=top_k, filter=filter, mode=mode)
         self._save_latency()
-        scores = [c.rerank_score if c.rerank_score is not None else c.fused_score for c in result.results]
-        both = sum(c.dense_rank is not None and c.lexical_rank is not None for c in result.results)
-        total = result.timings_ms["retrieval"]
+        signals, total = result.signals, result.timings_ms["retrieval"]
         metrics = QueryMetrics(
             latency_ms=result.timings_ms, total_latency_ms=total, sla_met=total <= self.config.target_latency_ms,
-            results=len(result.results), top_score=scores[0] if scores else None,
-            mean_score=sum(scores) / len(scores) if scores else None,
-            both_legs_share=both / len(result.results) if result.results else 0.0, cached=result.cached,
-            collection=result.collection)
+            results=len(result.results), top_score=signals.get("top_score"), mean_score=signals.get("mean_score"),
+            both_legs_share=signals.get("both_legs_share", 0.0), cached=result.cached, collection=result.collection,
+            query_id=result.query_id)
         return result.results, metrics
 
     async def ingest_documents(self, batch: Iterable[Document | dict[str, Any] | str | Path], *,

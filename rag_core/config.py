@@ -142,6 +142,13 @@ class RerankingConfig(_Section):
     max_length: int | None = None
 
 
+class QualityConfig(_Section):
+    query_log: bool = Field(True, description="Append every retrieval to the query log (drift, reports, audit).")
+    query_log_dir: str = Field("data/query_log", description="Parquet files partitioned by day (date=YYYY-MM-DD).")
+    log_query_text: bool = Field(False, description="Keep the query text itself; otherwise only a salted hash.")
+    query_log_flush_s: float = Field(1.0, gt=0, description="How often the background writer writes a file.")
+
+
 class RAGConfig(_Section):
     milvus: MilvusConfig = MilvusConfig()
     index: IndexConfig = IndexConfig()
@@ -151,6 +158,7 @@ class RAGConfig(_Section):
     pipeline: PipelineConfig = PipelineConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     reranking: RerankingConfig = RerankingConfig()
+    quality: QualityConfig = QualityConfig()
 
 
 def load_config(path: str | Path | None = None, *, environ: dict[str, str] | None = None) -> RAGConfig:

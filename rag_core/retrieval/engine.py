@@ -4,15 +4,18 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+
+import numpy as np
 
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.version import CollectionState
 from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.observability.latency import LatencyTracker
+from rag_core.observability.query_log import QueryLog
 from rag_core.retrieval.cache import QueryCache, normalise_query
 from rag_core.retrieval.client_index import ClientIndex
 from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
@@ -44,6 +47,24 @@ class RetrievalResult:
     collection: str
     lexical_backend: str
     cached: bool = False
+    query_vector: np.ndarray | None = field(default=None, compare=False, repr=False)  # None: no dense leg
+    data_version: int = 0
+    query_id: str = ""  # its record in the query log ("" when the log is off)
+
+    @property
+    def scores(self) -> list[float]:
+        """What ranked each result: the reranker's score where it ran, else the fused score."""
+        return [c.rerank_score if c.rerank_score is not None else c.fused_score for c in self.results]
+
+    @property
+    def signals(self) -> dict[str, float]:
+        """Label-free signals of how confident this ranking looks (the query log keeps them)."""
+        scores, results = self.scores, self.results
+        if not results:
+            return {"results": 0.0}
+        both = sum(c.dense_rank is not None and c.lexical_rank is not None for c in results)
+        return {"results": float(len(results)), "top_score": scores[0], "mean_score": sum(scores) / len(scores),
+                "both_legs_share": both / len(results)}
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,9 @@ class RetrievalEngine:
         self.cache: QueryCache[RetrievalResult] = QueryCache(config.retrieval.cache_size, config.retrieval.cache_ttl_s)
         self.latency = LatencyTracker(config.retrieval.latency_window, config.pipeline.target_latency_ms,
                                       Path(config.retrieval.metrics_dir))
+        quality = config.quality
+        self.query_log = QueryLog(Path(quality.query_log_dir), keep_text=quality.log_query_text,
+                                  flush_s=quality.query_log_flush_s) if quality.query_log else None
         self._client_index: ClientIndex | None = None
         self._client_index_lock = threading.Lock()
         self._state: CollectionState | None = None
@@ -187,7 +211,7 @@ class RetrievalEngine:
         keys = [(normalise_query(q), options, collection, state.data_version) for q in queries]
         cached = [self.cache.get(k) for k in keys]
         todo = [i for i, c in enumerate(cached) if c is None]
-        fresh = self._search_uncached([queries[i] for i in todo], options, collection, started) if todo else []
+        fresh = self._search_uncached([queries[i] for i in todo], options, state, started) if todo else []
         for i, result in zip(todo, fresh):
             self.cache.put(keys[i], result)
             cached[i] = result
@@ -197,11 +221,24 @@ class RetrievalEngine:
             # Cache hits are queries users waited for too: the SLA and percentiles count them.
             per_query = {"retrieval": _ms(started) / len(queries)}
             self.latency.record_many([per_query] * hits)
-        return [c if i in computed else replace(c, cached=True, timings_ms=per_query) for i, c in enumerate(cached)]
+        results = [c if i in computed else replace(c, cached=True, timings_ms=per_query) for i, c in enumerate(cached)]
+        return self._logged(keys, results, options) if self.query_log else results
 
-    def _search_uncached(self, queries: list[str], options: SearchOptions, collection: str,
+    def _logged(self, keys: list[tuple], results: list[RetrievalResult],
+                options: SearchOptions) -> list[RetrievalResult]:
+        """One query-log record per query, queued for the background writer; the results carry their ids."""
+        settings = {k: str(v) for k, v in asdict(options).items()}
+        return [replace(r, query_id=self.query_log.record(
+            normalised_query=key[0], query=r.query, query_vector=r.query_vector, mode=options.mode,
+            settings=settings, collection=r.collection, data_version=r.data_version,
+            result_ids=[c.chunk_id for c in r.results], result_scores=r.scores, latency_ms=r.timings_ms,
+            cache_hit=r.cached, signals=r.signals)) for key, r in zip(keys, results)]
+
+    def _search_uncached(self, queries: list[str], options: SearchOptions, state: CollectionState,
                          started: float) -> list[RetrievalResult]:
+        collection = state.collection
         timings: dict[str, float] = {}
+        query_vectors: list[np.ndarray | None] = [None] * len(queries)
         dense: list[list[Hit]] = [[] for _ in queries]
         lexical: list[list[Hit]] = [[] for _ in queries]
         beyond: list[list[Hit]] = [[] for _ in queries]
@@ -215,6 +252,7 @@ class RetrievalEngine:
         if options.mode != "bm25":
             tick = time.perf_counter()
             vectors = self.embedder.encode_queries(queries)
+            query_vectors = list(vectors)
             timings["embed"] = _ms(tick)
             tick = time.perf_counter()
             dense = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
@@ -252,8 +290,9 @@ class RetrievalEngine:
         # apart so it never counts as query latency.
         cold, self._warmed_up = not self._warmed_up, True
         self.latency.record_many([share] * len(queries), cold=cold)
-        return [RetrievalResult(query=q, results=r, timings_ms=share, collection=collection, lexical_backend=backend)
-                for q, r in zip(queries, results)]
+        return [RetrievalResult(query=q, results=r, timings_ms=share, collection=collection, lexical_backend=backend,
+                                query_vector=v, data_version=state.data_version)
+                for q, r, v in zip(queries, results, query_vectors)]
 
     def _lexical_search(self, queries: list[str], options: SearchOptions, backend: str, collection: str,
                         texts: dict[str, Hit], score_also: list[list[Hit]] | None
