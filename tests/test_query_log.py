@@ -33,7 +33,8 @@ def test_every_retrieval_is_logged_with_a_hash_not_the_text(config: RAGConfig, e
     assert logged["collection"] == first.collection and logged["data_version"] == first.data_version >= 1
     assert dict(logged["latency_ms"])["retrieval"] > 0 and dict(logged["settings"])["mode"] == "hybrid"
     assert dict(logged["signals"])["top_score"] == pytest.approx(first.results[0].fused_score, rel=1e-6)
-    assert logged["time"].tzinfo is not None and logged["time"].date() == datetime.datetime.now(datetime.timezone.utc).date()
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    assert logged["time"].tzinfo is not None and logged["time"].date() == today
     day = f"date={logged['time'].date().isoformat()}"
     assert [p.parent.name for p in Path(config.quality.query_log_dir).glob("date=*/*.parquet")] == [day]
 
