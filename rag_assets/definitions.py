@@ -1,13 +1,14 @@
-"""The code location: everything under ``defs/`` plus resources built from rag_core's one config tree.
+"""The code location: everything under ``defs/`` plus what the config shapes: resources and schedules.
 
-Resources are not a ``defs/`` module of their own: tests and the demo build the same definitions from a config
-they choose (``build_definitions(config)``), while Dagster's loader reads ``config.yaml`` / ``.env`` / environment.
+Those are not ``defs/`` modules of their own: tests and the demo build the same definitions from a config they
+choose (``build_definitions(config)``), while Dagster's loader reads ``config.yaml`` / ``.env`` / environment.
 """
 
 from pathlib import Path
 
 import dagster as dg
 
+from rag_assets.defs.maintenance.schedules import compaction_schedule
 from rag_assets.io_manager import ParquetIOManager
 from rag_assets.resources import (
     AssetStorage,
@@ -36,7 +37,8 @@ def build_resources(config: RAGConfig) -> dict[str, object]:
 
 def build_definitions(config: RAGConfig) -> dg.Definitions:
     return dg.Definitions.merge(dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-                                dg.Definitions(resources=build_resources(config)))
+                                dg.Definitions(resources=build_resources(config),
+                                               schedules=[compaction_schedule(config.schedules)]))
 
 
 @dg.definitions

@@ -172,9 +172,15 @@ def _rollback(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
+    from rag_core.index.compaction import compact_versions
+
     manager, alias = _index(args, config)
-    result = manager.compact(alias)
-    print(f"compacted {result.collection}: job {result.job_id}, {result.state}")
+    for report in compact_versions(manager, alias):
+        before, after = report.before, report.after
+        segments = "" if before.segments is None else f", segments {before.segments} -> {after.segments}"
+        note = f" ({report.note})" if report.note else ""
+        print(f"compacted {report.collection}: {report.state}; deleted rows {before.deleted_rows} -> "
+              f"{after.deleted_rows}{segments}; {report.seconds:.1f}s{note}")
     return 0
 
 
@@ -271,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     health = _command(commands, "health", "is Milvus reachable, and what version is it", _health)
     health.add_argument("--json", action="store_true")
-    compact = _command(commands, "compact", "merge segments and purge deleted rows (weekly operation)", _compact)
+    compact = _command(commands, "compact", "merge segments and purge deleted rows in every complete version "
+                       "(the weekly operation)", _compact)
     compact.add_argument("--collection")
     query = _command(commands, "query", "hybrid search: dense + BM25, fused, reranked", _query)
     query.add_argument("text")

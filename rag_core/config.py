@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from dotenv import dotenv_values
@@ -149,6 +150,20 @@ class QualityConfig(_Section):
     query_log_flush_s: float = Field(1.0, gt=0, description="How often the background writer writes a file.")
 
 
+class SchedulesConfig(_Section):
+    timezone: str = Field("UTC", description="The timezone schedules' cron expressions are read in (IANA name).")
+    compaction_cron: str = Field("0 3 * * 0", description="Weekly compaction: Sunday 03:00 by default.")
+
+    @model_validator(mode="after")
+    def _known_timezone(self) -> "SchedulesConfig":
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}; give an IANA name such as UTC or "
+                             "Europe/Berlin") from None
+        return self
+
+
 class RAGConfig(_Section):
     milvus: MilvusConfig = MilvusConfig()
     index: IndexConfig = IndexConfig()
@@ -159,6 +174,7 @@ class RAGConfig(_Section):
     retrieval: RetrievalConfig = RetrievalConfig()
     reranking: RerankingConfig = RerankingConfig()
     quality: QualityConfig = QualityConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
 
 
 def load_config(path: str | Path | None = None, *, environ: dict[str, str] | None = None) -> RAGConfig:

@@ -82,6 +82,20 @@ class CompactionResult:
     state: str
 
 
+@dataclass(frozen=True)
+class StorageStats:
+    """What a collection stores: ``stored_rows`` counts deleted rows not purged yet, ``live_rows`` does not.
+    ``segments`` is None where the store does not list them (Milvus Lite)."""
+
+    segments: int | None
+    stored_rows: int
+    live_rows: int
+
+    @property
+    def deleted_rows(self) -> int:
+        return max(self.stored_rows - self.live_rows, 0)
+
+
 def is_server_uri(uri: str) -> bool:
     return uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
 
@@ -474,6 +488,15 @@ class MilvusIndexManager:
             time.sleep(0.5)
             state = str(self._retry("get_compaction_state", lambda: self.client.get_compaction_state(job_id)))
         return CompactionResult(collection=collection, job_id=job_id, state=state)
+
+    def storage_stats(self, collection: str) -> StorageStats:
+        live = self.count(collection)
+        stored = int(self._retry("get_collection_stats",
+                                 lambda: self.client.get_collection_stats(collection))["row_count"])
+        if self.capabilities.is_lite:  # no segment listing (UNIMPLEMENTED); it purges deletions itself
+            return StorageStats(segments=None, stored_rows=stored, live_rows=live)
+        segments = self._retry("list_persistent_segments", lambda: self.client.list_persistent_segments(collection))
+        return StorageStats(segments=len(segments), stored_rows=stored, live_rows=live)
 
     def close(self) -> None:
         if "client" in self.__dict__:
