@@ -171,6 +171,30 @@ def _rollback(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
+def _perf_report(args: argparse.Namespace, config: RAGConfig) -> int:
+    from rag_core.observability.performance import performance_report
+
+    report = performance_report(Path(config.quality.query_log_dir), period=args.period,
+                                target_latency_ms=config.pipeline.target_latency_ms)
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+        return 0
+    print(f"{args.period} performance, {report.start} to {report.end}: {report.queries} queries logged under "
+          f"{config.quality.query_log_dir}")
+    if not report.queries:
+        print("nothing to report yet: queries are logged as they run (quality.query_log)")
+        return 0
+    total = report.latency_ms["retrieval"]
+    print(f"retrieval p50 {total.p50:.1f} ms, p95 {total.p95:.1f} ms, p99 {total.p99:.1f} ms; SLA "
+          f"({report.target_latency_ms:g} ms) {report.sla_compliance:.1%}; cache hits {report.cache_hit_rate:.1%}")
+    for day in report.days:
+        latency = day.latency_ms["retrieval"]
+        print(f"  {day.day}: {day.queries} queries, p95 {latency.p95:.1f} ms, SLA {day.sla_compliance:.1%}, "
+              f"cache {day.cache_hit_rate:.1%}, " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(day.signals.items())))
+    print("slowest: " + ", ".join(f"{q.query_id[:8]} {q.retrieval_ms:.0f} ms" for q in report.slowest[:5]))
+    return 0
+
+
 def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
     from rag_core.index.compaction import compact_versions
 
@@ -280,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     compact = _command(commands, "compact", "merge segments and purge deleted rows in every complete version "
                        "(the weekly operation)", _compact)
     compact.add_argument("--collection")
+    perf = _command(commands, "perf-report", "latency, SLA, cache and quality trends from the query log", _perf_report)
+    perf.add_argument("--period", choices=["daily", "weekly", "monthly"], default="monthly")
+    perf.add_argument("--json", action="store_true")
     query = _command(commands, "query", "hybrid search: dense + BM25, fused, reranked", _query)
     query.add_argument("text")
     query.add_argument("--top-k", type=positive_int, metavar="N",

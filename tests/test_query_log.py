@@ -1,6 +1,8 @@
 """The query log: every retrieval leaves one record, written off the query's path, safe with several writers."""
 
 import datetime
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +81,29 @@ def test_an_unusable_folder_is_named_and_reading_bounds_days(tmp_path: Path) -> 
     assert read_query_log(tmp_path / "log", start=today, end=today).num_rows == 1
     assert read_query_log(tmp_path / "log", end=today - datetime.timedelta(days=1)).num_rows == 0
     assert read_query_log(tmp_path / "empty").num_rows == 0
+
+
+@pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
+def test_performance_report_reads_the_log(config: RAGConfig, embedder, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    from rag_core.observability.performance import performance_report
+
+    engine = RetrievalEngine(config, embedder=embedder)
+    for query in ("alias swaps indexes", "alias swaps indexes", "bm25 term frequency", "cosine similarity"):
+        engine.search(query)
+    engine.query_log.flush()
+    report = performance_report(Path(config.quality.query_log_dir), period="monthly", target_latency_ms=1e9)
+    assert (report.queries, report.cache_hit_rate, report.sla_compliance) == (4, 0.25, 1.0)
+    assert len(report.days) == 1 and report.days[0].queries == 4 and "top_score" in report.days[0].signals
+    assert report.latency_ms["retrieval"].p50 > 0 and report.slowest[0].retrieval_ms >= report.slowest[-1].retrieval_ms
+    later = datetime.date.today() + datetime.timedelta(days=40)
+    assert performance_report(Path(config.quality.query_log_dir), period="monthly", target_latency_ms=80,
+                              today=later).queries == 0
+    with pytest.raises(ValueError, match="Unknown period 'yearly'"):
+        performance_report(Path(config.quality.query_log_dir), period="yearly", target_latency_ms=80)
+
+    script = subprocess.run([sys.executable, str(REPO / "scripts" / "analyze_performance.py"), "--period", "monthly",
+                             "--json"], env={**os.environ, "RAG__QUALITY__QUERY_LOG_DIR": config.quality.query_log_dir},
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert script.returncode == 0, script.stderr
+    assert json.loads(script.stdout)["queries"] == 4
