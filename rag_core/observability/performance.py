@@ -9,6 +9,7 @@ from typing import Literal
 
 import numpy as np
 
+from rag_core.observability.latency import StagePercentiles
 from rag_core.observability.query_log import read_query_log
 
 Period = Literal["daily", "weekly", "monthly"]
@@ -17,17 +18,10 @@ SLOWEST = 10
 
 
 @dataclass(frozen=True)
-class StageLatency:
-    p50: float
-    p95: float
-    p99: float
-
-
-@dataclass(frozen=True)
 class DayPerformance:
     day: str
     queries: int
-    latency_ms: dict[str, StageLatency]
+    latency_ms: dict[str, StagePercentiles]
     sla_compliance: float
     cache_hit_rate: float
     signals: dict[str, float]  # the mean of each signal that day
@@ -48,7 +42,7 @@ class PerformanceReport:
     end: str
     target_latency_ms: float
     queries: int
-    latency_ms: dict[str, StageLatency] = field(default_factory=dict)
+    latency_ms: dict[str, StagePercentiles] = field(default_factory=dict)
     sla_compliance: float = 0.0
     cache_hit_rate: float = 0.0
     days: list[DayPerformance] = field(default_factory=list)
@@ -87,8 +81,8 @@ def _summary(rows: list[dict], target_latency_ms: float) -> dict:
         for stage, ms in row["latency_ms"].items():
             stages[stage].append(ms)
     total = [r["latency_ms"].get("retrieval", 0.0) for r in rows]
-    return {"latency_ms": {stage: StageLatency(*(round(float(np.percentile(v, q)), 2) for q in (50, 95, 99)))
-                           for stage, v in stages.items()},
+    return {"latency_ms": {stage: StagePercentiles(*(round(float(np.percentile(v, q)), 2) for q in (50, 95, 99)),
+                                                   count=len(v)) for stage, v in stages.items()},
             "sla_compliance": round(sum(ms <= target_latency_ms for ms in total) / len(rows), 4),
             "cache_hit_rate": round(sum(bool(r["cache_hit"]) for r in rows) / len(rows), 4)}
 
