@@ -15,6 +15,7 @@ from rag_core.config import PipelineConfig, RAGConfig, load_config
 from rag_core.index.delete import DeleteReport, delete_from_index
 from rag_core.ingest.direct import API_SOURCE, IngestReport, ingest_documents, ingest_path
 from rag_core.observability.latency import report as latency_report
+from rag_core.quality.drift import DriftReport, detect_drift
 from rag_core.retrieval.engine import RetrievalEngine, RetrievedChunk
 from rag_core.types import Document
 
@@ -113,6 +114,12 @@ class AdvancedRAGPipeline:
                                          source=source)
         self.engine.invalidate()
         return report
+
+    async def detect_drift(self, sample_queries: Iterable[str] | None = None) -> DriftReport:
+        """Compare ``sample_queries`` (default: the queries logged since the snapshot), the probe queries' results,
+        the stored vectors and the model with the snapshot taken when the serving version was promoted."""
+        sample = None if sample_queries is None else list(sample_queries)
+        return await asyncio.to_thread(detect_drift, self.settings, sample, engine=self.engine, alias=self.collection)
 
     def get_performance_report(self) -> dict[str, Any]:
         report = latency_report(self.engine.latency)

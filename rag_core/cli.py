@@ -195,6 +195,34 @@ def _perf_report(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
+def _drift(args: argparse.Namespace, config: RAGConfig) -> int:
+    """Exit 0: no drift; 1: drift detected (so a cron job or CI step can alert); 2: an error, such as no snapshot."""
+    from rag_core.quality.drift import detect_drift, take_snapshot
+    from rag_core.quality.drift_queries import read_queries_file
+
+    queries = read_queries_file(Path(args.queries)) if args.queries else None
+    if args.snapshot:
+        path = take_snapshot(config, queries, alias=args.collection)
+        print(json.dumps({"snapshot": str(path)}) if args.json else f"drift snapshot written to {path}")
+        return 0
+    report = detect_drift(config, queries, alias=args.collection)
+    if args.json:
+        print(json.dumps(report.as_json()))
+        return 1 if report.drift_detected else 0
+    verdict = "DRIFT DETECTED" if report.drift_detected else "no drift"
+    print(f"{verdict}: magnitude {report.drift_magnitude:.3f} (alert above 0.15) on {report.collection}, "
+          f"{report.sample_size} sample queries, snapshot of {report.snapshot_taken_at}")
+    if report.low_confidence:
+        print("low confidence: too few sample queries for the query-drift signal (give --queries FILE)")
+    for drift_signal in report.signals:
+        mark = "DRIFT" if drift_signal.detected else "ok"
+        print(f"  {mark:5} {drift_signal.name}: {drift_signal.value:.4f} (threshold {drift_signal.threshold:.4f}) "
+              f"{drift_signal.detail}")
+    for recommendation in report.recommendations:
+        print(f"  - {recommendation}")
+    return 1 if report.drift_detected else 0
+
+
 def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
     from rag_core.index.compaction import compact_versions
 
@@ -304,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     compact = _command(commands, "compact", "merge segments and purge deleted rows in every complete version "
                        "(the weekly operation)", _compact)
     compact.add_argument("--collection")
+    drift = _command(commands, "drift", "compare queries, results, stored vectors and the model with the snapshot "
+                     "taken at promotion (exit 1 when drift is detected)", _drift)
+    drift.add_argument("--queries", metavar="FILE", help="sample queries (with --snapshot: probe queries): one per "
+                       "line, or a BEIR queries.jsonl (default: the query log)")
+    drift.add_argument("--snapshot", action="store_true", help="take a new reference snapshot instead")
+    drift.add_argument("--collection")
+    drift.add_argument("--json", action="store_true", help="print one JSON object")
     perf = _command(commands, "perf-report", "latency, SLA, cache and quality trends from the query log", _perf_report)
     perf.add_argument("--period", choices=["daily", "weekly", "monthly"], default="monthly")
     perf.add_argument("--json", action="store_true")

@@ -148,11 +148,33 @@ class QualityConfig(_Section):
     query_log_dir: str = Field("data/query_log", description="Parquet files partitioned by day (date=YYYY-MM-DD).")
     log_query_text: bool = Field(False, description="Keep the query text itself; otherwise only a salted hash.")
     query_log_flush_s: float = Field(1.0, gt=0, description="How often the background writer writes a file.")
+    nli_model: str | None = Field(None, description="A cross-encoder NLI model (name or path) scoring answers' "
+                                                    "faithfulness by entailment; None: embeddings + lexical support.")
+    drift_dir: str = Field("data/drift", description="Drift reference snapshots, one <alias>.npz per alias.")
+
+
+class QualityGateConfig(_Section):
+    """What a re-indexed candidate version must show before the alias moves to it (``rag_core.quality.gate``)."""
+
+    dataset: str = Field("", description="A BEIR folder whose judged queries label this index's documents: the "
+                                         "gate compares nDCG@10. Empty: probe queries' hallucination_risk instead.")
+    split: str = Field("test", description="The qrels split of the gate dataset (qrels/<split>.tsv).")
+    max_ndcg_drop: float = Field(0.01, ge=0, description="How far the candidate's nDCG@10 may fall below the "
+                                                         "serving version's.")
+    max_risk_rise: float = Field(0.02, ge=0, description="How far the probe queries' mean hallucination_risk may "
+                                                         "rise above the serving version's (no gate dataset).")
+    probe_queries: int = Field(50, ge=1, description="Probe queries taken from the serving version's documents "
+                                                     "when there is no gate dataset.")
 
 
 class SchedulesConfig(_Section):
     timezone: str = Field("UTC", description="The timezone schedules' cron expressions are read in (IANA name).")
     compaction_cron: str = Field("0 3 * * 0", description="Weekly compaction: Sunday 03:00 by default.")
+    drift_cron: str = Field("0 4 * * 1", description="Weekly drift report: Monday 04:00 by default.")
+    performance_cron: str = Field("0 5 1 * *", description="Monthly performance report of the month before: the "
+                                                           "1st at 05:00 by default.")
+    reindex_sensor_interval_s: int = Field(300, ge=30, description="How often the reindex sensor compares the "
+                                                                   "latest drift report and the index settings.")
 
     @model_validator(mode="after")
     def _known_timezone(self) -> "SchedulesConfig":

@@ -45,7 +45,7 @@ def make_config(tmp_path: Path, uri: str, collection: str = "semantic_index", **
                       "record_batch_size": 64},
         # Never the working directory's data/: tests leave nothing behind in the checkout.
         "retrieval": {"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics")},
-        "quality": {"query_log_dir": str(tmp_path / "query_log")},
+        "quality": {"query_log_dir": str(tmp_path / "query_log"), "drift_dir": str(tmp_path / "drift")},
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}

@@ -54,7 +54,8 @@ def source_filter(source: str) -> str:
 
 def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, batches: Iterable[pa.RecordBatch],
                *, source: str, prune: bool, vectorize: Vectorize | None = None,
-               keep: Callable[[str], bool] | None = None) -> SyncReport:
+               keep: Callable[[str], bool] | None = None,
+               on_promoted: Callable[[str], None] | None = None) -> SyncReport:
     """Sync ``source``'s documents in ``alias`` with ``batches`` (chunk rows, with vectors unless ``vectorize``).
 
     ``prune=True``: the batches are everything ``source`` holds, and its documents missing from them are deleted
@@ -62,7 +63,7 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
     never touched, nor are documents for which ``keep(doc_id)`` is true once the batches are read (inputs that
     could not be read this time). A changed ``version`` (model, dimensions, index parameters, chunking) builds
     ``alias__vN`` and moves the alias once it is complete, which needs the whole corpus: otherwise
-    ``VersionChangeError``.
+    ``VersionChangeError``. ``on_promoted(collection)`` runs once a new version serves (a drift snapshot).
     """
     started = time.perf_counter()
     current = manager.resolve(alias)
@@ -81,7 +82,7 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
     data_version = manager.bump_data_version(target) if changes.upserted or changes.deleted else \
         manager.state(target).data_version
     if new_version:
-        finish_version(manager, alias, target, changes.wanted)
+        finish_version(manager, alias, target, changes.wanted, on_promoted=on_promoted)
     return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=new_version,
                       upserted=changes.upserted, deleted=changes.deleted,
                       unchanged=len(changes.wanted) - changes.upserted, rows=manager.count(target),
@@ -136,15 +137,24 @@ def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.Record
     return SyncChanges(upserted=upserted, deleted=manager.delete_chunks(target, stale), wanted=wanted)
 
 
-def finish_version(manager: MilvusIndexManager, alias: str, target: str, wanted: set[str]) -> None:
+def finish_version(manager: MilvusIndexManager, alias: str, target: str, wanted: set[str], *,
+                   on_promoted: Callable[[str], None] | None = None) -> None:
     """Mark a newly built version complete and serve it, only when it holds exactly the chunks synced into it."""
+    complete_version(manager, alias, target, wanted)
+    manager.promote(alias, target)
+    if on_promoted is not None:
+        on_promoted(target)
+
+
+def complete_version(manager: MilvusIndexManager, alias: str, target: str, wanted: set[str]) -> None:
+    """Mark a newly built version complete, only when it holds exactly the chunks synced into it; the alias is not
+    moved (a re-index gates that on the candidate's quality)."""
     held = set(manager.list_chunk_ids(target))
     if held != wanted:
         raise RuntimeError(f"{target} holds {len(held)} chunks but {len(wanted)} were synced into it "
                            f"({len(wanted - held)} missing, {len(held - wanted)} unexpected); it stays incomplete "
                            f"and {alias!r} keeps serving its current version. Run the same command again.")
     manager.mark_complete(target)
-    manager.promote(alias, target)
 
 
 def sync_into(manager: MilvusIndexManager, target: str, batches: Iterable[pa.RecordBatch],

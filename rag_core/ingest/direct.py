@@ -18,6 +18,7 @@ from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.ingest.stages import chunk_batches, document_stream, skipped_documents
 from rag_core.ingest.tables import batch_to_documents, with_vectors
+from rag_core.quality.drift_snapshot import snapshot_on_promotion
 from rag_core.types import API_SOURCE, Document
 
 
@@ -66,9 +67,11 @@ def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source
     counts = {"documents": 0, "chunks": 0}
     owned = (replace(document, source=source) for document in documents)
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
-    report = sync_index(manager, collection or config.milvus.collection, version,
+    alias = collection or config.milvus.collection
+    report = sync_index(manager, alias, version,
                         chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts),
-                        source=source, prune=prune, vectorize=vectorizer(embedder), keep=keep)
+                        source=source, prune=prune, vectorize=vectorizer(embedder), keep=keep,
+                        on_promoted=snapshot_on_promotion(config, alias, embedder, manager))
     return IngestReport(documents=counts["documents"], chunks=counts["chunks"], skipped=[], sync=report,
                         seconds=round(time.perf_counter() - started, 3))
 

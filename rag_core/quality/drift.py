@@ -1,0 +1,130 @@
+"""Drift detection: has the query stream, the index or the embedding model moved away from the snapshot taken
+when the serving version was promoted?
+
+``drift_magnitude`` sums the signals up in [0, 1]: for each signal, r = its distance from its no-drift value
+(AUC 0.5, overlap 1, else 0) divided by its threshold's distance, mapped to 1 - 0.85^r (0 unchanged, exactly
+0.15 at the threshold, the guide's alert level, and towards 1 far beyond); the magnitude is the largest of them.
+So ``drift_detected`` (any signal beyond its threshold) and ``drift_magnitude > 0.15`` always agree.
+"""
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag_core.config import RAGConfig
+from rag_core.quality.drift_queries import logged_queries
+from rag_core.quality.drift_signals import (
+    DriftSignal,
+    corpus_drift,
+    model_drift,
+    query_drift,
+    result_overlap,
+    top_score_shift,
+)
+from rag_core.quality.drift_snapshot import (
+    MIN_SAMPLE,
+    REFERENCE_QUERIES,
+    DriftSnapshot,
+    NoSnapshotError,
+    canary_vectors,
+    corpus_moments,
+    probe_engine,
+    run_probes,
+    snapshot_path,
+    take_snapshot,
+)
+from rag_core.retrieval.engine import RetrievalEngine
+
+__all__ = ["DriftReport", "DriftSignal", "NoSnapshotError", "detect_drift", "take_snapshot"]
+ALERT_MAGNITUDE = 0.15  # the operations guide's alert level
+NO_DRIFT_VALUE = {"query_drift": 0.5, "result_overlap": 1.0}  # other signals: 0
+# The operations guide's troubleshooting list, for the signals that fired.
+RECOMMENDATIONS = {
+    "query_drift": ["Review query distribution changes: the queries moved away from the snapshot's (sample them "
+                    "from the query log, quality.log_query_text)",
+                    "Add domain-specific embeddings (retrain embeddings) if the new kind of query is here to stay"],
+    "result_overlap": ["Update index with fresh data: the probe queries' results changed (`rag reindex`, then "
+                       "`rag drift --snapshot`)",
+                       "Consider A/B testing the serving version against the previous one (`rag rollback`)"],
+    "corpus_mean": ["Update index with fresh data: the stored documents changed (`rag reindex`, then "
+                    "`rag drift --snapshot` if the change was intended)"],
+    "model_canary": ["Retrain embeddings: the embedding model changed (embedding.model, its files or its "
+                     "precision); re-embed everything with `rag reindex`, or restore the previous model"],
+}
+RECOMMENDATIONS["top1_score"] = RECOMMENDATIONS["result_overlap"]
+RECOMMENDATIONS["corpus_covariance"] = RECOMMENDATIONS["corpus_mean"]
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    drift_detected: bool
+    drift_magnitude: float  # [0, 1]; the guide alerts above 0.15
+    signals: list[DriftSignal]
+    recommendations: list[str]
+    low_confidence: bool  # too few sample queries for the query-drift signal, which is then left out
+    sample_size: int
+    collection: str
+    snapshot_taken_at: str
+
+    def as_json(self) -> dict:
+        return {"drift_detected": self.drift_detected, "drift_magnitude": round(self.drift_magnitude, 4),
+                "signals": [asdict(s) for s in self.signals], "recommendations": self.recommendations,
+                "low_confidence": self.low_confidence, "sample_size": self.sample_size,
+                "collection": self.collection, "snapshot_taken_at": self.snapshot_taken_at}
+
+
+def detect_drift(config: RAGConfig, sample_queries: Sequence[str] | None = None, *,
+                 engine: RetrievalEngine | None = None, alias: str | None = None) -> DriftReport:
+    """Compare now with the alias's snapshot. The query sample is ``sample_queries``, else the query log's
+    embeddings of queries since the snapshot; under ``MIN_SAMPLE`` queries the report is ``low_confidence``
+    and has no query-drift signal. Raises ``NoSnapshotError`` when no snapshot was taken yet."""
+    alias = alias or (engine.alias if engine else config.milvus.collection)
+    snapshot = DriftSnapshot.load(snapshot_path(config, alias))
+    if sample_queries is not None and not any(q.strip() for q in sample_queries):
+        raise ValueError(f"The sample is empty: give at least {MIN_SAMPLE} queries, or none at all to use the "
+                         "queries logged since the snapshot.")
+    engine = probe_engine(config, alias, engine=engine)
+    if sample_queries is not None:
+        sample = engine.embedder.encode_queries([q for q in sample_queries if q.strip()])
+    else:
+        sample = logged_queries(Path(config.quality.query_log_dir), alias, since=snapshot.taken,
+                                limit=REFERENCE_QUERIES).vectors
+    signals = []
+    if len(sample) >= MIN_SAMPLE:
+        signals.append(query_drift(snapshot.reference_vectors, sample) if _same_width(snapshot, sample) else
+                       DriftSignal("query_drift", 1.0, 0.55, True, "the sample's query embeddings have "
+                                   f"{sample.shape[1]} dimensions, {snapshot.reference_vectors.shape[1]} in the "
+                                   "snapshot: the embedding model changed"))
+    probes = run_probes(engine, snapshot.probe_queries)
+    signals.append(result_overlap(snapshot.probe_ids, probes.ids))
+    before, now = _top1(snapshot.probe_scores), _top1(probes.scores)
+    if before and now:
+        signals.append(top_score_shift(before, now))
+    signals += corpus_drift(snapshot.corpus, corpus_moments(engine))
+    signals.append(model_drift(snapshot.canary_vectors, canary_vectors(engine.embedder)))
+    magnitude = max(_severity(s) for s in signals)
+    fired = [s.name for s in signals if s.detected]
+    recommendations = list(dict.fromkeys(r for name in fired for r in RECOMMENDATIONS[name]))
+    return DriftReport(drift_detected=bool(fired), drift_magnitude=magnitude, signals=signals,
+                       recommendations=recommendations,
+                       low_confidence=len(sample) < MIN_SAMPLE, sample_size=len(sample),
+                       collection=engine.serving_state().collection, snapshot_taken_at=snapshot.taken_at)
+
+
+def _same_width(snapshot: DriftSnapshot, sample: np.ndarray) -> bool:
+    return snapshot.reference_vectors.shape[1] == sample.shape[1]
+
+
+def _top1(scores: list[list[float]]) -> list[float]:
+    return [s[0] for s in scores if s]
+
+
+def _severity(signal: DriftSignal) -> float:
+    """1 - 0.85^r, r = distance from the no-drift value over the threshold's distance (see the module's doc)."""
+    baseline = NO_DRIFT_VALUE.get(signal.name, 0.0)
+    ratio = abs(signal.value - baseline) / max(abs(signal.threshold - baseline), 1e-12)
+    severity = float(1 - (1 - ALERT_MAGNITUDE) ** ratio)
+    # Exactly at the threshold is not beyond it: keep the magnitude on the side of the signal's own verdict.
+    return severity if signal.detected or severity <= ALERT_MAGNITUDE else ALERT_MAGNITUDE
