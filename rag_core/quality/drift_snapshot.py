@@ -69,7 +69,7 @@ class DriftSnapshot:
     probe_queries: list[str]
     probe_ids: list[list[str]]  # top-10 document ids per probe query
     probe_scores: list[list[float]]
-    reference_source: str  # where reference_vectors came from: "probe queries" or "query log"
+    reference_source: str  # where reference_vectors came from: "given queries", "query log" or "probe queries (...)"
     reference_vectors: np.ndarray  # (n, dim)
     corpus: VectorMoments
     canary_vectors: np.ndarray  # (len(CANARY_TEXTS), dim)
@@ -152,21 +152,21 @@ def take_snapshot(config: RAGConfig, probe_queries: Sequence[str] | None = None,
                   engine: RetrievalEngine | None = None, alias: str | None = None) -> Path:
     """Record the serving version's reference and return the file written.
 
-    Probe queries: ``probe_queries``, else the query log's texts (kept with ``quality.log_query_text``), else the
-    corpus titles. Reference query embeddings: the given probes, else the log's newest embeddings when it holds
-    at least ``MIN_SAMPLE``, else the probes.
+    Probe queries (at most ``PROBE_QUERIES``): ``probe_queries``, else the query log's texts (kept with
+    ``quality.log_query_text``), else the corpus titles. Reference query embeddings: the given queries (up to
+    ``REFERENCE_QUERIES``), else the log's newest embeddings when it holds at least ``MIN_SAMPLE``, else the probes.
     """
     alias = alias or (engine.alias if engine else config.milvus.collection)
     engine = probe_engine(config, alias, engine=engine)
     state = engine.serving_state()
     logged = logged_queries(Path(config.quality.query_log_dir), alias, limit=REFERENCE_QUERIES) \
         if probe_queries is None else None
+    given = [q.strip() for q in probe_queries or () if q.strip()]
     if probe_queries is not None:
-        queries, source = [q.strip() for q in probe_queries if q.strip()], "given"
-        if not queries:
+        if not given:
             raise ValueError("No probe queries given (the list or file is empty); give at least one query, or "
                              "none at all to sample them from the query log or the corpus titles.")
-        queries = sample(queries, PROBE_QUERIES)
+        queries, source = sample(given, PROBE_QUERIES), "given"
     elif len(set(logged.texts)) >= MIN_SAMPLE:
         queries, source = sample(sorted(set(logged.texts)), PROBE_QUERIES), "query log"
     else:
@@ -177,7 +177,9 @@ def take_snapshot(config: RAGConfig, probe_queries: Sequence[str] | None = None,
     if logged is not None and len(logged.vectors) >= MIN_SAMPLE:
         reference, reference_source = logged.vectors, "query log"
     else:
-        reference, reference_source = engine.embedder.encode_queries(queries), "probe queries"
+        reference_queries = sample(given, REFERENCE_QUERIES) if given else queries
+        reference = engine.embedder.encode_queries(reference_queries)
+        reference_source = "given queries" if given else f"probe queries ({source})"
     snapshot = DriftSnapshot(
         alias=alias, collection=state.collection, data_version=state.data_version,
         taken_at=datetime.datetime.now(datetime.timezone.utc).isoformat(), model=engine.embedder.model_name,
