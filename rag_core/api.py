@@ -6,7 +6,7 @@ With no arguments it reads ``config.yaml`` / ``.env`` / the environment and work
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,10 @@ from rag_core.config import PipelineConfig, RAGConfig, load_config
 from rag_core.index.delete import DeleteReport, delete_from_index
 from rag_core.ingest.direct import API_SOURCE, IngestReport, ingest_documents, ingest_path
 from rag_core.observability.latency import report as latency_report
+from rag_core.quality.answers import score_answer
 from rag_core.quality.drift import DriftReport, detect_drift
+from rag_core.quality.faithfulness import FaithfulnessResult
+from rag_core.quality.signals import QualitySignals
 from rag_core.retrieval.engine import RetrievalEngine, RetrievedChunk
 from rag_core.types import Document
 
@@ -24,7 +27,7 @@ SAVE_INTERVAL_S = 1.0
 
 @dataclass(frozen=True)
 class QueryMetrics:
-    """What one query cost and how confident its ranking looks (quality estimates come with the quality work)."""
+    """What one query cost and how confident its ranking looks; docs/quality.md defines the quality signals."""
 
     latency_ms: dict[str, float]
     total_latency_ms: float
@@ -36,6 +39,12 @@ class QueryMetrics:
     cached: bool
     collection: str
     query_id: str  # its record in the query log ("" when quality.query_log is off)
+    hallucination_risk: float  # in [0, 1]: estimated chance that no relevant context is in the top 5 (1: no results)
+    faithfulness_score: float  # in [0, 1]: how well the top contexts support the query as a claim (0: no results)
+    context_relevance: float | None  # best cosine of the query to a top context (None: no dense leg or results)
+    coverage: float  # share of the query's content terms found in the top contexts
+    leg_agreement: float | None  # overlap of the dense and BM25 top 10 (None: one leg only)
+    quality: QualitySignals | None  # every feature behind the signals (None: no results)
 
 
 def as_document(item: Document | dict[str, Any], position: int) -> Document:
@@ -78,8 +87,14 @@ class AdvancedRAGPipeline:
             latency_ms=result.timings_ms, total_latency_ms=total, sla_met=total <= self.config.target_latency_ms,
             results=len(result.results), top_score=signals.get("top_score"), mean_score=signals.get("mean_score"),
             both_legs_share=signals.get("both_legs_share", 0.0), cached=result.cached, collection=result.collection,
-            query_id=result.query_id)
+            query_id=result.query_id, hallucination_risk=signals["hallucination_risk"],
+            faithfulness_score=signals["faithfulness_score"], context_relevance=signals.get("context_relevance"),
+            coverage=signals.get("coverage", 0.0), leg_agreement=signals.get("leg_agreement"), quality=result.quality)
         return result.results, metrics
+
+    async def score_answer(self, answer: str, results: Sequence[RetrievedChunk]) -> FaithfulnessResult:
+        """How well ``results`` (what ``retrieve`` returned) support a generated answer, sentence by sentence."""
+        return await asyncio.to_thread(score_answer, self.engine, answer, results)
 
     async def ingest_documents(self, batch: Iterable[Document | dict[str, Any] | str | Path], *,
                                source: str = API_SOURCE, prune: bool = False) -> IngestReport:

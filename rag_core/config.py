@@ -73,6 +73,9 @@ class IndexConfig(_Section):
     # other value beat them on every fold of SciFact train (benchmarks/tune_bm25.py, benchmarks/RESULTS.md).
     bm25_k1: float = Field(1.5, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
+    keep_versions: int = Field(3, ge=1, description="Complete versions kept after a promotion (the serving one "
+                                                    "and the newest before it, for rag rollback); older ones are "
+                                                    "dropped.")
 
 
 class EmbeddingConfig(_Section):
@@ -196,6 +199,7 @@ class RAGConfig(_Section):
     retrieval: RetrievalConfig = RetrievalConfig()
     reranking: RerankingConfig = RerankingConfig()
     quality: QualityConfig = QualityConfig()
+    quality_gate: QualityGateConfig = QualityGateConfig()
     schedules: SchedulesConfig = SchedulesConfig()
 
 

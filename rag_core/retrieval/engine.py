@@ -16,6 +16,7 @@ from rag_core.index.version import CollectionState
 from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.observability.latency import LatencyTracker
 from rag_core.observability.query_log import QueryLog
+from rag_core.quality.signals import QualitySignals, query_signals
 from rag_core.retrieval.cache import QueryCache, normalise_query
 from rag_core.retrieval.client_index import ClientIndex
 from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
@@ -50,6 +51,7 @@ class RetrievalResult:
     query_vector: np.ndarray | None = field(default=None, compare=False, repr=False)  # None: no dense leg
     data_version: int = 0
     query_id: str = ""  # its record in the query log ("" when the log is off)
+    quality: QualitySignals | None = None  # None: no results to judge
 
     @property
     def scores(self) -> list[float]:
@@ -58,13 +60,14 @@ class RetrievalResult:
 
     @property
     def signals(self) -> dict[str, float]:
-        """Label-free signals of how confident this ranking looks (the query log keeps them)."""
+        """Label-free signals of how confident this ranking looks (the query log keeps them): ``quality``'s
+        ``hallucination_risk``, ``faithfulness_score`` and components, flat. No results: risk 1, faithfulness 0."""
         scores, results = self.scores, self.results
-        if not results:
-            return {"results": 0.0}
+        if not results or self.quality is None:
+            return {"results": 0.0, "hallucination_risk": 1.0, "faithfulness_score": 0.0}
         both = sum(c.dense_rank is not None and c.lexical_rank is not None for c in results)
         return {"results": float(len(results)), "top_score": scores[0], "mean_score": sum(scores) / len(scores),
-                "both_legs_share": both / len(results)}
+                "both_legs_share": both / len(results)} | self.quality.as_dict()
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,7 @@ class RetrievalEngine:
         beyond: list[list[Hit]] = [[] for _ in queries]
         no_moments: list[ScoreMoments | None] = [None] * len(queries)
         dense_moments, lexical_moments = no_moments, no_moments
+        corpus_dense, corpus_lexical = no_moments, no_moments  # each leg's corpus moments, for the quality signals
         texts: dict[str, Hit] = {}
         backend = self.lexical_backend if options.mode != "dense" else "none"
         # Corpus moments come from the client-side index; with Milvus BM25 both legs fall back to zscore.
@@ -257,14 +261,15 @@ class RetrievalEngine:
             tick = time.perf_counter()
             dense = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
                                         output_fields=["doc_id"])  # texts only for the few results kept
-            if corpus and self._dense_scores_are_dot_products:
-                dense_moments = self.client_index().vectors.score_moments(vectors)
+            if backend == "local" and self._dense_scores_are_dot_products:
+                corpus_dense = self.client_index().vectors.score_moments(vectors)
+                dense_moments = corpus_dense if corpus else no_moments
             timings["dense"] = _ms(tick)
         if options.mode != "dense":
             tick = time.perf_counter()
-            lexical, beyond, moments = self._lexical_search(queries, options, backend, collection, texts,
-                                                            score_also=dense if corpus else None)
-            lexical_moments = moments if corpus else no_moments
+            lexical, beyond, corpus_lexical = self._lexical_search(queries, options, backend, collection, texts,
+                                                                   score_also=dense if corpus else None)
+            lexical_moments = corpus_lexical if corpus else no_moments
             timings["sparse"] = _ms(tick)
         tick = time.perf_counter()
         fused = [_fuse_legs(d, lex, b, options, dm, lm)[: options.top_k]
@@ -284,6 +289,10 @@ class RetrievalEngine:
             rerank_ms += _ms(tick)
             results.append(chunks)
         timings["rerank"] = rerank_ms
+        tick = time.perf_counter()
+        quality = [self._quality(*legs, options) for legs in zip(queries, dense, lexical, corpus_dense, corpus_lexical,
+                                                                 results)]
+        timings["signals"] = _ms(tick)
         total = _ms(started)
         share = {stage: value / len(queries) for stage, value in timings.items()} | {"retrieval": total / len(queries)}
         # The first search of a process loads the query encoder and the client-side index: a cold start, kept
@@ -291,8 +300,19 @@ class RetrievalEngine:
         cold, self._warmed_up = not self._warmed_up, True
         self.latency.record_many([share] * len(queries), cold=cold)
         return [RetrievalResult(query=q, results=r, timings_ms=share, collection=collection, lexical_backend=backend,
-                                query_vector=v, data_version=state.data_version)
-                for q, r, v in zip(queries, results, query_vectors)]
+                                query_vector=v, data_version=state.data_version, quality=s)
+                for q, r, v, s in zip(queries, results, query_vectors, quality)]
+
+    def _quality(self, query: str, dense: list[Hit], lexical: list[Hit], dense_moments: ScoreMoments | None,
+                 lexical_moments: ScoreMoments | None, results: list[RetrievedChunk],
+                 options: SearchOptions) -> QualitySignals | None:
+        """The query's quality signals from its legs keyed as fusion saw them; None without results."""
+        if not results:
+            return None
+        cosine = self._dense_scores_are_dot_products
+        return query_signals(query, _per_leg(dense, options.document_level)[0],
+                             _per_leg(lexical, options.document_level)[0], dense_moments, lexical_moments,
+                             [c.text for c in results], [c.dense_score if cosine else None for c in results])
 
     def _lexical_search(self, queries: list[str], options: SearchOptions, backend: str, collection: str,
                         texts: dict[str, Hit], score_also: list[list[Hit]] | None

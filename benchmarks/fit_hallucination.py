@@ -1,0 +1,69 @@
+"""Fits ``hallucination_risk`` on SciFact **train** and writes its coefficients into the package.
+
+Every train query is run through ``RetrievalEngine`` exactly as ``rag eval`` runs it (document level, 100 results,
+300 candidates per leg, the query cache off); its label-free features are what the engine computed, its label is
+whether no relevant document is in the top 5. The coefficients go to
+``rag_core/quality/hallucination_model.json``; SciFact test is never read here (``benchmarks.quality_signals``
+scores them there). Also prints the 5-fold cross-validated AUROC on train, to compare feature sets honestly.
+
+Usage: flock /tmp/heavy.lock python -m benchmarks.fit_hallucination [--dataset ../shared/data/scifact]
+"""
+
+import argparse
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.offline import SCIFACT, OfflineSciFact, folds
+from rag_core.config import load_config
+from rag_core.quality.auroc import auroc
+from rag_core.quality.hallucination import MODEL_FILE, HallucinationModel
+from rag_core.quality.signals import QueryFeatures
+
+FEATURES = tuple(f.name for f in fields(QueryFeatures))
+FAILURE_DEPTH = 5
+L2 = 1.0
+
+
+def query_features(data: OfflineSciFact, split: str) -> tuple[dict[str, dict], dict[str, bool]]:
+    """Per query: the engine's features and whether no relevant document made the top ``FAILURE_DEPTH``."""
+    dataset = data.splits[split]
+    options = data.options()
+    features, failed = {}, {}
+    for qid, text in dataset.queries.items():
+        result = data.engine.search_many([text], options)[0]
+        features[qid] = asdict(result.quality.features)
+        top = [c.doc_id for c in result.results if c.doc_id != qid][:FAILURE_DEPTH]
+        failed[qid] = not any(dataset.qrels[qid].get(d, 0) > 0 for d in top)
+    return features, failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", type=Path, default=SCIFACT)
+    args = parser.parse_args()
+    data = OfflineSciFact(load_config(), args.dataset)
+    features, failed = query_features(data, "train")
+    ids = sorted(features)
+    held_out = {}
+    for part in folds(ids):
+        inside = set(part)
+        train = [q for q in ids if q not in inside]
+        model = HallucinationModel.fit([features[q] for q in train], [failed[q] for q in train], FEATURES, l2=L2)
+        held_out.update({q: model.risk(features[q]) for q in part})
+    cv = auroc([failed[q] for q in ids], [held_out[q] for q in ids])
+    model = HallucinationModel.fit([features[q] for q in ids], [failed[q] for q in ids], FEATURES, l2=L2,
+                                   fitted_on=f"SciFact train ({len(ids)} queries, {sum(failed.values())} without a "
+                                             f"relevant document in the top {FAILURE_DEPTH}); "
+                                             "python -m benchmarks.fit_hallucination")
+    model.save(MODEL_FILE)
+    print(json.dumps({"queries": len(ids), "failures": sum(failed.values()), "cv_auroc_5_folds": round(cv, 4),
+                      "coefficients": dict(zip(FEATURES, np.round(model.coefficients, 4).tolist())),
+                      "written": str(MODEL_FILE)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
