@@ -19,25 +19,21 @@ import numpy as np
 from benchmarks.offline import SCIFACT, OfflineSciFact, folds
 from rag_core.config import load_config
 from rag_core.quality.auroc import auroc
+from rag_core.quality.evaluation import Run, evaluate
 from rag_core.quality.hallucination import MODEL_FILE, HallucinationModel
+from rag_core.quality.signal_evaluation import FAILURE_DEPTH, failed_queries
 from rag_core.quality.signals import QueryFeatures
 
 FEATURES = tuple(f.name for f in fields(QueryFeatures))
-FAILURE_DEPTH = 5
 L2 = 1.0
 
 
-def query_features(data: OfflineSciFact, split: str) -> tuple[dict[str, dict], dict[str, bool]]:
-    """Per query: the engine's features and whether no relevant document made the top ``FAILURE_DEPTH``."""
-    dataset = data.splits[split]
-    options = data.options()
-    features, failed = {}, {}
-    for qid, text in dataset.queries.items():
-        result = data.engine.search_many([text], options)[0]
-        features[qid] = asdict(result.quality.features)
-        top = [c.doc_id for c in result.results if c.doc_id != qid][:FAILURE_DEPTH]
-        failed[qid] = not any(dataset.qrels[qid].get(d, 0) > 0 for d in top)
-    return features, failed
+def query_features(data: OfflineSciFact, split: str) -> tuple[dict[str, dict], dict[str, bool], Run]:
+    """Per query: the engine's features, whether it failed, and the run, as ``rag eval`` runs the split."""
+    features: dict[str, dict] = {}
+    _, run = evaluate(data.engine, data.splits[split], data.options(),
+                      on_result=lambda qid, r: features.update({qid: asdict(r.quality.features)}))
+    return features, failed_queries(run, data.splits[split].qrels), run
 
 
 def main() -> int:
@@ -45,7 +41,7 @@ def main() -> int:
     parser.add_argument("--dataset", type=Path, default=SCIFACT)
     args = parser.parse_args()
     data = OfflineSciFact(load_config(), args.dataset)
-    features, failed = query_features(data, "train")
+    features, failed, _ = query_features(data, "train")
     ids = sorted(features)
     held_out = {}
     for part in folds(ids):

@@ -136,10 +136,21 @@ def _delete(args: argparse.Namespace, config: RAGConfig) -> int:
 
 def _reindex(args: argparse.Namespace, config: RAGConfig) -> int:
     from rag_core.ingest.reindex import reindex  # imports torch
+    from rag_core.quality.gate import GateFailedError
 
-    report = reindex(config, collection=args.collection)
-    print(f"rebuilt {report.alias} into {report.collection} ({report.rows} rows, {report.upserted} embedded) and "
-          f"moved the alias to it; the previous version stays for `rag rollback`; {report.seconds:.1f}s")
+    gate = bool(config.quality_gate.dataset) if args.gate is None else args.gate
+    try:
+        report = reindex(config, collection=args.collection, gate=gate)
+    except GateFailedError as error:
+        print(f"error: {error}; the alias did not move and {error.result.candidate} is kept for inspection "
+              "(`rag versions`)", file=sys.stderr)
+        return 1
+    build = report.build
+    if report.gate:
+        print(report.gate.message)
+    dropped = f"; dropped {', '.join(report.promotion.dropped)}" if report.promotion.dropped else ""
+    print(f"rebuilt {build.alias} into {build.collection} ({build.rows} rows, {build.upserted} embedded) and "
+          f"moved the alias to it; the previous version stays for `rag rollback`{dropped}; {build.seconds:.1f}s")
     return 0
 
 
@@ -237,37 +248,54 @@ def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _query(args: argparse.Namespace, config: RAGConfig) -> int:
+    from rag_core.quality.answers import score_answer
     from rag_core.retrieval.engine import RetrievalEngine
 
     engine = RetrievalEngine(config, alias=args.collection)
     top_k = args.top_k or config.pipeline.rerank_top_k
     result = engine.search(args.text, top_k=max(top_k, config.pipeline.top_k), rerank_top_k=top_k, mode=args.mode)
     engine.latency.save()
+    answer = score_answer(engine, args.answer, result.results) if args.answer is not None else None
     if args.json:
         print(json.dumps({"query": result.query, "collection": result.collection,
                           "lexical_backend": result.lexical_backend, "timings_ms": result.timings_ms,
-                          "results": [asdict(c) for c in result.results]}, indent=2))
+                          "signals": result.signals, "results": [asdict(c) for c in result.results]}
+                         | ({"answer": answer.as_json()} if answer else {}), indent=2))
         return 0
     for rank, chunk in enumerate(result.results, 1):
         print(f"{rank}. [{chunk.fused_score:.3f}] {chunk.doc_id}: {' '.join(chunk.text.split())[:200]}")
     stages = ", ".join(f"{k} {v:.1f}" for k, v in result.timings_ms.items())
     print(f"({len(result.results)} results from {result.collection}, BM25 {result.lexical_backend}; ms: {stages})")
+    print("signals: " + ", ".join(f"{k} {v:.3f}" for k, v in result.signals.items()))
+    if answer:
+        print(f"answer faithfulness {answer.score:.3f} ({answer.method}): {len(answer.unsupported)} of "
+              f"{len(answer.sentences)} sentences unsupported")
+        for sentence in answer.unsupported:
+            missing = f" (no context holds {', '.join(sentence.missing)})" if sentence.missing else ""
+            print(f"  unsupported: {sentence.sentence}{missing}")
     return 0
 
 
 def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
-    from rag_core.quality.evaluation import evaluate_dataset, write_trec_run
+    from rag_core.quality.evaluation import evaluate_dataset, load_beir, write_trec_run
+    from rag_core.quality.signal_evaluation import signal_report, write_signal_lines
 
+    signals: dict[str, dict[str, float]] = {}
     result, run, options = evaluate_dataset(config, Path(args.dataset), split=args.split, mode=args.mode,
-                                            alpha=args.alpha, fusion=args.fusion, collection=args.collection)
+                                            alpha=args.alpha, fusion=args.fusion, collection=args.collection,
+                                            on_result=lambda qid, r: signals.update({qid: r.signals}))
     if args.run_out:
         write_trec_run(run, Path(args.run_out), tag=f"{args.mode}-{options.fusion}-{options.alpha}")
+    if args.signals_out:
+        write_signal_lines(Path(args.signals_out), signals)
+    quality = signal_report(signals, run, load_beir(Path(args.dataset), args.split).qrels)
     if args.json:
-        print(json.dumps(result.as_json()))
+        print(json.dumps(result.as_json() | {"signals": quality.as_json()}))
     else:
         print(f"{args.mode} ({options.fusion}, alpha {options.alpha}) on {result.queries} {args.split} queries: "
               f"nDCG@10 {result.ndcg_at_10:.4f}, Recall@100 {result.recall_at_100:.4f}, MRR@10 {result.mrr_at_10:.4f}; "
               f"latency p50 {result.latency_p50_ms:.1f} ms, p95 {result.latency_p95_ms:.1f} ms")
+        print(quality.describe())
     return 0
 
 
@@ -318,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     reindex = _command(commands, "reindex", "rebuild every document into a new version, then move the alias",
                        _reindex)
     reindex.add_argument("--collection")
+    reindex.add_argument("--gate", action=argparse.BooleanOptionalAction, default=None,
+                         help="gate the alias move on the candidate's quality (default: when quality_gate.dataset "
+                              "is set)")
     versions = _command(commands, "versions", "the versions of the alias: serving, complete or incomplete", _versions)
     versions.add_argument("--drop-incomplete", action="store_true", help="drop versions whose build never finished")
     versions.add_argument("--collection")
@@ -349,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     query.add_argument("--collection")
     query.add_argument("--json", action="store_true")
+    query.add_argument("--answer", metavar="TEXT", help="score this answer's faithfulness to the results, "
+                                                      "sentence by sentence")
     evaluation = _command(commands, "eval", "nDCG@10 / Recall@100 / MRR@10 on a BEIR-format dataset", _eval)
     evaluation.add_argument("--dataset", required=True, help="folder with corpus.jsonl(.gz), queries.jsonl, qrels/")
     evaluation.add_argument("--split", default="test")
@@ -359,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--collection", help="alias for the dataset's index (default: eval_<folder name>)")
     evaluation.add_argument("--json", action="store_true")
     evaluation.add_argument("--run-out", help="write a TREC run file (qid Q0 docid rank score tag)")
+    evaluation.add_argument("--signals-out", metavar="FILE", help="write one JSON line per query: qid, "
+                                                                  "hallucination_risk, faithfulness_score, components")
     return parser
 
 

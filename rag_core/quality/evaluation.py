@@ -7,14 +7,14 @@ equals the query id are ignored (the BEIR default), and every judged query count
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rag_core.config import RAGConfig
-from rag_core.retrieval.engine import Mode, RetrievalEngine, SearchOptions
+from rag_core.retrieval.engine import Mode, RetrievalEngine, RetrievalResult, SearchOptions
 from rag_core.retrieval.fusion import FusionMethod
 
 
@@ -42,6 +42,7 @@ class EvaluationReport:
 
 
 Run = dict[str, list[tuple[str, float]]]
+ResultHook = Callable[[str, RetrievalResult], None]
 
 
 def load_beir(root: Path, split: str = "test") -> BeirDataset:
@@ -95,8 +96,10 @@ def score_run(run: Run, qrels: dict[str, dict[str, int]]) -> tuple[float, float,
             float(np.mean([mrr_at_k(ranked[q], qrels[q], 10) for q in qrels])))
 
 
-def evaluate(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptions) -> tuple[EvaluationReport, Run]:
-    """Runs every judged query one at a time, as a user would, so the latency figures are per query."""
+def evaluate(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptions,
+             on_result: ResultHook | None = None) -> tuple[EvaluationReport, Run]:
+    """Runs every judged query one at a time, as a user would, so the latency figures are per query.
+    ``on_result(qid, result)`` sees each query's whole result (e.g. its quality signals)."""
     ids = list(dataset.queries)
     run: Run = {}
     per_query_ms: list[float] = []
@@ -104,6 +107,8 @@ def evaluate(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptio
         tick = time.perf_counter()
         result = engine.search_many([dataset.queries[qid]], options)[0]
         per_query_ms.append((time.perf_counter() - tick) * 1000)
+        if on_result is not None:
+            on_result(qid, result)
         run[qid] = [(c.doc_id, c.fused_score if c.rerank_score is None else c.rerank_score)
                     for c in result.results if c.doc_id != qid][:100]
     ndcg, recall, mrr = score_run(run, dataset.qrels)
@@ -126,7 +131,8 @@ def dataset_alias(root: Path) -> str:
 
 def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode: Mode = "hybrid",
                      alpha: float | None = None, fusion: FusionMethod | None = None,
-                     collection: str | None = None) -> tuple[EvaluationReport, Run, SearchOptions]:
+                     collection: str | None = None,
+                     on_result: ResultHook | None = None) -> tuple[EvaluationReport, Run, SearchOptions]:
     """Index the dataset's corpus into its own collection (reused when unchanged), then run and score its queries."""
     from rag_core.ingest.direct import ingest_path  # embedding stack, only when evaluating
 
@@ -136,5 +142,5 @@ def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode
     engine = RetrievalEngine(config, alias=alias)
     options = engine.options(mode=mode, top_k=100, rerank_top_k=100, alpha=alpha, fusion=fusion,
                              candidates=max(config.retrieval.candidates, 300), document_level=True)
-    report, run = evaluate(engine, dataset, options)
+    report, run = evaluate(engine, dataset, options, on_result)
     return report, run, options

@@ -13,7 +13,7 @@ similarity and each whole context for the context sentence, so nothing more is e
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
@@ -85,6 +85,10 @@ class FaithfulnessResult:
     @property
     def unsupported(self) -> list[SentenceSupport]:
         return [s for s in self.sentences if not s.supported]
+
+    def as_json(self) -> dict:
+        return {"score": self.score, "method": self.method,
+                "sentences": [asdict(s) | {"supported": s.supported} for s in self.sentences]}
 
 
 class AnswerScorer:

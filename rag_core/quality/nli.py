@@ -40,9 +40,6 @@ class NliModel:
         if not pairs:
             return []
         index = self.entailment_index
-        logits = np.asarray(self.model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False,
-                                               convert_to_numpy=True, activation_fn=None), dtype=np.float64)
-        logits = logits.reshape(len(pairs), -1)
-        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
-        return [float(p) for p in probabilities[:, index]]
+        probabilities = self.model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False,
+                                           convert_to_numpy=True, apply_softmax=True)
+        return [float(p) for p in np.asarray(probabilities).reshape(len(pairs), -1)[:, index]]
