@@ -10,13 +10,13 @@ Usage: flock /tmp/heavy.lock python -m benchmarks.fit_hallucination [--dataset .
 """
 
 import argparse
-import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.offline import SCIFACT, OfflineSciFact, folds
+from benchmarks.report import OUT, write_report
 from rag_core.config import load_config
 from rag_core.quality.auroc import auroc
 from rag_core.quality.evaluation import Run, evaluate
@@ -24,6 +24,7 @@ from rag_core.quality.hallucination import MODEL_FILE, HallucinationModel
 from rag_core.quality.signal_evaluation import FAILURE_DEPTH, failed_queries
 from rag_core.quality.signals import QueryFeatures
 
+ROOT = Path(__file__).resolve().parents[1]
 FEATURES = tuple(f.name for f in fields(QueryFeatures))
 L2 = 1.0
 
@@ -39,6 +40,7 @@ def query_features(data: OfflineSciFact, split: str) -> tuple[dict[str, dict], d
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", type=Path, default=SCIFACT)
+    parser.add_argument("--out", default=str(OUT / "hallucination_fit.json"))
     args = parser.parse_args()
     data = OfflineSciFact(load_config(), args.dataset)
     features, failed, _ = query_features(data, "train")
@@ -55,9 +57,9 @@ def main() -> int:
                                              f"relevant document in the top {FAILURE_DEPTH}); "
                                              "python -m benchmarks.fit_hallucination")
     model.save(MODEL_FILE)
-    print(json.dumps({"queries": len(ids), "failures": sum(failed.values()), "cv_auroc_5_folds": round(cv, 4),
-                      "coefficients": dict(zip(FEATURES, np.round(model.coefficients, 4).tolist())),
-                      "written": str(MODEL_FILE)}, indent=2))
+    write_report(args.out, {"queries": len(ids), "failures": sum(failed.values()), "cv_auroc_5_folds": round(cv, 4),
+                            "l2": L2, "coefficients": dict(zip(FEATURES, np.round(model.coefficients, 4).tolist())),
+                            "intercept": round(model.intercept, 4), "model_file": str(MODEL_FILE.relative_to(ROOT))})
     return 0
 
 

@@ -19,7 +19,7 @@ from benchmarks.report import OUT
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 KNOWN = {"tune_bm25.json", "fusion.json", "memory_large_document.json", "memory_client_index.json",
-         "query_log_overhead.json", "drift.json"}
+         "query_log_overhead.json", "drift.json", "quality_signals.json", "hallucination_fit.json"}
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
 
@@ -293,11 +293,56 @@ def drift_section(drift: dict | None) -> list[str]:
         magnitude = figures["magnitude"]
         lines.append(f"| {name} | {figures['runs']} | {figures['alarms']} {verb} | "
                      f"{magnitude['min']:.3f}–{magnitude['max']:.3f} | {fired} | {figures['seconds']['median']:.1f} |")
+    smaller = drift.get("model_swap_smaller_noise", {})
+    if smaller:
+        lines += ["", "Smaller model changes (not part of the goal): " + "; ".join(
+            f"noise {noise}: {figures['alarms']} of {figures['runs']} detected (canary 1 - cosine "
+            f"{figures['signal_values']['model_canary']['min']:.4f}–{figures['signal_values']['model_canary']['max']:.4f}"
+            f", threshold {figures['thresholds']['model_canary']:g})" for noise, figures in smaller.items()) + "."]
     seconds = drift["detect_seconds_200_queries"]
     lines += ["", f"`detect_drift` with 200 sample queries at SciFact scale: {seconds['median']:.1f} s median, "
               f"{seconds['max']:.1f} s at most (embedding the sample, re-running 200 probes, moments, canaries, the "
               f"classifier with 20 shuffled-label runs); taking the snapshot: {setup['seconds']['snapshot']:.1f} s.",
               ""]
+    return lines
+
+
+def quality_signals_section(signals: dict | None, fit: dict | None) -> list[str]:
+    if not signals:
+        return []
+    risk, faithful = signals["hallucination_risk"], signals["faithfulness"]
+    lines = ["## Quality signals: hallucination_risk and faithfulness_score on SciFact test", "",
+             meta_line(signals, "quality_signals.json")]
+    if fit:
+        lines += ["", meta_line(fit, "hallucination_fit.json"), "",
+                  f"The logistic model was fitted on SciFact train only ({fit['queries']} queries, {fit['failures']} "
+                  f"failures); its 5-fold cross-validated AUROC on train: {fit['cv_auroc_5_folds']:.4f}."]
+    met = "met" if risk["met"] else "**missed**"
+    lines += ["", f"`hallucination_risk` for \"{risk['failure']}\" over the {risk['queries']} test queries "
+              f"({risk['failed']} failures), run as `rag eval` runs them: AUROC {ci(risk['auroc'])} (goal "
+              f">= {risk['goal']}: {met}). Each feature alone (sign-free AUROC): " + ", ".join(
+                  f"{k} {v:.3f}" for k, v in risk["feature_auroc_sign_free"].items()) + ".", "",
+              "Faithfulness: per test query an answer of two sentences drawn from its top 3 contexts, against the "
+              "same answer with its first number changed (+1, or x1.1 for a decimal), with its rarest content word "
+              "replaced by a word of an unrelated document that no context holds (rare: in under 1 % of the "
+              "documents, which the veto catches by design; common: in at least 5 %, where only the embedding and "
+              "coverage parts act), and against two sentences of an unrelated document.", "",
+              "| faithfulness: supported answer vs | pairs | AUROC [95% CI] | mean score supported / altered | goal |",
+              "|---|---|---|---|---|"]
+    for kind, figures in faithful["kinds"].items():
+        goal = (f">= {figures['goal']}: {'met' if figures['met'] else '**missed**'}" if "goal" in figures
+                else "none (shows the veto-free part)")
+        means = figures["mean_score"]
+        lines.append(f"| {kind.replace('_', ' ')} | {figures['pairs']} | {ci(figures['auroc'])} | "
+                     f"{means['supported']:.3f} / {means['altered']:.3f} | {goal} |")
+    cost = signals["cost"]
+    lines += ["", "| cost per query | signals stage p50 | p95 | retrieval p95 |", "|---|---|---|---|"]
+    for name, figures in cost.items():
+        lines.append(f"| {name.replace('_', ' ')} | {figures['signals_ms']['p50']:.2f} ms | "
+                     f"{figures['signals_ms']['p95']:.2f} ms | {figures['retrieval_ms']['p95']:.1f} ms |")
+    answer = faithful["score_answer_ms"]
+    lines += ["", f"`score_answer` (embedding the answer's and the contexts' sentences): p50 {answer['p50']:.1f} ms, "
+              f"p95 {answer['p95']:.1f} ms per answer.", ""]
     return lines
 
 
@@ -344,6 +389,7 @@ def render() -> str:
     lines += memory_section(load("memory_large_document.json"), load("memory_client_index.json"))
     lines += query_log_section(load("query_log_overhead.json"))
     lines += drift_section(load("drift.json"))
+    lines += quality_signals_section(load("quality_signals.json"), load("hallucination_fit.json"))
     lines += other_section(others)
     lines += legacy_section(legacy)
     return "\n".join(lines).rstrip() + "\n"
