@@ -1,4 +1,5 @@
-"""The code location: everything under ``defs/`` plus what the config shapes: resources and schedules.
+"""The code location: everything under ``defs/`` plus what the config shapes: resources, schedules and the
+reindex sensor (whose interval is configured).
 
 Those are not ``defs/`` modules of their own: tests and the demo build the same definitions from a config they
 choose (``build_definitions(config)``), while Dagster's loader reads ``config.yaml`` / ``.env`` / environment.
@@ -8,7 +9,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from rag_assets.defs.drift.schedules import drift_schedule
 from rag_assets.defs.maintenance.schedules import compaction_schedule
+from rag_assets.defs.performance.schedules import performance_schedule
+from rag_assets.defs.reindexing.sensors import reindex_sensor
 from rag_assets.io_manager import ParquetIOManager
 from rag_assets.resources import (
     AssetStorage,
@@ -38,7 +42,10 @@ def build_resources(config: RAGConfig) -> dict[str, object]:
 def build_definitions(config: RAGConfig) -> dg.Definitions:
     return dg.Definitions.merge(dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
                                 dg.Definitions(resources=build_resources(config),
-                                               schedules=[compaction_schedule(config.schedules)]))
+                                               schedules=[compaction_schedule(config.schedules),
+                                                          drift_schedule(config.schedules),
+                                                          performance_schedule(config.schedules)],
+                                               sensors=[reindex_sensor(config.schedules)]))
 
 
 @dg.definitions

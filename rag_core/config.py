@@ -151,6 +151,7 @@ class QualityConfig(_Section):
     query_log_dir: str = Field("data/query_log", description="Parquet files partitioned by day (date=YYYY-MM-DD).")
     log_query_text: bool = Field(False, description="Keep the query text itself; otherwise only a salted hash.")
     query_log_flush_s: float = Field(1.0, gt=0, description="How often the background writer writes a file.")
+    reports_dir: str = Field("data/reports", description="Where reports are written (performance/YYYY-MM.png).")
     nli_model: str | None = Field(None, description="A cross-encoder NLI model (name or path) scoring answers' "
                                                     "faithfulness by entailment; None: embeddings + lexical support.")
     drift_dir: str = Field("data/drift", description="Drift reference snapshots, one <alias>.npz per alias.")

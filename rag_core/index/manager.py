@@ -313,9 +313,13 @@ class MilvusIndexManager:
         serving = self.resolve(alias)
         dropped = [v for v in self.versions(alias) if v != serving and not self.state(v).complete]
         for name in dropped:
-            self._retry("drop_collection", lambda name=name: self.client.drop_collection(name))
-            self._loaded.discard(name)
+            self.drop_version(name)
         return dropped
+
+    def drop_version(self, collection: str) -> None:
+        """Drop one version; the caller makes sure no alias serves it (``rag_core.index.retention``)."""
+        self._retry("drop_collection", lambda: self.client.drop_collection(collection))
+        self._loaded.discard(collection)
 
     def _alias_exists(self, alias: str) -> bool:
         return alias in self._retry("list_aliases", lambda: self.client.list_aliases())["aliases"]

@@ -1,30 +1,52 @@
-"""A full rebuild of an alias into a new version, from what the version it serves holds.
+"""A full rebuild of an alias into a new version, from what the version it serves holds, in two steps.
 
-Every source's documents are rejoined from their chunks in Milvus (so nothing outside Milvus is needed: not the
-original files, not an API caller's batches), chunked and embedded with the current settings into
-``alias__vN+1``. The alias moves only once the new version is complete; an interrupted rebuild is continued by
-the next ``rag reindex``.
+``build_candidate`` rejoins every source's documents from their chunks in Milvus (so nothing outside Milvus is
+needed: not the original files, not an API caller's batches), chunks and embeds them with the current settings into
+``alias__vN+1`` and marks it complete, without moving the alias. ``reindex`` then gates the move on the candidate's
+quality (``rag_core.quality.gate``) when asked to, and promotes it, keeping ``index.keep_versions`` versions
+(``rag_core.index.retention``). An interrupted build is continued by the next ``rag reindex``; a candidate the gate
+refused stays complete and unserved for inspection (``rag versions``).
 """
 
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.index.sync import SyncReport, finish_version, legacy_source, sync_into
+from rag_core.index.retention import Promotion, promote
+from rag_core.index.sync import SyncReport, complete_version, legacy_source, sync_into
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.direct import vectorizer
 from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.ingest.stages import chunk_batches
+from rag_core.quality.drift_snapshot import snapshot_on_promotion
+from rag_core.quality.gate import GateFailedError, GateResult, evaluate_gate
 from rag_core.retrieval.client_index import documents_from_chunks
 from rag_core.types import Chunk, Document
 
 ROW_FIELDS = ["chunk_id", "doc_id", "source", "position", "text", "metadata"]
 
 
-def reindex(config: RAGConfig, *, collection: str | None = None, embedder: Embedder | None = None,
-            manager: MilvusIndexManager | None = None) -> SyncReport:
+@dataclass(frozen=True)
+class ReindexReport:
+    build: SyncReport  # the candidate as built
+    gate: GateResult | None  # None: promoted without a gate
+    promotion: Promotion
+
+    @property
+    def collection(self) -> str:
+        return self.build.collection
+
+    @property
+    def rows(self) -> int:
+        return self.build.rows
+
+
+def build_candidate(config: RAGConfig, *, collection: str | None = None, embedder: Embedder | None = None,
+                    manager: MilvusIndexManager | None = None) -> SyncReport:
+    """Build ``alias__vN+1`` from the whole corpus and mark it complete; the alias keeps serving what it served."""
     started = time.perf_counter()
     alias = collection or config.milvus.collection
     embedder = embedder or shared_embedder(config.embedding)
@@ -32,17 +54,81 @@ def reindex(config: RAGConfig, *, collection: str | None = None, embedder: Embed
     current = manager.resolve(alias)
     if current is None:
         raise LookupError(f"No index {alias!r} at {manager.uri} to rebuild; ingest documents first (rag ingest).")
-    chunker = TokenChunker(embedder.tokenizer, config.chunking.chunk_size, config.chunking.chunk_overlap,
-                           embedder.max_seq_length)
+    chunker = _chunker(config, embedder)
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
     target = manager.resumable_version(alias, version) or manager.create_version(alias, version)
     changes = sync_into(manager, target, chunk_batches(stored_documents(manager, current), chunker,
                                                        config.ingestion.record_batch_size), vectorizer(embedder))
-    finish_version(manager, alias, target, changes.wanted)
+    complete_version(manager, alias, target, changes.wanted)
     return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=True,
                       upserted=changes.upserted, deleted=changes.deleted,
                       unchanged=len(changes.wanted) - changes.upserted, rows=manager.count(target),
                       data_version=manager.state(target).data_version, seconds=round(time.perf_counter() - started, 3))
+
+
+@dataclass(frozen=True)
+class SettingsCheck:
+    """The serving version's index fingerprint against the one the configured model, chunking and index
+    parameters would build now: when they differ, only a full re-index serves the new settings."""
+
+    serving: str
+    serving_fingerprint: str
+    configured_fingerprint: str
+
+    @property
+    def changed(self) -> bool:
+        return self.serving_fingerprint != self.configured_fingerprint
+
+
+def check_settings(config: RAGConfig, *, alias: str | None = None, embedder: Embedder | None = None,
+                   manager: MilvusIndexManager | None = None) -> SettingsCheck:
+    alias = alias or config.milvus.collection
+    embedder = embedder or shared_embedder(config.embedding)
+    manager = manager or MilvusIndexManager(config.milvus, config.index)
+    serving = manager.resolve(alias)
+    if serving is None:
+        raise LookupError(f"No index {alias!r} at {manager.uri}; ingest documents first (rag ingest).")
+    version = manager.state(serving).version
+    configured = manager.version_for(embedder.model_name, embedder.dimension, _chunker(config, embedder).signature)
+    return SettingsCheck(serving=serving, serving_fingerprint=version.fingerprint if version else "",
+                         configured_fingerprint=configured.fingerprint)
+
+
+def _chunker(config: RAGConfig, embedder: Embedder) -> TokenChunker:
+    return TokenChunker(embedder.tokenizer, config.chunking.chunk_size, config.chunking.chunk_overlap,
+                        embedder.max_seq_length)
+
+
+def pending_candidate(manager: MilvusIndexManager, alias: str) -> str:
+    """The newest version when it is complete and not serving: what ``build_candidate`` left for the gate."""
+    versions, serving = manager.versions(alias), manager.resolve(alias)
+    if not versions or versions[-1] == serving or not manager.state(versions[-1]).complete:
+        raise LookupError(f"{alias!r} at {manager.uri} has no complete candidate version newer than the one it "
+                          f"serves ({serving}); build one first (the reindex_candidate asset, or rag reindex).")
+    return versions[-1]
+
+
+def reindex(config: RAGConfig, *, collection: str | None = None, embedder: Embedder | None = None,
+            manager: MilvusIndexManager | None = None, gate: bool = False) -> ReindexReport:
+    """Build a candidate, gate it when ``gate`` (``GateFailedError`` leaves the alias where it was), promote it."""
+    alias = collection or config.milvus.collection
+    embedder = embedder or shared_embedder(config.embedding)
+    manager = manager or MilvusIndexManager(config.milvus, config.index)
+    build = build_candidate(config, collection=alias, embedder=embedder, manager=manager)
+    result = evaluate_gate(config, build.collection, alias=alias, embedder=embedder, manager=manager) if gate else None
+    if result is not None and not result.passed:
+        raise GateFailedError(result)
+    return ReindexReport(build=build, gate=result, promotion=promote_candidate(
+        config, build.collection, alias=alias, embedder=embedder, manager=manager))
+
+
+def promote_candidate(config: RAGConfig, candidate: str, *, alias: str, embedder: Embedder,
+                      manager: MilvusIndexManager) -> Promotion:
+    """Serve ``candidate``, keep ``index.keep_versions`` versions, and take the drift reference snapshot of what
+    now serves: drift is measured against the version promoted last."""
+    promotion = promote(manager, alias, candidate, config.index.keep_versions)
+    snapshot_on_promotion(config, alias, embedder, manager)(candidate)
+    return promotion
 
 
 def stored_documents(manager: MilvusIndexManager, collection: str) -> Iterator[Document]:

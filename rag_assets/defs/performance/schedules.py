@@ -1,0 +1,28 @@
+"""The monthly performance schedule, its cron and timezone from ``schedules.*``; ``rag_assets.definitions`` adds it."""
+
+import datetime
+
+import dagster as dg
+
+from rag_assets.defs.performance.jobs import performance_report_job
+from rag_core.config import SchedulesConfig
+
+
+def performance_schedule(config: SchedulesConfig) -> dg.ScheduleDefinition:
+    # Running by default: the guide's monthly operation; it only reads the query log and writes a report.
+    @dg.schedule(name="performance_report_schedule", job=performance_report_job,
+                 cron_schedule=config.performance_cron, execution_timezone=config.timezone,
+                 default_status=dg.DefaultScheduleStatus.RUNNING,
+                 description=f"Monthly performance report ({config.performance_cron}, {config.timezone}) of the "
+                             "calendar month before the run.")
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        month = previous_month(context.scheduled_execution_time.date())
+        return dg.RunRequest(run_key=f"performance-{month}", partition_key=month)
+
+    return _schedule
+
+
+def previous_month(day: datetime.date) -> str:
+    """The partition key (its first day) of the month before ``day``'s."""
+    last_of_previous = day.replace(day=1) - datetime.timedelta(days=1)
+    return last_of_previous.replace(day=1).isoformat()

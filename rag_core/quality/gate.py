@@ -1,0 +1,141 @@
+"""The quality gate of a re-index: may the alias move from the serving version to a candidate?
+
+With a labelled set (``quality_gate.dataset``, a BEIR folder whose judgements name this index's documents) the
+candidate's nDCG@10 may not fall more than ``quality_gate.max_ndcg_drop`` below the serving version's. Without
+one, the mean ``hallucination_risk`` of probe queries (the first sentences of the serving version's documents)
+may not rise more than ``quality_gate.max_risk_rise``. Both versions answer the same queries in the same process,
+with the query log off (gate traffic is not user traffic) and their client-side indexes in a temporary folder.
+"""
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from rag_core.config import RAGConfig
+from rag_core.index.manager import MilvusIndexManager
+from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.quality.evaluation import evaluate, load_beir
+from rag_core.retrieval.engine import RetrievalEngine
+
+RISK_SIGNAL = "hallucination_risk"
+PROBE_WORDS = 24
+SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+
+
+class GateFailedError(RuntimeError):
+    """The candidate is worse than the serving version by more than the gate allows; the alias did not move."""
+
+    def __init__(self, result: "GateResult") -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    metric: Literal["ndcg@10", "hallucination_risk"]
+    serving: str
+    candidate: str
+    serving_value: float
+    candidate_value: float
+    allowed: float  # the largest drop of nDCG@10, or rise of the risk, that still passes
+    queries: int
+    evidence: str  # the gate dataset, or where the probe queries came from
+
+    @property
+    def message(self) -> str:
+        worse = "drop" if self.metric == "ndcg@10" else "rise"
+        verdict = "passed" if self.passed else "failed"
+        return (f"quality gate {verdict}: {self.metric} {self.candidate_value:.4f} on candidate {self.candidate} vs "
+                f"{self.serving_value:.4f} on serving {self.serving} ({self.queries} queries from {self.evidence}; "
+                f"a {worse} of at most {self.allowed:g} is allowed)")
+
+
+def evaluate_gate(config: RAGConfig, candidate: str, *, alias: str | None = None, embedder: Embedder | None = None,
+                  manager: MilvusIndexManager | None = None) -> GateResult:
+    alias = alias or config.milvus.collection
+    manager = manager or MilvusIndexManager(config.milvus, config.index)
+    serving = manager.resolve(alias)
+    if serving is None:
+        raise LookupError(f"No index {alias!r} at {manager.uri} serves queries; there is nothing to gate against.")
+    if serving == candidate:
+        raise ValueError(f"{candidate} already serves {alias!r}; the gate compares a candidate with the serving "
+                         "version.")
+    gate = config.quality_gate
+    embedder = embedder or shared_embedder(config.embedding)
+    with tempfile.TemporaryDirectory(prefix="rag-gate-") as scratch:
+        quiet = config.model_copy(update={
+            "quality": config.quality.model_copy(update={"query_log": False}),
+            "retrieval": config.retrieval.model_copy(update={"bm25_dir": scratch, "bm25_refresh_s": 0.0})})
+        engines = {name: RetrievalEngine(quiet, embedder=_query_embedder(manager, name, embedder), manager=manager,
+                                         alias=name) for name in (serving, candidate)}
+        if gate.dataset:
+            return _ndcg_gate(quiet, engines, serving, candidate)
+        return _risk_gate(quiet, engines, serving, candidate, manager)
+
+
+def _query_embedder(manager: MilvusIndexManager, collection: str, embedder: Embedder) -> Embedder:
+    """Queries must be embedded by the model that embedded the version's documents: after a model change, the
+    serving version still answers in its old model's space."""
+    version = manager.state(collection).version
+    if version is None or version.model == embedder.model_name:
+        return embedder
+    return shared_embedder(embedder.config.model_copy(update={"model": version.model}))
+
+
+def _ndcg_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: str, candidate: str) -> GateResult:
+    gate = config.quality_gate
+    root = Path(gate.dataset)
+    if not root.is_dir():
+        raise FileNotFoundError(f"quality_gate.dataset {root.resolve()} is not a folder; point it at a BEIR folder "
+                                "(queries.jsonl, qrels/<split>.tsv) judging this index's documents, or set it to "
+                                "'' to gate on hallucination_risk.")
+    dataset = load_beir(root, gate.split)
+    values = {}
+    for name, engine in engines.items():
+        # The settings of `rag eval`, so the gate's figures compare with its.
+        options = engine.options(top_k=100, rerank_top_k=100, document_level=True,
+                                 candidates=max(config.retrieval.candidates, 300))
+        values[name] = evaluate(engine, dataset, options)[0].ndcg_at_10
+    return GateResult(passed=values[candidate] >= values[serving] - gate.max_ndcg_drop, metric="ndcg@10",
+                      serving=serving, candidate=candidate, serving_value=values[serving],
+                      candidate_value=values[candidate], allowed=gate.max_ndcg_drop, queries=len(dataset.queries),
+                      evidence=f"{root} ({gate.split})")
+
+
+def _risk_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: str, candidate: str,
+               manager: MilvusIndexManager) -> GateResult:
+    gate = config.quality_gate
+    queries = probe_queries(manager, serving, gate.probe_queries)
+    values = {}
+    for name, engine in engines.items():
+        results = engine.search_many(queries, engine.options())
+        risks = [r.signals.get(RISK_SIGNAL) for r in results]
+        if any(risk is None for risk in risks):
+            raise ValueError(f"quality_gate.dataset is not set and the retrieval results carry no {RISK_SIGNAL!r} "
+                             "signal to gate on; set quality_gate.dataset to a BEIR folder judging this index's "
+                             "documents.")
+        values[name] = float(np.mean(risks))
+    return GateResult(passed=values[candidate] <= values[serving] + gate.max_risk_rise, metric="hallucination_risk",
+                      serving=serving, candidate=candidate, serving_value=values[serving],
+                      candidate_value=values[candidate], allowed=gate.max_risk_rise, queries=len(queries),
+                      evidence=f"the first sentences of {serving}'s documents")
+
+
+def probe_queries(manager: MilvusIndexManager, collection: str, count: int) -> list[str]:
+    """The first sentence (at most ``PROBE_WORDS`` words) of the first chunk of up to ``count`` documents: text
+    the index should answer confidently, the same for both versions."""
+    queries: list[str] = []
+    for batch in manager.iter_rows(collection, ["doc_id", "text"], filter="position == 0", batch_size=count):
+        for row in sorted(batch, key=lambda r: r["doc_id"]):
+            sentence = SENTENCE_END.split(row["text"].strip(), maxsplit=1)[0]
+            queries.append(" ".join(sentence.split()[:PROBE_WORDS]))
+        break  # one batch is enough: probes, not a census
+    queries = [q for q in queries if q]
+    if not queries:
+        raise ValueError(f"{collection} holds no documents to draw probe queries from.")
+    return queries
