@@ -16,15 +16,17 @@ def test_code_location_loads_with_the_chain_checks_job_and_sensor() -> None:
     definitions = defs()
     dg.Definitions.validate_loadable(definitions)
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
-    assert keys == {"raw_documents", "chunks", "embeddings", "semantic_index", "bm25_index", "retrieval_evaluation"}
+    chain = {"raw_documents", "chunks", "embeddings", "semantic_index", "bm25_index"}
+    operations = {"reindex_candidate", "serving_version", "drift_report", "performance_report"}
+    assert keys == chain | operations | {"retrieval_evaluation"}
     graph = definitions.resolve_asset_graph()
     assert graph.get(dg.AssetKey("semantic_index")).parent_keys == {dg.AssetKey("embeddings")}
     assert graph.get(dg.AssetKey("chunks")).parent_keys == {dg.AssetKey("raw_documents")}
     checks = {k.name for k in graph.asset_check_keys}
     assert checks == {"chunk_ids_unique", "no_empty_chunks", "vectors_have_model_dimension_and_unit_norm",
-                      "milvus_rows_match_embeddings"}
+                      "milvus_rows_match_embeddings", "quality_gate"}
     ingestion = definitions.resolve_job_def("ingestion")
-    assert {k.to_user_string() for k in ingestion.asset_layer.executable_asset_keys} == keys - {"retrieval_evaluation"}
+    assert {k.to_user_string() for k in ingestion.asset_layer.executable_asset_keys} == chain
     assert definitions.resolve_job_def("query_job") is not None
     sensor = definitions.resolve_sensor_def("raw_documents_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

@@ -10,7 +10,8 @@ from rag_assets.resources import SettingsResource
 from rag_core.observability.performance import PerformanceReport, performance_report
 from rag_core.observability.performance_chart import write_chart
 
-MONTHS = dg.MonthlyPartitionsDefinition(start_date="2026-01-01")
+# end_offset=1: the current month too, so far (a report can be asked for before the month ends).
+MONTHS = dg.MonthlyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
 DRIFT_REPORT = dg.AssetKey("drift_report")
 LATENCY_COLUMNS = ("p50", "p95", "p99")
 

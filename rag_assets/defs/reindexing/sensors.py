@@ -29,13 +29,12 @@ def reindex_sensor(config: SchedulesConfig) -> dg.SensorDefinition:
         if check.changed:
             return dg.SensorResult(run_requests=[dg.RunRequest(
                 run_key=f"settings-{check.configured_fingerprint}", tags={"reindex/reason": "settings"})])
-        event = context.instance.get_latest_materialization_event(DRIFT_REPORT)
-        metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
-        detected = metadata.get("drift_detected")
+        latest = context.instance.fetch_materializations(DRIFT_REPORT, limit=1).records
+        detected = latest[0].asset_materialization.metadata.get("drift_detected") if latest else None
         if detected is None or not detected.value:
             return dg.SensorResult(skip_reason="Index settings unchanged and the latest drift report (if any) "
                                                "detected no drift.")
         return dg.SensorResult(run_requests=[dg.RunRequest(
-            run_key=f"drift-{event.storage_id}", tags={"reindex/reason": "drift"})])
+            run_key=f"drift-{latest[0].storage_id}", tags={"reindex/reason": "drift"})])
 
     return _sensor
