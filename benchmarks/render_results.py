@@ -19,7 +19,8 @@ from benchmarks.report import OUT
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 KNOWN = {"tune_bm25.json", "fusion.json", "memory_large_document.json", "memory_client_index.json",
-         "query_log_overhead.json", "drift.json", "quality_signals.json", "hallucination_fit.json"}
+         "query_log_overhead.json", "drift.json", "quality_signals.json", "hallucination_fit.json",
+         "zero_downtime.json"}
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
 
@@ -270,6 +271,21 @@ def query_log_section(overhead: dict | None) -> list[str]:
             "is the bound on what logging adds to a query.", ""]
 
 
+def zero_downtime_section(run: dict | None) -> list[str]:
+    if not run:
+        return []
+    seen = ", ".join(f"`{v}` {n}" for v, n in sorted(run["versions_seen"].items()))
+    return ["## Zero-downtime re-index under load", "", meta_line(run, "zero_downtime.json"), "",
+            f"{run['threads']} threads query {run['corpus']} ({run['rows']} chunks, {run['backend']}, cache off) "
+            f"without pause while `reindex` builds `{run['served_after']}` and moves the alias from "
+            f"`{run['served_before']}`. Every answer is checked against the versions that were complete: its "
+            "collection and data version are a complete version's, and every chunk it returned is in that version.",
+            "", "| queries answered | during the re-index | errors | inconsistent answers | versions seen | "
+            "re-index | run |", "|---|---|---|---|---|---|---|",
+            f"| {run['answered']} | {run['answers_during_reindex']} | {len(run['errors'])} | {run['inconsistent']} | "
+            f"{seen} | {run['reindex_seconds']} s | {run['seconds']} s |", ""]
+
+
 def drift_section(drift: dict | None) -> list[str]:
     if not drift:
         return []
@@ -388,6 +404,7 @@ def render() -> str:
     lines += anchors_section()
     lines += memory_section(load("memory_large_document.json"), load("memory_client_index.json"))
     lines += query_log_section(load("query_log_overhead.json"))
+    lines += zero_downtime_section(load("zero_downtime.json"))
     lines += drift_section(load("drift.json"))
     lines += quality_signals_section(load("quality_signals.json"), load("hallucination_fit.json"))
     lines += other_section(others)
