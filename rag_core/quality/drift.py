@@ -122,9 +122,9 @@ def _top1(scores: list[list[float]]) -> list[float]:
 
 
 def _severity(signal: DriftSignal) -> float:
-    """1 - 0.85^r, r = distance from the no-drift value over the threshold's distance (see the module's doc)."""
+    """1 - 0.85^r, r = distance from the no-drift value towards the threshold over the threshold's distance (see
+    the module's doc); a value on the other side of the no-drift value (an AUC under 0.5) counts as none."""
     baseline = NO_DRIFT_VALUE.get(signal.name, 0.0)
-    ratio = abs(signal.value - baseline) / max(abs(signal.threshold - baseline), 1e-12)
+    ratio = max(0.0, (signal.value - baseline) / (signal.threshold - baseline))
     severity = float(1 - (1 - ALERT_MAGNITUDE) ** ratio)
-    # Exactly at the threshold is not beyond it: keep the magnitude on the side of the signal's own verdict.
-    return severity if signal.detected or severity <= ALERT_MAGNITUDE else ALERT_MAGNITUDE
+    return severity if signal.detected else min(severity, ALERT_MAGNITUDE)  # at the threshold is not beyond it

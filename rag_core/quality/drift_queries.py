@@ -65,15 +65,14 @@ def logged_queries(folder: Path, alias: str, *, since: datetime.datetime | None 
 
 
 def title_queries(manager: MilvusIndexManager, collection: str, limit: int, seed: int = 0) -> list[str]:
-    """Probe queries made from the corpus: documents' titles, or a chunk's first words where there is none."""
-    by_doc: dict[str, str] = {}
-    for batch in manager.iter_rows(collection, ["doc_id", "position", "text", "metadata"]):
+    """Probe queries made from the corpus: documents' titles, and chunks' first words (a corpus of a few long
+    documents has few titles but many chunks)."""
+    texts: set[str] = set()
+    for batch in manager.iter_rows(collection, ["position", "text", "metadata"]):
         for row in batch:
-            if row["position"] == 0:
-                title = str((row["metadata"] or {}).get("title", "")).strip()
-                by_doc[row["doc_id"]] = title or " ".join(row["text"].split()[:TITLE_WORDS])
-    texts = sorted({t for t in by_doc.values() if t})
-    return sample(texts, limit, seed)
+            title = str((row["metadata"] or {}).get("title", "")).strip() if row["position"] == 0 else ""
+            texts.add(title or " ".join(row["text"].split()[:TITLE_WORDS]))
+    return sample(sorted(t for t in texts if t), limit, seed)
 
 
 def sample(items: Sequence[str], limit: int, seed: int = 0) -> list[str]:
