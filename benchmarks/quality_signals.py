@@ -20,6 +20,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -155,7 +156,7 @@ def main() -> int:
     labels = [failed[q] for q in ids]
     risk = auroc_interval(labels, [signals[q]["hallucination_risk"] for q in ids])
     features = {}
-    for name in (f.name for f in QueryFeatures.__dataclass_fields__.values()):
+    for name in (f.name for f in fields(QueryFeatures)):
         present = [q for q in ids if name in signals[q]]
         value = auroc([failed[q] for q in present], [signals[q][name] for q in present])
         features[name] = round(max(value, 1 - value), 4)
