@@ -15,7 +15,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_month_of_queries_becomes_metadata_a_table_and_a_chart(tmp_path: Path, embedder) -> None:
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), quality={"reports_dir": str(tmp_path / "reports")})
+    config = make_config(tmp_path, str(tmp_path / "milvus.db"),
+                         quality={"reports_dir": str(tmp_path / "reports"), "drift_dir": str(tmp_path / "drift")})
     ingest(config, RETRIEVAL_DOCS, embedder)
     engine = RetrievalEngine(config, embedder=embedder)
     for query in ["compaction purges rows", "hnsw ef", "alias versions", "compaction purges rows"]:

@@ -2,9 +2,10 @@
 
 With a labelled set (``quality_gate.dataset``, a BEIR folder whose judgements name this index's documents) the
 candidate's nDCG@10 may not fall more than ``quality_gate.max_ndcg_drop`` below the serving version's. Without
-one, the mean ``hallucination_risk`` of probe queries (the first sentences of the serving version's documents)
-may not rise more than ``quality_gate.max_risk_rise``. Both versions answer the same queries in the same process,
-with the query log off (gate traffic is not user traffic) and their client-side indexes in a temporary folder.
+one, the mean ``hallucination_risk`` of probe queries (the drift snapshot's, else the first sentences of the
+serving version's documents) may not rise more than ``quality_gate.max_risk_rise``. Both versions answer the same
+queries in the same process, with the query log off (gate traffic is not user traffic) and their client-side
+indexes in a temporary folder.
 """
 
 import re
@@ -18,6 +19,7 @@ import numpy as np
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.quality.drift_snapshot import DriftSnapshot, NoSnapshotError, snapshot_path
 from rag_core.quality.evaluation import evaluate, load_beir
 from rag_core.retrieval.engine import RetrievalEngine
 
@@ -75,7 +77,7 @@ def evaluate_gate(config: RAGConfig, candidate: str, *, alias: str | None = None
                                          alias=name) for name in (serving, candidate)}
         if gate.dataset:
             return _ndcg_gate(quiet, engines, serving, candidate)
-        return _risk_gate(quiet, engines, serving, candidate, manager)
+        return _risk_gate(quiet, engines, serving, candidate, manager, alias)
 
 
 def _query_embedder(manager: MilvusIndexManager, collection: str, embedder: Embedder) -> Embedder:
@@ -108,9 +110,9 @@ def _ndcg_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: 
 
 
 def _risk_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: str, candidate: str,
-               manager: MilvusIndexManager) -> GateResult:
+               manager: MilvusIndexManager, alias: str) -> GateResult:
     gate = config.quality_gate
-    queries = probe_queries(manager, serving, gate.probe_queries)
+    queries, evidence = probe_queries(config, manager, alias, serving)
     values = {}
     for name, engine in engines.items():
         results = engine.search_many(queries, engine.options())
@@ -123,10 +125,23 @@ def _risk_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: 
     return GateResult(passed=values[candidate] <= values[serving] + gate.max_risk_rise, metric="hallucination_risk",
                       serving=serving, candidate=candidate, serving_value=values[serving],
                       candidate_value=values[candidate], allowed=gate.max_risk_rise, queries=len(queries),
-                      evidence=f"the first sentences of {serving}'s documents")
+                      evidence=evidence)
 
 
-def probe_queries(manager: MilvusIndexManager, collection: str, count: int) -> list[str]:
+def probe_queries(config: RAGConfig, manager: MilvusIndexManager, alias: str, serving: str) -> tuple[list[str], str]:
+    """The drift snapshot's probe queries (users' queries or titles, taken at the last promotion) when there is
+    one, else the first sentences of the serving version's documents; and where they came from."""
+    try:
+        snapshot = DriftSnapshot.load(snapshot_path(config, alias))
+    except NoSnapshotError:
+        snapshot = None
+    if snapshot is not None and snapshot.probe_queries:
+        return snapshot.probe_queries[: config.quality_gate.probe_queries], "the drift snapshot's probe queries"
+    return first_sentences(manager, serving, config.quality_gate.probe_queries), \
+        f"the first sentences of {serving}'s documents"
+
+
+def first_sentences(manager: MilvusIndexManager, collection: str, count: int) -> list[str]:
     """The first sentence (at most ``PROBE_WORDS`` words) of the first chunk of up to ``count`` documents: text
     the index should answer confidently, the same for both versions."""
     queries: list[str] = []
