@@ -4,6 +4,8 @@
   of a logistic regression (Evidently's embeddings "model" method, done with scikit-learn directly). Its threshold
   is 0.55 or, for small samples, the 95th percentile of the AUCs the same classifier reaches with shuffled labels,
   whichever is higher: with a few dozen queries a chance AUC of 0.6 is common, and that must not alarm.
+  Evidently itself is not a dependency: `pip install --dry-run evidently` beside the pinned stack wants 28 more
+  packages (a web server, telemetry, nltk, statsmodels, plotly) for what is one scikit-learn classifier here.
 - result drift: rank-biased overlap (Webber et al. 2010, p 0.9) of the probe queries' top 10 now and then, and a
   two-sample Kolmogorov-Smirnov test (scipy) on their top-1 scores.
 - corpus drift: the shift of the stored vectors' mean, in units of the reference spread, and the relative change
@@ -28,7 +30,7 @@ RBO_THRESHOLD = 0.8  # below: on average a fifth of the probe rankings' weight m
 KS_ALPHA = 0.01
 MEAN_SHIFT_THRESHOLD = 0.1  # of the reference spread, sqrt(trace C)
 COVARIANCE_THRESHOLD = 0.2  # relative Frobenius change
-CANARY_THRESHOLD = 0.01  # 1 - cosine; float32 re-encodings of the same model agree to ~1e-6
+CANARY_THRESHOLD = 0.001  # 1 - cosine; the same model gave exactly 0 in every benchmark check, noise 0.01 x std 5e-4
 SEED = 0
 
 
