@@ -10,11 +10,13 @@ with lite_uri_hidden_from_pymilvus():
     import pymilvus  # noqa: F401 - imported here first, so that a Milvus Lite path in MILVUS_URI is accepted
 
 from rag_core.api import AdvancedRAGPipeline, QueryMetrics  # noqa: E402
+from rag_core.compliance.events import AuditEventType  # noqa: E402
+from rag_core.compliance.manager import ComplianceManager  # noqa: E402
 from rag_core.config import RAGConfig, load_config  # noqa: E402
 from rag_core.index.manager import MilvusIndexManager  # noqa: E402
 from rag_core.ingest.embedder import Embedder  # noqa: E402
 from rag_core.retrieval.engine import RetrievalEngine  # noqa: E402
 from rag_core.types import Chunk, Document, SkippedInput  # noqa: E402
 
-__all__ = ["AdvancedRAGPipeline", "Chunk", "Document", "Embedder", "MilvusIndexManager", "QueryMetrics", "RAGConfig",
-           "RetrievalEngine", "SkippedInput", "load_config"]
+__all__ = ["AdvancedRAGPipeline", "AuditEventType", "Chunk", "ComplianceManager", "Document", "Embedder",
+           "MilvusIndexManager", "QueryMetrics", "RAGConfig", "RetrievalEngine", "SkippedInput", "load_config"]

@@ -190,6 +190,40 @@ class SchedulesConfig(_Section):
         return self
 
 
+class ComplianceConfig(_Section):
+    """The audit trail's store, its checkpoints and how long each kind of record is kept (rag_core.compliance)."""
+
+    database_url: str = Field("sqlite:///data/compliance/audit.db", description="SQLAlchemy URL of the audit "
+                              "store: an SQLite file (WAL) by default, postgresql://... in production.")
+    checkpoint_every: int = Field(100, ge=1, description="Records between two checkpoints (HMAC-signed under "
+                                                         "$AUDIT_HMAC_KEY when it is set).")
+    reports_dir: str = Field("data/compliance/reports", description="Monthly compliance reports (JSON + Markdown).")
+    retention_days: dict[str, int] = Field(
+        default_factory=lambda: {"retrieval": 90, "query_log": 90, "version_update": 7 * 365, "erasure": 7 * 365},
+        description="Days each audit event type (lower-case name) and the query log ('query_log') are kept; a "
+                    "type not named here is kept for default_retention_days.")
+    default_retention_days: int = Field(7 * 365, ge=1)
+    retention_cron: str = Field("30 2 * * *", description="Daily retention run: 02:30 by default.")
+    compliance_report_cron: str = Field("0 6 1 * *", description="Monthly compliance report of the month before: "
+                                                                 "the 1st at 06:00 by default.")
+
+
+class TokenConfig(_Section):
+    """One API identity: its name, its role, and the SHA-256 of its token (``rag token hash`` prints it)."""
+
+    name: str = Field(min_length=1)
+    role: Literal["admin", "auditor", "operator", "reader"]
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256 of the token; the "
+                                                                     "token itself is never stored.")
+
+
+class SecurityConfig(_Section):
+    """Who may do what (rag_core.security.rbac). No tokens: local single-user mode, every action allowed."""
+
+    tokens: list[TokenConfig] = Field(default_factory=list, description="API identities; the caller's token comes "
+                                                                        "from $RAG_API_TOKEN (or the API's token=).")
+
+
 class RAGConfig(_Section):
     milvus: MilvusConfig = MilvusConfig()
     index: IndexConfig = IndexConfig()
@@ -202,6 +236,8 @@ class RAGConfig(_Section):
     quality: QualityConfig = QualityConfig()
     quality_gate: QualityGateConfig = QualityGateConfig()
     schedules: SchedulesConfig = SchedulesConfig()
+    compliance: ComplianceConfig = ComplianceConfig()
+    security: SecurityConfig = SecurityConfig()
 
 
 def load_config(path: str | Path | None = None, *, environ: dict[str, str] | None = None) -> RAGConfig:

@@ -46,6 +46,8 @@ def make_config(tmp_path: Path, uri: str, collection: str = "semantic_index", **
         # Never the working directory's data/: tests leave nothing behind in the checkout.
         "retrieval": {"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics")},
         "quality": {"query_log_dir": str(tmp_path / "query_log"), "drift_dir": str(tmp_path / "drift")},
+        "compliance": {"database_url": f"sqlite:///{tmp_path / 'audit.db'}",
+                       "reports_dir": str(tmp_path / "compliance_reports")},
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}

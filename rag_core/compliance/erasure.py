@@ -1,0 +1,148 @@
+"""The right to erasure: one document removed from everywhere the project keeps it, and the erasure recorded.
+
+Everywhere means: every kept Milvus version of the alias (a rollback must not bring it back), compacted so the
+deleted rows are purged from storage too; the Parquet asset tables (``ingestion.storage_dir``); the client-side
+index (deleted, and rebuilt from Milvus on next use, as the data version bump makes every reader do); every query
+cache (keyed on the data version, so unreachable at once; the given engine's is cleared); and the query log's result
+lists. The audit record names the document and counts what went, never its content.
+
+A document whose source file still exists would come back with the next ingestion of its folder (``rag ingest``,
+the Dagster sensor): the report says so and a warning is logged; delete or move the file.
+"""
+
+import json
+import logging
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from rag_core.config import RAGConfig
+from rag_core.index.manager import MilvusIndexManager
+from rag_core.ingest.parquet_store import BatchStream, ParquetStore
+from rag_core.types import API_SOURCE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    doc_id: str
+    milvus_chunks: Mapping[str, int]  # collection version -> chunks deleted from it
+    asset_rows: Mapping[str, int]  # asset table -> rows removed
+    query_log_rows: int  # query-log records whose result lists named one of its chunks
+    client_index_cleared: bool
+    source_file: str | None = None  # the file it was ingested from, when that file still exists
+    chunk_ids: frozenset[str] = field(default_factory=frozenset, repr=False)
+
+    @property
+    def found(self) -> bool:
+        return bool(sum(self.milvus_chunks.values()) or sum(self.asset_rows.values()))
+
+
+def erase_document(config: RAGConfig, doc_id: str, *, actor: str, alias: str | None = None,
+                   manager: MilvusIndexManager | None = None, engine: object | None = None) -> ErasureReport:
+    """Erase ``doc_id`` everywhere (see the module docstring) and record an ERASURE event.
+
+    ``engine`` (a ``RetrievalEngine`` of this process, when there is one) gets its cache cleared and its state
+    invalidated, so its very next query cannot see the document.
+    """
+    from rag_core.compliance.audit import audit_trail
+    from rag_core.compliance.events import AuditEventType
+    from rag_core.retrieval.engine import client_index_dir
+
+    if not doc_id.strip():
+        raise ValueError("Say which document to erase: --doc-id ID (the id `rag query` shows).")
+    alias = alias or config.milvus.collection
+    manager = manager or MilvusIndexManager(config.milvus, config.index)
+    expression = f"doc_id == {json.dumps(doc_id)}"
+    chunk_ids: set[str] = set()
+    sources: set[str] = set()
+    deleted: dict[str, int] = {}
+    for collection in manager.versions(alias) or ([alias] if manager.resolve(alias) == alias else []):
+        for batch in manager.iter_rows(collection, ["chunk_id", "source"], filter=expression):
+            chunk_ids.update(row["chunk_id"] for row in batch)
+            sources.update(row["source"] for row in batch)
+        deleted[collection] = manager.delete_where(collection, expression)
+        if deleted[collection]:
+            manager.bump_data_version(collection)
+            manager.compact(collection)
+    asset_rows = _erase_from_assets(ParquetStore(config.ingestion.storage_dir), doc_id, chunk_ids, sources)
+    folder = client_index_dir(config, alias)
+    cleared = folder.is_dir()
+    shutil.rmtree(folder, ignore_errors=True)
+    query_log_rows = erase_from_query_log(Path(config.quality.query_log_dir), chunk_ids)
+    if engine is not None:
+        engine.cache.clear()
+        engine.invalidate()
+    source_file = _existing_source(doc_id, sources, Path(config.ingestion.docs_dir))
+    if source_file:
+        log.warning("Erased document %s still has its source file %s: the next ingestion of that folder would "
+                    "index it again; delete or move the file.", doc_id, source_file)
+    report = ErasureReport(doc_id=doc_id, milvus_chunks=deleted, asset_rows=asset_rows, query_log_rows=query_log_rows,
+                           client_index_cleared=cleared, source_file=source_file, chunk_ids=frozenset(chunk_ids))
+    audit_trail(config).record(AuditEventType.ERASURE, actor=actor, outcome="success" if report.found else "not_found",
+                               details={"doc_id": doc_id, "alias": alias, "milvus_chunks": dict(deleted),
+                                        "asset_rows": asset_rows, "query_log_rows": query_log_rows,
+                                        "chunks": len(chunk_ids), "source_file_exists": bool(source_file)})
+    return report
+
+
+def _erase_from_assets(store: ParquetStore, doc_id: str, chunk_ids: set[str], sources: set[str]) -> dict[str, int]:
+    """Rewrite every asset table holding the document without its rows (schema, metadata and trailer kept)."""
+    removed: dict[str, int] = {}
+    for path in sorted(store.base_dir.glob("*.parquet")) if store.base_dir.is_dir() else []:
+        table = store.get(path.stem)
+        if table is None or "doc_id" not in table.file.schema_arrow.names:
+            continue
+        ids = table.read_column("doc_id")
+        hits = pc.sum(pc.equal(ids, doc_id)).as_py() or 0
+        if not hits:
+            continue
+        if "chunk_id" in table.file.schema_arrow.names:
+            chunk_ids.update(pc.filter(table.read_column("chunk_id"), pc.equal(ids, doc_id)).to_pylist())
+        if "source" in table.file.schema_arrow.names:
+            sources.update(s for s in pc.filter(table.read_column("source"), pc.equal(ids, doc_id)).to_pylist() if s)
+        kept = (batch.filter(pc.not_equal(batch.column("doc_id"), doc_id)) for batch in table.iter_batches(4096))
+        store.write(path.stem, BatchStream(schema=table.file.schema_arrow, batches=kept, trailer=table.trailer))
+        removed[path.stem] = hits
+    return removed
+
+
+def erase_from_query_log(folder: Path, chunk_ids: set[str]) -> int:
+    """Drop ``chunk_ids`` (and their scores) from every logged result list; returns the records changed.
+
+    Files are rewritten under a temporary name and renamed, as the log's writer does, so a reader never sees half.
+    """
+    changed = 0
+    for path in sorted(folder.glob("date=*/*.parquet")) if chunk_ids else []:
+        table = pq.read_table(path)
+        rows = table.select(["result_ids", "result_scores"]).to_pylist()
+        if not any(i in chunk_ids for row in rows for i in row["result_ids"] or []):
+            continue
+        ids, scores = [], []
+        for row in rows:
+            pairs = [(i, s) for i, s in zip(row["result_ids"] or [], row["result_scores"] or [])
+                     if i not in chunk_ids]
+            changed += len(pairs) != len(row["result_ids"] or [])
+            ids.append([i for i, _ in pairs])
+            scores.append([s for _, s in pairs])
+        schema = table.schema
+        table = table.set_column(schema.get_field_index("result_ids"), schema.field("result_ids"),
+                                 pa.array(ids, schema.field("result_ids").type))
+        table = table.set_column(schema.get_field_index("result_scores"), schema.field("result_scores"),
+                                 pa.array(scores, schema.field("result_scores").type))
+        temporary = path.with_name(f".{path.name}.tmp")
+        pq.write_table(table, temporary, compression="zstd")
+        temporary.replace(path)
+    return changed
+
+
+def _existing_source(doc_id: str, sources: set[str], docs_dir: Path) -> str | None:
+    """The file the document was read from, if it is still there (API documents have none)."""
+    candidates = [Path(s) / doc_id for s in sources if s and s != API_SOURCE] + [docs_dir / doc_id]
+    return next((str(p) for p in candidates if p.is_file()), None)

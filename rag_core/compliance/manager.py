@@ -1,0 +1,65 @@
+"""The compliance entry point of the guide: audit queries, reports, integrity and retention in one object."""
+
+import datetime
+from pathlib import Path
+
+from rag_core.compliance.audit import AuditTrail, audit_trail
+from rag_core.compliance.events import AuditEventType, AuditRecord, format_time
+from rag_core.compliance.integrity import IntegrityReport, verify_chain
+from rag_core.compliance.reports import ComplianceReport, build_report
+from rag_core.compliance.retention import RetentionResult, enforce_retention
+from rag_core.compliance.timespec import check_order, parse_bound
+from rag_core.config import RAGConfig, load_config
+
+TimeBound = str | datetime.date | datetime.datetime | None
+
+
+class ComplianceManager:
+    """``ComplianceManager()`` reads ``config.yaml`` like the rest of the engine; ``token`` is the caller's API
+    token, which RBAC turns into an identity and its permissions."""
+
+    def __init__(self, config: RAGConfig | str | Path | None = None, *, token: str | None = None,
+                 trail: AuditTrail | None = None) -> None:
+        self.config = config if isinstance(config, RAGConfig) else load_config(config)
+        self.token = token
+        self.trail = trail or audit_trail(self.config)
+
+    def query_audit_logs(self, event_type: AuditEventType | str | None = None, start_time: TimeBound = None,
+                         end_time: TimeBound = None, actor: str | None = None,
+                         limit: int | None = None) -> list[AuditRecord]:
+        """Records in chain order. Dates mean whole days (``end_time="2024-01-31"`` includes the 31st)."""
+        start = parse_bound(start_time, "start_time")
+        end = parse_bound(end_time, "end_time", end=True)
+        check_order(start, end, "start_time", "end_time")
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit={limit} must be at least 1 (or None for all)")
+        kind = None if event_type is None else _event_type(event_type)
+        return list(self.trail.store.records(event_type=kind, start=None if start is None else format_time(start),
+                                             end=None if end is None else format_time(end), actor=actor,
+                                             limit=limit))
+
+    def generate_compliance_report(self, start_date: TimeBound, end_date: TimeBound) -> ComplianceReport:
+        start = parse_bound(start_date, "start_date")
+        end = parse_bound(end_date, "end_date", end=True)
+        if start is None or end is None:
+            raise ValueError("generate_compliance_report needs both start_date and end_date (ISO dates)")
+        check_order(start, end, "start_date", "end_date")
+        return build_report(self.trail.store, start, end)
+
+    def verify_integrity(self) -> IntegrityReport:
+        return verify_chain(self.trail.store)
+
+    def enforce_retention_policy(self) -> RetentionResult:
+        return enforce_retention(self.config, self.trail)
+
+    def _enforce_retention_policy(self) -> RetentionResult:
+        """The guide's name for ``enforce_retention_policy``."""
+        return self.enforce_retention_policy()
+
+
+def _event_type(value: AuditEventType | str) -> AuditEventType:
+    try:
+        return AuditEventType(value.lower() if isinstance(value, str) else value)
+    except ValueError:
+        known = ", ".join(t.value for t in AuditEventType)
+        raise ValueError(f"unknown audit event type {value!r}; use one of: {known}") from None
