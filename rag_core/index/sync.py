@@ -55,7 +55,7 @@ def source_filter(source: str) -> str:
 def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, batches: Iterable[pa.RecordBatch],
                *, source: str, prune: bool, vectorize: Vectorize | None = None,
                keep: Callable[[str], bool] | None = None,
-               on_promoted: Callable[[str], None] | None = None) -> SyncReport:
+               promote: Callable[[str], object] | None = None) -> SyncReport:
     """Sync ``source``'s documents in ``alias`` with ``batches`` (chunk rows, with vectors unless ``vectorize``).
 
     ``prune=True``: the batches are everything ``source`` holds, and its documents missing from them are deleted
@@ -63,7 +63,8 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
     never touched, nor are documents for which ``keep(doc_id)`` is true once the batches are read (inputs that
     could not be read this time). A changed ``version`` (model, dimensions, index parameters, chunking) builds
     ``alias__vN`` and moves the alias once it is complete, which needs the whole corpus: otherwise
-    ``VersionChangeError``. ``on_promoted(collection)`` runs once a new version serves (a drift snapshot).
+    ``VersionChangeError``. ``promote(collection)`` serves the completed version (``rag_core.ingest.promotion``:
+    with retention and a drift snapshot); without it the alias is simply moved.
     """
     started = time.perf_counter()
     current = manager.resolve(alias)
@@ -82,7 +83,7 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
     data_version = manager.bump_data_version(target) if changes.upserted or changes.deleted else \
         manager.state(target).data_version
     if new_version:
-        finish_version(manager, alias, target, changes.wanted, on_promoted=on_promoted)
+        finish_version(manager, alias, target, changes.wanted, promote=promote)
     return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=new_version,
                       upserted=changes.upserted, deleted=changes.deleted,
                       unchanged=len(changes.wanted) - changes.upserted, rows=manager.count(target),
@@ -138,12 +139,13 @@ def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.Record
 
 
 def finish_version(manager: MilvusIndexManager, alias: str, target: str, wanted: set[str], *,
-                   on_promoted: Callable[[str], None] | None = None) -> None:
+                   promote: Callable[[str], object] | None = None) -> None:
     """Mark a newly built version complete and serve it, only when it holds exactly the chunks synced into it."""
     complete_version(manager, alias, target, wanted)
-    manager.promote(alias, target)
-    if on_promoted is not None:
-        on_promoted(target)
+    if promote is None:
+        manager.promote(alias, target)
+    else:
+        promote(target)
 
 
 def complete_version(manager: MilvusIndexManager, alias: str, target: str, wanted: set[str]) -> None:

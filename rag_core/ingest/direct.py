@@ -16,9 +16,9 @@ from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.sync import SyncReport, sync_index
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.ingest.promotion import promoter
 from rag_core.ingest.stages import chunk_batches, document_stream, skipped_documents
 from rag_core.ingest.tables import batch_to_documents, with_vectors
-from rag_core.quality.drift_snapshot import snapshot_on_promotion
 from rag_core.types import API_SOURCE, Document
 
 
@@ -71,7 +71,7 @@ def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source
     report = sync_index(manager, alias, version,
                         chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts),
                         source=source, prune=prune, vectorize=vectorizer(embedder), keep=keep,
-                        on_promoted=snapshot_on_promotion(config, alias, embedder, manager))
+                        promote=promoter(config, alias, embedder, manager))
     return IngestReport(documents=counts["documents"], chunks=counts["chunks"], skipped=[], sync=report,
                         seconds=round(time.perf_counter() - started, 3))
 

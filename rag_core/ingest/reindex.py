@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.index.retention import Promotion, promote
+from rag_core.index.retention import Promotion
 from rag_core.index.sync import SyncReport, complete_version, legacy_source, sync_into
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.direct import vectorizer
 from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.ingest.promotion import promote_candidate
 from rag_core.ingest.stages import chunk_batches
-from rag_core.quality.drift_snapshot import snapshot_on_promotion
 from rag_core.quality.gate import GateFailedError, GateResult, evaluate_gate
 from rag_core.retrieval.client_index import documents_from_chunks
 from rag_core.types import Chunk, Document
@@ -120,15 +120,6 @@ def reindex(config: RAGConfig, *, collection: str | None = None, embedder: Embed
         raise GateFailedError(result)
     return ReindexReport(build=build, gate=result, promotion=promote_candidate(
         config, build.collection, alias=alias, embedder=embedder, manager=manager))
-
-
-def promote_candidate(config: RAGConfig, candidate: str, *, alias: str, embedder: Embedder,
-                      manager: MilvusIndexManager) -> Promotion:
-    """Serve ``candidate``, keep ``index.keep_versions`` versions, and take the drift reference snapshot of what
-    now serves: drift is measured against the version promoted last."""
-    promotion = promote(manager, alias, candidate, config.index.keep_versions)
-    snapshot_on_promotion(config, alias, embedder, manager)(candidate)
-    return promotion
 
 
 def stored_documents(manager: MilvusIndexManager, collection: str) -> Iterator[Document]:

@@ -9,6 +9,7 @@ from rag_assets.resources import AssetStorage, CorpusResource, EmbedderResource,
 from rag_core.index.sync import sync_index
 from rag_core.ingest.direct import folder_source
 from rag_core.ingest.parquet_store import BatchStream, ParquetTable
+from rag_core.ingest.promotion import promoter
 from rag_core.ingest.stages import (
     CHUNKING_KEY,
     DIMENSION_KEY,
@@ -50,14 +51,16 @@ def embeddings(chunks: ParquetTable, embedder: EmbedderResource, storage: AssetS
           description="The Milvus collection behind the alias, synced by upsert/delete within the corpus folder's "
                       "source.")
 def semantic_index(embeddings: ParquetTable, milvus: MilvusResource, corpus: CorpusResource,
-                   storage: AssetStorage) -> dg.MaterializeResult:
+                   storage: AssetStorage, embedder: EmbedderResource) -> dg.MaterializeResult:
     meta, manager = embeddings.metadata, milvus.manager()
     version = manager.version_for(meta[MODEL_KEY], int(meta[DIMENSION_KEY]), meta.get(CHUNKING_KEY, ""))
     source = folder_source(corpus.path)
     documents = storage.store().get("raw_documents")
     report = sync_index(manager, milvus.collection, version, embeddings.iter_batches(corpus.record_batch_size),
                         source=source, prune=True,
-                        keep=skipped_documents(Path(source), lambda: documents.trailer if documents else {}))
+                        keep=skipped_documents(Path(source), lambda: documents.trailer if documents else {}),
+                        promote=promoter(milvus.settings.rag_config(), milvus.collection, embedder.embedder(),
+                                         manager))
     return dg.MaterializeResult(metadata=to_metadata({
         "collection": report.collection, "alias": report.alias, "index_version": report.index_version,
         "new_version": report.new_version, "upserted": report.upserted, "deleted": report.deleted,

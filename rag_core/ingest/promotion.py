@@ -1,0 +1,24 @@
+"""Serving a newly built version, the same way on every path that promotes: an ingest whose settings changed, a
+re-index, and their Dagster assets. The alias moves in one step, ``index.keep_versions`` is applied, and the drift
+reference snapshot is taken of what now serves (drift is measured against the version promoted last)."""
+
+from collections.abc import Callable
+
+from rag_core.config import RAGConfig
+from rag_core.index.manager import MilvusIndexManager
+from rag_core.index.retention import Promotion, promote
+from rag_core.ingest.embedder import Embedder
+from rag_core.quality.drift_snapshot import snapshot_on_promotion
+
+
+def promote_candidate(config: RAGConfig, candidate: str, *, alias: str, embedder: Embedder,
+                      manager: MilvusIndexManager) -> Promotion:
+    promotion = promote(manager, alias, candidate, config.index.keep_versions)
+    snapshot_on_promotion(config, alias, embedder, manager)(candidate)
+    return promotion
+
+
+def promoter(config: RAGConfig, alias: str, embedder: Embedder,
+             manager: MilvusIndexManager) -> Callable[[str], Promotion]:
+    """``promote_candidate`` for ``sync_index``, which promotes the version it has just completed."""
+    return lambda candidate: promote_candidate(config, candidate, alias=alias, embedder=embedder, manager=manager)
