@@ -6,6 +6,10 @@ from rag_core.index.milvus_env import lite_uri_hidden_from_pymilvus
 
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC reads it once, when pymilvus imports it below: no absl lines
 
+from rag_core.security.pii import install_log_redaction  # noqa: E402
+
+install_log_redaction()  # before any module logs: no record of rag_core's or rag_assets' loggers carries PII
+
 with lite_uri_hidden_from_pymilvus():
     import pymilvus  # noqa: F401 - imported here first, so that a Milvus Lite path in MILVUS_URI is accepted
 

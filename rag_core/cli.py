@@ -299,6 +299,52 @@ def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
+def _erase(args: argparse.Namespace, config: RAGConfig) -> int:
+    """Exit 0: erased; 1: no such document anywhere (a mistyped id erases nothing, and says so)."""
+    from rag_core.compliance.manager import ComplianceManager
+
+    report = ComplianceManager(config).erase_document(args.doc_id, collection=args.collection)
+    if not report.found:
+        print(f"{args.doc_id}: not found in any version of the index or asset table; nothing erased (recorded)",
+              file=sys.stderr)
+        return 1
+    versions = ", ".join(f"{name} {n}" for name, n in report.milvus_chunks.items()) or "none"
+    tables = ", ".join(f"{name} {n}" for name, n in report.asset_rows.items()) or "none"
+    print(f"erased {args.doc_id}: chunks per version: {versions}; asset rows: {tables}; query-log records "
+          f"cleaned: {report.query_log_rows}; client-side index {'cleared' if report.client_index_cleared else 'none'}")
+    if report.source_file:
+        print(f"warning: its source file {report.source_file} still exists; the next ingestion of its folder would "
+              "index it again: delete or move the file", file=sys.stderr)
+    return 0
+
+
+def _token(args: argparse.Namespace, config: RAGConfig) -> int:
+    """``hash`` reads the token from stdin, so it stays out of shell history; ``new`` prints a fresh one once."""
+    import secrets
+
+    from rag_core.security.rbac import hash_token
+
+    if args.action == "hash":
+        print(hash_token(sys.stdin.readline()))
+        return 0
+    if not args.name or not args.role:
+        raise ValueError("rag token new needs --name NAME and --role admin|auditor|operator|reader")
+    token = secrets.token_urlsafe(32)
+    print(f"token (shown once; give it to {args.name} as RAG_API_TOKEN): {token}")
+    print(f"add to config.yaml under security.tokens:\n  - {{name: {args.name}, role: {args.role}, "
+          f"token_sha256: {hash_token(token)}}}")
+    return 0
+
+
+def _authorize(args: argparse.Namespace, config: RAGConfig) -> None:
+    """Every command checks the caller's permissions first (``rag_core.security.rbac``); a denial is audited."""
+    from rag_core.security.rbac import authorize, command_permissions
+
+    permissions = command_permissions(args.command, getattr(args, f"{args.command}_command", None))
+    if permissions:
+        authorize(config, *permissions, action=_running(args))
+
+
 # --- the parser ------------------------------------------------------------------------------------------------------
 
 
@@ -394,6 +440,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--run-out", help="write a TREC run file (qid Q0 docid rank score tag)")
     evaluation.add_argument("--signals-out", metavar="FILE", help="write one JSON line per query: qid, "
                                                                   "hallucination_risk, faithfulness_score, components")
+    erase = _command(commands, "erase", "right to erasure: remove a document from every version, asset table, "
+                     "client-side index, cache and query-log result list", _erase)
+    erase.add_argument("--doc-id", required=True, metavar="ID")
+    erase.add_argument("--collection")
+    token = _command(commands, "token", "API tokens for security.tokens: hash one read from stdin, or mint one",
+                     _token)
+    token.add_argument("action", choices=["hash", "new"])
+    token.add_argument("--name", help="with new: the identity's name")
+    token.add_argument("--role", choices=["admin", "auditor", "operator", "reader"], help="with new: its role")
     return parser
 
 
@@ -430,7 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_third_parties()
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args, load_config(args.config))
+        config = load_config(args.config)
+        _authorize(args, config)
+        return args.run(args, config)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C while we wind down ends the process at once
         print(f"interrupted: {_running(args)}; {ON_INTERRUPT.get(args.command, DEFAULT_ON_INTERRUPT)}",

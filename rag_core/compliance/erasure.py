@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rag_core.compliance.audit import audit_trail
+from rag_core.compliance.events import AuditEventType
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.parquet_store import BatchStream, ParquetStore
@@ -51,9 +53,7 @@ def erase_document(config: RAGConfig, doc_id: str, *, actor: str, alias: str | N
     ``engine`` (a ``RetrievalEngine`` of this process, when there is one) gets its cache cleared and its state
     invalidated, so its very next query cannot see the document.
     """
-    from rag_core.compliance.audit import audit_trail
-    from rag_core.compliance.events import AuditEventType
-    from rag_core.retrieval.engine import client_index_dir
+    from rag_core.retrieval.engine import client_index_dir  # loads the embedding stack: only when erasing
 
     if not doc_id.strip():
         raise ValueError("Say which document to erase: --doc-id ID (the id `rag query` shows).")

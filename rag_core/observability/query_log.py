@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from rag_core.security.pii import redact, redact_details
+
 log = logging.getLogger(__name__)
 SALT_FILE = ".salt"
 FLUSH_ROWS = 2048  # a flush comes early when this many records wait
@@ -93,12 +95,13 @@ class QueryLog:
                settings: Mapping[str, str], collection: str, data_version: int, result_ids: Sequence[str],
                result_scores: Sequence[float], latency_ms: Mapping[str, float], cache_hit: bool,
                signals: Mapping[str, float]) -> str:
-        """Queue one record (the hot path: no I/O); returns its query id."""
+        """Queue one record (the hot path: no I/O); returns its query id. Kept text and the settings (a filter
+        expression can quote a user's e-mail) are PII-redacted."""
         query_id = uuid.uuid4().hex
         self._pending.append(QueryRecord(
             time=datetime.datetime.now(datetime.timezone.utc), query_id=query_id,
-            query_hash=self.query_hash(normalised_query), query_text=query if self.keep_text else None,
-            query_vector=query_vector, mode=mode, settings=settings, collection=collection,
+            query_hash=self.query_hash(normalised_query), query_text=redact(query).text if self.keep_text else None,
+            query_vector=query_vector, mode=mode, settings=redact_details(settings)[0], collection=collection,
             data_version=data_version, result_ids=result_ids, result_scores=result_scores, latency_ms=latency_ms,
             cache_hit=cache_hit, signals=signals))
         if len(self._pending) >= FLUSH_ROWS:

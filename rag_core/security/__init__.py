@@ -1,0 +1,1 @@
+"""Protection of personal data and of compliance data: PII redaction, role-based access."""
