@@ -336,13 +336,16 @@ def _token(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def _authorize(args: argparse.Namespace, config: RAGConfig) -> None:
-    """Every command checks the caller's permissions first (``rag_core.security.rbac``); a denial is audited."""
-    from rag_core.security.rbac import authorize, command_permissions
+def _authorized(args: argparse.Namespace, config: RAGConfig) -> int:
+    """Every command checks the caller's permissions first (``rag_core.security.rbac``; a denial is audited), then
+    runs with what it audits naming the caller."""
+    from rag_core.security.rbac import acting_as, authorize, command_permissions
 
     permissions = command_permissions(args.command, getattr(args, f"{args.command}_command", None))
-    if permissions:
-        authorize(config, *permissions, action=_running(args))
+    if not permissions:
+        return args.run(args, config)
+    with acting_as(authorize(config, *permissions, action=_running(args))):
+        return args.run(args, config)
 
 
 # --- the parser ------------------------------------------------------------------------------------------------------
@@ -485,9 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_third_parties()
     args = build_parser().parse_args(argv)
     try:
-        config = load_config(args.config)
-        _authorize(args, config)
-        return args.run(args, config)
+        return _authorized(args, load_config(args.config))
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C while we wind down ends the process at once
         print(f"interrupted: {_running(args)}; {ON_INTERRUPT.get(args.command, DEFAULT_ON_INTERRUPT)}",

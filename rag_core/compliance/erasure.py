@@ -46,10 +46,11 @@ class ErasureReport:
         return bool(sum(self.milvus_chunks.values()) or sum(self.asset_rows.values()))
 
 
-def erase_document(config: RAGConfig, doc_id: str, *, actor: str, alias: str | None = None,
+def erase_document(config: RAGConfig, doc_id: str, *, alias: str | None = None,
                    manager: MilvusIndexManager | None = None, engine: object | None = None) -> ErasureReport:
     """Erase ``doc_id`` everywhere (see the module docstring) and record an ERASURE event.
 
+    The record names the current actor (``current_actor``: the RBAC identity inside ``acting_as``).
     ``engine`` (a ``RetrievalEngine`` of this process, when there is one) gets its cache cleared and its state
     invalidated, so its very next query cannot see the document.
     """
@@ -85,7 +86,7 @@ def erase_document(config: RAGConfig, doc_id: str, *, actor: str, alias: str | N
                     "index it again; delete or move the file.", doc_id, source_file)
     report = ErasureReport(doc_id=doc_id, milvus_chunks=deleted, asset_rows=asset_rows, query_log_rows=query_log_rows,
                            client_index_cleared=cleared, source_file=source_file, chunk_ids=frozenset(chunk_ids))
-    audit_trail(config).record(AuditEventType.ERASURE, actor=actor, outcome="success" if report.found else "not_found",
+    audit_trail(config).record(AuditEventType.ERASURE, outcome="success" if report.found else "not_found",
                                details={"doc_id": doc_id, "alias": alias, "milvus_chunks": dict(deleted),
                                         "asset_rows": asset_rows, "query_log_rows": query_log_rows,
                                         "chunks": len(chunk_ids), "source_file_exists": bool(source_file)})

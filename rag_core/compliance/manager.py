@@ -11,7 +11,7 @@ from rag_core.compliance.reports import ComplianceReport, build_report
 from rag_core.compliance.retention import RetentionResult, enforce_retention
 from rag_core.compliance.timespec import check_order, parse_bound
 from rag_core.config import RAGConfig, load_config
-from rag_core.security.rbac import Identity, Permission, authorize
+from rag_core.security.rbac import Permission, requires
 
 TimeBound = str | datetime.date | datetime.datetime | None
 
@@ -26,11 +26,11 @@ class ComplianceManager:
         self.token = token
         self.trail = trail or audit_trail(self.config)
 
+    @requires(Permission.READ_AUDIT, "query the audit logs")
     def query_audit_logs(self, event_type: AuditEventType | str | None = None, start_time: TimeBound = None,
                          end_time: TimeBound = None, actor: str | None = None,
                          limit: int | None = None) -> list[AuditRecord]:
         """Records in chain order. Dates mean whole days (``end_time="2024-01-31"`` includes the 31st)."""
-        self._authorize(Permission.READ_AUDIT, "query the audit logs")
         start = parse_bound(start_time, "start_time")
         end = parse_bound(end_time, "end_time", end=True)
         check_order(start, end, "start_time", "end_time")
@@ -41,8 +41,8 @@ class ComplianceManager:
                                              end=None if end is None else format_time(end), actor=actor,
                                              limit=limit))
 
+    @requires(Permission.GENERATE_REPORTS, "generate a compliance report")
     def generate_compliance_report(self, start_date: TimeBound, end_date: TimeBound) -> ComplianceReport:
-        self._authorize(Permission.GENERATE_REPORTS, "generate a compliance report")
         start = parse_bound(start_date, "start_date")
         end = parse_bound(end_date, "end_date", end=True)
         if start is None or end is None:
@@ -50,28 +50,24 @@ class ComplianceManager:
         check_order(start, end, "start_date", "end_date")
         return build_report(self.trail.store, start, end)
 
+    @requires(Permission.READ_AUDIT, "verify the audit trail")
     def verify_integrity(self) -> IntegrityReport:
-        self._authorize(Permission.READ_AUDIT, "verify the audit trail")
         return verify_chain(self.trail.store)
 
+    @requires(Permission.ENFORCE_RETENTION, "enforce the retention policy")
     def enforce_retention_policy(self) -> RetentionResult:
-        self._authorize(Permission.ENFORCE_RETENTION, "enforce the retention policy")
         return enforce_retention(self.config, self.trail)
 
     def _enforce_retention_policy(self) -> RetentionResult:
         """The guide's name for ``enforce_retention_policy``."""
         return self.enforce_retention_policy()
 
+    @requires(Permission.ERASE, "erase a document")
     def erase_document(self, doc_id: str, *, collection: str | None = None,
                        engine: object | None = None) -> ErasureReport:
         """Remove ``doc_id`` from every version, table, index, cache and query-log result list (right to erasure;
         ``rag_core.compliance.erasure``)."""
-        identity = self._authorize(Permission.ERASE, f"erase document {doc_id!r}")
-        return erase_document(self.config, doc_id, actor=identity.actor, alias=collection, engine=engine)
-
-    def _authorize(self, permission: Permission, action: str) -> Identity:
-        """Every entry checks its permission first; a denial is audited and raises ``PermissionError``."""
-        return authorize(self.config, permission, action=action, token=self.token)
+        return erase_document(self.config, doc_id, alias=collection, engine=engine)
 
 
 def _event_type(value: AuditEventType | str) -> AuditEventType:

@@ -8,17 +8,21 @@ missing or unknown token is then refused. Every refusal raises ``PermissionError
 and is itself recorded in the audit trail (ACCESS, outcome "denied").
 """
 
+import functools
 import getpass
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any, TypeVar
 
 from rag_core.config import RAGConfig
 
 TOKEN_VARIABLE = "RAG_API_TOKEN"
+T = TypeVar("T")
 
 
 class Permission(str, Enum):
@@ -123,14 +127,38 @@ def require(permission: Permission, identity: Identity, *, config: RAGConfig, ac
 
 def authorize(config: RAGConfig, *permissions: Permission, action: str, token: str | None = None) -> Identity:
     """Identify the caller and require each of ``permissions``; returns the identity for the audit record."""
-    from rag_core.compliance.audit import acting_identity
-
     identity = identify(config, token)
     for permission in permissions:
         require(permission, identity, config=config, action=action)
-    if not identity.local:
-        acting_identity.set(identity.actor)  # what this context's audit records name as the actor
     return identity
+
+
+@contextmanager
+def acting_as(identity: Identity) -> Iterator[None]:
+    """Audit records made inside name ``identity`` as their actor (locally: the OS user, as without RBAC)."""
+    from rag_core.compliance.audit import acting_identity
+
+    if identity.local:
+        yield
+        return
+    reset = acting_identity.set(identity.actor)
+    try:
+        yield
+    finally:
+        acting_identity.reset(reset)
+
+
+def requires(permission: Permission, action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorates a method of an object with ``config`` and ``token`` (``ComplianceManager``): the caller is
+    authorized first, and whatever the method audits names the caller."""
+    def decorate(method: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(method)
+        def checked(self: Any, *args: Any, **kwargs: Any) -> T:
+            identity = authorize(self.config, permission, action=action, token=self.token)
+            with acting_as(identity):
+                return method(self, *args, **kwargs)
+        return checked
+    return decorate
 
 
 def command_permissions(command: str, subcommand: str | None = None) -> tuple[Permission, ...]:
