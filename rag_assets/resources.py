@@ -8,7 +8,7 @@ Secrets are ``dg.EnvVar`` references, or read from the environment at run time w
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Optional, get_args, get_origin
 
 import dagster as dg
 from pydantic import BaseModel, Field, SecretStr, create_model
@@ -29,8 +29,18 @@ def _dagster_config(section: type[BaseModel]) -> type[dg.Config]:
             fields[name] = (Optional[str], Field(default=None, description="An EnvVar; unset: read from the "
                                                                            "environment at run time."))
         else:
-            fields[name] = (info.annotation, info)
+            fields[name] = (_dagster_type(info.annotation), info)
     return create_model(section.__name__.replace("Config", "Settings"), __base__=dg.Config, **fields)
+
+
+def _dagster_type(annotation: object) -> object:
+    """Dagster reads plain types and its own ``Config`` classes: a list of rag_core models becomes a list of the
+    matching generated ``Config``."""
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return list[_dagster_config(item)]
+    return annotation
 
 
 # One Dagster config class per section of rag_core's config tree, named after it (MilvusSettings, ...).

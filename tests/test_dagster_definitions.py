@@ -110,6 +110,7 @@ def test_resources_carry_every_setting_of_the_config(tmp_path: Path) -> None:
         "pipeline": {"hybrid_alpha": 0.3, "top_k": 9},
         "retrieval": {"normalization": "minmax", "candidates": 50, "document_level": True, "cache_size": 0},
         "reranking": {"method": "cross_encoder", "model": "/models/ce", "batch_size": 4, "max_length": 256},
+        "security": {"tokens": [{"name": "ci", "role": "reader", "token_sha256": "ab" * 32}]},
     })
     settings = build_resources(config)["settings"].process_config_and_initialize()
     assert settings.rag_config() == config

@@ -244,6 +244,7 @@ def install_log_redaction(prefixes: tuple[str, ...] = PROJECT_LOGGERS) -> None:
     logging.setLogRecordFactory(factory)
 
 
-def _in_project(name: str, prefixes: tuple[str, ...]) -> bool:
-    return any(name == p or name.startswith(f"{p}.") for p in prefixes)
+def _in_project(name: str | None, prefixes: tuple[str, ...]) -> bool:
+    """``name`` is None for records built by ``logging.makeLogRecord`` (Dagster's log manager does that)."""
+    return name is not None and any(name == p or name.startswith(f"{p}.") for p in prefixes)
 
