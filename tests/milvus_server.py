@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,14 +86,18 @@ def accepts_connections(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_server(data_dir: Path) -> MilvusServer:
+def start_server(data_dir: Path, settings: Mapping[str, str] | None = None) -> MilvusServer:
+    """``settings`` are dotted keys of the server's milvus.yaml (``common.security.authorizationEnabled``,
+    ``tls.serverPemPath``, ...); the launcher writes them into ``DATA/configs/milvus.yaml`` over the template's."""
     beside_python = Path(sys.executable).parent / "milvus-server"
     binary = str(beside_python) if beside_python.exists() else shutil.which("milvus-server")
     if binary is None:
         raise RuntimeError("milvus-server not found: install the dev extra (pip install -e '.[dev]').")
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime
-    loopback = [arg for role in ROLES for arg in ("--extra-config", f"{role}.ip=127.0.0.1")]
-    process = subprocess.Popen([binary, "--data", str(data_dir), *loopback], stdout=log, stderr=subprocess.STDOUT,
+    loopback = {f"{role}.ip": "127.0.0.1" for role in ROLES}
+    extra = [arg for key, value in {**loopback, **(settings or {})}.items()
+             for arg in ("--extra-config", f"{key}={value}")]
+    process = subprocess.Popen([binary, "--data", str(data_dir), *extra], stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -108,8 +112,8 @@ def start_server(data_dir: Path) -> MilvusServer:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path) -> Iterator[MilvusServer]:
-    server = start_server(data_dir)
+def running_server(data_dir: Path, settings: Mapping[str, str] | None = None) -> Iterator[MilvusServer]:
+    server = start_server(data_dir, settings)
     try:
         yield server
     finally:

@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from rag_core.config import IndexConfig, MilvusConfig, load_config
-from rag_core.index import lite_lock
+from rag_core.index import connection_security, lite_lock
 from rag_core.index.retry import call_with_retry
 from rag_core.index.version import COMPLETE_KEY, DATA_VERSION_KEY, CollectionState, IndexVersion
 from rag_core.types import Hit
@@ -154,12 +155,21 @@ class MilvusIndexManager:
                                  "server_name": c.server_name, "ca_pem_path": c.ca_pem_path,
                                  "client_pem_path": c.client_pem_path,
                                  "client_key_path": c.client_key_path}.items() if v}
-        return MilvusClient(uri=c.uri, user=c.user, password=c.password.get_secret_value(),
-                            token=c.token.get_secret_value(), db_name=c.db_name, timeout=c.timeout_s, **tls)
+        try:
+            # pymilvus shares one connection per address and token, whatever the TLS settings: a client with other
+            # certificates gets a dedicated one, so it is checked by the server rather than riding on another's.
+            return MilvusClient(uri=c.uri, user=c.user, password=c.password.get_secret_value(),
+                                token=c.token.get_secret_value(), db_name=c.db_name, timeout=c.timeout_s,
+                                dedicated=bool(tls), **tls)
+        except MilvusException as error:
+            diagnosis = connection_security.diagnose_connect(c)
+            if diagnosis.retryable:
+                raise
+            raise connection_security.MilvusAuthenticationError(diagnosis.message) from error
 
     def _retry(self, what: str, operation: Callable[[], T]) -> T:
-        return call_with_retry(operation, what=what, uri=self.uri, attempts=self.config.retry_attempts,
-                               backoff_s=self.config.retry_backoff_s)
+        return call_with_retry(connection_security.guard(operation, self.config, what), what=what, uri=self.uri,
+                               attempts=self.config.retry_attempts, backoff_s=self.config.retry_backoff_s)
 
     # --- what the server is -------------------------------------------------------------------------------------
 
