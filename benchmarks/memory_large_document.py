@@ -73,8 +73,7 @@ def child(file: Path, embed_batches: int) -> dict:
     embedder = shared_embedder(config.embedding)
     embedder.encode_documents(["warm up the model"])
     baseline_mb = _rss_mb()
-    chunker = TokenChunker(embedder.tokenizer, config.chunking.chunk_size, config.chunking.chunk_overlap,
-                           embedder.max_seq_length)
+    chunker = TokenChunker.configured(config.chunking, embedder)
     batch_size = config.ingestion.record_batch_size
 
     def documents():  # noqa: ANN202 - the loader, then an Arrow document batch and back, as ``rag ingest`` does

@@ -4,10 +4,14 @@ Dagster, rag_core and the libraries under them are imported inside ``main``, aft
 gRPC reads its log level once, when it is first imported (by dagster and by pymilvus).
 """
 
+import asyncio
 import os
 import sys
 
 SAMPLE_QUERY = "How do I check that Milvus is healthy?"
+GUIDE_SAMPLE_QUERIES = [SAMPLE_QUERY, "How are documents chunked before embedding?",
+                        "What happens when the embedding model changes?", "How do I roll back to the previous version?",
+                        "Which schedules run by default?", "How is the hybrid score computed?"]
 # The run's own event log (STEP_START, LOADED_INPUT, ... at DEBUG, a failed step's traceback at ERROR) is for
 # `make ui`; here the summary below says what the run did, or one line says why it failed.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -22,6 +26,7 @@ def main() -> int:
     import dagster as dg
 
     from rag_assets.definitions import build_definitions
+    from rag_core.api import AdvancedRAGPipeline
     from rag_core.config import load_config
     from rag_core.retrieval.engine import RetrievalEngine
 
@@ -51,7 +56,34 @@ def main() -> int:
           f"{result.timings_ms['retrieval']:.0f} ms)")
     for rank, chunk in enumerate(result.results, 1):
         print(f"  {rank}. [{chunk.fused_score:.3f}] {chunk.doc_id}: {' '.join(chunk.text.split())[:160]}")
+    asyncio.run(operations_guide_monitoring(AdvancedRAGPipeline(config)))
     return 0
+
+
+async def operations_guide_monitoring(pipeline) -> None:  # noqa: ANN001 - rag_core.api.AdvancedRAGPipeline
+    from rag_core.quality.drift import take_snapshot
+    from rag_core.quality.drift_snapshot import snapshot_path
+
+    """The guide's drift and quality checks, as it writes them, against the index just built (the drift reference
+    is the snapshot its promotion took)."""
+    if not snapshot_path(pipeline.settings, pipeline.collection).exists():
+        # An index promoted before drift detection existed has no reference yet: take it now, as a user would.
+        print(f"\nDrift reference snapshot taken: {take_snapshot(pipeline.settings, engine=pipeline.engine)}")
+    drift_report = await pipeline.detect_drift(sample_queries=GUIDE_SAMPLE_QUERIES)
+    print(f"\nDrift: magnitude {drift_report.drift_magnitude:.3f} over {drift_report.sample_size} sample queries"
+          f"{' (low confidence: a small sample)' if drift_report.low_confidence else ''}")
+    if drift_report.drift_detected:
+        print("WARNING: Drift detected!")
+        for rec in drift_report.recommendations:
+            print(f"  - {rec}")
+
+    results, metrics = await pipeline.retrieve(query="test")
+    print(f"Quality of the query 'test': hallucination_risk {metrics.hallucination_risk:.2f}, "
+          f"faithfulness_score {metrics.faithfulness_score:.2f}")
+    if metrics.hallucination_risk > 0.2:
+        print("WARNING: High hallucination risk")
+    if metrics.faithfulness_score < 0.7:
+        print("WARNING: Low faithfulness score")
 
 
 def _root_cause(error) -> str:  # noqa: ANN001 - dagster's SerializableErrorInfo

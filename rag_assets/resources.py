@@ -81,8 +81,7 @@ class EmbedderResource(dg.ConfigurableResource):
         return shared_embedder(self.settings.rag_config().embedding)
 
     def chunker(self) -> TokenChunker:
-        embedder, chunking = self.embedder(), self.settings.rag_config().chunking
-        return TokenChunker(embedder.tokenizer, chunking.chunk_size, chunking.chunk_overlap, embedder.max_seq_length)
+        return TokenChunker.configured(self.settings.rag_config().chunking, self.embedder())
 
 
 class MilvusResource(dg.ConfigurableResource):

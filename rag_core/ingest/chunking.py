@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag_core.config import ChunkingConfig
 from rag_core.types import Chunk, Document, sha256_hex
 
 _PARAGRAPH_END = re.compile(r"\n\s*\n")
@@ -57,6 +58,11 @@ class TokenChunker:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.window_chars = window_chars
+
+    @classmethod
+    def configured(cls, chunking: ChunkingConfig, embedder) -> "TokenChunker":  # noqa: ANN001 - an Embedder
+        """The chunker the config asks for, bounded by what the embedding model reads."""
+        return cls(embedder.tokenizer, chunking.chunk_size, chunking.chunk_overlap, embedder.max_seq_length)
 
     @property
     def signature(self) -> str:

@@ -62,8 +62,7 @@ def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source
     started = time.perf_counter()
     embedder = embedder or shared_embedder(config.embedding)
     manager = manager or MilvusIndexManager(config.milvus, config.index)
-    chunker = TokenChunker(embedder.tokenizer, config.chunking.chunk_size, config.chunking.chunk_overlap,
-                           embedder.max_seq_length)
+    chunker = TokenChunker.configured(config.chunking, embedder)
     counts = {"documents": 0, "chunks": 0}
     owned = (replace(document, source=source) for document in documents)
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)

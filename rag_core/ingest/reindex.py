@@ -54,7 +54,7 @@ def build_candidate(config: RAGConfig, *, collection: str | None = None, embedde
     current = manager.resolve(alias)
     if current is None:
         raise LookupError(f"No index {alias!r} at {manager.uri} to rebuild; ingest documents first (rag ingest).")
-    chunker = _chunker(config, embedder)
+    chunker = TokenChunker.configured(config.chunking, embedder)
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
     target = manager.resumable_version(alias, version) or manager.create_version(alias, version)
     changes = sync_into(manager, target, chunk_batches(stored_documents(manager, current), chunker,
@@ -89,14 +89,11 @@ def check_settings(config: RAGConfig, *, alias: str | None = None, embedder: Emb
     if serving is None:
         raise LookupError(f"No index {alias!r} at {manager.uri}; ingest documents first (rag ingest).")
     version = manager.state(serving).version
-    configured = manager.version_for(embedder.model_name, embedder.dimension, _chunker(config, embedder).signature)
+    chunking = TokenChunker.configured(config.chunking, embedder).signature
+    configured = manager.version_for(embedder.model_name, embedder.dimension, chunking)
     return SettingsCheck(serving=serving, serving_fingerprint=version.fingerprint if version else "",
                          configured_fingerprint=configured.fingerprint)
 
-
-def _chunker(config: RAGConfig, embedder: Embedder) -> TokenChunker:
-    return TokenChunker(embedder.tokenizer, config.chunking.chunk_size, config.chunking.chunk_overlap,
-                        embedder.max_seq_length)
 
 
 def pending_candidate(manager: MilvusIndexManager, alias: str) -> str:
