@@ -12,6 +12,11 @@ from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from rag_core.backup.cli_commands import add_backup_arguments, run_backup, run_restore
+from rag_core.compliance.audit import acting_channel, audit_trail
+from rag_core.compliance.cli_commands import add_audit_parser, run_audit
+from rag_core.compliance.details import delete_details, ingest_events, retrieval_details, sync_details
+from rag_core.compliance.events import AuditEventType
 from rag_core.config import ConfigError, RAGConfig, load_config
 from rag_core.index.lite_lock import IndexLockedError
 from rag_core.index.manager import MilvusIndexManager
@@ -93,6 +98,7 @@ def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
     print(f"ingested {report.documents} documents ({report.chunks} chunks) into {sync.alias} -> {sync.collection}: "
           f"{sync.upserted} embedded and upserted, {sync.deleted} stale deleted, {sync.unchanged} unchanged; "
           f"{sync.rows} rows; {len(report.skipped)} skipped; {report.seconds:.1f}s")
+    _audit(config, *ingest_events(report, source=str(path)))
     return 0
 
 
@@ -131,6 +137,7 @@ def _delete(args: argparse.Namespace, config: RAGConfig) -> int:
 
     report = delete_from_index(*_index(args, config), doc_ids=args.doc_id, source=args.source)
     print(f"deleted {report.deleted_chunks} chunks from {report.collection}; data version {report.data_version}")
+    _audit(config, (AuditEventType.DELETION, delete_details(report, args.doc_id, args.source)))
     return 0
 
 
@@ -144,6 +151,8 @@ def _reindex(args: argparse.Namespace, config: RAGConfig) -> int:
     except GateFailedError as error:
         print(f"error: {error}; the alias did not move and {error.result.candidate} is kept for inspection "
               "(`rag versions`)", file=sys.stderr)
+        _audit(config, (AuditEventType.REINDEX, {"candidate": error.result.candidate, "gate": "failed"}),
+               outcome="failure")
         return 1
     build = report.build
     if report.gate:
@@ -151,6 +160,8 @@ def _reindex(args: argparse.Namespace, config: RAGConfig) -> int:
     dropped = f"; dropped {', '.join(report.promotion.dropped)}" if report.promotion.dropped else ""
     print(f"rebuilt {build.alias} into {build.collection} ({build.rows} rows, {build.upserted} embedded) and "
           f"moved the alias to it; the previous version stays for `rag rollback`{dropped}; {build.seconds:.1f}s")
+    _audit(config, (AuditEventType.REINDEX, {**sync_details(build), "gate": "passed" if report.gate else "none",
+                                             "dropped": list(report.promotion.dropped)}))
     return 0
 
 
@@ -177,8 +188,10 @@ def _versions(args: argparse.Namespace, config: RAGConfig) -> int:
 
 def _rollback(args: argparse.Namespace, config: RAGConfig) -> int:
     manager, alias = _index(args, config)
+    previous = manager.resolve(alias)
     target = manager.rollback(alias, to=args.version)
     print(f"{alias} -> {target}")
+    _audit(config, (AuditEventType.ROLLBACK, {"alias": alias, "from": previous, "to": target}))
     return 0
 
 
@@ -217,6 +230,9 @@ def _drift(args: argparse.Namespace, config: RAGConfig) -> int:
         print(json.dumps({"snapshot": str(path)}) if args.json else f"drift snapshot written to {path}")
         return 0
     report = detect_drift(config, queries, alias=args.collection)
+    _audit(config, (AuditEventType.DRIFT, {"collection": report.collection, "drift_detected": report.drift_detected,
+                                           "drift_magnitude": report.drift_magnitude,
+                                           "sample_size": report.sample_size}))
     if args.json:
         print(json.dumps(report.as_json()))
         return 1 if report.drift_detected else 0
@@ -239,6 +255,9 @@ def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
 
     manager, alias = _index(args, config)
     for report in compact_versions(manager, alias):
+        _audit(config, (AuditEventType.COMPACTION, {"collection": report.collection, "state": report.state,
+                                                    "deleted_rows_before": report.before.deleted_rows,
+                                                    "deleted_rows_after": report.after.deleted_rows}))
         before, after = report.before, report.after
         segments = "" if before.segments is None else f", segments {before.segments} -> {after.segments}"
         note = f" ({report.note})" if report.note else ""
@@ -255,6 +274,9 @@ def _query(args: argparse.Namespace, config: RAGConfig) -> int:
     top_k = args.top_k or config.pipeline.rerank_top_k
     result = engine.search(args.text, top_k=max(top_k, config.pipeline.top_k), rerank_top_k=top_k, mode=args.mode)
     engine.latency.save()
+    _audit(config, (AuditEventType.RETRIEVAL, retrieval_details(
+        query_id=result.query_id, collection=result.collection, data_version=result.data_version, mode=args.mode,
+        result_ids=[c.doc_id for c in result.results], cached=result.cached)))
     answer = score_answer(engine, args.answer, result.results) if args.answer is not None else None
     if args.json:
         print(json.dumps({"query": result.query, "collection": result.collection,
@@ -289,6 +311,9 @@ def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
     if args.signals_out:
         write_signal_lines(Path(args.signals_out), signals)
     quality = signal_report(signals, run, load_beir(Path(args.dataset), args.split).qrels)
+    _audit(config, (AuditEventType.EVALUATION, {"dataset": Path(args.dataset).name, "split": args.split,
+                                                "mode": args.mode, "queries": result.queries,
+                                                "ndcg_at_10": result.ndcg_at_10}))
     if args.json:
         print(json.dumps(result.as_json() | {"signals": quality.as_json()}))
     else:
@@ -300,21 +325,26 @@ def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _erase(args: argparse.Namespace, config: RAGConfig) -> int:
-    """Exit 0: erased; 1: no such document anywhere (a mistyped id erases nothing, and says so)."""
+    """Exit 0: erased; 1: no such document anywhere (a mistyped id erases nothing, and says so).
+
+    What it prints is PII-redacted like a log line (an id or file name may be an e-mail address): output is often
+    captured to a log, and the caller knows which document they named."""
     from rag_core.compliance.manager import ComplianceManager
+    from rag_core.security.pii import redact
 
     report = ComplianceManager(config).erase_document(args.doc_id, collection=args.collection)
+    doc_id = redact(args.doc_id).text
     if not report.found:
-        print(f"{args.doc_id}: not found in any version of the index or asset table; nothing erased (recorded)",
+        print(f"{doc_id}: not found in any version of the index or asset table; nothing erased (recorded)",
               file=sys.stderr)
         return 1
     versions = ", ".join(f"{name} {n}" for name, n in report.milvus_chunks.items()) or "none"
     tables = ", ".join(f"{name} {n}" for name, n in report.asset_rows.items()) or "none"
-    print(f"erased {args.doc_id}: chunks per version: {versions}; asset rows: {tables}; query-log records "
+    print(f"erased {doc_id}: chunks per version: {versions}; asset rows: {tables}; query-log records "
           f"cleaned: {report.query_log_rows}; client-side index {'cleared' if report.client_index_cleared else 'none'}")
     if report.source_file:
-        print(f"warning: its source file {report.source_file} still exists; the next ingestion of its folder would "
-              "index it again: delete or move the file", file=sys.stderr)
+        print(redact(f"warning: its source file {report.source_file} still exists; the next ingestion of its folder "
+                     "would index it again: delete or move the file").text, file=sys.stderr)
     return 0
 
 
@@ -334,6 +364,12 @@ def _token(args: argparse.Namespace, config: RAGConfig) -> int:
     print(f"add to config.yaml under security.tokens:\n  - {{name: {args.name}, role: {args.role}, "
           f"token_sha256: {hash_token(token)}}}")
     return 0
+
+
+def _audit(config: RAGConfig, *events: tuple[AuditEventType, dict], outcome: str = "success") -> None:
+    """Record what a command did (``rag_core.compliance``): ids, counts and versions, never text."""
+    for event_type, details in events:
+        audit_trail(config).record(event_type, outcome=outcome, details=details)
 
 
 def _authorized(args: argparse.Namespace, config: RAGConfig) -> int:
@@ -452,6 +488,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("action", choices=["hash", "new"])
     token.add_argument("--name", help="with new: the identity's name")
     token.add_argument("--role", choices=["admin", "auditor", "operator", "reader"], help="with new: its role")
+    add_audit_parser(_command(commands, "audit", "the tamper-evident audit trail: verify, query, monthly report, "
+                              "retention", run_audit))
+    add_backup_arguments(
+        _command(commands, "backup", "write a checksummed snapshot: every kept version (rows, vectors, schema, "
+                 "index parameters, properties), the alias, client-side indexes, audit db, config", run_backup),
+        _command(commands, "restore", "rebuild a snapshot into an empty Milvus (Lite or server) without "
+                 "re-embedding", run_restore))
     return parser
 
 
@@ -487,6 +530,7 @@ def _running(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     quiet_third_parties()
     args = build_parser().parse_args(argv)
+    acting_channel.set("cli")  # audit records name the caller as user@cli
     try:
         return _authorized(args, load_config(args.config))
     except KeyboardInterrupt:
