@@ -489,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--name", help="with new: the identity's name")
     token.add_argument("--role", choices=["admin", "auditor", "operator", "reader"], help="with new: its role")
     add_audit_parser(_command(commands, "audit", "the tamper-evident audit trail: verify, query, monthly report, "
-                              "retention", run_audit))
+                              "retention", run_audit), parents=[_global_options(in_subcommand=True)])
     add_backup_arguments(
         _command(commands, "backup", "write a checksummed snapshot: every kept version (rows, vectors, schema, "
                  "index parameters, properties), the alias, client-side indexes, audit db, config", run_backup),

@@ -251,10 +251,13 @@ class MilvusIndexManager:
                             index_type=self.index.index_type, M=self.index.M, efConstruction=self.index.efConstruction,
                             num_shards=self.shards, chunking=chunking, lexical=lexical)
 
-    def create_version(self, alias: str, version: IndexVersion) -> str:
-        """Create ``alias__vN`` (N = newest + 1), marked incomplete until ``mark_complete``; the alias is not moved."""
+    def create_version(self, alias: str, version: IndexVersion, *, number: int | None = None,
+                       properties: dict[str, str] | None = None) -> str:
+        """Create ``alias__vN`` (N = newest + 1, or ``number`` for a restore), marked incomplete until
+        ``mark_complete``; the alias is not moved. ``properties`` are kept beside the version's own."""
         existing = self.versions(alias)
-        number = int(existing[-1].rsplit(VERSION_SEPARATOR, 1)[1]) + 1 if existing else 1
+        if number is None:
+            number = int(existing[-1].rsplit(VERSION_SEPARATOR, 1)[1]) + 1 if existing else 1
         name = f"{alias}{VERSION_SEPARATOR}{number}"
         index_params = self.client.prepare_index_params()
         index_params.add_index(field_name="vector", index_type=self.index.index_type, metric_type=version.metric_type,
@@ -263,10 +266,10 @@ class MilvusIndexManager:
             index_params.add_index(field_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                                    params={"bm25_k1": self.index.bm25_k1, "bm25_b": self.index.bm25_b})
         extra = {"num_shards": self.shards} if self.shards > 1 else {}
-        properties = version.to_properties() | {COMPLETE_KEY: "false", DATA_VERSION_KEY: "0"}
+        kept = {DATA_VERSION_KEY: "0"} | (properties or {}) | version.to_properties() | {COMPLETE_KEY: "false"}
         self._retry("create_collection", lambda: self.client.create_collection(
             name, schema=self._schema(version.dimension, bm25=version.lexical == "milvus"), index_params=index_params,
-            properties=properties, **extra))
+            properties=kept, **extra))
         return name
 
     def resumable_version(self, alias: str, version: IndexVersion) -> str | None:
