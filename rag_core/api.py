@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag_core.compliance.audit import audit_trail
+from rag_core.compliance.details import delete_details, ingest_events, retrieval_details
+from rag_core.compliance.events import AuditEventType
 from rag_core.config import PipelineConfig, RAGConfig, load_config
 from rag_core.index.delete import DeleteReport, delete_from_index
 from rag_core.ingest.direct import API_SOURCE, IngestReport, ingest_documents, ingest_path
@@ -82,6 +85,9 @@ class AdvancedRAGPipeline:
                        mode: str = "hybrid") -> tuple[list[RetrievedChunk], QueryMetrics]:
         result = await asyncio.to_thread(self.engine.search, query, top_k=top_k, filter=filter, mode=mode)
         self._save_latency()
+        audit_trail(self.settings).record(AuditEventType.RETRIEVAL, details=retrieval_details(
+            query_id=result.query_id, collection=result.collection, data_version=result.data_version, mode=mode,
+            result_ids=[c.doc_id for c in result.results], cached=result.cached))
         signals, total = result.signals, result.timings_ms["retrieval"]
         metrics = QueryMetrics(
             latency_ms=result.timings_ms, total_latency_ms=total, sla_met=total <= self.config.target_latency_ms,
@@ -114,20 +120,25 @@ class AdvancedRAGPipeline:
             reports = [await asyncio.to_thread(ingest_path, p, self.settings, collection=self.collection)
                        for p in paths]
             report = _merge(reports)
+            source = ", ".join(str(p) for p in paths)
         else:
             documents = [as_document(item, i) for i, item in enumerate(items)]
             report = await asyncio.to_thread(ingest_documents, documents, self.settings, source=source, prune=prune,
                                              collection=self.collection)
         if self._engine is not None:
             self._engine.invalidate()
+        for event_type, details in ingest_events(report, source=source):
+            audit_trail(self.settings).record(event_type, details=details)
         return report
 
     async def delete_documents(self, doc_ids: Iterable[str] = (), *, source: str | None = None) -> DeleteReport:
         """Remove documents by id (within ``source`` when given), or everything ``source`` owns."""
         manager = self.engine.manager
-        report = await asyncio.to_thread(delete_from_index, manager, self.collection, doc_ids=list(doc_ids) or None,
+        ids = list(doc_ids)
+        report = await asyncio.to_thread(delete_from_index, manager, self.collection, doc_ids=ids or None,
                                          source=source)
         self.engine.invalidate()
+        audit_trail(self.settings).record(AuditEventType.DELETION, details=delete_details(report, ids, source))
         return report
 
     async def detect_drift(self, sample_queries: Iterable[str] | None = None) -> DriftReport:
