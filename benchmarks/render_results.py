@@ -20,7 +20,7 @@ from benchmarks.report import OUT
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 KNOWN = {"tune_bm25.json", "fusion.json", "memory_large_document.json", "memory_client_index.json",
          "query_log_overhead.json", "drift.json", "quality_signals.json", "hallucination_fit.json",
-         "zero_downtime.json", "pii_redaction.json", "compaction_server.json"}
+         "zero_downtime.json", "pii_redaction.json", "compaction_server.json", "backup_restore.json"}
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
 
@@ -326,6 +326,20 @@ def zero_downtime_section(run: dict | None) -> list[str]:
             "(the server case with `-m slow`).", ""]
 
 
+def backup_restore_section(run: dict | None) -> list[str]:
+    if not run:
+        return []
+    return ["## Backup and restore", "", meta_line(run, "backup_restore.json"), "",
+            f"`rag backup` of the {run['dataset']} index ({run['source']}: versions {', '.join(run['versions'])}, "
+            f"{run['rows']} rows with their vectors, the client-side index, the audit database), then `rag restore` "
+            f"into an empty {run['target']}, then the same {run['queries']} queries (hybrid, defaults) on both.", "",
+            "| rows | snapshot | backup | restore | same ranked ids | identical scores |", "|---|---|---|---|---|---|",
+            f"| {run['rows']} | {run['snapshot_bytes'] / 1e6:.1f} MB | {run['backup_s']} s | {run['restore_s']} s | "
+            f"{run['identical_ids']}/{run['queries']} | {run['identical_scores']}/{run['queries']} |", "",
+            "Restore includes checking every file's SHA-256 and building the HNSW index. Lite to server and back is "
+            "tested in `tests/test_backup_restore.py` (`-m slow`).", ""]
+
+
 def drift_section(drift: dict | None) -> list[str]:
     if not drift:
         return []
@@ -447,6 +461,7 @@ def render() -> str:
     lines += zero_downtime_section(load("zero_downtime.json"))
     lines += compaction_section(load("compaction_server.json"))
     lines += pii_section(load("pii_redaction.json"))
+    lines += backup_restore_section(load("backup_restore.json"))
     lines += drift_section(load("drift.json"))
     lines += quality_signals_section(load("quality_signals.json"), load("hallucination_fit.json"))
     lines += other_section(others)

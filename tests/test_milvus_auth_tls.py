@@ -1,7 +1,8 @@
 """Milvus authentication, TLS and server RBAC, on the real 2.3.5 server (Milvus Lite has none of them).
 
-One server per module, started with ``common.security.authorizationEnabled`` and mutual TLS (``tlsMode: 2``)
-under certificates made here with the openssl CLI.
+One server per module (for the tests marked ``server``, so ``slow``), started with
+``common.security.authorizationEnabled`` and mutual TLS (``tlsMode: 2``) under certificates made here with the
+openssl CLI.
 """
 
 import subprocess
@@ -19,7 +20,6 @@ from tests.conftest import make_config
 from tests.corpus import RETRIEVAL_DOCS, ingest
 from tests.milvus_server import MilvusServer, running_server
 
-pytestmark = [pytest.mark.server, pytest.mark.slow]
 ROOT_PASSWORD = "Milvus"  # the server's default root password
 READER, READER_PASSWORD = "reader", "Reader-pass-1"
 READ_PRIVILEGES = {"Collection": ("Search", "Query", "Load", "GetLoadState", "GetLoadingProgress", "HasPartition",
@@ -77,6 +77,7 @@ def failure(config: RAGConfig) -> str:
     return str(error.value)
 
 
+@pytest.mark.server
 def test_correct_credentials_and_certificates_work(tmp_path: Path, secured_server: MilvusServer,
                                                    certificates: Path) -> None:
     report = MilvusIndexManager(secured_config(tmp_path, secured_server, certificates).milvus).health()
@@ -84,6 +85,7 @@ def test_correct_credentials_and_certificates_work(tmp_path: Path, secured_serve
     assert report.server_version.startswith("v2.3")
 
 
+@pytest.mark.server
 def test_wrong_password_names_the_uri_and_the_credentials(tmp_path: Path, secured_server: MilvusServer,
                                                           certificates: Path) -> None:
     config = secured_config(tmp_path, secured_server, certificates, password="not-the-password")
@@ -92,6 +94,7 @@ def test_wrong_password_names_the_uri_and_the_credentials(tmp_path: Path, secure
     assert "refused the credentials of user 'root'" in message and "MILVUS_PASSWORD" in message
 
 
+@pytest.mark.server
 def test_missing_client_certificate_says_which_setting(tmp_path: Path, secured_server: MilvusServer,
                                                        certificates: Path) -> None:
     config = secured_config(tmp_path, secured_server, certificates, client_pem_path="", client_key_path="")
@@ -100,6 +103,7 @@ def test_missing_client_certificate_says_which_setting(tmp_path: Path, secured_s
     assert "milvus.client_pem_path" in message
 
 
+@pytest.mark.server
 def test_missing_ca_and_plain_connection_say_what_to_check(tmp_path: Path, secured_server: MilvusServer,
                                                            certificates: Path) -> None:
     untrusted = failure(secured_config(tmp_path, secured_server, certificates, ca_pem_path=""))
@@ -111,6 +115,7 @@ def test_missing_ca_and_plain_connection_say_what_to_check(tmp_path: Path, secur
     assert "only accepts TLS" in failure(plain)
 
 
+@pytest.mark.server
 def test_read_only_user_can_query_but_not_write(tmp_path: Path, secured_server: MilvusServer, certificates: Path,
                                                 embedder) -> None:
     alias = f"t_{uuid.uuid4().hex[:10]}"
@@ -137,3 +142,13 @@ def test_read_only_user_can_query_but_not_write(tmp_path: Path, secured_server: 
     message = str(error.value)
     assert reader.milvus.uri in message and f"user '{READER}'" in message and "PrivilegeDelete" in message
     assert manager.count(collection) > 0
+
+
+@pytest.mark.parametrize("setting", [{"user": "root", "password": ROOT_PASSWORD}, {"secure": True}])
+def test_milvus_lite_warns_that_it_ignores_security_settings(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                             setting: dict) -> None:
+    config = make_config(tmp_path, str(tmp_path / "milvus.db"), milvus=setting)
+    manager = MilvusIndexManager(config.milvus, config.index)
+    assert manager.health().ok  # Lite accepts anything: it is no proof of security
+    manager.close()
+    assert "has no users, roles or TLS" in caplog.text

@@ -69,7 +69,9 @@ def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str, prop
     name = manager.create_version(alias, version, number=number, properties=properties)
     rows = 0
     for batch in pq.ParquetFile(folder / rows_file).iter_batches(batch_size=INSERT_BATCH):
-        records = [row | {"metadata": json.loads(row["metadata"])} for row in batch.to_pylist()]
+        # A version from before rows carried their source (schema 1) comes back with an empty one.
+        records = [row | {"metadata": json.loads(row["metadata"]), "source": row["source"] or ""}
+                   for row in batch.to_pylist()]
         rows += manager.upsert(name, records)
     if properties.get(COMPLETE_KEY, "true") == "true":
         manager.mark_complete(name)

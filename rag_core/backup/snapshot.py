@@ -13,6 +13,7 @@ import sqlite3
 import time
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,13 @@ def rows_schema(dimension: int) -> pa.Schema:
                       ("vector", pa.list_(pa.float32(), dimension))])
 
 
-def _write_rows(manager: MilvusIndexManager, collection: str, path: Path, dimension: int) -> int:
-    schema, rows = rows_schema(dimension), 0
+def _write_rows(manager: MilvusIndexManager, collection: str, path: Path, dimension: int,
+                present: set[str]) -> int:
+    """Versions from before rows carried their source (``rag.schema`` 1) have no ``source``: written as null."""
+    schema, rows, fields = rows_schema(dimension), 0, [f for f in ROW_FIELDS if f in present]
     with pq.ParquetWriter(path, schema) as writer:
-        for batch in manager.iter_rows(collection, ROW_FIELDS):
-            columns = {name: [row[name] for row in batch] for name in ROW_FIELDS}
+        for batch in manager.iter_rows(collection, fields):
+            columns = {name: [row.get(name) for row in batch] for name in ROW_FIELDS}
             columns["metadata"] = [json.dumps(m or {}, sort_keys=True) for m in columns["metadata"]]
             writer.write_table(pa.Table.from_pydict(columns, schema=schema))
             rows += len(batch)
@@ -105,8 +108,9 @@ def create_backup(config: RAGConfig, dest: Path, *, alias: str | None = None) ->
             raise SnapshotError(f"{collection} at {manager.uri} has no recorded index version (rag.* properties); "
                                 "it was not made by this project and cannot be restored without re-embedding")
         rows_file = f"collections/{collection}.parquet"
-        rows = manager.consistent_export(collection, lambda c=collection, f=rows_file, d=state.version.dimension:
-                                         _write_rows(manager, c, dest / f, d))
+        present = {f["name"] for f in described["fields"]}
+        rows = manager.consistent_export(collection, partial(_write_rows, manager, collection, dest / rows_file,
+                                                             state.version.dimension, present))
         entries.append(VersionEntry(collection=collection, rows=rows, rows_file=rows_file, properties=properties,
                                     index_params=_index_params(manager, collection)))
     serving = manager.resolve(alias)

@@ -44,6 +44,14 @@ class ConnectDiagnosis:
         return self.cause == "unreachable"
 
 
+def lite_ignored_settings(config: MilvusConfig) -> list[str]:
+    """The security settings a Milvus Lite file URI silently ignores (it has no users, roles or TLS)."""
+    given = {"milvus.user": config.user, "milvus.password": config.password.get_secret_value(),
+             "milvus.token": config.token.get_secret_value(), "milvus.secure": config.secure,
+             "milvus.ca_pem_path": config.ca_pem_path, "milvus.client_pem_path": config.client_pem_path}
+    return [name for name, value in given.items() if value]
+
+
 def _endpoint(uri: str) -> tuple[str, int]:
     parsed = urlparse(uri)
     return parsed.hostname or "localhost", parsed.port or 19530

@@ -150,6 +150,9 @@ class MilvusIndexManager:
             db_file = self.lite_file
             db_file.parent.mkdir(parents=True, exist_ok=True)
             lite_lock.acquire(db_file, c.lock_timeout_s)
+            if ignored := connection_security.lite_ignored_settings(c):
+                log.warning("Milvus Lite (%s) has no users, roles or TLS: %s are ignored; protect the file with file "
+                            "permissions, or use a Milvus server for authentication", db_file, ", ".join(ignored))
             return MilvusClient(str(db_file))
         tls = {k: v for k, v in {"secure": c.secure or None, "server_pem_path": c.server_pem_path,
                                  "server_name": c.server_name, "ca_pem_path": c.ca_pem_path,

@@ -1,0 +1,61 @@
+"""Backup and restore of the SciFact index: time and size, and whether 100 test queries rank the same afterwards.
+
+Backs up the SciFact collection `rag eval` keeps in data/milvus.db (building it on first use, as `rag eval` does)
+with its client-side index, restores the snapshot into a fresh Milvus Lite file under benchmarks/work/, and runs
+the first 100 test queries (hybrid, the shipped defaults) on both. Heavy: run under the shared lock.
+
+    flock /tmp/heavy.lock .venv/bin/python -m benchmarks.backup_restore
+"""
+
+import shutil
+from pathlib import Path
+
+from benchmarks.offline import SCIFACT
+from benchmarks.report import OUT, write_report
+from rag_core.backup.restore import restore_backup
+from rag_core.backup.snapshot import create_backup
+from rag_core.config import RAGConfig, load_config
+from rag_core.ingest.direct import ingest_path
+from rag_core.quality.evaluation import dataset_alias, load_beir
+from rag_core.retrieval.engine import RetrievalEngine
+
+WORK = Path(__file__).resolve().parent / "work" / "backup_restore"
+QUERIES = 100
+
+
+def rankings(config: RAGConfig, alias: str, queries: list[str]) -> list[list[tuple[str, float]]]:
+    engine = RetrievalEngine(config.model_copy(update={"quality": config.quality.model_copy(
+        update={"query_log": False})}), alias=alias)
+    results = engine.search_many(queries, engine.options())
+    engine.manager.close()
+    return [[(c.chunk_id, s) for c, s in zip(r.results, r.scores, strict=True)] for r in results]
+
+
+def main() -> None:
+    source, alias = load_config(), dataset_alias(SCIFACT)
+    test = load_beir(SCIFACT, "test")
+    ingest_path(test.corpus, source, collection=alias, prune=True)  # no-op when `rag eval` built it already
+    queries = list(test.queries.values())[:QUERIES]
+    before = rankings(source, alias, queries)
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    backup = create_backup(source, WORK / "snapshot", alias=alias)
+    target = RAGConfig.model_validate(source.model_dump() | {
+        "milvus": source.milvus.model_dump() | {"uri": str(WORK / "restored" / "milvus.db")},
+        "retrieval": source.retrieval.model_dump() | {"bm25_dir": str(WORK / "restored" / "bm25"),
+                                                      "metrics_dir": str(WORK / "restored" / "metrics")},
+        "compliance": source.compliance.model_dump() | {"database_url": f"sqlite:///{WORK / 'restored' / 'a.db'}"}})
+    restored = restore_backup(target, WORK / "snapshot")
+    after = rankings(target, alias, queries)
+    same_ids = sum([c for c, _ in a] == [c for c, _ in b] for a, b in zip(before, after, strict=True))
+    same_scores = sum(a == b for a, b in zip(before, after, strict=True))
+    write_report(OUT / "backup_restore.json", {
+        "dataset": "SciFact (BEIR) corpus, test queries", "source": "Milvus Lite", "target": "Milvus Lite",
+        "versions": backup.versions, "rows": backup.rows, "snapshot_bytes": backup.bytes,
+        "backup_s": round(backup.seconds, 2), "restore_s": round(restored.seconds, 2), "queries": len(queries),
+        "identical_ids": same_ids, "identical_scores": same_scores, "notes": restored.notes})
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
