@@ -26,8 +26,9 @@ MODES = ("dense", "bm25", "hybrid")
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> RAGConfig:
-    return make_config(tmp_path, str(tmp_path / "milvus.db"), milvus={"consistency_level": "Strong"},
+def settings(tmp_path: Path, milvus_uri: str, collection: str) -> RAGConfig:
+    """Milvus Lite, and the real server (``-m slow``): erasure must purge every version on both."""
+    return make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"},
                        retrieval={"bm25_refresh_s": 0}, pipeline={"top_k": 10, "rerank_top_k": 10})
 
 
