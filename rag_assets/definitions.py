@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from rag_assets.defs.compliance.schedules import compliance_report_schedule, retention_schedule
+from rag_assets.defs.compliance.sensors import audit_run_sensors
 from rag_assets.defs.drift.schedules import drift_schedule
 from rag_assets.defs.maintenance.schedules import compaction_schedule
 from rag_assets.defs.performance.schedules import performance_schedule
@@ -44,8 +46,11 @@ def build_definitions(config: RAGConfig) -> dg.Definitions:
                                 dg.Definitions(resources=build_resources(config),
                                                schedules=[compaction_schedule(config.schedules),
                                                           drift_schedule(config.schedules),
-                                                          performance_schedule(config.schedules)],
-                                               sensors=[reindex_sensor(config.schedules)]))
+                                                          performance_schedule(config.schedules),
+                                                          compliance_report_schedule(config),
+                                                          retention_schedule(config)],
+                                               sensors=[reindex_sensor(config.schedules),
+                                                        *audit_run_sensors(config)]))
 
 
 @dg.definitions

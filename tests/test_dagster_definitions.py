@@ -17,7 +17,7 @@ def test_code_location_loads_with_the_chain_checks_job_and_sensor() -> None:
     dg.Definitions.validate_loadable(definitions)
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
     chain = {"raw_documents", "chunks", "embeddings", "semantic_index", "bm25_index"}
-    operations = {"reindex_candidate", "serving_version", "drift_report", "performance_report"}
+    operations = {"reindex_candidate", "serving_version", "drift_report", "performance_report", "compliance_report"}
     assert keys == chain | operations | {"retrieval_evaluation"}
     graph = definitions.resolve_asset_graph()
     assert graph.get(dg.AssetKey("semantic_index")).parent_keys == {dg.AssetKey("embeddings")}

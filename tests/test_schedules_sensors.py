@@ -15,7 +15,8 @@ from tests.corpus import RETRIEVAL_DOCS, ingest
 from tests.dagster_runs import _messages
 from tests.test_quality_gate import perturbed_model, write_gate_dataset  # noqa: F401 - the fixture is used below
 
-RUNNING = {"compaction_schedule", "drift_report_schedule", "performance_report_schedule", "raw_documents_sensor"}
+RUNNING = {"compaction_schedule", "drift_report_schedule", "performance_report_schedule", "raw_documents_sensor",
+           "compliance_report_schedule", "retention_schedule", "audit_success_runs", "audit_failure_runs"}
 
 
 @pytest.fixture
@@ -36,8 +37,9 @@ def test_every_schedule_and_sensor_is_described_configurable_and_stopped_unless_
     dg.Definitions.validate_loadable(definitions)
     schedules = {s.name: s for s in definitions.schedules}
     sensors = {s.name: s for s in definitions.sensors}
-    assert set(schedules) == {"compaction_schedule", "drift_report_schedule", "performance_report_schedule"}
-    assert set(sensors) == {"raw_documents_sensor", "reindex_sensor"}
+    assert set(schedules) == {"compaction_schedule", "drift_report_schedule", "performance_report_schedule",
+                              "compliance_report_schedule", "retention_schedule"}
+    assert set(sensors) == {"raw_documents_sensor", "reindex_sensor", "audit_success_runs", "audit_failure_runs"}
     for name, definition in {**schedules, **sensors}.items():
         assert len(definition.description or "") > 40, name
         running = definition.default_status.value == "RUNNING"
