@@ -31,6 +31,8 @@ def compact_versions(manager: MilvusIndexManager, alias: str, *, wait_s: float =
 
 def _compact(manager: MilvusIndexManager, collection: str, wait_s: float) -> CompactionReport:
     started = time.perf_counter()
+    if not manager.capabilities.is_lite:
+        manager.wait_for_index(collection, wait_s=wait_s)
     before = manager.storage_stats(collection)
     result = manager.compact(collection, wait_s=wait_s)
     after = manager.storage_stats(collection)

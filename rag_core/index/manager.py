@@ -509,6 +509,17 @@ class MilvusIndexManager:
             state = str(self._retry("get_compaction_state", lambda: self.client.get_compaction_state(job_id)))
         return CompactionResult(collection=collection, job_id=job_id, state=state)
 
+    def wait_for_index(self, collection: str, *, wait_s: float) -> int:
+        """Wait up to ``wait_s`` until every row of ``collection`` is indexed; returns the rows still pending.
+        A server's compaction passes over segments whose index is still being built, deleted rows and all."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            pending = sum(int(self._retry("describe_index", lambda name=name: self.client.describe_index(
+                collection, name)).get("pending_index_rows", 0)) for name in self.client.list_indexes(collection))
+            if not pending or time.monotonic() >= deadline:
+                return pending
+            time.sleep(0.5)
+
     def storage_stats(self, collection: str) -> StorageStats:
         live = self.count(collection)
         stored = int(self._retry("get_collection_stats",
