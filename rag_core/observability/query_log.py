@@ -95,13 +95,12 @@ class QueryLog:
                settings: Mapping[str, str], collection: str, data_version: int, result_ids: Sequence[str],
                result_scores: Sequence[float], latency_ms: Mapping[str, float], cache_hit: bool,
                signals: Mapping[str, float]) -> str:
-        """Queue one record (the hot path: no I/O); returns its query id. Kept text and the settings (a filter
-        expression can quote a user's e-mail) are PII-redacted."""
+        """Queue one record (the hot path: no I/O, no redaction: the writer does that); returns its query id."""
         query_id = uuid.uuid4().hex
         self._pending.append(QueryRecord(
             time=datetime.datetime.now(datetime.timezone.utc), query_id=query_id,
-            query_hash=self.query_hash(normalised_query), query_text=redact(query).text if self.keep_text else None,
-            query_vector=query_vector, mode=mode, settings=redact_details(settings)[0], collection=collection,
+            query_hash=self.query_hash(normalised_query), query_text=query if self.keep_text else None,
+            query_vector=query_vector, mode=mode, settings=settings, collection=collection,
             data_version=data_version, result_ids=result_ids, result_scores=result_scores, latency_ms=latency_ms,
             cache_hit=cache_hit, signals=signals))
         if len(self._pending) >= FLUSH_ROWS:
@@ -133,12 +132,16 @@ class QueryLog:
                 log.warning("Could not write the query log under %s: %s", self.folder, error)
 
     def _write(self, day: datetime.date, records: list[QueryRecord]) -> None:
+        """Kept text and the settings (a filter expression can quote an e-mail address) are PII-redacted here, off
+        the query path."""
         table = pa.Table.from_pydict({
             "time": [r.time for r in records], "query_id": [r.query_id for r in records],
-            "query_hash": [r.query_hash for r in records], "query_text": [r.query_text for r in records],
+            "query_hash": [r.query_hash for r in records],
+            "query_text": [None if r.query_text is None else redact(r.query_text).text for r in records],
             "query_vector": [None if r.query_vector is None else np.asarray(r.query_vector, np.float32)
                              for r in records],
-            "mode": [r.mode for r in records], "settings": [list(r.settings.items()) for r in records],
+            "mode": [r.mode for r in records],
+            "settings": [list(redact_details(r.settings)[0].items()) for r in records],
             "collection": [r.collection for r in records], "data_version": [r.data_version for r in records],
             "result_ids": [list(r.result_ids) for r in records],
             "result_scores": [list(map(float, r.result_scores)) for r in records],
