@@ -20,7 +20,8 @@ from benchmarks.report import OUT
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 KNOWN = {"tune_bm25.json", "fusion.json", "memory_large_document.json", "memory_client_index.json",
          "query_log_overhead.json", "drift.json", "quality_signals.json", "hallucination_fit.json",
-         "zero_downtime.json", "pii_redaction.json", "compaction_server.json", "backup_restore.json"}
+         "zero_downtime.json", "pii_redaction.json", "compaction_server.json", "backup_restore.json",
+         "audit_tamper.json", "audit_overhead.json"}
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
 
@@ -271,6 +272,39 @@ def query_log_section(overhead: dict | None) -> list[str]:
             "is the bound on what logging adds to a query.", ""]
 
 
+def audit_section(tamper: dict | None, overhead: dict | None) -> list[str]:
+    if not (tamper or overhead):
+        return []
+    lines = ["## Audit trail: tamper evidence and its cost on the query path", ""]
+    if tamper:
+        lines += [meta_line(tamper, "audit_tamper.json"), "", f"{tamper['setup']}. Goal: {tamper['goal']}.", "",
+                  "| tampering | trials | detected with AUDIT_HMAC_KEY | without the key | first bad record named "
+                  "exactly |", "|---|---|---|---|---|"]
+        for name, signed in tamper["with_key"]["by_kind"].items():
+            unsigned = tamper["without_key"]["by_kind"][name]
+            exact = f"{signed['named_exactly']}" if name in ("edited_field", "deleted_record") else "n/a"
+            lines.append(f"| {name.replace('_', ' ')} | {signed['trials']} | {signed['detected']} | "
+                         f"{unsigned['detected']} | {exact} |")
+        signed, unsigned = tamper["with_key"], tamper["without_key"]
+        lines += [f"| **all** | {signed['trials']} | **{signed['detection_rate']:.1%}** | "
+                  f"{unsigned['detection_rate']:.1%} | |", "",
+                  f"One verification of the whole chain: p50 {signed['verify_ms_p50']} ms, "
+                  f"p95 {signed['verify_ms_p95']} ms. Without the key a forger who recomputes every hash goes "
+                  "unnoticed (the head and checkpoints carry no signature to check): set `AUDIT_HMAC_KEY`.", ""]
+    if overhead:
+        on, off = overhead["query_ms"]["with_audit"], overhead["query_ms"]["without_audit"]
+        calls = overhead["record_call_us"]
+        lines += [meta_line(overhead, "audit_overhead.json"), "", f"{overhead['setup']}.", "",
+                  "| per query | p50 | p95 | p99 |", "|---|---|---|---|",
+                  f"| with the audit write | {on['p50']:.2f} ms | {on['p95']:.2f} ms | {on['p99']:.2f} ms |",
+                  f"| without | {off['p50']:.2f} ms | {off['p95']:.2f} ms | {off['p99']:.2f} ms |",
+                  "| difference | " + " | ".join(f"{overhead['overhead_ms'][q]:+.2f} ms" for q in ("p50", "p95", "p99"))
+                  + " |",
+                  *(f"| `AuditTrail.record` alone, {store} | {c['p50']:.0f} µs | {c['p95']:.0f} µs | "
+                    f"{c['p99']:.0f} µs |" for store, c in calls.items()), ""]
+    return lines
+
+
 def pii_section(run: dict | None) -> list[str]:
     if not run:
         return []
@@ -461,6 +495,7 @@ def render() -> str:
     lines += zero_downtime_section(load("zero_downtime.json"))
     lines += compaction_section(load("compaction_server.json"))
     lines += pii_section(load("pii_redaction.json"))
+    lines += audit_section(load("audit_tamper.json"), load("audit_overhead.json"))
     lines += backup_restore_section(load("backup_restore.json"))
     lines += drift_section(load("drift.json"))
     lines += quality_signals_section(load("quality_signals.json"), load("hallucination_fit.json"))

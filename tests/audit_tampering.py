@@ -19,12 +19,15 @@ def _seqs(store: AuditStore) -> list[int]:
 
 
 def edit_field(store: AuditStore, rng: random.Random) -> int:
-    """Change one field of one record, leaving its hashes alone; returns the record's seq."""
+    """Change one field of one record to a different value, leaving its hashes alone; returns the record's seq."""
     seq = rng.choice(_seqs(store))
-    column, value = rng.choice([("actor", "mallory@cli"), ("outcome", "failure"), ("details", '{"doc_id":"x"}'),
-                                ("event_type", AuditEventType.CONFIG_CHANGE.value),
-                                ("time", "2001-01-01T00:00:00.000000Z")])
     with store.engine.begin() as conn:
+        row = conn.execute(select(records_table).where(records_table.c.seq == seq)).one()
+        column, value = rng.choice([
+            ("actor", row.actor + "x"), ("outcome", "failure" if row.outcome != "failure" else "success"),
+            ("details", canonical_json({**json.loads(row.details), "tampered": True})),
+            ("event_type", rng.choice([t.value for t in AuditEventType if t.value != row.event_type])),
+            ("time", "2001-01-01T00:00:00.000000Z")])
         conn.execute(update(records_table).where(records_table.c.seq == seq).values({column: value}))
     return seq
 

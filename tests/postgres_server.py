@@ -59,9 +59,9 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
+def running_postgres(*, fsync: bool = False) -> Iterator[PostgresServer]:
     """A server in a fresh folder of its own under the system temp dir (pytest's tmp dirs are private to root,
-    which the postgres user cannot enter), removed afterwards."""
+    which the postgres user cannot enter), removed afterwards. ``fsync`` off for tests, on for timings."""
     bin_dir = _binaries()
     folder = Path(tempfile.mkdtemp(prefix="audit-postgres-"))
     data = folder / "data"
@@ -78,7 +78,8 @@ def running_postgres() -> Iterator[PostgresServer]:
         port = _free_port()
         process = subprocess.Popen(_as_postgres([str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
                                                  "-k", str(folder), "-c", "listen_addresses=127.0.0.1",
-                                                 "-c", "fsync=off", "-c", "max_connections=50"]),
+                                                 "-c", f"fsync={'on' if fsync else 'off'}",
+                                                 "-c", "max_connections=50"]),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pid = _wait_ready(data / "postmaster.pid", port, process)
         try:
