@@ -157,3 +157,16 @@ def test_an_unreachable_database_is_a_clear_error_without_its_password() -> None
     with pytest.raises(AuditStoreError, match="compliance.database_url") as error:
         AuditStore("postgresql+psycopg2://nobody:secret@127.0.0.1:1/none")
     assert "127.0.0.1:1" in str(error.value) and "secret" not in str(error.value)
+
+
+def test_verifying_while_another_process_appends_reports_intact(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    filled(url, 50)
+    writer = multiprocessing.get_context("spawn").Process(target=_append_many, args=(url, 9, 300))
+    writer.start()
+    store = AuditStore(url)
+    verdicts = []
+    while writer.is_alive():
+        verdicts.append(verify_chain(store))
+    writer.join()
+    assert verdicts and all(v.intact for v in verdicts), next(v.problem for v in verdicts if not v.intact)

@@ -37,7 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from rag_core.compliance.events import (
     GENESIS_HASH,
@@ -52,6 +52,7 @@ from rag_core.compliance.events import (
 
 HMAC_KEY_VARIABLE = "AUDIT_HMAC_KEY"
 READ_BATCH = 5000
+INIT_ATTEMPTS = 3  # processes starting together (Dagster's webserver and daemon) race to create the tables
 
 metadata = MetaData()
 records_table = Table(
@@ -128,17 +129,23 @@ class AuditStore:
         self.checkpoint_every = checkpoint_every
         self.engine = _engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        try:
-            metadata.create_all(self.engine)
-            with self._write() as conn:
-                if conn.execute(select(head_table.c.seq)).first() is None:
-                    conn.execute(insert(head_table).values(id=1, seq=0, record_hash=GENESIS_HASH,
-                                                           signature=sign(hmac_key(), 0, GENESIS_HASH)))
-        except IntegrityError:
-            pass  # another process created the head row first
-        except Exception as error:  # noqa: BLE001 - any driver error: name the database, keep the cause
-            raise AuditStoreError(f"cannot open the audit store {redacted_url(url)}: {error}; check "
-                                  "compliance.database_url") from error
+        for attempt in range(INIT_ATTEMPTS):
+            try:
+                self._initialise()
+                return
+            except (IntegrityError, ProgrammingError):
+                if attempt + 1 == INIT_ATTEMPTS:  # another process creating the same tables or head row at once
+                    raise
+            except Exception as error:  # noqa: BLE001 - any driver error: name the database, keep the cause
+                raise AuditStoreError(f"cannot open the audit store {redacted_url(url)}: {error}; check "
+                                      "compliance.database_url") from error
+
+    def _initialise(self) -> None:
+        metadata.create_all(self.engine)
+        with self._write() as conn:
+            if conn.execute(select(head_table.c.seq)).first() is None:
+                conn.execute(insert(head_table).values(id=1, seq=0, record_hash=GENESIS_HASH,
+                                                       signature=sign(hmac_key(), 0, GENESIS_HASH)))
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -192,8 +199,10 @@ class AuditStore:
         return [Checkpoint(r.seq, r.record_hash, r.time, r.reason, r.signature) for r in rows]
 
     def records(self, *, event_type: AuditEventType | None = None, start: str | None = None, end: str | None = None,
-                actor: str | None = None, limit: int | None = None) -> Iterator[AuditRecord]:
-        """Records in chain order, filtered (times in the stored form; end exclusive), read in batches."""
+                actor: str | None = None, limit: int | None = None,
+                through_seq: int | None = None) -> Iterator[AuditRecord]:
+        """Records in chain order, filtered (times in the stored form; end exclusive; up to ``through_seq``), read
+        in batches."""
         after, returned = 0, 0
         while limit is None or returned < limit:
             query = select(records_table).where(records_table.c.seq > after).order_by(records_table.c.seq)
@@ -205,6 +214,8 @@ class AuditStore:
                 query = query.where(records_table.c.time < end)
             if actor is not None:
                 query = query.where(records_table.c.actor == actor)
+            if through_seq is not None:
+                query = query.where(records_table.c.seq <= through_seq)
             batch = READ_BATCH if limit is None else min(READ_BATCH, limit - returned)
             with self.engine.connect() as conn:
                 rows = conn.execute(query.limit(batch)).all()
