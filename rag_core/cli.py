@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rag_core.backup.cli_commands import add_backup_arguments, run_backup, run_restore
 from rag_core.compliance.audit import acting_channel, audit_trail
+from rag_core.compliance.audit_store import AuditStoreError
 from rag_core.compliance.cli_commands import add_audit_parser, run_audit
 from rag_core.compliance.details import delete_details, ingest_events, retrieval_details, sync_details
 from rag_core.compliance.events import AuditEventType
@@ -54,6 +55,11 @@ ON_INTERRUPT = {
     "compact": "a compaction already requested may still finish on the server; re-run the command to check",
 }
 DEFAULT_ON_INTERRUPT = "nothing was changed"
+# Commands that act, by the audit event their failure is recorded as.
+FAILURE_EVENTS = {"ingest": AuditEventType.INGESTION, "delete": AuditEventType.DELETION,
+                  "reindex": AuditEventType.REINDEX, "rollback": AuditEventType.ROLLBACK,
+                  "compact": AuditEventType.COMPACTION, "query": AuditEventType.RETRIEVAL,
+                  "drift": AuditEventType.DRIFT, "eval": AuditEventType.EVALUATION}
 
 
 # --- argument types: a bad value is an argparse error (exit 2) that names the option --------------------------------
@@ -379,9 +385,22 @@ def _authorized(args: argparse.Namespace, config: RAGConfig) -> int:
 
     permissions = command_permissions(args.command, getattr(args, f"{args.command}_command", None))
     if not permissions:
-        return args.run(args, config)
+        return _run_audited(args, config)
     with acting_as(authorize(config, *permissions, action=_running(args))):
+        return _run_audited(args, config)
+
+
+def _run_audited(args: argparse.Namespace, config: RAGConfig) -> int:
+    """Run the command; one that acts and fails leaves a failure record naming the error's type (never its text,
+    which may quote a document or query). Successes are recorded by each command, with what it did."""
+    try:
         return args.run(args, config)
+    except Exception as error:
+        event_type = FAILURE_EVENTS.get(args.command)
+        if event_type is not None and not isinstance(error, AuditStoreError):
+            _audit(config, (event_type, {"command": args.command, "error": type(error).__name__}),
+                   outcome="failure")
+        raise
 
 
 # --- the parser ------------------------------------------------------------------------------------------------------

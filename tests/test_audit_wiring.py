@@ -52,3 +52,12 @@ def test_api_and_cli_actions_are_audited_without_text(tmp_path: Path, embedder, 
     assert main(["audit", "verify", "--json", "--config", str(config_file)]) == 1
     verdict = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert verdict["intact"] is False and verdict["first_bad_seq"] >= 1
+
+
+def test_a_command_that_fails_leaves_a_failure_record(tmp_path: Path) -> None:
+    config = make_config(tmp_path, str(tmp_path / "milvus.db"))
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(json.dumps(json.loads(config.model_dump_json())), encoding="utf-8")
+    assert main(["rollback", "--config", str(config_file)]) != 0  # nothing to roll back to
+    [record] = ComplianceManager(config).query_audit_logs(event_type=AuditEventType.ROLLBACK)
+    assert record.outcome == "failure" and record.details["command"] == "rollback" and record.details["error"]
