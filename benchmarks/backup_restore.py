@@ -2,7 +2,9 @@
 
 Backs up the SciFact collection `rag eval` keeps in data/milvus.db (building it on first use, as `rag eval` does)
 with its client-side index, restores the snapshot into a fresh Milvus Lite file under benchmarks/work/, and runs
-the first 100 test queries (hybrid, the shipped defaults) on both. Heavy: run under the shared lock.
+the first 100 test queries on both: Milvus's dense top 10 (ids and raw cosine, decided by the stored vectors) and the
+full hybrid ranking (the shipped defaults). The fused scores also depend on the approximate HNSW candidate tail,
+and a rebuilt HNSW graph is not the same graph. Heavy: run under the shared lock.
 
     flock /tmp/heavy.lock .venv/bin/python -m benchmarks.backup_restore
 """
@@ -10,12 +12,16 @@ the first 100 test queries (hybrid, the shipped defaults) on both. Heavy: run un
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT, write_report
 from rag_core.backup.restore import restore_backup
 from rag_core.backup.snapshot import create_backup
 from rag_core.config import RAGConfig, load_config
+from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.direct import ingest_path
+from rag_core.ingest.embedder import shared_embedder
 from rag_core.quality.evaluation import dataset_alias, load_beir
 from rag_core.retrieval.engine import RetrievalEngine
 
@@ -31,12 +37,22 @@ def rankings(config: RAGConfig, alias: str, queries: list[str]) -> list[list[tup
     return [[(c.chunk_id, s) for c, s in zip(r.results, r.scores, strict=True)] for r in results]
 
 
+def dense_leg(config: RAGConfig, alias: str, vectors: np.ndarray) -> list[list[tuple[str, float]]]:
+    """Milvus's own top 10 per query (ids and raw cosine): what the stored vectors alone decide."""
+    manager = MilvusIndexManager(config.milvus, config.index)
+    hits = manager.search(alias, vectors, limit=10, output_fields=["doc_id"])
+    manager.close()
+    return [[(h.chunk_id, h.score) for h in query] for query in hits]
+
+
 def main() -> None:
     source, alias = load_config(), dataset_alias(SCIFACT)
     test = load_beir(SCIFACT, "test")
     ingest_path(test.corpus, source, collection=alias, prune=True)  # no-op when `rag eval` built it already
     queries = list(test.queries.values())[:QUERIES]
     before = rankings(source, alias, queries)
+    vectors = shared_embedder(source.embedding).encode_queries(queries)
+    dense_before = dense_leg(source, alias, vectors)
 
     shutil.rmtree(WORK, ignore_errors=True)
     backup = create_backup(source, WORK / "snapshot", alias=alias)
@@ -47,13 +63,17 @@ def main() -> None:
         "compliance": source.compliance.model_dump() | {"database_url": f"sqlite:///{WORK / 'restored' / 'a.db'}"}})
     restored = restore_backup(target, WORK / "snapshot")
     after = rankings(target, alias, queries)
+    dense_same = sum(a == b for a, b in zip(dense_before, dense_leg(target, alias, vectors), strict=True))
     same_ids = sum([c for c, _ in a] == [c for c, _ in b] for a, b in zip(before, after, strict=True))
     same_scores = sum(a == b for a, b in zip(before, after, strict=True))
+    pairs = [(a, b) for a, b in zip(before, after, strict=True) if [c for c, _ in a] == [c for c, _ in b]]
+    score_gap = max(abs(x[1] - y[1]) for a, b in pairs for x, y in zip(a, b, strict=True))
     write_report(OUT / "backup_restore.json", {
         "dataset": "SciFact (BEIR) corpus, test queries", "source": "Milvus Lite", "target": "Milvus Lite",
         "versions": backup.versions, "rows": backup.rows, "snapshot_bytes": backup.bytes,
         "backup_s": round(backup.seconds, 2), "restore_s": round(restored.seconds, 2), "queries": len(queries),
-        "identical_ids": same_ids, "identical_scores": same_scores, "notes": restored.notes})
+        "identical_ids": same_ids, "identical_scores": same_scores,
+        "max_score_difference": score_gap, "dense_top10_identical": dense_same, "notes": restored.notes})
     shutil.rmtree(WORK, ignore_errors=True)
 
 

@@ -1,6 +1,7 @@
 """Runs the real Milvus standalone server (from the ``milvus`` package) on loopback for integration tests."""
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -86,6 +87,27 @@ def accepts_connections(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def embedded_etcd(data_dir: Path) -> tuple[int, dict[str, str]]:
+    """The embedded etcd's client port and the environment that points it at its own ports.
+
+    Its peer port is fixed at 2380 otherwise, so a second server (another module's, another developer's) could not
+    start while one runs. Milvus reads ETCD_CONFIG_PATH, an etcd embed config, from the environment.
+    """
+    client, peer = free_port(), free_port()
+    config = data_dir / "embedEtcd.yaml"
+    config.write_text(yaml.safe_dump({
+        "listen-client-urls": f"http://127.0.0.1:{client}", "advertise-client-urls": f"http://127.0.0.1:{client}",
+        "listen-peer-urls": f"http://127.0.0.1:{peer}", "initial-advertise-peer-urls": f"http://127.0.0.1:{peer}",
+        "initial-cluster": f"default=http://127.0.0.1:{peer}"}), encoding="utf-8")
+    return client, {**os.environ, "ETCD_CONFIG_PATH": str(config)}
+
+
 def start_server(data_dir: Path, settings: Mapping[str, str] | None = None) -> MilvusServer:
     """``settings`` are dotted keys of the server's milvus.yaml (``common.security.authorizationEnabled``,
     ``tls.serverPemPath``, ...); the launcher writes them into ``DATA/configs/milvus.yaml`` over the template's."""
@@ -97,8 +119,9 @@ def start_server(data_dir: Path, settings: Mapping[str, str] | None = None) -> M
     loopback = {f"{role}.ip": "127.0.0.1" for role in ROLES}
     extra = [arg for key, value in {**loopback, **(settings or {})}.items()
              for arg in ("--extra-config", f"{key}={value}")]
-    process = subprocess.Popen([binary, "--data", str(data_dir), *extra], stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    etcd_port, environment = embedded_etcd(data_dir)
+    process = subprocess.Popen([binary, "--data", str(data_dir), "--etcd-port", str(etcd_port), *extra], stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True, env=environment)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

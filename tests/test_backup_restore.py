@@ -50,6 +50,10 @@ def build_source(root: Path, embedder, uri: str | None = None, alias: str = "sem
     config = site(root, uri, alias)
     ingest(config, RETRIEVAL_DOCS, embedder)
     reindex(config, embedder=embedder)
+    manager = MilvusIndexManager(config.milvus, config.index)
+    for version in manager.versions(alias):  # settled, as a serving index is: sealed and indexed, as restored
+        manager.client.flush(version)
+    manager.close()
     trail = audit_trail(config)
     trail.record(AuditEventType.INGESTION, actor="test", details={"documents": len(RETRIEVAL_DOCS)})
     trail.record(AuditEventType.REINDEX, actor="test", details={"alias": alias})

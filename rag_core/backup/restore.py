@@ -73,6 +73,8 @@ def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str, prop
         records = [row | {"metadata": json.loads(row["metadata"]), "source": row["source"] or ""}
                    for row in batch.to_pylist()]
         rows += manager.upsert(name, records)
+    # Sealed and indexed like the source's rows, rather than left in a growing segment searched by brute force.
+    manager.client.flush(name)
     if properties.get(COMPLETE_KEY, "true") == "true":
         manager.mark_complete(name)
     manager.close()
