@@ -8,6 +8,7 @@ from rag_core.config import EmbeddingConfig, RAGConfig
 from rag_core.ingest.embedder import Embedder, shared_embedder
 from tests.corpus import RETRIEVAL_DOCS, ingest
 from tests.milvus_server import MilvusServer, running_server
+from tests.postgres_server import PostgresServer, running_postgres
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 
@@ -30,6 +31,21 @@ def milvus_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "lite":
         return str(tmp_path / "milvus.db")
     return request.getfixturevalue("milvus_server").uri
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL on loopback, for the audit store's tests (tests/postgres_server.py)."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty audit database: an SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit.db'}"
+    return request.getfixturevalue("postgres").new_database()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import datetime
 import multiprocessing
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,22 +14,8 @@ from rag_core.compliance.integrity import verify_chain
 from rag_core.compliance.manager import ComplianceManager
 from rag_core.config import RAGConfig
 from tests.audit_tampering import TAMPERINGS
-from tests.postgres_server import PostgresServer, running_postgres
 
 START = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    return request.getfixturevalue("postgres").new_database()
 
 
 class StepClock:

@@ -25,16 +25,16 @@ class FakeClock:
         return self.now
 
 
-def _config(tmp_path: Path) -> RAGConfig:
+def _config(tmp_path: Path, url: str | None = None) -> RAGConfig:
     return RAGConfig.model_validate({
-        "compliance": {"database_url": f"sqlite:///{tmp_path / 'audit.db'}", "checkpoint_every": 10},
+        "compliance": {"database_url": url or f"sqlite:///{tmp_path / 'audit.db'}", "checkpoint_every": 10},
         "quality": {"query_log_dir": str(tmp_path / "query_log")}})
 
 
 def test_retention_deletes_exactly_what_is_due_and_the_chain_still_verifies(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(HMAC_KEY_VARIABLE, "retention-key")
-    config = _config(tmp_path)
+    config = _config(tmp_path, database_url)
     clock = FakeClock(NOW - datetime.timedelta(days=400))
     trail = AuditTrail(AuditStore(config.compliance.database_url, checkpoint_every=10), clock=clock)
     ages = [400, 300, 200, 91, 90, 89, 30, 1]  # days before NOW
@@ -60,10 +60,10 @@ def test_retention_deletes_exactly_what_is_due_and_the_chain_still_verifies(
     assert report.intact and report.signed, report.problem
 
 
-def test_the_purged_prefix_is_removed_behind_a_signed_checkpoint(tmp_path: Path,
+def test_the_purged_prefix_is_removed_behind_a_signed_checkpoint(tmp_path: Path, database_url: str,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(HMAC_KEY_VARIABLE, "retention-key")
-    config = _config(tmp_path)
+    config = _config(tmp_path, database_url)
     clock = FakeClock(NOW - datetime.timedelta(days=200))
     trail = AuditTrail(AuditStore(config.compliance.database_url, checkpoint_every=10), clock=clock)
     for _ in range(25):
