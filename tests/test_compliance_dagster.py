@@ -12,6 +12,7 @@ from rag_assets.defs.compliance.sensors import JOB_EVENTS
 from rag_core import AuditEventType, ComplianceManager
 from rag_core.compliance.audit import audit_trail
 from tests.conftest import make_config
+from tests.corpus import write_corpus
 
 
 def test_monthly_report_retention_and_run_audit(tmp_path: Path) -> None:
@@ -57,3 +58,21 @@ def test_monthly_report_retention_and_run_audit(tmp_path: Path) -> None:
     assert ComplianceManager(config).verify_integrity().intact
     jobs = {job.name for job in definitions.get_repository_def().get_all_jobs()}
     assert set(JOB_EVENTS) <= jobs, "every audited job name is a real job"
+
+
+def test_a_dagster_ingestion_that_promotes_is_audited_as_ingestion_and_version_update(tmp_path: Path) -> None:
+    config = make_config(tmp_path, str(tmp_path / "milvus.db"))
+    write_corpus(Path(config.ingestion.docs_dir))
+    definitions = build_definitions(config)
+    instance = dg.DagsterInstance.ephemeral()
+    result = definitions.resolve_job_def("ingestion").execute_in_process(instance=instance)
+    assert result.success
+    sensor = next(s for s in definitions.sensors if s.name == "audit_success_runs")
+    sensor(dg.build_run_status_sensor_context(sensor_name=sensor.name, dagster_instance=instance,
+                                              dagster_run=instance.get_run_by_id(result.run_id),
+                                              dagster_event=result.get_run_success_event()))
+    ingestion, promotion = ComplianceManager(config).query_audit_logs()
+    assert ingestion.event_type is AuditEventType.INGESTION and ingestion.actor.endswith("@dagster")
+    index = ingestion.details["materialized"]["semantic_index"]
+    assert index["upserted"] > 0 and index["collection"].startswith("semantic_index")
+    assert promotion.event_type is AuditEventType.VERSION_UPDATE and promotion.details["to"] == index["collection"]

@@ -15,10 +15,13 @@ JOB_EVENTS = {"ingestion": AuditEventType.INGESTION, "reindex": AuditEventType.R
               "compaction": AuditEventType.COMPACTION, "drift_report_job": AuditEventType.DRIFT,
               "query_job": AuditEventType.RETRIEVAL}
 OUTCOMES = {dg.DagsterRunStatus.SUCCESS: "success", dg.DagsterRunStatus.FAILURE: "failure"}
+# Text metadata that names things (collections, versions, folders) is kept; other text (a query, a Markdown table)
+# never reaches the audit record.
+ID_KEYS = frozenset({"collection", "alias", "index_version", "serving", "previous", "candidate", "source"})
 
 
 def run_details(context: dg.RunStatusSensorContext) -> dict[str, Any]:
-    """Ids and numbers only: metadata that is text (a query, a Markdown table) stays out of the audit record."""
+    """Ids and numbers only (see ``ID_KEYS``)."""
     run = context.dagster_run
     materialized: dict[str, dict[str, Any]] = {}
     for entry in context.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
@@ -26,7 +29,7 @@ def run_details(context: dg.RunStatusSensorContext) -> dict[str, Any]:
         if materialization is not None:
             materialized[materialization.asset_key.to_user_string()] = {
                 k: v.value for k, v in materialization.metadata.items()
-                if isinstance(v.value, (int, float, bool))}
+                if isinstance(v.value, (int, float, bool)) or (k in ID_KEYS and isinstance(v.value, str))}
     trigger = run.tags.get("dagster/schedule_name") or run.tags.get("dagster/sensor_name") or "launched"
     return {"run_id": run.run_id, "job": run.job_name, "partition": run.tags.get("dagster/partition"),
             "trigger": trigger, "materialized": materialized}
@@ -38,8 +41,13 @@ def audit_run_sensors(config: RAGConfig) -> list[dg.SensorDefinition]:
         if event_type is None:
             return
         acting_channel.set("dagster")
-        audit_trail(config).record(event_type, outcome=OUTCOMES[context.dagster_run.status],
-                                   details=run_details(context))
+        details = run_details(context)
+        audit_trail(config).record(event_type, outcome=OUTCOMES[context.dagster_run.status], details=details)
+        index = details["materialized"].get("semantic_index", {})
+        if index.get("new_version"):  # the ingestion built a new version and promoted it
+            audit_trail(config).record(AuditEventType.VERSION_UPDATE, details={
+                "run_id": details["run_id"], "alias": index.get("alias"), "to": index.get("collection"),
+                "index_version": index.get("index_version"), "cause": "ingestion"})
 
     return [dg.run_status_sensor(run_status=status, name=f"audit_{outcome}_runs",
                                  default_status=dg.DefaultSensorStatus.RUNNING,
