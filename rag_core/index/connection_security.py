@@ -125,6 +125,8 @@ def diagnose_connect(config: MilvusConfig) -> ConnectDiagnosis:
     if wants_tls and (failure := _tls_failure(config, host, port)):
         return failure
     user = config.user or (config.token.get_secret_value().split(":", 1)[0] if config.token.get_secret_value() else "")
+    if not user:  # nothing to refuse: a server still starting, or one behind a proxy that lost it
+        return ConnectDiagnosis("unreachable", f"Milvus at {config.uri} accepted the connection but did not answer")
     return ConnectDiagnosis("credentials", (
         f"Milvus at {config.uri} refused the credentials of user {user or '(none given)'!r}: {CREDENTIALS_HINT}"))
 
