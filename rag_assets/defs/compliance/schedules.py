@@ -4,21 +4,15 @@
 import dagster as dg
 
 from rag_assets.defs.compliance.jobs import compliance_report_job, retention
-from rag_assets.defs.performance.schedules import previous_month
+from rag_assets.defs.performance.schedules import month_before_schedule
 from rag_core.config import RAGConfig
 
 
 def compliance_report_schedule(config: RAGConfig) -> dg.ScheduleDefinition:
     cron, timezone = config.compliance.compliance_report_cron, config.schedules.timezone
-
-    @dg.schedule(name="compliance_report_schedule", job=compliance_report_job, cron_schedule=cron,
-                 execution_timezone=timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
-                 description=f"Monthly compliance report ({cron}, {timezone}) of the calendar month before the run.")
-    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        month = previous_month(context.scheduled_execution_time.date())
-        return dg.RunRequest(run_key=f"compliance-{month}", partition_key=month)
-
-    return _schedule
+    return month_before_schedule(
+        "compliance_report_schedule", compliance_report_job.name, cron, timezone,
+        description=f"Monthly compliance report ({cron}, {timezone}) of the calendar month before the run.")
 
 
 def retention_schedule(config: RAGConfig) -> dg.ScheduleDefinition:
