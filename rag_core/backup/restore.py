@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from rag_core.backup.manifest import Manifest, SnapshotError
+from rag_core.backup.manifest import Manifest, SnapshotError, VersionEntry
 from rag_core.backup.snapshot import copy_sqlite, sqlite_path
 from rag_core.config import RAGConfig
-from rag_core.index.manager import VERSION_SEPARATOR, MilvusIndexManager
-from rag_core.index.version import COMPLETE_KEY, CollectionState
+from rag_core.index.manager import SPARSE_FIELD, VERSION_SEPARATOR, MilvusIndexManager
+from rag_core.index.version import COMPLETE_KEY, IndexVersion
 from rag_core.retrieval.engine import client_index_dir
 
 INSERT_BATCH = 1000
@@ -50,15 +50,17 @@ def _refuse_non_empty(manager: MilvusIndexManager, manifest: Manifest, force: bo
             manager.drop_version(entry.collection)
 
 
-def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str, properties: dict[str, str],
-                     rows_file: str) -> tuple[str, int, str | None]:
+def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str,
+                     entry: VersionEntry) -> tuple[str, int, str | None]:
     """One version, under its own name; returns its name, its row count, and a note when BM25 had to go."""
-    state = CollectionState.from_properties("", properties)
-    version = state.version
+    properties, rows_file = entry.properties, entry.rows_file
+    version = IndexVersion.from_properties(properties)
     if version is None:
         raise SnapshotError(f"{rows_file}: its version has no rag.* index properties in the manifest")
+    bm25 = {key: float(value) for key, value in entry.index_params.get(SPARSE_FIELD, {}).items()
+            if key in ("bm25_k1", "bm25_b")}
     index = config.index.model_copy(update={"M": version.M, "efConstruction": version.efConstruction,
-                                            "metric_type": version.metric_type})
+                                            "metric_type": version.metric_type, **bm25})
     manager = MilvusIndexManager(config.milvus, index, uri=uri, enable_sharding=version.num_shards > 1,
                                  num_shards=version.num_shards)
     note = None
@@ -93,8 +95,7 @@ def restore_backup(config: RAGConfig, source: Path, *, uri: str | None = None, f
     _refuse_non_empty(target, manifest, force)
     names, rows, notes = [], 0, list(manifest.notes)
     for entry in manifest.versions:
-        name, count, note = _restore_version(config, target.uri, source, manifest.alias, entry.properties,
-                                             entry.rows_file)
+        name, count, note = _restore_version(config, target.uri, source, manifest.alias, entry)
         if count != entry.rows:
             raise SnapshotError(f"{entry.collection}: restored {count} rows, the snapshot holds {entry.rows}")
         names.append(name)

@@ -62,7 +62,7 @@ def _write_rows(manager: MilvusIndexManager, collection: str, path: Path, dimens
 
 def _index_params(manager: MilvusIndexManager, collection: str) -> dict[str, dict[str, Any]]:
     client = manager.client
-    return {name: {k: v for k, v in client.describe_index(collection, name).items() if isinstance(v, str | int)}
+    return {name: {k: v for k, v in client.describe_index(collection, name).items() if isinstance(v, str | int | float)}
             for name in client.list_indexes(collection)}
 
 
