@@ -10,7 +10,10 @@ import getpass
 import os
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy import make_url
 
 from rag_core.compliance.audit_store import AuditStore
 from rag_core.compliance.events import PII_REDACTIONS_KEY, AuditEventType, AuditRecord
@@ -64,9 +67,20 @@ _trails: dict[tuple[str, int], AuditTrail] = {}
 _trails_lock = threading.Lock()
 
 
+def absolute_database_url(url: str) -> str:
+    """A relative SQLite path (the default) resolved against the working directory now: the trail a process keeps
+    for it must not follow the process into another directory."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:" and \
+            not database.startswith("file:") and not Path(database).is_absolute():
+        return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
+    return url
+
+
 def audit_trail(config: RAGConfig) -> AuditTrail:
     """The process's trail for ``config.compliance.database_url`` (opened once, then reused: cheap to call)."""
-    key = (config.compliance.database_url, config.compliance.checkpoint_every)
+    key = (absolute_database_url(config.compliance.database_url), config.compliance.checkpoint_every)
     with _trails_lock:
         trail = _trails.get(key)
         if trail is None:
