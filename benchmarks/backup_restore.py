@@ -1,12 +1,12 @@
 """Backup and restore of the SciFact index: time and size, and whether 100 test queries rank the same afterwards.
 
 Backs up the SciFact collection `rag eval` keeps in data/milvus.db (building it on first use, as `rag eval` does)
-with its client-side index, restores the snapshot into a fresh Milvus Lite file under benchmarks/work/, and runs
+with its client-side index, restores the snapshot into a fresh Milvus Lite file under benchmarks/scratch/, and runs
 the first 100 test queries on both: Milvus's dense top 10 (ids and raw cosine, decided by the stored vectors) and the
 full hybrid ranking (the shipped defaults). The fused scores also depend on the approximate HNSW candidate tail,
 and a rebuilt HNSW graph is not the same graph. Heavy: run under the shared lock.
 
-    flock /tmp/heavy.lock .venv/bin/python -m benchmarks.backup_restore
+    .venv/bin/python -m benchmarks.backup_restore
 """
 
 import shutil
@@ -25,7 +25,7 @@ from rag_core.ingest.embedder import shared_embedder
 from rag_core.quality.evaluation import dataset_alias, load_beir
 from rag_core.retrieval.engine import RetrievalEngine
 
-WORK = Path(__file__).resolve().parent / "work" / "backup_restore"
+WORK = Path(__file__).resolve().parent / "scratch" / "backup_restore"
 QUERIES = 100
 
 

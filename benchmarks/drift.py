@@ -1,7 +1,7 @@
 """Drift detection on SciFact: no false alarms on unchanged data, every injected drift detected, and how long a check
 takes at SciFact scale (5,183 documents, 200 probe queries).
 
-SciFact is indexed into its own Milvus Lite file under benchmarks/work/ (gitignored; never data/milvus.db), and a
+SciFact is indexed into its own Milvus Lite file under benchmarks/scratch/ (gitignored; never data/milvus.db), and a
 snapshot is taken with the 809 SciFact train queries (200 of them become the probe queries). Then:
 - unchanged data: ``RUNS`` checks, each with another random 200 of the 300 test queries, and one with all 300;
 - query shift: ``RUNS`` checks, each with ``SHIFT_SAMPLE`` random sentences of this project's README and docs/;
@@ -10,7 +10,7 @@ snapshot is taken with the 809 SciFact train queries (200 of them become the pro
 - corpus swap, last: every other document's text replaced by three random sentences of this project's docs, then
   ``RUNS`` checks with random test samples. The next run of this benchmark restores the corpus (re-embedding it).
 
-    flock /tmp/heavy.lock .venv/bin/python -m benchmarks.drift     # writes benchmarks/out/drift.json
+    .venv/bin/python -m benchmarks.drift     # writes benchmarks/out/drift.json
 """
 
 import re
@@ -35,7 +35,7 @@ from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.types import Document
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work"
+WORK = ROOT / "benchmarks" / "scratch"
 ALIAS = "scifact"
 RUNS = 20
 SAMPLE = 200

@@ -6,7 +6,7 @@ whether no relevant document is in the top 5. The coefficients go to
 ``rag_core/quality/hallucination_model.json``; SciFact test is never read here (``benchmarks.quality_signals``
 scores them there). Also prints the 5-fold cross-validated AUROC on train, to compare feature sets honestly.
 
-Usage: flock /tmp/heavy.lock python -m benchmarks.fit_hallucination [--dataset ../shared/data/scifact]
+Usage: python -m benchmarks.fit_hallucination [--dataset ../shared/data/scifact]
 """
 
 import argparse

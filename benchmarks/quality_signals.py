@@ -11,7 +11,7 @@
 - cost: the ``signals`` stage per query (what ``retrieve`` adds) at the eval settings and at the defaults a user
   gets, and ``score_answer`` per answer.
 
-Usage: flock /tmp/heavy.lock python -m benchmarks.quality_signals [--dataset ../shared/data/scifact]
+Usage: python -m benchmarks.quality_signals [--dataset ../shared/data/scifact]
 """
 
 import argparse
