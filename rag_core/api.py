@@ -22,7 +22,7 @@ from rag_core.quality.answers import score_answer
 from rag_core.quality.drift import DriftReport, detect_drift
 from rag_core.quality.faithfulness import FaithfulnessResult
 from rag_core.quality.signals import QualitySignals
-from rag_core.retrieval.engine import RetrievalEngine, RetrievedChunk
+from rag_core.retrieval.engine import RetrievalEngine, RetrievalResult, RetrievedChunk
 from rag_core.types import Document
 
 SAVE_INTERVAL_S = 1.0
@@ -83,11 +83,8 @@ class AdvancedRAGPipeline:
 
     async def retrieve(self, query: str, *, top_k: int | None = None, filter: str = "",
                        mode: str = "hybrid") -> tuple[list[RetrievedChunk], QueryMetrics]:
-        result = await asyncio.to_thread(self.engine.search, query, top_k=top_k, filter=filter, mode=mode)
+        result = await asyncio.to_thread(self._audited_search, query, top_k=top_k, filter=filter, mode=mode)
         self._save_latency()
-        audit_trail(self.settings).record(AuditEventType.RETRIEVAL, details=retrieval_details(
-            query_id=result.query_id, collection=result.collection, data_version=result.data_version, mode=mode,
-            result_ids=[c.doc_id for c in result.results], cached=result.cached))
         signals, total = result.signals, result.timings_ms["retrieval"]
         metrics = QueryMetrics(
             latency_ms=result.timings_ms, total_latency_ms=total, sla_met=total <= self.config.target_latency_ms,
@@ -101,6 +98,14 @@ class AdvancedRAGPipeline:
     async def score_answer(self, answer: str, results: Sequence[RetrievedChunk]) -> FaithfulnessResult:
         """How well ``results`` (what ``retrieve`` returned) support a generated answer, sentence by sentence."""
         return await asyncio.to_thread(score_answer, self.engine, answer, results)
+
+    def _audited_search(self, query: str, *, top_k: int | None, filter: str, mode: str) -> RetrievalResult:
+        """The search and its audit record (a committed write) together, off the caller's event loop."""
+        result = self.engine.search(query, top_k=top_k, filter=filter, mode=mode)
+        audit_trail(self.settings).record(AuditEventType.RETRIEVAL, details=retrieval_details(
+            query_id=result.query_id, collection=result.collection, data_version=result.data_version, mode=mode,
+            result_ids=[c.doc_id for c in result.results], cached=result.cached))
+        return result
 
     async def ingest_documents(self, batch: Iterable[Document | dict[str, Any] | str | Path], *,
                                source: str = API_SOURCE, prune: bool = False) -> IngestReport:
