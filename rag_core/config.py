@@ -224,6 +224,27 @@ class SecurityConfig(_Section):
                                                                         "from $RAG_API_TOKEN (or the API's token=).")
 
 
+class ServeConfig(_Section):
+    """``rag serve``: the HTTP query service (rag_core.serve). Port 9090 is the target of the guide's prometheus.yml."""
+
+    host: str = Field("127.0.0.1", description="Loopback by default: bind 0.0.0.0 only behind tokens or a proxy.")
+    port: int = Field(9090, ge=1, le=65535)
+    workers: int = Field(1, ge=1, description="Worker processes; each holds its own warm engine and model.")
+    max_top_k: int = Field(100, ge=1, description="The largest top_k a request may ask for.")
+    max_query_chars: int = Field(2000, ge=1, description="The longest query a request may send.")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Larger request bodies are refused with 413.")
+    drain_timeout_s: float = Field(30.0, ge=0, description="On SIGTERM, how long in-flight requests may finish.")
+
+
+class ObservabilityConfig(_Section):
+    """Where batch runs (Dagster jobs) push their outcome metrics; ``rag serve`` is scraped on /metrics instead."""
+
+    pushgateway_url: str = Field("", description="A Prometheus Pushgateway, e.g. http://pushgateway:9091; empty: "
+                                                 "batch runs push nothing.")
+    push_timeout_s: float = Field(5.0, gt=0, description="A push that takes longer is logged and dropped: metrics "
+                                                         "never fail a run.")
+
+
 class RAGConfig(_Section):
     milvus: MilvusConfig = MilvusConfig()
     index: IndexConfig = IndexConfig()
@@ -238,6 +259,8 @@ class RAGConfig(_Section):
     schedules: SchedulesConfig = SchedulesConfig()
     compliance: ComplianceConfig = ComplianceConfig()
     security: SecurityConfig = SecurityConfig()
+    serve: ServeConfig = ServeConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
 
 
 def load_config(path: str | Path | None = None, *, environ: dict[str, str] | None = None) -> RAGConfig:
