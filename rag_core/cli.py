@@ -22,6 +22,7 @@ from rag_core.config import ConfigError, RAGConfig, load_config
 from rag_core.index.lite_lock import IndexLockedError
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.retry import MilvusUnavailableError
+from rag_core.observability.progress import ProgressReporter
 
 PACKAGE = "advanced-rag-milvus"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -97,7 +98,7 @@ def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
     if args.prune and path.is_file():
         raise ValueError(f"--prune needs a folder, and {path} is a file: pruning would delete every other document "
                          "of its folder from the index. Give the folder instead.")
-    report = ingest_path(path, config, collection=args.collection, prune=args.prune)
+    report = ingest_path(path, config, collection=args.collection, prune=args.prune, progress=_progress(args))
     for skipped in report.skipped:
         print(f"skipped {skipped}", file=sys.stderr)
     sync = report.sync
@@ -153,7 +154,7 @@ def _reindex(args: argparse.Namespace, config: RAGConfig) -> int:
 
     gate = bool(config.quality_gate.dataset) if args.gate is None else args.gate
     try:
-        report = reindex(config, collection=args.collection, gate=gate)
+        report = reindex(config, collection=args.collection, gate=gate, progress=_progress(args))
     except GateFailedError as error:
         print(f"error: {error}; the alias did not move and {error.result.candidate} is kept for inspection "
               "(`rag versions`)", file=sys.stderr)
@@ -311,7 +312,8 @@ def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
     signals: dict[str, dict[str, float]] = {}
     result, run, options = evaluate_dataset(config, Path(args.dataset), split=args.split, mode=args.mode,
                                             alpha=args.alpha, fusion=args.fusion, collection=args.collection,
-                                            on_result=lambda qid, r: signals.update({qid: r.signals}))
+                                            on_result=lambda qid, r: signals.update({qid: r.signals}),
+                                            progress=_progress(args))
     if args.run_out:
         write_trec_run(run, Path(args.run_out), tag=f"{args.mode}-{options.fusion}-{options.alpha}")
     if args.signals_out:
@@ -351,6 +353,14 @@ def _erase(args: argparse.Namespace, config: RAGConfig) -> int:
     if report.source_file:
         print(redact(f"warning: its source file {report.source_file} still exists; the next ingestion of its folder "
                      "would index it again: delete or move the file").text, file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace, config: RAGConfig) -> int:
+    from rag_core.serve.server import serve
+
+    serve(config, config_file=args.config, host=args.host or config.serve.host, port=args.port or config.serve.port,
+          workers=args.workers or config.serve.workers)
     return 0
 
 
@@ -426,6 +436,16 @@ def _command(commands: argparse._SubParsersAction, name: str, help: str,  # noqa
     return parser
 
 
+def _with_progress(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A long command: a progress bar on a terminal, a line every 10 s in a log (stderr), unless ``--quiet``."""
+    parser.add_argument("-q", "--quiet", action="store_true", help="show no progress (bar or lines) on stderr")
+    return parser
+
+
+def _progress(args: argparse.Namespace) -> ProgressReporter:
+    return ProgressReporter(enabled=not args.quiet)
+
+
 def _package_version() -> str:
     try:
         return version(PACKAGE)
@@ -438,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      parents=[_global_options(in_subcommand=False)])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    ingest = _command(commands, "ingest", "ingest a file or folder into Milvus", _ingest)
+    ingest = _with_progress(_command(commands, "ingest", "ingest a file or folder into Milvus", _ingest))
     ingest.add_argument("path")
     ingest.add_argument("--collection", help="alias to ingest into (default: milvus.collection)")
     ingest.add_argument("--prune", action="store_true",
@@ -447,8 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--doc-id", action="append", metavar="ID", help="a document id (repeatable)")
     delete.add_argument("--source", metavar="NAME", help="a source: a folder's canonical path, or an API source name")
     delete.add_argument("--collection")
-    reindex = _command(commands, "reindex", "rebuild every document into a new version, then move the alias",
-                       _reindex)
+    reindex = _with_progress(_command(commands, "reindex", "rebuild every document into a new version, then move "
+                                      "the alias", _reindex))
     reindex.add_argument("--collection")
     reindex.add_argument("--gate", action=argparse.BooleanOptionalAction, default=None,
                          help="gate the alias move on the candidate's quality (default: when quality_gate.dataset "
@@ -486,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true")
     query.add_argument("--answer", metavar="TEXT", help="score this answer's faithfulness to the results, "
                                                       "sentence by sentence")
-    evaluation = _command(commands, "eval", "nDCG@10 / Recall@100 / MRR@10 on a BEIR-format dataset", _eval)
+    evaluation = _with_progress(_command(commands, "eval", "nDCG@10 / Recall@100 / MRR@10 on a BEIR-format dataset",
+                                         _eval))
     evaluation.add_argument("--dataset", required=True, help="folder with corpus.jsonl(.gz), queries.jsonl, qrels/")
     evaluation.add_argument("--split", default="test")
     evaluation.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
@@ -502,6 +523,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "client-side index, cache and query-log result list", _erase)
     erase.add_argument("--doc-id", required=True, metavar="ID")
     erase.add_argument("--collection")
+    serve = _command(commands, "serve", "the HTTP query service: POST /query and /score, /health, /ready, /metrics "
+                     "(docs/serving.md)", _serve)
+    serve.add_argument("--host", help="address to bind (default: serve.host, loopback)")
+    serve.add_argument("--port", type=int, help="port (default: serve.port, 9090)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: serve.workers; >1 needs a server)")
     token = _command(commands, "token", "API tokens for security.tokens: hash one read from stdin, or mint one",
                      _token)
     token.add_argument("action", choices=["hash", "new"])
@@ -510,10 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_parser(_command(commands, "audit", "the tamper-evident audit trail: verify, query, monthly report, "
                               "retention", run_audit), parents=[_global_options(in_subcommand=True)])
     add_backup_arguments(
-        _command(commands, "backup", "write a checksummed snapshot: every kept version (rows, vectors, schema, "
-                 "index parameters, properties), the alias, client-side indexes, audit db, config", run_backup),
-        _command(commands, "restore", "rebuild a snapshot into an empty Milvus (Lite or server) without "
-                 "re-embedding", run_restore))
+        _with_progress(_command(commands, "backup", "write a checksummed snapshot: every kept version (rows, vectors, "
+                                "schema, index parameters, properties), the alias, client-side indexes, audit db, "
+                                "config", run_backup)),
+        _with_progress(_command(commands, "restore", "rebuild a snapshot into an empty Milvus (Lite or server) "
+                                "without re-embedding", run_restore)))
     return parser
 
 

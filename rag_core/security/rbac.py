@@ -62,6 +62,7 @@ COMMAND_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
     "erase": (P.ERASE,),
     "backup": (P.READ_AUDIT, P.INGEST), "restore": (P.INGEST, P.ERASE),
     "token": (),  # hashing or minting a token reads and changes nothing
+    "serve": (),  # starting the service reads nothing by itself; the service authorizes every request
 }
 
 

@@ -1,0 +1,1 @@
+"""``rag serve``: the HTTP query service over one warm retrieval engine (docs/serving.md)."""
