@@ -10,6 +10,7 @@ from rag_core.backup.snapshot import create_backup
 from rag_core.compliance.audit import audit_trail, current_actor
 from rag_core.compliance.events import AuditEventType
 from rag_core.config import RAGConfig
+from rag_core.observability.progress import ProgressReporter
 
 
 def add_backup_arguments(backup: argparse.ArgumentParser, restore: argparse.ArgumentParser) -> None:
@@ -25,7 +26,8 @@ def add_backup_arguments(backup: argparse.ArgumentParser, restore: argparse.Argu
 
 
 def run_backup(args: argparse.Namespace, config: RAGConfig) -> int:
-    result = create_backup(config, Path(args.dest), alias=args.collection)
+    result = create_backup(config, Path(args.dest), alias=args.collection,
+                           progress=ProgressReporter(enabled=not args.quiet))
     audit_trail(config).record(AuditEventType.CONFIG_CHANGE, actor=current_actor(), details={
         "action": "backup", "alias": result.alias, "versions": result.versions, "rows": result.rows})
     if args.json:
@@ -39,7 +41,8 @@ def run_backup(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def run_restore(args: argparse.Namespace, config: RAGConfig) -> int:
-    result = restore_backup(config, Path(args.src), uri=args.uri, force=args.force)
+    result = restore_backup(config, Path(args.src), uri=args.uri, force=args.force,
+                            progress=ProgressReporter(enabled=not args.quiet))
     audit_trail(config).record(AuditEventType.CONFIG_CHANGE, actor=current_actor(), details={
         "action": "restore", "alias": result.alias, "versions": result.versions, "rows": result.rows,
         "uri": result.uri})

@@ -22,6 +22,7 @@ from rag_core.backup.snapshot import copy_sqlite, sqlite_path
 from rag_core.config import RAGConfig
 from rag_core.index.manager import SPARSE_FIELD, VERSION_SEPARATOR, MilvusIndexManager
 from rag_core.index.version import COMPLETE_KEY, IndexVersion
+from rag_core.observability.progress import QUIET, ProgressBar, ProgressReporter
 from rag_core.retrieval.engine import client_index_dir
 
 INSERT_BATCH = 1000
@@ -50,8 +51,8 @@ def _refuse_non_empty(manager: MilvusIndexManager, manifest: Manifest, force: bo
             manager.drop_version(entry.collection)
 
 
-def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str,
-                     entry: VersionEntry) -> tuple[str, int, str | None]:
+def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str, entry: VersionEntry,
+                     bar: ProgressBar) -> tuple[str, int, str | None]:
     """One version, under its own name; returns its name, its row count, and a note when BM25 had to go."""
     properties, rows_file = entry.properties, entry.rows_file
     version = IndexVersion.from_properties(properties)
@@ -75,6 +76,7 @@ def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str,
         records = [row | {"metadata": json.loads(row["metadata"]), "source": row["source"] or ""}
                    for row in batch.to_pylist()]
         rows += manager.upsert(name, records)
+        bar.advance(len(records))
     # Sealed and indexed like the source's rows, rather than left in a growing segment searched by brute force.
     manager.client.flush(name)
     if properties.get(COMPLETE_KEY, "true") == "true":
@@ -83,8 +85,10 @@ def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str,
     return name, rows, note
 
 
-def restore_backup(config: RAGConfig, source: Path, *, uri: str | None = None, force: bool = False) -> RestoreResult:
-    """Rebuild the snapshot at ``source`` into the Milvus at ``uri`` (default: milvus.uri); see the module doc."""
+def restore_backup(config: RAGConfig, source: Path, *, uri: str | None = None, force: bool = False,
+                   progress: ProgressReporter = QUIET) -> RestoreResult:
+    """Rebuild the snapshot at ``source`` into the Milvus at ``uri`` (default: milvus.uri); see the module doc.
+    ``progress`` counts the rows inserted, out of the snapshot's."""
     started = time.perf_counter()
     manifest = Manifest.read(source)  # every file checked before anything is touched
     audit_target = sqlite_path(config)
@@ -94,14 +98,15 @@ def restore_backup(config: RAGConfig, source: Path, *, uri: str | None = None, f
     target = MilvusIndexManager(config.milvus, config.index, uri=uri)
     _refuse_non_empty(target, manifest, force)
     names, rows, notes = [], 0, list(manifest.notes)
-    for entry in manifest.versions:
-        name, count, note = _restore_version(config, target.uri, source, manifest.alias, entry)
-        if count != entry.rows:
-            raise SnapshotError(f"{entry.collection}: restored {count} rows, the snapshot holds {entry.rows}")
-        names.append(name)
-        rows += count
-        if note and note not in notes:
-            notes.append(note)
+    with progress.bar("restore", "rows", total=sum(e.rows for e in manifest.versions)) as bar:
+        for entry in manifest.versions:
+            name, count, note = _restore_version(config, target.uri, source, manifest.alias, entry, bar)
+            if count != entry.rows:
+                raise SnapshotError(f"{entry.collection}: restored {count} rows, the snapshot holds {entry.rows}")
+            names.append(name)
+            rows += count
+            if note and note not in notes:
+                notes.append(note)
     if manifest.serving:
         target.promote(manifest.alias, manifest.serving)
     target.close()

@@ -11,6 +11,7 @@ import json
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 from rag_core.backup.manifest import Manifest, SnapshotError, VersionEntry, file_entry
 from rag_core.config import RAGConfig
 from rag_core.index.manager import OUTPUT_FIELDS, MilvusIndexManager
+from rag_core.observability.progress import QUIET, ProgressBar, ProgressReporter
 from rag_core.retrieval.engine import client_index_dir
 
 ROW_FIELDS = [*OUTPUT_FIELDS, "vector"]
@@ -48,8 +50,9 @@ def rows_schema(dimension: int) -> pa.Schema:
 
 
 def _write_rows(manager: MilvusIndexManager, collection: str, path: Path, dimension: int,
-                present: set[str]) -> int:
-    """Versions from before rows carried their source (``rag.schema`` 1) have no ``source``: written as null."""
+                present: set[str], written: Callable[[int], None]) -> int:
+    """Versions from before rows carried their source (``rag.schema`` 1) have no ``source``: written as null.
+    ``written(rows)`` hears the rows written so far after each batch (from 0 again when the export is retried)."""
     schema, rows, fields = rows_schema(dimension), 0, [f for f in ROW_FIELDS if f in present]
     with pq.ParquetWriter(path, schema) as writer:
         for batch in manager.iter_rows(collection, fields):
@@ -57,6 +60,7 @@ def _write_rows(manager: MilvusIndexManager, collection: str, path: Path, dimens
             columns["metadata"] = [json.dumps(m or {}, sort_keys=True) for m in columns["metadata"]]
             writer.write_table(pa.Table.from_pydict(columns, schema=schema))
             rows += len(batch)
+            written(rows)
     return rows
 
 
@@ -89,8 +93,28 @@ def public_config(config: RAGConfig) -> dict[str, Any]:
     return strip(config.model_dump(mode="json"))
 
 
-def create_backup(config: RAGConfig, dest: Path, *, alias: str | None = None) -> BackupResult:
-    """Write a snapshot of ``alias`` (default: milvus.collection) into the new or empty folder ``dest``."""
+def _export_version(manager: MilvusIndexManager, collection: str, dest: Path, bar: ProgressBar) -> VersionEntry:
+    """One version's rows into ``collections/NAME.parquet``, with what re-creates it."""
+    described = manager.client.describe_collection(collection)
+    properties = {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
+    state = manager.state(collection)
+    if state.version is None:
+        raise SnapshotError(f"{collection} at {manager.uri} has no recorded index version (rag.* properties); "
+                            "it was not made by this project and cannot be restored without re-embedding")
+    rows_file = f"collections/{collection}.parquet"
+    present = {f["name"] for f in described["fields"]}
+    before = bar.count
+    rows = manager.consistent_export(collection, partial(_write_rows, manager, collection, dest / rows_file,
+                                                         state.version.dimension, present,
+                                                         lambda written: bar.advance_to(before + written)))
+    return VersionEntry(collection=collection, rows=rows, rows_file=rows_file, properties=properties,
+                        index_params=_index_params(manager, collection))
+
+
+def create_backup(config: RAGConfig, dest: Path, *, alias: str | None = None,
+                  progress: ProgressReporter = QUIET) -> BackupResult:
+    """Write a snapshot of ``alias`` (default: milvus.collection) into the new or empty folder ``dest``;
+    ``progress`` counts the rows written, out of every version's."""
     started, alias = time.perf_counter(), alias or config.milvus.collection
     if dest.exists() and any(dest.iterdir()):
         raise SnapshotError(f"Backup destination {dest} is not empty; give a new folder")
@@ -99,20 +123,10 @@ def create_backup(config: RAGConfig, dest: Path, *, alias: str | None = None) ->
     if not versions:
         raise LookupError(f"No versions of {alias!r} at {manager.uri} to back up (expected {alias}__v1, ...)")
     (dest / "collections").mkdir(parents=True, exist_ok=True)
-    entries, notes = [], []
-    for collection in versions:
-        described = manager.client.describe_collection(collection)
-        properties = {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
-        state = manager.state(collection)
-        if state.version is None:
-            raise SnapshotError(f"{collection} at {manager.uri} has no recorded index version (rag.* properties); "
-                                "it was not made by this project and cannot be restored without re-embedding")
-        rows_file = f"collections/{collection}.parquet"
-        present = {f["name"] for f in described["fields"]}
-        rows = manager.consistent_export(collection, partial(_write_rows, manager, collection, dest / rows_file,
-                                                             state.version.dimension, present))
-        entries.append(VersionEntry(collection=collection, rows=rows, rows_file=rows_file, properties=properties,
-                                    index_params=_index_params(manager, collection)))
+    total = sum(manager.count(c) for c in versions) if progress.enabled else None
+    with progress.bar("backup", "rows", total=total) as bar:
+        entries = [_export_version(manager, collection, dest, bar) for collection in versions]
+    notes = []
     serving = manager.resolve(alias)
     manager.close()
     client_index = client_index_dir(config, alias)

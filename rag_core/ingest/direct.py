@@ -19,6 +19,7 @@ from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.ingest.promotion import promoter
 from rag_core.ingest.stages import chunk_batches, document_stream, skipped_documents
 from rag_core.ingest.tables import batch_to_documents, with_vectors
+from rag_core.observability.progress import QUIET, ProgressReporter
 from rag_core.types import API_SOURCE, Document
 
 
@@ -38,7 +39,8 @@ def folder_source(path: Path) -> str:
 
 
 def ingest_path(path: Path, config: RAGConfig, *, collection: str | None = None, prune: bool = False,
-                embedder: Embedder | None = None, manager: MilvusIndexManager | None = None) -> IngestReport:
+                embedder: Embedder | None = None, manager: MilvusIndexManager | None = None,
+                progress: ProgressReporter = QUIET) -> IngestReport:
     """Every readable document under ``path``; bad files are reported in ``skipped`` and left out.
 
     With ``prune`` the documents under ``path`` become everything its source holds: for a file, every other
@@ -50,27 +52,31 @@ def ingest_path(path: Path, config: RAGConfig, *, collection: str | None = None,
     documents = (d for batch in stream.batches for d in batch_to_documents(batch))
     report = ingest_documents(documents, config, source=source, prune=prune, collection=collection,
                               embedder=embedder, manager=manager,
-                              keep=skipped_documents(Path(source), lambda: stream.trailer))
+                              keep=skipped_documents(Path(source), lambda: stream.trailer), progress=progress)
     return replace(report, skipped=stream.summary.get("skipped", []))
 
 
 def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source: str = API_SOURCE,
                      prune: bool = False, collection: str | None = None, embedder: Embedder | None = None,
                      manager: MilvusIndexManager | None = None,
-                     keep: Callable[[str], bool] | None = None) -> IngestReport:
-    """Add or replace ``documents`` as the source ``source`` (with ``prune``: exactly the source's documents)."""
+                     keep: Callable[[str], bool] | None = None, progress: ProgressReporter = QUIET) -> IngestReport:
+    """Add or replace ``documents`` as the source ``source`` (with ``prune``: exactly the source's documents).
+
+    ``progress`` counts documents as they are taken to be chunked and embedded; their number is not known before
+    the stream is read, so it shows a count and a rate, not a percentage."""
     started = time.perf_counter()
     embedder = embedder or shared_embedder(config.embedding)
     manager = manager or MilvusIndexManager(config.milvus, config.index)
     chunker = TokenChunker.configured(config.chunking, embedder)
     counts = {"documents": 0, "chunks": 0}
-    owned = (replace(document, source=source) for document in documents)
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
     alias = collection or config.milvus.collection
-    report = sync_index(manager, alias, version,
-                        chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts),
-                        source=source, prune=prune, vectorize=vectorizer(embedder), keep=keep,
-                        promote=promoter(config, alias, embedder, manager))
+    with progress.bar("ingest", "documents") as bar:
+        owned = (replace(document, source=source) for document in bar.iterate(documents))
+        report = sync_index(manager, alias, version,
+                            chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts),
+                            source=source, prune=prune, vectorize=vectorizer(embedder), keep=keep,
+                            promote=promoter(config, alias, embedder, manager))
     return IngestReport(documents=counts["documents"], chunks=counts["chunks"], skipped=[], sync=report,
                         seconds=round(time.perf_counter() - started, 3))
 

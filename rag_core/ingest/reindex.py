@@ -10,7 +10,7 @@ refused stays complete and unserved for inspection (``rag versions``).
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from rag_core.config import RAGConfig
@@ -22,6 +22,7 @@ from rag_core.ingest.direct import vectorizer
 from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.ingest.promotion import promote_candidate
 from rag_core.ingest.stages import chunk_batches
+from rag_core.observability.progress import QUIET, ProgressReporter
 from rag_core.quality.gate import GateFailedError, GateResult, evaluate_gate
 from rag_core.retrieval.client_index import documents_from_chunks
 from rag_core.types import Chunk, Document
@@ -45,8 +46,10 @@ class ReindexReport:
 
 
 def build_candidate(config: RAGConfig, *, collection: str | None = None, embedder: Embedder | None = None,
-                    manager: MilvusIndexManager | None = None) -> SyncReport:
-    """Build ``alias__vN+1`` from the whole corpus and mark it complete; the alias keeps serving what it served."""
+                    manager: MilvusIndexManager | None = None, progress: ProgressReporter = QUIET) -> SyncReport:
+    """Build ``alias__vN+1`` from the whole corpus and mark it complete; the alias keeps serving what it served.
+
+    ``progress`` counts the documents rebuilt, out of a total known once the serving version's rows are read."""
     started = time.perf_counter()
     alias = collection or config.milvus.collection
     embedder = embedder or shared_embedder(config.embedding)
@@ -57,8 +60,10 @@ def build_candidate(config: RAGConfig, *, collection: str | None = None, embedde
     chunker = TokenChunker.configured(config.chunking, embedder)
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
     target = manager.resumable_version(alias, version) or manager.create_version(alias, version)
-    changes = sync_into(manager, target, chunk_batches(stored_documents(manager, current), chunker,
-                                                       config.ingestion.record_batch_size), vectorizer(embedder))
+    with progress.bar("reindex", "documents") as bar:
+        documents = bar.iterate(stored_documents(manager, current, on_total=bar.set_total))
+        changes = sync_into(manager, target, chunk_batches(documents, chunker, config.ingestion.record_batch_size),
+                            vectorizer(embedder))
     complete_version(manager, alias, target, changes.wanted)
     return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=True,
                       upserted=changes.upserted, deleted=changes.deleted,
@@ -106,12 +111,13 @@ def pending_candidate(manager: MilvusIndexManager, alias: str) -> str:
 
 
 def reindex(config: RAGConfig, *, collection: str | None = None, embedder: Embedder | None = None,
-            manager: MilvusIndexManager | None = None, gate: bool = False) -> ReindexReport:
+            manager: MilvusIndexManager | None = None, gate: bool = False,
+            progress: ProgressReporter = QUIET) -> ReindexReport:
     """Build a candidate, gate it when ``gate`` (``GateFailedError`` leaves the alias where it was), promote it."""
     alias = collection or config.milvus.collection
     embedder = embedder or shared_embedder(config.embedding)
     manager = manager or MilvusIndexManager(config.milvus, config.index)
-    build = build_candidate(config, collection=alias, embedder=embedder, manager=manager)
+    build = build_candidate(config, collection=alias, embedder=embedder, manager=manager, progress=progress)
     result = evaluate_gate(config, build.collection, alias=alias, embedder=embedder, manager=manager) if gate else None
     if result is not None and not result.passed:
         raise GateFailedError(result)
@@ -119,10 +125,12 @@ def reindex(config: RAGConfig, *, collection: str | None = None, embedder: Embed
         config, build.collection, alias=alias, embedder=embedder, manager=manager))
 
 
-def stored_documents(manager: MilvusIndexManager, collection: str) -> Iterator[Document]:
+def stored_documents(manager: MilvusIndexManager, collection: str,
+                     on_total: Callable[[int], None] | None = None) -> Iterator[Document]:
     """Every document in ``collection``, its text rejoined from its chunks, with its source and title.
 
-    Chunks come back in primary-key order, not by document, so the rows' text is held until all are read.
+    Chunks come back in primary-key order, not by document, so the rows' text is held until all are read; then
+    ``on_total`` (when given) hears how many documents will follow.
     """
     by_source: dict[str, list[Chunk]] = defaultdict(list)
     titles: dict[tuple[str, str], str] = {}
@@ -134,6 +142,8 @@ def stored_documents(manager: MilvusIndexManager, collection: str) -> Iterator[D
             by_source[source].append(Chunk(chunk_id=row["chunk_id"], doc_id=row["doc_id"],
                                            position=row["position"], text=row["text"], source=source))
             titles[(source, row["doc_id"])] = (row.get("metadata") or {}).get("title", "")
+    if on_total is not None:
+        on_total(len(titles))
     for source, chunks in by_source.items():
         for _, doc_id, text in zip(*documents_from_chunks(chunks)):
             yield Document(doc_id=doc_id, text=text, title=titles[(source, doc_id)], source=source)

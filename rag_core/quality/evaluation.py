@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rag_core.config import RAGConfig
+from rag_core.observability.progress import QUIET, ProgressReporter
 from rag_core.retrieval.engine import Mode, RetrievalEngine, RetrievalResult, SearchOptions
 from rag_core.retrieval.fusion import FusionMethod
 
@@ -97,20 +98,22 @@ def score_run(run: Run, qrels: dict[str, dict[str, int]]) -> tuple[float, float,
 
 
 def evaluate(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptions,
-             on_result: ResultHook | None = None) -> tuple[EvaluationReport, Run]:
+             on_result: ResultHook | None = None,
+             progress: ProgressReporter = QUIET) -> tuple[EvaluationReport, Run]:
     """Runs every judged query one at a time, as a user would, so the latency figures are per query.
     ``on_result(qid, result)`` sees each query's whole result (e.g. its quality signals)."""
     ids = list(dataset.queries)
     run: Run = {}
     per_query_ms: list[float] = []
-    for qid in ids:
-        tick = time.perf_counter()
-        result = engine.search_many([dataset.queries[qid]], options)[0]
-        per_query_ms.append((time.perf_counter() - tick) * 1000)
-        if on_result is not None:
-            on_result(qid, result)
-        run[qid] = [(c.doc_id, c.fused_score if c.rerank_score is None else c.rerank_score)
-                    for c in result.results if c.doc_id != qid][:100]
+    with progress.bar("eval", "queries", total=len(ids)) as bar:
+        for qid in bar.iterate(ids):
+            tick = time.perf_counter()
+            result = engine.search_many([dataset.queries[qid]], options)[0]
+            per_query_ms.append((time.perf_counter() - tick) * 1000)
+            if on_result is not None:
+                on_result(qid, result)
+            run[qid] = [(c.doc_id, c.fused_score if c.rerank_score is None else c.rerank_score)
+                        for c in result.results if c.doc_id != qid][:100]
     ndcg, recall, mrr = score_run(run, dataset.qrels)
     p50, p95 = np.percentile(per_query_ms, [50, 95])
     return EvaluationReport(ndcg, recall, mrr, len(ids), float(p50), float(p95)), run
@@ -132,15 +135,17 @@ def dataset_alias(root: Path) -> str:
 def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode: Mode = "hybrid",
                      alpha: float | None = None, fusion: FusionMethod | None = None,
                      collection: str | None = None,
-                     on_result: ResultHook | None = None) -> tuple[EvaluationReport, Run, SearchOptions]:
-    """Index the dataset's corpus into its own collection (reused when unchanged), then run and score its queries."""
+                     on_result: ResultHook | None = None,
+                     progress: ProgressReporter = QUIET) -> tuple[EvaluationReport, Run, SearchOptions]:
+    """Index the dataset's corpus into its own collection (reused when unchanged), then run and score its queries;
+    ``progress`` shows both steps."""
     from rag_core.ingest.direct import ingest_path  # embedding stack, only when evaluating
 
     dataset = load_beir(root, split)
     alias = collection or dataset_alias(root)
-    ingest_path(dataset.corpus, config, collection=alias, prune=True)
+    ingest_path(dataset.corpus, config, collection=alias, prune=True, progress=progress)
     engine = RetrievalEngine(config, alias=alias)
     options = engine.options(mode=mode, top_k=100, rerank_top_k=100, alpha=alpha, fusion=fusion,
                              candidates=max(config.retrieval.candidates, 300), document_level=True)
-    report, run = evaluate(engine, dataset, options, on_result)
+    report, run = evaluate(engine, dataset, options, on_result, progress)
     return report, run, options
