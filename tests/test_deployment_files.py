@@ -13,13 +13,17 @@ import shlex
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
+
+from rag_core.config import ServeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DAGSTER_YAML = ROOT / "deploy" / "dagster.yaml"
 DOCKERIGNORE = ROOT / ".dockerignore"
+RUN_AS_USER = "10001"  # the image's user; deploy/k8s/deployment.yaml's runAsUser
 
 DAGSTER_SERVICES = ("dagster-webserver", "dagster-daemon")
 PG_ENV = {
@@ -27,6 +31,7 @@ PG_ENV = {
     "DAGSTER_POSTGRES_PASSWORD": "p",
     "DAGSTER_POSTGRES_HOST": "postgres",
     "DAGSTER_POSTGRES_DB": "d",
+    "DAGSTER_POSTGRES_PORT": "5432",
 }
 
 
@@ -75,7 +80,9 @@ def _ports(service: dict) -> set[str]:
 
 
 def _published(service: dict) -> set[str]:
-    return {str(p).split(":")[0] for p in service.get("ports", []) if ":" in str(p)}
+    """Host ports, with compose's ${VAR:-default} read as its default."""
+    mappings = (re.sub(r"\$\{\w+:-([^}]+)\}", r"\1", str(p)) for p in service.get("ports", []))
+    return {m.rsplit(":", 1)[0] for m in mappings if ":" in m}
 
 
 def _depends(service: dict) -> dict:
@@ -220,9 +227,106 @@ def test_dockerfile_copies_what_the_image_needs(dockerfile):
     assert ("COPY", "deploy/dagster.yaml $DAGSTER_HOME/dagster.yaml") in dockerfile
 
 
-def test_dockerfile_default_command_is_the_webserver(dockerfile):
-    cmd = [args for instr, args in dockerfile if instr == "CMD"][-1]
-    assert yaml.safe_load(cmd)[:1] == ["dagster-webserver"]
+def test_dockerfile_default_command_serves_queries_on_all_interfaces(dockerfile):
+    """`docker run IMAGE` is the query service, reachable from outside the container on serve.port."""
+    cmd = yaml.safe_load([args for instr, args in dockerfile if instr == "CMD"][-1])
+    assert cmd[:2] == ["rag", "serve"]
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
+    assert cmd[cmd.index("--port") + 1] == str(ServeConfig().port)
+    exposed = {port for instr, args in dockerfile if instr == "EXPOSE" for port in args.split()}
+    assert {str(ServeConfig().port), "3000"} <= exposed
+
+
+def test_dockerfile_runs_as_a_non_root_user_that_owns_what_it_writes(dockerfile):
+    user = [args for instr, args in dockerfile if instr == "USER"][-1]
+    assert user.split(":")[0] == RUN_AS_USER
+    runs = " ".join(args for instr, args in dockerfile if instr == "RUN")
+    assert f"--uid {RUN_AS_USER}" in runs
+    chown = re.search(r"chown -R (\S+) ([^&]+)", runs)
+    assert chown, "the data dir and Dagster's storage must belong to the image's user"
+    assert {"/opt/dagster/app/data", "$DAGSTER_HOME/storage"} <= set(chown.group(2).split())
+
+
+def test_image_can_launch_kubernetes_runs(dockerfile):
+    """The K8sRunLauncher's run pods load the chart's instance config, which names dagster_k8s."""
+    runs = [args for instr, args in dockerfile if instr == "RUN"]
+    extras = re.search(r"\.\[([^\]]+)\]", next(r for r in runs if re.search(r"pip install \"?\.\[", r))).group(1)
+    assert "k8s" in {e.strip() for e in extras.split(",")}
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras_table = pyproject["project"]["optional-dependencies"]
+    k8s_pin = next(d for d in extras_table["k8s"] if d.startswith("dagster-k8s=="))
+    postgres_pin = next(d for d in extras_table["postgres"] if d.startswith("dagster-postgres=="))
+    assert k8s_pin.split("==")[1] == postgres_pin.split("==")[1], "dagster libraries share one release"
+
+
+# --- rag serve, Prometheus and the Pushgateway in compose ---------------------------------
+
+
+def test_rag_serve_is_the_image_default_command_published_on_serve_port(services, dockerfile):
+    serve = services["rag-serve"]
+    assert serve["build"] == services["dagster-webserver"]["build"]
+    assert "command" not in serve, "rag-serve runs the image's CMD (rag serve --host 0.0.0.0 --port 9090)"
+    assert str(ServeConfig().port) in _ports(serve)
+    health = " ".join(_argv(serve["healthcheck"]["test"]))
+    assert f"localhost:{ServeConfig().port}/health" in health
+
+
+def test_rag_serve_shares_milvus_audit_and_query_log_with_dagster(services):
+    serve, daemon = services["rag-serve"], services["dagster-daemon"]
+    for var in ("MILVUS_URI", "RAG__COMPLIANCE__DATABASE_URL", "AUDIT_HMAC_KEY"):
+        assert _env(serve)[var] == _env(daemon)[var], var
+    # the drift assets (run by the daemon) read the query log rag serve writes under data/
+    data = [m for m in map(str, serve["volumes"]) if m.split(":")[1] == "/opt/dagster/app/data"]
+    assert data and data[0] in map(str, daemon["volumes"])
+    deps = _depends(serve)
+    assert deps["milvus-standalone"]["condition"] == deps["postgres"]["condition"] == "service_healthy"
+
+
+def test_rag_serve_stops_after_its_drain(services):
+    grace = services["rag-serve"]["stop_grace_period"]
+    assert grace.endswith("s") and float(grace[:-1]) > ServeConfig().drain_timeout_s
+
+
+def test_dagster_runs_push_to_the_compose_pushgateway(services):
+    for name in DAGSTER_SERVICES:
+        url = _env(services[name])["RAG__OBSERVABILITY__PUSHGATEWAY_URL"]
+        host, port = url.split("//")[1].rstrip("/").split(":")
+        assert host == "pushgateway" and host in services, url
+        assert port == "9091", "the Pushgateway listens on 9091 unless --web.listen-address says otherwise"
+        assert not any("web.listen-address" in a for a in _argv(services[host].get("command") or []))
+
+
+def test_prometheus_mounts_the_repository_config_and_rules(services):
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in map(str, services["prometheus"]["volumes"])}
+    assert mounts["/etc/prometheus/prometheus.yml"] == "./deploy/prometheus/prometheus.yml"
+    assert mounts["/etc/prometheus/alerts.yml"] == "./deploy/prometheus/alerts.yml"
+    argv = _argv(services["prometheus"]["command"])
+    assert "--config.file=/etc/prometheus/prometheus.yml" in argv
+    prometheus_yml = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    for rule_file in prometheus_yml.get("rule_files", []):
+        # relative rule paths are read next to the config file: each must be a mounted file
+        assert str(Path("/etc/prometheus", rule_file)) in mounts, rule_file
+        assert (ROOT / "deploy/prometheus" / rule_file).is_file(), rule_file
+
+
+def test_prometheus_scrapes_compose_services(services):
+    """Each static target of deploy/prometheus/prometheus.yml is a compose service listening on that port."""
+    listening = {"rag-serve": {str(ServeConfig().port)}, "pushgateway": {"9091"}}
+    prometheus_yml = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = [t for job in prometheus_yml["scrape_configs"] for sc in job.get("static_configs", [])
+               for t in sc["targets"]]
+    assert targets
+    for target in targets:
+        host, port = target.rsplit(":", 1)
+        assert host in services, f"{target}: not a compose service"
+        assert port in listening.get(host, _ports(services[host])), target
+    jobs = {job["job_name"] for job in prometheus_yml["scrape_configs"]}
+    assert "rag-pipeline" in jobs, "the alert rules and the dashboard select job=rag-pipeline"
+
+
+def test_no_two_services_publish_the_same_host_port(services):
+    published = [p for svc in services.values() for p in _published(svc)]
+    assert len(published) == len(set(published)), sorted(published)
 
 
 def test_dockerignore_keeps_local_state_out():
