@@ -13,6 +13,7 @@ from rag_assets.defs.compliance.schedules import compliance_report_schedule, ret
 from rag_assets.defs.compliance.sensors import audit_run_sensors
 from rag_assets.defs.drift.schedules import drift_schedule
 from rag_assets.defs.maintenance.schedules import compaction_schedule
+from rag_assets.defs.observability.sensors import pushgateway_sensors
 from rag_assets.defs.performance.schedules import performance_schedule
 from rag_assets.defs.reindexing.sensors import reindex_sensor
 from rag_assets.io_manager import ParquetIOManager
@@ -50,7 +51,8 @@ def build_definitions(config: RAGConfig) -> dg.Definitions:
                                                           compliance_report_schedule(config),
                                                           retention_schedule(config)],
                                                sensors=[reindex_sensor(config.schedules),
-                                                        *audit_run_sensors(config)]))
+                                                        *audit_run_sensors(config),
+                                                        *pushgateway_sensors(config)]))
 
 
 @dg.definitions
