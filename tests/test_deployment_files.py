@@ -406,7 +406,7 @@ def test_instance_config_is_valid_for_installed_dagster(tmp_path, monkeypatch):
     pytest.importorskip("dagster_postgres")
     from dagster_postgres.utils import pg_url_from_config
 
-    assert pg_url_from_config(resolved.value) == "postgresql://u:p@postgres:5432/d"
+    assert pg_url_from_config(resolved.value) == "postgresql+psycopg2://u:p@postgres:5432/d"
 
     # every configurable class named in the file imports, and its config fits its schema
 
