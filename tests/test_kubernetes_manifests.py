@@ -289,6 +289,8 @@ def test_dagster_values_use_postgres_and_the_kubernetes_run_launcher() -> None:
     assert "postgresqlPassword" not in postgres, "the password comes from the Secret named in global"
     assert values["generatePostgresqlPasswordSecret"] is False and values["global"]["postgresqlSecretName"]
     instance = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    # the driver deploy/dagster.yaml names (tests/test_dagster_postgres.py runs it): this image has no psycopg 3
+    assert postgres["postgresqlScheme"] == instance["storage"]["postgres"]["postgres_db"]["scheme"]
     queued = values["dagsterDaemon"]["runCoordinator"]
     assert queued["type"] == instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert queued["config"]["queuedRunCoordinator"]["maxConcurrentRuns"] == \
