@@ -3,7 +3,9 @@
 docker-compose.yml, Dockerfile and deploy/dagster.yaml are what a user runs with
 `docker compose up`; these tests pin the parts that the pipeline relies on: the Milvus
 version and its health check, where the Dagster services find Milvus and PostgreSQL,
-and that the Dagster instance config is valid for the installed Dagster.
+that the Dagster instance config is valid for the installed Dagster, that the image serves
+`rag serve` as a non-root user, and that Prometheus scrapes the compose services and the
+Dagster runs push to the compose Pushgateway. Docker itself cannot run here: nothing is built.
 """
 
 from __future__ import annotations

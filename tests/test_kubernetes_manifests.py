@@ -238,18 +238,59 @@ def _pod_of(containers: list[dict], **spec) -> dict:
             "spec": {"containers": containers, **spec}}
 
 
-# Top-level keys of the Milvus chart (zilliztech/milvus-helm charts/milvus/values.yaml, chart 5.x for Milvus 2.6).
-MILVUS_CHART_KEYS = {"cluster", "image", "streaming", "woodpecker", "pulsar", "pulsarv3", "kafka", "minio",
-                     "externalS3", "etcd", "mixCoordinator", "indexNode", "proxy", "queryNode", "dataNode",
-                     "streamingNode", "metrics", "extraConfigFiles"}
-# Top-level keys of Dagster's chart (dagster-io/dagster helm/dagster/values.yaml, 1.x).
-DAGSTER_CHART_KEYS = {"global", "generatePostgresqlPasswordSecret", "postgresql", "dagsterWebserver",
-                      "dagster-user-deployments", "runLauncher", "dagsterDaemon", "telemetry"}
+# The chart keys the values files may set, as dotted paths, from each chart's values.yaml and README (Milvus:
+# zilliztech/milvus-helm charts/milvus, chart 5.x for Milvus 2.6; Dagster: dagster-io/dagster helm/dagster, 1.x).
+# A path ends at a Kubernetes object (resources, env, volumes, ...), which is validated as part of a Pod instead;
+# `[]` stands for the items of a list. A misspelt key would be silently ignored by helm: here it fails.
+MILVUS_CHART_PATHS = {
+    "cluster.enabled", "image.all.repository", "image.all.tag", "image.all.pullPolicy",
+    "streaming.enabled", "woodpecker.enabled", "pulsar.enabled", "pulsarv3.enabled", "kafka.enabled",
+    "minio.enabled", *(f"externalS3.{key}" for key in ("enabled", "host", "port", "useSSL", "bucketName", "rootPath",
+                                                         "useIAM", "cloudProvider", "region", "accessKey",
+                                                         "secretKey")),
+    "etcd.enabled", "etcd.replicaCount", "etcd.persistence.enabled", "etcd.persistence.size",
+    *(f"{component}.{key}" for component in ("mixCoordinator", "proxy", "queryNode", "dataNode")
+      for key in ("enabled", "replicas", "resources")),
+    "indexNode.enabled", "streamingNode.replicas", "streamingNode.resources",
+    "metrics.enabled", "metrics.serviceMonitor.enabled", "extraConfigFiles.user.yaml",
+}
+DAGSTER_CHART_PATHS = {
+    "global.postgresqlSecretName", "generatePostgresqlPasswordSecret",
+    *(f"postgresql.{key}" for key in ("enabled", "postgresqlHost", "postgresqlUsername", "postgresqlDatabase",
+                                      "postgresqlScheme", "service.port")),
+    "dagsterWebserver.replicaCount", "dagsterWebserver.service.type", "dagsterWebserver.service.port",
+    "dagster-user-deployments.enabled", "dagster-user-deployments.enableSubchart",
+    *(f"dagster-user-deployments.deployments[].{key}" for key in (
+        "name", "image.repository", "image.tag", "image.pullPolicy", "dagsterApiGrpcArgs", "port",
+        "includeConfigInLaunchedRuns.enabled", "env", "envSecrets", "volumes", "volumeMounts", "resources",
+        "podSecurityContext")),
+    "runLauncher.type", "runLauncher.config.k8sRunLauncher.jobNamespace",
+    "runLauncher.config.k8sRunLauncher.loadInclusterConfig",
+    "runLauncher.config.k8sRunLauncher.runK8sConfig.containerConfig.resources",
+    "dagsterDaemon.enabled", "dagsterDaemon.runCoordinator.enabled", "dagsterDaemon.runCoordinator.type",
+    "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.maxConcurrentRuns",
+    "telemetry.enabled",
+}
+
+
+def _paths(node: object, allowed: set[str], prefix: str = "") -> set[str]:
+    """The dotted key paths set in ``node``, each stopping where ``allowed`` has it (a leaf or an object)."""
+    if prefix in allowed or not isinstance(node, dict | list):
+        return {prefix}
+    if isinstance(node, list):
+        return set().union(*(_paths(item, allowed, f"{prefix}[]") for item in node))
+    return set().union(*(_paths(value, allowed, f"{prefix}.{key}" if prefix else key) for key, value in node.items()))
+
+
+@pytest.mark.parametrize(("name", "allowed"), [("milvus-values.yaml", MILVUS_CHART_PATHS),
+                                                ("dagster-values.yaml", DAGSTER_CHART_PATHS)])
+def test_helm_values_set_only_keys_the_chart_has(name: str, allowed: set[str]) -> None:
+    unknown = _paths(_values(name), allowed) - allowed
+    assert not unknown, f"{name}: keys the chart does not have: {sorted(unknown)}"
 
 
 def test_milvus_values_run_a_cluster_on_external_object_storage() -> None:
     values = _values("milvus-values.yaml")
-    assert set(values) <= MILVUS_CHART_KEYS, set(values) - MILVUS_CHART_KEYS
     assert values["cluster"]["enabled"] is True
     assert re.fullmatch(r"v2\.6\.\d+", values["image"]["all"]["tag"]), "Woodpecker and mixCoord need Milvus 2.6"
     assert values["minio"]["enabled"] is False and values["externalS3"]["enabled"] is True
@@ -282,7 +323,6 @@ def test_milvus_values_service_is_the_uri_the_pipeline_uses(served_config) -> No
 
 def test_dagster_values_use_postgres_and_the_kubernetes_run_launcher() -> None:
     values = _values("dagster-values.yaml")
-    assert set(values) <= DAGSTER_CHART_KEYS, set(values) - DAGSTER_CHART_KEYS
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     postgres = values["postgresql"]
     assert postgres["enabled"] is False and postgres["postgresqlHost"]
