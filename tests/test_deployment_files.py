@@ -275,7 +275,7 @@ def test_rag_serve_is_the_image_default_command_published_on_serve_port(services
 
 def test_rag_serve_shares_milvus_audit_and_query_log_with_dagster(services):
     serve, daemon = services["rag-serve"], services["dagster-daemon"]
-    for var in ("MILVUS_URI", "RAG__COMPLIANCE__DATABASE_URL", "AUDIT_HMAC_KEY"):
+    for var in ("MILVUS_URI", "RAG__COMPLIANCE__DATABASE_URL", "AUDIT_HMAC_KEY", "RAG_PII_SALT"):
         assert _env(serve)[var] == _env(daemon)[var], var
     # the drift assets (run by the daemon) read the query log rag serve writes under data/
     data = [m for m in map(str, serve["volumes"]) if m.split(":")[1] == "/opt/dagster/app/data"]
