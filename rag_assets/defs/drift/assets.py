@@ -1,6 +1,8 @@
 """The weekly drift report: queries, results, stored vectors and the model now against the snapshot taken at the
 last promotion. Its metadata is what ``reindex_sensor`` reads (``drift_detected``) and the UI plots."""
 
+import time
+
 import dagster as dg
 
 from rag_assets.resources import RetrievalEngineResource
@@ -12,6 +14,7 @@ from rag_core.quality.drift import NoSnapshotError, detect_drift
                       "stored vectors and of the embedding model, against the snapshot taken at that promotion; "
                       "drift_magnitude in [0, 1] (the guide alerts above 0.15).")
 def drift_report(context: dg.AssetExecutionContext, retrieval: RetrievalEngineResource) -> dg.MaterializeResult:
+    started = time.perf_counter()
     try:
         report = detect_drift(retrieval.rag_config(), engine=retrieval.engine())
     except NoSnapshotError as error:
@@ -27,4 +30,5 @@ def drift_report(context: dg.AssetExecutionContext, retrieval: RetrievalEngineRe
                                                   "|---|---|---|---|---|", *rows])),
         "recommendations": dg.MetadataValue.md("\n".join(f"- {r}" for r in report.recommendations) or "none"),
         "low_confidence": report.low_confidence, "sample_size": report.sample_size,
+        "seconds": round(time.perf_counter() - started, 3),
         "collection": report.collection, "snapshot_taken_at": report.snapshot_taken_at})

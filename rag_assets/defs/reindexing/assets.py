@@ -30,6 +30,6 @@ def serving_version(settings: SettingsResource, embedder: EmbedderResource,
     promotion = promote_candidate(settings.rag_config(), pending_candidate(manager, milvus.collection),
                                   alias=milvus.collection, embedder=embedder.embedder(), manager=manager)
     return dg.MaterializeResult(metadata={
-        "serving": promotion.serving, "previous": promotion.previous or "",
+        "serving": promotion.serving, "previous": promotion.previous or "", "rows": manager.count(promotion.serving),
         "dropped": dg.MetadataValue.md("\n".join(f"- `{v}`" for v in promotion.dropped) or "none"),
         "versions": dg.MetadataValue.md("\n".join(f"- `{v}`" for v in manager.versions(milvus.collection)))})

@@ -43,9 +43,11 @@ def retrieval_evaluation(config: EvaluationConfig, retrieval: RetrievalEngineRes
     if not dataset.is_dir():
         raise dg.Failure(f"Evaluation dataset {dataset.resolve()} is not a folder; set the asset's config "
                          "'dataset' to a BEIR folder.")
+    started = time.perf_counter()
     report, _, options = evaluate_dataset(retrieval.rag_config(), dataset, split=config.split, mode=config.mode)
     return dg.MaterializeResult(metadata=to_metadata({
         "ndcg_at_10": report.ndcg_at_10, "recall_at_100": report.recall_at_100, "mrr_at_10": report.mrr_at_10,
         "queries": report.queries, "latency_p50_ms": report.latency_p50_ms, "latency_p95_ms": report.latency_p95_ms,
         "mode": options.mode, "fusion": options.fusion, "alpha": options.alpha, "dataset": str(dataset),
+        "seconds": round(time.perf_counter() - started, 3),
     }))
