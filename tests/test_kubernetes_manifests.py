@@ -140,7 +140,7 @@ def test_config_comes_from_the_configmap(resources, pod, container, served_confi
     assert served_config.serve.workers > 1
 
 
-def test_probes_hit_routes_the_service_answers_without_a_token(tmp_path, container, served_config, embedder) -> None:
+def test_probes_hit_routes_the_service_answers_without_a_token(tmp_path, container) -> None:
     """The kubelet sends no bearer token: with tokens configured, /health must still be 200 and /ready 200/503."""
     probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
     assert probes["livenessProbe"]["path"] == "/health"
