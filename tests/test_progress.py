@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from rag_core.cli import main
+from rag_core.ingest import stages
 from rag_core.observability.progress import INTERVAL_VARIABLE, ProgressReporter
+from tests.conftest import make_config
 from tests.corpus import write_corpus
+from tests.dagster_runs import run_ingestion
 from tests.test_cli import write_beir
 from tests.test_cli_process import _environment
 
@@ -32,6 +35,11 @@ def _lines(text: str) -> list[dict[str, str]]:
         assert match, f"not a plain progress line: {line!r}"
         parsed.append(match.groupdict())
     return parsed
+
+
+def _lines_of(text: str) -> list[dict[str, str]]:
+    """The progress lines among others (a Dagster run also logs its events to stderr)."""
+    return [match.groupdict() for match in map(LINE.match, text.splitlines()) if match]
 
 
 def test_plain_lines_in_a_log_reach_the_total() -> None:
@@ -129,3 +137,22 @@ def test_rag_ingest_in_a_log_prints_plain_lines(tmp_path: Path) -> None:
     lines = _lines(run.stderr)
     assert {"label": "ingest", "done": "5", "unit": "documents"}.items() <= lines[-1].items()
     assert run.stdout.startswith("ingested 5 documents") and run.stdout.count("\n") == 1
+
+
+def test_a_dagster_ingestion_logs_embedding_progress_as_lines(tmp_path: Path, embedder, capsys: pytest.CaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embeddings asset shows progress from PROGRESS_MIN_ROWS chunks on (lowered here to this tiny corpus):
+    in the step's log (stderr, not a terminal) as whole lines."""
+    monkeypatch.setattr(stages, "PROGRESS_MIN_ROWS", 1)
+    monkeypatch.setenv(INTERVAL_VARIABLE, "0")
+    write_corpus(tmp_path / "docs")
+    run = run_ingestion(make_config(tmp_path, str(tmp_path / "milvus.db")))
+    chunks = run.metadata["embeddings"]["rows"]
+    lines = [line for line in _lines_of(capsys.readouterr().err) if line["label"] == "embedding"]
+    assert {"done": str(chunks), "total": str(chunks), "unit": "chunks", "pct": "100"}.items() <= lines[-1].items()
+
+
+def test_a_bad_interval_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(INTERVAL_VARIABLE, "soon")
+    with pytest.raises(ValueError, match=f"{INTERVAL_VARIABLE} must be a number of seconds, got 'soon'"):
+        ProgressReporter()

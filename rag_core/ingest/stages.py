@@ -31,11 +31,12 @@ from rag_core.ingest.tables import (
     vectors_of,
     with_vectors,
 )
+from rag_core.observability.progress import ProgressReporter
 from rag_core.types import Chunk, Document, SkippedInput
 
 CHUNKING_KEY, MODEL_KEY, DIMENSION_KEY = "rag.chunking", "rag.model", "rag.dimension"
 SKIPPED_PATHS_KEY = "rag.skipped_paths"  # inputs that exist but could not be read: their documents are kept
-PROGRESS_MIN_ROWS = 2000
+PROGRESS_MIN_ROWS = 2000  # embedding fewer chunks is quick: no progress shown
 LARGE_DOCUMENT_CHARS = 1 << 20  # documents this long get a progress bar and log lines of their own
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,8 @@ def embedding_stream(chunks: ParquetTable, embedder: Embedder, previous: Parquet
         started, embed_seconds = time.perf_counter(), 0.0
         counts = {"chunks": 0, "embedded_chunks": 0, "reused_chunks": 0, "embedded_tokens": 0}
         total = chunks.num_rows
-        with tqdm(total=total, desc="embedding", unit="chunk", disable=total < PROGRESS_MIN_ROWS) as progress:
+        # A Dagster run writes stderr to its compute log: whole lines there, not a bar redrawn in place.
+        with ProgressReporter(enabled=total >= PROGRESS_MIN_ROWS).bar("embedding", "chunks", total) as progress:
             for batch in chunks.iter_batches(batch_size):
                 hashes = batch.column("text_hash").to_pylist()
                 known = np.array([h in lookup for h in hashes], dtype=bool)
@@ -234,7 +236,7 @@ def embedding_stream(chunks: ParquetTable, embedder: Embedder, previous: Parquet
                 counts["chunks"] += batch.num_rows
                 counts["reused_chunks"] += int(known.sum())
                 counts["embedded_chunks"] += int((~known).sum())
-                progress.update(batch.num_rows)
+                progress.advance(batch.num_rows)
                 yield with_vectors(batch, vectors)
         stream.summary.update(counts)
         _rates(stream.summary, counts["embedded_chunks"], counts["embedded_tokens"], time.perf_counter() - started,
