@@ -4,28 +4,18 @@ The daemon's sensor (RUNNING by default) must request an ingestion run for a new
 must succeed, and an on-demand query launched through the webserver's GraphQL API must answer from that index.
 """
 
-import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-STARTUP_S, RUN_S, STOP_GRACE_S = 180, 300, 10
+from tests.dagster_dev import Webserver, running_dagster_dev
+
+RUN_S = 300
 DOCS = {
     "compaction.md": "# Compaction\n\nCompaction merges small segments and purges deleted rows from collections.",
     "retention.md": "# Retention\n\nRetention policies delete audit records older than the configured days.",
 }
-RUNS = """query { runsOrError { ... on Runs { results { runId jobName status } } } }"""
 LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
   ... on RunConfigValidationInvalid { errors { message } } } }"""
@@ -34,76 +24,18 @@ OUTPUT_METADATA = """query($runId: ID!) { logsForRun(runId: $runId) { ... on Eve
 } } } }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Webserver:
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-
-    def graphql(self, query: str, **variables: object) -> dict:
-        request = urllib.request.Request(f"{self.url}/graphql", json.dumps({"query": query, "variables": variables})
-                                         .encode(), headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = json.load(response)
-        assert "errors" not in body, body
-        return body["data"]
-
-    def runs(self) -> list[dict]:
-        return self.graphql(RUNS)["runsOrError"]["results"]
-
-    def wait_for_run(self, job: str, timeout_s: float) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            done = [r for r in self.runs() if r["jobName"] == job and r["status"] in {"SUCCESS", "FAILURE", "CANCELED"}]
-            if done:
-                return done[0]
-            time.sleep(2)
-        raise AssertionError(f"No {job} run finished within {timeout_s} s; runs: {self.runs()}")
-
-
 @pytest.fixture
 def dagster_dev(tmp_path: Path) -> Iterator[Webserver]:
-    home, corpus = tmp_path / "dagster_home", tmp_path / "docs"
-    home.mkdir()
+    corpus = tmp_path / "docs"
     corpus.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     for name, text in DOCS.items():
         (corpus / name).write_text(text)
-    env = os.environ | {
-        "DAGSTER_HOME": str(home), "MILVUS_URI": str(tmp_path / "milvus.db"),
+    with running_dagster_dev(tmp_path, {
+        "MILVUS_URI": str(tmp_path / "milvus.db"),
         "RAG__INGESTION__DOCS_DIR": str(corpus), "RAG__INGESTION__STORAGE_DIR": str(tmp_path / "assets"),
         "RAG__RETRIEVAL__BM25_DIR": str(tmp_path / "bm25"), "RAG__RETRIEVAL__METRICS_DIR": str(tmp_path / "metrics"),
-    }
-    port = _free_port()
-    log = (tmp_path / "dagster-dev.log").open("w")
-    process = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-                                "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    server = Webserver(port)
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{server.url}/server_info", timeout=5):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert process.poll() is None, (tmp_path / "dagster-dev.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "dagster dev did not answer in time"
-                time.sleep(1)
+    }) as server:
         yield server
-    finally:
-        # dagster dev runs the webserver, the daemon and code servers in its session: stop them all.
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
 
 
 @pytest.mark.slow
