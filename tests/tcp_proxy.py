@@ -45,6 +45,12 @@ class TcpProxy:
                 except OSError:
                     pass
 
+    def restore(self) -> None:
+        """Accept connections again on the same port: Milvus is back."""
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.sockets, self.open = [], True
+        threading.Thread(target=self._accept, daemon=True).start()
+
     def cut(self) -> None:
         """Refuse new connections and drop the open ones: from the client's side, Milvus is down."""
         self.open = False
