@@ -53,9 +53,15 @@ class PrometheusServer:
                 return result
             time.sleep(0.5)
 
-    def targets(self) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(f"{self.url}/api/v1/targets", timeout=10) as response:
-            return json.load(response)["data"]["activeTargets"]
+    def rules(self, *, accept: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 30) -> list[dict[str, Any]]:
+        """The rule groups (``/api/v1/rules``) once ``accept`` takes them, or at the timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with urllib.request.urlopen(f"{self.url}/api/v1/rules", timeout=10) as response:
+                groups = json.load(response)["data"]["groups"]
+            if accept(groups) or time.monotonic() > deadline:
+                return groups
+            time.sleep(0.5)
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,8 @@ def running_pushgateway(folder: Path) -> Iterator[Pushgateway]:
     port = free_port()
     log = folder / "pushgateway.log"
     with log.open("wb") as output:
-        process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: an empty file means memory only.
+        process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
                                    stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     with _stopping(process):

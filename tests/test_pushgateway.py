@@ -79,6 +79,7 @@ def test_batch_runs_push_their_outcome_and_numbers(tmp_path: Path, pushgateway: 
                                                    prometheus: PrometheusServer) -> None:
     config = make_config(tmp_path, str(tmp_path / "milvus.db"), observability={"pushgateway_url": pushgateway.url})
     write_corpus(Path(config.ingestion.docs_dir))
+    assert not [n for n, _ in samples(pushgateway.metrics()) if n.startswith("rag_")], "a fresh Pushgateway is empty"
     definitions, instance = build_definitions(config), dg.DagsterInstance.ephemeral()
     runs = {job: run_and_push(definitions, instance, job) for job in BATCH_JOBS}
     assert all(run.success for run in runs.values())
