@@ -16,7 +16,8 @@ from tests.dagster_runs import _messages
 from tests.test_quality_gate import perturbed_model, write_gate_dataset  # noqa: F401 - the fixture is used below
 
 RUNNING = {"compaction_schedule", "drift_report_schedule", "performance_report_schedule", "raw_documents_sensor",
-           "compliance_report_schedule", "retention_schedule", "audit_success_runs", "audit_failure_runs"}
+           "compliance_report_schedule", "retention_schedule", "audit_success_runs", "audit_failure_runs",
+           "push_success_run_metrics", "push_failure_run_metrics"}
 
 
 @pytest.fixture
@@ -39,7 +40,8 @@ def test_every_schedule_and_sensor_is_described_configurable_and_stopped_unless_
     sensors = {s.name: s for s in definitions.sensors}
     assert set(schedules) == {"compaction_schedule", "drift_report_schedule", "performance_report_schedule",
                               "compliance_report_schedule", "retention_schedule"}
-    assert set(sensors) == {"raw_documents_sensor", "reindex_sensor", "audit_success_runs", "audit_failure_runs"}
+    assert set(sensors) == {"raw_documents_sensor", "reindex_sensor", "audit_success_runs", "audit_failure_runs",
+                            "push_success_run_metrics", "push_failure_run_metrics"}
     for name, definition in {**schedules, **sensors}.items():
         assert len(definition.description or "") > 40, name
         running = definition.default_status.value == "RUNNING"
