@@ -4,6 +4,7 @@ numbers its assets and ops recorded, so the jobs themselves carry no metrics cod
 Like the audit sensors, pushes happen within the sensor's interval of the run's end, while the daemon runs."""
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -15,8 +16,15 @@ from rag_core.index.retention import version_number
 from rag_core.observability.pushgateway import BatchRunMetrics, push_batch_metrics
 
 Numbers = Mapping[str, Mapping[str, Any]]  # step or asset -> numeric (and id) metadata, as run_details keeps it
-Gauges = tuple[dict[str, float], dict[str, dict[str, float]]]  # unlabelled gauges, gauges per collection
 INGESTION_ASSETS = ("raw_documents", "chunks", "embeddings", "semantic_index")
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """A job's own gauges: unlabelled, and per collection (gauge name -> alias -> value)."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    per_collection: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _index(collection: str | None, rows: float | None) -> dict[str, dict[str, float]]:
@@ -29,46 +37,44 @@ def _index(collection: str | None, rows: float | None) -> dict[str, dict[str, fl
 
 def _ingestion(numbers: Numbers) -> Gauges:
     documents, chunks, index = (numbers.get(k, {}) for k in ("raw_documents", "chunks", "semantic_index"))
+    seconds = [numbers[k]["seconds"] for k in INGESTION_ASSETS if "seconds" in numbers.get(k, {})]
     values = {"rag_ingestion_documents": documents.get("documents"),
               "rag_ingestion_failed_documents": documents.get("skipped_inputs"),
               "rag_ingestion_chunks": chunks.get("chunks"), "rag_ingestion_tokens": chunks.get("tokens"),
-              "rag_ingestion_seconds": sum(numbers[k]["seconds"] for k in INGESTION_ASSETS if k in numbers) or None}
-    return _present(values), _index(index.get("collection"), index.get("rows"))
+              "rag_ingestion_seconds": sum(seconds) if seconds else None}
+    present = {k: v for k, v in values.items() if v is not None}  # a failed run pushes what its assets got to
+    return Gauges(present, _index(index.get("collection"), index.get("rows")))
 
 
 def _reindex(numbers: Numbers) -> Gauges:
     if "serving_version" not in numbers:  # the gate refused the candidate: the alias did not move
-        return {}, {}
+        return Gauges()
     candidate = numbers.get("reindex_candidate", {})
-    return {}, _index(candidate.get("candidate"), candidate.get("rows"))
+    return Gauges(per_collection=_index(candidate.get("candidate"), candidate.get("rows")))
 
 
 def _drift(numbers: Numbers) -> Gauges:
     report = numbers.get("drift_report", {})
     if "drift_magnitude" not in report:
-        return {}, {}
+        return Gauges()
     alias = report["collection"].rsplit(VERSION_SEPARATOR, 1)[0]
-    return {}, {"rag_drift_magnitude": {alias: report["drift_magnitude"]},
-                "rag_drift_detected": {alias: float(report["drift_detected"])}}
+    return Gauges(per_collection={"rag_drift_magnitude": {alias: report["drift_magnitude"]},
+                                  "rag_drift_detected": {alias: float(report["drift_detected"])}})
 
 
 def _compaction(numbers: Numbers) -> Gauges:
     compacted = numbers.get("compact_index", {})
     if "deleted_rows_before" not in compacted:
-        return {}, {}
-    return {"rag_compaction_purged_rows": max(compacted["deleted_rows_before"] - compacted["deleted_rows_after"],
-                                              0)}, {}
+        return Gauges()
+    purged = max(compacted["deleted_rows_before"] - compacted["deleted_rows_after"], 0)
+    return Gauges({"rag_compaction_purged_rows": purged})
 
 
 def _retention(numbers: Numbers) -> Gauges:
     retained = numbers.get("enforce_retention", {})
     if "purged_records" not in retained:
-        return {}, {}
-    return {"rag_retention_deleted_records": retained["purged_records"] + retained["removed_records"]}, {}
-
-
-def _present(values: Mapping[str, float | None]) -> dict[str, float]:
-    return {k: v for k, v in values.items() if v is not None}
+        return Gauges()
+    return Gauges({"rag_retention_deleted_records": retained["purged_records"] + retained["removed_records"]})
 
 
 # The jobs whose runs are pushed, and how each one's numbers become gauges.
@@ -95,10 +101,10 @@ def batch_run_metrics(context: dg.RunStatusSensorContext) -> BatchRunMetrics | N
         return None
     record = context.instance.get_run_record_by_id(run.run_id)
     finished = record.end_time or record.update_timestamp.timestamp()
-    values, per_collection = gauges({**_op_outputs(context), **run_details(context)["materialized"]})
+    own = gauges({**_op_outputs(context), **run_details(context)["materialized"]})
     return BatchRunMetrics(job=run.job_name, success=run.status == dg.DagsterRunStatus.SUCCESS,
-                           started_at=record.start_time or finished, finished_at=finished, values=values,
-                           per_collection=per_collection)
+                           started_at=record.start_time or finished, finished_at=finished, values=own.values,
+                           per_collection=own.per_collection)
 
 
 def pushgateway_sensors(config: RAGConfig) -> list[dg.SensorDefinition]:
