@@ -89,6 +89,9 @@ class Service:
         self._ready = (time.monotonic(), answer)
         return answer
 
+    def forget_readiness(self) -> None:
+        self._ready = None
+
     def caller(self, request: Request, permission: Permission, action: str) -> Identity:
         """The identity behind the request's bearer token; local single-user mode when no tokens are configured."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -181,6 +184,8 @@ def create_app(config: RAGConfig, *, pipeline: AdvancedRAGPipeline | None = None
                                                                     mode=body.mode)
             except Exception as error:
                 problem = error if isinstance(error, ServiceError) else _query_problem(error, body.filter)
+                if problem.status == 503:
+                    service.forget_readiness()  # the next probe asks Milvus, not a cached "ready"
                 metrics.observe_failed_query(mode=body.mode, outcome="invalid" if problem.status < 500 else
                                              "unavailable" if problem.status == 503 else "error")
                 raise problem from error

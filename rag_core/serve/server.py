@@ -9,6 +9,7 @@ than one worker needs a Milvus server.
 import ipaddress
 import logging
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +39,9 @@ def serve(config: RAGConfig, *, config_file: str | None, host: str, port: int, w
 
     options = {"host": host, "port": port, "timeout_graceful_shutdown": config.serve.drain_timeout_s,
                "log_level": "warning", "access_log": False}
+    # uvicorn drains on SIGTERM, restores the previous handler and raises the signal again: with the default
+    # handler the process would then die of it (exit -15) after a clean drain, which orchestrators call a crash.
+    signal.signal(signal.SIGTERM, _drained)
     print(f"rag serve: listening on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}; API at "
           f"/docs, metrics at /metrics)", flush=True)
     if workers == 1:
@@ -50,6 +54,10 @@ def serve(config: RAGConfig, *, config_file: str | None, host: str, port: int, w
     os.environ.setdefault(MULTIPROCESS_VARIABLE, tempfile.mkdtemp(prefix="rag-serve-metrics-"))
     os.environ[ROOT_PID_VARIABLE] = str(os.getpid())
     uvicorn.run("rag_core.serve.server:app_from_environment", factory=True, workers=workers, **options)
+
+
+def _drained(signum: int, _frame: object) -> None:
+    print(f"rag serve: {signal.Signals(signum).name}: in-flight requests drained, stopped", flush=True)
 
 
 def _announce_security(config: RAGConfig, host: str) -> None:
