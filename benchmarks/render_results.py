@@ -377,8 +377,9 @@ def serve_load_section(run: dict | None) -> list[str]:
             f"| {run['sent']:,} | {run['errors']} | {run['throughput_qps']} queries/s | {client['p50']} / "
             f"{client['p95']} / {client['p99']} ms | {server['p50']} / {server['p95']} / {server['p99']} ms | "
             f"{run['seconds']} s |", "",
-            "Client latency includes queueing behind the other clients: with 8 in flight on 2 cores it is mostly "
-            "waiting. Server retrieval is the engine's own end-to-end time per query (`metrics.total_latency_ms`).",
+            "Throughput is what 2 cores give when saturated. Server retrieval is the engine's own end-to-end time per "
+            "query (`metrics.total_latency_ms`); under this load it includes waiting for a core, since up to 8 "
+            "searches run at once on 2 cores; client latency adds the wait in the server's queue and HTTP.",
             ""]
 
 
