@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_core.compliance.audit import AuditTrail, current_actor
+from rag_core.compliance.audit import AuditTrail, acting_through, current_actor
 from rag_core.compliance.audit_store import HMAC_KEY_VARIABLE, AuditStore, AuditStoreError
 from rag_core.compliance.events import AuditEventType
 from rag_core.compliance.integrity import verify_chain
@@ -134,6 +134,9 @@ def test_four_processes_appending_500_each_keep_one_valid_chain(database_url: st
 def test_current_actor_names_who_acts_and_through_what(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RAG_ACTOR", raising=False)
     assert current_actor().endswith("@api")
+    with acting_through("dagster"):  # an in-process Dagster run
+        assert current_actor().endswith("@dagster")
+    assert current_actor().endswith("@api"), "the run's channel does not stick to what the process records next"
     monkeypatch.setenv("RAG_ACTOR", "svc-ingest")
     assert current_actor() == "svc-ingest"
 

@@ -9,7 +9,8 @@ import datetime
 import getpass
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,17 @@ Clock = Callable[[], datetime.datetime]
 # Set by whoever knows better than the OS user: the CLI and Dagster name their channel, RBAC the identity.
 acting_identity: contextvars.ContextVar[str] = contextvars.ContextVar("acting_identity", default="")
 acting_channel: contextvars.ContextVar[str] = contextvars.ContextVar("acting_channel", default="api")
+
+
+@contextmanager
+def acting_through(channel: str) -> Iterator[None]:
+    """Records made inside name ``channel`` (``user@dagster``); the caller's channel is back afterwards, so a Dagster
+    run executed in-process never relabels what its host process records next."""
+    reset = acting_channel.set(channel)
+    try:
+        yield
+    finally:
+        acting_channel.reset(reset)
 
 
 def utc_now() -> datetime.datetime:

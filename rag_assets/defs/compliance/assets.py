@@ -8,7 +8,7 @@ import dagster as dg
 
 from rag_assets.defs.performance.assets import MONTHS
 from rag_assets.resources import SettingsResource
-from rag_core.compliance.audit import acting_channel
+from rag_core.compliance.audit import acting_through
 from rag_core.compliance.manager import ComplianceManager
 
 
@@ -16,11 +16,11 @@ from rag_core.compliance.manager import ComplianceManager
           description="One calendar month of the audit trail: events by type and actor, index changes, retrievals, "
                       "erasures, retention runs, PII redactions, and the whole chain's integrity.")
 def compliance_report_asset(context: dg.AssetExecutionContext, settings: SettingsResource) -> dg.MaterializeResult:
-    acting_channel.set("dagster")
     config = settings.rag_config()
     window = context.partition_time_window
     first, last = window.start.date(), (window.end - datetime.timedelta(days=1)).date()
-    report = ComplianceManager(config).generate_compliance_report(first, last)
+    with acting_through("dagster"):
+        report = ComplianceManager(config).generate_compliance_report(first, last)
     json_path, md_path = report.write(Path(config.compliance.reports_dir), f"{first:%Y-%m}")
     if not report.integrity["intact"]:
         context.log.error(f"audit chain broken at record {report.integrity['first_bad_seq']}: "

@@ -4,7 +4,7 @@ import dagster as dg
 
 from rag_assets.defs.compliance.assets import compliance_report_asset
 from rag_assets.resources import SettingsResource
-from rag_core.compliance.audit import acting_channel
+from rag_core.compliance.audit import acting_through
 from rag_core.compliance.manager import ComplianceManager
 
 compliance_report_job = dg.define_asset_job(
@@ -15,8 +15,8 @@ compliance_report_job = dg.define_asset_job(
 @dg.op(description="Delete what the retention periods make due from the audit store and the query log, and "
                    "record a RETENTION event.")
 def enforce_retention(context: dg.OpExecutionContext, settings: SettingsResource) -> dg.Output[None]:
-    acting_channel.set("dagster")
-    result = ComplianceManager(settings.rag_config()).enforce_retention_policy()
+    with acting_through("dagster"):
+        result = ComplianceManager(settings.rag_config()).enforce_retention_policy()
     context.log.info(f"retention: {result.purged_records} audit records purged, {result.removed_records} removed, "
                      f"{len(result.query_log_days_deleted)} query-log days deleted")
     return dg.Output(None, metadata={"purged_records": result.purged_records,

@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from rag_core.compliance.audit import acting_channel, audit_trail
+from rag_core.compliance.audit import acting_through, audit_trail
 from rag_core.compliance.events import AuditEventType
 from rag_core.config import RAGConfig
 
@@ -40,14 +40,14 @@ def audit_run_sensors(config: RAGConfig) -> list[dg.SensorDefinition]:
         event_type = JOB_EVENTS.get(context.dagster_run.job_name)
         if event_type is None:
             return
-        acting_channel.set("dagster")
         details = run_details(context)
-        audit_trail(config).record(event_type, outcome=OUTCOMES[context.dagster_run.status], details=details)
-        index = details["materialized"].get("semantic_index", {})
-        if index.get("new_version"):  # the ingestion built a new version and promoted it
-            audit_trail(config).record(AuditEventType.VERSION_UPDATE, details={
-                "run_id": details["run_id"], "alias": index.get("alias"), "to": index.get("collection"),
-                "index_version": index.get("index_version"), "cause": "ingestion"})
+        with acting_through("dagster"):
+            audit_trail(config).record(event_type, outcome=OUTCOMES[context.dagster_run.status], details=details)
+            index = details["materialized"].get("semantic_index", {})
+            if index.get("new_version"):  # the ingestion built a new version and promoted it
+                audit_trail(config).record(AuditEventType.VERSION_UPDATE, details={
+                    "run_id": details["run_id"], "alias": index.get("alias"), "to": index.get("collection"),
+                    "index_version": index.get("index_version"), "cause": "ingestion"})
 
     return [dg.run_status_sensor(run_status=status, name=f"audit_{outcome}_runs",
                                  default_status=dg.DefaultSensorStatus.RUNNING,
