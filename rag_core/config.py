@@ -86,9 +86,14 @@ class EmbeddingConfig(_Section):
     normalize: bool = True
     query_prompt: str = ""
     document_prompt: str = ""
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="What runs the model: onnx = ONNX Runtime on an export of it (same vectors, faster); "
+                            "auto = onnx when onnxruntime is installed and the model is transformer + pooling.")
+    onnx_cache_dir: str = Field("data/models", description="Where ONNX exports are kept, one folder per model "
+                                                           "fingerprint.")
     query_precision: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="Precision of the query encoder only (documents are always float32). auto = bfloat16 "
-                            "on CPUs with native bfloat16 (AVX512-BF16, AMX), float32 elsewhere.")
+        "auto", description="Precision of the torch query encoder only (documents are always float32). auto = "
+                            "bfloat16 on CPUs with native bfloat16 (AVX512-BF16, AMX), float32 elsewhere.")
 
 
 class ChunkingConfig(_Section):

@@ -1,3 +1,4 @@
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,10 @@ from tests.milvus_server import MilvusServer, running_server
 from tests.postgres_server import PostgresServer, running_postgres
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+# One ONNX export of the model for the whole session: the folder in-process tests use (data/models under the
+# checkout), named absolutely so the `rag` and Dagster processes that tests start in tmp folders find it too.
+ONNX_CACHE_VARIABLE = "RAG__EMBEDDING__ONNX_CACHE_DIR"
+os.environ.setdefault(ONNX_CACHE_VARIABLE, str(Path(__file__).resolve().parents[1] / "data" / "models"))
 
 
 @pytest.fixture(scope="session")

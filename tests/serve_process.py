@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag_core.config import RAGConfig
+from tests.conftest import ONNX_CACHE_VARIABLE
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_S = 180  # each worker loads the model and builds the client-side index before /ready
@@ -76,7 +77,7 @@ def ingest_in_subprocess(config: RAGConfig, docs: dict[str, str], folder: Path) 
 def _environment() -> dict[str, str]:
     """Only the config file speaks: nothing from the caller's RAG_/MILVUS_ variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "RAG__", "MILVUS_", "PROMETHEUS_"))}
-    return env | {"PYTHONPATH": str(REPO)}
+    return env | {"PYTHONPATH": str(REPO), ONNX_CACHE_VARIABLE: os.environ[ONNX_CACHE_VARIABLE]}
 
 
 @contextmanager

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ONNX_CACHE_VARIABLE
+
 REPO = Path(__file__).resolve().parents[1]
 # Lines third parties used to print among ours: weight-loading and encoding progress bars, DEBUG records (bm25s,
 # dagster's run log), tracebacks of Milvus Lite's unimplemented calls, and absl/gRPC C++ log lines.
@@ -24,7 +26,8 @@ def _environment(tmp_path: Path) -> dict[str, str]:
     env |= {"PYTHONPATH": str(REPO), "MILVUS_URI": str(tmp_path / "milvus.db"),
             "RAG__RETRIEVAL__METRICS_DIR": str(tmp_path / "metrics"),
             "RAG__RETRIEVAL__BM25_DIR": str(tmp_path / "bm25"),
-            "RAG__INGESTION__STORAGE_DIR": str(tmp_path / "assets")}
+            "RAG__INGESTION__STORAGE_DIR": str(tmp_path / "assets"),
+            ONNX_CACHE_VARIABLE: os.environ[ONNX_CACHE_VARIABLE]}
     return env
 
 

@@ -4,10 +4,15 @@ import copy
 import logging
 from collections.abc import Callable, Sequence
 from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag_core.config import EmbeddingConfig
+
+if TYPE_CHECKING:
+    from rag_core.ingest.onnx_encoder import OnnxEncoder
 
 BUNDLED_PREFIX = "bundled:"
 PROGRESS_BAR_MIN_TEXTS = 2048
@@ -80,6 +85,33 @@ class Embedder:
         return model
 
     @cached_property
+    def onnx(self) -> "OnnxEncoder | None":
+        """The ONNX Runtime encoder when ``embedding.backend`` asks for it (auto: when onnxruntime is installed and
+        the model is one it reproduces); None: torch encodes."""
+        backend = self.config.backend
+        if backend == "torch":
+            return None
+        from rag_core.ingest.onnx_encoder import OnnxEncoder, OnnxUnsupportedError
+
+        try:
+            import onnxruntime  # noqa: F401 - only whether it is installed
+        except ImportError:
+            if backend == "onnx":
+                raise ImportError("embedding.backend is onnx, but onnxruntime is not installed: pip install "
+                                  "onnxruntime (or set embedding.backend: torch).") from None
+            return None
+        try:
+            encoder = OnnxEncoder(self.model, resolve_model_path(self.config.model), Path(self.config.onnx_cache_dir),
+                                  batch_size=self.config.batch_size)
+        except (OnnxUnsupportedError, OSError, RuntimeError) as error:  # e.g. a read-only cache folder
+            if backend == "onnx":
+                raise
+            log.warning("Encoding with torch, not ONNX Runtime: %s", error)
+            return None
+        log.info("Encoding with ONNX Runtime (%s)", encoder.folder)
+        return encoder
+
+    @cached_property
     def query_model(self):  # noqa: ANN201 - SentenceTransformer
         """The model queries are encoded with: a bfloat16 copy where that is faster (a query is one short sequence,
         so its latency is the model's compute), else the document model itself."""
@@ -109,14 +141,25 @@ class Embedder:
         return self.config.model
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if self.onnx is not None:
+            return self._encode_onnx(texts, self.config.document_prompt, "document")
         return self._encode(self.model.encode_document, texts, self.config.document_prompt)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if self.onnx is not None:
+            return self._encode_onnx(texts, self.config.query_prompt, "query")
         vectors = self._encode(self.query_model.encode_query, texts, self.config.query_prompt)
         if self.config.normalize and self.query_model is not self.model:
             # A bfloat16 encoder normalises in bfloat16, about 1e-3 off unit length: redone in float32.
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
+
+    def _encode_onnx(self, texts: Sequence[str], prompt: str, kind: str) -> np.ndarray:
+        """As sentence-transformers' encode_query/encode_document: the configured prompt, else the model's own."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        prefix = prompt or (self.model.prompts or {}).get(kind, "")
+        return self.onnx.encode([prefix + text for text in texts], normalize=self.config.normalize)
 
     def _encode(self, encode: Callable[..., np.ndarray], texts: Sequence[str], prompt: str) -> np.ndarray:
         """``prompt`` overrides the model's own query/document prompt when set."""

@@ -1,0 +1,103 @@
+"""ONNX Runtime against torch on the same SciFact chunks and queries, side by side in one run.
+
+    python -m benchmarks.onnx_backend   # needs the index `rag eval` builds; writes benchmarks/out/onnx_backend.json
+
+1. Documents: every chunk of the SciFact collection encoded by torch fp32 and by ONNX Runtime; the lowest cosine
+   between the two vectors of a chunk, and tokens per second for each (the same texts, the same batch size).
+2. Queries: the 300 test queries one at a time, p50/p95 per query: plain sentence-transformers (torch fp32), the
+   project's torch encoder, and the ONNX encoder.
+3. Quality: SciFact test nDCG@10 through the engine with each backend encoding the queries (the index holds the
+   torch vectors, which match the ONNX ones to the cosine in 1.).
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.offline import SCIFACT
+from benchmarks.report import OUT, write_report
+from rag_core.config import EmbeddingConfig, load_config
+from rag_core.index.manager import MilvusIndexManager
+from rag_core.ingest.embedder import Embedder
+from rag_core.quality.evaluation import dataset_alias, evaluate, load_beir
+from rag_core.retrieval.engine import RetrievalEngine
+
+
+def timed(encode, texts: list[str]) -> tuple[np.ndarray, float]:  # noqa: ANN001
+    started = time.perf_counter()
+    vectors = encode(texts)
+    return vectors, time.perf_counter() - started
+
+
+def per_query_ms(encode, queries: list[str]) -> dict[str, float]:  # noqa: ANN001
+    for text in queries[:20]:
+        encode([text])  # warm
+    samples = []
+    for text in queries:
+        started = time.perf_counter()
+        encode([text])
+        samples.append((time.perf_counter() - started) * 1000)
+    p50, p95 = np.percentile(samples, [50, 95])
+    return {"p50": round(float(p50), 2), "p95": round(float(p95), 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", type=Path, default=SCIFACT)
+    parser.add_argument("--out", type=Path, default=OUT / "onnx_backend.json")
+    args = parser.parse_args()
+    config = load_config()
+    alias = dataset_alias(args.dataset)
+    manager = MilvusIndexManager(config.milvus, config.index)
+    collection = manager.resolve(alias)
+    texts = [row["text"] for batch in manager.iter_rows(collection, ["text"]) for row in batch]
+
+    torch_side = Embedder(config.embedding.model_copy(update={"backend": "torch", "query_precision": "float32"}))
+    onnx_side = Embedder(config.embedding.model_copy(update={"backend": "onnx"}))
+    assert onnx_side.onnx is not None
+    tokens = sum(len(ids) for ids in torch_side.tokenizer(texts, truncation=True,
+                                                          max_length=torch_side.max_seq_length)["input_ids"])
+    torch_vectors, torch_s = timed(torch_side.encode_documents, texts)
+    onnx_vectors, onnx_s = timed(onnx_side.encode_documents, texts)
+    cosines = np.sum(torch_vectors * onnx_vectors, axis=1)
+
+    test = load_beir(args.dataset, "test")
+    queries = list(test.queries.values())
+    plain = torch_side.model
+
+    def plain_encode(batch: list[str]) -> np.ndarray:
+        return plain.encode(batch, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+    query_ms = {"sentence_transformers_fp32": per_query_ms(plain_encode, queries),
+                "project_torch": per_query_ms(torch_side.encode_queries, queries),
+                "project_onnx": per_query_ms(onnx_side.encode_queries, queries)}
+
+    ndcg = {}
+    for name, embedder in (("torch", torch_side), ("onnx", onnx_side)):
+        engine = RetrievalEngine(config.model_copy(update={"retrieval": config.retrieval.model_copy(
+            update={"cache_size": 0})}), embedder=embedder, alias=alias)
+        options = engine.options(top_k=100, rerank_top_k=100, candidates=max(config.retrieval.candidates, 300),
+                                 document_level=True)
+        report, _ = evaluate(engine, test, options)
+        ndcg[name] = round(report.ndcg_at_10, 5)
+
+    report = {
+        "dataset": args.dataset.name, "chunks": len(texts), "tokens": tokens,
+        "documents": {"torch_tokens_per_s": round(tokens / torch_s), "onnx_tokens_per_s": round(tokens / onnx_s),
+                      "ratio": round(torch_s / onnx_s, 2), "goal_ratio": 1.5,
+                      "min_cosine": float(np.min(cosines)), "goal_min_cosine": 0.99999},
+        "query_encoding_ms": query_ms,
+        "query_p95_ratio_vs_sentence_transformers": round(
+            query_ms["sentence_transformers_fp32"]["p95"] / query_ms["project_onnx"]["p95"], 2),
+        "ndcg_at_10": ndcg,
+        "settings": {"batch_size": config.embedding.batch_size, "model": config.embedding.model,
+                     "default": EmbeddingConfig().backend},
+    }
+    write_report(args.out, report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""The ONNX Runtime backend: the same vectors as torch, a cache that is rebuilt when broken, clear refusals."""
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag_core.config import EmbeddingConfig
+from rag_core.ingest.embedder import Embedder
+from rag_core.ingest.onnx_encoder import OnnxUnsupportedError, _pooling_mode
+
+TEXTS = ["What does compaction do?", "x", "Milvus stores vectors in collections; HNSW makes search fast. " * 40,
+         "Ünïcödé and numbers 3.14 and 1e-5", "a " * 300]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Embedder, Embedder]:
+    cache = tmp_path_factory.mktemp("models")
+    torch_side = Embedder(EmbeddingConfig(backend="torch", query_precision="float32"))
+    onnx_side = Embedder(EmbeddingConfig(backend="onnx", onnx_cache_dir=str(cache)))
+    return torch_side, onnx_side
+
+
+def test_onnx_vectors_match_torch_for_documents_and_queries(pair: tuple[Embedder, Embedder]) -> None:
+    torch_side, onnx_side = pair
+    assert torch_side.onnx is None and onnx_side.onnx is not None
+    for encode in ("encode_documents", "encode_queries"):
+        want, got = getattr(torch_side, encode)(TEXTS), getattr(onnx_side, encode)(TEXTS)
+        assert got.shape == want.shape and got.dtype == np.float32
+        assert np.min(np.sum(got * want, axis=1)) >= 0.99999, encode
+        assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert onnx_side.encode_queries([]).shape == (0, 384)
+
+
+def test_prompts_are_applied_as_sentence_transformers_does(tmp_path: Path, pair: tuple[Embedder, Embedder]) -> None:
+    torch_side = Embedder(EmbeddingConfig(backend="torch", query_prompt="query: ", query_precision="float32"))
+    onnx_side = Embedder(EmbeddingConfig(backend="onnx", query_prompt="query: ",
+                                         onnx_cache_dir=pair[1].config.onnx_cache_dir))
+    want, got = torch_side.encode_queries(TEXTS[:2]), onnx_side.encode_queries(TEXTS[:2])
+    assert np.min(np.sum(got * want, axis=1)) >= 0.99999
+    assert not np.allclose(got, pair[1].encode_queries(TEXTS[:2])), "the prompt changed the vectors"
+
+
+def test_a_corrupt_export_is_detected_and_rebuilt(pair: tuple[Embedder, Embedder],
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    folder = pair[1].onnx.folder
+    (folder / "model.onnx").write_bytes(b"not an onnx file")
+    with caplog.at_level(logging.WARNING, logger="rag_core.ingest.onnx_encoder"):
+        rebuilt = Embedder(EmbeddingConfig(backend="onnx", onnx_cache_dir=pair[1].config.onnx_cache_dir))
+        vectors = rebuilt.encode_queries(TEXTS[:1])
+    assert any("unusable (checksum" in r.getMessage() for r in caplog.records)
+    assert np.sum(vectors * pair[0].encode_queries(TEXTS[:1])) >= 0.99999
+    assert (folder / "model.onnx").stat().st_size > 1_000_000
+
+
+def test_onnx_without_onnxruntime_is_a_clear_error_and_auto_falls_back(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match="pip install onnxruntime"):
+        _ = Embedder(EmbeddingConfig(backend="onnx", onnx_cache_dir=str(tmp_path))).onnx
+    assert Embedder(EmbeddingConfig(backend="auto", onnx_cache_dir=str(tmp_path))).onnx is None
+
+
+def test_models_it_cannot_reproduce_are_refused_by_name() -> None:
+    class Transformer: ...
+    class Dense: ...
+    with pytest.raises(OnnxUnsupportedError, match="Transformer \\+ Dense"):
+        _pooling_mode([Transformer(), Dense()])
