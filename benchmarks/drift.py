@@ -66,7 +66,7 @@ def project_sentences() -> list[str]:
 
 
 def perturbed_embedder(seed: int, noise: float = NOISE) -> Embedder:
-    embedder = Embedder(EmbeddingConfig())
+    embedder = Embedder(EmbeddingConfig(backend="torch"))  # weights changed in memory reach only torch
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for weight in embedder.model.parameters():
