@@ -82,16 +82,12 @@ class OnnxEncoder:
     # --- encoding -------------------------------------------------------------------------------------------------
 
     def encode(self, texts: Sequence[str], *, normalize: bool) -> np.ndarray:
+        """At least one text (``Embedder`` answers an empty list itself)."""
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
-        out = np.empty((len(texts), 0), dtype=np.float32)
-        parts = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = [texts[i] for i in order[start:start + self.batch_size]]
-            parts.append(self._encode_batch(batch))
-        if parts:
-            out = np.concatenate(parts)
-        vectors = np.empty_like(out)
-        vectors[order] = out
+        in_order = np.concatenate([self._encode_batch([texts[i] for i in order[start:start + self.batch_size]])
+                                   for start in range(0, len(texts), self.batch_size)])
+        vectors = np.empty_like(in_order)
+        vectors[order] = in_order
         if normalize or self.normalize_module:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vectors, dtype=np.float32)
