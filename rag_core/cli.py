@@ -23,6 +23,7 @@ from rag_core.index.lite_lock import IndexLockedError
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.retry import MilvusUnavailableError
 from rag_core.observability.progress import ProgressReporter
+from rag_core.quality.evaluation import LATENCY_SAMPLE
 
 PACKAGE = "advanced-rag-milvus"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -74,6 +75,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """For counts where 0 means something (``--latency-sample 0``: every query); -1 is refused."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
     return value
 
 
@@ -313,7 +325,7 @@ def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
     result, run, options = evaluate_dataset(config, Path(args.dataset), split=args.split, mode=args.mode,
                                             alpha=args.alpha, fusion=args.fusion, collection=args.collection,
                                             on_result=lambda qid, r: signals.update({qid: r.signals}),
-                                            progress=_progress(args))
+                                            progress=_progress(args), latency_sample=args.latency_sample)
     if args.run_out:
         write_trec_run(run, Path(args.run_out), tag=f"{args.mode}-{options.fusion}-{options.alpha}")
     if args.signals_out:
@@ -327,7 +339,8 @@ def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
     else:
         print(f"{args.mode} ({options.fusion}, alpha {options.alpha}) on {result.queries} {args.split} queries: "
               f"nDCG@10 {result.ndcg_at_10:.4f}, Recall@100 {result.recall_at_100:.4f}, MRR@10 {result.mrr_at_10:.4f}; "
-              f"latency p50 {result.latency_p50_ms:.1f} ms, p95 {result.latency_p95_ms:.1f} ms")
+              f"latency p50 {result.latency_p50_ms:.1f} ms, p95 {result.latency_p95_ms:.1f} ms "
+              f"({result.latency_queries} queries one at a time)")
         print(quality.describe())
     return 0
 
@@ -515,6 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="dense weight for weighted fusion, 0 to 1 (default: pipeline.hybrid_alpha)")
     evaluation.add_argument("--fusion", choices=["weighted", "rrf"])
     evaluation.add_argument("--collection", help="alias for the dataset's index (default: eval_<folder name>)")
+    evaluation.add_argument("--latency-sample", type=non_negative_int, default=LATENCY_SAMPLE, metavar="N",
+                            help="queries timed one at a time for the latency figures, a fixed seeded sample; the "
+                                 f"quality figures come from all queries in batches (default {LATENCY_SAMPLE}; 0: "
+                                 "every query one at a time, slow on Milvus Lite)")
     evaluation.add_argument("--json", action="store_true")
     evaluation.add_argument("--run-out", help="write a TREC run file (qid Q0 docid rank score tag)")
     evaluation.add_argument("--signals-out", metavar="FILE", help="write one JSON line per query: qid, "

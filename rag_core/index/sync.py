@@ -135,7 +135,10 @@ def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.Record
                          f"them explicitly with `rag delete --source {source}`.")
     kept = keep or (lambda doc_id: False)
     stale = [c for c, d in existing.items() if c not in wanted and (prune or d in seen_documents) and not kept(d)]
-    return SyncChanges(upserted=upserted, deleted=manager.delete_chunks(target, stale), wanted=wanted)
+    deleted = manager.delete_chunks(target, stale)
+    if upserted or deleted:
+        manager.flush(target)  # searches right after a sync then run on sealed segments
+    return SyncChanges(upserted=upserted, deleted=deleted, wanted=wanted)
 
 
 def finish_version(manager: MilvusIndexManager, alias: str, target: str, wanted: set[str], *,

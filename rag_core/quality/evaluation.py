@@ -7,7 +7,8 @@ equals the query id are ignored (the BEIR default), and every judged query count
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,13 @@ import numpy as np
 
 from rag_core.config import RAGConfig
 from rag_core.observability.progress import QUIET, ProgressReporter
+from rag_core.retrieval.cache import QueryCache
 from rag_core.retrieval.engine import Mode, RetrievalEngine, RetrievalResult, SearchOptions
 from rag_core.retrieval.fusion import FusionMethod
+
+BATCH_SIZE = 64  # queries per search_many call in an evaluation: see benchmarks/eval_speed.py
+LATENCY_SAMPLE = 100  # queries timed one at a time for an evaluation's latency figures
+LATENCY_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -35,11 +41,13 @@ class EvaluationReport:
     queries: int
     latency_p50_ms: float
     latency_p95_ms: float
+    latency_queries: int  # how many queries, searched one at a time, the latency figures come from
 
     def as_json(self) -> dict:
         return {"ndcg@10": round(self.ndcg_at_10, 5), "recall@100": round(self.recall_at_100, 5),
                 "mrr@10": round(self.mrr_at_10, 5), "queries": self.queries,
-                "latency_ms": {"p50": round(self.latency_p50_ms, 2), "p95": round(self.latency_p95_ms, 2)}}
+                "latency_ms": {"p50": round(self.latency_p50_ms, 2), "p95": round(self.latency_p95_ms, 2)},
+                "latency_queries": self.latency_queries}
 
 
 Run = dict[str, list[tuple[str, float]]]
@@ -98,25 +106,73 @@ def score_run(run: Run, qrels: dict[str, dict[str, int]]) -> tuple[float, float,
 
 
 def evaluate(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptions,
-             on_result: ResultHook | None = None,
-             progress: ProgressReporter = QUIET) -> tuple[EvaluationReport, Run]:
-    """Runs every judged query one at a time, as a user would, so the latency figures are per query.
-    ``on_result(qid, result)`` sees each query's whole result (e.g. its quality signals)."""
+             on_result: ResultHook | None = None, progress: ProgressReporter = QUIET, *,
+             batch_size: int = BATCH_SIZE, latency_sample: int = LATENCY_SAMPLE) -> tuple[EvaluationReport, Run]:
+    """The quality figures from every judged query searched ``batch_size`` at a time (one embedding call and one
+    Milvus search per leg per batch: one search per query is what made an evaluation crawl on Milvus Lite), then the
+    latency figures from a fixed, seeded sample of ``latency_sample`` queries searched one at a time as a user would,
+    past the query cache so each is a real search. ``latency_sample=0``: every query one at a time, its result used
+    for both (the slow path, for latency figures over all queries). The run is the same either way.
+    ``on_result(qid, result)`` sees each query's whole result (e.g. its quality signals) once."""
+    if batch_size < 1 or latency_sample < 0:
+        raise ValueError(f"batch_size must be >= 1 and latency_sample >= 0, got {batch_size} and {latency_sample}.")
     ids = list(dataset.queries)
     run: Run = {}
-    per_query_ms: list[float] = []
+
+    def keep(qid: str, result: RetrievalResult) -> None:
+        if on_result is not None:
+            on_result(qid, result)
+        run[qid] = [(c.doc_id, c.fused_score if c.rerank_score is None else c.rerank_score)
+                    for c in result.results if c.doc_id != qid][:100]
+
     with progress.bar("eval", "queries", total=len(ids)) as bar:
-        for qid in bar.iterate(ids):
-            tick = time.perf_counter()
-            result = engine.search_many([dataset.queries[qid]], options)[0]
-            per_query_ms.append((time.perf_counter() - tick) * 1000)
-            if on_result is not None:
-                on_result(qid, result)
-            run[qid] = [(c.doc_id, c.fused_score if c.rerank_score is None else c.rerank_score)
-                        for c in result.results if c.doc_id != qid][:100]
+        if latency_sample == 0:
+            per_query_ms = []
+            for qid in bar.iterate(ids):
+                elapsed_ms, result = _timed(engine, dataset.queries[qid], options)
+                per_query_ms.append(elapsed_ms)
+                keep(qid, result)
+        else:
+            for start in range(0, len(ids), batch_size):
+                batch = ids[start:start + batch_size]
+                for qid, result in zip(batch, engine.search_many([dataset.queries[q] for q in batch], options)):
+                    keep(qid, result)
+                    bar.advance()
+    if latency_sample:
+        with _cache_set_aside(engine):
+            per_query_ms = [_timed(engine, dataset.queries[qid], options)[0]
+                            for qid in latency_sample_ids(ids, latency_sample)]
     ndcg, recall, mrr = score_run(run, dataset.qrels)
     p50, p95 = np.percentile(per_query_ms, [50, 95])
-    return EvaluationReport(ndcg, recall, mrr, len(ids), float(p50), float(p95)), run
+    return EvaluationReport(ndcg, recall, mrr, len(ids), float(p50), float(p95), len(per_query_ms)), run
+
+
+def latency_sample_ids(ids: Sequence[str], size: int, seed: int = LATENCY_SEED) -> list[str]:
+    """``size`` query ids drawn with a fixed seed from the sorted ids, so the sample is the same in every run
+    whatever order the queries file lists them in; all of them when there are no more than ``size``."""
+    ordered = sorted(ids)
+    if size >= len(ordered):
+        return ordered
+    return [ordered[i] for i in sorted(np.random.default_rng(seed).choice(len(ordered), size, replace=False))]
+
+
+def _timed(engine: RetrievalEngine, query: str, options: SearchOptions) -> tuple[float, RetrievalResult]:
+    """One query searched alone, as a user sends it: milliseconds and the result."""
+    tick = time.perf_counter()
+    result = engine.search_many([query], options)[0]
+    return (time.perf_counter() - tick) * 1000, result
+
+
+@contextmanager
+def _cache_set_aside(engine: RetrievalEngine) -> Iterator[None]:
+    """A cache that holds nothing while the latency sample runs: the batched pass has just cached every query, and a
+    timed cache hit would measure a dictionary lookup, not a search. The engine's own cache is put back after."""
+    kept = engine.cache
+    engine.cache = QueryCache(0, kept.ttl_s)
+    try:
+        yield
+    finally:
+        engine.cache = kept
 
 
 def write_trec_run(run: Run, path: Path, tag: str) -> None:
@@ -135,10 +191,10 @@ def dataset_alias(root: Path) -> str:
 def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode: Mode = "hybrid",
                      alpha: float | None = None, fusion: FusionMethod | None = None,
                      collection: str | None = None,
-                     on_result: ResultHook | None = None,
-                     progress: ProgressReporter = QUIET) -> tuple[EvaluationReport, Run, SearchOptions]:
-    """Index the dataset's corpus into its own collection (reused when unchanged), then run and score its queries;
-    ``progress`` shows both steps."""
+                     on_result: ResultHook | None = None, progress: ProgressReporter = QUIET,
+                     latency_sample: int = LATENCY_SAMPLE) -> tuple[EvaluationReport, Run, SearchOptions]:
+    """Index the dataset's corpus into its own collection (reused when unchanged), then run and score its queries
+    (``evaluate``: batched, with ``latency_sample`` queries timed one at a time); ``progress`` shows both steps."""
     from rag_core.ingest.direct import ingest_path  # embedding stack, only when evaluating
 
     dataset = load_beir(root, split)
@@ -147,5 +203,5 @@ def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode
     engine = RetrievalEngine(config, alias=alias)
     options = engine.options(mode=mode, top_k=100, rerank_top_k=100, alpha=alpha, fusion=fusion,
                              candidates=max(config.retrieval.candidates, 300), document_level=True)
-    report, run = evaluate(engine, dataset, options, on_result, progress)
+    report, run = evaluate(engine, dataset, options, on_result, progress, latency_sample=latency_sample)
     return report, run, options
