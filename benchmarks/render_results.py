@@ -21,7 +21,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 KNOWN = {"tune_bm25.json", "fusion.json", "memory_large_document.json", "memory_client_index.json",
          "query_log_overhead.json", "drift.json", "quality_signals.json", "hallucination_fit.json",
          "zero_downtime.json", "pii_redaction.json", "compaction_server.json", "backup_restore.json",
-         "audit_tamper.json", "audit_overhead.json", "serve_load.json"}
+         "audit_tamper.json", "audit_overhead.json", "serve_load.json", "eval_speed.json"}
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
 
@@ -405,6 +405,50 @@ def backup_restore_section(run: dict | None) -> list[str]:
             "to server and back is tested in `tests/test_backup_restore.py` (`-m slow`).", ""]
 
 
+def eval_speed_section(run: dict | None) -> list[str]:
+    """`rag eval` after indexing, batched against one query at a time, and flush's effect (benchmarks.eval_speed)."""
+    if not run:
+        return []
+    settings, flush, target = run["settings"], run["flush"], run["target"]
+    lines = ["## Evaluation speed on Milvus Lite", "", meta_line(run, "eval_speed.json"), "",
+             f"`rag eval` on {run['dataset']} ({run['documents']:,} documents, {run['chunks']:,} chunks, "
+             f"{run['store']}, {settings['mode']}, {settings['candidates']} candidates a leg, document level) once "
+             "the corpus is indexed, on one warm engine with its cache emptied before each pass. Batched: "
+             f"{settings['batch_size']} queries per search, then {settings['latency_sample']} queries timed one at a "
+             "time for the latency figures; one at a time: every query searched and timed alone (`--latency-sample "
+             "0`, what `rag eval` did before). The unchanged-corpus check (chunking the corpus to compare with "
+             "Milvus) comes first in every `rag eval`.", "",
+             "| split | queries | unchanged-corpus check | batched | one at a time | speed-up | same ranking | "
+             "max score difference | same metrics | nDCG@10 | latency p50 / p95 (queries timed) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for split, figures in run["splits"].items():
+        batched, single = figures["batched"], figures["one_at_a_time"]
+        latency = batched["latency_ms"]
+        lines.append(f"| {split} | {figures['queries']} | {figures['unchanged_corpus_check_s']} s | "
+                     f"{batched['seconds']} s ({batched['s_per_query'] * 1000:.0f} ms/query) | {single['seconds']} s "
+                     f"({single['s_per_query'] * 1000:.0f} ms/query) | {figures['speedup']}x | "
+                     f"{figures['queries_ranked_identically']}/{figures['queries']} | "
+                     f"{figures['max_score_difference']:.1e} | {'yes' if figures['same_metrics'] else 'NO'} | "
+                     f"{batched['metrics']['ndcg@10']} | {latency['p50']} / {latency['p95']} ms "
+                     f"({batched['latency_queries']}) |")
+    sweep = ", ".join(f"{b['batch_size']}: {b['seconds']} s" for b in run["batch_sizes"])
+    lines += ["", f"Batched pass of the test split by batch size: {sweep}.", "",
+              f"Issue 11's goal is {target['queries']:,} queries on {target['documents']:,} documents in "
+              f"<= {target['seconds']} s after indexing. At the slower split's batched rate that is "
+              f"{target['batched_s_at_measured_rate']} s for the queries; {target['batched_s_if_linear_in_corpus']} s "
+              f"if the cost per query grew linearly with the corpus ({target['corpus_scale']}x SciFact's documents; "
+              "an upper bound for the HNSW leg, about right for BM25), plus the unchanged-corpus check.", "",
+              f"Flush: {flush['rows']:,} SciFact rows upserted ({flush['upsert_s']} s) into a new Milvus Lite "
+              f"collection, {flush['searches']} dense searches ({flush['limit']} hits) before and after "
+              f"`flush` ({flush['flush_s']} s): p50 / p95 {flush['before_flush_ms']['p50']} / "
+              f"{flush['before_flush_ms']['p95']} ms unflushed, {flush['after_flush_ms']['p50']} / "
+              f"{flush['after_flush_ms']['p95']} ms flushed ({flush['p50_ratio']}x at p50). Unflushed rows sit in "
+              "Lite's in-memory table, which every search copies row by row; a sync that changed rows now flushes "
+              "once at its end. Lite also flushes when a client closes, so a collection reopened later was already "
+              "sealed.", ""]
+    return lines
+
+
 def drift_section(drift: dict | None) -> list[str]:
     if not drift:
         return []
@@ -529,6 +573,7 @@ def render() -> str:
     lines += audit_section(load("audit_tamper.json"), load("audit_overhead.json"))
     lines += backup_restore_section(load("backup_restore.json"))
     lines += serve_load_section(load("serve_load.json"))
+    lines += eval_speed_section(load("eval_speed.json"))
     lines += drift_section(load("drift.json"))
     lines += quality_signals_section(load("quality_signals.json"), load("hallucination_fit.json"))
     lines += other_section(others)

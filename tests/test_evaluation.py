@@ -13,7 +13,14 @@ from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.direct import ingest_path
 from rag_core.observability.progress import ProgressReporter
-from rag_core.quality.evaluation import BeirDataset, dataset_alias, evaluate, latency_sample_ids, load_beir
+from rag_core.quality.evaluation import (
+    BeirDataset,
+    dataset_alias,
+    evaluate,
+    evaluation_options,
+    latency_sample_ids,
+    load_beir,
+)
 from rag_core.retrieval.cache import CacheStats
 from rag_core.retrieval.engine import RetrievalEngine
 from tests.conftest import make_config
@@ -54,10 +61,6 @@ def engine_for(indexed, embedder) -> RetrievalEngine:
     return RetrievalEngine(config, embedder=embedder, manager=manager, alias=dataset_alias(dataset.root))
 
 
-def options_of(engine: RetrievalEngine):  # noqa: ANN201 - SearchOptions, as evaluate_dataset builds them
-    return engine.options(top_k=100, rerank_top_k=100, candidates=300, document_level=True)
-
-
 def ranked(run: dict) -> dict[str, list[str]]:
     return {q: [doc for doc, _ in hits] for q, hits in run.items()}
 
@@ -70,7 +73,7 @@ def test_batched_evaluation_gives_the_one_at_a_time_run_and_scores(indexed, embe
         engine = engine_for(indexed, embedder)
         seen: list[str] = []
         log = io.StringIO()
-        report, run = evaluate(engine, dataset, options_of(engine),
+        report, run = evaluate(engine, dataset, evaluation_options(engine),
                                on_result=lambda qid, _, seen=seen: seen.append(qid),
                                progress=ProgressReporter(stream=log, interval_s=0), **settings)
         passes[label] = (report, run, seen, re.findall(r"^eval: (\d+)/7 queries", log.getvalue(), re.MULTILINE))
@@ -95,7 +98,7 @@ def test_latency_sample_times_real_searches_not_cache_hits(indexed, embedder, mo
     calls: list[int] = []
     encode = embedder.encode_queries
     monkeypatch.setattr(embedder, "encode_queries", lambda texts: calls.append(len(texts)) or encode(texts))
-    report, _ = evaluate(engine, indexed[0], options_of(engine), batch_size=4, latency_sample=3)
+    report, _ = evaluate(engine, indexed[0], evaluation_options(engine), batch_size=4, latency_sample=3)
     assert calls == [4, 3, 1, 1, 1], "two batches embedded at once, then three queries embedded one by one"
     assert report.latency_queries == 3 and 0 < report.latency_p50_ms <= report.latency_p95_ms
     assert engine.cache.stats == CacheStats(hits=0, misses=len(QUERIES), size=len(QUERIES)), \

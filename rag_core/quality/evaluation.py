@@ -188,6 +188,13 @@ def dataset_alias(root: Path) -> str:
     return "eval_" + "".join(c if c.isalnum() else "_" for c in root.resolve().name)
 
 
+def evaluation_options(engine: RetrievalEngine, *, mode: Mode = "hybrid", alpha: float | None = None,
+                       fusion: FusionMethod | None = None) -> SearchOptions:
+    """How ``rag eval`` searches: whole documents, 100 kept per query (Recall@100), at least 300 candidates a leg."""
+    return engine.options(mode=mode, top_k=100, rerank_top_k=100, alpha=alpha, fusion=fusion,
+                          candidates=max(engine.config.retrieval.candidates, 300), document_level=True)
+
+
 def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode: Mode = "hybrid",
                      alpha: float | None = None, fusion: FusionMethod | None = None,
                      collection: str | None = None,
@@ -201,7 +208,6 @@ def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode
     alias = collection or dataset_alias(root)
     ingest_path(dataset.corpus, config, collection=alias, prune=True, progress=progress)
     engine = RetrievalEngine(config, alias=alias)
-    options = engine.options(mode=mode, top_k=100, rerank_top_k=100, alpha=alpha, fusion=fusion,
-                             candidates=max(config.retrieval.candidates, 300), document_level=True)
+    options = evaluation_options(engine, mode=mode, alpha=alpha, fusion=fusion)
     report, run = evaluate(engine, dataset, options, on_result, progress, latency_sample=latency_sample)
     return report, run, options
