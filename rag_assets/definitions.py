@@ -12,6 +12,7 @@ import dagster as dg
 from rag_assets.defs.compliance.schedules import compliance_report_schedule, retention_schedule
 from rag_assets.defs.compliance.sensors import audit_run_sensors
 from rag_assets.defs.drift.schedules import drift_schedule
+from rag_assets.defs.ingestion.partitioned import with_partitioned_ingestion
 from rag_assets.defs.maintenance.schedules import compaction_schedule
 from rag_assets.defs.observability.sensors import pushgateway_sensors
 from rag_assets.defs.performance.schedules import performance_schedule
@@ -43,7 +44,8 @@ def build_resources(config: RAGConfig) -> dict[str, object]:
 
 
 def build_definitions(config: RAGConfig) -> dg.Definitions:
-    return dg.Definitions.merge(dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+    folder = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    return dg.Definitions.merge(with_partitioned_ingestion(folder, config.ingestion.partitions),
                                 dg.Definitions(resources=build_resources(config),
                                                schedules=[compaction_schedule(config.schedules),
                                                           drift_schedule(config.schedules),

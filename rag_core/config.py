@@ -113,6 +113,9 @@ class IngestionConfig(_Section):
     storage_dir: str = Field("data/assets", description="Where the Parquet asset files live.")
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
     record_batch_size: int = Field(512, ge=1, description="Rows per streamed batch: memory follows this.")
+    partitions: int = Field(1, ge=1, description="Dagster partitions of the ingestion assets: the corpus is split "
+                                                 "by a stable hash of document id, one run per bucket, so N runs "
+                                                 "can go in parallel on N workers. 1: one unpartitioned run.")
 
 
 class PipelineConfig(_Section):
@@ -127,6 +130,10 @@ class PipelineConfig(_Section):
 class RetrievalConfig(_Section):
     lexical_backend: Literal["auto", "milvus", "local"] = Field(
         "auto", description="auto: Milvus BM25 on servers that have it (>= 2.5), else the client-side index.")
+    dense_search: Literal["auto", "milvus", "client"] = Field(
+        "auto", description="auto: exact search over the client-side index's copy of the vectors on Milvus Lite "
+                            "(its own search walks rows in Python), Milvus's HNSW on servers; filtered queries "
+                            "always search in Milvus.")
     fusion: Literal["weighted", "rrf"] = "weighted"
     normalization: Literal["minmax", "zscore", "corpus"] = Field(
         "corpus", description="corpus: z-scores against each leg's scores over the whole index (chosen on SciFact "

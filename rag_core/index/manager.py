@@ -283,9 +283,16 @@ class MilvusIndexManager:
         state = self.state(versions[-1])
         return versions[-1] if not state.complete and state.version == version else None
 
-    def bump_data_version(self, collection: str) -> int:
-        """Record that rows changed: every reader's cache and client-side index key on this number."""
+    def bump_data_version(self, collection: str, *, concurrent: bool = False) -> int:
+        """Record that rows changed: every reader's cache and client-side index key on this number.
+
+        ``concurrent``: other writers may bump at the same time (partitioned ingestion); two bumps that read the
+        same number would write the same next one and a reader could keep an index missing one writer's rows, so
+        the number is also raised to the clock in microseconds (readers compare it for equality only).
+        """
         number = self.state(collection).data_version + 1
+        if concurrent:
+            number = max(number, time.time_ns() // 1000)
         self._set_properties(collection, {DATA_VERSION_KEY: str(number)})
         return number
 

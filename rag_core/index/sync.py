@@ -55,7 +55,8 @@ def source_filter(source: str) -> str:
 def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, batches: Iterable[pa.RecordBatch],
                *, source: str, prune: bool, vectorize: Vectorize | None = None,
                keep: Callable[[str], bool] | None = None,
-               promote: Callable[[str], object] | None = None) -> SyncReport:
+               promote: Callable[[str], object] | None = None,
+               owns: Callable[[str], bool] | None = None) -> SyncReport:
     """Sync ``source``'s documents in ``alias`` with ``batches`` (chunk rows, with vectors unless ``vectorize``).
 
     ``prune=True``: the batches are everything ``source`` holds, and its documents missing from them are deleted
@@ -65,6 +66,12 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
     ``alias__vN`` and moves the alias once it is complete, which needs the whole corpus: otherwise
     ``VersionChangeError``. ``promote(collection)`` serves the completed version (``rag_core.ingest.promotion``:
     with retention and a drift snapshot); without it the alias is simply moved.
+
+    ``owns(doc_id)`` confines the sync to one bucket of a partitioned corpus (``rag_core.ingest.partitioning``):
+    rows of other documents are neither compared nor deleted, the data version is bumped so that runs racing on
+    it never write the same number, and a new version is left for ``finish_when_whole`` to serve once every
+    bucket is in it. An empty bucket is then legitimate (its last document was removed): the caller refuses an
+    empty corpus.
     """
     started = time.perf_counter()
     current = manager.resolve(alias)
@@ -79,10 +86,10 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
     # A version being built holds exactly this sync's documents, even when it continues an interrupted build
     # whose corpus has changed since.
     changes = _apply(manager, target, batches, source=source, prune=prune or new_version, vectorize=vectorize,
-                     keep=keep)
-    data_version = manager.bump_data_version(target) if changes.upserted or changes.deleted else \
-        manager.state(target).data_version
-    if new_version:
+                     keep=keep, owns=owns)
+    data_version = manager.bump_data_version(target, concurrent=owns is not None) \
+        if changes.upserted or changes.deleted else manager.state(target).data_version
+    if new_version and owns is None:
         finish_version(manager, alias, target, changes.wanted, promote=promote)
     return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=new_version,
                       upserted=changes.upserted, deleted=changes.deleted,
@@ -116,8 +123,11 @@ def legacy_source(doc_id: str, metadata: dict) -> str:
 
 
 def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.RecordBatch], *, source: str | None,
-           prune: bool, vectorize: Vectorize | None, keep: Callable[[str], bool] | None = None) -> SyncChanges:
+           prune: bool, vectorize: Vectorize | None, keep: Callable[[str], bool] | None = None,
+           owns: Callable[[str], bool] | None = None) -> SyncChanges:
     existing = manager.list_chunk_ids(target, source=source)
+    if owns is not None:
+        existing = {chunk_id: doc_id for chunk_id, doc_id in existing.items() if owns(doc_id)}
     indexed = pa.array(list(existing), type=pa.string())  # built once: every batch is checked against it
     wanted: set[str] = set()
     seen_documents: set[str] = set()
@@ -129,7 +139,7 @@ def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.Record
         missing = batch.filter(pc.invert(pc.is_in(ids, value_set=indexed)))
         if missing.num_rows:
             upserted += manager.upsert(target, milvus_rows(vectorize(missing) if vectorize else missing))
-    if prune and existing and not wanted:
+    if prune and existing and not wanted and owns is None:
         raise ValueError(f"The corpus of source {source!r} is empty but {target} holds {len(existing)} of its "
                          "chunks; refusing to delete them all. Check the folder (ingestion.docs_dir), or delete "
                          f"them explicitly with `rag delete --source {source}`.")

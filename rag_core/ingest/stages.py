@@ -36,6 +36,7 @@ from rag_core.types import Chunk, Document, SkippedInput
 
 CHUNKING_KEY, MODEL_KEY, DIMENSION_KEY = "rag.chunking", "rag.model", "rag.dimension"
 SKIPPED_PATHS_KEY = "rag.skipped_paths"  # inputs that exist but could not be read: their documents are kept
+CORPUS_DOCUMENTS_KEY = "rag.corpus_documents"  # documents read in the whole folder, every partition's bucket
 PROGRESS_MIN_ROWS = 2000  # embedding fewer chunks is quick: no progress shown
 LARGE_DOCUMENT_CHARS = 1 << 20  # documents this long get a progress bar and log lines of their own
 log = logging.getLogger(__name__)
@@ -64,16 +65,23 @@ def skipped_documents(root: Path, trailer: Callable[[], dict[str, str]]) -> Call
     return keep
 
 
-def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source: str) -> BatchStream:
-    """Documents under ``path``, owned by ``source``; every skipped input lands in ``summary['skipped']``."""
+def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source: str,
+                    owns: Callable[[str], bool] | None = None) -> BatchStream:
+    """Documents under ``path``, owned by ``source``; every skipped input lands in ``summary['skipped']``.
+
+    ``owns(doc_id)``: only those documents (one bucket of a partitioned corpus, ``rag_core.ingest.partitioning``).
+    """
     stream = BatchStream(schema=DOCUMENTS_SCHEMA, batches=[])
     skipped: list[SkippedInput] = []
+    read = [0]
 
     def documents() -> Iterator[Document]:
         for item in iter_inputs(path, max_file_bytes=max_file_bytes):
             if isinstance(item, SkippedInput):
                 skipped.append(item)
-            else:
+                continue
+            read[0] += 1
+            if owns is None or owns(item.doc_id):
                 yield replace(item, source=source)
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -85,6 +93,7 @@ def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source:
                                "skipped": [str(s) for s in skipped],
                                "seconds": round(time.perf_counter() - started, 3)})
         stream.trailer[SKIPPED_PATHS_KEY] = json.dumps(sorted({s.source for s in skipped}))
+        stream.trailer[CORPUS_DOCUMENTS_KEY] = str(read[0])
 
     stream.batches = batches()
     return stream

@@ -1,4 +1,9 @@
-"""The ingestion chain: raw_documents -> chunks -> embeddings -> semantic_index (Milvus, behind an alias)."""
+"""The ingestion chain: raw_documents -> chunks -> embeddings -> semantic_index (Milvus, behind an alias).
+
+Unpartitioned by default. With ``ingestion.partitions: N`` the same chain is built with N static partitions
+(``ingestion_assets``): each partition's run reads, chunks, embeds and syncs one bucket of the corpus
+(``rag_core.ingest.partitioning``), with Parquet tables of its own, so N runs can go in parallel.
+"""
 
 from pathlib import Path
 
@@ -9,9 +14,11 @@ from rag_assets.resources import AssetStorage, CorpusResource, EmbedderResource,
 from rag_core.index.sync import sync_index
 from rag_core.ingest.direct import folder_source
 from rag_core.ingest.parquet_store import BatchStream, ParquetTable
+from rag_core.ingest.partitioning import Partition, finish_when_whole
 from rag_core.ingest.promotion import promoter
 from rag_core.ingest.stages import (
     CHUNKING_KEY,
+    CORPUS_DOCUMENTS_KEY,
     DIMENSION_KEY,
     MODEL_KEY,
     chunk_stream,
@@ -23,48 +30,90 @@ from rag_core.ingest.stages import (
 GROUP = "ingestion"
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, description="Every readable document under the corpus folder.")
-def raw_documents(corpus: CorpusResource) -> BatchStream:
-    if not corpus.path.exists():
-        raise dg.Failure(f"The corpus folder {corpus.path.resolve()} does not exist; create it or set "
-                         "ingestion.docs_dir (RAG__INGESTION__DOCS_DIR).")
-    return document_stream(corpus.path, max_file_bytes=corpus.max_file_bytes, batch_size=corpus.record_batch_size,
-                           source=folder_source(corpus.path))
+def partitions_definition(partitions: int) -> dg.StaticPartitionsDefinition:
+    """Keys ``0-of-N`` .. ``N-1-of-N``: a key names the split it belongs to, so a run never mixes two splits."""
+    return dg.StaticPartitionsDefinition([p.key for p in Partition.all(partitions)])
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, description="Token-bounded chunks; unchanged documents reuse theirs.")
-def chunks(raw_documents: ParquetTable, embedder: EmbedderResource, storage: AssetStorage,
-           corpus: CorpusResource) -> BatchStream:
-    return chunk_stream(raw_documents, embedder.chunker(), storage.store().get("chunks"),
-                        batch_size=corpus.record_batch_size)
+def partition_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> Partition | None:
+    """The bucket this run works on; None for the unpartitioned chain (the whole corpus)."""
+    return Partition.from_key(context.partition_key) if context.has_partition_key else None
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet", "pytorch"},
-          description="A float32 vector per chunk; only new text is embedded.")
-def embeddings(chunks: ParquetTable, embedder: EmbedderResource, storage: AssetStorage,
-               corpus: CorpusResource) -> BatchStream:
-    return embedding_stream(chunks, embedder.embedder(), storage.store().get("embeddings"),
-                            batch_size=corpus.record_batch_size)
+def table_name(name: str, partition: Partition | None) -> str:
+    return partition.table(name) if partition else name
 
 
-@dg.asset(group_name=GROUP, kinds={"milvus"},
-          description="The Milvus collection behind the alias, synced by upsert/delete within the corpus folder's "
-                      "source.")
-def semantic_index(embeddings: ParquetTable, milvus: MilvusResource, corpus: CorpusResource,
-                   storage: AssetStorage, embedder: EmbedderResource) -> dg.MaterializeResult:
-    meta, manager = embeddings.metadata, milvus.manager()
-    version = manager.version_for(meta[MODEL_KEY], int(meta[DIMENSION_KEY]), meta.get(CHUNKING_KEY, ""))
-    source = folder_source(corpus.path)
-    documents = storage.store().get("raw_documents")
-    report = sync_index(manager, milvus.collection, version, embeddings.iter_batches(corpus.record_batch_size),
-                        source=source, prune=True,
-                        keep=skipped_documents(Path(source), lambda: documents.trailer if documents else {}),
-                        promote=promoter(milvus.settings.rag_config(), milvus.collection, embedder.embedder(),
-                                         manager))
-    return dg.MaterializeResult(metadata=to_metadata({
-        "collection": report.collection, "alias": report.alias, "index_version": report.index_version,
-        "new_version": report.new_version, "upserted": report.upserted, "deleted": report.deleted,
-        "unchanged": report.unchanged, "rows": report.rows, "data_version": report.data_version,
-        "seconds": report.seconds, "source": source,
-        "milvus_uri": milvus.uri,
-    }))
+def ingestion_assets(partitions: dg.PartitionsDefinition | None = None) -> tuple[dg.AssetsDefinition, ...]:
+    """raw_documents, chunks, embeddings, semantic_index: unpartitioned, or over ``partitions``."""
+
+    @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=partitions,
+              description="Every readable document under the corpus folder (of this partition's bucket).")
+    def raw_documents(context: dg.AssetExecutionContext, corpus: CorpusResource) -> BatchStream:
+        if not corpus.path.exists():
+            raise dg.Failure(f"The corpus folder {corpus.path.resolve()} does not exist; create it or set "
+                             "ingestion.docs_dir (RAG__INGESTION__DOCS_DIR).")
+        partition = partition_of(context)
+        return document_stream(corpus.path, max_file_bytes=corpus.max_file_bytes,
+                               batch_size=corpus.record_batch_size, source=folder_source(corpus.path),
+                               owns=partition.owns if partition else None)
+
+    @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=partitions,
+              description="Token-bounded chunks; unchanged documents reuse theirs.")
+    def chunks(context: dg.AssetExecutionContext, raw_documents: ParquetTable, embedder: EmbedderResource,
+               storage: AssetStorage, corpus: CorpusResource) -> BatchStream:
+        previous = storage.store().get(table_name("chunks", partition_of(context)))
+        return chunk_stream(raw_documents, embedder.chunker(), previous, batch_size=corpus.record_batch_size)
+
+    @dg.asset(group_name=GROUP, kinds={"parquet", "pytorch"}, partitions_def=partitions,
+              description="A float32 vector per chunk; only new text is embedded.")
+    def embeddings(context: dg.AssetExecutionContext, chunks: ParquetTable, embedder: EmbedderResource,
+                   storage: AssetStorage, corpus: CorpusResource) -> BatchStream:
+        previous = storage.store().get(table_name("embeddings", partition_of(context)))
+        return embedding_stream(chunks, embedder.embedder(), previous, batch_size=corpus.record_batch_size)
+
+    @dg.asset(group_name=GROUP, kinds={"milvus"}, partitions_def=partitions,
+              description="The Milvus collection behind the alias, synced by upsert/delete within the corpus "
+                          "folder's source (and this partition's bucket).")
+    def semantic_index(context: dg.AssetExecutionContext, embeddings: ParquetTable, milvus: MilvusResource,
+                       corpus: CorpusResource, storage: AssetStorage,
+                       embedder: EmbedderResource) -> dg.MaterializeResult:
+        meta, manager, partition = embeddings.metadata, milvus.manager(), partition_of(context)
+        version = manager.version_for(meta[MODEL_KEY], int(meta[DIMENSION_KEY]), meta.get(CHUNKING_KEY, ""))
+        source = folder_source(corpus.path)
+        documents = storage.store().get(table_name("raw_documents", partition))
+        if partition and documents and documents.trailer.get(CORPUS_DOCUMENTS_KEY) == "0":
+            raise dg.Failure(f"The corpus folder {corpus.path.resolve()} holds no readable document; refusing to "
+                             f"prune partition {partition.key} of {milvus.collection!r} to nothing. Check the "
+                             "folder (ingestion.docs_dir), or delete its rows explicitly with "
+                             f"`rag delete --source {source}`.")
+        promote = promoter(milvus.settings.rag_config(), milvus.collection, embedder.embedder(), manager)
+        report = sync_index(manager, milvus.collection, version, embeddings.iter_batches(corpus.record_batch_size),
+                            source=source, prune=True,
+                            keep=skipped_documents(Path(source), lambda: documents.trailer if documents else {}),
+                            promote=promote, owns=partition.owns if partition else None)
+        # A new version filled by a partition's run is served once every bucket's run has filled it.
+        served = partition is not None and (
+            manager.resolve(milvus.collection) == report.collection
+            or finish_when_whole(manager, milvus.collection, report.collection,
+                                 _all_chunk_ids(storage, partition.count), promote=promote))
+        return dg.MaterializeResult(metadata=to_metadata({
+            "collection": report.collection, "alias": report.alias, "index_version": report.index_version,
+            "new_version": report.new_version, "upserted": report.upserted, "deleted": report.deleted,
+            "unchanged": report.unchanged, "rows": report.rows, "data_version": report.data_version,
+            "seconds": report.seconds, "source": source, "milvus_uri": milvus.uri,
+            **({"partition": partition.key, "serving": served} if partition else {}),
+        }))
+
+    return raw_documents, chunks, embeddings, semantic_index
+
+
+def _all_chunk_ids(storage: AssetStorage, partitions: int) -> list[str] | None:
+    """The chunk ids of every bucket's embeddings table; None while some bucket has none yet."""
+    tables = [storage.store().get(p.table("embeddings")) for p in Partition.all(partitions)]
+    if any(table is None for table in tables):
+        return None
+    return [chunk_id for table in tables for chunk_id in table.read_column("chunk_id").to_pylist()]
+
+
+raw_documents, chunks, embeddings, semantic_index = ingestion_assets()
