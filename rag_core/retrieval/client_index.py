@@ -4,6 +4,7 @@
   document-level results: a document is what is ranked there, and on SciFact train scoring it whole fused better
   than scoring its best chunk.
 - The moments of the collection's vectors, for the ``corpus`` normalisation of the dense leg.
+- On Milvus Lite, a copy of the vectors themselves, searched exactly in process (``dense_mirror``).
 """
 
 import json
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag_core.retrieval import dense_mirror
+from rag_core.retrieval.dense_mirror import DenseMirror
 from rag_core.retrieval.lexical import LexicalIndex
 from rag_core.retrieval.moments import VectorMoments
 from rag_core.types import Chunk
@@ -29,6 +32,7 @@ class ClientIndex:
     documents: LexicalIndex
     vectors: VectorMoments
     data_version: int
+    dense: DenseMirror | None = None
 
     @property
     def collection(self) -> str:
@@ -43,13 +47,19 @@ class ClientIndex:
 
     @classmethod
     def build(cls, rows: Sequence[Chunk], vector_batches: Iterable[np.ndarray], *, collection: str,
-              data_version: int, k1: float, b: float) -> "ClientIndex":
+              data_version: int, k1: float, b: float, dense_metric: str | None = None) -> "ClientIndex":
+        """``vector_batches`` in the order of ``rows``; with ``dense_metric`` they are kept as a ``DenseMirror``
+        under that metric, else only their moments are (streamed, so a server's vectors are never held whole)."""
+        if dense_metric is not None:
+            vector_batches = list(vector_batches)
         chunks = LexicalIndex.build([r.chunk_id for r in rows], [r.doc_id for r in rows], [r.text for r in rows],
                                     collection=collection, k1=k1, b=b)
         first_chunks, doc_ids, texts = documents_from_chunks(rows)
         documents = LexicalIndex.build(first_chunks, doc_ids, texts, collection=collection, k1=k1, b=b,
                                        level="document")
-        return cls(chunks, documents, VectorMoments.from_batches(vector_batches), data_version)
+        dense = None if dense_metric is None else DenseMirror.build(
+            [r.chunk_id for r in rows], [r.doc_id for r in rows], np.concatenate(vector_batches), dense_metric)
+        return cls(chunks, documents, VectorMoments.from_batches(vector_batches), data_version, dense)
 
     def save(self, folder: Path) -> None:
         """The state file is written last: a save interrupted half-way is never mistaken for a current index."""
@@ -57,13 +67,16 @@ class ClientIndex:
         self.chunks.save(folder / "chunks")
         self.documents.save(folder / "documents")
         self.vectors.save(folder)
+        (folder / dense_mirror.FILE).unlink(missing_ok=True)
+        if self.dense is not None:
+            self.dense.save(folder)
         (folder / STATE_FILE).write_text(json.dumps({"collection": self.collection, "data_version": self.data_version}))
 
     @classmethod
     def load(cls, folder: Path) -> "ClientIndex":
         state = json.loads((folder / STATE_FILE).read_text())
         return cls(LexicalIndex.load(folder / "chunks"), LexicalIndex.load(folder / "documents"),
-                   VectorMoments.load(folder), state["data_version"])
+                   VectorMoments.load(folder), state["data_version"], DenseMirror.load(folder))
 
     @staticmethod
     def exists(folder: Path) -> bool:

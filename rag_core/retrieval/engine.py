@@ -3,7 +3,7 @@
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -19,6 +19,7 @@ from rag_core.observability.query_log import QueryLog
 from rag_core.quality.signals import QualitySignals, query_signals
 from rag_core.retrieval.cache import QueryCache, normalise_query
 from rag_core.retrieval.client_index import ClientIndex
+from rag_core.retrieval.dense_mirror import METRICS as MIRRORED_METRICS
 from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
 from rag_core.retrieval.rerank import Reranker, make_reranker
 from rag_core.types import Chunk, Hit
@@ -90,13 +91,22 @@ def client_index_dir(config: RAGConfig, alias: str) -> Path:
     return Path(config.retrieval.bm25_dir) / alias
 
 
-def build_client_index(manager: MilvusIndexManager, state: CollectionState, folder: Path) -> ClientIndex:
-    """Rebuild the client-side index from what Milvus holds, so the two cannot disagree."""
+def build_client_index(manager: MilvusIndexManager, state: CollectionState, folder: Path, *,
+                       dense_metric: str | None = None) -> ClientIndex:
+    """Rebuild the client-side index from what Milvus holds, so the two cannot disagree. With ``dense_metric`` it
+    keeps a copy of the vectors to search (read with their ids in one pass, so they cannot be misaligned)."""
     def build() -> ClientIndex:
         fields = ["chunk_id", "doc_id", "position", "text"]
-        rows = [Chunk(**row) for batch in manager.iter_rows(state.collection, fields) for row in batch]
-        return ClientIndex.build(rows, manager.iter_vectors(state.collection), collection=state.collection,
-                                 data_version=state.data_version, k1=manager.index.bm25_k1, b=manager.index.bm25_b)
+        if dense_metric is None:
+            rows = [Chunk(**row) for batch in manager.iter_rows(state.collection, fields) for row in batch]
+            vectors: Iterable[np.ndarray] = manager.iter_vectors(state.collection)
+        else:
+            rows, vectors = [], []
+            for batch in manager.iter_rows(state.collection, [*fields, "vector"]):
+                rows.extend(Chunk(**{f: row[f] for f in fields}) for row in batch)
+                vectors.append(np.asarray([row["vector"] for row in batch], dtype=np.float32))
+        return ClientIndex.build(rows, vectors, collection=state.collection, data_version=state.data_version,
+                                 k1=manager.index.bm25_k1, b=manager.index.bm25_b, dense_metric=dense_metric)
 
     index = manager.consistent_export(state.collection, build)
     index.save(folder)
@@ -145,6 +155,22 @@ class RetrievalEngine:
             return "milvus"
         return "local"
 
+    @property
+    def dense_mirror_metric(self) -> str | None:
+        """The metric the client-side copy of the vectors is searched with, or None when Milvus searches.
+
+        ``auto`` mirrors on Milvus Lite only: its search walks rows in Python, while a server's HNSW is fast and a
+        copy of a large collection's vectors would cost every client its memory.
+        """
+        choice, metric = self.config.retrieval.dense_search, self.manager.index.metric_type
+        if choice == "client" and metric not in MIRRORED_METRICS:
+            raise ValueError(f"retrieval.dense_search is 'client' but index.metric_type is {metric!r}; the "
+                             f"client-side search reproduces {' and '.join(MIRRORED_METRICS)} only. Use 'auto' or "
+                             "'milvus'.")
+        mirrored = choice == "client" or (choice == "auto" and self.manager.capabilities.is_lite
+                                          and metric in MIRRORED_METRICS)
+        return metric if mirrored else None
+
     def serving_state(self) -> CollectionState:
         """The collection behind the alias and its data version, re-read at most every ``bm25_refresh_s``: a sync
         or a promotion in any process is noticed within that interval."""
@@ -166,13 +192,15 @@ class RetrievalEngine:
             if index is None or not self._matches(index, state):
                 log.info("Building the client-side index for %s (data version %d) from Milvus", state.collection,
                          state.data_version)
-                index = build_client_index(self.manager, state, folder)
+                index = build_client_index(self.manager, state, folder, dense_metric=self.dense_mirror_metric)
             self._client_index, self._rebuild_client_index = index, False
             return index
 
     def _matches(self, index: ClientIndex, state: CollectionState) -> bool:
+        wanted = self.dense_mirror_metric
         return (index.collection, index.data_version) == (state.collection, state.data_version) and \
-            index.params == (self.manager.index.bm25_k1, self.manager.index.bm25_b)
+            index.params == (self.manager.index.bm25_k1, self.manager.index.bm25_b) and \
+            (index.dense.metric if index.dense is not None else None) == wanted
 
     @property
     def _dense_scores_are_dot_products(self) -> bool:
@@ -259,8 +287,11 @@ class RetrievalEngine:
             query_vectors = list(vectors)
             timings["embed"] = _ms(tick)
             tick = time.perf_counter()
-            dense = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
-                                        output_fields=["doc_id"])  # texts only for the few results kept
+            if self.dense_mirror_metric is not None and not options.filter:
+                dense = self.client_index().dense.search(vectors, options.candidates)
+            else:
+                dense = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
+                                            output_fields=["doc_id"])  # texts only for the few results kept
             if backend == "local" and self._dense_scores_are_dot_products:
                 corpus_dense = self.client_index().vectors.score_moments(vectors)
                 dense_moments = corpus_dense if corpus else no_moments
