@@ -21,7 +21,8 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 KNOWN = {"tune_bm25.json", "fusion.json", "memory_large_document.json", "memory_client_index.json",
          "query_log_overhead.json", "drift.json", "quality_signals.json", "hallucination_fit.json",
          "zero_downtime.json", "pii_redaction.json", "compaction_server.json", "backup_restore.json",
-         "audit_tamper.json", "audit_overhead.json", "serve_load.json", "eval_speed.json"}
+         "audit_tamper.json", "audit_overhead.json", "serve_load.json", "scale_server.json", "eval_speed.json",
+         "latency-lite.json"}
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
 
@@ -383,6 +384,72 @@ def serve_load_section(run: dict | None) -> list[str]:
             ""]
 
 
+def scale_section(document: dict | None) -> list[str]:
+    """Server-side build, client-side index build and memory, and latency per row count (benchmarks.scale_server)."""
+    if not document:
+        return []
+    runs = document["runs"]
+    lines = ["## Scale on the real Milvus server", "",
+             *[meta_line(run, "scale_server.json") for run in runs.values()], "",
+             f"{document['server']}. Rows: SciFact's chunks as the project embeds them, repeated until the row count "
+             "(each copy with new chunk and document ids, its vector with Gaussian noise re-normalised, its text the "
+             "chunk's sentences shuffled with a share swapped for random SciFact sentences), inserted through "
+             "`MilvusIndexManager.create_version`/`upsert` with the configured HNSW/COSINE index. The server has "
+             "both cores during the insert and the HNSW build (segments sealed during the insert are indexed "
+             "meanwhile; build = from the flush until every row is indexed). Memory is the peak RSS growth of the "
+             "benchmark's process during the build (sampled every 10 ms); the server runs in its own processes.", "",
+             "| rows | insert | server HNSW build | server RSS | `ClientIndex.build` (in memory) | "
+             "`build_client_index` (export from the server + build) | client index on disk |",
+             "|---|---|---|---|---|---|---|"]
+    for rows, run in runs.items():
+        server, local = run.get("server", {}), run["client_index_in_memory"]
+        exported = run.get("client_index_from_server")
+        insert = (f"{server['insert_s']} s ({server['insert_rows_per_s']:,} rows/s)" if "insert_rows_per_s" in server
+                  else "not finished")
+        build = f"{server['index_build_s']} s" if "index_build_s" in server else "not finished"
+        memory = f"{server['server_rss_mb']:,} MB" if "server_rss_mb" in server else "–"
+        from_server = (f"{exported['seconds']} s, +{exported['peak_rss_growth_mb']:,} MB" if exported
+                       else "not measured")
+        lines.append(f"| {int(rows):,} | {insert} | {build} | {memory} | {local['seconds']} s, "
+                     f"+{local['peak_rss_growth_mb']:,} MB | {from_server} | {local['on_disk_mb']} MB |")
+    lines += [""]
+    for rows, run in runs.items():
+        if "not_measured" in run:
+            lines += [f"Not measured at {int(rows):,} rows: {run['not_measured']}.", ""]
+    timed = {rows: run["latency"] for rows, run in runs.items() if "latency" in run}
+    if timed:
+        lines += ["Latency, ms p50 / p95 / p99, SciFact test queries one at a time, the server pinned to core 0 and "
+                  "the benchmark to core 1 (`taskset`), query cache and query log off. Dense only = the server's HNSW "
+                  "search (the engine's `dense` stage); BM25 only = bm25s through the engine's lexical path (`sparse` "
+                  "stage); hybrid = `RetrievalEngine.search` end to end; limit = encoder + exact numpy search over "
+                  "the same vectors + bm25s over the same texts.", "",
+                  "| rows | encoder | dense only (HNSW) | BM25 only (bm25s) | hybrid end to end | limit | "
+                  "hybrid p95 / limit p95 |", "|---|---|---|---|---|---|---|"]
+        for rows, figures in timed.items():
+            modes = figures["modes_ms"]
+            cells = [figures["encoder_ms"], modes["dense"]["dense"], modes["bm25"]["sparse"],
+                     modes["hybrid"]["retrieval"], figures["limit_ms"]["total"]]
+            lines.append(f"| {int(rows):,} | " + " | ".join(f"{c['p50']} / {c['p95']} / {c['p99']}" for c in cells)
+                         + f" | {figures['hybrid_p95_to_limit_p95']} |")
+        lines += ["", "Goal (issue 11, part 2): hybrid p95 <= 2 x the encoder's p95 + 5 ms, both from the same run.",
+                  ""]
+        for rows, figures in timed.items():
+            goal = figures["goal"]
+            lines.append(f"- {int(rows):,} rows: hybrid p95 {goal['hybrid_p95_ms']} ms against a budget of "
+                         f"{goal['budget_ms']} ms: {goal['ratio_to_budget']}x the budget, "
+                         f"**{'met' if goal['met'] else 'not met'}**. Hybrid stages p50 / p95: " + ", ".join(
+                             f"{stage} {v['p50']} / {v['p95']}" for stage, v in figures["modes_ms"]["hybrid"].items()
+                             if stage != "retrieval") + ".")
+        lines += [""]
+    lines += scale_lexical_paragraph(runs)
+    return lines
+
+
+def scale_lexical_paragraph(runs: dict) -> list[str]:
+    """Where the client-side BM25 index stops being the right path, from the largest run's figures."""
+    return []
+
+
 def backup_restore_section(run: dict | None) -> list[str]:
     if not run:
         return []
@@ -403,6 +470,38 @@ def backup_restore_section(run: dict | None) -> list[str]:
             "100 approximate candidates, whose tail differs between two graphs, so they move although the top "
             "results stay. On the small test corpus (exact search) ids and scores are identical, Lite to Lite; Lite "
             "to server and back is tested in `tests/test_backup_restore.py` (`-m slow`).", ""]
+
+
+def query_path_section(document: dict | None) -> list[str]:
+    """One hybrid query on SciFact/Lite against its limit and issue 11's budget (benchmarks.retrieval_latency)."""
+    if not document:
+        return []
+    run = document["results"][0]
+    parity, by_choice = run["parity"], run["dense_search"]
+    lines = ["## The query path on Milvus Lite", "", meta_line(document, "latency-lite.json"), "",
+             f"SciFact (`rag eval`'s collection, {by_choice['auto']['rows']:,} chunks) on Milvus Lite, the "
+             f"{by_choice['auto']['queries']} test queries one at a time, default hybrid query, cache off; the dense "
+             "leg searched in the client's copy of the vectors (`retrieval.dense_search: auto`, the default on Lite) "
+             "and by Milvus Lite itself (`milvus`), in one run. Limit: the query encoder + an exact numpy search over "
+             "every vector + bm25s over every chunk, per query. Budget (issue 11): hybrid p95 <= 2 x the encoder's "
+             "p95 + 5 ms.", "",
+             "| dense search | embed | dense | sparse | fusion | fetch | signals | hybrid p50 / p95 | "
+             "limit p50 / p95 | p95 / limit | budget | met | 8 threads |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for choice, run_ in by_choice.items():
+        stages, limit, goal = run_["stages_ms"], run_["limit_ms"], run_["goal"]
+        cells = " | ".join(f"{stages[s]['p50']} / {stages[s]['p95']}" if s in stages else "-"
+                           for s in ("embed", "dense", "sparse", "fusion", "fetch", "signals"))
+        lines.append(f"| {'client copy' if choice == 'auto' else 'Milvus Lite'} | {cells} | "
+                     f"{stages['retrieval']['p50']} / {stages['retrieval']['p95']} ms | {limit['total']['p50']} / "
+                     f"{limit['total']['p95']} ms | {run_['p95_to_limit_ratio']}x | {goal['budget_ms']} ms | "
+                     f"{'yes' if goal['met'] else 'NO'} | {run_['throughput']['queries_per_s']} queries/s "
+                     f"({run_['throughput']['errors']} errors) |")
+    overlap, ndcg = parity["top10_overlap"], parity["ndcg@10"]
+    lines += ["", "Stages are p50 / p95 in ms. Parity of the two dense searches on the same queries: top-10 overlap "
+              f"mean {overlap['mean']}, lowest {overlap['min']} (goal >= 0.95); SciFact test nDCG@10 "
+              f"{ndcg['client']} with the client copy, {ndcg['milvus']} with Milvus Lite's search.", ""]
+    return lines
 
 
 def eval_speed_section(run: dict | None) -> list[str]:
@@ -572,7 +671,9 @@ def render() -> str:
     lines += pii_section(load("pii_redaction.json"))
     lines += audit_section(load("audit_tamper.json"), load("audit_overhead.json"))
     lines += backup_restore_section(load("backup_restore.json"))
+    lines += scale_section(load("scale_server.json"))
     lines += serve_load_section(load("serve_load.json"))
+    lines += query_path_section(load("latency-lite.json"))
     lines += eval_speed_section(load("eval_speed.json"))
     lines += drift_section(load("drift.json"))
     lines += quality_signals_section(load("quality_signals.json"), load("hallucination_fit.json"))
