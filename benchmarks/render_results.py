@@ -538,13 +538,18 @@ def eval_speed_section(run: dict | None) -> list[str]:
               f"if the cost per query grew linearly with the corpus ({target['corpus_scale']}x SciFact's documents; "
               "an upper bound for the HNSW leg, about right for BM25), plus the unchanged-corpus check.", "",
               f"Flush: {flush['rows']:,} SciFact rows upserted ({flush['upsert_s']} s) into a new Milvus Lite "
-              f"collection, {flush['searches']} dense searches ({flush['limit']} hits) before and after "
-              f"`flush` ({flush['flush_s']} s): p50 / p95 {flush['before_flush_ms']['p50']} / "
-              f"{flush['before_flush_ms']['p95']} ms unflushed, {flush['after_flush_ms']['p50']} / "
-              f"{flush['after_flush_ms']['p95']} ms flushed ({flush['p50_ratio']}x at p50). Unflushed rows sit in "
-              "Lite's in-memory table, which every search copies row by row; a sync that changed rows now flushes "
-              "once at its end. Lite also flushes when a client closes, so a collection reopened later was already "
-              "sealed.", ""]
+              f"collection, then {flush['searches']} dense searches in Milvus ({flush['limit']} hits, doc ids) and "
+              f"as many fetches of {flush['fetched']} chunk texts by id, before and after `flush` "
+              f"({flush['flush_s']} s):", "",
+              "| Milvus Lite call | unflushed p50 / p95 | flushed p50 / p95 | p50 ratio |", "|---|---|---|---|"]
+    for call in ("search", "fetch"):
+        before, after = flush["before_flush_ms"][call], flush["after_flush_ms"][call]
+        lines.append(f"| {call} | {before['p50']} / {before['p95']} ms | {after['p50']} / {after['p95']} ms | "
+                     f"{flush[f'{call}_p50_ratio']}x |")
+    lines += ["", "Unflushed rows sit in Lite's in-memory table, which every search copies row by row: what made "
+              "`rag eval` crawl when it searched in the process that had just indexed the corpus. A sync that "
+              "changed rows now flushes once at its end. Lite also seals its table when a client closes, so a "
+              "collection reopened by a later process (the runs above) was already sealed.", ""]
     return lines
 
 
