@@ -446,8 +446,34 @@ def scale_section(document: dict | None) -> list[str]:
 
 
 def scale_lexical_paragraph(runs: dict) -> list[str]:
-    """Where the client-side BM25 index stops being the right path, from the largest run's figures."""
-    return []
+    """Where the client-side BM25 index stops being the right path, from the largest run that rebuilt it from the
+    server (else the largest in-memory build)."""
+    exported = {int(r): run["client_index_from_server"] for r, run in runs.items() if "client_index_from_server" in run}
+    rows, build = max(exported.items()) if exported else max(
+        (int(r), run["client_index_in_memory"]) for r, run in runs.items())
+    how = "export from the server + build" if exported else "build in memory, without the export"
+    per_row_s, per_row_mb = build["seconds"] / rows, build["peak_rss_growth_mb"] / rows
+    minute_rows, gib_rows = 60 / per_row_s, 1024 / per_row_mb
+    sizes = "; ".join(f"{int(r):,} rows: {run['client_index_in_memory']['seconds']} s and "
+                      f"+{run['client_index_in_memory']['peak_rss_growth_mb']:,} MB in memory"
+                      + (f", {run['client_index_from_server']['seconds']} s and "
+                         f"+{run['client_index_from_server']['peak_rss_growth_mb']:,} MB from the server"
+                         if "client_index_from_server" in run else "") for r, run in runs.items())
+    return ["### Where the client-side BM25 index stops being the right path", "",
+            "On Milvus 2.3/2.4 and Milvus Lite the engine ranks BM25 on a client-side index (bm25s over chunks and "
+            "over documents, and the vectors' moments). It is rebuilt from Milvus on every data version change (any "
+            "sync that adds, changes or deletes a row): by the `bm25_index` asset after ingestion, or else by the "
+            "first query that notices the change, which waits for it with those behind it; every serving process "
+            "then loads it and holds its own copy in memory. Both costs "
+            f"grow linearly with the rows ({sizes}); bm25s also scores every entry on every query. From the "
+            f"{rows:,}-row figures ({how}), a rebuild passes one minute of a core at about {minute_rows:,.0f} rows "
+            f"and one GiB per process at about {gib_rows:,.0f} rows. Up to about a hundred thousand chunks that is "
+            "a fair price for stemmed BM25 and the corpus moments the default fusion uses; beyond a few hundred "
+            "thousand, or where data changes every few minutes, it is not. Use Milvus >= 2.5 there: with "
+            "`retrieval.lexical_backend: auto` (the default) the engine then runs BM25 inside Milvus on the "
+            "collection's sparse field, which the server indexes per segment as rows arrive, with nothing to rebuild "
+            "or hold on the client (fusion then normalises both legs by z-score within the candidates, as the "
+            "corpus moments come from the client-side index).", ""]
 
 
 def backup_restore_section(run: dict | None) -> list[str]:
