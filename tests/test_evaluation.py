@@ -81,10 +81,10 @@ def test_batched_evaluation_gives_the_one_at_a_time_run_and_scores(indexed, embe
         passes["batched"]
     assert counts == [str(n) for n in range(len(QUERIES) + 1)], "progress advances per query, not per batch"
     assert ranked(batched_run) == ranked(one_run) and len(one_run) == len(QUERIES)
-    # The fused scores agree to rounding: the corpus moments of a batch come from one matrix product (numpy's BLAS
-    # sums a row of a matrix product in another order than a single vector's product, ~1e-16 apart).
+    # Scores agree to rounding: a batch's dense scores (Lite's float32 in-process copy) and corpus moments come from
+    # matrix products, whose sums run in another order than one query's product; standardised, ~1e-6 apart.
     assert {q: [s for _, s in hits] for q, hits in batched_run.items()} == \
-        {q: pytest.approx([s for _, s in hits], rel=1e-12, abs=1e-12) for q, hits in one_run.items()}
+        {q: pytest.approx([s for _, s in hits], abs=1e-4) for q, hits in one_run.items()}
     assert (batched.ndcg_at_10, batched.recall_at_100, batched.mrr_at_10) == \
         (one.ndcg_at_10, one.recall_at_100, one.mrr_at_10)
     assert one.ndcg_at_10 > 0.8, "the tiny dataset is answerable: an empty run would also be 'identical'"

@@ -109,11 +109,13 @@ def evaluate(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptio
              on_result: ResultHook | None = None, progress: ProgressReporter = QUIET, *,
              batch_size: int = BATCH_SIZE, latency_sample: int = LATENCY_SAMPLE) -> tuple[EvaluationReport, Run]:
     """The quality figures from every judged query searched ``batch_size`` at a time (one embedding call and one
-    Milvus search per leg per batch: one search per query is what made an evaluation crawl on Milvus Lite), then the
-    latency figures from a fixed, seeded sample of ``latency_sample`` queries searched one at a time as a user would,
-    past the query cache so each is a real search. ``latency_sample=0``: every query one at a time, its result used
-    for both (the slow path, for latency figures over all queries). The run is the same either way.
-    ``on_result(qid, result)`` sees each query's whole result (e.g. its quality signals) once."""
+    search per leg per batch, where one query at a time pays each call's fixed cost per query), then the latency
+    figures from a fixed, seeded sample of ``latency_sample`` queries searched one at a time as a user would, past
+    the query cache so each is a real search. ``latency_sample=0``: every query one at a time, its result used for
+    both (latency over all queries, slower). Either way gives the same metrics, and the same ranking but for
+    documents tied to rounding: a batch's scores come from matrix products, whose float sums run in another order
+    than one query's (~1e-15 apart; ~1e-6 with Lite's float32 in-process dense copy, which swapped two documents
+    in 1 of SciFact's 1,109 queries). ``on_result(qid, result)`` sees each query's whole result once."""
     if batch_size < 1 or latency_sample < 0:
         raise ValueError(f"batch_size must be >= 1 and latency_sample >= 0, got {batch_size} and {latency_sample}.")
     ids = list(dataset.queries)
