@@ -6,6 +6,7 @@
    between the two vectors of a chunk, and tokens per second for each (the same texts, the same batch size).
 2. Queries: the 300 test queries one at a time, p50/p95 per query: plain sentence-transformers (torch fp32), the
    project's torch encoder, and the ONNX encoder.
+   Then tokens per second by batch size for each, on the first SWEEP_CHUNKS chunks (what chose the default).
 3. Quality: SciFact test nDCG@10 through the engine with each backend encoding the queries (the index holds the
    torch vectors, which match the ONNX ones to the cosine in 1.).
 """
@@ -21,8 +22,10 @@ from benchmarks.report import OUT, write_report
 from rag_core.config import EmbeddingConfig, load_config
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.embedder import Embedder
-from rag_core.quality.evaluation import dataset_alias, evaluate, load_beir
+from rag_core.quality.evaluation import dataset_alias, evaluate, evaluation_options, load_beir
 from rag_core.retrieval.engine import RetrievalEngine
+
+SWEEP_CHUNKS, SWEEP_BATCH_SIZES = 1500, (16, 32, 64)
 
 
 def timed(encode, texts: list[str]) -> tuple[np.ndarray, float]:  # noqa: ANN001
@@ -62,6 +65,16 @@ def main() -> int:
     torch_vectors, torch_s = timed(torch_side.encode_documents, texts)
     onnx_vectors, onnx_s = timed(onnx_side.encode_documents, texts)
     cosines = np.sum(torch_vectors * onnx_vectors, axis=1)
+    sample = texts[:SWEEP_CHUNKS]
+    sample_tokens = sum(len(ids) for ids in torch_side.tokenizer(sample, truncation=True,
+                                                                 max_length=torch_side.max_seq_length)["input_ids"])
+    sweep = []
+    for batch_size in SWEEP_BATCH_SIZES:
+        row = {"batch_size": batch_size}
+        for name, side in (("torch", torch_side), ("onnx", onnx_side)):
+            sized = Embedder(side.config.model_copy(update={"batch_size": batch_size}))
+            row[f"{name}_tokens_per_s"] = round(sample_tokens / timed(sized.encode_documents, sample)[1])
+        sweep.append(row)
 
     test = load_beir(args.dataset, "test")
     queries = list(test.queries.values())
@@ -78,9 +91,7 @@ def main() -> int:
     for name, embedder in (("torch", torch_side), ("onnx", onnx_side)):
         engine = RetrievalEngine(config.model_copy(update={"retrieval": config.retrieval.model_copy(
             update={"cache_size": 0})}), embedder=embedder, alias=alias)
-        options = engine.options(top_k=100, rerank_top_k=100, candidates=max(config.retrieval.candidates, 300),
-                                 document_level=True)
-        report, _ = evaluate(engine, test, options)
+        report, _ = evaluate(engine, test, evaluation_options(engine))
         ndcg[name] = round(report.ndcg_at_10, 5)
 
     report = {
@@ -88,6 +99,7 @@ def main() -> int:
         "documents": {"torch_tokens_per_s": round(tokens / torch_s), "onnx_tokens_per_s": round(tokens / onnx_s),
                       "ratio": round(torch_s / onnx_s, 2), "goal_ratio": 1.5,
                       "min_cosine": float(np.min(cosines)), "goal_min_cosine": 0.99999},
+        "batch_size_sweep": {"chunks": len(sample), "tokens": sample_tokens, "runs": sweep},
         "query_encoding_ms": query_ms,
         "query_p95_ratio_vs_sentence_transformers": round(
             query_ms["sentence_transformers_fp32"]["p95"] / query_ms["project_onnx"]["p95"], 2),
