@@ -6,7 +6,10 @@
    between the two vectors of a chunk, and tokens per second for each (the same texts, the same batch size).
 2. Queries: the 300 test queries one at a time, p50/p95 per query: plain sentence-transformers (torch fp32), the
    project's torch encoder, and the ONNX encoder.
-   Then tokens per second by batch size for each, on the first SWEEP_CHUNKS chunks (what chose the default).
+   Then tokens per second by batch size for each, on the first SWEEP_CHUNKS chunks (what chose the default), and
+   the profile that bounds the ratio: the model's floating-point work per token, what each backend achieves
+   against this machine's measured fp32 matrix-multiply peak (torch sgemm, 2048 x 2048), and ONNX Runtime's time
+   by operator.
 3. Quality: SciFact test nDCG@10 through the engine with each backend encoding the queries (the index holds the
    torch vectors, which match the ONNX ones to the cosine in 1.).
 """
@@ -46,6 +49,53 @@ def per_query_ms(encode, queries: list[str]) -> dict[str, float]:  # noqa: ANN00
     return {"p50": round(float(p50), 2), "p95": round(float(p95), 2)}
 
 
+def sgemm_flops_per_s(size: int = 2048, repeats: int = 20) -> float:
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return repeats * 2 * size ** 3 / (time.perf_counter() - started)
+
+
+def model_flops(embedder: Embedder, texts: list[str]) -> int:
+    """Multiply-adds x 2 of a BERT encoder over these texts: per token and layer the four attention projections
+    and the two feed-forward matrices, plus the attention scores and their weighted sum over the text's tokens."""
+    settings = embedder.model[0].auto_model.config
+    hidden, inner, layers = settings.hidden_size, settings.intermediate_size, settings.num_hidden_layers
+    lengths = [len(ids) for ids in embedder.tokenizer(texts, truncation=True,
+                                                      max_length=embedder.max_seq_length)["input_ids"]]
+    return sum(2 * layers * n * (4 * hidden * hidden + 2 * hidden * inner + 2 * n * hidden) for n in lengths)
+
+
+def onnx_time_by_operator(embedder: Embedder, texts: list[str]) -> dict[str, float]:
+    import json
+
+    import onnxruntime as ort
+
+    encoder = embedder.onnx
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    serving, encoder.session = encoder.session, ort.InferenceSession(
+        str(encoder.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    try:
+        encoder.encode(texts, normalize=True)
+        trace = Path(encoder.session.end_profiling())
+    finally:
+        encoder.session = serving
+    spent: dict[str, float] = {}
+    for event in json.loads(trace.read_text()):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            spent[event["args"]["op_name"]] = spent.get(event["args"]["op_name"], 0) + event["dur"]
+    trace.unlink()
+    total = sum(spent.values())
+    return {op: round(us / total, 3) for op, us in sorted(spent.items(), key=lambda kv: -kv[1]) if us / total >= 0.01}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", type=Path, default=SCIFACT)
@@ -75,6 +125,11 @@ def main() -> int:
             sized = Embedder(side.config.model_copy(update={"batch_size": batch_size}))
             row[f"{name}_tokens_per_s"] = round(sample_tokens / timed(sized.encode_documents, sample)[1])
         sweep.append(row)
+    flops, peak = model_flops(torch_side, texts), sgemm_flops_per_s()
+    profile = {"model_mflop_per_token": round(flops / tokens / 1e6, 1), "sgemm_gflop_per_s": round(peak / 1e9),
+               **{f"{name}_share_of_sgemm_peak": round(flops / seconds / peak, 2)
+                  for name, seconds in (("torch", torch_s), ("onnx", onnx_s))},
+               "onnx_time_by_operator": onnx_time_by_operator(onnx_side, texts[:256])}
 
     test = load_beir(args.dataset, "test")
     queries = list(test.queries.values())
@@ -99,6 +154,7 @@ def main() -> int:
         "documents": {"torch_tokens_per_s": round(tokens / torch_s), "onnx_tokens_per_s": round(tokens / onnx_s),
                       "ratio": round(torch_s / onnx_s, 2), "goal_ratio": 1.5,
                       "min_cosine": float(np.min(cosines)), "goal_min_cosine": 0.99999},
+        "profile": profile,
         "batch_size_sweep": {"chunks": len(sample), "tokens": sample_tokens, "runs": sweep},
         "query_encoding_ms": query_ms,
         "query_p95_ratio_vs_sentence_transformers": round(
