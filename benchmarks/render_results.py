@@ -22,7 +22,7 @@ KNOWN = {"tune_bm25.json", "fusion.json", "memory_large_document.json", "memory_
          "query_log_overhead.json", "drift.json", "quality_signals.json", "hallucination_fit.json",
          "zero_downtime.json", "pii_redaction.json", "compaction_server.json", "backup_restore.json",
          "audit_tamper.json", "audit_overhead.json", "serve_load.json", "scale_server.json", "eval_speed.json",
-         "latency-lite.json"}
+         "latency-lite.json", "onnx_backend.json"}
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
 
@@ -498,6 +498,43 @@ def backup_restore_section(run: dict | None) -> list[str]:
             "to server and back is tested in `tests/test_backup_restore.py` (`-m slow`).", ""]
 
 
+def onnx_section(run: dict | None) -> list[str]:
+    """ONNX Runtime against torch on the same SciFact chunks and queries (benchmarks.onnx_backend)."""
+    if not run:
+        return []
+    docs, queries = run["documents"], run["query_encoding_ms"]
+    plain, met = queries["sentence_transformers_fp32"], docs["ratio"] >= docs["goal_ratio"]
+    lines = ["## The embedder: ONNX Runtime against torch", "", meta_line(run, "onnx_backend.json"), "",
+             f"Every chunk of SciFact ({run['chunks']:,} chunks, {run['tokens']:,} tokens) encoded by each backend in "
+             f"one run, batch size {run['settings']['batch_size']} ({run['settings']['model']}; the default backend "
+             f"is `{run['settings']['default']}`).", "",
+             "| | torch fp32 | ONNX Runtime | ratio | goal |", "|---|---|---|---|---|",
+             f"| documents, tokens/s | {docs['torch_tokens_per_s']:,} | {docs['onnx_tokens_per_s']:,} | "
+             f"{docs['ratio']}x | >= {docs['goal_ratio']}x: {'met' if met else 'NOT met'} |",
+             f"| lowest cosine to torch over every chunk | | {docs['min_cosine']:.7f} | | "
+             f">= {docs['goal_min_cosine']} |",
+             f"| SciFact test nDCG@10 | {run['ndcg_at_10']['torch']} | {run['ndcg_at_10']['onnx']} | | unchanged |",
+             f"| one query, p50 / p95 ms (plain sentence-transformers: {plain['p50']} / {plain['p95']}) | "
+             f"{queries['project_torch']['p50']} / "
+             f"{queries['project_torch']['p95']} | {queries['project_onnx']['p50']} / {queries['project_onnx']['p95']} "
+             f"| {run['query_p95_ratio_vs_sentence_transformers']}x at p95 vs plain | >= 2x |", ""]
+    if "profile" not in run:  # written before the sweep and profile were measured
+        return lines
+    sweep, profile = run["batch_size_sweep"], run["profile"]
+    lines += [f"Tokens/s by batch size, first {sweep['chunks']:,} chunks ({sweep['tokens']:,} tokens): " + "; ".join(
+        f"{r['batch_size']}: torch {r['torch_tokens_per_s']:,}, ONNX {r['onnx_tokens_per_s']:,}" for r in sweep["runs"])
+        + ".", "",
+        f"Why documents are not 1.5x faster here: the model does {profile['model_mflop_per_token']} MFLOP per token, "
+        f"and this machine's measured fp32 matrix-multiply peak (torch sgemm 2048 x 2048, same run) is "
+        f"{profile['sgemm_gflop_per_s']} GFLOP/s. Torch already reaches {profile['torch_share_of_sgemm_peak']:.0%} of "
+        f"it and ONNX Runtime {profile['onnx_share_of_sgemm_peak']:.0%}; ONNX Runtime's time by operator: "
+        + ", ".join(f"{op} {share:.0%}" for op, share in profile["onnx_time_by_operator"].items())
+        + ". A 1.5x gain in fp32 would need more than the machine's matrix-multiply peak; the issue's 1.7x "
+        "assumed torch at about a third of peak. Queries are another matter: one short text is dominated "
+        "by per-call overhead, which ONNX Runtime mostly removes.", ""]
+    return lines
+
+
 def query_path_section(document: dict | None) -> list[str]:
     """One hybrid query on SciFact/Lite against its limit and issue 11's budget (benchmarks.retrieval_latency)."""
     if not document:
@@ -704,6 +741,7 @@ def render() -> str:
     lines += backup_restore_section(load("backup_restore.json"))
     lines += scale_section(load("scale_server.json"))
     lines += serve_load_section(load("serve_load.json"))
+    lines += onnx_section(load("onnx_backend.json"))
     lines += query_path_section(load("latency-lite.json"))
     lines += eval_speed_section(load("eval_speed.json"))
     lines += drift_section(load("drift.json"))
