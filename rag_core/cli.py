@@ -67,26 +67,22 @@ FAILURE_EVENTS = {"ingest": AuditEventType.INGESTION, "delete": AuditEventType.D
 # --- argument types: a bad value is an argparse error (exit 2) that names the option --------------------------------
 
 
-def positive_int(text: str) -> int:
-    """For counts such as ``--top-k``: 0 or -5 would silently mean "the default" or "all", so they are refused."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def int_at_least(minimum: int, meaning: str) -> Callable[[str], int]:
+    """For counts: ``--top-k 0`` or ``-5`` would silently mean "the default" or "all", so values under ``minimum``
+    are refused (``--latency-sample 0`` means every query, so its minimum is 0)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {meaning}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {meaning}, got {value}")
+        return value
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """For counts where 0 means something (``--latency-sample 0``: every query); -1 is refused."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
+positive_int = int_at_least(1, "a positive integer")
+non_negative_int = int_at_least(0, "an integer >= 0")
 
 
 def unit_fraction(text: str) -> float:
