@@ -2,6 +2,7 @@
 bucket, so N workers can ingest in parallel against one Milvus."""
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -32,25 +33,31 @@ def corpus(folder: Path) -> dict[str, Path]:
     return files
 
 
-def config_for(tmp_path: Path, docs: Path, name: str, partitions: int) -> RAGConfig:
-    """Its own Milvus Lite file and Parquet tables, over the shared corpus folder."""
-    return make_config(tmp_path / name, str(tmp_path / name / "milvus.db"), chunking=SMALL_CHUNKS,
+def config_for(tmp_path: Path, docs: Path, name: str, partitions: int, uri: str = "") -> RAGConfig:
+    """Its own Parquet tables and collection (by default its own Milvus Lite file), over the shared corpus folder."""
+    return make_config(tmp_path / name, uri or str(tmp_path / name / "milvus.db"), f"t_{name}",
+                       chunking=SMALL_CHUNKS, milvus={"consistency_level": "Strong"},
                        ingestion={"docs_dir": str(docs), "partitions": partitions})
 
 
-def run_partitions(config: RAGConfig, keys: list[str]) -> list[dict]:
-    """Each partition's run in turn, as a backfill would launch them; the semantic_index metadata of each, after
-    asserting that every check passed."""
+def run_partitions(config: RAGConfig, keys: list[str], *, parallel: bool = False) -> list[dict]:
+    """Each partition's run, in turn as a backfill on one worker would launch them, or all at once as on N
+    workers; the semantic_index metadata of each, after asserting that every check passed."""
     job = build_definitions(config).resolve_job_def("ingestion")
-    instance = dg.DagsterInstance.ephemeral()
-    reports = []
-    for key in keys:
-        result = job.execute_in_process(partition_key=key, instance=instance)
-        evaluations = result.get_asset_check_evaluations()
-        assert len(evaluations) == 4 and all(e.passed for e in evaluations), key
-        (index,) = [m for m in result.asset_materializations_for_node("semantic_index")]
-        reports.append({k: v.value for k, v in index.metadata.items()})
-    return reports
+
+    def run(key: str) -> dict:
+        # Disposed in the thread that made it: the instance's event log is an in-memory SQLite database.
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = job.execute_in_process(partition_key=key, instance=instance)
+            evaluations = result.get_asset_check_evaluations()
+            assert len(evaluations) == 4 and all(e.passed for e in evaluations), key
+            (index,) = result.asset_materializations_for_node("semantic_index")
+            return {k: v.value for k, v in index.metadata.items()}
+
+    if not parallel:
+        return [run(key) for key in keys]
+    with ThreadPoolExecutor(len(keys)) as pool:
+        return list(pool.map(run, keys))
 
 
 def rows(config: RAGConfig) -> dict[str, tuple[str, np.ndarray]]:
@@ -76,7 +83,7 @@ def test_four_partitions_one_by_one_build_exactly_the_collection_one_run_builds(
 
     # The version is filled bucket by bucket and served only once the last bucket is in it.
     assert [r["serving"] for r in reports] == [False, False, False, True]
-    assert {r["collection"] for r in reports} == {f"{split.milvus.collection}__v1"}
+    assert {r["collection"] for r in reports} == {"t_split__v1"}
     expected, built = rows(whole), rows(split)
     assert sorted(built) == sorted(expected) and len(built) >= 10
     for chunk_id, (doc_id, vector) in expected.items():
@@ -109,6 +116,31 @@ def test_a_deletion_resynced_in_its_partition_touches_no_other_bucket(tmp_path: 
     for chunk_id in after:
         assert np.array_equal(after[chunk_id][1], before[chunk_id][1]) and after[chunk_id][0] == before[chunk_id][0]
     assert report["data_version"] != emptied["data_version"]
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_partitions_run_in_parallel_against_one_server(tmp_path: Path, milvus_server, embedder) -> None:
+    docs = tmp_path / "docs"
+    files = corpus(docs)
+    split = config_for(tmp_path, docs, f"split{tmp_path.name[-6:]}", 4, milvus_server.uri)
+    run_partitions(split, KEYS)
+    before = run_partitions(split, KEYS, parallel=True)
+    assert all(r["upserted"] == r["deleted"] == 0 for r in before)
+
+    files["bm25.txt"].unlink()  # bucket 0
+    files["milvus.md"].write_text("# Milvus\n\nMilvus keeps vectors in collections behind an alias.\n")  # bucket 3
+    files["hnsw.md"].write_text("HNSW trades recall for speed with ef.\n")  # bucket 2
+    (docs / "rerank.md").write_text("A cross-encoder reads the query and the passage together.\n")  # bucket 1
+    reports = run_partitions(split, KEYS, parallel=True)
+
+    assert all(r["upserted"] + r["deleted"] > 0 for r in reports), "every bucket had a change to sync"
+    assert len({r["data_version"] for r in reports}) == 4, "racing bumps never write the same data version"
+    whole = config_for(tmp_path, docs, f"whole{tmp_path.name[-6:]}", 1, milvus_server.uri)
+    run_ingestion(whole)
+    expected, built = rows(whole), rows(split)
+    assert sorted(built) == sorted(expected)
+    assert all(np.allclose(built[c][1], v, atol=1e-5) and built[c][0] == d for c, (d, v) in expected.items())
 
 
 def test_the_bucket_of_a_document_is_fixed_and_buckets_are_balanced() -> None:
