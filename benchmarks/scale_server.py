@@ -1,8 +1,8 @@
 """Scale figures on the real Milvus 2.3.5 server: insert, index builds (server HNSW and the client-side index),
 memory, and query latency at 100k or 1M rows.
 
-    python -m benchmarks.scale_server --rows 100000      # about 15 minutes on 2 cores
-    python -m benchmarks.scale_server --rows 1000000     # the server's HNSW build on 2 cores takes hours
+    python -m benchmarks.scale_server --rows 100000      # about 6 minutes on 2 cores
+    python -m benchmarks.scale_server --rows 1000000     # about 30 minutes (the HNSW build 12 of them)
     # each run adds its row count to benchmarks/out/scale_server.json (other row counts are kept)
 
 Rows: the SciFact chunks as the project embeds them (read from the `rag eval` collection, built by
@@ -13,14 +13,17 @@ SciFact sentences. They go in through ``MilvusIndexManager.create_version`` / ``
 HNSW/COSINE parameters, as ingestion does.
 
 Measured, in this order:
-1. ``ClientIndex.build`` on the rows in memory (needs no server): seconds, peak RSS growth of this process
-   (sampled every 10 ms), size on disk. At 1M this comes first, so it is measured even when the server is not.
+1. ``ClientIndex.build`` on the rows in memory (needs no server), in a fresh child process: seconds, peak RSS
+   growth of that process (sampled every 10 ms), size on disk. It comes first, so it is measured even when the
+   server part is not.
 2. The server on loopback under a temporary folder: the insert, then the HNSW build (from the flush to every row
    indexed; segments sealed during the insert are indexed meanwhile), both with the server on both cores.
    ``--stop-by HH:MM`` (UTC) abandons the server part when the insert or the build runs past it.
-3. ``build_client_index`` from the server (the export the engine runs on every data version change).
+3. ``build_client_index`` from the server (the export the engine runs on every data version change), in a fresh
+   child process too, after the server's CPU stayed quiet for QUIET_WINDOWS windows.
 4. Latency, the server pinned to core 0 and this process to core 1 (``taskset``), SciFact's 300 test queries one
-   at a time, the query cache and the query log off: the query encoder alone, dense only (server HNSW), BM25 only
+   at a time, each query through every path before the next, the query cache and the query log off: the query
+   encoder alone, dense only (server HNSW), BM25 only
    (bm25s through the engine's lexical path), the default hybrid end to end (``RetrievalEngine.search``), and the
    limit: encoder + exact numpy search over the same vectors + bm25s over the same texts.
 """
