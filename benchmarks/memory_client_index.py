@@ -9,20 +9,17 @@ build used beyond the index itself. Goal: at 4x the data, that difference grows 
     python -m benchmarks.memory_client_index     # writes benchmarks/out/memory_client_index.json
 """
 
-import gc
 import gzip
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
-import psutil
 
-from benchmarks.report import OUT, write_report
+from benchmarks.report import OUT, peak_rss, write_report
 from rag_core.config import IndexConfig, MilvusConfig
 
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
@@ -68,26 +65,12 @@ def measure(uri: str, folder: str) -> dict:
     manager = MilvusIndexManager(MilvusConfig(uri=uri), IndexConfig())
     state = manager.state(manager.serving("scifact"))
     manager.count(state.collection)  # connected and loaded before the baseline
-    process = psutil.Process()
-    gc.collect()
-    before = process.memory_info().rss
-    peak, done = [before], threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.01):
-            peak[0] = max(peak[0], process.memory_info().rss)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        index = build_client_index(manager, state, Path(folder))
-    finally:
-        done.set()
-        sampler.join()
+    measured = peak_rss(lambda: build_client_index(manager, state, Path(folder)))
+    index = measured.result
     index_bytes = sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
-    growth_mb = (peak[0] - before) / 2**20
-    return {"rows": len(index), "documents": len(index.documents), "rss_before_mb": round(before / 2**20, 1),
-            "peak_rss_mb": round(peak[0] / 2**20, 1), "build_growth_mb": round(growth_mb, 1),
+    growth_mb = measured.growth_mb
+    return {"rows": len(index), "documents": len(index.documents), "rss_before_mb": round(measured.before_mb, 1),
+            "peak_rss_mb": round(measured.peak_mb, 1), "build_growth_mb": round(growth_mb, 1),
             "index_mb": round(index_bytes / 2**20, 1), "beyond_index_mb": round(growth_mb - index_bytes / 2**20, 1)}
 
 

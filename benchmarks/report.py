@@ -9,6 +9,8 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +61,45 @@ def write_report(path: str | Path, figures: Any) -> None:
     document = {"meta": run_metadata(), **{k: v for k, v in body.items() if k != "meta"}}
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(document, indent=2))
+
+
+@dataclass(frozen=True)
+class PeakRss:
+    result: Any
+    seconds: float
+    before_mb: float
+    peak_mb: float
+
+    @property
+    def growth_mb(self) -> float:
+        return self.peak_mb - self.before_mb
+
+
+def peak_rss(work: Callable[[], Any]) -> PeakRss:
+    """``work()`` timed, with this process's peak RSS sampled every 10 ms: ``ru_maxrss`` keeps only the process's
+    all-time high, which loading a model or Milvus Lite may already have set."""
+    import gc
+    import threading
+    import time
+
+    import psutil
+
+    process = psutil.Process()
+    gc.collect()
+    before = process.memory_info().rss
+    peak, done = [before], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    try:
+        result = work()
+    finally:
+        seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
+    return PeakRss(result, seconds, before / 2**20, peak[0] / 2**20)

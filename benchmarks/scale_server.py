@@ -39,9 +39,8 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,7 +52,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from benchmarks.report import OUT, run_metadata, write_report  # noqa: E402
+from benchmarks.report import OUT, peak_rss, run_metadata, write_report  # noqa: E402
 from benchmarks.retrieval_latency import QUIET_CPU_PERCENT, server_cpu_percent  # noqa: E402
 from rag_core.config import RAGConfig  # noqa: E402
 from rag_core.index.manager import MilvusIndexManager  # noqa: E402
@@ -156,29 +155,6 @@ def scaled_rows(source: SciFactChunks, rows: int,
         yield batch
 
 
-def peak_rss_growth(work: Callable[[], T]) -> tuple[T, float, float]:
-    """(result, seconds, peak RSS growth of this process in MiB over the RSS just before), sampled every 10 ms."""
-    process = psutil.Process()
-    gc.collect()
-    before = process.memory_info().rss
-    peak, done = [before], threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.01):
-            peak[0] = max(peak[0], process.memory_info().rss)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    started = time.perf_counter()
-    try:
-        result = work()
-    finally:
-        seconds = time.perf_counter() - started
-        done.set()
-        sampler.join()
-    return result, seconds, (peak[0] - before) / 2**20
-
-
 def folder_mb(folder: Path) -> float:
     return round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20, 1)
 
@@ -195,7 +171,8 @@ def client_index_in_memory(source: SciFactChunks, vectors: np.ndarray, config: R
         return ClientIndex.build(chunks, batches, collection="in-memory", data_version=1, k1=index_config.bm25_k1,
                                  b=index_config.bm25_b)
 
-    index, seconds, growth = peak_rss_growth(build)
+    measured = peak_rss(build)
+    index, seconds, growth = measured.result, measured.seconds, measured.growth_mb
     index.save(folder)
     figures = {"seconds": round(seconds, 1), "peak_rss_growth_mb": round(growth, 1), "on_disk_mb": folder_mb(folder),
                "chunks": len(index), "documents": len(index.documents)}
@@ -208,7 +185,8 @@ def client_index_from_server(config: RAGConfig, folder: Path) -> dict:
     manager = MilvusIndexManager(config.milvus, config.index)
     state = manager.state(manager.serving(ALIAS))
     manager.count(state.collection)  # connected and loaded before the baseline
-    index, seconds, growth = peak_rss_growth(lambda: build_client_index(manager, state, folder))
+    measured = peak_rss(lambda: build_client_index(manager, state, folder))
+    index, seconds, growth = measured.result, measured.seconds, measured.growth_mb
     return {"seconds": round(seconds, 1), "peak_rss_growth_mb": round(growth, 1), "on_disk_mb": folder_mb(folder),
             "chunks": len(index)}
 
