@@ -1,6 +1,6 @@
 """How long `rag eval` takes on SciFact once the corpus is indexed, and whether flushing changes Lite's search.
 
-    flock /tmp/heavy.lock .venv/bin/python -m benchmarks.eval_speed   # writes benchmarks/out/eval_speed.json
+    python -m benchmarks.eval_speed   # writes benchmarks/out/eval_speed.json
 
 1. Per split (test: 300 queries, train: 809), on the collection `rag eval` builds in data/milvus.db (built here
    when missing): the unchanged-corpus check `rag eval` starts with, then the evaluation batched (the default:
