@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pymilvus import MilvusClient
 
 from rag_core.config import EmbeddingConfig, RAGConfig
 from rag_core.ingest.embedder import Embedder, shared_embedder
@@ -24,10 +25,47 @@ def embedder() -> Embedder:
     return shared_embedder(EmbeddingConfig())
 
 
+class _SharedServerCollections:
+    """What each test leaves on the session's server is dropped after it.
+
+    Left there, hundreds of small loaded collections keep the 2.3.5 server's compaction and index workers busy,
+    and a later test's compaction queued behind them misses its wait (seen in full runs: a one-second job still
+    'Executing' after 60 s).
+    """
+
+    client: MilvusClient | None = None
+
+    def names(self) -> set[str]:
+        return set(self.client.list_collections()) if self.client else set()
+
+    def drop_all_but(self, keep: set[str]) -> None:
+        if self.client is None:
+            return
+        for name in self.names() - keep:
+            for alias in self.client.list_aliases(name).get("aliases", []):
+                self.client.drop_alias(alias)
+            self.client.drop_collection(name)
+
+
+_SHARED_SERVER = _SharedServerCollections()
+
+
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
     with running_server(tmp_path_factory.mktemp("milvus-server")) as server:
-        yield server
+        _SHARED_SERVER.client = MilvusClient(server.uri)
+        try:
+            yield server
+        finally:
+            _SHARED_SERVER.client.close()
+            _SHARED_SERVER.client = None
+
+
+@pytest.fixture(autouse=True)
+def _drop_what_the_test_left_on_the_server() -> Iterator[None]:
+    before = _SHARED_SERVER.names()
+    yield
+    _SHARED_SERVER.drop_all_but(before)
 
 
 @pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])
