@@ -446,6 +446,14 @@ def scale_section(document: dict | None) -> list[str]:
         busy = ", ".join(f"{figures['server_core_busy_during_pass']:.0%} of the pass at {int(rows):,} rows"
                          for rows, figures in timed.items() if "server_core_busy_during_pass" in figures)
         lines += ["", f"The server's core was busy {busy} (searches and background work).", ""] if busy else [""]
+        rates = {rows: figures["throughput"] for rows, figures in timed.items() if "throughput" in figures}
+        if rates:
+            lines += ["Throughput, still pinned (the server on one core, the benchmark on the other): 8 threads "
+                      "sending 2,000 default hybrid queries between them: "
+                      + ", ".join(f"{rate['queries_per_s']} queries/s with {rate['errors']} errors at "
+                                  f"{int(rows):,} rows" for rows, rate in rates.items())
+                      + "".join(f"; not measured at {int(rows):,} rows (that run predates the measure)"
+                                for rows in timed if rows not in rates) + ".", ""]
     lines += scale_lexical_paragraph(runs)
     return lines
 

@@ -129,19 +129,6 @@ def measure(config: RAGConfig, alias: str, queries: list[str]) -> dict:
                                    "bm25s": (searched, done), "total": (tick, done)}.items():
             limit[part].append((end - start) * 1000)
 
-    errors, started = 0, time.perf_counter()
-    stream = [queries[i % len(queries)] for i in range(THROUGHPUT_QUERIES)]
-
-    def one(query: str) -> bool:
-        try:
-            return bool(engine.search(query).results)
-        except Exception:  # noqa: BLE001 - counted, the figure is the error count
-            return False
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        ok = list(pool.map(one, stream))
-    errors = ok.count(False)
-    seconds = time.perf_counter() - started
     import torch
 
     hybrid_p95, encoder_p95 = percentiles(stages["retrieval"])["p95"], percentiles(limit["embed"])["p95"]
@@ -154,8 +141,25 @@ def measure(config: RAGConfig, alias: str, queries: list[str]) -> dict:
             "limit_ms": {k: percentiles(v) for k, v in limit.items()},
             **{f"{p}_to_limit_ratio": round(percentiles(stages["retrieval"])[p] / percentiles(limit["total"])[p], 2)
                for p in ("p50", "p95")},
-            "throughput": {"threads": THREADS, "queries": THROUGHPUT_QUERIES, "errors": errors,
-                           "queries_per_s": round(THROUGHPUT_QUERIES / seconds, 1)}}
+            "throughput": throughput(engine, queries)}
+
+
+def throughput(engine: RetrievalEngine, queries: list[str]) -> dict:
+    """THREADS threads sending THROUGHPUT_QUERIES default hybrid queries between them, ``queries`` in turn."""
+    stream = [queries[i % len(queries)] for i in range(THROUGHPUT_QUERIES)]
+
+    def one(query: str) -> bool:
+        try:
+            return bool(engine.search(query).results)
+        except Exception:  # noqa: BLE001 - counted, the figure is the error count
+            return False
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as pool:
+        ok = list(pool.map(one, stream))
+    seconds = time.perf_counter() - started
+    return {"threads": THREADS, "queries": THROUGHPUT_QUERIES, "errors": ok.count(False),
+            "queries_per_s": round(THROUGHPUT_QUERIES / seconds, 1)}
 
 
 def copy_collection(source: MilvusIndexManager, source_alias: str, target: MilvusIndexManager, alias: str) -> None:

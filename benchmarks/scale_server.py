@@ -25,7 +25,8 @@ Measured, in this order:
    at a time, each query through every path before the next, the query cache and the query log off: the query
    encoder alone, dense only (server HNSW), BM25 only
    (bm25s through the engine's lexical path), the default hybrid end to end (``RetrievalEngine.search``), and the
-   limit: encoder + exact numpy search over the same vectors + bm25s over the same texts.
+   limit: encoder + exact numpy search over the same vectors + bm25s over the same texts. Then throughput, still
+   pinned: 8 threads sending 2,000 default hybrid queries between them (``benchmarks.retrieval_latency``).
 """
 
 import argparse
@@ -53,7 +54,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 from benchmarks.report import OUT, peak_rss, run_metadata, write_report  # noqa: E402
-from benchmarks.retrieval_latency import QUIET_CPU_PERCENT, server_cpu_percent  # noqa: E402
+from benchmarks.retrieval_latency import QUIET_CPU_PERCENT, server_cpu_percent, throughput  # noqa: E402
 from rag_core.config import RAGConfig  # noqa: E402
 from rag_core.index.manager import MilvusIndexManager  # noqa: E402
 from rag_core.quality.evaluation import dataset_alias, load_beir  # noqa: E402
@@ -331,6 +332,7 @@ def with_server(config: RAGConfig, work: Path, source: SciFactChunks, vectors: n
         engine.search(queries[0])  # loads the encoder and the client-side index
         pin(server.process.pid)  # again: the threads they started may have set their own affinity
         measured = latency(engine, vectors, queries, server.process.pid)
+        measured["throughput"] = throughput(engine, queries)
         measured["pinning"] = {"server_core": SERVER_CORE, "client_core": CLIENT_CORE}
         return {"server": figures, "client_index_from_server": export, "latency": measured}
 
