@@ -117,7 +117,8 @@ class OfflineSciFact:
     def lexical(self, split: str, k1: float, b: float) -> list[LexicalRanking]:
         """Per query: BM25's candidates, the true scores of the dense candidates outside them, its moments."""
         also = [[h.doc_id for h in hits] for hits in self.dense(split).hits]
-        return self.lexical_index(k1, b).rank(list(self.splits[split].queries.values()), CANDIDATES, also=also)
+        return self.lexical_index(k1, b).rank(list(self.splits[split].queries.values()), CANDIDATES,
+                                              also=lambda: also)
 
     # --- runs ---------------------------------------------------------------------------------------------------
 

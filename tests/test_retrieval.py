@@ -1,12 +1,16 @@
 """The hybrid retrieval engine on Milvus Lite and the real server."""
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from rag_core.config import RAGConfig
+from rag_core.index.retry import MilvusUnavailableError
 from rag_core.ingest.reindex import reindex
 from rag_core.retrieval.engine import RetrievalEngine
+from rag_core.retrieval.lexical import LexicalIndex
 from tests.corpus import RETRIEVAL_DOCS as DOCS
 from tests.corpus import ingest
 
@@ -101,3 +105,43 @@ def test_corpus_normalisation_scores_each_leg_against_the_whole_index(config: RA
     whole = engine.search(query, mode="bm25", document_level=True).results[0]
     assert whole.lexical_score == pytest.approx(client.documents.search([query], 1)[0][0].score), \
         "document-level BM25 scores whole documents"
+
+
+def test_the_dense_leg_in_milvus_runs_while_bm25_ranks(config: RAGConfig, embedder,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a server the dense leg is mostly a wait for Milvus: the caller's thread ranks BM25 meanwhile. Same
+    results, the dense stage timed as long as Milvus took, and a failed search still fails the query."""
+    config = config.model_copy(update={"retrieval": config.retrieval.model_copy(
+        update={"dense_search": "milvus", "cache_size": 0})})
+    engine = RetrievalEngine(config, embedder=embedder)
+    query = "how does compaction purge deleted rows"
+    before = [(r.chunk_id, r.fused_score) for r in engine.search(query).results]
+    events: list[tuple[str, bool]] = []
+    search, rank = engine.manager.search, LexicalIndex.rank
+
+    def slow_search(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        events.append(("dense starts", threading.current_thread() is threading.main_thread()))
+        time.sleep(0.5)
+        try:
+            return search(*args, **kwargs)
+        finally:
+            events.append(("dense ends", threading.current_thread() is threading.main_thread()))
+
+    def recorded_rank(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        events.append(("bm25 ranks", threading.current_thread() is threading.main_thread()))
+        return rank(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine.manager, "search", slow_search)
+    monkeypatch.setattr(LexicalIndex, "rank", recorded_rank)
+    result = engine.search(query)
+    assert sorted(events[:2]) == [("bm25 ranks", True), ("dense starts", False)]
+    assert events[2:] == [("dense ends", False)]
+    assert [(r.chunk_id, r.fused_score) for r in result.results] == before
+    assert result.timings_ms["dense"] >= 500 > result.timings_ms["sparse"]
+
+    def failing_search(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise MilvusUnavailableError("Milvus at test is unreachable")
+
+    monkeypatch.setattr(engine.manager, "search", failing_search)
+    with pytest.raises(MilvusUnavailableError, match="unreachable"):
+        engine.search(query)

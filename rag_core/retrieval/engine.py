@@ -3,7 +3,7 @@
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -21,6 +21,7 @@ from rag_core.retrieval.cache import QueryCache, normalise_query
 from rag_core.retrieval.client_index import ClientIndex
 from rag_core.retrieval.dense_mirror import METRICS as MIRRORED_METRICS
 from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
+from rag_core.retrieval.legs import Leg
 from rag_core.retrieval.rerank import Reranker, make_reranker
 from rag_core.types import Chunk, Hit
 
@@ -281,27 +282,43 @@ class RetrievalEngine:
         # Corpus moments come from the client-side index; with Milvus BM25 both legs fall back to zscore.
         corpus = (options.mode == "hybrid" and options.fusion == "weighted" and options.normalization == "corpus"
                   and backend == "local")
+        dense_leg: Leg[list[list[Hit]]] = Leg.now(lambda: dense)
+        moments_ms = 0.0
         if options.mode != "bm25":
             tick = time.perf_counter()
             vectors = self.embedder.encode_queries(queries)
             query_vectors = list(vectors)
             timings["embed"] = _ms(tick)
-            tick = time.perf_counter()
             if self.dense_mirror_metric is not None and not options.filter:
-                dense = self.client_index().dense.search(vectors, options.candidates)
+                dense_leg = Leg.now(self.client_index().dense.search, vectors, options.candidates)
+            elif options.mode == "hybrid":  # Milvus searches while this thread ranks BM25
+                dense_leg = Leg.in_background(self._dense_in_milvus, collection, vectors, options)
             else:
-                dense = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
-                                            output_fields=["doc_id"])  # texts only for the few results kept
+                dense_leg = Leg.now(self._dense_in_milvus, collection, vectors, options)
+            tick = time.perf_counter()
             if backend == "local" and self._dense_scores_are_dot_products:
                 corpus_dense = self.client_index().vectors.score_moments(vectors)
                 dense_moments = corpus_dense if corpus else no_moments
-            timings["dense"] = _ms(tick)
+            moments_ms = _ms(tick)
+            timings["dense"] = 0.0  # known once the leg is in, below
         if options.mode != "dense":
+            waited = 0.0
+
+            def dense_candidates() -> list[list[Hit]]:
+                nonlocal waited
+                tick = time.perf_counter()
+                hits = dense_leg.result()
+                waited += _ms(tick)
+                return hits
+
             tick = time.perf_counter()
-            lexical, beyond, corpus_lexical = self._lexical_search(queries, options, backend, collection, texts,
-                                                                   score_also=dense if corpus else None)
+            lexical, beyond, corpus_lexical = self._lexical_search(
+                queries, options, backend, collection, texts, score_also=dense_candidates if corpus else None)
             lexical_moments = corpus_lexical if corpus else no_moments
-            timings["sparse"] = _ms(tick)
+            timings["sparse"] = _ms(tick) - waited  # the BM25 leg's own work, not its wait for the dense one
+        dense = dense_leg.result()
+        if "dense" in timings:
+            timings["dense"] = dense_leg.ms + moments_ms
         tick = time.perf_counter()
         fused = [_fuse_legs(d, lex, b, options, dm, lm)[: options.top_k]
                  for d, lex, b, dm, lm in zip(dense, lexical, beyond, dense_moments, lexical_moments)]
@@ -345,11 +362,16 @@ class RetrievalEngine:
                              _per_leg(lexical, options.document_level)[0], dense_moments, lexical_moments,
                              [c.text for c in results], [c.dense_score if cosine else None for c in results])
 
+    def _dense_in_milvus(self, collection: str, vectors: np.ndarray, options: SearchOptions) -> list[list[Hit]]:
+        return self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
+                                   output_fields=["doc_id"])  # texts only for the few results kept
+
     def _lexical_search(self, queries: list[str], options: SearchOptions, backend: str, collection: str,
-                        texts: dict[str, Hit], score_also: list[list[Hit]] | None
+                        texts: dict[str, Hit], score_also: Callable[[], list[list[Hit]]] | None
                         ) -> tuple[list[list[Hit]], list[list[Hit]], list[ScoreMoments | None]]:
-        """The BM25 leg: per query its candidates and, client-side, the true scores of ``score_also`` (the dense
-        candidates) outside them and its score moments. Client-side BM25 at document level scores whole documents."""
+        """The BM25 leg: per query its candidates and, client-side, the true scores of ``score_also()`` (the dense
+        candidates, asked for once the first query is scored, so the dense leg can run meanwhile) outside them and
+        its score moments. Client-side BM25 at document level scores whole documents."""
         if backend == "milvus":
             found = self.manager.search_bm25(collection, queries, limit=options.candidates, filter=options.filter)
             for hits in found:
@@ -357,7 +379,10 @@ class RetrievalEngine:
             return found, [[] for _ in found], [None] * len(found)
         client = self.client_index()
         index = client.documents if options.document_level else client.chunks
-        also = [[h.doc_id if options.document_level else h.chunk_id for h in hits] for hits in score_also or ()]
+        def also() -> list[list[str]]:
+            return [[h.doc_id if options.document_level else h.chunk_id for h in hits]
+                    for hits in (score_also() if score_also else ())]
+
         rankings = index.rank(queries, options.candidates, also=also)
         found: list[list[Hit]] = [r.hits for r in rankings]
         if options.filter:

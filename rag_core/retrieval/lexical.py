@@ -5,7 +5,7 @@ tokenizer (lowercase, English stopwords, Snowball stemming) is the one bm25s's p
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -73,10 +73,11 @@ class LexicalIndex:
         return [ranking.hits for ranking in self.rank(queries, limit)]
 
     def rank(self, queries: Sequence[str], limit: int, *,
-             also: Sequence[Sequence[str]] = ()) -> list[LexicalRanking]:
+             also: Callable[[], Sequence[Sequence[str]]] = tuple) -> list[LexicalRanking]:
         """Scores every entry (what BM25 does anyway), so the moments and any entry's score come for free.
-        ``also[i]``: keys whose true scores query i needs beyond its top, e.g. the dense leg's candidates."""
-        rankings = []
+        ``also()[i]``: keys whose true scores query i needs beyond its top, e.g. the dense leg's candidates; asked
+        for once the first query is scored, so whatever produces them can run meanwhile."""
+        rankings, wanted = [], None
         for i, words in enumerate(tokenize(queries, as_words=True)):
             scores = self._model.get_scores(words) if words else np.zeros(len(self), dtype=np.float32)
             k = min(limit, len(scores))
@@ -84,7 +85,8 @@ class LexicalIndex:
             top = top[np.argsort(-scores[top], kind="stable")]
             rows = [int(r) for r in top if scores[r] > 0]
             taken = set(rows)
-            extra = [r for r in (self._row_of_key.get(key) for key in dict.fromkeys(also[i] if also else ()))
+            wanted = also() if wanted is None else wanted
+            extra = [r for r in (self._row_of_key.get(key) for key in dict.fromkeys(wanted[i] if wanted else ()))
                      if r is not None and r not in taken]
             rankings.append(LexicalRanking(hits=[self._hit(r, scores) for r in rows],
                                            beyond=[self._hit(r, scores) for r in extra],
