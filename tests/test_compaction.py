@@ -8,8 +8,9 @@ import pytest
 
 from rag_assets.definitions import build_definitions
 from rag_core.config import RAGConfig
+from rag_core.index import compaction
 from rag_core.index.compaction import compact_versions
-from rag_core.index.manager import MilvusIndexManager
+from rag_core.index.manager import CompactionResult, MilvusIndexManager, StorageStats
 from rag_core.ingest.direct import ingest_documents
 from rag_core.types import Document
 from tests.conftest import make_config
@@ -67,3 +68,34 @@ def test_the_schedule_runs_weekly_in_the_configured_timezone(tmp_path: Path) -> 
     assert len(requests) == 1 and requests[0].job_name in (None, "compaction")
     with pytest.raises(ValueError, match="unknown timezone 'Mars/Olympus'"):
         RAGConfig.model_validate({"schedules": {"timezone": "Mars/Olympus"}})
+
+
+class ServerPurgingOnJob:
+    """A server whose manual compaction purges deleted rows only from its ``purges_on``-th job on (the ones before
+    found the segments held by its own automatic compaction); None: never (too few deletions to bother)."""
+
+    def __init__(self, purges_on: int | None) -> None:
+        self.purges_on, self.jobs = purges_on, 0
+        self.capabilities = type("Capabilities", (), {"is_lite": False})()
+
+    def wait_for_index(self, collection: str, *, wait_s: float) -> int:
+        return 0
+
+    def compact(self, collection: str, *, wait_s: float) -> CompactionResult:
+        self.jobs += 1
+        return CompactionResult(collection=collection, job_id=self.jobs, state="Completed")
+
+    def storage_stats(self, collection: str) -> StorageStats:
+        purged = self.purges_on is not None and self.jobs >= self.purges_on
+        return StorageStats(segments=2, stored_rows=14 if purged else 20, live_rows=14)
+
+
+def test_deleted_rows_a_first_job_left_are_taken_by_another_and_the_retries_are_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compaction, "SETTLE_S", 0.1)
+    second = ServerPurgingOnJob(purges_on=2)
+    report = compaction._compact(second, "c", wait_s=60)
+    assert (second.jobs, report.before.deleted_rows, report.after.deleted_rows) == (2, 6, 0)
+    never = ServerPurgingOnJob(purges_on=None)
+    report = compaction._compact(never, "c", wait_s=60)
+    assert never.jobs == compaction.ATTEMPTS and report.after.deleted_rows == 6 and report.state == "Completed"

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from rag_core.index.manager import MilvusIndexManager, StorageStats
 
 SETTLE_S = 10.0  # a finished job's new segments take a moment to show in the segment list
+# A server leaves segments that its own automatic compaction holds out of a manual job's plan, so a job can finish
+# with their deleted rows still there (seen in full test runs); a next job takes them. Bounded: rows the server will
+# not purge (too few per segment) must not keep the weekly job spinning until its wait runs out.
+ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -30,16 +34,19 @@ def compact_versions(manager: MilvusIndexManager, alias: str, *, wait_s: float =
 
 
 def _compact(manager: MilvusIndexManager, collection: str, wait_s: float) -> CompactionReport:
-    started = time.perf_counter()
+    started, deadline = time.perf_counter(), time.monotonic() + wait_s
     if not manager.capabilities.is_lite:
         manager.wait_for_index(collection, wait_s=wait_s)
     before = manager.storage_stats(collection)
-    result = manager.compact(collection, wait_s=wait_s)
-    after = manager.storage_stats(collection)
-    deadline = time.monotonic() + SETTLE_S
-    while after.deleted_rows and result.state == "Completed" and time.monotonic() < deadline:
-        time.sleep(0.5)
+    for _ in range(ATTEMPTS):
+        result = manager.compact(collection, wait_s=max(deadline - time.monotonic(), 0.0))
         after = manager.storage_stats(collection)
+        settled = time.monotonic() + SETTLE_S
+        while after.deleted_rows and result.state == "Completed" and time.monotonic() < settled:
+            time.sleep(0.5)
+            after = manager.storage_stats(collection)
+        if not after.deleted_rows or result.state != "Completed" or time.monotonic() >= deadline:
+            break
     note = "Milvus Lite: no segments to merge; deleted rows are purged as they are deleted" \
         if manager.capabilities.is_lite else ""
     return CompactionReport(collection=collection, state=result.state, before=before, after=after,
