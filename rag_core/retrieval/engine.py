@@ -282,8 +282,7 @@ class RetrievalEngine:
         # Corpus moments come from the client-side index; with Milvus BM25 both legs fall back to zscore.
         corpus = (options.mode == "hybrid" and options.fusion == "weighted" and options.normalization == "corpus"
                   and backend == "local")
-        dense_leg: Leg[list[list[Hit]]] = Leg.now(lambda: dense)
-        moments_ms = 0.0
+        dense_leg: Leg[list[list[Hit]]] | None = None
         if options.mode != "bm25":
             tick = time.perf_counter()
             vectors = self.embedder.encode_queries(queries)
@@ -316,8 +315,8 @@ class RetrievalEngine:
                 queries, options, backend, collection, texts, score_also=dense_candidates if corpus else None)
             lexical_moments = corpus_lexical if corpus else no_moments
             timings["sparse"] = _ms(tick) - waited  # the BM25 leg's own work, not its wait for the dense one
-        dense = dense_leg.result()
-        if "dense" in timings:
+        if dense_leg is not None:
+            dense = dense_leg.result()
             timings["dense"] = dense_leg.ms + moments_ms
         tick = time.perf_counter()
         fused = [_fuse_legs(d, lex, b, options, dm, lm)[: options.top_k]
@@ -379,6 +378,7 @@ class RetrievalEngine:
             return found, [[] for _ in found], [None] * len(found)
         client = self.client_index()
         index = client.documents if options.document_level else client.chunks
+
         def also() -> list[list[str]]:
             return [[h.doc_id if options.document_level else h.chunk_id for h in hits]
                     for hits in (score_also() if score_also else ())]
