@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install run lint test test-fast ui bench-ingest clean
+.PHONY: install system-packages run lint test test-fast ui bench-ingest clean
 
 install: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
@@ -30,8 +30,12 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 
+# The Debian servers the tests start (PostgreSQL, Prometheus, Pushgateway, chromium): installed when missing.
+system-packages:
+	scripts/system_packages.sh
+
 # Lint (ruff: pyflakes, pycodestyle, import order, bugbear), then the whole suite, slow tests included.
-test: lint
+test: lint system-packages
 	$(BIN)/python -m pytest
 
 # The fast loop: no real Milvus server, no subprocess end-to-end runs (under 3 minutes).

@@ -44,7 +44,7 @@ def _binaries() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
         raise RuntimeError("PostgreSQL is not installed: run `apt-get update && apt-get install -y postgresql` "
-                           "(the .ci/run script does)")
+                           "(make test does)")
     return Path(found[-1]).parent
 
 

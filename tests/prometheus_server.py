@@ -1,5 +1,5 @@
 """Runs Debian's ``prometheus`` and ``prometheus-pushgateway`` (``apt-get install prometheus
-prometheus-pushgateway``; ``.ci/run`` installs them) on free loopback ports with their storage under a folder the
+prometheus-pushgateway``; ``make test`` installs them) on free loopback ports with their storage under a folder the
 test owns, waits until each answers ``/-/ready``, and stops each by its pid (SIGKILL after a short grace)."""
 
 import contextlib
@@ -139,7 +139,7 @@ def _binary(name: str) -> str:
     found = shutil.which(name)
     if found is None:
         raise RuntimeError(f"{name} is not installed: run `apt-get update && apt-get install -y prometheus "
-                           "prometheus-pushgateway` (the .ci/run script does)")
+                           "prometheus-pushgateway` (make test does)")
     return found
 
 

@@ -28,7 +28,7 @@ THRESHOLDS = {
 
 def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess:
     binary = shutil.which("promtool")
-    assert binary, "promtool is missing: apt-get install -y prometheus (the .ci/run script does)"
+    assert binary, "promtool is missing: apt-get install -y prometheus (make test does)"
     return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 

@@ -87,7 +87,7 @@ def dagster_ui(tmp_path: Path) -> Iterator[DagsterUI]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is not installed: apt-get install chromium (.ci/run installs it)."
+    assert executable, "Debian's chromium is not installed: apt-get install chromium (make test installs it)."
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield browser
