@@ -5,16 +5,25 @@ Milvus Lite is a single-process store: a second process opening the same file fa
 ``milvus.lock_timeout_s`` and then say who holds the file, instead of printing a traceback. The lock is held
 until the process exits: Milvus Lite keeps the file open for the life of the process, even after
 ``MilvusClient.close()``.
+
+The lock file is readable by anyone who can list the folder, and a command line can carry personal data
+(``rag query records of john.doe@example.com``): it records the holder's pid and command name only, and the wait
+message repeats nothing it cannot parse as exactly that.
 """
 
 import fcntl
 import os
+import re
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 POLL_S = 0.2
+# A subcommand (``query``, ``ingest``, Dagster's ``api``) is one short lowercase word; anything else is an argument.
+SUBCOMMAND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+HOLDER = re.compile(r"pid (\d+) \(([\w.-]{1,64}(?: [a-z][a-z0-9_-]{0,31})?)\) since (\d\d:\d\d:\d\d)")
 
 
 class IndexLockedError(RuntimeError):
@@ -51,10 +60,19 @@ def acquire(db_file: Path, timeout_s: float) -> None:
                         "milvus.lock_timeout_s, or use a Milvus server for concurrent access.") from None
                 time.sleep(POLL_S)
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) since {time.strftime('%H:%M:%S')}".encode())
+        os.write(fd, f"pid {os.getpid()} ({command_name(sys.argv)}) since {time.strftime('%H:%M:%S')}".encode())
         _held[path] = fd
 
 
+def command_name(argv: Sequence[str]) -> str:
+    """The program and its subcommand (``rag query``), never the arguments after them."""
+    program = re.sub(r"[^\w.-]", "_", Path(argv[0] if argv else "").name)[:64] or "python"
+    return f"{program} {argv[1]}" if len(argv) > 1 and SUBCOMMAND.fullmatch(argv[1]) else program
+
+
 def _holder(fd: int) -> str:
+    """``pid N (command) since HH:MM:SS`` as the holder wrote it; anything else (a file an older release wrote
+    with the whole command line) is not repeated."""
     os.lseek(fd, 0, os.SEEK_SET)
-    return os.read(fd, 512).decode(errors="replace").strip() or "another process"
+    match = HOLDER.fullmatch(os.read(fd, 512).decode(errors="replace").strip())
+    return match.group(0) if match else "another process"
