@@ -22,7 +22,7 @@ from pymilvus.exceptions import MilvusException
 from rag_core.config import IndexConfig, MilvusConfig, load_config
 from rag_core.index import connection_security, lite_lock
 from rag_core.index.retry import call_with_retry
-from rag_core.index.version import COMPLETE_KEY, DATA_VERSION_KEY, CollectionState, IndexVersion
+from rag_core.index.version import COMPLETE_KEY, DATA_VERSION_KEY, SYNC_PENDING_KEY, CollectionState, IndexVersion
 from rag_core.types import Hit
 
 T = TypeVar("T")
@@ -293,8 +293,14 @@ class MilvusIndexManager:
         number = self.state(collection).data_version + 1
         if concurrent:
             number = max(number, time.time_ns() // 1000)
-        self._set_properties(collection, {DATA_VERSION_KEY: str(number)})
+        self._set_properties(collection, {DATA_VERSION_KEY: str(number), SYNC_PENDING_KEY: "false"})
         return number
+
+    def begin_writes(self, collection: str) -> None:
+        """Mark ``collection`` as being written until the next ``bump_data_version``: rows a sync writes before it
+        dies are then still published (and the stale ones it left deleted) by the next sync, even when that one
+        finds nothing more to write."""
+        self._set_properties(collection, {SYNC_PENDING_KEY: "true"})
 
     def mark_complete(self, collection: str) -> None:
         self._set_properties(collection, {COMPLETE_KEY: "true"})

@@ -46,6 +46,7 @@ class SyncChanges:
     upserted: int
     deleted: int
     wanted: set[str]
+    pending: bool = False  # rows were written (by this sync or one that died) and await a data version
 
 
 def source_filter(source: str) -> str:
@@ -87,8 +88,7 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
     # whose corpus has changed since.
     changes = _apply(manager, target, batches, source=source, prune=prune or new_version, vectorize=vectorize,
                      keep=keep, owns=owns)
-    data_version = manager.bump_data_version(target, concurrent=owns is not None) \
-        if changes.upserted or changes.deleted else manager.state(target).data_version
+    data_version = _publish(manager, target, changes, concurrent=owns is not None)
     if new_version and owns is None:
         finish_version(manager, alias, target, changes.wanted, promote=promote)
     return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=new_version,
@@ -132,23 +132,42 @@ def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.Record
     wanted: set[str] = set()
     seen_documents: set[str] = set()
     upserted = 0
+    pending = manager.state(target).sync_pending
+
+    def begin_writes() -> None:
+        nonlocal pending
+        if not pending:
+            manager.begin_writes(target)
+            pending = True
+
     for batch in batches:
         ids = batch.column("chunk_id")
         wanted.update(ids.to_pylist())
         seen_documents.update(batch.column("doc_id").to_pylist())
         missing = batch.filter(pc.invert(pc.is_in(ids, value_set=indexed)))
         if missing.num_rows:
-            upserted += manager.upsert(target, milvus_rows(vectorize(missing) if vectorize else missing))
+            rows = milvus_rows(vectorize(missing) if vectorize else missing)
+            begin_writes()
+            upserted += manager.upsert(target, rows)
     if prune and existing and not wanted and owns is None:
         raise ValueError(f"The corpus of source {source!r} is empty but {target} holds {len(existing)} of its "
                          "chunks; refusing to delete them all. Check the folder (ingestion.docs_dir), or delete "
                          f"them explicitly with `rag delete --source {source}`.")
     kept = keep or (lambda doc_id: False)
     stale = [c for c, d in existing.items() if c not in wanted and (prune or d in seen_documents) and not kept(d)]
+    if stale:
+        begin_writes()
     deleted = manager.delete_chunks(target, stale)
-    if upserted or deleted:
-        manager.flush(target)  # searches right after a sync then run on sealed segments
-    return SyncChanges(upserted=upserted, deleted=deleted, wanted=wanted)
+    return SyncChanges(upserted=upserted, deleted=deleted, wanted=wanted, pending=pending)
+
+
+def _publish(manager: MilvusIndexManager, target: str, changes: SyncChanges, *, concurrent: bool = False) -> int:
+    """Make a sync's writes visible: flush (searches then run on sealed segments) and record a new data version.
+    Also after a sync that wrote nothing, when an earlier one died between its writes and its data version."""
+    if not (changes.upserted or changes.deleted or changes.pending):
+        return manager.state(target).data_version
+    manager.flush(target)
+    return manager.bump_data_version(target, concurrent=concurrent)
 
 
 def finish_version(manager: MilvusIndexManager, alias: str, target: str, wanted: set[str], *,
@@ -176,6 +195,5 @@ def sync_into(manager: MilvusIndexManager, target: str, batches: Iterable[pa.Rec
               vectorize: Vectorize) -> SyncChanges:
     """Fill a version being rebuilt with rows of every source (each batch row carries its own)."""
     changes = _apply(manager, target, batches, source=None, prune=False, vectorize=vectorize)
-    if changes.upserted or changes.deleted:
-        manager.bump_data_version(target)
+    _publish(manager, target, changes)
     return changes

@@ -8,7 +8,10 @@ PROPERTY_PREFIX = "rag."
 SCHEMA_VERSION = 2  # 2: rows carry their owning source in a field of their own
 DATA_VERSION_KEY = f"{PROPERTY_PREFIX}data_version"
 COMPLETE_KEY = f"{PROPERTY_PREFIX}complete"
-STATE_KEYS = (DATA_VERSION_KEY, COMPLETE_KEY)
+# Set before a sync's first write and cleared by the data-version bump that ends it: a sync that died between the
+# two leaves it set, and the next sync then bumps the data version even if it finds nothing left to write.
+SYNC_PENDING_KEY = f"{PROPERTY_PREFIX}sync_pending"
+STATE_KEYS = (DATA_VERSION_KEY, COMPLETE_KEY, SYNC_PENDING_KEY)
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,12 @@ class CollectionState:
     version: IndexVersion | None
     data_version: int
     complete: bool
+    sync_pending: bool = False  # a sync wrote rows and has not recorded a data version for them yet
 
     @classmethod
     def from_properties(cls, collection: str, properties: dict[str, str]) -> "CollectionState":
         return cls(collection=collection, version=IndexVersion.from_properties(properties),
                    data_version=int(properties.get(DATA_VERSION_KEY, 0)),
                    # Versions made before completeness was recorded were only ever promoted complete.
-                   complete=properties.get(COMPLETE_KEY, "true") == "true")
+                   complete=properties.get(COMPLETE_KEY, "true") == "true",
+                   sync_pending=properties.get(SYNC_PENDING_KEY, "false") == "true")

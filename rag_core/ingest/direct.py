@@ -6,6 +6,7 @@ source's documents that are gone; other sources are never touched. Chunks alread
 again.
 """
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -33,8 +34,9 @@ class IngestReport:
 
 
 def folder_source(path: Path) -> str:
-    """The source a path belongs to: a folder's canonical path; for a file, its folder's."""
-    resolved = path.resolve()
+    """The source a path belongs to: a folder's canonical path; for a file, its folder's. ``realpath`` leaves a
+    link loop unresolved where ``Path.resolve`` raises."""
+    resolved = Path(os.path.realpath(path))
     return str(resolved if resolved.is_dir() else resolved.parent)
 
 
@@ -52,7 +54,7 @@ def ingest_path(path: Path, config: RAGConfig, *, collection: str | None = None,
     documents = (d for batch in stream.batches for d in batch_to_documents(batch))
     report = ingest_documents(documents, config, source=source, prune=prune, collection=collection,
                               embedder=embedder, manager=manager,
-                              keep=skipped_documents(Path(source), lambda: stream.trailer), progress=progress)
+                              keep=skipped_documents(lambda: stream.trailer), progress=progress)
     return replace(report, skipped=stream.summary.get("skipped", []))
 
 

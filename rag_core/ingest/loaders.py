@@ -6,6 +6,7 @@ goes on to the next input.
 """
 
 import codecs
+import errno
 import gzip
 import hashlib
 import json
@@ -231,6 +232,10 @@ def _not_a_regular_file(file: Path) -> str | None:
     except FileNotFoundError:
         if file.is_symlink():
             return f"is a broken symbolic link to {os.readlink(file)}; fix or remove the link"
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"is a symbolic link loop (via {os.readlink(file)}); fix or remove the link"
         raise
     if stat.S_ISDIR(mode):
         return (f"is a symbolic link to the folder {os.readlink(file)}, which is not followed; "

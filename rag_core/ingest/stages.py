@@ -6,6 +6,7 @@ text, same model), so a re-run on an unchanged corpus embeds nothing, and an edi
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -35,7 +36,8 @@ from rag_core.observability.progress import ProgressReporter
 from rag_core.types import Chunk, Document, SkippedInput
 
 CHUNKING_KEY, MODEL_KEY, DIMENSION_KEY = "rag.chunking", "rag.model", "rag.dimension"
-SKIPPED_PATHS_KEY = "rag.skipped_paths"  # inputs that exist but could not be read: their documents are kept
+# Inputs that exist but could not be read, relative to the corpus folder: their documents are kept.
+SKIPPED_INPUTS_KEY = "rag.skipped_inputs"
 CORPUS_DOCUMENTS_KEY = "rag.corpus_documents"  # documents read in the whole folder, every partition's bucket
 PROGRESS_MIN_ROWS = 2000  # embedding fewer chunks is quick: no progress shown
 LARGE_DOCUMENT_CHARS = 1 << 20  # documents this long get a progress bar and log lines of their own
@@ -47,22 +49,32 @@ def _rates(summary: dict, rows: int, tokens: int, seconds: float, unit: str) -> 
                     "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0})
 
 
-def skipped_documents(root: Path, trailer: Callable[[], dict[str, str]]) -> Callable[[str], bool]:
-    """Whether a document id (a path under ``root``) is one of, or inside one of, the inputs skipped this time.
+def skipped_documents(trailer: Callable[[], dict[str, str]]) -> Callable[[str], bool]:
+    """Whether a document id (a path under the corpus folder) is one of, or inside one of, the inputs skipped this
+    time.
 
     A pruning sync keeps such documents as they were indexed: a file that turned unreadable or invalid is reported
     and left alone until it is fixed or removed, never deleted as if it were gone. ``trailer`` gives the documents
     table's trailer (``document_stream``'s), read on first use: a stream's is complete only once it was read.
+    Skipped inputs are recorded as paths relative to the corpus folder, like document ids, and compared as text:
+    resolving them would follow links (a link to the folder itself would then hold every document, and a link
+    loop cannot be resolved at all).
     """
-    skipped: list[Path] = []
+    skipped: list[str] = []
 
     def keep(doc_id: str) -> bool:
         if not skipped:
-            skipped.extend(Path(p).resolve() for p in json.loads(trailer().get(SKIPPED_PATHS_KEY, "[]")))
-        path = (root / doc_id).resolve()
-        return any(path == s or s in path.parents for s in skipped)
+            skipped.extend(json.loads(trailer().get(SKIPPED_INPUTS_KEY, "[]")))
+        return any(doc_id == s or doc_id.startswith(f"{s}/") for s in skipped)
 
     return keep
+
+
+def _relative_input(source: str, root: Path) -> str:
+    """A skipped input's path as a document id would name it: relative to the corpus folder (the file's own folder
+    when one file is ingested), without following links."""
+    base = root if root.is_dir() else root.parent
+    return Path(os.path.relpath(source, base)).as_posix()
 
 
 def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source: str,
@@ -92,7 +104,7 @@ def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source:
         stream.summary.update({"documents": count, "skipped_inputs": len(skipped),
                                "skipped": [str(s) for s in skipped],
                                "seconds": round(time.perf_counter() - started, 3)})
-        stream.trailer[SKIPPED_PATHS_KEY] = json.dumps(sorted({s.source for s in skipped}))
+        stream.trailer[SKIPPED_INPUTS_KEY] = json.dumps(sorted({_relative_input(s.source, path) for s in skipped}))
         stream.trailer[CORPUS_DOCUMENTS_KEY] = str(read[0])
 
     stream.batches = batches()

@@ -45,6 +45,10 @@ class ClientIndex:
     def __len__(self) -> int:
         return len(self.chunks)
 
+    def holds(self, chunk_id: str) -> bool:
+        """Whether the row was in the collection at this data version (a row written since is not, yet)."""
+        return chunk_id in self.chunks
+
     @classmethod
     def build(cls, rows: Sequence[Chunk], vector_batches: Iterable[np.ndarray], *, collection: str,
               data_version: int, k1: float, b: float, dense_metric: str | None = None) -> "ClientIndex":

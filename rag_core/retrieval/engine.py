@@ -29,6 +29,10 @@ Mode = Literal["hybrid", "dense", "bm25"]
 log = logging.getLogger(__name__)
 
 
+class IncompleteVersionError(LookupError):
+    """The collection asked for by name is a version whose build never finished."""
+
+
 @dataclass(frozen=True)
 class RetrievedChunk(FusedHit):
     """A fused hit (its scores and ranks in each leg) with the chunk it stands for."""
@@ -179,6 +183,11 @@ class RetrievalEngine:
         state = self._state
         if state is None or now - self._state_checked_at >= self.config.retrieval.bm25_refresh_s:
             state = self.manager.state(self.manager.serving(self.alias))
+            if not state.complete:
+                raise IncompleteVersionError(
+                    f"{state.collection} is an incomplete version (an interrupted build): its answers would be "
+                    "partial. Run the same ingest (or `rag reindex`) again to finish it, remove it with "
+                    "`rag versions --drop-incomplete`, or query the alias instead.")
             self._state, self._state_checked_at = state, now
         return state
 
@@ -288,12 +297,16 @@ class RetrievalEngine:
             vectors = self.embedder.encode_queries(queries)
             query_vectors = list(vectors)
             timings["embed"] = _ms(tick)
+            # Where BM25 reads the client-side index, Milvus's dense hits are held to the rows it was built from, in
+            # every mode: rows of a sync still running (or killed) are not served until it records a data version.
+            snapshot = self.dense_mirror_metric is not None or (
+                self.config.retrieval.lexical_backend != "milvus" and self.lexical_backend == "local")
             if self.dense_mirror_metric is not None and not options.filter:
                 dense_leg = Leg.now(self.client_index().dense.search, vectors, options.candidates)
             elif options.mode == "hybrid":  # Milvus searches while this thread ranks BM25
-                dense_leg = Leg.in_background(self._dense_in_milvus, collection, vectors, options)
+                dense_leg = Leg.in_background(self._dense_in_milvus, collection, vectors, options, snapshot)
             else:
-                dense_leg = Leg.now(self._dense_in_milvus, collection, vectors, options)
+                dense_leg = Leg.now(self._dense_in_milvus, collection, vectors, options, snapshot)
             tick = time.perf_counter()
             if backend == "local" and self._dense_scores_are_dot_products:
                 corpus_dense = self.client_index().vectors.score_moments(vectors)
@@ -361,9 +374,14 @@ class RetrievalEngine:
                              _per_leg(lexical, options.document_level)[0], dense_moments, lexical_moments,
                              [c.text for c in results], [c.dense_score if cosine else None for c in results])
 
-    def _dense_in_milvus(self, collection: str, vectors: np.ndarray, options: SearchOptions) -> list[list[Hit]]:
-        return self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
-                                   output_fields=["doc_id"])  # texts only for the few results kept
+    def _dense_in_milvus(self, collection: str, vectors: np.ndarray, options: SearchOptions,
+                         snapshot: bool) -> list[list[Hit]]:
+        found = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
+                                    output_fields=["doc_id"])  # texts only for the few results kept
+        if not snapshot:
+            return found
+        index = self.client_index()
+        return [[h for h in hits if index.holds(h.chunk_id)] for hits in found]
 
     def _lexical_search(self, queries: list[str], options: SearchOptions, backend: str, collection: str,
                         texts: dict[str, Hit], score_also: Callable[[], list[list[Hit]]] | None

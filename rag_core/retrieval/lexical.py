@@ -68,6 +68,9 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self.chunk_ids)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._row_of_key
+
     def search(self, queries: Sequence[str], limit: int) -> list[list[Hit]]:
         """Top ``limit`` entries per query by BM25 score; entries sharing no term with the query are left out."""
         return [ranking.hits for ranking in self.rank(queries, limit)]

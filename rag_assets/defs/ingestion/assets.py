@@ -5,7 +5,6 @@ Unpartitioned by default. With ``ingestion.partitions: N`` the same chain is bui
 (``rag_core.ingest.partitioning``), with Parquet tables of its own, so N runs can go in parallel.
 """
 
-from pathlib import Path
 
 import dagster as dg
 
@@ -90,7 +89,7 @@ def ingestion_assets(partitions: dg.PartitionsDefinition | None = None) -> tuple
         promote = promoter(milvus.settings.rag_config(), milvus.collection, embedder.embedder(), manager)
         report = sync_index(manager, milvus.collection, version, embeddings.iter_batches(corpus.record_batch_size),
                             source=source, prune=True,
-                            keep=skipped_documents(Path(source), lambda: documents.trailer if documents else {}),
+                            keep=skipped_documents(lambda: documents.trailer if documents else {}),
                             promote=promote, owns=partition.owns if partition else None)
         # A new version filled by a partition's run is served once every bucket's run has filled it.
         served = partition is not None and (

@@ -5,7 +5,6 @@ gets the same checks reading its partition's tables and comparing Milvus's rows 
 (``partitioned_checks``).
 """
 
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -65,7 +64,7 @@ def _parity(storage: AssetStorage, milvus: MilvusResource, corpus: CorpusResourc
                           expected_ids=(batch.column("chunk_id").to_pylist()
                                         for batch in table.iter_batches(PARITY_BATCH, columns=["chunk_id"])),
                           expected_dimension=int(table.metadata[DIMENSION_KEY]),
-                          kept=skipped_documents(Path(source), lambda: documents.trailer if documents else {}),
+                          kept=skipped_documents(lambda: documents.trailer if documents else {}),
                           **({"owns": partition.owns} if partition else {}))
     return dg.AssetCheckResult(passed=parity.passed, metadata={
         "collection": collection, "milvus_rows": parity.milvus_rows, "embedding_rows": parity.expected_rows,
