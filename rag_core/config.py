@@ -27,6 +27,13 @@ DEFAULT_CONFIG_FILE = "config.yaml"
 ENV_PREFIX = "RAG__"  # RAG__EMBEDDING__BATCH_SIZE=32 sets embedding.batch_size
 
 
+def user_cache_dir(kind: str) -> str:
+    """This project's folder for ``kind`` in the user's cache (XDG): what is costly to rebuild and the same for every
+    working folder, such as a model's ONNX export."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(root) / "advanced-rag-milvus" / kind)
+
+
 class ConfigError(ValueError):
     """A configuration value is missing or wrong; the message names the file and field to fix."""
 
@@ -90,8 +97,9 @@ class EmbeddingConfig(_Section):
     backend: Literal["auto", "torch", "onnx"] = Field(
         "auto", description="What runs the model: onnx = ONNX Runtime on an export of it (same vectors, faster); "
                             "auto = onnx when onnxruntime is installed and the model is transformer + pooling.")
-    onnx_cache_dir: str = Field("data/models", description="Where ONNX exports are kept, one folder per model "
-                                                           "fingerprint.")
+    onnx_cache_dir: str = Field(default_factory=lambda: user_cache_dir("onnx"), description=(
+        "Where ONNX exports are kept, one folder per model fingerprint. Default: the user's cache folder "
+        "($XDG_CACHE_HOME or ~/.cache)/advanced-rag-milvus/onnx, so every working folder shares one export."))
     query_precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="Precision of the torch query encoder only (documents are always float32). auto = "
                             "bfloat16 on CPUs with native bfloat16 (AVX512-BF16, AMX), float32 elsewhere.")

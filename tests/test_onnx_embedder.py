@@ -1,6 +1,7 @@
 """The ONNX Runtime backend: the same vectors as torch, a cache that is rebuilt when broken, clear refusals."""
 
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,3 +69,31 @@ def test_models_it_cannot_reproduce_are_refused_by_name() -> None:
     class Dense: ...
     with pytest.raises(OnnxUnsupportedError, match="Transformer \\+ Dense"):
         _pooling_mode([Transformer(), Dense()])
+
+
+def test_the_export_is_cached_per_user_not_per_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAG__EMBEDDING__ONNX_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert EmbeddingConfig().onnx_cache_dir == str(tmp_path / "cache" / "advanced-rag-milvus" / "onnx")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert EmbeddingConfig().onnx_cache_dir == str(tmp_path / "home" / ".cache" / "advanced-rag-milvus" / "onnx")
+
+
+@pytest.mark.slow
+def test_processes_exporting_into_one_cache_at_once_share_one_export(tmp_path: Path) -> None:
+    """Two processes started together on an empty cache: one exports while the other waits, then loads it."""
+    cache = tmp_path / "models"
+    script = ("import logging, sys; logging.basicConfig(level=logging.INFO); from rag_core.config import EmbeddingConfig; from rag_core.ingest.embedder import "
+              "Embedder; e = Embedder(EmbeddingConfig(backend='onnx', onnx_cache_dir=sys.argv[1])); "
+              "print(e.onnx.folder.name, float(e.encode_queries(['compaction'])[0][0]))")
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(cache)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+                 for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert outputs[0][0] == outputs[1][0], "the same export, the same vector"
+    assert sum("Exported the embedding model" in err for _, err in outputs) == 1, "the second waited, then loaded"
+    exports = [p.name for p in cache.iterdir() if p.is_dir()]
+    assert exports == [outputs[0][0].split()[0]], "one export folder, no staging copy left behind"

@@ -1,8 +1,9 @@
 """The configured sentence-transformers model run by ONNX Runtime: the same vectors as torch, at less cost per text.
 
 The transformer is exported once per model fingerprint (its files, torch and the exporter) with
-``torch.onnx.export`` and cached under ``embedding.onnx_cache_dir``; pooling and normalisation, a few lines of
-numpy, are done here from the model's own Pooling settings, and texts go through the model's own tokenizer. An
+``torch.onnx.export`` and cached under ``embedding.onnx_cache_dir`` (the user's cache folder: one export for every
+working folder, made by one process while others wait); pooling and normalisation, a few lines of numpy, are done
+here from the model's own Pooling settings, and texts go through the model's own tokenizer. An
 export is accepted only when its vectors match torch's on probe sentences (cosine >= ``PARITY_COSINE``); a cache
 entry whose checksum or parity no longer holds is rebuilt, so a stale or corrupt file never serves.
 """
@@ -14,10 +15,16 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent first exports there each write their own staging copy
+    fcntl = None
 
 log = logging.getLogger(__name__)
 PARITY_COSINE = 0.99999
@@ -110,6 +117,11 @@ class OnnxEncoder:
     def _load_or_export(self, model):  # noqa: ANN001, ANN202 - SentenceTransformer -> InferenceSession
         """A cached export is trusted when its checksum holds (its folder is named by the model's fingerprint, so
         a changed model never finds it); a fresh export must also reproduce torch's vectors on the probes."""
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.folder.with_name(f"{self.folder.name}.lock")):
+            return self._load_or_export_alone(model)
+
+    def _load_or_export_alone(self, model):  # noqa: ANN001, ANN202 - SentenceTransformer -> InferenceSession
         onnx_file, meta_file = self.folder / "model.onnx", self.folder / "export.json"
         if onnx_file.is_file() and meta_file.is_file():
             problem = self._open(onnx_file, meta_file)
@@ -162,7 +174,6 @@ class OnnxEncoder:
             def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
                 return self.transformer(**dict(zip(names, inputs, strict=True))).last_hidden_state
 
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".export-", dir=self.folder.parent))
         try:
             axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"hidden": {0: "batch", 1: "tokens"}}
@@ -179,6 +190,20 @@ class OnnxEncoder:
             transformer.set_attn_implementation(attention)
             shutil.rmtree(staging, ignore_errors=True)
         log.info("Exported the embedding model to ONNX: %s", self.folder)
+
+
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """One process at a time checks, exports and opens an export: processes started together (a `rag serve` with
+    workers, the tests' processes) wait for the first one's export instead of each exporting over the others."""
+    with open(lock_file, "a+b") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _session(path: Path):  # noqa: ANN202 - onnxruntime.InferenceSession
