@@ -283,12 +283,15 @@ def audit_section(tamper: dict | None, overhead: dict | None) -> list[str]:
                   "exactly |", "|---|---|---|---|---|"]
         for name, signed in tamper["with_key"]["by_kind"].items():
             unsigned = tamper["without_key"]["by_kind"][name]
-            exact = f"{signed['named_exactly']}" if name in ("edited_field", "deleted_record") else "n/a"
+            exact = f"{signed['named_exactly']}" if name in tamper["named_exactly_kinds"] else "n/a"
             lines.append(f"| {name.replace('_', ' ')} | {signed['trials']} | {signed['detected']} | "
                          f"{unsigned['detected']} | {exact} |")
         signed, unsigned = tamper["with_key"], tamper["without_key"]
         lines += [f"| **all** | {signed['trials']} | **{signed['detection_rate']:.1%}** | "
                   f"{unsigned['detection_rate']:.1%} | |", "",
+                  "n/a: the first bad record is not the one touched (a record inserted in the middle is named at "
+                  "itself or at the record after it, whose link it broke; a dropped table at the chain's start or "
+                  "end).", "",
                   f"One verification of the whole chain: p50 {signed['verify_ms_p50']} ms, "
                   f"p95 {signed['verify_ms_p95']} ms. Without the key a forger who recomputes every hash goes "
                   "unnoticed (the head and checkpoints carry no signature to check): set `AUDIT_HMAC_KEY`.", ""]

@@ -1,19 +1,37 @@
 """The audit trail on SQLite and PostgreSQL: recording, queries, tamper evidence, concurrent appends."""
 
 import datetime
+import json
 import multiprocessing
 import random
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, update
 
+from rag_core.cli import main
 from rag_core.compliance.audit import AuditTrail, acting_through, current_actor
-from rag_core.compliance.audit_store import HMAC_KEY_VARIABLE, AuditStore, AuditStoreError
+from rag_core.compliance.audit_store import (
+    HMAC_KEY_VARIABLE,
+    AuditStore,
+    AuditStoreError,
+    MalformedRecordError,
+    head_table,
+    records_table,
+)
 from rag_core.compliance.events import AuditEventType
 from rag_core.compliance.integrity import verify_chain
 from rag_core.compliance.manager import ComplianceManager
 from rag_core.config import RAGConfig
-from tests.audit_tampering import TAMPERINGS
+from tests.audit_tampering import (
+    NAMED_EXACTLY,
+    TAMPERINGS,
+    drop_head_table,
+    drop_records_table,
+    insert_beyond_head,
+    malform_details,
+    malform_time,
+)
 
 START = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
 
@@ -39,6 +57,16 @@ def filled(url: str, count: int = 120, *, checkpoint_every: int = 25) -> AuditTr
 
 def manager(url: str, trail: AuditTrail) -> ComplianceManager:
     return ComplianceManager(RAGConfig.model_validate({"compliance": {"database_url": url}}), trail=trail)
+
+
+def rag_audit(tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``rag audit ARGS`` on the store at ``url`` (opened afresh, as a new process would): exit status, out, err."""
+    config_file = tmp_path / "audit-config.json"
+    config_file.write_text(json.dumps({"compliance": {"database_url": url, "checkpoint_every": 25}}), encoding="utf-8")
+    capsys.readouterr()
+    status = main(["audit", *args, "--config", str(config_file)])
+    out, err = capsys.readouterr()
+    return status, out, err
 
 
 def test_records_are_chained_and_queryable_by_type_time_and_actor(database_url: str) -> None:
@@ -79,11 +107,13 @@ def test_every_tampering_is_detected_and_named(database_url: str, tampering: str
     trail = filled(database_url)
     assert verify_chain(trail.store).intact
     seq = TAMPERINGS[tampering](trail.store, random.Random(7))
-    report = verify_chain(trail.store)
+    report = verify_chain(AuditStore(database_url))  # as the next `rag audit verify` opens it
     assert not report.intact and report.first_bad_seq is not None
     assert report.problem
-    if tampering in ("edited_field", "deleted_record"):
-        assert report.first_bad_seq == seq
+    if tampering in NAMED_EXACTLY:
+        assert report.first_bad_seq == seq, report.problem
+    if tampering == "inserted_in_middle":
+        assert seq <= report.first_bad_seq <= seq + 1, report.problem
 
 
 def test_forgery_goes_unnoticed_only_without_the_key_and_verification_warns(
@@ -147,8 +177,9 @@ def test_an_unreachable_database_is_a_clear_error_without_its_password() -> None
     assert "127.0.0.1:1" in str(error.value) and "secret" not in str(error.value)
 
 
-def test_verifying_while_another_process_appends_reports_intact(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'audit.db'}"
+def test_verifying_while_another_process_appends_reports_intact(database_url: str) -> None:
+    """Verification reads one snapshot: a record appended meanwhile is never seen beyond the head it read."""
+    url = database_url
     filled(url, 50)
     writer = multiprocessing.get_context("spawn").Process(target=_append_many, args=(url, 9, 300))
     writer.start()
@@ -158,3 +189,83 @@ def test_verifying_while_another_process_appends_reports_intact(tmp_path: Path) 
         verdicts.append(verify_chain(store))
     writer.join()
     assert verdicts and all(v.intact for v in verdicts), next(v.problem for v in verdicts if not v.intact)
+
+
+def test_a_record_inserted_beyond_the_head_breaks_the_chain_and_is_never_counted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    filled(url)
+    rng = random.Random()
+    rng.choice = lambda options: options[-1]  # the far-away seq, as in the report: 9999999
+    assert insert_beyond_head(AuditStore(url), rng) == 9_999_999
+    status, _, err = rag_audit(tmp_path, url, capsys, "verify")
+    assert status == 1 and "BROKEN at record 9999999" in err and "beyond the chain head" in err
+    status, out, _ = rag_audit(tmp_path, url, capsys, "query", "--json")
+    listed = json.loads(out)
+    assert status == 0 and len(listed) == 120 and "mallory@cli" not in out
+    status, out, _ = rag_audit(tmp_path, url, capsys, "report", "--month", "2026-11", "--json")
+    report = json.loads(out)
+    assert status == 1 and report["integrity"]["first_bad_seq"] == 9_999_999
+    assert report["total_events"] == 120 and "mallory@cli" not in report["actors"]
+    assert report["erasures"] == sum(1 for r in listed if r["event_type"] == "erasure")
+
+
+@pytest.mark.parametrize(("malform", "named"), [(malform_details, "details"), (malform_time, "time")])
+def test_a_malformed_record_is_a_broken_chain_naming_it_not_a_crash(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], malform, named: str) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    filled(url)
+    seq = malform(AuditStore(url), random.Random(5))
+    status, _, err = rag_audit(tmp_path, url, capsys, "verify")
+    assert status == 1 and f"BROKEN at record {seq}: its {named}" in err, err
+    status, _, err = rag_audit(tmp_path, url, capsys, "report", "--month", "2026-11")
+    assert status == 1
+    with pytest.raises(MalformedRecordError, match=f"audit record {seq} cannot be read: its {named}"):
+        ComplianceManager(RAGConfig.model_validate({"compliance": {"database_url": url}})).query_audit_logs()
+
+
+def test_a_head_moved_back_one_record_is_named_for_what_it_is(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    store = filled(url).store
+    with store.engine.begin() as conn:
+        conn.execute(update(head_table).values(seq=119))
+    report = verify_chain(AuditStore(url))
+    assert not report.intact and report.first_bad_seq == 119
+    assert report.problem == ("the chain head says the chain ends at record 119, but its hash is not record 119's "
+                              "(the head was rewritten)")
+
+
+def test_limit_keeps_the_newest_records_listed_oldest_first(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    compliance = manager(url, filled(url))
+    assert [r.seq for r in compliance.query_audit_logs(limit=3)] == [118, 119, 120]
+    assert [r.seq for r in compliance.query_audit_logs(actor="user0@cli", limit=2)] == [115, 118]
+    status, out, _ = rag_audit(tmp_path, url, capsys, "query", "--limit", "3", "--json")
+    assert status == 0 and [r["seq"] for r in json.loads(out)] == [118, 119, 120]
+
+
+def test_a_dropped_head_table_is_not_restarted_over_the_records(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    drop_head_table(filled(url).store, random.Random())
+    trail = AuditTrail(AuditStore(url))  # opening it again creates the table, but no genesis head
+    report = verify_chain(trail.store)
+    assert not report.intact and report.first_bad_seq == 120 and "head is missing" in report.problem
+    with pytest.raises(AuditStoreError, match="chain head is missing"):
+        trail.record(AuditEventType.RETRIEVAL, actor="svc")
+
+
+def test_records_removed_up_to_a_periodic_checkpoint_are_not_a_retention_cut(tmp_path: Path) -> None:
+    """A chain may start after record 1 only where a RETENTION event cut it: a prefix deleted up to a periodic
+    checkpoint, or a dropped table the trail then goes on appending to, is tampering."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    store = filled(url, 100).store  # checkpoints at 25, 50, 75, 100
+    with store.engine.begin() as conn:
+        conn.execute(delete(records_table).where(records_table.c.seq <= 50))
+    report = verify_chain(store)
+    assert not report.intact and report.first_bad_seq == 51 and "RETENTION" in report.problem
+    drop_records_table(store, random.Random())
+    trail = AuditTrail(AuditStore(url))
+    trail.record(AuditEventType.RETRIEVAL, actor="svc")  # record 101, linked to the head at checkpoint 100
+    report = verify_chain(trail.store)
+    assert not report.intact and report.first_bad_seq == 101 and "RETENTION" in report.problem

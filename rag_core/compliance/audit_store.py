@@ -6,6 +6,10 @@ lock) or PostgreSQL's ``SELECT ... FOR UPDATE`` on the head row. The head row ho
 hash, HMAC-signed under ``$AUDIT_HMAC_KEY``, so cutting records off the tail is detected. Every
 ``checkpoint_every`` records a signed checkpoint is written too; retention writes one at its cut, from which the
 remaining chain verifies.
+
+Reads go through a ``ChainView``: head, checkpoints and records as of one instant. Since an append commits its
+record and the head together, a row a view finds beyond the head was put there by hand; reads of the chain stop at
+the head and never return it.
 """
 
 import datetime
@@ -26,12 +30,14 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
@@ -51,6 +57,7 @@ from rag_core.compliance.events import (
 )
 
 HMAC_KEY_VARIABLE = "AUDIT_HMAC_KEY"
+CUT_KEY = "cut_seq"  # the details key of a RETENTION event: the checkpoint its cut left the chain starting at
 READ_BATCH = 5000
 INIT_ATTEMPTS = 3  # processes starting together (Dagster's webserver and daemon) race to create the tables
 
@@ -87,6 +94,22 @@ checkpoints_table = Table(
 
 class AuditStoreError(RuntimeError):
     """The audit database cannot be opened or written; the message names the URL and what to check."""
+
+
+class TamperedStoreError(ValueError):
+    """The audit database holds what no append writes (a malformed record, no chain head): it was edited directly.
+    A read that meets it stops here; ``rag audit verify`` names the damage."""
+
+
+class MalformedRecordError(TamperedStoreError):
+    """A stored record whose fields cannot be read back (details not a JSON object, a time not in the stored form,
+    an unknown event type)."""
+
+    def __init__(self, seq: int, problem: str) -> None:
+        super().__init__(f"audit record {seq} cannot be read: {problem}; the audit database was edited outside the "
+                         "trail, run `rag audit verify` and restore it from a backup")
+        self.seq = seq
+        self.problem = problem
 
 
 def hmac_key() -> bytes | None:
@@ -141,9 +164,13 @@ class AuditStore:
                                       "compliance.database_url") from error
 
     def _initialise(self) -> None:
+        """Create what is missing; only a store with no records and no checkpoints gets the genesis head. A head
+        row that is gone while records remain (its table dropped or emptied) stays gone: a fresh head would
+        restart the chain over the old records, so verification reports it and appends refuse instead."""
         metadata.create_all(self.engine)
         with self._write() as conn:
-            if conn.execute(select(head_table.c.seq)).first() is None:
+            if all(conn.execute(select(table.c.seq).limit(1)).first() is None
+                   for table in (head_table, records_table, checkpoints_table)):
                 conn.execute(insert(head_table).values(id=1, seq=0, record_hash=GENESIS_HASH,
                                                        signature=sign(hmac_key(), 0, GENESIS_HASH)))
 
@@ -156,14 +183,23 @@ class AuditStore:
 
     def _head_for_update(self, conn: Connection) -> ChainHead:
         query = select(head_table.c.seq, head_table.c.record_hash, head_table.c.signature)
-        row = conn.execute(query if self.is_sqlite else query.with_for_update()).one()
+        row = conn.execute(query if self.is_sqlite else query.with_for_update()).first()
+        if row is None:
+            raise AuditStoreError(f"cannot append to the audit store {redacted_url(self.url)}: its chain head is "
+                                  "missing while records remain (table audit_head dropped or emptied); run `rag audit "
+                                  "verify` and restore the audit database from a backup")
         return ChainHead(*row)
 
     def append(self, event_type: AuditEventType, actor: str, outcome: str, details: Mapping[str, Any],
                now: datetime.datetime) -> AuditRecord:
         """Add one record at the end of the chain (and a checkpoint when one is due), atomically."""
-        with self._write() as conn:
-            return self._append(conn, self._head_for_update(conn), event_type, actor, outcome, details, now)
+        try:
+            with self._write() as conn:
+                return self._append(conn, self._head_for_update(conn), event_type, actor, outcome, details, now)
+        except IntegrityError as error:  # the next seq is taken: a row was inserted beyond the head by hand
+            raise AuditStoreError(f"cannot append to the audit store {redacted_url(self.url)}: a record beyond the "
+                                  "chain head holds the next seq (inserted outside the trail); run `rag audit "
+                                  "verify` and restore the audit database from a backup") from error
 
     def _append(self, conn: Connection, head: ChainHead, event_type: AuditEventType, actor: str, outcome: str,
                 details: Mapping[str, Any], now: datetime.datetime) -> AuditRecord:
@@ -188,43 +224,26 @@ class AuditStore:
         conn.execute(insert(checkpoints_table).values(seq=seq, record_hash=digest, time=time, reason=reason,
                                                       signature=sign(key, seq, digest)))
 
-    def head(self) -> ChainHead:
+    @contextmanager
+    def snapshot(self) -> Iterator["ChainView"]:
+        """A read-only view of the chain as of one instant: SQLite's read transaction in WAL mode, PostgreSQL's
+        REPEATABLE READ. Appends committed meanwhile are not in it, and do not wait for it."""
         with self.engine.connect() as conn:
-            return ChainHead(*conn.execute(select(head_table.c.seq, head_table.c.record_hash,
-                                                  head_table.c.signature)).one())
+            if not self.is_sqlite:
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield ChainView(conn)
 
     def checkpoints(self) -> list[Checkpoint]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(checkpoints_table).order_by(checkpoints_table.c.seq)).all()
-        return [Checkpoint(r.seq, r.record_hash, r.time, r.reason, r.signature) for r in rows]
+        with self.snapshot() as view:
+            return view.checkpoints()
 
     def records(self, *, event_type: AuditEventType | None = None, start: str | None = None, end: str | None = None,
-                actor: str | None = None, limit: int | None = None,
-                through_seq: int | None = None) -> Iterator[AuditRecord]:
-        """Records in chain order, filtered (times in the stored form; end exclusive; up to ``through_seq``), read
-        in batches."""
-        after, returned = 0, 0
-        while limit is None or returned < limit:
-            query = select(records_table).where(records_table.c.seq > after).order_by(records_table.c.seq)
-            if event_type is not None:
-                query = query.where(records_table.c.event_type == event_type.value)
-            if start is not None:
-                query = query.where(records_table.c.time >= start)
-            if end is not None:
-                query = query.where(records_table.c.time < end)
-            if actor is not None:
-                query = query.where(records_table.c.actor == actor)
-            if through_seq is not None:
-                query = query.where(records_table.c.seq <= through_seq)
-            batch = READ_BATCH if limit is None else min(READ_BATCH, limit - returned)
-            with self.engine.connect() as conn:
-                rows = conn.execute(query.limit(batch)).all()
-            for row in rows:
-                yield _record(row)
-            returned += len(rows)
-            if len(rows) < batch:
-                return
-            after = rows[-1].seq
+                actor: str | None = None, limit: int | None = None) -> Iterator[AuditRecord]:
+        """The chain's records up to its head (``ChainView.records``), in one snapshot held until the last is read."""
+        with self.snapshot() as view:
+            yield from view.records(event_type=event_type, start=start, end=end, actor=actor, limit=limit,
+                                    through_seq=view.end())
 
     def purge(self, cutoffs: Mapping[AuditEventType, str], *, actor: str, now: datetime.datetime,
               extra_details: Mapping[str, Any]) -> AuditRecord:
@@ -253,16 +272,92 @@ class AuditStore:
                 self._checkpoint(conn, cut, last, format_time(now), "retention", key)
                 removed = conn.execute(delete(records_table).where(records_table.c.seq <= cut)).rowcount or 0
                 conn.execute(delete(checkpoints_table).where(checkpoints_table.c.seq < cut))
-            details = {**extra_details, "purged_records": purged, "removed_records": removed, "cut_seq": cut,
+            details = {**extra_details, "purged_records": purged, "removed_records": removed, CUT_KEY: cut,
                        "cutoffs": {t.value: c for t, c in cutoffs.items()}}
             return self._append(conn, head, AuditEventType.RETENTION, actor, "success", details, now)
 
 
-def _record(row: Any) -> AuditRecord:
-    return AuditRecord(seq=row.seq, time=parse_time(row.time), event_type=AuditEventType(row.event_type),
-                       actor=row.actor, outcome=row.outcome, details=json.loads(row.details),
-                       prev_hash=row.prev_hash, body_hash=row.body_hash, record_hash=row.record_hash,
-                       purged=bool(row.purged))
+class ChainView:
+    """The chain in one snapshot (``AuditStore.snapshot``); ``head`` is None when its row is gone."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        row = conn.execute(select(head_table.c.seq, head_table.c.record_hash, head_table.c.signature)).first()
+        self.head = None if row is None else ChainHead(*row)
+
+    def end(self) -> int:
+        """The seq the head says the chain ends at; TamperedStoreError when there is no head to say it."""
+        if self.head is None:
+            raise TamperedStoreError("the audit chain head is missing while records remain (table audit_head dropped "
+                                     "or emptied): run `rag audit verify` and restore the audit database from a "
+                                     "backup")
+        return self.head.seq
+
+    def checkpoints(self) -> list[Checkpoint]:
+        rows = self.conn.execute(select(checkpoints_table).order_by(checkpoints_table.c.seq)).all()
+        return [Checkpoint(r.seq, r.record_hash, r.time, r.reason, r.signature) for r in rows]
+
+    def rows(self, *, through_seq: int | None = None) -> Iterator[Any]:
+        """Every stored record row as it is (unparsed, whatever its seq) up to ``through_seq``: what verification
+        walks."""
+        query = select(records_table)
+        return self._paged(query if through_seq is None else query.where(records_table.c.seq <= through_seq))
+
+    def first_seq_beyond(self, seq: int) -> int | None:
+        return self.conn.execute(select(func.min(records_table.c.seq)).where(records_table.c.seq > seq)).scalar()
+
+    def records(self, *, through_seq: int, event_type: AuditEventType | None = None, start: str | None = None,
+                end: str | None = None, actor: str | None = None, limit: int | None = None) -> Iterator[AuditRecord]:
+        """Records 1 to ``through_seq`` in chain order, filtered (times in the stored form, end exclusive); with
+        ``limit``, the newest ``limit`` of them. A record that cannot be read raises MalformedRecordError."""
+        query = select(records_table).where(records_table.c.seq.between(1, through_seq))
+        if event_type is not None:
+            query = query.where(records_table.c.event_type == event_type.value)
+        if start is not None:
+            query = query.where(records_table.c.time >= start)
+        if end is not None:
+            query = query.where(records_table.c.time < end)
+        if actor is not None:
+            query = query.where(records_table.c.actor == actor)
+        if limit is None:
+            rows: Iterator[Any] = self._paged(query)
+        else:
+            rows = reversed(self.conn.execute(query.order_by(records_table.c.seq.desc()).limit(limit)).all())
+        return map(record_from_row, rows)
+
+    def _paged(self, query: Select) -> Iterator[Any]:
+        """``query``'s rows in seq order, READ_BATCH at a time (a long chain is never held in memory at once)."""
+        after = None
+        while True:
+            page = query if after is None else query.where(records_table.c.seq > after)
+            rows = self.conn.execute(page.order_by(records_table.c.seq).limit(READ_BATCH)).all()
+            yield from rows
+            if len(rows) < READ_BATCH:
+                return
+            after = rows[-1].seq
+
+
+def record_from_row(row: Any) -> AuditRecord:
+    """A stored row as a record; MalformedRecordError names the record and the field no append could have
+    written."""
+    try:
+        time = parse_time(row.time)
+    except (TypeError, ValueError):
+        raise MalformedRecordError(row.seq, f"its time {row.time!r} is not a stored audit time (UTC, like "
+                                            "2026-11-01T09:30:00.000000Z)") from None
+    try:
+        event_type = AuditEventType(row.event_type)
+    except ValueError:
+        raise MalformedRecordError(row.seq, f"its event type {row.event_type!r} is not one the trail records") from None
+    try:
+        details = json.loads(row.details)
+    except (TypeError, ValueError) as error:
+        raise MalformedRecordError(row.seq, f"its details are not JSON ({error})") from None
+    if not isinstance(details, dict):
+        raise MalformedRecordError(row.seq, f"its details are JSON but not an object: {row.details[:60]!r}")
+    return AuditRecord(seq=row.seq, time=time, event_type=event_type, actor=row.actor, outcome=row.outcome,
+                       details=details, prev_hash=row.prev_hash, body_hash=row.body_hash,
+                       record_hash=row.record_hash, purged=bool(row.purged))
 
 
 def _engine(url: str) -> Engine:

@@ -21,8 +21,8 @@ def _verify(args: argparse.Namespace, compliance: ComplianceManager) -> int:
     if args.json:
         print(json.dumps({"intact": report.intact, "records_checked": report.records_checked,
                           "checkpoints_checked": report.checkpoints_checked, "signed": report.signed,
-                          "first_bad_seq": report.first_bad_seq, "problem": report.problem,
-                          "warnings": report.warnings}))
+                          "good_through": report.good_through, "first_bad_seq": report.first_bad_seq,
+                          "problem": report.problem, "warnings": report.warnings}))
     else:
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr)
@@ -66,12 +66,13 @@ def add_audit_parser(audit: argparse.ArgumentParser, *, parents: list[argparse.A
     actions = audit.add_subparsers(dest="audit_command", required=True)
     verify = actions.add_parser("verify", help="check the whole hash chain (exit 1 when broken)", parents=parents)
     verify.add_argument("--json", action="store_true")
-    query = actions.add_parser("query", help="list audit records by type, time and actor", parents=parents)
+    query = actions.add_parser("query", help="list audit records by type, time and actor, oldest first, up to the "
+                               "chain head", parents=parents)
     query.add_argument("--type", help="an event type, e.g. retrieval, version_update, erasure")
     query.add_argument("--start", help="ISO date or datetime (inclusive)")
     query.add_argument("--end", help="ISO date (inclusive: the whole day) or datetime (exclusive)")
     query.add_argument("--actor")
-    query.add_argument("--limit", type=int)
+    query.add_argument("--limit", type=int, help="only the newest N matching records (still listed oldest first)")
     query.add_argument("--json", action="store_true")
     report = actions.add_parser("report", help="the compliance report of one month (exit 1 if the chain is broken)",
                                 parents=parents)

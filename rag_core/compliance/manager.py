@@ -30,7 +30,12 @@ class ComplianceManager:
     def query_audit_logs(self, event_type: AuditEventType | str | None = None, start_time: TimeBound = None,
                          end_time: TimeBound = None, actor: str | None = None,
                          limit: int | None = None) -> list[AuditRecord]:
-        """Records in chain order. Dates mean whole days (``end_time="2024-01-31"`` includes the 31st)."""
+        """Matching records of the chain, oldest first; with ``limit``, the newest ``limit`` of them (still oldest
+        first). Dates mean whole days (``end_time="2024-01-31"`` includes the 31st).
+
+        Only records up to the chain head are listed: an append moves the head with its record, so a row beyond it
+        was put there by hand and is not part of the trail (``verify_integrity`` names it). Listing does not verify;
+        a record whose fields cannot be read raises MalformedRecordError naming it."""
         start = parse_bound(start_time, "start_time")
         end = parse_bound(end_time, "end_time", end=True)
         check_order(start, end, "start_time", "end_time")

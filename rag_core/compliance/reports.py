@@ -10,7 +10,7 @@ from typing import Any
 
 from rag_core.compliance.audit_store import AuditStore
 from rag_core.compliance.events import PII_REDACTIONS_KEY, AuditEventType, format_time
-from rag_core.compliance.integrity import verify_chain
+from rag_core.compliance.integrity import verify_view
 
 CHANGE_TYPES = (AuditEventType.VERSION_UPDATE, AuditEventType.REINDEX, AuditEventType.ROLLBACK)
 
@@ -31,7 +31,7 @@ class ComplianceReport:
     failures: int  # events with outcome "failure"
     actors: dict[str, int]
     pii_redactions: int  # sum of the details key "pii_redactions" over the period's events
-    integrity: dict[str, Any] = field(default_factory=dict)  # the whole chain's verdict at report time
+    integrity: dict[str, Any] = field(default_factory=dict)  # the whole chain's verdict, from the counts' snapshot
 
     def __getitem__(self, key: str) -> Any:
         return asdict(self)[key]
@@ -41,7 +41,8 @@ class ComplianceReport:
 
     def markdown(self) -> str:
         verdict = ("intact" if self.integrity.get("intact") else
-                   f"BROKEN at record {self.integrity.get('first_bad_seq')}: {self.integrity.get('problem')}")
+                   f"BROKEN at record {self.integrity.get('first_bad_seq')}: {self.integrity.get('problem')}; the "
+                   f"counts stop at record {self.integrity.get('counted_through')}")
         lines = [f"# Compliance report {self.start[:10]} to {self.end[:10]} (end exclusive)", "",
                  f"- Audit chain: {verdict}", f"- Events: {self.total_events}",
                  f"- Index changes (version updates, re-indexes, rollbacks): {self.version_updates}",
@@ -62,18 +63,23 @@ class ComplianceReport:
 
 
 def build_report(store: AuditStore, start: datetime.datetime, end: datetime.datetime) -> ComplianceReport:
+    """Verify the chain and count the period's events in one snapshot, so that the verdict is about the records
+    counted. Only verified records count: up to the head when the chain is intact; when it is broken, the records
+    before the first bad one (a row beyond the head or a forged one is never counted, and the report says BROKEN)."""
     by_type: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
     actors: Counter[str] = Counter()
     redactions = 0
-    for record in store.records(start=format_time(start), end=format_time(end)):
-        by_type[record.event_type.value] += 1
-        if record.purged:
-            continue
-        outcomes[record.outcome] += 1
-        actors[record.actor] += 1
-        redactions += int(record.details.get(PII_REDACTIONS_KEY, 0) or 0)
-    integrity = verify_chain(store)
+    with store.snapshot() as view:
+        integrity = verify_view(view)
+        for record in view.records(start=format_time(start), end=format_time(end),
+                                   through_seq=integrity.good_through):
+            by_type[record.event_type.value] += 1
+            if record.purged:
+                continue
+            outcomes[record.outcome] += 1
+            actors[record.actor] += 1
+            redactions += int(record.details.get(PII_REDACTIONS_KEY, 0) or 0)
     return ComplianceReport(
         start=start.isoformat(), end=end.isoformat(), total_events=sum(by_type.values()),
         events_by_type=dict(sorted(by_type.items())),
@@ -83,4 +89,4 @@ def build_report(store: AuditStore, start: datetime.datetime, end: datetime.date
         failures=outcomes["failure"], actors=dict(sorted(actors.items())), pii_redactions=redactions,
         integrity={"intact": integrity.intact, "first_bad_seq": integrity.first_bad_seq,
                    "problem": integrity.problem, "signed": integrity.signed,
-                   "records_checked": integrity.records_checked})
+                   "records_checked": integrity.records_checked, "counted_through": integrity.good_through})
