@@ -357,8 +357,10 @@ def _erase(args: argparse.Namespace, config: RAGConfig) -> int:
         return 1
     versions = ", ".join(f"{name} {n}" for name, n in report.milvus_chunks.items()) or "none"
     tables = ", ".join(f"{name} {n}" for name, n in report.asset_rows.items()) or "none"
-    print(f"erased {doc_id}: chunks per version: {versions}; asset rows: {tables}; query-log records "
-          f"cleaned: {report.query_log_rows}; client-side index {'cleared' if report.client_index_cleared else 'none'}")
+    purged = ", ".join(f"{name} {state}" for name, state in report.purged.items()) or "none"
+    print(f"erased {doc_id}: chunks per version: {versions}; purged from storage: {purged}; asset rows: {tables}; "
+          f"query-log records cleaned: {report.query_log_rows}; drift snapshots cleaned: {report.drift_snapshots}; "
+          f"client-side index {'cleared' if report.client_index_cleared else 'none'}")
     if report.source_file:
         print(redact(f"warning: its source file {report.source_file} still exists; the next ingestion of its folder "
                      "would index it again: delete or move the file").text, file=sys.stderr)
@@ -532,8 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--run-out", help="write a TREC run file (qid Q0 docid rank score tag)")
     evaluation.add_argument("--signals-out", metavar="FILE", help="write one JSON line per query: qid, "
                                                                   "hallucination_risk, faithfulness_score, components")
-    erase = _command(commands, "erase", "right to erasure: remove a document from every version, asset table, "
-                     "client-side index, cache and query-log result list", _erase)
+    erase = _command(commands, "erase", "right to erasure: remove a document from every version (and its files), "
+                     "asset table, client-side index, drift snapshot, cache and query-log result list", _erase)
     erase.add_argument("--doc-id", required=True, metavar="ID")
     erase.add_argument("--collection")
     serve = _command(commands, "serve", "the HTTP query service: POST /query and /score, /health, /ready, /metrics "

@@ -1,8 +1,11 @@
 """The right to erasure: one document removed from everywhere the project keeps it, and the erasure recorded.
 
-Everywhere means: every kept Milvus version of the alias (a rollback must not bring it back), compacted so the
-deleted rows are purged from storage too; the Parquet asset tables (``ingestion.storage_dir``); the client-side
-index (deleted, and rebuilt from Milvus on next use, as the data version bump makes every reader do); every query
+Everywhere means: every kept Milvus version of the alias (a rollback must not bring it back), with its rows gone
+from storage too (a server deletes and compacts; Milvus Lite, which would keep them in its files, has each such
+version rebuilt without them: ``rag_core.index.compaction.erase_rows``); the Parquet asset tables
+(``ingestion.storage_dir``); the client-side index of the alias and of each version (deleted, and rebuilt from
+Milvus on next use, as the data version bump makes every reader do); the drift snapshots of the alias and its
+versions (the probe queries made from the document, their embeddings, its id in the probes' results); every query
 cache (keyed on the data version, so unreachable at once; the given engine's is cleared); and the query log's result
 lists. The audit record names the document and counts what went, never its content.
 
@@ -24,8 +27,10 @@ import pyarrow.parquet as pq
 from rag_core.compliance.audit import audit_trail
 from rag_core.compliance.events import AuditEventType
 from rag_core.config import RAGConfig
+from rag_core.index.compaction import erase_rows, finish_interrupted_rebuilds
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.parquet_store import BatchStream, ParquetStore
+from rag_core.quality.drift_queries import PROBE_FIELDS, probe_text
 from rag_core.types import API_SOURCE
 
 log = logging.getLogger(__name__)
@@ -36,8 +41,10 @@ class ErasureReport:
     doc_id: str
     milvus_chunks: Mapping[str, int]  # collection version -> chunks deleted from it
     asset_rows: Mapping[str, int]  # asset table -> rows removed
+    purged: Mapping[str, str]  # collection version -> how its deleted rows left storage ("Rebuilt", "Completed")
     query_log_rows: int  # query-log records whose result lists named one of its chunks
     client_index_cleared: bool
+    drift_snapshots: int = 0  # drift snapshots that held something of it
     source_file: str | None = None  # the file it was ingested from, when that file still exists
     chunk_ids: frozenset[str] = field(default_factory=frozenset, repr=False)
 
@@ -54,28 +61,40 @@ def erase_document(config: RAGConfig, doc_id: str, *, alias: str | None = None,
     ``engine`` (a ``RetrievalEngine`` of this process, when there is one) gets its cache cleared and its state
     invalidated, so its very next query cannot see the document.
     """
-    from rag_core.retrieval.engine import client_index_dir  # loads the embedding stack: only when erasing
+    # These load the embedding stack: only when erasing.
+    from rag_core.quality.drift_snapshot import erase_from_snapshot, snapshot_path
+    from rag_core.retrieval.engine import client_index_dir
 
     if not doc_id.strip():
         raise ValueError("Say which document to erase: --doc-id ID (the id `rag query` shows).")
     alias = alias or config.milvus.collection
     manager = manager or MilvusIndexManager(config.milvus, config.index)
+    finish_interrupted_rebuilds(manager, alias)
     expression = f"doc_id == {json.dumps(doc_id)}"
     chunk_ids: set[str] = set()
     sources: set[str] = set()
+    probe_texts: set[str] = set()
     deleted: dict[str, int] = {}
-    for collection in manager.versions(alias) or ([alias] if manager.resolve(alias) == alias else []):
-        for batch in manager.iter_rows(collection, ["chunk_id", "source"], filter=expression):
+    purged: dict[str, str] = {}
+    versions = manager.versions(alias) or ([alias] if manager.resolve(alias) == alias else [])
+    for collection in versions:
+        for batch in manager.iter_rows(collection, ["chunk_id", "source", *PROBE_FIELDS], filter=expression):
             chunk_ids.update(row["chunk_id"] for row in batch)
             sources.update(row["source"] for row in batch)
-        deleted[collection] = manager.delete_where(collection, expression)
-        if deleted[collection]:
-            manager.bump_data_version(collection)
-            manager.compact(collection)
+            probe_texts.update(probe_text(row) for row in batch)
+        deleted[collection], result = erase_rows(manager, alias, collection, expression)
+        if result is not None:
+            purged[collection] = result.state
+            if result.after.deleted_rows:
+                log.warning("%s still stores %d deleted rows after compaction (%s); run `rag compact` later to "
+                            "purge them.", collection, result.after.deleted_rows, result.state)
     asset_rows = _erase_from_assets(ParquetStore(config.ingestion.storage_dir), doc_id, chunk_ids, sources)
-    folder = client_index_dir(config, alias)
-    cleared = folder.is_dir()
-    shutil.rmtree(folder, ignore_errors=True)
+    folders = [client_index_dir(config, name) for name in {alias, *versions}]
+    cleared = any(folder.is_dir() for folder in folders)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    snapshots = sum(erase_from_snapshot(snapshot_path(config, name), doc_id, probe_texts)
+                    for name in {alias, *versions})
     query_log_rows = erase_from_query_log(Path(config.quality.query_log_dir), chunk_ids)
     if engine is not None:
         engine.cache.clear()
@@ -84,12 +103,14 @@ def erase_document(config: RAGConfig, doc_id: str, *, alias: str | None = None,
     if source_file:
         log.warning("Erased document %s still has its source file %s: the next ingestion of that folder would "
                     "index it again; delete or move the file.", doc_id, source_file)
-    report = ErasureReport(doc_id=doc_id, milvus_chunks=deleted, asset_rows=asset_rows, query_log_rows=query_log_rows,
-                           client_index_cleared=cleared, source_file=source_file, chunk_ids=frozenset(chunk_ids))
+    report = ErasureReport(doc_id=doc_id, milvus_chunks=deleted, asset_rows=asset_rows, purged=purged,
+                           query_log_rows=query_log_rows, client_index_cleared=cleared, drift_snapshots=snapshots,
+                           source_file=source_file, chunk_ids=frozenset(chunk_ids))
     audit_trail(config).record(AuditEventType.ERASURE, outcome="success" if report.found else "not_found",
                                details={"doc_id": doc_id, "alias": alias, "milvus_chunks": dict(deleted),
-                                        "asset_rows": asset_rows, "query_log_rows": query_log_rows,
-                                        "chunks": len(chunk_ids), "source_file_exists": bool(source_file)})
+                                        "purged": purged, "asset_rows": asset_rows, "query_log_rows": query_log_rows,
+                                        "drift_snapshots": snapshots, "chunks": len(chunk_ids),
+                                        "source_file_exists": bool(source_file)})
     return report
 
 

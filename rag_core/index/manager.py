@@ -237,8 +237,12 @@ class MilvusIndexManager:
 
     def state(self, collection: str) -> CollectionState:
         """Index version, data version and completeness, in one round trip."""
+        return CollectionState.from_properties(collection, self.properties(collection))
+
+    def properties(self, collection: str) -> dict[str, str]:
+        """Every property of the collection: its version and state, and any kept beside them (a restore's)."""
         described = self._retry("describe_collection", lambda: self.client.describe_collection(collection))
-        return CollectionState.from_properties(collection, described.get("properties") or {})
+        return dict(described.get("properties") or {})
 
     def index_version(self, collection: str) -> IndexVersion | None:
         return self.state(collection).version
@@ -262,18 +266,22 @@ class MilvusIndexManager:
         if number is None:
             number = int(existing[-1].rsplit(VERSION_SEPARATOR, 1)[1]) + 1 if existing else 1
         name = f"{alias}{VERSION_SEPARATOR}{number}"
+        kept = {DATA_VERSION_KEY: "0"} | (properties or {}) | version.to_properties() | {COMPLETE_KEY: "false"}
+        self.create_collection(name, version, kept)
+        return name
+
+    def create_collection(self, name: str, version: IndexVersion, properties: dict[str, str]) -> None:
+        """An empty collection with the schema and index ``version`` records, carrying exactly ``properties``."""
         index_params = self.client.prepare_index_params()
-        index_params.add_index(field_name="vector", index_type=self.index.index_type, metric_type=version.metric_type,
-                               params={"M": self.index.M, "efConstruction": self.index.efConstruction})
+        index_params.add_index(field_name="vector", index_type=version.index_type, metric_type=version.metric_type,
+                               params={"M": version.M, "efConstruction": version.efConstruction})
         if version.lexical == "milvus":
             index_params.add_index(field_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                                    params={"bm25_k1": self.index.bm25_k1, "bm25_b": self.index.bm25_b})
         extra = {"num_shards": self.shards} if self.shards > 1 else {}
-        kept = {DATA_VERSION_KEY: "0"} | (properties or {}) | version.to_properties() | {COMPLETE_KEY: "false"}
         self._retry("create_collection", lambda: self.client.create_collection(
             name, schema=self._schema(version.dimension, bm25=version.lexical == "milvus"), index_params=index_params,
-            properties=kept, **extra))
-        return name
+            properties=properties, **extra))
 
     def resumable_version(self, alias: str, version: IndexVersion) -> str | None:
         """The newest version if it is an unfinished build of ``version`` (an interrupted run): continue it."""
@@ -349,6 +357,12 @@ class MilvusIndexManager:
         """Drop one version; the caller makes sure no alias serves it (``rag_core.index.retention``)."""
         self._retry("drop_collection", lambda: self.client.drop_collection(collection))
         self._loaded.discard(collection)
+
+    def rename_collection(self, old: str, new: str) -> None:
+        """Give a collection another name (Milvus Lite moves its aliases with it); loaded again on next use."""
+        self._retry("rename_collection", lambda: self.client.rename_collection(old, new))
+        self._loaded -= {old, new}
+        self.forget_serving()
 
     def _alias_exists(self, alias: str) -> bool:
         return alias in self._retry("list_aliases", lambda: self.client.list_aliases())["aliases"]

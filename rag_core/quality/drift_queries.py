@@ -6,9 +6,10 @@ needs embeddings only, but probe queries are re-run, so they need text (a file, 
 
 import datetime
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
@@ -17,6 +18,7 @@ from rag_core.index.manager import VERSION_SEPARATOR, MilvusIndexManager
 from rag_core.observability.query_log import read_query_log
 
 TITLE_WORDS = 12  # a chunk without a title stands in with its first words
+PROBE_FIELDS = ["position", "text", "metadata"]  # what ``probe_text`` reads of a row
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,14 @@ def logged_queries(folder: Path, alias: str, *, since: datetime.datetime | None 
 def title_queries(manager: MilvusIndexManager, collection: str, limit: int, seed: int = 0) -> list[str]:
     """Probe queries made from the corpus: documents' titles, and chunks' first words (a corpus of a few long
     documents has few titles but many chunks)."""
-    texts: set[str] = set()
-    for batch in manager.iter_rows(collection, ["position", "text", "metadata"]):
-        for row in batch:
-            title = str((row["metadata"] or {}).get("title", "")).strip() if row["position"] == 0 else ""
-            texts.add(title or " ".join(row["text"].split()[:TITLE_WORDS]))
+    texts = {probe_text(row) for batch in manager.iter_rows(collection, PROBE_FIELDS) for row in batch}
     return sample(sorted(t for t in texts if t), limit, seed)
+
+
+def probe_text(row: Mapping[str, Any]) -> str:
+    """The query a chunk row stands for: its document's title on the first chunk, else the chunk's first words."""
+    title = str((row["metadata"] or {}).get("title", "")).strip() if row["position"] == 0 else ""
+    return title or " ".join(row["text"].split()[:TITLE_WORDS])
 
 
 def sample(items: Sequence[str], limit: int, seed: int = 0) -> list[str]:

@@ -11,7 +11,7 @@ import logging
 import os
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +114,33 @@ class ProbeResults:
 
 def snapshot_path(config: RAGConfig, alias: str) -> Path:
     return Path(config.quality.drift_dir) / f"{alias}.npz"
+
+
+def erase_from_snapshot(path: Path, doc_id: str, probe_texts: set[str]) -> bool:
+    """Drop what the snapshot at ``path`` holds of an erased document; returns whether it held anything.
+
+    That is the probe queries made from its rows (``probe_texts``: titles and first words, see ``probe_text``),
+    with their reference embeddings where those are the probes', and its id (and score) in every probe's top list.
+    The corpus moments stay: one mean and covariance over every vector, not any chunk's. A snapshot left with no
+    probe query is deleted, so drift asks for a new one instead of comparing nothing.
+    """
+    if not path.is_file():
+        return False
+    snapshot = DriftSnapshot.load(path)
+    kept = [i for i, query in enumerate(snapshot.probe_queries) if query not in probe_texts]
+    named = any(doc_id in ids for ids in snapshot.probe_ids)
+    if len(kept) == len(snapshot.probe_queries) and not named:
+        return False
+    if not kept:
+        path.unlink()
+        return True
+    pairs = [[(d, s) for d, s in zip(snapshot.probe_ids[i], snapshot.probe_scores[i]) if d != doc_id] for i in kept]
+    reference = snapshot.reference_vectors[kept] if snapshot.reference_source.startswith("probe queries") \
+        else snapshot.reference_vectors
+    replace(snapshot, probe_queries=[snapshot.probe_queries[i] for i in kept],
+            probe_ids=[[d for d, _ in row] for row in pairs], probe_scores=[[s for _, s in row] for row in pairs],
+            reference_vectors=reference).save(path)
+    return True
 
 
 def probe_engine(config: RAGConfig, alias: str, *, embedder: Embedder | None = None,
