@@ -20,6 +20,7 @@ from pydantic import (
     SerializationInfo,
     ValidationError,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
@@ -42,8 +43,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+SERVER_SCHEMES = ("http", "https", "tcp", "grpc")
+
+
 class MilvusConfig(_Section):
     uri: str = Field("data/milvus.db", description="A file path = Milvus Lite; http(s)://host:19530 = server.")
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        """A mistyped scheme (``htp://``) would otherwise be taken for a Lite file name and fail deep in gRPC."""
+        scheme, separator, _ = uri.partition("://")
+        if separator and scheme.lower() not in SERVER_SCHEMES:
+            raise ValueError(f"{uri!r} has the unknown scheme {scheme!r}; use a file path for Milvus Lite "
+                             "(data/milvus.db) or http://host:19530 (https, tcp, grpc) for a Milvus server")
+        return uri
+
     user: str = ""
     password: SecretStr = SecretStr("")
     token: SecretStr = SecretStr("")

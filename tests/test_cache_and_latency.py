@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_core.observability.latency import LatencyTracker, report
+from rag_core.observability.latency import STAGES, LatencyTracker, report
 from rag_core.retrieval.cache import QueryCache, normalise_query
 
 
@@ -69,6 +69,10 @@ def test_only_cold_starts_means_not_measured_yet(tmp_path: Path) -> None:
     retrieval = latest["stage_latencies"]["retrieval"]
     assert retrieval.count == 0 and retrieval["p95"] != retrieval["p95"], "NaN: no warm sample yet"
     assert latest["sla_compliance"]["queries"] == 0
+    # The guide's monitoring snippet, verbatim: "not measured" in words, never "nanms" or a 100 % SLA of nothing.
+    printed = (f"P95 latency: {latest['stage_latencies']['retrieval']['p95']:.2f}ms\n"
+               f"SLA compliance: {latest['sla_compliance']['compliance_rate']:.1%}")
+    assert printed == "P95 latency: n/ams\nSLA compliance: n/a"
     assert latest["cold_start_ms"]["retrieval"].count == 3
 
 
@@ -92,7 +96,16 @@ def test_older_or_damaged_latency_files(tmp_path: Path) -> None:
     assert LatencyTracker(window=10, target_latency_ms=20, state_dir=tmp_path).percentiles()["retrieval"].count == 2
     (tmp_path / "latency.json").write_text('{"retrieval": [10.0, 3')  # a crash mid-write by an old version
     tracker = LatencyTracker(window=10, target_latency_ms=20, state_dir=tmp_path)
-    assert tracker.percentiles() == {} and tracker.sla().queries == 0
+    assert {p.count for p in tracker.percentiles().values()} == {0} and tracker.sla().queries == 0
     tracker.record({"retrieval": 5.0})
     tracker.save()
     assert LatencyTracker(window=10, target_latency_ms=20, state_dir=tmp_path).sla().compliance_rate == 1.0
+
+
+def test_the_guides_snippet_runs_before_any_query(tmp_path: Path) -> None:
+    """No query at all yet: every stage is there to read (no KeyError), as "n/a", and the SLA is no 100 %."""
+    latest = report(LatencyTracker(window=10, target_latency_ms=80, state_dir=tmp_path))
+    assert set(STAGES) <= set(latest["stage_latencies"])
+    assert f"{latest['stage_latencies']['retrieval']['p95']:.2f}" == "n/a"
+    rate = latest["sla_compliance"]["compliance_rate"]
+    assert f"{rate:.1%}" == "n/a" and rate != rate and latest["sla_compliance"]["queries"] == 0

@@ -71,3 +71,33 @@ def test_milvus_uri_may_name_a_milvus_lite_file(tmp_path: Path) -> None:
                           env=os.environ | {"MILVUS_URI": str(lite), "PYTHONPATH": str(Path(__file__).parents[1])})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == [str(lite), "True", "True"]
+
+
+@pytest.mark.parametrize("uri", ["foo://bar", "htp://localhost:19530"])
+def test_a_milvus_uri_with_an_unknown_scheme_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture, uri: str) -> None:
+    from rag_core.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MILVUS_URI", uri)
+    assert main(["stats"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"milvus.uri: Value error, {uri!r} has the unknown scheme" in err and "http://host:19530" in err
+
+
+def test_a_lite_file_under_a_missing_folder_tree_is_refused_not_created(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    from rag_core.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MILVUS_URI", str(tmp_path / "nonexistent" / "dir" / "milvus.db"))
+    assert main(["stats"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'nonexistent'} of the Milvus Lite file" in err
+    assert "mkdir -p" in err and not (tmp_path / "nonexistent").exists()
+    monkeypatch.setenv("MILVUS_URI", "data/milvus.db")
+    main(["stats"])
+    assert "run the ingestion first" in capsys.readouterr().err
+    assert (tmp_path / "data").is_dir(), "the one missing folder of the default is made"

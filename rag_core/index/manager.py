@@ -19,7 +19,7 @@ import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from rag_core.config import IndexConfig, MilvusConfig, load_config
+from rag_core.config import ConfigError, IndexConfig, MilvusConfig, load_config
 from rag_core.index import connection_security, lite_lock
 from rag_core.index.retry import call_with_retry
 from rag_core.index.version import COMPLETE_KEY, DATA_VERSION_KEY, SYNC_PENDING_KEY, CollectionState, IndexVersion
@@ -148,7 +148,10 @@ class MilvusIndexManager:
         c = self.config
         if not is_server_uri(c.uri):
             db_file = self.lite_file
-            db_file.parent.mkdir(parents=True, exist_ok=True)
+            if not db_file.parent.parent.is_dir():  # the default data/ is made; a path with a typo higher up is not
+                raise ConfigError(f"The folder {db_file.parent.parent} of the Milvus Lite file {c.uri} does not "
+                                  f"exist; create it (mkdir -p {db_file.parent}) or fix milvus.uri / MILVUS_URI.")
+            db_file.parent.mkdir(exist_ok=True)
             lite_lock.acquire(db_file, c.lock_timeout_s)
             if ignored := connection_security.lite_ignored_settings(c):
                 log.warning("Milvus Lite (%s) has no users, roles or TLS: %s are ignored; protect the file with file "

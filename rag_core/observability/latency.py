@@ -28,6 +28,20 @@ log = logging.getLogger(__name__)
 _Samples = dict[str, deque[float]]
 
 
+class NotMeasured(float):
+    """A figure with no sample behind it: NaN to arithmetic, "n/a" when printed. The guide formats these numbers
+    straight into text (``f"{p95:.2f}ms"``, ``f"{rate:.1%}"``), where NaN read as "nan" and an empty SLA as 100 %."""
+
+    def __new__(cls) -> "NotMeasured":
+        return super().__new__(cls, math.nan)
+
+    def __format__(self, spec: str) -> str:
+        return "n/a"
+
+    def __str__(self) -> str:
+        return "n/a"
+
+
 @dataclass(frozen=True)
 class StagePercentiles:
     p50: float
@@ -37,6 +51,10 @@ class StagePercentiles:
 
     def __getitem__(self, key: str) -> float:  # report["stage_latencies"]["retrieval"]["p95"], as the guide reads
         return getattr(self, key)
+
+
+NOT_MEASURED = NotMeasured()  # one instance: reports compare equal (NaN is not equal to itself, but is itself)
+UNMEASURED = StagePercentiles(NOT_MEASURED, NOT_MEASURED, NOT_MEASURED, 0)
 
 
 @dataclass(frozen=True)
@@ -83,12 +101,13 @@ class LatencyTracker:
                         self._append(unsaved, stage, float(value))
 
     def percentiles(self) -> dict[str, StagePercentiles]:
-        """Warm samples only. A stage seen only in cold starts is listed with ``count`` 0 and NaN percentiles,
-        so a reader asking for it gets "not measured yet" rather than a KeyError or a cold start's seconds."""
+        """Warm samples only. Every stage is listed: one with no warm sample (none yet, or only cold starts) has
+        ``count`` 0 and ``NotMeasured`` percentiles, so a reader gets "n/a" rather than a KeyError or a cold start's
+        seconds."""
         with self._lock:
             measured = {stage: _percentiles(values) for stage, values in self._samples.items() if values}
-            cold_only = [stage for stage, values in self._cold.items() if values and stage not in measured]
-        return measured | {stage: StagePercentiles(math.nan, math.nan, math.nan, 0) for stage in cold_only}
+            seen = [*STAGES, *self._cold]
+        return {stage: measured.get(stage, UNMEASURED) for stage in dict.fromkeys([*seen, *measured])}
 
     def cold_start_ms(self) -> dict[str, StagePercentiles]:
         """The same statistics over the cold-start samples: what a process's first query costs."""
@@ -99,7 +118,7 @@ class LatencyTracker:
         with self._lock:
             totals = list(self._samples.get("retrieval", ()))
         met = sum(t <= self.target_latency_ms for t in totals)
-        return SLACompliance(self.target_latency_ms, met / len(totals) if totals else 1.0, len(totals))
+        return SLACompliance(self.target_latency_ms, met / len(totals) if totals else NOT_MEASURED, len(totals))
 
     def save(self) -> None:
         """Merge the samples recorded here since the last save into the state file, then adopt the merged window."""
