@@ -50,6 +50,14 @@ class QueryMetrics:
     quality: QualitySignals | None  # every feature behind the signals (None: no results)
 
 
+def result_depth(pipeline: PipelineConfig, results: int | None) -> dict[str, int]:
+    """The engine's ``top_k`` and ``rerank_top_k`` for a caller asking for ``results`` results (default
+    ``pipeline.rerank_top_k``): on every face top_k means results returned, never fewer candidates than
+    ``pipeline.top_k`` fused and reranked."""
+    wanted = results or pipeline.rerank_top_k
+    return {"top_k": max(wanted, pipeline.top_k), "rerank_top_k": wanted}
+
+
 def as_document(item: Document | dict[str, Any], position: int) -> Document:
     if isinstance(item, Document):
         return item
@@ -83,6 +91,7 @@ class AdvancedRAGPipeline:
 
     async def retrieve(self, query: str, *, top_k: int | None = None, filter: str = "",
                        mode: str = "hybrid") -> tuple[list[RetrievedChunk], QueryMetrics]:
+        """The ``top_k`` best results (default ``pipeline.rerank_top_k``) and what the query cost."""
         result = await asyncio.to_thread(self._audited_search, query, top_k=top_k, filter=filter, mode=mode)
         self._save_latency()
         signals, total = result.signals, result.timings_ms["retrieval"]
@@ -101,7 +110,7 @@ class AdvancedRAGPipeline:
 
     def _audited_search(self, query: str, *, top_k: int | None, filter: str, mode: str) -> RetrievalResult:
         """The search and its audit record (a committed write) together, off the caller's event loop."""
-        result = self.engine.search(query, top_k=top_k, filter=filter, mode=mode)
+        result = self.engine.search(query, **result_depth(self.config, top_k), filter=filter, mode=mode)
         audit_trail(self.settings).record(AuditEventType.RETRIEVAL, details=retrieval_details(
             query_id=result.query_id, collection=result.collection, data_version=result.data_version, mode=mode,
             result_ids=[c.doc_id for c in result.results], cached=result.cached))

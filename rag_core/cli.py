@@ -28,6 +28,7 @@ from rag_core.quality.evaluation import LATENCY_SAMPLE
 PACKAGE = "advanced-rag-milvus"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another process holds the Milvus Lite file; try again later
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader left (`seq 99999 | head -1`)
 
 # Read by the libraries when they are first imported, which for the heavy ones (transformers, huggingface_hub,
 # sentence-transformers) happens inside a command, after main() sets them. A user's own setting wins.
@@ -67,15 +68,16 @@ FAILURE_EVENTS = {"ingest": AuditEventType.INGESTION, "delete": AuditEventType.D
 # --- argument types: a bad value is an argparse error (exit 2) that names the option --------------------------------
 
 
-def int_at_least(minimum: int, meaning: str) -> Callable[[str], int]:
+def int_at_least(minimum: int, meaning: str, maximum: int | None = None) -> Callable[[str], int]:
     """For counts: ``--top-k 0`` or ``-5`` would silently mean "the default" or "all", so values under ``minimum``
-    are refused (``--latency-sample 0`` means every query, so its minimum is 0)."""
+    are refused (``--latency-sample 0`` means every query, so its minimum is 0); and over ``maximum``, where a
+    larger value would be quietly changed (``--port 99999`` was announced, and another port bound)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {meaning}, got {text!r}") from None
-        if value < minimum:
+        if value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"must be {meaning}, got {value}")
         return value
     return parse
@@ -83,6 +85,7 @@ def int_at_least(minimum: int, meaning: str) -> Callable[[str], int]:
 
 positive_int = int_at_least(1, "a positive integer")
 non_negative_int = int_at_least(0, "an integer >= 0")
+tcp_port = int_at_least(1, "a TCP port from 1 to 65535", maximum=65535)
 
 
 def unit_fraction(text: str) -> float:
@@ -118,10 +121,13 @@ def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _stats(args: argparse.Namespace, config: RAGConfig) -> int:
+    from rag_core.index.sources import source_stats
+
     manager, alias = _index(args, config)
     stats = manager.get_collection_stats(alias)
+    sources = source_stats(manager, stats.collection)
     if args.json:
-        print(json.dumps(asdict(stats), indent=2))
+        print(json.dumps(asdict(stats) | {"sources": [asdict(s) for s in sources]}, indent=2))
     else:
         version = stats.index_version
         print(f"{stats.name} -> {stats.collection}: {stats.row_count} rows, data version {stats.data_version}; "
@@ -132,18 +138,28 @@ def _stats(args: argparse.Namespace, config: RAGConfig) -> int:
         if version:
             print(f"model {version.model} ({version.dimension} dims), {version.index_type} {version.metric_type} "
                   f"M={version.M} efConstruction={version.efConstruction}, fingerprint {version.fingerprint}")
+        for source in sources:
+            print(f"source {source.source}: {source.documents} documents, {source.rows} rows")
     return 0
 
 
 def _health(args: argparse.Namespace, config: RAGConfig) -> int:
-    report = MilvusIndexManager(config.milvus, config.index).health()  # creates nothing, not even a Lite folder
+    """Exit 0: healthy; 1: not. While another process holds the Milvus Lite file (one process per file) and the
+    configured service answers, the service is asked instead: it serving is the store being healthy."""
+    from rag_core.serve.probe import served_health
+
+    served = served_health(config)
+    report = served or MilvusIndexManager(config.milvus, config.index).health()  # creates nothing, not even a folder
     if args.json:
         print(json.dumps(asdict(report), indent=2))
-    elif report.ok:
+    elif not report.ok:
+        print(f"unhealthy: {report.error}", file=sys.stderr)
+    elif served:
+        print(f"ok: {served.uri} is held by {served.held_by}; the service at {served.url} is ready, serving "
+              f"{served.collection} ({served.rows} rows)")
+    else:
         print(f"ok: {report.uri} (Milvus {report.server_version}) answered in {report.latency_ms:.1f} ms; "
               f"collections: {', '.join(report.collections) or 'none'}")
-    else:
-        print(f"unhealthy: {report.error}", file=sys.stderr)
     return 0 if report.ok else 1
 
 
@@ -282,12 +298,12 @@ def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _query(args: argparse.Namespace, config: RAGConfig) -> int:
+    from rag_core.api import result_depth
     from rag_core.quality.answers import score_answer
     from rag_core.retrieval.engine import RetrievalEngine
 
     engine = RetrievalEngine(config, alias=args.collection)
-    top_k = args.top_k or config.pipeline.rerank_top_k
-    result = engine.search(args.text, top_k=max(top_k, config.pipeline.top_k), rerank_top_k=top_k, mode=args.mode)
+    result = engine.search(args.text, **result_depth(config.pipeline, args.top_k), mode=args.mode)
     engine.latency.save()
     _audit(config, (AuditEventType.RETRIEVAL, retrieval_details(
         query_id=result.query_id, collection=result.collection, data_version=result.data_version, mode=args.mode,
@@ -541,8 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = _command(commands, "serve", "the HTTP query service: POST /query and /score, /health, /ready, /metrics "
                      "(docs/serving.md)", _serve)
     serve.add_argument("--host", help="address to bind (default: serve.host, loopback)")
-    serve.add_argument("--port", type=int, help="port (default: serve.port, 9090)")
-    serve.add_argument("--workers", type=int, help="worker processes (default: serve.workers; >1 needs a server)")
+    serve.add_argument("--port", type=tcp_port, help="port, 1 to 65535 (default: serve.port, 9090)")
+    serve.add_argument("--workers", type=positive_int, help="worker processes, at least 1 (default: serve.workers; "
+                       ">1 needs a server)")
     token = _command(commands, "token", "API tokens for security.tokens: hash one read from stdin, or mint one",
                      _token)
     token.add_argument("action", choices=["hash", "new"])
@@ -588,12 +605,26 @@ def _running(args: argparse.Namespace) -> str:
     return f"rag {args.command}" + (f" {path}" if path else "")
 
 
+def _output_closed() -> int:
+    """The reader of stdout left (``rag query ... | head -3``): stop quietly, as Unix tools do when SIGPIPE ends
+    them. Exit 141 like them rather than 0: the output was cut short, and a ``set -o pipefail`` script should tell
+    that apart from a complete run, as it does for ``seq``. Python flushes stdout once more at exit, so stdout is
+    pointed at /dev/null first (the Python docs' recipe, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_OUTPUT_CLOSED
+
+
 def main(argv: list[str] | None = None) -> int:
     quiet_third_parties()
     args = build_parser().parse_args(argv)
     acting_channel.set("cli")  # audit records name the caller as user@cli
     try:
-        return _authorized(args, load_config(args.config))
+        code = _authorized(args, load_config(args.config))
+        sys.stdout.flush()  # output still buffered meets a closed pipe here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _output_closed()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C while we wind down ends the process at once
         print(f"interrupted: {_running(args)}; {ON_INTERRUPT.get(args.command, DEFAULT_ON_INTERRUPT)}",

@@ -41,6 +41,29 @@ def test_ingest_then_reingest_then_stats_and_health(workdir: Path, embedder, cap
     assert "compacted semantic_index__v1" in capsys.readouterr().out
 
 
+def test_stats_lists_each_source_with_its_documents_and_rows(workdir: Path, embedder,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    """The README said `rag stats` shows the sources (the folders given to `rag ingest`); it showed none."""
+    (workdir / "notes").mkdir()
+    (workdir / "notes" / "one.txt").write_text("A single note about aliases.\n")
+    assert main(["ingest", "docs"]) == 0 and main(["ingest", "notes"]) == 0
+    capsys.readouterr()
+
+    assert main(["stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    docs, notes = str((workdir / "docs").resolve()), str((workdir / "notes").resolve())
+    by_name = {s["source"]: s for s in stats["sources"]}
+    assert set(by_name) == {docs, notes}
+    assert by_name[docs]["documents"] == 5 and by_name[docs]["rows"] > 5, "long.md is several chunks"
+    assert by_name[notes] == {"source": notes, "documents": 1, "rows": 1}
+    assert sum(s["rows"] for s in stats["sources"]) == stats["row_count"]
+
+    assert main(["stats"]) == 0
+    out = capsys.readouterr().out
+    assert f"source {docs}: 5 documents, {by_name[docs]['rows']} rows" in out
+    assert f"source {notes}: 1 documents, 1 rows" in out
+
+
 def test_ingest_into_a_named_collection(workdir: Path, embedder, capsys: pytest.CaptureFixture) -> None:
     assert main(["ingest", "docs/bm25.txt", "--collection", "notes"]) == 0
     assert "ingested 1 documents" in capsys.readouterr().out

@@ -1,6 +1,12 @@
 """The ``rag`` command's options, checks and interruption: none of these tests needs the model or a Milvus."""
 
 import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from importlib.metadata import version
 from pathlib import Path
 
@@ -30,6 +36,35 @@ def test_top_k_must_be_a_positive_integer(workdir: Path, capsys: pytest.CaptureF
     """``--top-k 0`` used to return 5 results (the default) and ``--top-k -5`` 15 (all but the last five)."""
     err = _usage_error(["query", "what is compaction", "--top-k", value], capsys)
     assert "argument --top-k: must be a positive integer" in err and value in err
+
+
+@pytest.fixture
+def never_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused option must stop ``rag serve`` before it starts; were it accepted, this fails the test at once."""
+    import rag_core.serve.server
+
+    def started(*args: object, **kwargs: object) -> None:
+        pytest.fail("rag serve started with an invalid option")
+
+    monkeypatch.setattr(rag_core.serve.server, "serve", started)
+
+
+@pytest.mark.parametrize("value", ["99999", "65536", "0", "-1", "http"])
+@pytest.mark.usefixtures("never_served")
+def test_serve_port_must_be_a_tcp_port(workdir: Path, capsys: pytest.CaptureFixture, value: str) -> None:
+    """``--port 99999`` used to print "listening on ...:99999" and bind another port (99999 - 65536)."""
+    err = _usage_error(["serve", "--port", value], capsys)
+    last = err.splitlines()[-1]
+    assert last.startswith("rag serve: error: argument --port: must be a TCP port from 1 to 65535, got ") and \
+        last.endswith((value, f"{value!r}")), err
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+@pytest.mark.usefixtures("never_served")
+def test_serve_workers_must_be_at_least_one(workdir: Path, capsys: pytest.CaptureFixture, value: str) -> None:
+    """``--workers 0`` used to run one worker (0 fell back to serve.workers)."""
+    err = _usage_error(["serve", "--workers", value], capsys)
+    assert "argument --workers: must be a positive integer" in err and value in err
 
 
 @pytest.mark.parametrize("value", ["-0.1", "1.5", "nan", "dense"])
@@ -104,6 +139,79 @@ def test_health_names_a_file_standing_where_the_folder_should_be(workdir: Path, 
     monkeypatch.setenv("MILVUS_URI", "data/milvus.db")
     assert main(["health"]) == 1
     assert f"{workdir / 'data'} of the Milvus Lite file data/milvus.db is not a folder" in capsys.readouterr().err
+
+
+# Holds the Milvus Lite lock as `rag serve` would (its note names the command), without Milvus or a model.
+HOLD_AS_SERVE = ("import sys, time; from pathlib import Path; from rag_core.index import lite_lock; "
+                 "db = Path(sys.argv[1]); sys.argv = ['rag', 'serve']; lite_lock.acquire(db, 0); "
+                 "print('held', flush=True); time.sleep(300)")
+
+
+@pytest.fixture
+def held_by_serve(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen]:
+    (workdir / "data").mkdir()
+    monkeypatch.setenv("MILVUS_URI", "data/milvus.db")
+    monkeypatch.setenv("RAG__MILVUS__LOCK_TIMEOUT_S", "20")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_AS_SERVE, str(workdir / "data" / "milvus.db")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+class _Readiness(BaseHTTPRequestHandler):
+    """Answers /ready as `rag serve` does: 200 when ready, 503 with the reason when not."""
+
+    ready = True
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = json.dumps({"ready": self.ready, "collection": "semantic_index__v3", "version": 3, "rows": 42,
+                           "error": "" if self.ready else "No collection or alias 'semantic_index'"}).encode()
+        self.send_response(200 if self.ready and self.path == "/ready" else 503)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
+    """A stand-in for the service at serve.port (tests/test_serve_process.py asks a real `rag serve`)."""
+    server = HTTPServer(("127.0.0.1", 0), type("Readiness", (_Readiness,), {}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("RAG__SERVE__PORT", str(server.server_port))
+    yield server
+    server.shutdown()
+
+
+def test_health_while_the_service_holds_the_lite_file_is_the_services_readiness(
+        held_by_serve: subprocess.Popen, service: HTTPServer, capsys: pytest.CaptureFixture) -> None:
+    """It used to wait milvus.lock_timeout_s and report "unhealthy" whenever the service ran: a container health
+    check failed while the service served."""
+    url = f"http://127.0.0.1:{service.server_port}/ready"
+    assert main(["health"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ok: data/milvus.db is held by pid {held_by_serve.pid} (rag serve) since "), out
+    assert out.endswith(f"; the service at {url} is ready, serving semantic_index__v3 (42 rows)\n"), out
+    assert main(["health", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and report["collection"] == "semantic_index__v3" and report["rows"] == 42
+
+
+def test_health_while_the_service_holds_the_lite_file_but_is_not_ready(
+        held_by_serve: subprocess.Popen, service: HTTPServer, capsys: pytest.CaptureFixture) -> None:
+    service.RequestHandlerClass.ready = False
+    started = time.monotonic()
+    assert main(["health"]) == 1
+    assert time.monotonic() - started < 10, "no wait for the lock: the service answered for it"
+    err = capsys.readouterr().err
+    assert err.startswith(f"unhealthy: data/milvus.db is held by pid {held_by_serve.pid} (rag serve) since "), err
+    assert "is not ready: No collection or alias 'semantic_index'" in err and err.count("\n") == 1, err
 
 
 class _Interrupted:

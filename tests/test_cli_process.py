@@ -57,6 +57,24 @@ def test_ingest_and_query_print_only_our_own_lines(tmp_path: Path) -> None:
     assert not NOISE.search(ingest.stdout + query.stdout)
 
 
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("argv", [["perf-report"], ["token", "new", "--name", "ci", "--role", "reader"]])
+def test_a_closed_stdout_ends_the_command_quietly_with_141(tmp_path: Path, argv: list[str], buffered: bool) -> None:
+    """``rag query ... | head -3`` ended in a BrokenPipeError traceback. The reader here is gone before the first
+    write; buffered, Python only writes (and fails) when it flushes at exit."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in _environment(tmp_path).items() if k != "PYTHONUNBUFFERED"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "rag_core.cli", *argv], cwd=tmp_path, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120,
+                              env=env if buffered else env | {"PYTHONUNBUFFERED": "1"})
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141, "128 + SIGPIPE, as a shell reports `seq 100000 | head -1`'s seq"
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_ingest_prints_one_line_and_exits_130(tmp_path: Path) -> None:
     """As a terminal does it: SIGINT to the whole process group, once the command is busy (its Milvus Lite file

@@ -1,5 +1,6 @@
 """`rag serve` in-process (FastAPI's TestClient): answers, refusals naming the field, tokens, readiness, metrics."""
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +63,20 @@ def test_query_answers_with_ranked_results_and_quality_metrics(client: TestClien
     assert "coverage" in metrics["signals"]
 
 
+@pytest.mark.parametrize("top_k", [5, 7])
+def test_top_k_is_how_many_results_come_back_like_the_cli(client: TestClient, top_k: int) -> None:
+    """top_k used to cut only the fused candidates: anything above pipeline.rerank_top_k (3 here) gave 3 results."""
+    body = client.post("/query", json={"query": "search index rows", "top_k": top_k, "mode": "dense"}).json()
+    assert len(body["results"]) == top_k, body
+    scored = client.post("/score", json={"answer": "Search the index.", "query": "search index rows", "top_k": top_k})
+    assert scored.json()["contexts"] == top_k, scored.json()
+
+
+def test_without_top_k_the_service_returns_rerank_top_k_results(client: TestClient) -> None:
+    body = client.post("/query", json={"query": "search index rows", "mode": "dense"}).json()
+    assert len(body["results"]) == 3
+
+
 def test_modes_and_filters_are_honoured(client: TestClient) -> None:
     bm25 = client.post("/query", json={"query": "BM25 inverse document frequency", "mode": "bm25"}).json()
     assert all(r["dense_score"] is None for r in bm25["results"]) and bm25["results"][0]["doc_id"] == "bm25"
@@ -74,6 +89,9 @@ def test_modes_and_filters_are_honoured(client: TestClient) -> None:
     ({"query": ""}, 422, "query", "at least 1 character"),
     ({"query": "   "}, 422, "query", "empty"),
     ({"query": "x", "top_k": 0}, 422, "top_k", "greater than 0"),
+    ({"query": "x", "top_k": "3"}, 422, "top_k", "valid integer"),  # strict: a string is not coerced
+    ({"query": "x", "top_k": True}, 422, "top_k", "valid integer"),  # nor a boolean (it was 1)
+    ({"query": "x", "top_k": 2.0}, 422, "top_k", "valid integer"),
     ({"query": "x", "top_k": 21}, 422, "top_k", "serve.max_top_k (20)"),
     ({"query": "x", "mode": "sparse"}, 422, "mode", "'hybrid', 'dense' or 'bm25'"),
     ({"query": "x", "limit": 3}, 422, "limit", "Extra inputs"),
@@ -88,6 +106,58 @@ def test_bad_requests_get_a_4xx_naming_the_field(client: TestClient, body: dict,
     assert response.json()["field"] == field and words in response.json()["error"], response.json()
     after = queries(scrape(client), "invalid", "unknown" if body.get("mode") == "sparse" else "hybrid")
     assert after == before + 1, "every refused query is counted as outcome=invalid"
+
+
+def test_score_refuses_a_top_k_that_is_not_an_integer(client: TestClient) -> None:
+    response = client.post("/score", json={"answer": "A.", "query": "alias", "top_k": "3"})
+    assert response.status_code == 422 and response.json()["field"] == "top_k", response.json()
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_rejected_filter_is_one_log_line_without_traceback_or_query(client: TestClient,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """pymilvus logged each rejected filter at ERROR with its traceback, through its own stderr handler (9,122
+    lines for 8 requests), the expression (and so the caller's values) included."""
+    pymilvus_records = _Kept()
+    logging.getLogger("pymilvus").addHandler(pymilvus_records)
+    try:
+        with caplog.at_level(logging.WARNING):
+            for mode in ("hybrid", "dense", "bm25"):
+                response = client.post("/query", json={"query": "confidential compaction", "mode": mode,
+                                                        "filter": 'tenant ==== "acme-secret"'})
+                assert response.status_code == 422 and response.json()["field"] == "filter", response.text
+    finally:
+        logging.getLogger("pymilvus").removeHandler(pymilvus_records)
+    assert [r.getMessage() for r in pymilvus_records.records] == [], "pymilvus's own error records are contained"
+    ours = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(ours) == 3 and {r.name for r in ours} == {"rag_core.serve.app"}, [r.getMessage() for r in ours]
+    for record in ours:
+        text = record.getMessage()
+        assert record.exc_info is None and "\n" not in text and "422" in text and "filter" in text
+        assert "confidential" not in text and "acme-secret" not in text
+
+
+def test_pymilvus_errors_outside_a_rejected_filter_are_still_logged(client: TestClient) -> None:
+    """Only the expected case is contained: the same failing call outside a request reaches pymilvus's log."""
+    from pymilvus.exceptions import MilvusException
+
+    pymilvus_records = _Kept()
+    logging.getLogger("pymilvus").addHandler(pymilvus_records)
+    engine = client.app.state.service.pipeline.engine
+    try:
+        with pytest.raises(MilvusException):
+            engine.manager.count(engine.serving_state().collection, filter='tenant ==== "x"')
+    finally:
+        logging.getLogger("pymilvus").removeHandler(pymilvus_records)
+    assert pymilvus_records.records, "a failure the service did not expect keeps pymilvus's record"
 
 
 def test_malformed_json_and_oversized_bodies_are_refused(client: TestClient) -> None:

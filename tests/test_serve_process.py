@@ -1,6 +1,8 @@
 """`rag serve` as a process: what it says at start, a drain on SIGTERM, several workers' metrics, a Milvus outage."""
 
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rag_core.config import RAGConfig
 from tests.conftest import make_config
 from tests.corpus import RETRIEVAL_DOCS, ingest
-from tests.serve_process import ingest_in_subprocess, running_service
+from tests.serve_process import _environment, free_port, ingest_in_subprocess, running_service, write_config
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
@@ -68,6 +70,25 @@ def test_sigterm_drains_in_flight_requests_and_exits_cleanly(tmp_path: Path) -> 
     drained = [o for o in outcomes if o[0] < signalled < o[1] and o[2] == 200]
     assert drained, "requests in flight at SIGTERM were answered before the process exited"
     assert sum(status == 200 for _, _, status in outcomes) > 20
+
+
+def test_rag_health_is_healthy_while_the_service_holds_the_lite_file(tmp_path: Path) -> None:
+    """Milvus Lite allows one process per file: `rag health` beside a running `rag serve` (a container's health
+    check) used to wait milvus.lock_timeout_s and report "unhealthy"; it now asks the service."""
+    port = free_port()
+    config = make_config(tmp_path, str(tmp_path / "milvus.db"), "healthy", milvus={"lock_timeout_s": 5},
+                         serve={"port": port})
+    ingest_in_subprocess(config, RETRIEVAL_DOCS, tmp_path)
+    config_file = write_config(config, tmp_path / "health-config.yaml")
+    with running_service(config, tmp_path / "serve", port=port) as service:
+        health = subprocess.run([sys.executable, "-m", "rag_core.cli", "--config", str(config_file), "health"],
+                                cwd=tmp_path, env=_environment(), capture_output=True, text=True, timeout=60)
+        assert health.returncode == 0, health.stdout + health.stderr
+        assert health.stdout.startswith(f"ok: {tmp_path / 'milvus.db'} is held by pid {service.process.pid} "), \
+            health.stdout
+        assert health.stdout.endswith(f"; the service at {service.url}/ready is ready, serving healthy__v1 "
+                                      f"({len(RETRIEVAL_DOCS)} rows)\n"), health.stdout
+        assert health.stderr == ""
 
 
 @pytest.mark.server

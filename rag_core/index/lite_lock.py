@@ -70,6 +70,22 @@ def command_name(argv: Sequence[str]) -> str:
     return f"{program} {argv[1]}" if len(argv) > 1 and SUBCOMMAND.fullmatch(argv[1]) else program
 
 
+def holder(db_file: Path) -> str | None:
+    """What another process holding the lock on ``db_file`` wrote (pid, command line, since when); None when no other
+    process holds it. Asks without waiting and takes nothing: a shared lock tried and dropped at once."""
+    path = lock_path(db_file)
+    if path in _held or not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    finally:
+        os.close(fd)  # closing drops the shared lock, if it was taken
+    return None
+
+
 def _holder(fd: int) -> str:
     """``pid N (command) since HH:MM:SS`` as the holder wrote it; anything else (a file an older release wrote
     with the whole command line) is not repeated."""

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import asdict
 from typing import Annotated
 
@@ -42,10 +43,29 @@ from rag_core.serve.schemas import (
 )
 
 log = logging.getLogger(__name__)
+# pymilvus logs every failed call at ERROR, with its traceback and the expression, through its own stderr handler.
+PYMILVUS_ERRORS = "pymilvus.decorators"
 READY_CACHE_S = 2.0  # probes and scrapes every second must not each cost a Milvus round trip
 MODES = ("hybrid", "dense", "bm25")
 ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
           413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+
+
+_callers_filter: ContextVar[bool] = ContextVar("callers_filter", default=False)
+
+
+class _CallersFilterFailures(logging.Filter):
+    """Drops pymilvus's error records (each with a traceback and the expression) of a query that carries the
+    caller's filter: Milvus rejecting the filter is the caller's mistake, answered with a 422 and logged in one line
+    by ``_query_problem``. Other failures of such a query still reach the log as the service's own lines (retry
+    warnings, the traceback of an unexpected error). The flag is a context variable, so it follows the query into
+    ``asyncio.to_thread`` and the engine's leg threads, and no other request's records are touched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _callers_filter.get()
+
+
+_CONTAIN_CALLERS_FILTER_FAILURES = _CallersFilterFailures()
 
 
 class ServiceError(Exception):
@@ -113,6 +133,7 @@ class Service:
 def create_app(config: RAGConfig, *, pipeline: AdvancedRAGPipeline | None = None, warm_up: bool = True) -> FastAPI:
     service = Service(config, pipeline)
     limits = config.serve
+    logging.getLogger(PYMILVUS_ERRORS).addFilter(_CONTAIN_CALLERS_FILTER_FAILURES)  # once: the same filter object
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -177,6 +198,7 @@ def create_app(config: RAGConfig, *, pipeline: AdvancedRAGPipeline | None = None
     @app.post("/query", response_model=QueryResponse, responses=ERRORS, summary="Retrieve with quality signals.")
     async def query(body: QueryRequest,
                     identity: Annotated[Identity, Depends(authorized(Permission.QUERY, "query"))]) -> QueryResponse:
+        _callers_filter.set(bool(body.filter))  # this request's context only
         with acting_as(identity):
             try:
                 _check_limits(body.query, body.top_k, config)
@@ -248,6 +270,8 @@ def _query_problem(error: Exception, filter_expression: str) -> ServiceError:
     if isinstance(error, MilvusUnavailableError | LookupError):
         return ServiceError(503, f"The index is unavailable: {error}", headers={"Retry-After": "5"})
     if filter_expression and isinstance(error, MilvusException | ValueError):
+        # One line, without the expression or the query: both are the caller's text.
+        log.warning("query refused (422): Milvus rejected the request's filter (%s)", type(error).__name__)
         return ServiceError(422, f"filter: Milvus rejected {filter_expression!r}: {error}", field="filter")
     log.exception("query failed")
     return ServiceError(500, f"Internal error ({type(error).__name__}); the service log has the traceback.")

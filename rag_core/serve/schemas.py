@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+    # A misspelt field is an error, not silently ignored; strict: "3" or true for a number is refused, not coerced.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class QueryRequest(_Request):
