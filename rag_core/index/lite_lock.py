@@ -71,7 +71,7 @@ def command_name(argv: Sequence[str]) -> str:
 
 
 def holder(db_file: Path) -> str | None:
-    """What another process holding the lock on ``db_file`` wrote (pid, command line, since when); None when no other
+    """What another process holding the lock on ``db_file`` wrote (pid, command name, since when); None when no other
     process holds it. Asks without waiting and takes nothing: a shared lock tried and dropped at once."""
     path = lock_path(db_file)
     if path in _held or not path.exists():
