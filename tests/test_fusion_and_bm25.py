@@ -58,6 +58,18 @@ def test_bm25_stems_and_drops_stopwords_and_survives_a_save(tmp_path: Path) -> N
         LexicalIndex.load(tmp_path / "missing")
 
 
+def test_bm25_finds_words_inside_text_written_without_spaces() -> None:
+    """Chinese and Japanese sentences have no spaces: each used to be one token, found only by the whole sentence."""
+    index = LexicalIndex.build(
+        ["zh", "ja", "en"], ["zh.md", "ja.md", "en.md"],
+        ["向量数据库支持混合检索和压缩。", "東京の天気は晴れです。", "Vector databases support hybrid search."],
+        collection="c", k1=1.5, b=0.75)
+    assert [h.chunk_id for h in index.search(["混合检索"], 3)[0]] == ["zh"]
+    assert [h.chunk_id for h in index.search(["天気"], 3)[0]] == ["ja"]
+    assert [h.chunk_id for h in index.search(["hybrid search"], 3)[0]] == ["en"]
+    assert tokenize(["hybrid databases"], as_words=True) == [["hybrid", "databas"]], "other text is as before"
+
+
 def test_weighted_fusion_normalises_each_leg_and_weights_dense_by_alpha() -> None:
     dense = [LegHit("a", 0.9), LegHit("b", 0.5), LegHit("c", 0.1)]
     lexical = [LegHit("c", 12.0), LegHit("d", 6.0), LegHit("a", 0.0)]

@@ -5,6 +5,7 @@ tokenizer (lowercase, English stopwords, Snowball stemming) is the one bm25s's p
 """
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,8 +36,19 @@ class LexicalRanking:
 Level = Literal["chunk", "document"]
 
 
+# Han, Hiragana, Katakana and Hangul: scripts written without spaces between words, where the word pattern would
+# take a whole sentence for one token. Each run becomes its overlapping character pairs, as Lucene's CJK analyzer
+# does (pairs, not single characters: the tokenizer keeps words of two characters or more).
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]{2,}")
+
+
+def _cjk_bigrams(text: str) -> str:
+    return _CJK_RUN.sub(lambda run: " " + " ".join(a + b for a, b in zip(run[0], run[0][1:])) + " ", text)
+
+
 def tokenize(texts: Sequence[str], *, as_words: bool = False) -> bm25s.tokenization.Tokenized | list[list[str]]:
-    return bm25s.tokenize(list(texts), stopwords="en", stemmer=_STEMMER, show_progress=False, return_ids=not as_words)
+    return bm25s.tokenize([_cjk_bigrams(t) for t in texts], stopwords="en", stemmer=_STEMMER, show_progress=False,
+                          return_ids=not as_words)
 
 
 class LexicalIndex:
