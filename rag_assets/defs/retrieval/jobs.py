@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from rag_assets.resources import RetrievalEngineResource
+from rag_core.api import result_depth
 
 
 class QueryConfig(dg.Config):
@@ -15,9 +16,8 @@ class QueryConfig(dg.Config):
 @dg.op(out=dg.Out(dg.Nothing), description="Runs one hybrid query and shows the ranked chunks in the run.")
 def answer_query(context: dg.OpExecutionContext, config: QueryConfig, retrieval: RetrievalEngineResource) -> dg.Output:
     engine = retrieval.engine()
-    top_k = max(config.top_k, retrieval.rag_config().pipeline.top_k)
-    result = engine.search(config.query, top_k=top_k, rerank_top_k=config.top_k,
-                           mode=config.mode)
+    result = engine.search(config.query, mode=config.mode,
+                           **result_depth(retrieval.rag_config().pipeline, config.top_k))
     engine.latency.save()
     rows = [f"| {i} | {c.fused_score:.3f} | `{c.doc_id}` | {' '.join(c.text.split())[:160].replace('|', '/')} |"
             for i, c in enumerate(result.results, 1)]
