@@ -85,8 +85,9 @@ def test_the_export_is_cached_per_user_not_per_working_folder(tmp_path: Path, mo
 def test_processes_exporting_into_one_cache_at_once_share_one_export(tmp_path: Path) -> None:
     """Two processes started together on an empty cache: one exports while the other waits, then loads it."""
     cache = tmp_path / "models"
-    script = ("import logging, sys; logging.basicConfig(level=logging.INFO); from rag_core.config import EmbeddingConfig; from rag_core.ingest.embedder import "
-              "Embedder; e = Embedder(EmbeddingConfig(backend='onnx', onnx_cache_dir=sys.argv[1])); "
+    script = ("import logging, sys; logging.basicConfig(level=logging.INFO)\n"
+              "from rag_core.config import EmbeddingConfig\nfrom rag_core.ingest.embedder import Embedder\n"
+              "e = Embedder(EmbeddingConfig(backend='onnx', onnx_cache_dir=sys.argv[1]))\n"
               "print(e.onnx.folder.name, float(e.encode_queries(['compaction'])[0][0]))")
     processes = [subprocess.Popen([sys.executable, "-c", script, str(cache)], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
