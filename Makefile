@@ -29,6 +29,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 # The Debian servers the tests start (PostgreSQL, Prometheus, Pushgateway, chromium): installed when missing.
 system-packages:

@@ -13,11 +13,11 @@ from benchmarks.query_log_overhead import DOCS, QUERIES, percentiles
 from benchmarks.report import OUT, write_report
 from rag_core.compliance.audit import AuditTrail, audit_trail
 from rag_core.compliance.audit_store import AuditStore
-from rag_core.compliance.details import retrieval_details
 from rag_core.compliance.events import AuditEventType
 from rag_core.config import RAGConfig
-from rag_core.ingest.direct import ingest_path
-from rag_core.ingest.embedder import shared_embedder
+from rag_core.lifecycle.audit_details import retrieval_details
+from rag_core.lifecycle.direct import ingest_path
+from rag_core.models.embedder import shared_embedder
 from rag_core.retrieval.engine import RetrievalEngine
 from tests.postgres_server import running_postgres
 

@@ -20,8 +20,8 @@ from rag_core.backup.restore import restore_backup
 from rag_core.backup.snapshot import create_backup
 from rag_core.config import RAGConfig, load_config
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.direct import ingest_path
-from rag_core.ingest.embedder import shared_embedder
+from rag_core.lifecycle.direct import ingest_path
+from rag_core.models.embedder import shared_embedder
 from rag_core.quality.evaluation import dataset_alias, load_beir
 from rag_core.retrieval.engine import RetrievalEngine
 

@@ -20,8 +20,8 @@ from benchmarks.report import OUT, write_report
 from rag_core.config import RAGConfig
 from rag_core.index.compaction import compact_versions
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.direct import ingest_documents
-from rag_core.ingest.embedder import shared_embedder
+from rag_core.lifecycle.direct import ingest_documents
+from rag_core.models.embedder import shared_embedder
 from rag_core.types import Document
 
 DELETED_SHARE = 0.3

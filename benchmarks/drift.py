@@ -25,13 +25,13 @@ import torch
 from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT, write_report
 from rag_core.config import EmbeddingConfig, RAGConfig
-from rag_core.ingest.direct import folder_source, ingest_documents, ingest_path
-from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.ingest.stages import document_stream
-from rag_core.ingest.tables import batch_to_documents
+from rag_core.lifecycle.direct import folder_source, ingest_documents, ingest_path
+from rag_core.models.embedder import Embedder, shared_embedder
 from rag_core.quality.drift import DriftReport, detect_drift, take_snapshot
 from rag_core.quality.evaluation import load_beir
 from rag_core.retrieval.engine import RetrievalEngine
+from rag_core.tables import batch_to_documents
 from rag_core.types import Document
 
 ROOT = Path(__file__).resolve().parents[1]

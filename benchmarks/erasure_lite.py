@@ -20,10 +20,10 @@ import numpy as np
 import rag_core.retrieval.engine  # noqa: F401 - what erase_document loads lazily, loaded before any clock starts
 from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT, write_report
-from rag_core.compliance.erasure import erase_document
 from rag_core.config import RAGConfig
 from rag_core.index.compaction import rebuild
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.lifecycle.erasure import erase_document
 
 ALIAS = "erasure_bench"
 PIECE = 800

@@ -27,7 +27,7 @@ from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT, write_report
 from rag_core.config import RAGConfig, load_config
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.direct import ingest_path
+from rag_core.lifecycle.direct import ingest_path
 from rag_core.quality.evaluation import (
     BATCH_SIZE,
     LATENCY_SAMPLE,

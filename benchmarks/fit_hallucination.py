@@ -3,7 +3,7 @@
 Every train query is run through ``RetrievalEngine`` exactly as ``rag eval`` runs it (document level, 100 results,
 300 candidates per leg, the query cache off); its label-free features are what the engine computed, its label is
 whether no relevant document is in the top 5. The coefficients go to
-``rag_core/quality/hallucination_model.json``; SciFact test is never read here (``benchmarks.quality_signals``
+``rag_core/retrieval/hallucination_model.json``; SciFact test is never read here (``benchmarks.quality_signals``
 scores them there). Also prints the 5-fold cross-validated AUROC on train, to compare feature sets honestly.
 
 Usage: python -m benchmarks.fit_hallucination [--dataset ../shared/data/scifact]
@@ -20,9 +20,9 @@ from benchmarks.report import OUT, write_report
 from rag_core.config import load_config
 from rag_core.quality.auroc import auroc
 from rag_core.quality.evaluation import Run, evaluate
-from rag_core.quality.hallucination import MODEL_FILE, HallucinationModel
 from rag_core.quality.signal_evaluation import FAILURE_DEPTH, failed_queries
-from rag_core.quality.signals import QueryFeatures
+from rag_core.retrieval.hallucination import MODEL_FILE, HallucinationModel
+from rag_core.retrieval.signals import QueryFeatures
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = tuple(f.name for f in fields(QueryFeatures))

@@ -23,8 +23,8 @@ import dagster as dg
 from benchmarks.report import write_report
 from rag_assets.definitions import build_definitions
 from rag_core.config import RAGConfig
-from rag_core.ingest.embedder import shared_embedder
 from rag_core.ingest.parquet_store import ParquetStore
+from rag_core.models.embedder import shared_embedder
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
 CHANGED_FRACTION = 0.01

@@ -63,10 +63,10 @@ def child(file: Path, embed_batches: int) -> dict:
     """One measurement, run in its own process: prints its figures as JSON."""
     from rag_core.config import RAGConfig
     from rag_core.ingest.chunking import TokenChunker
-    from rag_core.ingest.embedder import shared_embedder
     from rag_core.ingest.loaders import iter_inputs
     from rag_core.ingest.stages import chunk_batches
-    from rag_core.ingest.tables import batch_to_documents, documents_to_batch
+    from rag_core.models.embedder import shared_embedder
+    from rag_core.tables import batch_to_documents, documents_to_batch
     from rag_core.types import Document
 
     config = RAGConfig()

@@ -66,7 +66,7 @@ class OfflineSciFact:
     """The dataset's collection (built by `rag eval` / ``ingest_path`` on first use) and its legs, per split."""
 
     def __init__(self, config: RAGConfig, root: Path = SCIFACT) -> None:
-        from rag_core.ingest.direct import ingest_path  # the embedding stack
+        from rag_core.lifecycle.direct import ingest_path  # the embedding stack
 
         self.config = quality_config(config)
         self.root = root

@@ -24,7 +24,7 @@ from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT, write_report
 from rag_core.config import EmbeddingConfig, load_config
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.embedder import Embedder
+from rag_core.models.embedder import Embedder
 from rag_core.quality.evaluation import dataset_alias, evaluate, evaluation_options, load_beir
 from rag_core.retrieval.engine import RetrievalEngine
 

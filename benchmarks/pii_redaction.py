@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT, write_report
 from rag_core.api import AdvancedRAGPipeline
-from rag_core.compliance.manager import ComplianceManager
 from rag_core.config import RAGConfig
+from rag_core.lifecycle.compliance_manager import ComplianceManager
 from rag_core.security.pii import redact
 
 SEED = 20261126

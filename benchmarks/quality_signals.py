@@ -31,9 +31,9 @@ from rag_core.config import load_config
 from rag_core.quality.answers import answer_scorer
 from rag_core.quality.auroc import auroc, auroc_interval
 from rag_core.quality.evaluation import evaluate
-from rag_core.quality.faithfulness import RARE_DOCUMENT_SHARE, AnswerScorer, content_terms, numbers, split_sentences
 from rag_core.quality.signal_evaluation import FAILURE_DEPTH, failed_queries
-from rag_core.quality.signals import TOP_CONTEXTS, QueryFeatures
+from rag_core.retrieval.faithfulness import RARE_DOCUMENT_SHARE, AnswerScorer, content_terms, numbers, split_sentences
+from rag_core.retrieval.signals import TOP_CONTEXTS, QueryFeatures
 
 SEED = 20261126
 GOALS = {"hallucination_risk": 0.75, "faithfulness": 0.9}

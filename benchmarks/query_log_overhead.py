@@ -15,8 +15,8 @@ import numpy as np
 
 from benchmarks.report import OUT, write_report
 from rag_core.config import RAGConfig
-from rag_core.ingest.direct import ingest_path
-from rag_core.ingest.embedder import shared_embedder
+from rag_core.lifecycle.direct import ingest_path
+from rag_core.models.embedder import shared_embedder
 from rag_core.retrieval.engine import RetrievalEngine
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -47,7 +47,7 @@ def run_metadata() -> dict[str, Any]:
     except (ValueError, OSError, AttributeError):
         pass
     return {"command": " ".join([program, *map(shlex.quote, sys.argv[1:])]),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": memory_gib,
             "python": platform.python_version(),
             "commit": commit + (" (with uncommitted changes)" if dirty else "")}

@@ -16,10 +16,10 @@ import numpy as np
 
 from benchmarks.report import write_report
 from rag_core.config import load_config
-from rag_core.ingest.embedder import resolve_model_path
+from rag_core.models.embedder import resolve_model_path
+from rag_core.models.rerank import CrossEncoderReranker
 from rag_core.quality.evaluation import dataset_alias, load_beir
 from rag_core.retrieval.engine import RetrievalEngine
-from rag_core.retrieval.rerank import CrossEncoderReranker
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 CANDIDATES = (5, 10, 20, 50)

@@ -33,7 +33,7 @@ import psutil  # noqa: E402
 from benchmarks.report import write_report  # noqa: E402
 from rag_core.config import RAGConfig  # noqa: E402
 from rag_core.index.manager import MilvusIndexManager  # noqa: E402
-from rag_core.ingest.direct import ingest_path  # noqa: E402
+from rag_core.lifecycle.direct import ingest_path  # noqa: E402
 from rag_core.quality.evaluation import dataset_alias, evaluate, evaluation_options, load_beir  # noqa: E402
 from rag_core.retrieval.engine import RetrievalEngine  # noqa: E402
 

@@ -97,7 +97,7 @@ def scifact_chunks(config: RAGConfig) -> SciFactChunks:
     on first use), then from the scratch cache."""
     cache_rows, cache_vectors = SCRATCH / "scale_scifact_chunks.json.gz", SCRATCH / "scale_scifact_vectors.npy"
     if not cache_rows.is_file() or not cache_vectors.is_file():
-        from rag_core.ingest.direct import ingest_path
+        from rag_core.lifecycle.direct import ingest_path
 
         alias = dataset_alias(SCIFACT)
         ingest_path(load_beir(SCIFACT, "test").corpus, config, collection=alias, prune=True)  # as `rag eval`
@@ -227,7 +227,7 @@ def pin(server_pid: int) -> None:
 
 
 def past(stop_by: datetime.datetime | None) -> bool:
-    return stop_by is not None and datetime.datetime.now(datetime.timezone.utc) >= stop_by
+    return stop_by is not None and datetime.datetime.now(datetime.UTC) >= stop_by
 
 
 def insert_and_index(manager: MilvusIndexManager, source: SciFactChunks, vectors: np.ndarray, server_pid: int,
@@ -359,7 +359,7 @@ def main() -> int:
     stop_by = None
     if args.stop_by:
         hour, minute = map(int, args.stop_by.split(":"))
-        stop_by = datetime.datetime.now(datetime.timezone.utc).replace(hour=hour, minute=minute, second=0)
+        stop_by = datetime.datetime.now(datetime.UTC).replace(hour=hour, minute=minute, second=0)
     with tempfile.TemporaryDirectory(prefix="scale-server-") as tmp:
         work = Path(tmp)
         config = RAGConfig.model_validate({

@@ -44,7 +44,7 @@ class ClientRun:
 
 def prepare(dataset: Path) -> None:
     """Build or refresh the dataset's collection (reused when unchanged), as `rag eval` does."""
-    from rag_core.ingest.direct import ingest_path
+    from rag_core.lifecycle.direct import ingest_path
 
     ingest_path(load_beir(dataset, "test").corpus, load_config(), collection=dataset_alias(dataset), prune=True)
 

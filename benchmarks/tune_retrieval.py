@@ -19,8 +19,9 @@ from pathlib import Path
 from benchmarks.offline import CANDIDATES, FOLD_SEED, FOLDS, SCIFACT, OfflineSciFact, fold_means, folds, spread
 from benchmarks.report import OUT, write_report
 from rag_core.config import load_config
+from rag_core.lifecycle.evaluate import evaluate_dataset
 from rag_core.quality.bootstrap import bootstrap_ci, paired_bootstrap, per_query_ndcg
-from rag_core.quality.evaluation import evaluate, evaluate_dataset, score_run
+from rag_core.quality.evaluation import evaluate, score_run
 
 ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 NORMALIZATIONS = ("minmax", "zscore", "corpus")

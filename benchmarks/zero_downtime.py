@@ -17,9 +17,9 @@ from pathlib import Path
 from benchmarks.report import OUT, write_report
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.direct import ingest_path
-from rag_core.ingest.embedder import Embedder, shared_embedder
-from rag_core.ingest.reindex import reindex
+from rag_core.lifecycle.direct import ingest_path
+from rag_core.lifecycle.reindex import reindex
+from rag_core.models.embedder import Embedder, shared_embedder
 from rag_core.retrieval.engine import RetrievalEngine
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -27,6 +27,7 @@ from rag_assets.resources import (
     SettingsResource,
 )
 from rag_core.config import RAGConfig, load_config
+from rag_core.security.pii import install_log_redaction
 
 
 def build_resources(config: RAGConfig) -> dict[str, object]:
@@ -44,6 +45,7 @@ def build_resources(config: RAGConfig) -> dict[str, object]:
 
 
 def build_definitions(config: RAGConfig) -> dg.Definitions:
+    install_log_redaction()  # the Dagster code location's entry point: run logs carry no personal data
     folder = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
     return dg.Definitions.merge(with_partitioned_ingestion(folder, config.ingestion.partitions),
                                 dg.Definitions(resources=build_resources(config),

@@ -5,7 +5,6 @@ gRPC reads its log level once, when it is first imported (by dagster and by pymi
 """
 
 import asyncio
-import os
 import sys
 
 SAMPLE_QUERY = "How do I check that Milvus is healthy?"
@@ -18,8 +17,7 @@ QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}
 
 
 def main() -> int:
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # before anything imports grpc; see rag_core.cli.QUIET_ENVIRONMENT
-    from rag_core.cli import quiet_third_parties
+    from rag_core.cli.main import quiet_third_parties
 
     quiet_third_parties()
 

@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field, SecretStr, create_model
 from rag_core.config import SECRET_VARIABLES, RAGConfig, secrets_from_environment
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.chunking import TokenChunker
-from rag_core.ingest.embedder import Embedder, shared_embedder
 from rag_core.ingest.parquet_store import ParquetStore
+from rag_core.models.embedder import Embedder, shared_embedder
 from rag_core.retrieval.engine import RetrievalEngine
 
 

@@ -1,26 +1,32 @@
-"""advanced-rag-milvus engine: plain Python, no Dagster. See docs/architecture.md."""
+"""advanced-rag-milvus engine: plain Python, no Dagster. See docs/architecture.md.
 
-import os
+The names below are loaded on first use (PEP 562), so ``import rag_core.types`` costs a few modules, not the
+embedding and Milvus stacks, and importing the package changes nothing: the entry points (the ``rag`` command,
+``AdvancedRAGPipeline``, the HTTP service, the Dagster definitions) install log redaction, and
+``rag_core.index.milvus_env`` sets what gRPC and pymilvus read when they are imported.
+"""
 
-from rag_core.index.milvus_env import lite_uri_hidden_from_pymilvus
+import importlib
+from typing import Any
 
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC reads it once, when pymilvus imports it below: no absl lines
+_EXPORTS = {
+    "AdvancedRAGPipeline": "rag_core.api", "QueryMetrics": "rag_core.api",
+    "AuditEventType": "rag_core.compliance.events", "ComplianceManager": "rag_core.lifecycle.compliance_manager",
+    "RAGConfig": "rag_core.config", "load_config": "rag_core.config",
+    "MilvusIndexManager": "rag_core.index.manager", "Embedder": "rag_core.models.embedder",
+    "RetrievalEngine": "rag_core.retrieval.engine",
+    "Chunk": "rag_core.types", "Document": "rag_core.types", "SkippedInput": "rag_core.types",
+}
+__all__ = sorted(_EXPORTS)
 
-from rag_core.security.pii import install_log_redaction  # noqa: E402
 
-install_log_redaction()  # before any module logs: no record of rag_core's or rag_assets' loggers carries PII
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'rag_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-with lite_uri_hidden_from_pymilvus():
-    import pymilvus  # noqa: F401 - imported here first, so that a Milvus Lite path in MILVUS_URI is accepted
 
-from rag_core.api import AdvancedRAGPipeline, QueryMetrics  # noqa: E402
-from rag_core.compliance.events import AuditEventType  # noqa: E402
-from rag_core.compliance.manager import ComplianceManager  # noqa: E402
-from rag_core.config import RAGConfig, load_config  # noqa: E402
-from rag_core.index.manager import MilvusIndexManager  # noqa: E402
-from rag_core.ingest.embedder import Embedder  # noqa: E402
-from rag_core.retrieval.engine import RetrievalEngine  # noqa: E402
-from rag_core.types import Chunk, Document, SkippedInput  # noqa: E402
-
-__all__ = ["AdvancedRAGPipeline", "AuditEventType", "Chunk", "ComplianceManager", "Document", "Embedder",
-           "MilvusIndexManager", "QueryMetrics", "RAGConfig", "RetrievalEngine", "SkippedInput", "load_config"]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -12,17 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from rag_core.compliance.audit import audit_trail
-from rag_core.compliance.details import delete_details, ingest_events, retrieval_details
 from rag_core.compliance.events import AuditEventType
 from rag_core.config import PipelineConfig, RAGConfig, load_config
 from rag_core.index.delete import DeleteReport, delete_from_index
-from rag_core.ingest.direct import API_SOURCE, IngestReport, ingest_documents, ingest_path
+from rag_core.lifecycle.audit_details import delete_details, ingest_events, retrieval_details
+from rag_core.lifecycle.direct import API_SOURCE, IngestReport, ingest_documents, ingest_path
 from rag_core.observability.latency import report as latency_report
 from rag_core.quality.answers import score_answer
 from rag_core.quality.drift import DriftReport, detect_drift
-from rag_core.quality.faithfulness import FaithfulnessResult
-from rag_core.quality.signals import QualitySignals
 from rag_core.retrieval.engine import RetrievalEngine, RetrievalResult, RetrievedChunk
+from rag_core.retrieval.faithfulness import FaithfulnessResult
+from rag_core.retrieval.signals import QualitySignals
+from rag_core.security.pii import install_log_redaction
 from rag_core.types import Document
 
 SAVE_INTERVAL_S = 1.0
@@ -73,6 +74,7 @@ def as_document(item: Document | dict[str, Any], position: int) -> Document:
 
 class AdvancedRAGPipeline:
     def __init__(self, config: RAGConfig | str | Path | None = None, *, collection: str | None = None) -> None:
+        install_log_redaction()  # the guide's entry point: what the engine logs from here on is redacted
         self.settings = config if isinstance(config, RAGConfig) else load_config(config)
         self.collection = collection or self.settings.milvus.collection
         self._engine: RetrievalEngine | None = None

@@ -2,7 +2,7 @@
 
 import sys
 
-from rag_core.cli import main
+from rag_core.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["perf-report", *sys.argv[1:]]))

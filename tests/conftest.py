@@ -7,7 +7,7 @@ import pytest
 from pymilvus import MilvusClient
 
 from rag_core.config import EmbeddingConfig, RAGConfig
-from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.models.embedder import Embedder, shared_embedder
 from tests.corpus import RETRIEVAL_DOCS, ingest
 from tests.milvus_server import MilvusServer, running_server
 from tests.postgres_server import PostgresServer, running_postgres

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from rag_core.config import RAGConfig
-from rag_core.ingest.direct import ingest_documents
+from rag_core.lifecycle.direct import ingest_documents
 from rag_core.types import Document
 
 TOPICS = {

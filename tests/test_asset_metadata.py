@@ -11,8 +11,8 @@ from rag_assets.definitions import build_definitions
 from rag_assets.defs.retrieval.assets import retrieval_evaluation
 from rag_core.compliance.audit import audit_trail
 from rag_core.compliance.events import AuditEventType
-from rag_core.compliance.manager import ComplianceManager
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.lifecycle.compliance_manager import ComplianceManager
 from rag_core.observability.performance import performance_report
 from rag_core.retrieval.engine import RetrievalEngine
 from tests.conftest import make_config

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, update
 
-from rag_core.cli import main
-from rag_core.compliance.audit import AuditTrail, acting_through, current_actor
+from rag_core.cli.main import main
+from rag_core.compliance.audit import AuditTrail
 from rag_core.compliance.audit_store import (
     HMAC_KEY_VARIABLE,
     AuditStore,
@@ -21,8 +21,9 @@ from rag_core.compliance.audit_store import (
 )
 from rag_core.compliance.events import AuditEventType
 from rag_core.compliance.integrity import verify_chain
-from rag_core.compliance.manager import ComplianceManager
 from rag_core.config import RAGConfig
+from rag_core.lifecycle.compliance_manager import ComplianceManager
+from rag_core.security.actor import acting_through, current_actor
 from tests.audit_tampering import (
     NAMED_EXACTLY,
     TAMPERINGS,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag_core import AdvancedRAGPipeline, AuditEventType, ComplianceManager
-from rag_core.cli import main
+from rag_core.cli.main import main
 from tests.audit_tampering import edit_field
 from tests.conftest import make_config
 

@@ -10,13 +10,13 @@ import pytest
 from rag_core.backup.manifest import SnapshotError
 from rag_core.backup.restore import restore_backup
 from rag_core.backup.snapshot import create_backup
-from rag_core.cli import main
+from rag_core.cli.main import main
 from rag_core.compliance.audit import audit_trail
 from rag_core.compliance.events import AuditEventType
-from rag_core.compliance.manager import ComplianceManager
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.reindex import reindex
+from rag_core.lifecycle.compliance_manager import ComplianceManager
+from rag_core.lifecycle.reindex import reindex
 from rag_core.retrieval.engine import RetrievalEngine
 from tests.conftest import make_config
 from tests.corpus import RETRIEVAL_DOCS, ingest

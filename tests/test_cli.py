@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_core.cli import main
+from rag_core.cli.main import main
 from tests.corpus import write_corpus
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rag_core import cli
-from rag_core.cli import main
+from rag_core.cli.main import main
+from rag_core.cli.main import main as cli
 
 
 @pytest.fixture
@@ -237,12 +237,12 @@ def test_ctrl_c_is_one_line_and_exit_status_130(workdir: Path, capsys: pytest.Ca
 
 def test_ctrl_c_during_ingest_says_what_to_do(workdir: Path, capsys: pytest.CaptureFixture,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag_core.ingest.direct
+    import rag_core.lifecycle.direct
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rag_core.ingest.direct, "ingest_path", interrupted)
+    monkeypatch.setattr(rag_core.lifecycle.direct, "ingest_path", interrupted)
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
 
     assert main(["ingest", "docs"]) == 130

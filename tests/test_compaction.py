@@ -11,7 +11,7 @@ from rag_core.config import RAGConfig
 from rag_core.index import compaction
 from rag_core.index.compaction import compact_versions
 from rag_core.index.manager import CompactionResult, MilvusIndexManager, StorageStats
-from rag_core.ingest.direct import ingest_documents
+from rag_core.lifecycle.direct import ingest_documents
 from rag_core.types import Document
 from tests.conftest import make_config
 

@@ -76,7 +76,7 @@ def test_milvus_uri_may_name_a_milvus_lite_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("uri", ["foo://bar", "htp://localhost:19530"])
 def test_a_milvus_uri_with_an_unknown_scheme_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture, uri: str) -> None:
-    from rag_core.cli import main
+    from rag_core.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MILVUS_URI", uri)
@@ -89,7 +89,7 @@ def test_a_milvus_uri_with_an_unknown_scheme_is_one_line_naming_it(tmp_path: Pat
 def test_a_lite_file_under_a_missing_folder_tree_is_refused_not_created(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch,
                                                                        capsys: pytest.CaptureFixture) -> None:
-    from rag_core.cli import main
+    from rag_core.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MILVUS_URI", str(tmp_path / "nonexistent" / "dir" / "milvus.db"))

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 
 from rag_core.config import ServeConfig

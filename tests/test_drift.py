@@ -11,10 +11,10 @@ import torch
 import yaml
 
 from rag_core import AdvancedRAGPipeline, RAGConfig
-from rag_core.cli import main
+from rag_core.cli.main import main
 from rag_core.config import EmbeddingConfig
-from rag_core.ingest.direct import ingest_documents
-from rag_core.ingest.embedder import Embedder
+from rag_core.lifecycle.direct import ingest_documents
+from rag_core.models.embedder import Embedder
 from rag_core.quality.drift import DriftReport, NoSnapshotError, detect_drift, take_snapshot
 from rag_core.quality.drift_signals import rank_biased_overlap
 from rag_core.quality.drift_snapshot import CorruptSnapshotError, DriftSnapshot, snapshot_path

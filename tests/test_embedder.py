@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from rag_core.config import EmbeddingConfig
-from rag_core.ingest.embedder import Embedder, resolve_model_path, resolve_query_precision
+from rag_core.models.embedder import Embedder, resolve_model_path, resolve_query_precision
 
 
 def test_bundled_model_embeds_offline_to_unit_vectors(embedder: Embedder) -> None:

@@ -10,24 +10,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rag_core.cli import main
+from rag_core.cli.main import main
 from rag_core.compliance.events import AuditEventType
-from rag_core.compliance.manager import ComplianceManager
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.direct import ingest_documents, ingest_path
 from rag_core.ingest.parquet_store import BatchStream, ParquetStore
-from rag_core.ingest.reindex import reindex
-from rag_core.ingest.tables import (
+from rag_core.lifecycle.compliance_manager import ComplianceManager
+from rag_core.lifecycle.direct import ingest_documents, ingest_path
+from rag_core.lifecycle.reindex import reindex
+from rag_core.observability.query_log import read_query_log
+from rag_core.quality.drift_snapshot import DriftSnapshot, snapshot_path
+from rag_core.retrieval.engine import RetrievalEngine
+from rag_core.tables import (
     DOCUMENTS_SCHEMA,
     chunks_to_batch,
     documents_to_batch,
     embeddings_schema,
     with_vectors,
 )
-from rag_core.observability.query_log import read_query_log
-from rag_core.quality.drift_snapshot import DriftSnapshot, snapshot_path
-from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.types import Chunk, Document
 from tests.conftest import make_config
 from tests.corpus import RETRIEVAL_DOCS, ingest

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rag_core.cli import build_parser, main
+from rag_core.cli.main import build_parser, main
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.direct import ingest_path
+from rag_core.lifecycle.direct import ingest_path
 from rag_core.observability.progress import ProgressReporter
 from rag_core.quality.evaluation import (
     BeirDataset,

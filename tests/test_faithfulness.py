@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from rag_core import AdvancedRAGPipeline
-from rag_core.cli import main
-from rag_core.ingest.embedder import resolve_model_path
-from rag_core.quality.faithfulness import AnswerScorer, split_sentences
-from rag_core.quality.nli import NliModel
+from rag_core.cli.main import main
+from rag_core.models.embedder import resolve_model_path
+from rag_core.models.nli import NliModel
+from rag_core.retrieval.faithfulness import AnswerScorer, split_sentences
 from tests.conftest import make_config
 from tests.corpus import RETRIEVAL_DOCS, ingest, write_corpus
 from tests.test_cli import write_beir

@@ -16,9 +16,9 @@ from rag_core.config import RAGConfig
 from rag_core.index.delete import delete_from_index
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.sync import VersionChangeError
-from rag_core.ingest import direct
-from rag_core.ingest.direct import folder_source, ingest_documents, ingest_path
-from rag_core.ingest.reindex import reindex
+from rag_core.lifecycle import direct
+from rag_core.lifecycle.direct import folder_source, ingest_documents, ingest_path
+from rag_core.lifecycle.reindex import reindex
 from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.types import Document
 from tests.conftest import make_config
@@ -282,7 +282,7 @@ def test_sync_guards_refuse_an_empty_mirror_and_a_foreign_collection(settings: R
 def test_the_cli_exits_75_with_one_line_when_the_lite_file_is_held(settings: RAGConfig, tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag_core.cli import main
+    from rag_core.cli.main import main
 
     monkeypatch.setenv("MILVUS_URI", settings.milvus.uri)
     monkeypatch.setenv("RAG__MILVUS__LOCK_TIMEOUT_S", "0.3")

@@ -17,7 +17,7 @@ from rag_core.ingest import stages
 from rag_core.ingest.chunking import WINDOW_CHARS, TokenChunker
 from rag_core.ingest.parquet_store import ParquetTable
 from rag_core.ingest.stages import chunk_batches, chunk_stream
-from rag_core.ingest.tables import documents_to_batch
+from rag_core.tables import documents_to_batch
 from rag_core.types import Chunk, Document, sha256_hex
 
 CHUNK_SIZE, OVERLAP = 64, 12

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rag_core.config import EmbeddingConfig
-from rag_core.ingest.embedder import Embedder
-from rag_core.ingest.onnx_encoder import OnnxUnsupportedError, _pooling_mode
+from rag_core.models.embedder import Embedder
+from rag_core.models.onnx_encoder import OnnxUnsupportedError, _pooling_mode
 
 TEXTS = ["What does compaction do?", "x", "Milvus stores vectors in collections; HNSW makes search fast. " * 40,
          "Ünïcödé and numbers 3.14 and 1e-5", "a " * 300]
@@ -48,7 +48,7 @@ def test_a_corrupt_export_is_detected_and_rebuilt(pair: tuple[Embedder, Embedder
                                                   caplog: pytest.LogCaptureFixture) -> None:
     folder = pair[1].onnx.folder
     (folder / "model.onnx").write_bytes(b"not an onnx file")
-    with caplog.at_level(logging.WARNING, logger="rag_core.ingest.onnx_encoder"):
+    with caplog.at_level(logging.WARNING, logger="rag_core.models.onnx_encoder"):
         rebuilt = Embedder(EmbeddingConfig(backend="onnx", onnx_cache_dir=pair[1].config.onnx_cache_dir))
         vectors = rebuilt.encode_queries(TEXTS[:1])
     assert any("unusable (checksum" in r.getMessage() for r in caplog.records)
@@ -86,7 +86,7 @@ def test_processes_exporting_into_one_cache_at_once_share_one_export(tmp_path: P
     """Two processes started together on an empty cache: one exports while the other waits, then loads it."""
     cache = tmp_path / "models"
     script = ("import logging, sys; logging.basicConfig(level=logging.INFO)\n"
-              "from rag_core.config import EmbeddingConfig\nfrom rag_core.ingest.embedder import Embedder\n"
+              "from rag_core.config import EmbeddingConfig\nfrom rag_core.models.embedder import Embedder\n"
               "e = Embedder(EmbeddingConfig(backend='onnx', onnx_cache_dir=sys.argv[1]))\n"
               "print(e.onnx.folder.name, float(e.encode_queries(['compaction'])[0][0]))")
     processes = [subprocess.Popen([sys.executable, "-c", script, str(cache)], stdout=subprocess.PIPE,

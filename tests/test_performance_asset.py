@@ -25,7 +25,7 @@ def test_a_month_of_queries_becomes_metadata_a_table_and_a_chart(tmp_path: Path,
     instance = dg.DagsterInstance.ephemeral()
     instance.report_runless_asset_event(dg.AssetMaterialization(
         "drift_report", metadata={"drift_magnitude": 0.04, "drift_detected": False}))
-    month = datetime.datetime.now(datetime.timezone.utc).date().replace(day=1)
+    month = datetime.datetime.now(datetime.UTC).date().replace(day=1)
     job = build_definitions(config).resolve_job_def("performance_report_job")
 
     result = job.execute_in_process(instance=instance, partition_key=month.isoformat())

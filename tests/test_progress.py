@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_core.cli import main
+from rag_core.cli.main import main
 from rag_core.ingest import stages
 from rag_core.observability.progress import INTERVAL_VARIABLE, ProgressReporter
 from tests.conftest import make_config

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from rag_core.cli import main
+from rag_core.cli.main import main
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.embedder import resolve_model_path
-from rag_core.ingest.reindex import build_candidate, reindex
+from rag_core.lifecycle.reindex import build_candidate, reindex
+from rag_core.models.embedder import resolve_model_path
 from rag_core.quality.drift_snapshot import snapshot_path, take_snapshot
 from rag_core.quality.gate import GateFailedError, evaluate_gate
 from tests.conftest import make_config

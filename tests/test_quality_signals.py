@@ -11,10 +11,10 @@ import pytest
 
 from rag_core import AdvancedRAGPipeline
 from rag_core.quality.auroc import auroc, auroc_interval
-from rag_core.quality.hallucination import HallucinationModel, shipped_model
-from rag_core.quality.signals import HEAD, QueryFeatures, query_signals
 from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.retrieval.fusion import LegHit, ScoreMoments
+from rag_core.retrieval.hallucination import HallucinationModel, shipped_model
+from rag_core.retrieval.signals import HEAD, QueryFeatures, query_signals
 from tests.conftest import make_config
 from tests.corpus import RETRIEVAL_DOCS, ingest
 

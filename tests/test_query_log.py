@@ -35,7 +35,7 @@ def test_every_retrieval_is_logged_with_a_hash_not_the_text(config: RAGConfig, e
     assert logged["collection"] == first.collection and logged["data_version"] == first.data_version >= 1
     assert dict(logged["latency_ms"])["retrieval"] > 0 and dict(logged["settings"])["mode"] == "hybrid"
     assert dict(logged["signals"])["top_score"] == pytest.approx(first.results[0].fused_score, rel=1e-6)
-    today = datetime.datetime.now(datetime.timezone.utc).date()
+    today = datetime.datetime.now(datetime.UTC).date()
     assert logged["time"].tzinfo is not None and logged["time"].date() == today
     day = f"date={logged['time'].date().isoformat()}"
     assert [p.parent.name for p in Path(config.quality.query_log_dir).glob("date=*/*.parquet")] == [day]
@@ -77,7 +77,7 @@ def test_an_unusable_folder_is_named_and_reading_bounds_days(tmp_path: Path) -> 
                data_version=1, result_ids=["a"], result_scores=[1.0], latency_ms={"retrieval": 2.0},
                cache_hit=False, signals={})
     log.close()
-    today = datetime.datetime.now(datetime.timezone.utc).date()
+    today = datetime.datetime.now(datetime.UTC).date()
     assert read_query_log(tmp_path / "log", start=today, end=today).num_rows == 1
     assert read_query_log(tmp_path / "log", end=today - datetime.timedelta(days=1)).num_rows == 0
     assert read_query_log(tmp_path / "empty").num_rows == 0

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from rag_core.cli import main
-from rag_core.compliance.audit import current_actor
+from rag_core.cli.main import main
+from rag_core.compliance.access import denials_audited
 from rag_core.compliance.events import AuditEventType
-from rag_core.compliance.manager import ComplianceManager
 from rag_core.config import RAGConfig
+from rag_core.lifecycle.compliance_manager import ComplianceManager
+from rag_core.security.actor import current_actor
 from rag_core.security.rbac import (
     ROLE_PERMISSIONS,
     TOKEN_VARIABLE,
@@ -59,10 +60,10 @@ def test_without_tokens_the_local_user_acts_as_admin(tmp_path: Path) -> None:
 
 def test_missing_and_unknown_tokens_are_refused_and_audited(secured: RAGConfig,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(PermissionError, match=TOKEN_VARIABLE):
+    with pytest.raises(PermissionError, match=TOKEN_VARIABLE), denials_audited(secured):
         identify(secured)
     monkeypatch.setenv(TOKEN_VARIABLE, "not-a-known-token")
-    with pytest.raises(PermissionError, match="matches no entry of security.tokens"):
+    with pytest.raises(PermissionError, match="matches no entry of security.tokens"), denials_audited(secured):
         identify(secured)
     assert [d["reason"] for d in denials(secured)] == ["no token", "unknown token"]
 

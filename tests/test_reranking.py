@@ -7,9 +7,9 @@ for every candidate, results are reordered by them and cut to rerank_top_k), not
 import pytest
 
 from rag_core.config import RerankingConfig
-from rag_core.ingest.embedder import resolve_model_path
+from rag_core.models.embedder import resolve_model_path
+from rag_core.models.rerank import CrossEncoderReranker, NoReranker, make_reranker
 from rag_core.retrieval.engine import RetrievalEngine
-from rag_core.retrieval.rerank import CrossEncoderReranker, NoReranker, make_reranker
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from rag_core.compliance.audit import AuditTrail
 from rag_core.compliance.audit_store import HMAC_KEY_VARIABLE, AuditStore, records_table
 from rag_core.compliance.events import AuditEventType
 from rag_core.compliance.integrity import verify_chain
-from rag_core.compliance.manager import ComplianceManager
 from rag_core.config import RAGConfig
+from rag_core.lifecycle.compliance_manager import ComplianceManager
 
 NOW = datetime.datetime(2026, 11, 26, 12, tzinfo=datetime.UTC)
 

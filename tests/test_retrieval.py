@@ -8,7 +8,7 @@ import pytest
 
 from rag_core.config import RAGConfig
 from rag_core.index.retry import MilvusUnavailableError
-from rag_core.ingest.reindex import reindex
+from rag_core.lifecycle.reindex import reindex
 from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.retrieval.lexical import LexicalIndex
 from tests.corpus import RETRIEVAL_DOCS as DOCS

@@ -57,7 +57,7 @@ def test_every_schedule_and_sensor_is_described_configurable_and_stopped_unless_
 def test_the_schedules_ask_for_their_jobs_and_the_monthly_one_for_the_month_before() -> None:
     definitions = build_definitions(RAGConfig())
     schedules = {s.name: s for s in definitions.schedules}
-    at = datetime.datetime(2026, 3, 1, 5, 0, tzinfo=datetime.timezone.utc)
+    at = datetime.datetime(2026, 3, 1, 5, 0, tzinfo=datetime.UTC)
     with dg.build_schedule_context(scheduled_execution_time=at,
                                    repository_def=definitions.get_repository_def()) as context:
         monthly = schedules["performance_report_schedule"].evaluate_tick(context).run_requests

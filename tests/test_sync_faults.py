@@ -9,7 +9,7 @@ import pytest
 
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.direct import ingest_path
+from rag_core.lifecycle.direct import ingest_path
 from rag_core.retrieval.engine import IncompleteVersionError, RetrievalEngine
 from tests.conftest import make_config
 

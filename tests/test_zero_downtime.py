@@ -5,7 +5,7 @@ from pathlib import Path
 
 from benchmarks.zero_downtime import under_load
 from rag_core.config import RAGConfig
-from rag_core.ingest.direct import ingest_path
+from rag_core.lifecycle.direct import ingest_path
 from tests.conftest import make_config
 from tests.corpus import paragraphs, write_corpus
 

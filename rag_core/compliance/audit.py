@@ -1,16 +1,12 @@
-"""Recording audit events: one ``AuditTrail`` per process and database, and who is acting.
+"""Recording audit events: one ``AuditTrail`` per process and database (who is acting: ``security.actor``).
 
 Every path that acts (CLI, Python API, Dagster runs) calls ``audit_trail(config).record(...)``. Recording is
 synchronous and fails closed: an action whose audit record cannot be written raises rather than going unrecorded.
 """
 
-import contextvars
 import datetime
-import getpass
-import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,42 +15,13 @@ from sqlalchemy import make_url
 from rag_core.compliance.audit_store import AuditStore
 from rag_core.compliance.events import PII_REDACTIONS_KEY, AuditEventType, AuditRecord
 from rag_core.config import RAGConfig
+from rag_core.security.actor import current_actor
 from rag_core.security.pii import redact_details
 
-ACTOR_VARIABLE = "RAG_ACTOR"
 Clock = Callable[[], datetime.datetime]
-
-# Set by whoever knows better than the OS user: the CLI and Dagster name their channel, RBAC the identity.
-acting_identity: contextvars.ContextVar[str] = contextvars.ContextVar("acting_identity", default="")
-acting_channel: contextvars.ContextVar[str] = contextvars.ContextVar("acting_channel", default="api")
-
-
-@contextmanager
-def acting_through(channel: str) -> Iterator[None]:
-    """Records made inside name ``channel`` (``user@dagster``); the caller's channel is back afterwards, so a Dagster
-    run executed in-process never relabels what its host process records next."""
-    reset = acting_channel.set(channel)
-    try:
-        yield
-    finally:
-        acting_channel.reset(reset)
-
 
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def current_actor() -> str:
-    """The identity acting: $RAG_ACTOR, else the RBAC identity, else the OS user, with the channel (cli, dagster,
-    api) it acts through, e.g. ``alice@cli``."""
-    explicit = os.environ.get(ACTOR_VARIABLE, "") or acting_identity.get()
-    if explicit:
-        return explicit
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        user = f"uid{os.getuid()}"
-    return f"{user}@{acting_channel.get()}"
 
 
 class AuditTrail:

@@ -11,9 +11,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag_core.compliance.audit import AuditTrail, current_actor
+from rag_core.compliance.audit import AuditTrail
 from rag_core.compliance.events import AuditEventType, AuditRecord, format_time
 from rag_core.config import RAGConfig
+from rag_core.security.actor import current_actor
 
 log = logging.getLogger(__name__)
 QUERY_LOG_KEY = "query_log"

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from pymilvus import DataType, Function, FunctionType, MilvusClient
-from pymilvus.exceptions import MilvusException
 
 from rag_core.config import ConfigError, IndexConfig, MilvusConfig, load_config
 from rag_core.index import connection_security, lite_lock
+from rag_core.index.milvus_env import DataType, Function, FunctionType, MilvusClient, MilvusException
 from rag_core.index.retry import call_with_retry
 from rag_core.index.version import COMPLETE_KEY, DATA_VERSION_KEY, SYNC_PENDING_KEY, CollectionState, IndexVersion
 from rag_core.types import Hit

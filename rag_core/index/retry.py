@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from pymilvus.exceptions import ConnectError, MilvusException, MilvusUnavailableException
+from rag_core.index.milvus_env import ConnectError, MilvusException, MilvusUnavailableException
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.version import IndexVersion
-from rag_core.ingest.tables import milvus_rows
+from rag_core.tables import milvus_rows
 from rag_core.types import API_SOURCE
 
 Vectorize = Callable[[pa.RecordBatch], pa.RecordBatch]
@@ -65,7 +65,7 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
     never touched, nor are documents for which ``keep(doc_id)`` is true once the batches are read (inputs that
     could not be read this time). A changed ``version`` (model, dimensions, index parameters, chunking) builds
     ``alias__vN`` and moves the alias once it is complete, which needs the whole corpus: otherwise
-    ``VersionChangeError``. ``promote(collection)`` serves the completed version (``rag_core.ingest.promotion``:
+    ``VersionChangeError``. ``promote(collection)`` serves the completed version (``rag_core.lifecycle.promotion``:
     with retention and a drift snapshot); without it the alias is simply moved.
 
     ``owns(doc_id)`` confines the sync to one bucket of a partitioned corpus (``rag_core.ingest.partitioning``):

@@ -1,1 +1,1 @@
-"""Ingestion: loaders, chunking, the embedder, the streamed asset tables, and ingestion straight into Milvus."""
+"""Ingestion: loaders, chunking and the streamed asset tables (documents -> chunks -> embeddings)."""

@@ -18,10 +18,11 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from rag_core.ingest.chunking import TokenChunker
-from rag_core.ingest.embedder import Embedder
 from rag_core.ingest.loaders import iter_inputs
 from rag_core.ingest.parquet_store import BatchStream, ParquetTable, RowLookup
-from rag_core.ingest.tables import (
+from rag_core.models.embedder import Embedder
+from rag_core.observability.progress import ProgressReporter
+from rag_core.tables import (
     CHUNKS_SCHEMA,
     DOCUMENTS_SCHEMA,
     batch_to_documents,
@@ -32,7 +33,6 @@ from rag_core.ingest.tables import (
     vectors_of,
     with_vectors,
 )
-from rag_core.observability.progress import ProgressReporter
 from rag_core.types import Chunk, Document, SkippedInput
 
 CHUNKING_KEY, MODEL_KEY, DIMENSION_KEY = "rag.chunking", "rag.model", "rag.dimension"

@@ -55,7 +55,7 @@ def performance_report(folder: Path, *, period: Period, target_latency_ms: float
     the first day instead (a calendar month for the monthly Dagster partition)."""
     if period not in PERIOD_DAYS:
         raise ValueError(f"Unknown period {period!r}; use one of {', '.join(PERIOD_DAYS)}.")
-    end = today or datetime.datetime.now(datetime.timezone.utc).date()
+    end = today or datetime.datetime.now(datetime.UTC).date()
     start = start or end - datetime.timedelta(days=PERIOD_DAYS[period] - 1)
     rows = read_query_log(folder, start=start, end=end).select(
         ["time", "query_id", "query_hash", "latency_ms", "cache_hit", "signals"]).to_pylist()

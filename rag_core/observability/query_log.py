@@ -98,7 +98,7 @@ class QueryLog:
         """Queue one record (the hot path: no I/O, no redaction: the writer does that); returns its query id."""
         query_id = uuid.uuid4().hex
         self._pending.append(QueryRecord(
-            time=datetime.datetime.now(datetime.timezone.utc), query_id=query_id,
+            time=datetime.datetime.now(datetime.UTC), query_id=query_id,
             query_hash=self.query_hash(normalised_query), query_text=query if self.keep_text else None,
             query_vector=query_vector, mode=mode, settings=settings, collection=collection,
             data_version=data_version, result_ids=result_ids, result_scores=result_scores, latency_ms=latency_ms,
@@ -167,7 +167,7 @@ def read_query_log(folder: Path, *, start: datetime.date | None = None,
     expression = None
     for bound, compare in ((start, "__ge__"), (end, "__le__")):
         if bound is not None:
-            edge = datetime.datetime.combine(bound, datetime.time(), datetime.timezone.utc)
+            edge = datetime.datetime.combine(bound, datetime.time(), datetime.UTC)
             edge = edge if compare == "__ge__" else edge + datetime.timedelta(days=1, microseconds=-1)
             clause = getattr(ds.field("time"), compare)(pa.scalar(edge, pa.timestamp("us", tz="UTC")))
             expression = clause if expression is None else expression & clause

@@ -5,9 +5,9 @@ from functools import cache
 
 import numpy as np
 
-from rag_core.quality.faithfulness import AnswerScorer, DocumentShare, FaithfulnessResult
-from rag_core.quality.nli import NliModel
+from rag_core.models.nli import NliModel
 from rag_core.retrieval.engine import RetrievalEngine, RetrievedChunk
+from rag_core.retrieval.faithfulness import AnswerScorer, DocumentShare, FaithfulnessResult
 from rag_core.retrieval.lexical import LexicalIndex
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.embedder import Embedder
+from rag_core.models.embedder import Embedder
 from rag_core.quality.drift_queries import logged_queries, sample, title_queries
 from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.retrieval.moments import VectorMoments
@@ -209,7 +209,7 @@ def take_snapshot(config: RAGConfig, probe_queries: Sequence[str] | None = None,
         reference_source = "given queries" if given else f"probe queries ({source})"
     snapshot = DriftSnapshot(
         alias=alias, collection=state.collection, data_version=state.data_version,
-        taken_at=datetime.datetime.now(datetime.timezone.utc).isoformat(), model=engine.embedder.model_name,
+        taken_at=datetime.datetime.now(datetime.UTC).isoformat(), model=engine.embedder.model_name,
         probe_source=source, probe_queries=list(queries), probe_ids=probes.ids, probe_scores=probes.scores,
         reference_source=reference_source, reference_vectors=reference, corpus=corpus_moments(engine),
         canary_vectors=canary_vectors(engine.embedder))

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_core.config import RAGConfig
 from rag_core.observability.progress import QUIET, ProgressReporter
 from rag_core.retrieval.cache import QueryCache
 from rag_core.retrieval.engine import Mode, RetrievalEngine, RetrievalResult, SearchOptions
@@ -195,21 +194,3 @@ def evaluation_options(engine: RetrievalEngine, *, mode: Mode = "hybrid", alpha:
     """How ``rag eval`` searches: whole documents, 100 kept per query (Recall@100), at least 300 candidates a leg."""
     return engine.options(mode=mode, top_k=100, rerank_top_k=100, alpha=alpha, fusion=fusion,
                           candidates=max(engine.config.retrieval.candidates, 300), document_level=True)
-
-
-def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode: Mode = "hybrid",
-                     alpha: float | None = None, fusion: FusionMethod | None = None,
-                     collection: str | None = None,
-                     on_result: ResultHook | None = None, progress: ProgressReporter = QUIET,
-                     latency_sample: int = LATENCY_SAMPLE) -> tuple[EvaluationReport, Run, SearchOptions]:
-    """Index the dataset's corpus into its own collection (reused when unchanged), then run and score its queries
-    (``evaluate``: batched, with ``latency_sample`` queries timed one at a time); ``progress`` shows both steps."""
-    from rag_core.ingest.direct import ingest_path  # embedding stack, only when evaluating
-
-    dataset = load_beir(root, split)
-    alias = collection or dataset_alias(root)
-    ingest_path(dataset.corpus, config, collection=alias, prune=True, progress=progress)
-    engine = RetrievalEngine(config, alias=alias)
-    options = evaluation_options(engine, mode=mode, alpha=alpha, fusion=fusion)
-    report, run = evaluate(engine, dataset, options, on_result, progress, latency_sample=latency_sample)
-    return report, run, options

@@ -18,7 +18,7 @@ import numpy as np
 
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.models.embedder import Embedder, shared_embedder
 from rag_core.quality.drift_snapshot import DriftSnapshot, NoSnapshotError, snapshot_path
 from rag_core.quality.evaluation import evaluate, load_beir
 from rag_core.retrieval.engine import RetrievalEngine

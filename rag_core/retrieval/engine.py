@@ -13,16 +13,16 @@ import numpy as np
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.version import CollectionState
-from rag_core.ingest.embedder import Embedder, shared_embedder
+from rag_core.models.embedder import Embedder, shared_embedder
+from rag_core.models.rerank import Reranker, make_reranker
 from rag_core.observability.latency import LatencyTracker
 from rag_core.observability.query_log import QueryLog
-from rag_core.quality.signals import QualitySignals, query_signals
 from rag_core.retrieval.cache import QueryCache, normalise_query
 from rag_core.retrieval.client_index import ClientIndex
 from rag_core.retrieval.dense_mirror import METRICS as MIRRORED_METRICS
 from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
 from rag_core.retrieval.legs import Leg
-from rag_core.retrieval.rerank import Reranker, make_reranker
+from rag_core.retrieval.signals import QualitySignals, query_signals
 from rag_core.types import Chunk, Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]

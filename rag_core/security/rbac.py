@@ -4,25 +4,32 @@ Identities are API tokens. Config keeps only their SHA-256 (``security.tokens``:
 leaked config file reveals no usable token; the caller presents the token itself in ``RAG_API_TOKEN`` (or the
 Python API's ``token=``). With no tokens configured the project runs in local single-user mode: whoever can run it
 owns the files anyway, so the OS user acts as admin. Configuring one token turns checks on for everyone, and a
-missing or unknown token is then refused. Every refusal raises ``PermissionError`` naming the missing permission
-and is itself recorded in the audit trail (ACCESS, outcome "denied").
+missing or unknown token is then refused. Every refusal raises ``AccessDenied`` (a ``PermissionError``) naming the
+missing permission, with what the audit record of the denial needs: ``compliance.access`` records it (ACCESS,
+outcome "denied"), one layer up, so that this module never depends on the audit trail.
 """
 
-import functools
 import getpass
 import hashlib
 import hmac
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, TypeVar
 
 from rag_core.config import RAGConfig
+from rag_core.security.actor import acting_channel, acting_identity, current_actor
 
 TOKEN_VARIABLE = "RAG_API_TOKEN"
-T = TypeVar("T")
+
+
+class AccessDenied(PermissionError):
+    """A refusal, with the actor and details its audit record names (``compliance.access`` writes it)."""
+
+    def __init__(self, message: str, *, actor: str, details: dict[str, str]) -> None:
+        super().__init__(message)
+        self.actor, self.details = actor, details
 
 
 class Permission(str, Enum):
@@ -84,8 +91,6 @@ class Identity:
     @property
     def actor(self) -> str:
         """How audit records name it: a token's name with the channel (``alice@cli``); locally, the OS user's."""
-        from rag_core.compliance.audit import acting_channel, current_actor
-
         return current_actor() if self.local else f"{self.name}@{acting_channel.get()}"
 
 
@@ -97,48 +102,45 @@ def hash_token(token: str) -> str:
 
 
 def identify(config: RAGConfig, token: str | None = None) -> Identity:
-    """The identity behind ``token`` (default ``$RAG_API_TOKEN``); a missing or unknown token is refused and
-    audited when tokens are configured."""
+    """The identity behind ``token`` (default ``$RAG_API_TOKEN``); a missing or unknown token is refused when
+    tokens are configured."""
     tokens = config.security.tokens
     if not tokens:
         return Identity(name=getpass.getuser(), role=Role.ADMIN, local=True)
     token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "")
     if not token.strip():
-        _deny(config, "anonymous", "", reason="no token")
-        raise PermissionError(f"security.tokens is configured, so every action needs an API token: set "
-                              f"{TOKEN_VARIABLE} (or pass token=) to yours.")
+        raise _denied(f"security.tokens is configured, so every action needs an API token: set {TOKEN_VARIABLE} "
+                      "(or pass token=) to yours.", "anonymous", "", reason="no token")
     digest = hash_token(token)
     for entry in tokens:
         if hmac.compare_digest(entry.token_sha256, digest):
             return Identity(name=entry.name, role=Role(entry.role))
-    _deny(config, f"unknown-token:{digest[:8]}", "", reason="unknown token")
-    raise PermissionError(f"The token in {TOKEN_VARIABLE} matches no entry of security.tokens (its SHA-256 starts "
-                          f"{digest[:8]}); check the token, or add its `rag token hash` to the config.")
+    raise _denied(f"The token in {TOKEN_VARIABLE} matches no entry of security.tokens (its SHA-256 starts "
+                  f"{digest[:8]}); check the token, or add its `rag token hash` to the config.",
+                  f"unknown-token:{digest[:8]}", "", reason="unknown token")
 
 
-def require(permission: Permission, identity: Identity, *, config: RAGConfig, action: str) -> None:
-    """Return if ``identity`` holds ``permission``; else record the denial and raise ``PermissionError``."""
+def require(permission: Permission, identity: Identity, *, action: str) -> None:
+    """Return if ``identity`` holds ``permission``; else raise ``AccessDenied``."""
     if identity.can(permission):
         return
-    _deny(config, identity.actor, action, reason="missing permission", permission=permission, role=identity.role)
     holders = ", ".join(r.value for r, granted in ROLE_PERMISSIONS.items() if permission in granted)
-    raise PermissionError(f"{identity.name} (role {identity.role.value}) lacks the '{permission.value}' permission "
-                          f"needed to {action}; roles that have it: {holders}.")
+    raise _denied(f"{identity.name} (role {identity.role.value}) lacks the '{permission.value}' permission needed to "
+                  f"{action}; roles that have it: {holders}.", identity.actor, action, reason="missing permission",
+                  permission=permission, role=identity.role)
 
 
 def authorize(config: RAGConfig, *permissions: Permission, action: str, token: str | None = None) -> Identity:
     """Identify the caller and require each of ``permissions``; returns the identity for the audit record."""
     identity = identify(config, token)
     for permission in permissions:
-        require(permission, identity, config=config, action=action)
+        require(permission, identity, action=action)
     return identity
 
 
 @contextmanager
 def acting_as(identity: Identity) -> Iterator[None]:
     """Audit records made inside name ``identity`` as their actor (locally: the OS user, as without RBAC)."""
-    from rag_core.compliance.audit import acting_identity
-
     if identity.local:
         yield
         return
@@ -149,19 +151,6 @@ def acting_as(identity: Identity) -> Iterator[None]:
         acting_identity.reset(reset)
 
 
-def requires(permission: Permission, action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Decorates a method of an object with ``config`` and ``token`` (``ComplianceManager``): the caller is
-    authorized first, and whatever the method audits names the caller."""
-    def decorate(method: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(method)
-        def checked(self: Any, *args: Any, **kwargs: Any) -> T:
-            identity = authorize(self.config, permission, action=action, token=self.token)
-            with acting_as(identity):
-                return method(self, *args, **kwargs)
-        return checked
-    return decorate
-
-
 def command_permissions(command: str, subcommand: str | None = None) -> tuple[Permission, ...]:
     """What ``rag COMMAND [SUBCOMMAND]`` needs (see ``COMMAND_PERMISSIONS``)."""
     for key in (f"{command} {subcommand}" if subcommand else None, command):
@@ -170,11 +159,8 @@ def command_permissions(command: str, subcommand: str | None = None) -> tuple[Pe
     return tuple(Permission)
 
 
-def _deny(config: RAGConfig, actor: str, action: str, *, reason: str, permission: Permission | None = None,
-          role: Role | None = None) -> None:
-    from rag_core.compliance.audit import audit_trail  # the trail imports the store (SQLAlchemy): only on a denial
-    from rag_core.compliance.events import AuditEventType
-
+def _denied(message: str, actor: str, action: str, *, reason: str, permission: Permission | None = None,
+            role: Role | None = None) -> AccessDenied:
     details = {"action": action, "reason": reason} | ({"permission": permission.value} if permission else {}) | (
         {"role": role.value} if role else {})
-    audit_trail(config).record(AuditEventType.ACCESS, actor=actor, outcome="denied", details=details)
+    return AccessDenied(message, actor=actor, details=details)

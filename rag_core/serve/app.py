@@ -19,16 +19,18 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pymilvus.exceptions import MilvusException
 
 from rag_core.api import AdvancedRAGPipeline, QueryMetrics
-from rag_core.compliance.audit import acting_channel
+from rag_core.compliance.access import denials_audited
 from rag_core.config import RAGConfig
+from rag_core.index.milvus_env import MilvusException
 from rag_core.index.retention import version_number
 from rag_core.index.retry import MilvusUnavailableError
 from rag_core.observability import metrics
 from rag_core.quality.answers import answer_scorer
 from rag_core.retrieval.engine import RetrievedChunk
+from rag_core.security.actor import acting_channel
+from rag_core.security.pii import install_log_redaction
 from rag_core.security.rbac import Identity, Permission, acting_as, identify, require
 from rag_core.serve.schemas import (
     ErrorResponse,
@@ -117,20 +119,23 @@ class Service:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""
         try:
-            identity = identify(self.config, token)
+            with denials_audited(self.config):
+                identity = identify(self.config, token)
         except PermissionError as error:
             missing = "no bearer token was sent" if not token else "the bearer token is unknown"
             raise ServiceError(401, f"Unauthorized: {missing}. Send 'Authorization: Bearer <token>' with a token "
                                     f"listed (by its SHA-256) in security.tokens. ({error})",
                                headers={"WWW-Authenticate": "Bearer"}) from None
         try:
-            require(permission, identity, config=self.config, action=action)
+            with denials_audited(self.config):
+                require(permission, identity, action=action)
         except PermissionError as error:
             raise ServiceError(403, str(error)) from None
         return identity
 
 
 def create_app(config: RAGConfig, *, pipeline: AdvancedRAGPipeline | None = None, warm_up: bool = True) -> FastAPI:
+    install_log_redaction()
     service = Service(config, pipeline)
     limits = config.serve
     logging.getLogger(PYMILVUS_ERRORS).addFilter(_CONTAIN_CALLERS_FILTER_FAILURES)  # once: the same filter object

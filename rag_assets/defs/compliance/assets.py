@@ -8,8 +8,8 @@ import dagster as dg
 
 from rag_assets.defs.performance.assets import MONTHS
 from rag_assets.resources import SettingsResource
-from rag_core.compliance.audit import acting_through
-from rag_core.compliance.manager import ComplianceManager
+from rag_core.lifecycle.compliance_manager import ComplianceManager
+from rag_core.security.actor import acting_through
 
 
 @dg.asset(name="compliance_report", group_name="compliance", partitions_def=MONTHS, kinds={"json"},

@@ -4,8 +4,8 @@ import dagster as dg
 
 from rag_assets.defs.compliance.assets import compliance_report_asset
 from rag_assets.resources import SettingsResource
-from rag_core.compliance.audit import acting_through
-from rag_core.compliance.manager import ComplianceManager
+from rag_core.lifecycle.compliance_manager import ComplianceManager
+from rag_core.security.actor import acting_through
 
 compliance_report_job = dg.define_asset_job(
     "compliance_report_job", selection=dg.AssetSelection.assets(compliance_report_asset),

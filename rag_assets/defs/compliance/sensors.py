@@ -7,9 +7,10 @@ from typing import Any
 
 import dagster as dg
 
-from rag_core.compliance.audit import acting_through, audit_trail
+from rag_core.compliance.audit import audit_trail
 from rag_core.compliance.events import AuditEventType
 from rag_core.config import RAGConfig
+from rag_core.security.actor import acting_through
 
 JOB_EVENTS = {"ingestion": AuditEventType.INGESTION, "reindex": AuditEventType.REINDEX,
               "compaction": AuditEventType.COMPACTION, "drift_report_job": AuditEventType.DRIFT,

@@ -11,10 +11,8 @@ import dagster as dg
 from rag_assets.metadata import to_metadata
 from rag_assets.resources import AssetStorage, CorpusResource, EmbedderResource, MilvusResource
 from rag_core.index.sync import sync_index
-from rag_core.ingest.direct import folder_source
 from rag_core.ingest.parquet_store import BatchStream, ParquetTable
 from rag_core.ingest.partitioning import Partition, finish_when_whole
-from rag_core.ingest.promotion import promoter
 from rag_core.ingest.stages import (
     CHUNKING_KEY,
     CORPUS_DOCUMENTS_KEY,
@@ -25,6 +23,8 @@ from rag_core.ingest.stages import (
     embedding_stream,
     skipped_documents,
 )
+from rag_core.lifecycle.direct import folder_source
+from rag_core.lifecycle.promotion import promoter
 
 GROUP = "ingestion"
 

@@ -13,10 +13,10 @@ import pyarrow.compute as pc
 from rag_assets.defs.ingestion.assets import chunks, embeddings, partition_of, semantic_index, table_name
 from rag_assets.resources import AssetStorage, CorpusResource, MilvusResource
 from rag_core.index.parity import chunk_parity
-from rag_core.ingest.direct import folder_source
 from rag_core.ingest.partitioning import Partition
 from rag_core.ingest.stages import DIMENSION_KEY, skipped_documents
-from rag_core.ingest.tables import vectors_of
+from rag_core.lifecycle.direct import folder_source
+from rag_core.tables import vectors_of
 
 NORM_TOLERANCE = 1e-3
 PARITY_BATCH = 10_000

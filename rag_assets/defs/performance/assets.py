@@ -68,7 +68,7 @@ def _drift_trend(instance: dg.DagsterInstance, window: dg.TimeWindow) -> str:
     for record in records:
         values = record.asset_materialization.metadata
         magnitude, detected = values.get("drift_magnitude"), values.get("drift_detected")
-        when = datetime.datetime.fromtimestamp(record.timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        when = datetime.datetime.fromtimestamp(record.timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M")
         rows.append(f"| {when} | {magnitude.value if magnitude else '?'} | {detected.value if detected else '?'} |")
     if not rows:
         return "no drift_report materialized this month"

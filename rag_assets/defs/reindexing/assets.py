@@ -5,8 +5,8 @@ a full rebuild."""
 import dagster as dg
 
 from rag_assets.resources import EmbedderResource, MilvusResource, SettingsResource
-from rag_core.ingest.promotion import promote_candidate
-from rag_core.ingest.reindex import build_candidate, pending_candidate
+from rag_core.lifecycle.promotion import promote_candidate
+from rag_core.lifecycle.reindex import build_candidate, pending_candidate
 
 
 @dg.asset(group_name="reindexing", kinds={"milvus"},

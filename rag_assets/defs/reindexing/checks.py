@@ -4,7 +4,7 @@ import dagster as dg
 
 from rag_assets.defs.reindexing.assets import reindex_candidate
 from rag_assets.resources import EmbedderResource, MilvusResource, SettingsResource
-from rag_core.ingest.reindex import pending_candidate
+from rag_core.lifecycle.reindex import pending_candidate
 from rag_core.quality.gate import evaluate_gate
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 from rag_assets.defs.reindexing.jobs import reindex_job
 from rag_assets.resources import EmbedderResource, MilvusResource, SettingsResource
 from rag_core.config import SchedulesConfig
-from rag_core.ingest.reindex import check_settings
+from rag_core.lifecycle.reindex import check_settings
 
 DRIFT_REPORT = dg.AssetKey("drift_report")
 

@@ -9,7 +9,8 @@ from pydantic import Field
 from rag_assets.defs.ingestion.assets import semantic_index
 from rag_assets.metadata import to_metadata
 from rag_assets.resources import RetrievalEngineResource
-from rag_core.quality.evaluation import LATENCY_SAMPLE, evaluate_dataset
+from rag_core.lifecycle.evaluate import evaluate_dataset
+from rag_core.quality.evaluation import LATENCY_SAMPLE
 from rag_core.retrieval.engine import client_index_dir
 
 

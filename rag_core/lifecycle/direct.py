@@ -16,11 +16,11 @@ from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.sync import SyncReport, sync_index
 from rag_core.ingest.chunking import TokenChunker
-from rag_core.ingest.embedder import Embedder, shared_embedder
-from rag_core.ingest.promotion import promoter
 from rag_core.ingest.stages import chunk_batches, document_stream, skipped_documents
-from rag_core.ingest.tables import batch_to_documents, with_vectors
+from rag_core.lifecycle.promotion import promoter
+from rag_core.models.embedder import Embedder, shared_embedder
 from rag_core.observability.progress import QUIET, ProgressReporter
+from rag_core.tables import batch_to_documents, with_vectors
 from rag_core.types import API_SOURCE, Document
 
 

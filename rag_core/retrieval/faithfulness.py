@@ -18,8 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from rag_core.ingest.embedder import Embedder
-from rag_core.quality.nli import NliModel
+from rag_core.models.embedder import Embedder
+from rag_core.models.nli import NliModel
 from rag_core.retrieval.lexical import tokenize
 
 SIMILARITY_WEIGHT = 0.5

@@ -9,7 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from rag_core.ingest.embedder import resolve_device
+from rag_core.models.embedder import resolve_device
 
 
 class NliModel:

@@ -18,10 +18,10 @@ from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.retention import Promotion
 from rag_core.index.sync import SyncReport, complete_version, legacy_source, sync_into
 from rag_core.ingest.chunking import TokenChunker
-from rag_core.ingest.direct import vectorizer
-from rag_core.ingest.embedder import Embedder, shared_embedder
-from rag_core.ingest.promotion import promote_candidate
 from rag_core.ingest.stages import chunk_batches
+from rag_core.lifecycle.direct import vectorizer
+from rag_core.lifecycle.promotion import promote_candidate
+from rag_core.models.embedder import Embedder, shared_embedder
 from rag_core.observability.progress import QUIET, ProgressReporter
 from rag_core.quality.gate import GateFailedError, GateResult, evaluate_gate
 from rag_core.retrieval.client_index import documents_from_chunks

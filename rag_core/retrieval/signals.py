@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rag_core.quality.faithfulness import content_terms, coverage, query_faithfulness
-from rag_core.quality.hallucination import HallucinationModel, shipped_model
+from rag_core.retrieval.faithfulness import content_terms, coverage, query_faithfulness
 from rag_core.retrieval.fusion import LegHit, ScoreMoments
+from rag_core.retrieval.hallucination import HallucinationModel, shipped_model
 
 HEAD = 10  # the head of each leg's ranking the spread and the agreement look at
 TOP_CONTEXTS = 3  # the contexts a reader sees first: coverage and faithfulness look at these

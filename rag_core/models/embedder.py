@@ -12,7 +12,7 @@ import numpy as np
 from rag_core.config import EmbeddingConfig
 
 if TYPE_CHECKING:
-    from rag_core.ingest.onnx_encoder import OnnxEncoder
+    from rag_core.models.onnx_encoder import OnnxEncoder
 
 BUNDLED_PREFIX = "bundled:"
 PROGRESS_BAR_MIN_TEXTS = 2048
@@ -91,7 +91,7 @@ class Embedder:
         backend = self.config.backend
         if backend == "torch":
             return None
-        from rag_core.ingest.onnx_encoder import OnnxEncoder, OnnxUnsupportedError
+        from rag_core.models.onnx_encoder import OnnxEncoder, OnnxUnsupportedError
 
         try:
             import onnxruntime  # noqa: F401 - only whether it is installed

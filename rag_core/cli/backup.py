@@ -7,10 +7,11 @@ from pathlib import Path
 
 from rag_core.backup.restore import restore_backup
 from rag_core.backup.snapshot import create_backup
-from rag_core.compliance.audit import audit_trail, current_actor
+from rag_core.compliance.audit import audit_trail
 from rag_core.compliance.events import AuditEventType
 from rag_core.config import RAGConfig
 from rag_core.observability.progress import ProgressReporter
+from rag_core.security.actor import current_actor
 
 
 def add_backup_arguments(backup: argparse.ArgumentParser, restore: argparse.ArgumentParser) -> None:

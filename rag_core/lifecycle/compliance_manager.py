@@ -3,15 +3,16 @@
 import datetime
 from pathlib import Path
 
+from rag_core.compliance.access import requires
 from rag_core.compliance.audit import AuditTrail, audit_trail
-from rag_core.compliance.erasure import ErasureReport, erase_document
 from rag_core.compliance.events import AuditEventType, AuditRecord, format_time
 from rag_core.compliance.integrity import IntegrityReport, verify_chain
 from rag_core.compliance.reports import ComplianceReport, build_report
 from rag_core.compliance.retention import RetentionResult, enforce_retention
 from rag_core.compliance.timespec import check_order, parse_bound
 from rag_core.config import RAGConfig, load_config
-from rag_core.security.rbac import Permission, requires
+from rag_core.lifecycle.erasure import ErasureReport, erase_document
+from rag_core.security.rbac import Permission
 
 TimeBound = str | datetime.date | datetime.datetime | None
 
@@ -71,7 +72,7 @@ class ComplianceManager:
     def erase_document(self, doc_id: str, *, collection: str | None = None,
                        engine: object | None = None) -> ErasureReport:
         """Remove ``doc_id`` from every version, table, index, cache and query-log result list (right to erasure;
-        ``rag_core.compliance.erasure``)."""
+        ``rag_core.lifecycle.erasure``)."""
         return erase_document(self.config, doc_id, alias=collection, engine=engine)
 
 

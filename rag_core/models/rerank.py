@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Protocol
 
 from rag_core.config import RerankingConfig
-from rag_core.ingest.embedder import resolve_device
+from rag_core.models.embedder import resolve_device
 
 
 class Reranker(Protocol):

@@ -9,7 +9,7 @@ from rag_core.compliance.events import AuditEventType
 if TYPE_CHECKING:  # the ingestion modules load the embedding stack: not for building a dict
     from rag_core.index.delete import DeleteReport
     from rag_core.index.sync import SyncReport
-    from rag_core.ingest.direct import IngestReport
+    from rag_core.lifecycle.direct import IngestReport
 
 MAX_IDS = 20  # result and document ids kept per record: enough to trace a retrieval, bounded in size
 

@@ -12,18 +12,20 @@ from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from rag_core.backup.cli_commands import add_backup_arguments, run_backup, run_restore
-from rag_core.compliance.audit import acting_channel, audit_trail
+from rag_core.cli.audit import add_audit_parser, run_audit
+from rag_core.cli.backup import add_backup_arguments, run_backup, run_restore
+from rag_core.compliance.audit import audit_trail
 from rag_core.compliance.audit_store import AuditStoreError
-from rag_core.compliance.cli_commands import add_audit_parser, run_audit
-from rag_core.compliance.details import delete_details, ingest_events, retrieval_details, sync_details
 from rag_core.compliance.events import AuditEventType
 from rag_core.config import ConfigError, RAGConfig, load_config
 from rag_core.index.lite_lock import IndexLockedError
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.retry import MilvusUnavailableError
+from rag_core.lifecycle.audit_details import delete_details, ingest_events, retrieval_details, sync_details
 from rag_core.observability.progress import ProgressReporter
 from rag_core.quality.evaluation import LATENCY_SAMPLE
+from rag_core.security.actor import acting_through
+from rag_core.security.pii import install_log_redaction
 
 PACKAGE = "advanced-rag-milvus"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -36,11 +38,7 @@ QUIET_ENVIRONMENT = {
     "TRANSFORMERS_VERBOSITY": "error",  # transformers' info and warnings about the model files
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # "Loading weights: 100%|...": transformers >= 5 draws it with the hub's tqdm
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-    # gRPC logs through absl straight to stderr (e.g. 'Received a GOAWAY ... "too_many_pings"', logged at ERROR);
-    # every gRPC failure the CLI cares about reaches it as a Python exception anyway. gRPC reads this when it is
-    # imported: see quiet_third_parties.
-    "GRPC_VERBOSITY": "NONE",
-}
+}  # GRPC_VERBOSITY: rag_core.index.milvus_env, which imports gRPC
 # Third-party loggers, at the level from which their records are worth a user's attention: bm25s sets its logger
 # to DEBUG when imported; Milvus Lite's in-process gRPC server logs a traceback at ERROR for each call it does not
 # implement (pymilvus's AllocTimestamp while it waits for an index), and any real failure of it reaches us as the
@@ -103,7 +101,7 @@ def unit_fraction(text: str) -> float:
 
 
 def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
-    from rag_core.ingest.direct import ingest_path  # imports torch: only when embedding is needed
+    from rag_core.lifecycle.direct import ingest_path  # imports torch: only when embedding is needed
 
     path = Path(args.path)
     if args.prune and path.is_file():
@@ -173,7 +171,7 @@ def _delete(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _reindex(args: argparse.Namespace, config: RAGConfig) -> int:
-    from rag_core.ingest.reindex import reindex  # imports torch
+    from rag_core.lifecycle.reindex import reindex  # imports torch
     from rag_core.quality.gate import GateFailedError
 
     gate = bool(config.quality_gate.dataset) if args.gate is None else args.gate
@@ -330,7 +328,8 @@ def _query(args: argparse.Namespace, config: RAGConfig) -> int:
 
 
 def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
-    from rag_core.quality.evaluation import evaluate_dataset, load_beir, write_trec_run
+    from rag_core.lifecycle.evaluate import evaluate_dataset
+    from rag_core.quality.evaluation import load_beir, write_trec_run
     from rag_core.quality.signal_evaluation import signal_report, write_signal_lines
 
     signals: dict[str, dict[str, float]] = {}
@@ -362,7 +361,7 @@ def _erase(args: argparse.Namespace, config: RAGConfig) -> int:
 
     What it prints is PII-redacted like a log line (an id or file name may be an e-mail address): output is often
     captured to a log, and the caller knows which document they named."""
-    from rag_core.compliance.manager import ComplianceManager
+    from rag_core.lifecycle.compliance_manager import ComplianceManager
     from rag_core.security.pii import redact
 
     report = ComplianceManager(config).erase_document(args.doc_id, collection=args.collection)
@@ -418,12 +417,15 @@ def _audit(config: RAGConfig, *events: tuple[AuditEventType, dict], outcome: str
 def _authorized(args: argparse.Namespace, config: RAGConfig) -> int:
     """Every command checks the caller's permissions first (``rag_core.security.rbac``; a denial is audited), then
     runs with what it audits naming the caller."""
+    from rag_core.compliance.access import denials_audited
     from rag_core.security.rbac import acting_as, authorize, command_permissions
 
     permissions = command_permissions(args.command, getattr(args, f"{args.command}_command", None))
     if not permissions:
         return _run_audited(args, config)
-    with acting_as(authorize(config, *permissions, action=_running(args))):
+    with denials_audited(config):
+        identity = authorize(config, *permissions, action=_running(args))
+    with acting_as(identity):
         return _run_audited(args, config)
 
 
@@ -580,12 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def quiet_third_parties() -> None:
-    """Only our own lines on the terminal: no weight-loading bars, no DEBUG records, no gRPC/absl log lines.
+    """Only our own lines on the terminal, with no personal data in them: no weight-loading bars, no DEBUG records,
+    and every record of the project's loggers redacted (``install_log_redaction``).
 
     Done by the entry points (``main``, ``rag_assets.demo``), never when a library module is imported.
-    GRPC_VERBOSITY only takes effect if grpc was not imported yet, and ``rag_core/__init__.py`` imports pymilvus, and
-    so grpc, before this module runs: it must be set before that import too.
     """
+    install_log_redaction()
     for variable, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(variable, value)
     root = logging.getLogger()
@@ -618,9 +620,9 @@ def _output_closed() -> int:
 def main(argv: list[str] | None = None) -> int:
     quiet_third_parties()
     args = build_parser().parse_args(argv)
-    acting_channel.set("cli")  # audit records name the caller as user@cli
     try:
-        code = _authorized(args, load_config(args.config))
+        with acting_through("cli"):  # audit records name the caller user@cli; an in-process caller keeps its own
+            code = _authorized(args, load_config(args.config))
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not in the interpreter's exit
         return code
     except BrokenPipeError:
@@ -638,6 +640,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,9 +4,9 @@ import argparse
 import json
 import sys
 
-from rag_core.compliance.manager import ComplianceManager
 from rag_core.compliance.timespec import month_range
 from rag_core.config import RAGConfig
+from rag_core.lifecycle.compliance_manager import ComplianceManager
 
 
 def run_audit(args: argparse.Namespace, config: RAGConfig) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.retention import Promotion, promote
-from rag_core.ingest.embedder import Embedder
+from rag_core.models.embedder import Embedder
 from rag_core.quality.drift_snapshot import snapshot_on_promotion
 
 

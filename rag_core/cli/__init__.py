@@ -1,0 +1,1 @@
+"""The `rag` command line: main (parsing, the commands, the audited runner), audit and backup commands."""
