@@ -39,9 +39,9 @@ system-packages:
 test: lint system-packages
 	$(BIN)/python -m pytest
 
-# The fast loop: no real Milvus server, no subprocess end-to-end runs (under 3 minutes).
+# The fast loop: the unit tier (tests/unit), without its tests on the real server or in processes of their own.
 test-fast: lint
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest tests/unit -m "not slow"
 
 ui: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -8,15 +8,13 @@ from pymilvus import MilvusClient
 
 from rag_core.config import EmbeddingConfig, RAGConfig
 from rag_core.models.embedder import Embedder, shared_embedder
-from tests.corpus import RETRIEVAL_DOCS, ingest
-from tests.milvus_server import MilvusServer, running_server
-from tests.postgres_server import PostgresServer, running_postgres
+from tests.support.configs import make_config
+from tests.support.corpus import RETRIEVAL_DOCS, ingest
+from tests.support.milvus_server import MilvusServer, running_server
+from tests.support.paths import ONNX_CACHE, ONNX_CACHE_VARIABLE
+from tests.support.postgres_server import PostgresServer, running_postgres
 
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
-# One ONNX export of the model for the whole session: the folder in-process tests use (data/models under the
-# checkout), named absolutely so the `rag` and Dagster processes that tests start in tmp folders find it too.
-ONNX_CACHE_VARIABLE = "RAG__EMBEDDING__ONNX_CACHE_DIR"
-os.environ.setdefault(ONNX_CACHE_VARIABLE, str(Path(__file__).resolve().parents[1] / "data" / "models"))
+os.environ.setdefault(ONNX_CACHE_VARIABLE, str(ONNX_CACHE))
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +76,7 @@ def milvus_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """Debian's PostgreSQL on loopback, for the audit store's tests (tests/postgres_server.py)."""
+    """Debian's PostgreSQL on loopback, for the audit store's tests (tests/support/postgres_server.py)."""
     with running_postgres() as server:
         yield server
 
@@ -97,22 +95,6 @@ def collection() -> str:
     return f"t_{uuid.uuid4().hex[:10]}"
 
 
-def make_config(tmp_path: Path, uri: str, collection: str = "semantic_index", **sections: dict) -> RAGConfig:
-    base = {
-        "milvus": {"uri": uri, "collection": collection, "retry_attempts": 2, "retry_backoff_s": 0.05},
-        "ingestion": {"docs_dir": str(tmp_path / "docs"), "storage_dir": str(tmp_path / "assets"),
-                      "record_batch_size": 64},
-        # Never the working directory's data/: tests leave nothing behind in the checkout.
-        "retrieval": {"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics")},
-        "quality": {"query_log_dir": str(tmp_path / "query_log"), "drift_dir": str(tmp_path / "drift")},
-        "compliance": {"database_url": f"sqlite:///{tmp_path / 'audit.db'}",
-                       "reports_dir": str(tmp_path / "compliance_reports")},
-    }
-    for name, values in sections.items():
-        base[name] = {**base.get(name, {}), **values}
-    return RAGConfig.model_validate(base)
-
-
 @pytest.fixture
 def config(tmp_path: Path, milvus_uri: str, collection: str, embedder) -> RAGConfig:
     """The retrieval corpus ingested on the backend under test, with strong consistency for read-after-write."""
@@ -123,8 +105,16 @@ def config(tmp_path: Path, milvus_uri: str, collection: str, embedder) -> RAGCon
     return config
 
 
+TIERS = ("unit", "integration", "e2e", "deploy")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests on the real Milvus server are slow by nature (it takes 20-40 s to start): `-m "not slow"` skips them."""
+    """Each test is marked with its tier, the folder it sits in (`-m unit`, `-m "not e2e"`). Tests on the real Milvus
+    server are slow by nature (it takes 20-40 s to start), as are the tiers above unit: `-m "not slow"` skips them."""
+    tests = Path(__file__).resolve().parent
     for item in items:
-        if item.get_closest_marker("server"):
+        tier = item.path.resolve().relative_to(tests).parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+        if item.get_closest_marker("server") or tier != "unit":
             item.add_marker(pytest.mark.slow)

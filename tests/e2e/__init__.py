@@ -1,0 +1,1 @@
+"""`rag` processes, `rag serve`, `dagster dev` through GraphQL, the UI in headless chromium."""

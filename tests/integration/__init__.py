@@ -1,0 +1,1 @@
+"""The real Milvus server, PostgreSQL, Prometheus and its Pushgateway, started on loopback."""
