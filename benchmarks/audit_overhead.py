@@ -19,7 +19,7 @@ from rag_core.lifecycle.audit_details import retrieval_details
 from rag_core.lifecycle.direct import ingest_path
 from rag_core.models.embedder import shared_embedder
 from rag_core.retrieval.engine import RetrievalEngine
-from tests.postgres_server import running_postgres
+from tests.support.postgres_server import running_postgres
 
 ROUNDS = 400
 RECORD_CALLS = 2000

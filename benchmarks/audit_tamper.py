@@ -26,7 +26,7 @@ from rag_core.compliance.audit import AuditTrail
 from rag_core.compliance.audit_store import HMAC_KEY_VARIABLE, AuditStore
 from rag_core.compliance.events import AuditEventType
 from rag_core.compliance.integrity import verify_chain
-from tests.audit_tampering import NAMED_EXACTLY, TAMPERINGS
+from tests.support.audit_tampering import NAMED_EXACTLY, TAMPERINGS
 
 TRIALS_PER_KIND = 200
 RECORDS = 500

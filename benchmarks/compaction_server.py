@@ -60,7 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=1000)
     args = parser.parse_args()
-    from tests.milvus_server import running_server
+    from tests.support.milvus_server import running_server
 
     documents = scifact_documents(args.documents)
     kept = documents[round(len(documents) * DELETED_SHARE):]

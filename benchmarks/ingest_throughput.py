@@ -104,7 +104,7 @@ def run_backend(backend: str) -> dict:
         work = Path(tmp)
         if backend == "lite":
             return measure(backend, str(work / "milvus.db"), work)
-        from tests.milvus_server import running_server
+        from tests.support.milvus_server import running_server
 
         (work / "server").mkdir()
         with running_server(work / "server") as server:

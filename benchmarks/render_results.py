@@ -378,7 +378,7 @@ def zero_downtime_section(run: dict | None) -> list[str]:
             f"| {run['answered']} | {run['answers_during_reindex']} | {len(run['errors'])} | {run['inconsistent']} | "
             f"{seen} | {run['reindex_seconds']} s | {run['seconds']} s |", "",
             "The re-index time includes the drift snapshot taken at promotion, with 8 query threads on 2 cores. "
-            "The same check runs on Milvus Lite and on the real Milvus server in `tests/test_zero_downtime.py` "
+            "The same check runs on Milvus Lite and on the real Milvus server in `tests/unit/test_zero_downtime.py` "
             "(the server case with `-m slow`).", ""]
 
 
@@ -530,7 +530,7 @@ def backup_restore_section(run: dict | None) -> list[str]:
             "for bit, but the HNSW graph is rebuilt, not copied: the fused scores standardise each leg over its "
             "100 approximate candidates, whose tail differs between two graphs, so they move although the top "
             "results stay. On the small test corpus (exact search) ids and scores are identical, Lite to Lite; Lite "
-            "to server and back is tested in `tests/test_backup_restore.py` (`-m slow`).", ""]
+            "to server and back is tested in `tests/integration/test_backup_restore.py` (`-m slow`).", ""]
 
 
 def onnx_section(run: dict | None) -> list[str]:

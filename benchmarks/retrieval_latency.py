@@ -210,7 +210,7 @@ def run(scenario: str) -> dict:
             return {"scenario": "lite", "parity": dense_parity(lite, lite_alias, queries),
                     "dense_search": {choice: measure(with_dense_search(lite, choice), lite_alias, queries)
                                      for choice in ("auto", "milvus")}}
-        from tests.milvus_server import running_server
+        from tests.support.milvus_server import running_server
 
         (work / "server").mkdir()
         with running_server(work / "server") as server:

@@ -311,7 +311,7 @@ def latency(engine: RetrievalEngine, vectors: np.ndarray, queries: list[str], se
 
 def with_server(config: RAGConfig, work: Path, source: SciFactChunks, vectors: np.ndarray, queries: list[str],
                 stop_by: datetime.datetime | None) -> dict:
-    from tests.milvus_server import running_server
+    from tests.support.milvus_server import running_server
 
     (work / "server").mkdir()
     with running_server(work / "server") as server:

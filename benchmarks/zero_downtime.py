@@ -4,7 +4,7 @@ a version that was complete, and every chunk it returned is in that version).
 
     python -m benchmarks.zero_downtime     # writes benchmarks/out/zero_downtime.json (this project's docs/, Lite)
 
-``tests/test_zero_downtime.py`` runs the same ``under_load`` on Milvus Lite and on the real server.
+``tests/unit/test_zero_downtime.py`` runs the same ``under_load`` on Milvus Lite and on the real server.
 """
 
 import tempfile
