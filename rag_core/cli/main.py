@@ -12,6 +12,7 @@ from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from rag_core.actions import Action, action
 from rag_core.cli.audit import add_audit_parser, run_audit
 from rag_core.cli.backup import add_backup_arguments, run_backup, run_restore
 from rag_core.compliance.audit import audit_trail
@@ -48,21 +49,6 @@ NOISY_LOGGERS = {
                      "grpc", "milvus_lite", "urllib3", "filelock", "httpx", "torch", "absl"), logging.WARNING),
     "grpc._server": logging.CRITICAL,
 }
-# What Ctrl-C leaves behind, by command; the default suits commands that change nothing.
-ON_INTERRUPT = {
-    "ingest": "nothing was promoted, re-run the same command to continue",
-    "reindex": "the new version was not promoted, re-run the same command to continue it",
-    "eval": "nothing was promoted, re-run the same command to continue",
-    "compact": "a compaction already requested may still finish on the server; re-run the command to check",
-}
-DEFAULT_ON_INTERRUPT = "nothing was changed"
-# Commands that act, by the audit event their failure is recorded as.
-FAILURE_EVENTS = {"ingest": AuditEventType.INGESTION, "delete": AuditEventType.DELETION,
-                  "reindex": AuditEventType.REINDEX, "rollback": AuditEventType.ROLLBACK,
-                  "compact": AuditEventType.COMPACTION, "query": AuditEventType.RETRIEVAL,
-                  "drift": AuditEventType.DRIFT, "eval": AuditEventType.EVALUATION}
-
-
 # --- argument types: a bad value is an argparse error (exit 2) that names the option --------------------------------
 
 
@@ -418,9 +404,9 @@ def _authorized(args: argparse.Namespace, config: RAGConfig) -> int:
     """Every command checks the caller's permissions first (``rag_core.security.rbac``; a denial is audited), then
     runs with what it audits naming the caller."""
     from rag_core.compliance.access import denials_audited
-    from rag_core.security.rbac import acting_as, authorize, command_permissions
+    from rag_core.security.rbac import acting_as, authorize
 
-    permissions = command_permissions(args.command, getattr(args, f"{args.command}_command", None))
+    permissions = _action(args).permissions
     if not permissions:
         return _run_audited(args, config)
     with denials_audited(config):
@@ -435,7 +421,7 @@ def _run_audited(args: argparse.Namespace, config: RAGConfig) -> int:
     try:
         return args.run(args, config)
     except Exception as error:
-        event_type = FAILURE_EVENTS.get(args.command)
+        event_type = _action(args).audit_event
         if event_type is not None and not isinstance(error, AuditStoreError):
             _audit(config, (event_type, {"command": args.command, "error": type(error).__name__}),
                    outcome="failure")
@@ -602,6 +588,10 @@ def quiet_third_parties() -> None:
         logging.getLogger(name).setLevel(level)
 
 
+def _action(args: argparse.Namespace) -> Action:
+    return action(args.command, getattr(args, f"{args.command}_command", None))
+
+
 def _running(args: argparse.Namespace) -> str:
     path = getattr(args, "path", None)
     return f"rag {args.command}" + (f" {path}" if path else "")
@@ -629,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         return _output_closed()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C while we wind down ends the process at once
-        print(f"interrupted: {_running(args)}; {ON_INTERRUPT.get(args.command, DEFAULT_ON_INTERRUPT)}",
+        print(f"interrupted: {_running(args)}; {_action(args).on_interrupt}",
               file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except IndexLockedError as error:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from rag_core.actions import action, action_table, role_table
 from rag_core.cli.main import main
 from rag_core.compliance.access import denials_audited
 from rag_core.compliance.events import AuditEventType
@@ -17,11 +18,11 @@ from rag_core.security.rbac import (
     Permission,
     Role,
     authorize,
-    command_permissions,
     hash_token,
     identify,
 )
 from tests.support.configs import make_config
+from tests.support.paths import REPO
 
 TOKENS = {"admin": "admin-token-1", "auditor": "auditor-token-2", "operator": "operator-token-3",
           "reader": "reader-token-4"}
@@ -113,9 +114,9 @@ def test_cli_commands_check_permissions(secured: RAGConfig, tmp_path: Path, monk
 
 
 def test_unlisted_commands_need_every_permission() -> None:
-    assert command_permissions("some-new-command") == tuple(Permission)
-    assert command_permissions("audit", "report") == (Permission.GENERATE_REPORTS,)
-    assert command_permissions("token") == ()
+    assert action("some-new-command").permissions == tuple(Permission)
+    assert action("audit", "report").permissions == (Permission.GENERATE_REPORTS,)
+    assert action("token").permissions == ()
 
 
 def test_token_hash_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
@@ -124,3 +125,9 @@ def test_token_hash_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     monkeypatch.setattr("sys.stdin", io.StringIO("abc\n"))
     assert main(["token", "hash"]) == 0
     assert capsys.readouterr().out.strip() == hash_token("abc")
+
+
+def test_the_permission_tables_in_the_docs_are_the_declared_ones() -> None:
+    """docs/security.md shows what rag_core.actions declares (regenerate: python -m rag_core.actions)."""
+    doc = (REPO / "docs" / "security.md").read_text(encoding="utf-8")
+    assert role_table() in doc and action_table() in doc
