@@ -30,6 +30,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m rag_core.config_reference --check
 
 # The Debian servers the tests start (PostgreSQL, Prometheus, Pushgateway, chromium): installed when missing.
 system-packages:

@@ -59,25 +59,31 @@ class MilvusConfig(_Section):
                              "(data/milvus.db) or http://host:19530 (https, tcp, grpc) for a Milvus server")
         return uri
 
-    user: str = ""
-    password: SecretStr = SecretStr("")
-    token: SecretStr = SecretStr("")
-    db_name: str = ""
-    collection: str = "semantic_index"
-    secure: bool = False
-    server_pem_path: str = ""
-    server_name: str = ""
-    ca_pem_path: str = ""
-    client_pem_path: str = ""
-    client_key_path: str = ""
-    timeout_s: float = Field(10.0, gt=0)
-    retry_attempts: int = Field(4, ge=1)
-    retry_backoff_s: float = Field(0.5, ge=0)
+    user: str = Field("", description="User name on a Milvus server with authentication.")
+    password: SecretStr = Field(SecretStr(""), description="That user's password.")
+    token: SecretStr = Field(SecretStr(""), description="A Milvus token (user:password or an API key), instead of "
+                                                        "user and password.")
+    db_name: str = Field("", description="Milvus database (server only); empty = the default one.")
+    collection: str = Field("semantic_index", description="The alias readers use; versions live in "
+                                                          "<collection>__v1, __v2, ...")
+    secure: bool = Field(False, description="TLS to the server.")
+    server_pem_path: str = Field("", description="One-way TLS: the server's certificate.")
+    server_name: str = Field("", description="The name the server's certificate was issued for.")
+    ca_pem_path: str = Field("", description="Two-way TLS: the CA certificate.")
+    client_pem_path: str = Field("", description="Two-way TLS: the client certificate.")
+    client_key_path: str = Field("", description="Two-way TLS: the client certificate's key.")
+    timeout_s: float = Field(10.0, gt=0, description="Seconds each call to Milvus may take.")
+    retry_attempts: int = Field(4, ge=1, description="An unreachable Milvus is tried this many times in all, then "
+                                                     "the call fails naming the URI.")
+    retry_backoff_s: float = Field(0.5, ge=0, description="Wait before the first retry, doubled before each next "
+                                                          "one (0.5 s, 1 s, 2 s, ...).")
     lock_timeout_s: float = Field(60.0, ge=0, description="Milvus Lite serves one process at a time: how long "
                                                            "another one waits for the file before giving up.")
-    enable_sharding: bool = False
-    num_shards: int = Field(1, ge=1, le=64)
-    consistency_level: Literal["Strong", "Bounded", "Session", "Eventually"] = "Bounded"
+    enable_sharding: bool = Field(False, description="Create new collection versions with num_shards shards.")
+    num_shards: int = Field(1, ge=1, le=64, description="Shards per new collection version when enable_sharding "
+                                                        "is true.")
+    consistency_level: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
+        "Bounded", description="For searches: Strong waits until every earlier write is visible.")
 
     @field_serializer("password", "token", when_used="json")
     def _secret(self, value: SecretStr, info: SerializationInfo) -> str:
@@ -86,15 +92,20 @@ class MilvusConfig(_Section):
 
 
 class IndexConfig(_Section):
-    index_type: Literal["HNSW"] = "HNSW"
-    metric_type: Literal["COSINE", "IP", "L2"] = "COSINE"
-    M: int = Field(16, ge=2, le=2048)
-    efConstruction: int = Field(200, ge=8)
-    ef: int = Field(64, ge=1)
-    # BM25 term-frequency saturation and length normalisation, for both BM25 paths: bm25s's library defaults. No
-    # other value beat them on every fold of SciFact train (benchmarks/tune_bm25.py, benchmarks/RESULTS.md).
-    bm25_k1: float = Field(1.5, gt=0)
-    bm25_b: float = Field(0.75, ge=0, le=1)
+    index_type: Literal["HNSW"] = Field("HNSW", description="The dense vector index.")
+    metric_type: Literal["COSINE", "IP", "L2"] = Field(
+        "COSINE", description="Vector similarity; the embeddings are normalised, so COSINE and IP rank the same.")
+    M: int = Field(16, ge=2, le=2048, description="HNSW graph degree: higher = more accurate, more memory (guide: "
+                                                  "8 fast ... 32 accurate).")
+    efConstruction: int = Field(200, ge=8, description="HNSW build-time search width (guide: 100 fast ... 400 "
+                                                       "accurate).")
+    ef: int = Field(64, ge=1, description="HNSW query-time search width; raised to top_k when smaller.")
+    # bm25s's library defaults: no other value beat them on every fold of SciFact train (benchmarks/tune_bm25.py,
+    # benchmarks/RESULTS.md).
+    bm25_k1: float = Field(1.5, gt=0, description="BM25 term-frequency saturation, for both BM25 paths; bm25s's "
+                                                  "default.")
+    bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation, for both BM25 paths; bm25s's "
+                                                        "default.")
     keep_versions: int = Field(3, ge=1, description="Complete versions kept after a promotion (the serving one "
                                                     "and the newest before it, for rag rollback); older ones are "
                                                     "dropped.")
@@ -106,9 +117,11 @@ class EmbeddingConfig(_Section):
     device: str = Field("auto", description="auto = CUDA when present, else CPU; or cpu, cuda, cuda:1, mps.")
     batch_size: int = Field(16, ge=1, description="Texts per forward pass: 16 encoded SciFact chunks fastest with "
                                                  "either backend (benchmarks.onnx_backend's sweep).")
-    normalize: bool = True
-    query_prompt: str = ""
-    document_prompt: str = ""
+    normalize: bool = Field(True, description="Scale vectors to unit length, as COSINE and IP ranking expect.")
+    query_prompt: str = Field("", description="Put before each query, overriding the model's own query prompt "
+                                              "(e.g. \"query: \" for E5).")
+    document_prompt: str = Field("", description="Put before each chunk, overriding the model's own document "
+                                                 "prompt (e.g. \"passage: \" for E5).")
     backend: Literal["auto", "torch", "onnx"] = Field(
         "auto", description="What runs the model: onnx = ONNX Runtime on an export of it (same vectors, faster); "
                             "auto = onnx when onnxruntime is installed and the model is transformer + pooling.")
@@ -122,7 +135,7 @@ class EmbeddingConfig(_Section):
 
 class ChunkingConfig(_Section):
     chunk_size: int = Field(200, ge=16, description="Tokens per chunk, at most the model's max sequence length.")
-    chunk_overlap: int = Field(32, ge=0)
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks; below chunk_size.")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "ChunkingConfig":
@@ -135,7 +148,8 @@ class ChunkingConfig(_Section):
 class IngestionConfig(_Section):
     docs_dir: str = Field("docs", description="The raw documents folder the assets and the sensor watch.")
     storage_dir: str = Field("data/assets", description="Where the Parquet asset files live.")
-    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Larger files are skipped and reported (for "
+                                                                    ".jsonl(.gz): per line).")
     record_batch_size: int = Field(512, ge=1, description="Rows per streamed batch: memory follows this.")
     partitions: int = Field(1, ge=1, description="Dagster partitions of the ingestion assets: the corpus is split "
                                                  "by a stable hash of document id, one run per bucket, so N runs "
@@ -143,12 +157,14 @@ class IngestionConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    target_latency_ms: float = Field(80.0, gt=0)
-    # Dense weight in weighted fusion; no library default exists: tuned on SciFact train (best mean over 5 folds,
-    # and the choice on every leave-one-fold-out split; benchmarks/tune_bm25.py).
-    hybrid_alpha: float = Field(0.7, ge=0, le=1)
-    top_k: int = Field(20, ge=1)
-    rerank_top_k: int = Field(5, ge=1)
+    target_latency_ms: float = Field(80.0, gt=0, description="The retrieval SLA, per query, end to end: what "
+                                                             "SLA compliance is measured against.")
+    # No library default exists: tuned on SciFact train (best mean over 5 folds, and the choice on every
+    # leave-one-fold-out split; benchmarks/tune_bm25.py).
+    hybrid_alpha: float = Field(0.7, ge=0, le=1, description="Dense weight in weighted fusion (1 = dense only, 0 = "
+                                                             "BM25 only); tuned on SciFact train folds.")
+    top_k: int = Field(20, ge=1, description="Candidates retrieved before reranking.")
+    rerank_top_k: int = Field(5, ge=1, description="Results returned after reranking.")
 
 
 class RetrievalConfig(_Section):
@@ -158,28 +174,33 @@ class RetrievalConfig(_Section):
         "auto", description="auto: exact search over the client-side index's copy of the vectors on Milvus Lite "
                             "(its own search walks rows in Python), Milvus's HNSW on servers; filtered queries "
                             "always search in Milvus.")
-    fusion: Literal["weighted", "rrf"] = "weighted"
+    fusion: Literal["weighted", "rrf"] = Field(
+        "weighted", description="weighted: normalised scores, hybrid_alpha = dense weight; rrf: reciprocal rank "
+                                "fusion.")
     normalization: Literal["minmax", "zscore", "corpus"] = Field(
         "corpus", description="corpus: z-scores against each leg's scores over the whole index (chosen on SciFact "
                               "train; needs the client-side index, else zscore); zscore or minmax: within the "
                               "candidates.")
-    rrf_k: int = Field(60, ge=1)
+    rrf_k: int = Field(60, ge=1, description="k of reciprocal rank fusion, 1 / (k + rank): larger flattens the "
+                                             "gap between ranks.")
     candidates: int = Field(100, ge=1, description="Hits fetched from each leg before fusion.")
     document_level: bool = Field(False, description="Return the best chunk per document only.")
-    cache_size: int = Field(1024, ge=0)
-    cache_ttl_s: float = Field(300.0, ge=0)
-    latency_window: int = Field(1000, ge=1)
+    cache_size: int = Field(1024, ge=0, description="Query cache entries (0 = off); keyed on query, parameters "
+                                                    "and index version.")
+    cache_ttl_s: float = Field(300.0, ge=0, description="Seconds a cached result is served.")
+    latency_window: int = Field(1000, ge=1, description="Queries in the rolling p50/p95/p99 latency window.")
     metrics_dir: str = Field("data/metrics", description="Where per-stage latency is persisted.")
     bm25_dir: str = Field("data/assets/bm25_index", description="The client-side BM25 index.")
     bm25_refresh_s: float = Field(5.0, ge=0, description="How often the client-side index is checked for staleness.")
 
 
 class RerankingConfig(_Section):
-    method: Literal["none", "cross_encoder"] = "none"
+    method: Literal["none", "cross_encoder"] = Field("none", description="cross_encoder: rerank the top_k with "
+                                                                         "reranking.model; none: keep fused order.")
     model: str = Field("", description="A CrossEncoder model name or path.")
-    device: str = "auto"
-    batch_size: int = Field(32, ge=1)
-    max_length: int | None = None
+    device: str = Field("auto", description="auto = CUDA when present, else CPU; or cpu, cuda, cuda:1, mps.")
+    batch_size: int = Field(32, ge=1, description="Query-passage pairs per cross-encoder forward pass.")
+    max_length: int | None = Field(None, description="Tokens per query-passage pair; null: the model's own limit.")
 
 
 class QualityConfig(_Section):
@@ -189,7 +210,7 @@ class QualityConfig(_Section):
     query_log_flush_s: float = Field(1.0, gt=0, description="How often the background writer writes a file.")
     reports_dir: str = Field("data/reports", description="Where reports are written (performance/YYYY-MM.png).")
     nli_model: str | None = Field(None, description="A cross-encoder NLI model (name or path) scoring answers' "
-                                                    "faithfulness by entailment; None: embeddings + lexical support.")
+                                                    "faithfulness by entailment; null: embeddings + lexical support.")
     drift_dir: str = Field("data/drift", description="Drift reference snapshots, one <alias>.npz per alias.")
 
 
@@ -238,7 +259,8 @@ class ComplianceConfig(_Section):
         default_factory=lambda: {"retrieval": 90, "query_log": 90, "version_update": 7 * 365, "erasure": 7 * 365},
         description="Days each audit event type (lower-case name) and the query log ('query_log') are kept; a "
                     "type not named here is kept for default_retention_days.")
-    default_retention_days: int = Field(7 * 365, ge=1)
+    default_retention_days: int = Field(7 * 365, ge=1, description="Days an event type not named in "
+                                                                    "retention_days is kept (7 years).")
     retention_cron: str = Field("30 2 * * *", description="Daily retention run: 02:30 by default.")
     compliance_report_cron: str = Field("0 6 1 * *", description="Monthly compliance report of the month before: "
                                                                  "the 1st at 06:00 by default.")
@@ -247,8 +269,9 @@ class ComplianceConfig(_Section):
 class TokenConfig(_Section):
     """One API identity: its name, its role, and the SHA-256 of its token (``rag token hash`` prints it)."""
 
-    name: str = Field(min_length=1)
-    role: Literal["admin", "auditor", "operator", "reader"]
+    name: str = Field(min_length=1, description="Who the caller is, as the audit trail records it.")
+    role: Literal["admin", "auditor", "operator", "reader"] = Field(description="What the caller may do "
+                                                                                "(docs/security.md).")
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256 of the token; the "
                                                                      "token itself is never stored.")
 
@@ -264,7 +287,8 @@ class ServeConfig(_Section):
     """``rag serve``: the HTTP query service (rag_core.serve). Port 9090 is the target of the guide's prometheus.yml."""
 
     host: str = Field("127.0.0.1", description="Loopback by default: bind 0.0.0.0 only behind tokens or a proxy.")
-    port: int = Field(9090, ge=1, le=65535)
+    port: int = Field(9090, ge=1, le=65535, description="The HTTP port; the target of the guide's prometheus.yml "
+                                                        "(/metrics).")
     workers: int = Field(1, ge=1, description="Worker processes; each holds its own warm engine and model.")
     max_top_k: int = Field(100, ge=1, description="The largest top_k a request may ask for.")
     max_query_chars: int = Field(2000, ge=1, description="The longest query a request may send.")
@@ -282,21 +306,31 @@ class ObservabilityConfig(_Section):
 
 
 class RAGConfig(_Section):
-    milvus: MilvusConfig = MilvusConfig()
-    index: IndexConfig = IndexConfig()
-    embedding: EmbeddingConfig = EmbeddingConfig()
-    chunking: ChunkingConfig = ChunkingConfig()
-    ingestion: IngestionConfig = IngestionConfig()
-    pipeline: PipelineConfig = PipelineConfig()
-    retrieval: RetrievalConfig = RetrievalConfig()
-    reranking: RerankingConfig = RerankingConfig()
-    quality: QualityConfig = QualityConfig()
-    quality_gate: QualityGateConfig = QualityGateConfig()
-    schedules: SchedulesConfig = SchedulesConfig()
-    compliance: ComplianceConfig = ComplianceConfig()
-    security: SecurityConfig = SecurityConfig()
-    serve: ServeConfig = ServeConfig()
-    observability: ObservabilityConfig = ObservabilityConfig()
+    milvus: MilvusConfig = Field(MilvusConfig(), description="The store: a Milvus Lite file or a Milvus server.")
+    index: IndexConfig = Field(IndexConfig(), description="Each collection version's HNSW index and BM25 scoring.")
+    embedding: EmbeddingConfig = Field(EmbeddingConfig(), description="The embedding model and what runs it.")
+    chunking: ChunkingConfig = Field(ChunkingConfig(), description="How documents are cut into chunks.")
+    ingestion: IngestionConfig = Field(IngestionConfig(), description="Where documents come from and how they "
+                                                                      "stream in.")
+    pipeline: PipelineConfig = Field(PipelineConfig(), description="Fusion weight, result counts and the latency "
+                                                                   "SLA of every query.")
+    retrieval: RetrievalConfig = Field(RetrievalConfig(), description="How the dense and BM25 legs search and fuse; "
+                                                                      "the query cache and latency tracking.")
+    reranking: RerankingConfig = Field(RerankingConfig(), description="The optional cross-encoder after fusion.")
+    quality: QualityConfig = Field(QualityConfig(), description="The query log, the reports and answer "
+                                                                "faithfulness.")
+    quality_gate: QualityGateConfig = Field(QualityGateConfig(), description="What a re-indexed candidate must show "
+                                                                             "before the alias moves to it.")
+    schedules: SchedulesConfig = Field(SchedulesConfig(), description="When the Dagster schedules and the reindex "
+                                                                      "sensor run.")
+    compliance: ComplianceConfig = Field(ComplianceConfig(), description="The tamper-evident audit trail "
+                                                                         "(docs/compliance.md); $AUDIT_HMAC_KEY "
+                                                                         "signs its checkpoints.")
+    security: SecurityConfig = Field(SecurityConfig(), description="Who may do what (docs/security.md); no tokens: "
+                                                                   "local single-user mode, no checks.")
+    serve: ServeConfig = Field(ServeConfig(), description="`rag serve`, the HTTP query service (docs/serving.md).")
+    observability: ObservabilityConfig = Field(ObservabilityConfig(), description="Where Dagster runs push their "
+                                                                                  "outcome metrics.")
 
 
 def load_config(path: str | Path | None = None, *, environ: dict[str, str] | None = None) -> RAGConfig:
@@ -331,6 +365,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+# The operations guide's variables, read besides RAG__SECTION__KEY: milvus fields they set (RAG__MILVUS__<FIELD>
+# wins over them), the two that build a server URI (MILVUS_URI wins over them), and the secrets (first one set wins).
+GUIDE_VARIABLES = {"uri": "MILVUS_URI", "user": "MILVUS_USER", "db_name": "MILVUS_DB_NAME"}
+HOST_PORT_VARIABLES = ("MILVUS_HOST", "MILVUS_PORT")
 SECRET_VARIABLES = {"password": ("MILVUS_PASSWORD", "RAG__MILVUS__PASSWORD"),
                     "token": ("MILVUS_TOKEN", "RAG__MILVUS__TOKEN")}
 
@@ -345,9 +383,10 @@ def secrets_from_environment(env: Mapping[str, str]) -> dict[str, str]:
 def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
     """The guide's variables (MILVUS_URI, MILVUS_HOST/PORT, credentials), then generic RAG__SECTION__KEY ones."""
     milvus = raw.setdefault("milvus", {})
-    if env.get("MILVUS_HOST") or env.get("MILVUS_PORT"):
-        milvus["uri"] = f"http://{env.get('MILVUS_HOST', 'localhost')}:{env.get('MILVUS_PORT', '19530')}"
-    for variable, field in (("MILVUS_URI", "uri"), ("MILVUS_USER", "user"), ("MILVUS_DB_NAME", "db_name")):
+    host, port = HOST_PORT_VARIABLES
+    if env.get(host) or env.get(port):
+        milvus["uri"] = f"http://{env.get(host, 'localhost')}:{env.get(port, '19530')}"
+    for field, variable in GUIDE_VARIABLES.items():
         if env.get(variable):
             milvus[field] = env[variable]
     for key, value in env.items():

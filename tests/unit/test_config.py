@@ -1,11 +1,17 @@
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
+import yaml
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from rag_core.config import ConfigError, load_config
+from rag_core import config_reference
+from rag_core.config import ConfigError, RAGConfig, load_config
 from tests.support.paths import REPO
 
 
@@ -102,3 +108,85 @@ def test_a_lite_file_under_a_missing_folder_tree_is_refused_not_created(tmp_path
     main(["stats"])
     assert "run the ingestion first" in capsys.readouterr().err
     assert (tmp_path / "data").is_dir(), "the one missing folder of the default is made"
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    """Every field of the config tree by dotted name: the sections, their keys, and the fields of a model a list
+    holds (security.tokens)."""
+    for name, info in model.model_fields.items():
+        yield prefix + name, info
+        for nested in (info.annotation, *get_args(info.annotation)):
+            if isinstance(nested, type) and issubclass(nested, BaseModel):
+                yield from _fields(nested, f"{prefix}{name}.")
+
+
+def test_every_setting_is_described() -> None:
+    fields = dict(_fields(RAGConfig))
+    assert {"milvus", "milvus.consistency_level", "security.tokens.role", "serve.port"} <= set(fields)
+    assert [name for name, info in fields.items() if not (info.description or "").strip()] == []
+
+
+def test_the_template_holds_every_key_and_loads_as_the_defaults(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every key is written with its default, but the one computed per machine (the user's cache), which is shown
+    commented out so the committed file is the same everywhere."""
+    monkeypatch.chdir(tmp_path)  # no .env from the checkout
+    template = REPO / "config.template.yaml"
+    written = {section: set(keys) for section, keys in yaml.safe_load(template.read_text(encoding="utf-8")).items()}
+    keys = {section: set(info.annotation.model_fields) for section, info in RAGConfig.model_fields.items()}
+    assert written == keys | {"embedding": keys["embedding"] - {"onnx_cache_dir"}}
+    assert "\n  # onnx_cache_dir: " in template.read_text(encoding="utf-8")
+    assert load_config(template, environ={}) == RAGConfig()
+
+
+def _reference_rows() -> dict[str, list[str]]:
+    """docs/configuration.md's rows by key: [default, environment variables, description]."""
+    lines = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8").splitlines()
+    cells = [line.strip("| ").split(" | ") for line in lines if line.startswith("| `")]
+    return {key.strip("`"): rest for key, *rest in cells}
+
+
+def test_the_reference_has_every_key_and_only_variables_the_loader_reads(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rows = _reference_rows()
+    assert set(rows) == {name.replace("tokens.", "tokens[].") for name, _ in _fields(RAGConfig) if "." in name}
+    assert rows["milvus.uri"][1] == "`RAG__MILVUS__URI`, else `MILVUS_URI`, else `MILVUS_HOST` + `MILVUS_PORT`"
+    assert rows["milvus.token"][1] == "`MILVUS_TOKEN`, else `RAG__MILVUS__TOKEN`"
+    for key, (_, variables, _) in rows.items():
+        if "[]" in key:
+            continue
+        section, field = key.split(".")
+        default = RAGConfig.model_fields[section].annotation.model_fields[field].get_default(
+            call_default_factory=True)
+        environ = {f"RAG__{section}__{field}".upper(): "1" if default is None else str(default)}
+        if variables == "–":
+            with pytest.raises(ConfigError, match=f"{section}.{field.lower()}"):
+                load_config(environ=environ)
+        else:
+            assert list(environ)[0] in variables, key
+            load_config(environ=environ)
+
+
+def test_the_committed_template_and_reference_are_up_to_date() -> None:
+    """What `make lint` runs: a description edited without regenerating the files fails it."""
+    done = subprocess.run([sys.executable, "-m", "rag_core.config_reference", "--check"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_check_names_each_stale_file_and_the_command_that_regenerates_it(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    root = ["--root", str(tmp_path)]
+    assert config_reference.main(root) == 0
+    assert config_reference.main(["--check", *root]) == 0
+    template, reference = tmp_path / "config.template.yaml", tmp_path / "docs" / "configuration.md"
+    text = template.read_text(encoding="utf-8")
+    template.write_text(text.replace("\n  top_k: 20 ", "\n  top_k: 30 "), encoding="utf-8")
+    assert template.read_text(encoding="utf-8") != text
+    reference.unlink()
+    capsys.readouterr()
+
+    assert config_reference.main(["--check", *root]) == 1
+    regenerate = "is stale: run `python -m rag_core.config_reference` to regenerate it from rag_core/config.py"
+    assert capsys.readouterr().err.splitlines() == [f"{template} {regenerate}", f"{reference} {regenerate}"]
