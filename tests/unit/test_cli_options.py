@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from rag_core.cli import main as cli
 from rag_core.cli.main import main
-from rag_core.cli.main import main as cli
 
 
 @pytest.fixture
