@@ -64,7 +64,7 @@ async def operations_guide_monitoring(pipeline) -> None:  # noqa: ANN001 - rag_c
 
     """The guide's drift and quality checks, as it writes them, against the index just built (the drift reference
     is the snapshot its promotion took)."""
-    if not snapshot_path(pipeline.settings, pipeline.collection).exists():
+    if not snapshot_path(pipeline.settings, pipeline.engine.serving_state().collection).exists():
         # An index promoted before drift detection existed has no reference yet: take it now, as a user would.
         print(f"\nDrift reference snapshot taken: {take_snapshot(pipeline.settings, engine=pipeline.engine)}")
     drift_report = await pipeline.detect_drift(sample_queries=GUIDE_SAMPLE_QUERIES)

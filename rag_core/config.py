@@ -211,7 +211,7 @@ class QualityConfig(_Section):
     reports_dir: str = Field("data/reports", description="Where reports are written (performance/YYYY-MM.png).")
     nli_model: str | None = Field(None, description="A cross-encoder NLI model (name or path) scoring answers' "
                                                     "faithfulness by entailment; null: embeddings + lexical support.")
-    drift_dir: str = Field("data/drift", description="Drift reference snapshots, one <alias>.npz per alias.")
+    drift_dir: str = Field("data/drift", description="Drift reference snapshots, one <collection>.npz per version.")
 
 
 class QualityGateConfig(_Section):

@@ -253,7 +253,7 @@ def _drift(args: argparse.Namespace, config: RAGConfig) -> int:
         return 1 if report.drift_detected else 0
     verdict = "DRIFT DETECTED" if report.drift_detected else "no drift"
     print(f"{verdict}: magnitude {report.drift_magnitude:.3f} (alert above 0.15) on {report.collection}, "
-          f"{report.sample_size} sample queries, snapshot of {report.snapshot_taken_at}")
+          f"{report.sample_size} sample queries, snapshot of {report.snapshot_of} taken {report.snapshot_taken_at}")
     if report.low_confidence:
         print("low confidence: too few sample queries for the query-drift signal (give --queries FILE)")
     for drift_signal in report.signals:

@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm.auto import tqdm
 
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.loaders import iter_inputs
 from rag_core.ingest.parquet_store import BatchStream, ParquetTable, RowLookup
 from rag_core.models.embedder import Embedder
-from rag_core.observability.progress import ProgressReporter
+from rag_core.observability.progress import QUIET, ProgressBar, ProgressReporter
 from rag_core.tables import (
     CHUNKS_SCHEMA,
     DOCUMENTS_SCHEMA,
@@ -40,7 +39,7 @@ CHUNKING_KEY, MODEL_KEY, DIMENSION_KEY = "rag.chunking", "rag.model", "rag.dimen
 SKIPPED_INPUTS_KEY = "rag.skipped_inputs"
 CORPUS_DOCUMENTS_KEY = "rag.corpus_documents"  # documents read in the whole folder, every partition's bucket
 PROGRESS_MIN_ROWS = 2000  # embedding fewer chunks is quick: no progress shown
-LARGE_DOCUMENT_CHARS = 1 << 20  # documents this long get a progress bar and log lines of their own
+LARGE_DOCUMENT_CHARS = 1 << 20  # documents this long get progress and log lines of their own
 log = logging.getLogger(__name__)
 
 
@@ -112,13 +111,17 @@ def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source:
 
 
 def chunk_batches(documents: Iterable[Document], chunker: TokenChunker, batch_size: int,
-                  *, counts: dict[str, int] | None = None) -> Iterator[pa.RecordBatch]:
+                  *, counts: dict[str, int] | None = None,
+                  progress: ProgressReporter = QUIET) -> Iterator[pa.RecordBatch]:
     """Chunks of ``documents`` in batches of at most ``batch_size`` rows, made as they are pulled.
 
     Batches stream across documents and within them: a huge document spans many batches and is tokenized window
     by window, so memory follows the batch size, not the document. ``counts`` (when given) gets ``documents``,
-    ``chunks`` and ``tokens`` added as batches are yielded. A document of ``LARGE_DOCUMENT_CHARS`` or more shows a
-    progress bar (characters read; on a terminal) and logs its start, every tenth of it, and its end.
+    ``chunks`` and ``tokens`` added as batches are yielded. A document of ``LARGE_DOCUMENT_CHARS`` or more logs
+    its start, every tenth of it, and its end, and shows its own bar through ``progress`` (in a log, at most a line
+    per interval), since an ingest's document count stands still through it for minutes. The bar moves when the
+    consumer comes back for the next batch, having embedded and written this one (ingest and re-index do), so its
+    chunks count as indexed and the characters read by then (at most a window ahead of them) give the ETA.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -135,38 +138,61 @@ def chunk_batches(documents: Iterable[Document], chunker: TokenChunker, batch_si
         return batch
 
     for document in documents:
-        with _LargeDocumentProgress(document) as progress:
-            for chunk in chunker.iter_chunks(document, progress=progress):
+        with _LargeDocumentProgress(document, progress) as large:
+            for chunk in chunker.iter_chunks(document, progress=large):
                 pending.append(chunk)
                 if len(pending) >= batch_size:
+                    if large is not None:
+                        large.hand_on(pending)
                     yield flush()
+                    if large is not None:
+                        large.indexed()
         counts["documents"] += 1
     if pending:
         yield flush()
 
 
 class _LargeDocumentProgress:
-    """Progress through one large document, heard from the chunker after every window it tokenizes: a bar on a
-    terminal, and a log line at the first window, at every further tenth, and at the end."""
+    """Progress through one large document: a bar of the characters read with the chunks indexed so far, tokens/s
+    and the time left (through the caller's reporter), moved as batches come back from the consumer; and a log
+    line at the first window the chunker reads, at every further tenth, and at the end."""
 
-    def __init__(self, document: Document) -> None:
+    def __init__(self, document: Document, reporter: ProgressReporter) -> None:
         self.doc_id = document.doc_id
         self.size = len(document.title) + len(document.text)
-        self.bar: tqdm | None = None
+        self.reporter = reporter
+        self.bar: ProgressBar | None = None
         self.next_log = 0.0  # fraction done at which the next log line is due
         self.started = time.perf_counter()
+        self.read = 0  # characters the chunker has read, as it counts them (with a title it puts first)
+        self.chunks = self.tokens = 0  # of this document, embedded and written
+        self.handed: list[Chunk] = []  # of this document, in the batch the consumer is working on
 
     def __enter__(self) -> "_LargeDocumentProgress | None":
         if self.size < LARGE_DOCUMENT_CHARS:
             return None
         log.info("Chunking %s (%.1f M characters) window by window", self.doc_id, self.size / 1e6)
-        self.bar = tqdm(total=self.size, desc=f"chunking {self.doc_id}", unit="char", unit_scale=True,
-                        disable=None, leave=False)
         return self
 
-    def __call__(self, done: int, total: int) -> None:
+    def hand_on(self, batch: list[Chunk]) -> None:
+        """Note this document's chunks in a batch about to be handed on (it may start with the previous one's)."""
+        self.handed = [c for c in batch if c.doc_id == self.doc_id]
+
+    def indexed(self) -> None:
+        """The consumer is back for more: the batch handed on is embedded and written."""
+        self.chunks += len(self.handed)
+        self.tokens += sum(c.token_count for c in self.handed)
+        self.handed = []
         if self.bar is not None:
-            self.bar.update(done - self.bar.n)
+            seconds = time.perf_counter() - self.started
+            self.bar.note(f"{self.chunks} chunks indexed, {self.tokens / seconds if seconds else 0:.0f} tokens/s")
+            self.bar.advance_to(self.read)
+
+    def __call__(self, done: int, total: int) -> None:
+        """Heard from the chunker after every window it reads; its total counts a title it puts first."""
+        if self.bar is None:
+            self.bar = self.reporter.bar(f"document {self.doc_id}", "characters", total=total, eta=True)
+        self.read = done
         fraction = done / max(total, 1)
         if fraction >= self.next_log:
             log.info("Chunking %s: %.1f of %.1f M characters read (%d %%)", self.doc_id, done / 1e6, total / 1e6,
@@ -175,6 +201,7 @@ class _LargeDocumentProgress:
 
     def __exit__(self, *exc_info: object) -> None:
         if self.bar is not None:
+            self.bar.advance_to(self.read)  # all read; its last chunks are indexed with the next batch
             self.bar.close()
             if exc_info[0] is None:
                 log.info("Chunked %s in %.1f s", self.doc_id, time.perf_counter() - self.started)

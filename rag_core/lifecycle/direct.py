@@ -65,7 +65,8 @@ def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source
     """Add or replace ``documents`` as the source ``source`` (with ``prune``: exactly the source's documents).
 
     ``progress`` counts documents as they are taken to be chunked and embedded; their number is not known before
-    the stream is read, so it shows a count and a rate, not a percentage."""
+    the stream is read, so it shows a count and a rate, not a percentage. A large document also shows its own
+    progress (``chunk_batches``)."""
     started = time.perf_counter()
     embedder = embedder or shared_embedder(config.embedding)
     manager = manager or MilvusIndexManager(config.milvus, config.index)
@@ -76,7 +77,8 @@ def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source
     with progress.bar("ingest", "documents") as bar:
         owned = (replace(document, source=source) for document in bar.iterate(documents))
         report = sync_index(manager, alias, version,
-                            chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts),
+                            chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts,
+                                          progress=progress),
                             source=source, prune=prune, vectorize=vectorizer(embedder), keep=keep,
                             promote=promoter(config, alias, embedder, manager))
     return IngestReport(documents=counts["documents"], chunks=counts["chunks"], skipped=[], sync=report,

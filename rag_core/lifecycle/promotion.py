@@ -1,6 +1,7 @@
 """Serving a newly built version, the same way on every path that promotes: an ingest whose settings changed, a
 re-index, and their Dagster assets. The alias moves in one step, ``index.keep_versions`` is applied, and the drift
-reference snapshot is taken of what now serves (drift is measured against the version promoted last)."""
+reference snapshot is taken of what now serves (drift is measured against the serving version's own snapshot, so
+a rollback finds the one taken when that version was promoted)."""
 
 from collections.abc import Callable
 
@@ -8,12 +9,14 @@ from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.retention import Promotion, promote
 from rag_core.models.embedder import Embedder
-from rag_core.quality.drift_snapshot import snapshot_on_promotion
+from rag_core.quality.drift_snapshot import snapshot_on_promotion, snapshot_path
 
 
 def promote_candidate(config: RAGConfig, candidate: str, *, alias: str, embedder: Embedder,
                       manager: MilvusIndexManager) -> Promotion:
     promotion = promote(manager, alias, candidate, config.index.keep_versions)
+    for dropped in promotion.dropped:  # its reference must not outlive its rows (an erasure looks only at versions)
+        snapshot_path(config, dropped).unlink(missing_ok=True)
     snapshot_on_promotion(config, alias, embedder, manager)(candidate)
     return promotion
 

@@ -62,8 +62,8 @@ def build_candidate(config: RAGConfig, *, collection: str | None = None, embedde
     target = manager.resumable_version(alias, version) or manager.create_version(alias, version)
     with progress.bar("reindex", "documents") as bar:
         documents = bar.iterate(stored_documents(manager, current, on_total=bar.set_total))
-        changes = sync_into(manager, target, chunk_batches(documents, chunker, config.ingestion.record_batch_size),
-                            vectorizer(embedder))
+        changes = sync_into(manager, target, chunk_batches(documents, chunker, config.ingestion.record_batch_size,
+                                                           progress=progress), vectorizer(embedder))
     complete_version(manager, alias, target, changes.wanted)
     return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=True,
                       upserted=changes.upserted, deleted=changes.deleted,

@@ -32,7 +32,7 @@ from rag_core.quality.drift_snapshot import (
     corpus_moments,
     probe_engine,
     run_probes,
-    snapshot_path,
+    serving_snapshot,
     take_snapshot,
 )
 from rag_core.retrieval.engine import RetrievalEngine
@@ -65,27 +65,30 @@ class DriftReport:
     recommendations: list[str]
     low_confidence: bool  # too few sample queries for the query-drift signal, which is then left out
     sample_size: int
-    collection: str
+    collection: str  # the version serving now
+    snapshot_of: str  # the version whose snapshot was compared with: the serving one
     snapshot_taken_at: str
 
     def as_json(self) -> dict:
         return {"drift_detected": self.drift_detected, "drift_magnitude": round(self.drift_magnitude, 4),
                 "signals": [asdict(s) for s in self.signals], "recommendations": self.recommendations,
                 "low_confidence": self.low_confidence, "sample_size": self.sample_size,
-                "collection": self.collection, "snapshot_taken_at": self.snapshot_taken_at}
+                "collection": self.collection, "snapshot_of": self.snapshot_of,
+                "snapshot_taken_at": self.snapshot_taken_at}
 
 
 def detect_drift(config: RAGConfig, sample_queries: Sequence[str] | None = None, *,
                  engine: RetrievalEngine | None = None, alias: str | None = None) -> DriftReport:
-    """Compare now with the alias's snapshot. The query sample is ``sample_queries``, else the query log's
-    embeddings of queries since the snapshot; under ``MIN_SAMPLE`` queries the report is ``low_confidence``
-    and has no query-drift signal. Raises ``NoSnapshotError`` when no snapshot was taken yet."""
+    """Compare now with the snapshot of the version the alias serves (``serving_snapshot``). The query sample
+    is ``sample_queries``, else the query log's embeddings of queries since the snapshot; under ``MIN_SAMPLE``
+    queries the report is ``low_confidence`` and has no query-drift signal. Raises ``NoSnapshotError`` when the
+    serving version has no snapshot."""
     alias = alias or (engine.alias if engine else config.milvus.collection)
-    snapshot = DriftSnapshot.load(snapshot_path(config, alias))
     if sample_queries is not None and not any(q.strip() for q in sample_queries):
         raise ValueError(f"The sample is empty: give at least {MIN_SAMPLE} queries, or none at all to use the "
                          "queries logged since the snapshot.")
     engine = probe_engine(config, alias, engine=engine)
+    snapshot = serving_snapshot(config, engine)
     if sample_queries is not None:
         sample = engine.embedder.encode_queries([q for q in sample_queries if q.strip()])
     else:
@@ -110,7 +113,8 @@ def detect_drift(config: RAGConfig, sample_queries: Sequence[str] | None = None,
     return DriftReport(drift_detected=bool(fired), drift_magnitude=magnitude, signals=signals,
                        recommendations=recommendations,
                        low_confidence=len(sample) < MIN_SAMPLE, sample_size=len(sample),
-                       collection=engine.serving_state().collection, snapshot_taken_at=snapshot.taken_at)
+                       collection=engine.serving_state().collection, snapshot_of=snapshot.collection,
+                       snapshot_taken_at=snapshot.taken_at)
 
 
 def _same_width(snapshot: DriftSnapshot, sample: np.ndarray) -> bool:

@@ -1,8 +1,10 @@
 """The reference drift is measured against: what an alias's serving version looked like when it was promoted.
 
 A snapshot holds probe queries with their top-10 document ids and scores, reference query embeddings, the stored
-vectors' moments and the embeddings of a fixed canary text set. It is one ``.npz`` file per alias under
-``quality.drift_dir``, written under a temporary name and renamed, so a reader never sees half of one.
+vectors' moments and the embeddings of a fixed canary text set. It is one ``.npz`` file per version
+(``<collection>.npz``, e.g. ``semantic_index__v3.npz``) under ``quality.drift_dir``, written under a temporary name
+and renamed, so a reader never sees half of one. Per version, because drift compares with the version serving now:
+after ``rag rollback`` that is the older version's own reference, never the newer one's it replaced.
 """
 
 import datetime
@@ -112,8 +114,21 @@ class ProbeResults:
     scores: list[list[float]]
 
 
-def snapshot_path(config: RAGConfig, alias: str) -> Path:
-    return Path(config.quality.drift_dir) / f"{alias}.npz"
+def snapshot_path(config: RAGConfig, collection: str) -> Path:
+    """Where the snapshot of one version (a collection behind an alias) is kept."""
+    return Path(config.quality.drift_dir) / f"{collection}.npz"
+
+
+def serving_snapshot(config: RAGConfig, engine: RetrievalEngine) -> DriftSnapshot:
+    """The snapshot of the version ``engine``'s alias serves now. When that version has none (taken before
+    snapshots were kept per version, or lost), say so: another version's would report their difference as drift."""
+    collection = engine.serving_state().collection
+    path = snapshot_path(config, collection)
+    if not path.is_file():
+        raise NoSnapshotError(f"No drift snapshot of {collection}, the version {engine.alias!r} serves (looked for "
+                              f"{path}); drift compares only with the serving version's own snapshot: "
+                              f"{HOW_TO_SNAPSHOT}.")
+    return DriftSnapshot.load(path)
 
 
 def erase_from_snapshot(path: Path, doc_id: str, probe_texts: set[str]) -> bool:
@@ -213,7 +228,7 @@ def take_snapshot(config: RAGConfig, probe_queries: Sequence[str] | None = None,
         probe_source=source, probe_queries=list(queries), probe_ids=probes.ids, probe_scores=probes.scores,
         reference_source=reference_source, reference_vectors=reference, corpus=corpus_moments(engine),
         canary_vectors=canary_vectors(engine.embedder))
-    path = snapshot_path(config, alias)
+    path = snapshot_path(config, state.collection)
     snapshot.save(path)
     log.info("Drift snapshot of %s (%s, %d probe queries from %s) written to %s", alias, state.collection,
              len(queries), source, path)

@@ -129,10 +129,10 @@ def _risk_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: 
 
 
 def probe_queries(config: RAGConfig, manager: MilvusIndexManager, alias: str, serving: str) -> tuple[list[str], str]:
-    """The drift snapshot's probe queries (users' queries or titles, taken at the last promotion) when there is
-    one, else the first sentences of the serving version's documents; and where they came from."""
+    """The serving version's drift snapshot's probe queries (users' queries or titles, taken at its promotion)
+    when there is one, else the first sentences of its documents; and where they came from."""
     try:
-        snapshot = DriftSnapshot.load(snapshot_path(config, alias))
+        snapshot = DriftSnapshot.load(snapshot_path(config, serving))
     except NoSnapshotError:
         snapshot = None
     if snapshot is not None and snapshot.probe_queries:

@@ -131,7 +131,7 @@ def test_sample_from_the_query_log(tmp_path: Path, embedder) -> None:
         engine.search(query)
     engine.query_log.flush()
     take_snapshot(config, engine=engine)
-    snapshot = DriftSnapshot.load(snapshot_path(config, "logged"))
+    snapshot = DriftSnapshot.load(snapshot_path(config, "logged__v1"))
     assert snapshot.probe_source == "query log" and snapshot.reference_source == "query log"
     for query in cooking_queries():
         engine.search(query)
@@ -141,7 +141,7 @@ def test_sample_from_the_query_log(tmp_path: Path, embedder) -> None:
 
 
 def test_no_snapshot_and_corrupt_snapshot(config: RAGConfig) -> None:
-    path = snapshot_path(config, "drift_index")
+    path = snapshot_path(config, "drift_index__v1")
     path.write_bytes(b"not a snapshot")
     with pytest.raises(CorruptSnapshotError, match=rf"{path}.*rag drift --snapshot"):
         detect_drift(config, search_queries()[1])
@@ -154,7 +154,7 @@ def test_snapshot_taken_at_promotion_and_a_failing_one_does_not_fail_ingestion(
         tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture) -> None:
     config = make_config(tmp_path, str(tmp_path / "milvus.db"), "promoted")
     ingest_documents(search_docs(), config, embedder=embedder)
-    snapshot = DriftSnapshot.load(snapshot_path(config, "promoted"))
+    snapshot = DriftSnapshot.load(snapshot_path(config, "promoted__v1"))
     assert snapshot.collection == "promoted__v1" and snapshot.probe_source == "corpus titles"
     assert len(snapshot.probe_queries) == len(search_docs()) and snapshot.corpus.count == len(search_docs())
     assert not detect_drift(config).drift_detected
@@ -191,10 +191,36 @@ def test_rag_drift_json_and_exit_codes(config: RAGConfig, tmp_path: Path, capsys
     assert main(["--config", str(config_file), "drift", "--snapshot", "--queries", str(same)]) == 0
     assert "drift snapshot written to" in capsys.readouterr().out
     assert main(["--config", str(config_file), "drift", "--collection", "nothing_here"]) == 2
-    assert "rag drift --snapshot" in capsys.readouterr().err
+    assert "No collection or alias 'nothing_here'" in capsys.readouterr().err
 
 
 def test_rank_biased_overlap() -> None:
     assert rank_biased_overlap(list("abcdefghij"), list("abcdefghij")) == pytest.approx(1.0)
     assert rank_biased_overlap(list("abcde"), list("vwxyz")) == 0.0
     assert rank_biased_overlap(list("abcdefghij"), list("bacdefghij")) == pytest.approx(0.9), "= p: top two swapped"
+
+
+def test_drift_after_a_rollback_compares_with_the_serving_versions_own_snapshot(
+        tmp_path: Path, embedder, capsys: pytest.CaptureFixture) -> None:
+    config = make_config(tmp_path, str(tmp_path / "milvus.db"), "rolled", milvus={"consistency_level": "Strong"},
+                         retrieval={"bm25_refresh_s": 0})
+    ingest_documents(search_docs(), config, embedder=embedder)  # v1, its snapshot taken at promotion
+    docs = search_docs()
+    swapped = docs[: len(docs) // 2] + cooking_docs(len(docs) - len(docs) // 2)
+    rechunked = config.model_copy(update={"chunking": config.chunking.model_copy(update={"chunk_size": 64})})
+    ingest_documents(swapped, rechunked, embedder=embedder, prune=True)  # v2: other settings, other documents
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    assert main(["--config", str(config_file), "rollback"]) == 0
+    assert "rolled -> rolled__v1" in capsys.readouterr().out
+
+    assert main(["--config", str(config_file), "drift", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["collection"] == report["snapshot_of"] == "rolled__v1"
+    assert report["drift_magnitude"] < 0.05, report["signals"]
+    assert main(["--config", str(config_file), "drift"]) == 0
+    assert "snapshot of rolled__v1 taken" in capsys.readouterr().out
+
+    snapshot_path(config, "rolled__v1").unlink()  # v2's snapshot is still there: never a stand-in for v1's
+    with pytest.raises(NoSnapshotError, match=r"No drift snapshot of rolled__v1, the version 'rolled' serves"):
+        detect_drift(config)

@@ -178,7 +178,7 @@ def test_erasure_leaves_no_byte_of_the_document_in_any_file_under_the_data_folde
                            retrieval={"bm25_refresh_s": 0}, pipeline={"top_k": 10, "rerank_top_k": 10})
     documents = [Document(doc_id=k, text=v, title=k) for k, v in RETRIEVAL_DOCS.items()] + [ERASED, CONTROL]
     ingest_documents(documents, settings, embedder=embedder)  # __v1 and a drift snapshot of it
-    reindex(settings, embedder=embedder)  # __v2 serves (and a new snapshot), __v1 is kept for rollback
+    reindex(settings, embedder=embedder)  # __v2 serves (and a snapshot of it), __v1 is kept for rollback
     manager = MilvusIndexManager(settings.milvus, settings.index)
     v1, v2 = manager.versions(collection)
     states = {v: manager.state(v) for v in (v1, v2)}
@@ -193,7 +193,8 @@ def test_erasure_leaves_no_byte_of_the_document_in_any_file_under_the_data_folde
     build_client_indexes([engine, pinned])
     engine.query_log.flush()
     places = [f"milvus.db/collections/{v1}/", f"milvus.db/collections/{v2}/", "assets/raw_documents.parquet",
-              "assets/embeddings.parquet", f"bm25/{collection}/", f"bm25/{v1}/", f"drift/{collection}.npz"]
+              "assets/embeddings.parquet", f"bm25/{collection}/", f"bm25/{v1}/", f"drift/{v1}.npz",
+              f"drift/{v2}.npz"]
     vector_places = [f"milvus.db/collections/{v1}/", f"milvus.db/collections/{v2}/", "assets/embeddings.parquet"]
     erased_vectors = vector_needles(manager, collection, ERASED.doc_id)
     control_vectors = vector_needles(manager, collection, CONTROL.doc_id)
@@ -225,10 +226,11 @@ def test_erasure_leaves_no_byte_of_the_document_in_any_file_under_the_data_folde
             assert answering.search(CONTROL.text, mode=mode, top_k=3).results[0].doc_id == CONTROL.doc_id
             assert answering.search(RETRIEVAL_DOCS["hnsw"], mode=mode, top_k=3).results[0].doc_id == "hnsw"
     assert report.milvus_chunks == {v1: 1, v2: 1} and report.purged == {v1: "Rebuilt", v2: "Rebuilt"}
-    assert report.drift_snapshots == 1 and report.asset_rows == {"raw_documents": 1, "embeddings": 1}
-    snapshot = DriftSnapshot.load(snapshot_path(settings, collection))
-    assert not any(ERASED.doc_id in ids for ids in snapshot.probe_ids)
-    assert len(snapshot.probe_queries) == len(snapshot.reference_vectors) == len(documents) - 1
+    assert report.drift_snapshots == 2 and report.asset_rows == {"raw_documents": 1, "embeddings": 1}
+    for version in (v1, v2):  # the one kept for rollback is what drift compares with after `rag rollback`
+        snapshot = DriftSnapshot.load(snapshot_path(settings, version))
+        assert not any(ERASED.doc_id in ids for ids in snapshot.probe_ids)
+        assert len(snapshot.probe_queries) == len(snapshot.reference_vectors) == len(documents) - 1
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)

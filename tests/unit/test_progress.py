@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rag_core.cli.main import main
 from rag_core.ingest import stages
@@ -22,6 +23,7 @@ from tests.support.configs import make_config
 from tests.support.corpus import write_corpus
 from tests.support.dagster_runs import run_ingestion
 from tests.unit.test_cli import write_beir
+from tests.unit.test_large_documents import varied_text
 
 LINE = re.compile(r"^(?P<label>[a-z]+): (?P<done>\d+)(?:/(?P<total>\d+))? (?P<unit>[a-z]+)"
                   r"(?: \((?P<pct>\d+) %\))?(?:, [\d.]+ [a-z]+/s)?, \d+ s$")
@@ -123,6 +125,38 @@ def test_long_commands_show_progress_unless_quiet(tmp_path: Path, embedder, caps
     for argv in (["ingest", "docs", "--quiet"], ["backup", "again", "-q"]):
         assert main(argv) == 0
         assert capsys.readouterr().err == ""
+
+
+DOCUMENT_LINE = re.compile(r"^document big\.txt: (?P<done>\d+)/(?P<total>\d+) characters \(\d+ %\), "
+                           r"[\d.]+ characters/s, \d+ s(?:, ETA (?P<eta>\d+) s)?; (?P<chunks>\d+) chunks indexed, "
+                           r"(?P<tokens_per_s>\d+) tokens/s$")
+
+
+@pytest.mark.slow
+def test_one_large_document_shows_its_own_progress_in_a_log(tmp_path: Path, embedder, capsys: pytest.CaptureFixture,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single large document never advances the ingest's document count: its characters read, chunks indexed,
+    tokens/s and ETA get lines of their own (stderr is not a terminal under capsys)."""
+    monkeypatch.setattr(stages, "LARGE_DOCUMENT_CHARS", 50_000)  # rather than embedding a whole MiB
+    monkeypatch.setenv(INTERVAL_VARIABLE, "0")
+    text = varied_text(70_000)  # two windows of the chunker: the first read at once, the rest after batches
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "big.txt").write_text(text)
+    config = make_config(tmp_path, str(tmp_path / "milvus.db"), ingestion={"record_batch_size": 16})
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+
+    assert main(["--config", str(config_file), "ingest", str(tmp_path / "docs")]) == 0
+    stderr = capsys.readouterr().err
+    lines = [match.groupdict() for match in map(DOCUMENT_LINE.match, stderr.splitlines()) if match]
+    assert len(lines) >= 2 and len({line["total"] for line in lines}) == 1, stderr
+    total = int(lines[-1]["total"])
+    assert "\r" not in stderr and len(text) <= total <= len(text) + len("big.txt\n\n"), stderr  # title, if put first
+    under_way = [line for line in lines if int(line["done"]) < total]
+    # Within the document: chunks already embedded and written, a throughput, and the time left for the rest.
+    assert any(int(line["chunks"]) > 0 and int(line["tokens_per_s"]) > 0 and line["eta"] for line in under_way), stderr
+    assert [int(line["chunks"]) for line in lines] == sorted(int(line["chunks"]) for line in lines)
+    assert lines[-1]["done"] == lines[-1]["total"] and lines[-1]["eta"] is None  # the closing line: nothing left
 
 
 @pytest.mark.slow

@@ -18,11 +18,12 @@ def test_dagster_promotion_applies_keep_versions_and_takes_the_drift_snapshot(tm
     manager = MilvusIndexManager(config.milvus, config.index)
 
     run_ingestion(config)
-    assert DriftSnapshot.load(snapshot_path(config, "promoted")).collection == "promoted__v1"
+    assert DriftSnapshot.load(snapshot_path(config, "promoted__v1")).collection == "promoted__v1"
 
     rechunked = config.model_copy(update={"chunking": config.chunking.model_copy(update={"chunk_size": 64})})
     run_ingestion(rechunked)
     assert manager.resolve("promoted") == "promoted__v2"
     assert manager.versions("promoted") == ["promoted__v2"], "keep_versions 1 drops the version served before"
-    assert DriftSnapshot.load(snapshot_path(config, "promoted")).collection == "promoted__v2"
+    assert DriftSnapshot.load(snapshot_path(config, "promoted__v2")).collection == "promoted__v2"
+    assert not snapshot_path(config, "promoted__v1").exists(), "a dropped version's snapshot goes with it"
     assert not detect_drift(rechunked).drift_detected

@@ -147,7 +147,7 @@ def test_without_a_dataset_the_gate_compares_the_probe_queries_hallucination_ris
                                                                                    perturbed_model: str) -> None:
     unlabelled = served.model_copy(update={"quality_gate": served.quality_gate.model_copy(update={"dataset": ""})})
     manager = manager_of(served)
-    snapshot_path(served, "semantic_index").unlink()  # no snapshot (the ingest took one): the documents' sentences
+    snapshot_path(served, "semantic_index__v1").unlink()  # no snapshot (the ingest took one): the documents' sentences
     equal = evaluate_gate(unlabelled, build_candidate(unlabelled, embedder=embedder, manager=manager).collection,
                           embedder=embedder, manager=manager)
     assert equal.passed and equal.metric == "hallucination_risk" and equal.queries == len(RETRIEVAL_DOCS)

@@ -31,4 +31,5 @@ def drift_report(context: dg.AssetExecutionContext, retrieval: RetrievalEngineRe
         "recommendations": dg.MetadataValue.md("\n".join(f"- {r}" for r in report.recommendations) or "none"),
         "low_confidence": report.low_confidence, "sample_size": report.sample_size,
         "seconds": round(time.perf_counter() - started, 3),
-        "collection": report.collection, "snapshot_taken_at": report.snapshot_taken_at})
+        "collection": report.collection, "snapshot_of": report.snapshot_of,
+        "snapshot_taken_at": report.snapshot_taken_at})
