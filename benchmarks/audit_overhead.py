@@ -29,20 +29,32 @@ def record_call_us(trail: AuditTrail) -> dict[str, float]:
     samples = []
     for i in range(RECORD_CALLS):
         started = time.perf_counter()
-        trail.record(AuditEventType.RETRIEVAL, actor="bench@api",
-                     details=retrieval_details(query_id=f"q{i}", collection="c_v1", data_version=1, mode="hybrid",
-                                               result_ids=["a", "b", "c", "d", "e"], cached=False))
+        trail.record(
+            AuditEventType.RETRIEVAL,
+            actor="bench@api",
+            details=retrieval_details(
+                query_id=f"q{i}",
+                collection="c_v1",
+                data_version=1,
+                mode="hybrid",
+                result_ids=["a", "b", "c", "d", "e"],
+                cached=False,
+            ),
+        )
         samples.append((time.perf_counter() - started) * 1e6)
     return percentiles(samples)
 
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="audit-overhead-"))
-    config = RAGConfig.model_validate({
-        "milvus": {"uri": str(work / "milvus.db")},
-        "retrieval": {"cache_size": 0, "bm25_dir": str(work / "bm25"), "metrics_dir": str(work / "metrics")},
-        "quality": {"query_log_dir": str(work / "query_log")},
-        "compliance": {"database_url": f"sqlite:///{work / 'audit.db'}"}})
+    config = RAGConfig.model_validate(
+        {
+            "milvus": {"uri": str(work / "milvus.db")},
+            "retrieval": {"cache_size": 0, "bm25_dir": str(work / "bm25"), "metrics_dir": str(work / "metrics")},
+            "quality": {"query_log_dir": str(work / "query_log")},
+            "compliance": {"database_url": f"sqlite:///{work / 'audit.db'}"},
+        }
+    )
     embedder = shared_embedder(config.embedding)
     ingest_path(DOCS, config, embedder=embedder)
     engine = RetrievalEngine(config, embedder=embedder)
@@ -51,9 +63,17 @@ def main() -> None:
 
     def audited(query: str) -> None:
         result = engine.search(query)
-        trail.record(AuditEventType.RETRIEVAL, details=retrieval_details(
-            query_id=result.query_id, collection=result.collection, data_version=result.data_version, mode="hybrid",
-            result_ids=[c.doc_id for c in result.results], cached=result.cached))
+        trail.record(
+            AuditEventType.RETRIEVAL,
+            details=retrieval_details(
+                query_id=result.query_id,
+                collection=result.collection,
+                data_version=result.data_version,
+                mode="hybrid",
+                result_ids=[c.doc_id for c in result.results],
+                cached=result.cached,
+            ),
+        )
 
     latency: dict[str, list[float]] = {"with_audit": [], "without_audit": []}
     for i in range(ROUNDS):
@@ -67,12 +87,17 @@ def main() -> None:
     sqlite_call = record_call_us(AuditTrail(AuditStore(f"sqlite:///{work / 'calls.db'}")))
     with running_postgres(fsync=True) as server:
         postgres_call = record_call_us(AuditTrail(AuditStore(server.new_database())))
-    write_report(OUT / "audit_overhead.json", {
-        "setup": f"{ROUNDS} queries each way, alternating, one engine, cache off, Milvus Lite, this project's docs/; "
-                 f"record() alone: {RECORD_CALLS} calls per store (PostgreSQL 15 on loopback, fsync on)",
-        "query_ms": {"with_audit": on, "without_audit": off},
-        "overhead_ms": {q: round(on[q] - off[q], 4) for q in on},
-        "record_call_us": {"sqlite": sqlite_call, "postgresql": postgres_call}})
+    write_report(
+        OUT / "audit_overhead.json",
+        {
+            "setup": f"{ROUNDS} queries each way, alternating, one engine, cache off, Milvus Lite, "
+            "this project's docs/; "
+            f"record() alone: {RECORD_CALLS} calls per store (PostgreSQL 15 on loopback, fsync on)",
+            "query_ms": {"with_audit": on, "without_audit": off},
+            "overhead_ms": {q: round(on[q] - off[q], 4) for q in on},
+            "record_call_us": {"sqlite": sqlite_call, "postgresql": postgres_call},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -35,14 +35,18 @@ SEED = 2026
 
 def pristine(folder: Path) -> Path:
     path = folder / "pristine.db"
-    clock = iter(datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=i)
-                 for i in range(RECORDS))
+    clock = iter(
+        datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=i) for i in range(RECORDS)
+    )
     trail = AuditTrail(AuditStore(f"sqlite:///{path}", checkpoint_every=50), clock=lambda: next(clock))
     rng = random.Random(SEED)
     types = list(AuditEventType)
     for index in range(RECORDS):
-        trail.record(rng.choice(types), actor=f"user{rng.randint(0, 9)}@cli",
-                     details={"n": index, "doc_ids": [f"doc{rng.randint(0, 999)}"], "count": rng.randint(0, 100)})
+        trail.record(
+            rng.choice(types),
+            actor=f"user{rng.randint(0, 9)}@cli",
+            details={"n": index, "doc_ids": [f"doc{rng.randint(0, 999)}"], "count": rng.randint(0, 100)},
+        )
     trail.store.engine.dispose()
     return path
 
@@ -75,9 +79,14 @@ def campaign(folder: Path, source: Path, *, key: str | None) -> dict:
         counts["detected"] += int(not report.intact)
         counts["named_exactly"] += int(name in NAMED_EXACTLY and report.first_bad_seq == touched)
     detected = sum(c["detected"] for c in by_kind.values())
-    return {"trials": trials, "detected": detected, "detection_rate": detected / trials, "by_kind": by_kind,
-            "verify_ms_p50": round(float(np.percentile(verify_ms, 50)), 2),
-            "verify_ms_p95": round(float(np.percentile(verify_ms, 95)), 2)}
+    return {
+        "trials": trials,
+        "detected": detected,
+        "detection_rate": detected / trials,
+        "by_kind": by_kind,
+        "verify_ms_p50": round(float(np.percentile(verify_ms, 50)), 2),
+        "verify_ms_p95": round(float(np.percentile(verify_ms, 95)), 2),
+    }
 
 
 def main() -> None:
@@ -93,12 +102,18 @@ def main() -> None:
         unsigned = campaign(folder, unsigned_source, key=None)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    write_report(OUT / "audit_tamper.json", {
-        "setup": f"{RECORDS}-record chain (SQLite, checkpoint every 50), {TRIALS_PER_KIND * len(TAMPERINGS)} "
-                 f"tamperings, {TRIALS_PER_KIND} of each kind, seed {SEED}, each on a fresh copy, then verify_chain "
-                 "on the store opened afresh",
-        "named_exactly_kinds": list(NAMED_EXACTLY),
-        "with_key": signed, "without_key": unsigned, "goal": "100% detected with AUDIT_HMAC_KEY set"})
+    write_report(
+        OUT / "audit_tamper.json",
+        {
+            "setup": f"{RECORDS}-record chain (SQLite, checkpoint every 50), {TRIALS_PER_KIND * len(TAMPERINGS)} "
+            f"tamperings, {TRIALS_PER_KIND} of each kind, seed {SEED}, each on a fresh copy, then verify_chain "
+            "on the store opened afresh",
+            "named_exactly_kinds": list(NAMED_EXACTLY),
+            "with_key": signed,
+            "without_key": unsigned,
+            "goal": "100% detected with AUDIT_HMAC_KEY set",
+        },
+    )
 
 
 if __name__ == "__main__":

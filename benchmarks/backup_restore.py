@@ -30,8 +30,9 @@ QUERIES = 100
 
 
 def rankings(config: RAGConfig, alias: str, queries: list[str]) -> list[list[tuple[str, float]]]:
-    engine = RetrievalEngine(config.model_copy(update={"quality": config.quality.model_copy(
-        update={"query_log": False})}), alias=alias)
+    engine = RetrievalEngine(
+        config.model_copy(update={"quality": config.quality.model_copy(update={"query_log": False})}), alias=alias
+    )
     results = engine.search_many(queries, engine.options())
     engine.manager.close()
     return [[(c.chunk_id, s) for c, s in zip(r.results, r.scores, strict=True)] for r in results]
@@ -56,11 +57,15 @@ def main() -> None:
 
     shutil.rmtree(WORK, ignore_errors=True)
     backup = create_backup(source, WORK / "snapshot", alias=alias)
-    target = RAGConfig.model_validate(source.model_dump() | {
-        "milvus": source.milvus.model_dump() | {"uri": str(WORK / "restored" / "milvus.db")},
-        "retrieval": source.retrieval.model_dump() | {"bm25_dir": str(WORK / "restored" / "bm25"),
-                                                      "metrics_dir": str(WORK / "restored" / "metrics")},
-        "compliance": source.compliance.model_dump() | {"database_url": f"sqlite:///{WORK / 'restored' / 'a.db'}"}})
+    target = RAGConfig.model_validate(
+        source.model_dump()
+        | {
+            "milvus": source.milvus.model_dump() | {"uri": str(WORK / "restored" / "milvus.db")},
+            "retrieval": source.retrieval.model_dump()
+            | {"bm25_dir": str(WORK / "restored" / "bm25"), "metrics_dir": str(WORK / "restored" / "metrics")},
+            "compliance": source.compliance.model_dump() | {"database_url": f"sqlite:///{WORK / 'restored' / 'a.db'}"},
+        }
+    )
     restored = restore_backup(target, WORK / "snapshot")
     after = rankings(target, alias, queries)
     dense_pairs = list(zip(dense_before, dense_leg(target, alias, vectors), strict=True))
@@ -71,13 +76,26 @@ def main() -> None:
     same_scores = sum(a == b for a, b in zip(before, after, strict=True))
     pairs = [(a, b) for a, b in zip(before, after, strict=True) if [c for c, _ in a] == [c for c, _ in b]]
     score_gap = max(abs(x[1] - y[1]) for a, b in pairs for x, y in zip(a, b, strict=True))
-    write_report(OUT / "backup_restore.json", {
-        "dataset": "SciFact (BEIR) corpus, test queries", "source": "Milvus Lite", "target": "Milvus Lite",
-        "versions": backup.versions, "rows": backup.rows, "snapshot_bytes": backup.bytes,
-        "backup_s": round(backup.seconds, 2), "restore_s": round(restored.seconds, 2), "queries": len(queries),
-        "identical_ids": same_ids, "identical_scores": same_scores,
-        "max_score_difference": score_gap, "dense_top10_identical_ids": dense_ids,
-        "dense_max_score_difference": dense_gap, "notes": restored.notes})
+    write_report(
+        OUT / "backup_restore.json",
+        {
+            "dataset": "SciFact (BEIR) corpus, test queries",
+            "source": "Milvus Lite",
+            "target": "Milvus Lite",
+            "versions": backup.versions,
+            "rows": backup.rows,
+            "snapshot_bytes": backup.bytes,
+            "backup_s": round(backup.seconds, 2),
+            "restore_s": round(restored.seconds, 2),
+            "queries": len(queries),
+            "identical_ids": same_ids,
+            "identical_scores": same_scores,
+            "max_score_difference": score_gap,
+            "dense_top10_identical_ids": dense_ids,
+            "dense_max_score_difference": dense_gap,
+            "notes": restored.notes,
+        },
+    )
     shutil.rmtree(WORK, ignore_errors=True)
 
 

@@ -36,9 +36,16 @@ def main() -> int:
         index.search([query], LIMIT)
         local.append((time.perf_counter() - tick) * 1000)
     p = lambda values: dict(zip(("p50", "p95"), np.percentile(values, [50, 95]).round(2).tolist()))  # noqa: E731
-    write_report("benchmarks/out/bm25-backends.json", {
-        "chunks": len(index), "queries": QUERIES, "server": engine.manager.capabilities.version,
-        "milvus_bm25_ms": p(milvus), "bm25s_ms": p(local)})
+    write_report(
+        "benchmarks/out/bm25-backends.json",
+        {
+            "chunks": len(index),
+            "queries": QUERIES,
+            "server": engine.manager.capabilities.version,
+            "milvus_bm25_ms": p(milvus),
+            "bm25s_ms": p(local),
+        },
+    )
     return 0
 
 

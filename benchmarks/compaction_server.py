@@ -34,11 +34,14 @@ def scifact_documents(count: int) -> list[Document]:
 
 
 def measure(uri: str, work: str, documents: list[Document], kept: list[Document]) -> dict:
-    config = RAGConfig.model_validate({
-        "milvus": {"uri": uri, "collection": "compaction_bench", "consistency_level": "Strong"},
-        "ingestion": {"storage_dir": f"{work}/assets"},
-        "retrieval": {"bm25_dir": f"{work}/bm25", "metrics_dir": f"{work}/metrics"},
-        "quality": {"query_log": False, "drift_dir": f"{work}/drift"}})
+    config = RAGConfig.model_validate(
+        {
+            "milvus": {"uri": uri, "collection": "compaction_bench", "consistency_level": "Strong"},
+            "ingestion": {"storage_dir": f"{work}/assets"},
+            "retrieval": {"bm25_dir": f"{work}/bm25", "metrics_dir": f"{work}/metrics"},
+            "quality": {"query_log": False, "drift_dir": f"{work}/drift"},
+        }
+    )
     embedder = shared_embedder(config.embedding)
     manager = MilvusIndexManager(config.milvus, config.index)
     ingest_documents(documents, config, embedder=embedder)
@@ -48,10 +51,16 @@ def measure(uri: str, work: str, documents: list[Document], kept: list[Document]
     manager.client.flush(collection)  # sealed segments, as a week of writes leaves them
     started = time.perf_counter()
     reports = compact_versions(manager, "compaction_bench")
-    figures = {"server": "Milvus 2.3.5 standalone (loopback)", "documents": len(documents),
-               "deleted_documents": len(documents) - len(kept), "rows_before_delete": rows_before_delete,
-               "deleted_rows": deleted, "rows_after": manager.count(collection),
-               "compaction_seconds": round(time.perf_counter() - started, 2), "versions": [asdict(r) for r in reports]}
+    figures = {
+        "server": "Milvus 2.3.5 standalone (loopback)",
+        "documents": len(documents),
+        "deleted_documents": len(documents) - len(kept),
+        "rows_before_delete": rows_before_delete,
+        "deleted_rows": deleted,
+        "rows_after": manager.count(collection),
+        "compaction_seconds": round(time.perf_counter() - started, 2),
+        "versions": [asdict(r) for r in reports],
+    }
     manager.close()
     return figures
 
@@ -63,7 +72,7 @@ def main() -> int:
     from tests.support.milvus_server import running_server
 
     documents = scifact_documents(args.documents)
-    kept = documents[round(len(documents) * DELETED_SHARE):]
+    kept = documents[round(len(documents) * DELETED_SHARE) :]
     with tempfile.TemporaryDirectory() as work:
         (Path(work) / "server").mkdir()
         with running_server(Path(work) / "server") as server:

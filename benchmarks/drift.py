@@ -46,11 +46,14 @@ SMALLER_NOISES = (0.005, 0.01, 0.02)  # how small a change still alarms (not par
 
 
 def config() -> RAGConfig:
-    return RAGConfig.model_validate({
-        "milvus": {"uri": str(WORK / "drift.db"), "collection": ALIAS},
-        "ingestion": {"storage_dir": str(WORK / "assets")},
-        "retrieval": {"bm25_dir": str(WORK / "bm25"), "metrics_dir": str(WORK / "metrics"), "cache_size": 0},
-        "quality": {"query_log": False, "query_log_dir": str(WORK / "query_log"), "drift_dir": str(WORK / "drift")}})
+    return RAGConfig.model_validate(
+        {
+            "milvus": {"uri": str(WORK / "drift.db"), "collection": ALIAS},
+            "ingestion": {"storage_dir": str(WORK / "assets")},
+            "retrieval": {"bm25_dir": str(WORK / "bm25"), "metrics_dir": str(WORK / "metrics"), "cache_size": 0},
+            "quality": {"query_log": False, "query_log_dir": str(WORK / "query_log"), "drift_dir": str(WORK / "drift")},
+        }
+    )
 
 
 def project_sentences() -> list[str]:
@@ -77,8 +80,9 @@ def perturbed_embedder(seed: int, noise: float = NOISE) -> Embedder:
 def swapped_corpus(path: Path, sentences: list[str]) -> Iterator[Document]:
     """SciFact with every other document's text replaced by three random project sentences (same ids)."""
     rng = np.random.default_rng(0)
-    stream = document_stream(path, max_file_bytes=config().ingestion.max_file_bytes, batch_size=512,
-                             source=folder_source(path))
+    stream = document_stream(
+        path, max_file_bytes=config().ingestion.max_file_bytes, batch_size=512, source=folder_source(path)
+    )
     for i, document in enumerate(d for batch in stream.batches for d in batch_to_documents(batch)):
         if i % 2 == 0:
             text = " ".join(sentences[j] for j in rng.choice(len(sentences), size=3, replace=False))
@@ -93,20 +97,29 @@ def checks(run: Callable[[int], DriftReport], runs: int) -> dict:
         started = time.perf_counter()
         reports.append(run(i))
         seconds.append(time.perf_counter() - started)
-        print(f"  run {i}: drift {reports[-1].drift_detected}, magnitude {reports[-1].drift_magnitude:.3f}, "
-              f"{seconds[-1]:.1f}s", flush=True)
+        print(
+            f"  run {i}: drift {reports[-1].drift_detected}, magnitude {reports[-1].drift_magnitude:.3f}, "
+            f"{seconds[-1]:.1f}s",
+            flush=True,
+        )
     fired: dict[str, int] = {}
     for report in reports:
         for signal in report.signals:
             fired[signal.name] = fired.get(signal.name, 0) + signal.detected
     values = {name: [round(s.value, 4) for r in reports for s in r.signals if s.name == name] for name in fired}
-    return {"runs": runs, "alarms": sum(r.drift_detected for r in reports),
-            "magnitude": {"min": round(min(r.drift_magnitude for r in reports), 4),
-                          "max": round(max(r.drift_magnitude for r in reports), 4)},
-            "signals_fired": fired, "signal_values": {k: {"min": min(v), "max": max(v)} for k, v in values.items()},
-            "thresholds": {s.name: round(s.threshold, 4) for s in reports[-1].signals},
-            "seconds": {"median": round(float(np.median(seconds)), 2), "max": round(max(seconds), 2)},
-            "example": reports[-1].as_json()}
+    return {
+        "runs": runs,
+        "alarms": sum(r.drift_detected for r in reports),
+        "magnitude": {
+            "min": round(min(r.drift_magnitude for r in reports), 4),
+            "max": round(max(r.drift_magnitude for r in reports), 4),
+        },
+        "signals_fired": fired,
+        "signal_values": {k: {"min": min(v), "max": max(v)} for k, v in values.items()},
+        "thresholds": {s.name: round(s.threshold, 4) for s in reports[-1].signals},
+        "seconds": {"median": round(float(np.median(seconds)), 2), "max": round(max(seconds), 2)},
+        "example": reports[-1].as_json(),
+    }
 
 
 def main() -> None:
@@ -134,9 +147,11 @@ def main() -> None:
     print("query shift", flush=True)
     query_shift = checks(lambda i: detect_drift(settings, shifted[i], engine=engine), RUNS)
     print("model swap", flush=True)
+
     def model_check(noise: float) -> Callable[[int], DriftReport]:
-        return lambda i: detect_drift(settings, samples[i],
-                                      engine=RetrievalEngine(settings, embedder=perturbed_embedder(i, noise)))
+        return lambda i: detect_drift(
+            settings, samples[i], engine=RetrievalEngine(settings, embedder=perturbed_embedder(i, noise))
+        )
 
     model_swap = checks(model_check(NOISE), MODEL_SEEDS)
     smaller_noise = {}
@@ -145,22 +160,39 @@ def main() -> None:
         smaller_noise[str(noise)] = checks(model_check(noise), MODEL_SEEDS)
     print("corpus swap", flush=True)
     started = time.perf_counter()
-    ingest_documents(swapped_corpus(train.corpus, sentences), settings, source=folder_source(train.corpus),
-                     prune=True, embedder=embedder)
+    ingest_documents(
+        swapped_corpus(train.corpus, sentences),
+        settings,
+        source=folder_source(train.corpus),
+        prune=True,
+        embedder=embedder,
+    )
     swap_s = time.perf_counter() - started
     corpus_swap = checks(lambda i: detect_drift(settings, samples[i], engine=engine), RUNS)
 
-    write_report(OUT / "drift.json", {
-        "setup": {"corpus_chunks": chunks, "snapshot_queries": len(train.queries),
-                  "sample": SAMPLE, "shift_sample": SHIFT_SAMPLE, "shift_sentences": len(sentences),
-                  "noise": NOISE, "model": settings.embedding.model,
-                  "seconds": {"index_build_or_reuse": round(build_s, 1), "snapshot": round(snapshot_s, 2),
-                              "corpus_swap_ingest": round(swap_s, 1)}},
-        "false_alarms": {"unchanged_test_samples": unchanged, "all_test_vs_train_snapshot": all_test},
-        "detection": {"query_shift": query_shift, "model_swap": model_swap, "corpus_swap": corpus_swap},
-        "model_swap_smaller_noise": smaller_noise,
-        "detect_seconds_200_queries": unchanged["seconds"],
-    })
+    write_report(
+        OUT / "drift.json",
+        {
+            "setup": {
+                "corpus_chunks": chunks,
+                "snapshot_queries": len(train.queries),
+                "sample": SAMPLE,
+                "shift_sample": SHIFT_SAMPLE,
+                "shift_sentences": len(sentences),
+                "noise": NOISE,
+                "model": settings.embedding.model,
+                "seconds": {
+                    "index_build_or_reuse": round(build_s, 1),
+                    "snapshot": round(snapshot_s, 2),
+                    "corpus_swap_ingest": round(swap_s, 1),
+                },
+            },
+            "false_alarms": {"unchanged_test_samples": unchanged, "all_test_vs_train_snapshot": all_test},
+            "detection": {"query_shift": query_shift, "model_swap": model_swap, "corpus_swap": corpus_swap},
+            "model_swap_smaller_noise": smaller_noise,
+            "detect_seconds_200_queries": unchanged["seconds"],
+        },
+    )
 
 
 if __name__ == "__main__":

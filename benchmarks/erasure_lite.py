@@ -38,19 +38,22 @@ def passages(rows: int) -> list[tuple[str, int, str]]:
             record = json.loads(line)
             text = record["text"] or record.get("title", "")
             for position, start in enumerate(range(0, len(text), PIECE)):
-                pieces.append((record["_id"], position, text[start:start + PIECE]))
+                pieces.append((record["_id"], position, text[start : start + PIECE]))
                 if len(pieces) == rows:
                     return pieces
     return pieces
 
 
 def measure(work: str, rows: int) -> dict:
-    config = RAGConfig.model_validate({
-        "milvus": {"uri": f"{work}/milvus.db", "collection": ALIAS, "consistency_level": "Strong"},
-        "ingestion": {"storage_dir": f"{work}/assets", "docs_dir": f"{work}/docs"},
-        "retrieval": {"bm25_dir": f"{work}/bm25", "metrics_dir": f"{work}/metrics"},
-        "quality": {"query_log_dir": f"{work}/query_log", "drift_dir": f"{work}/drift"},
-        "compliance": {"database_url": f"sqlite:///{work}/audit.db", "reports_dir": f"{work}/reports"}})
+    config = RAGConfig.model_validate(
+        {
+            "milvus": {"uri": f"{work}/milvus.db", "collection": ALIAS, "consistency_level": "Strong"},
+            "ingestion": {"storage_dir": f"{work}/assets", "docs_dir": f"{work}/docs"},
+            "retrieval": {"bm25_dir": f"{work}/bm25", "metrics_dir": f"{work}/metrics"},
+            "quality": {"query_log_dir": f"{work}/query_log", "drift_dir": f"{work}/drift"},
+            "compliance": {"database_url": f"sqlite:///{work}/audit.db", "reports_dir": f"{work}/reports"},
+        }
+    )
     manager = MilvusIndexManager(config.milvus, config.index)
     collection = manager.create_version(ALIAS, manager.version_for("random-unit-vectors", DIMENSION, "800 chars"))
     generator = np.random.default_rng(0)
@@ -58,10 +61,21 @@ def measure(work: str, rows: int) -> dict:
     for start in range(0, len(pieces), 1000):
         vectors = generator.standard_normal((min(1000, len(pieces) - start), DIMENSION)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        manager.upsert(collection, [
-            {"chunk_id": f"{doc_id}-{position}", "doc_id": doc_id, "source": "api", "position": position,
-             "text": text, "metadata": {"title": ""}, "vector": vector.tolist()}
-            for (doc_id, position, text), vector in zip(pieces[start:start + 1000], vectors)])
+        manager.upsert(
+            collection,
+            [
+                {
+                    "chunk_id": f"{doc_id}-{position}",
+                    "doc_id": doc_id,
+                    "source": "api",
+                    "position": position,
+                    "text": text,
+                    "metadata": {"title": ""},
+                    "vector": vector.tolist(),
+                }
+                for (doc_id, position, text), vector in zip(pieces[start : start + 1000], vectors)
+            ],
+        )
     manager.flush(collection)
     manager.mark_complete(collection)
     manager.promote(ALIAS, collection)
@@ -75,10 +89,16 @@ def measure(work: str, rows: int) -> dict:
     started = time.perf_counter()
     manager.search(ALIAS, generator.standard_normal((1, DIMENSION)).tolist(), limit=10)
     first_search_s = time.perf_counter() - started
-    figures = {"store": manager.capabilities.version, "rows": len(pieces), "erased_chunks": report.milvus_chunks,
-               "purged": report.purged, "erase_seconds": round(erase_s, 2), "rebuild_seconds": round(rebuild_s, 2),
-               "rows_per_second": round(manager.count(collection) / rebuild_s),
-               "first_search_after_seconds": round(first_search_s, 3)}
+    figures = {
+        "store": manager.capabilities.version,
+        "rows": len(pieces),
+        "erased_chunks": report.milvus_chunks,
+        "purged": report.purged,
+        "erase_seconds": round(erase_s, 2),
+        "rebuild_seconds": round(rebuild_s, 2),
+        "rows_per_second": round(manager.count(collection) / rebuild_s),
+        "first_search_after_seconds": round(first_search_s, 3),
+    }
     manager.close()
     return figures
 

@@ -49,8 +49,9 @@ T = TypeVar("T")
 ROW_FIELDS = ["chunk_id", "doc_id", "source", "position", "text", "metadata", "vector"]
 
 
-def timed_evaluation(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptions,
-                     **settings: int) -> tuple[EvaluationReport, Run, float]:
+def timed_evaluation(
+    engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptions, **settings: int
+) -> tuple[EvaluationReport, Run, float]:
     engine.cache.clear()  # every pass computes every query
     started = time.perf_counter()
     report, run = evaluate(engine, dataset, options, **settings)
@@ -58,37 +59,57 @@ def timed_evaluation(engine: RetrievalEngine, dataset: BeirDataset, options: Sea
 
 
 def compare_runs(batched: Run, single: Run) -> dict:
-    return {"queries_ranked_identically": sum([d for d, _ in batched[q]] == [d for d, _ in single[q]] for q in single),
-            "max_score_difference": max((abs(a - b) for q in single for (_, a), (_, b) in zip(batched[q], single[q])),
-                                        default=0.0)}
+    return {
+        "queries_ranked_identically": sum([d for d, _ in batched[q]] == [d for d, _ in single[q]] for q in single),
+        "max_score_difference": max(
+            (abs(a - b) for q in single for (_, a), (_, b) in zip(batched[q], single[q])), default=0.0
+        ),
+    }
 
 
 def split_figures(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptions, check_s: float) -> dict:
     batched, batched_run, batched_s = timed_evaluation(engine, dataset, options)
     single, single_run, single_s = timed_evaluation(engine, dataset, options, latency_sample=0)
     n = batched.queries
-    return {"queries": n, "unchanged_corpus_check_s": round(check_s, 1),
-            "batched": {"seconds": round(batched_s, 2), "s_per_query": round(batched_s / n, 4),
-                        "latency_queries": batched.latency_queries, **quality(batched)},
-            "one_at_a_time": {"seconds": round(single_s, 2), "s_per_query": round(single_s / n, 4),
-                              "latency_queries": single.latency_queries, **quality(single)},
-            "speedup": round(single_s / batched_s, 2),
-            "same_metrics": quality(batched)["metrics"] == quality(single)["metrics"],
-            **compare_runs(batched_run, single_run)}
+    return {
+        "queries": n,
+        "unchanged_corpus_check_s": round(check_s, 1),
+        "batched": {
+            "seconds": round(batched_s, 2),
+            "s_per_query": round(batched_s / n, 4),
+            "latency_queries": batched.latency_queries,
+            **quality(batched),
+        },
+        "one_at_a_time": {
+            "seconds": round(single_s, 2),
+            "s_per_query": round(single_s / n, 4),
+            "latency_queries": single.latency_queries,
+            **quality(single),
+        },
+        "speedup": round(single_s / batched_s, 2),
+        "same_metrics": quality(batched)["metrics"] == quality(single)["metrics"],
+        **compare_runs(batched_run, single_run),
+    }
 
 
 def quality(report: EvaluationReport) -> dict:
     figures = report.as_json()
-    return {"metrics": {k: figures[k] for k in ("ndcg@10", "recall@100", "mrr@10")},
-            "latency_ms": figures["latency_ms"]}
+    return {
+        "metrics": {k: figures[k] for k in ("ndcg@10", "recall@100", "mrr@10")},
+        "latency_ms": figures["latency_ms"],
+    }
 
 
 def batch_sweep(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptions) -> list[dict]:
     """The batched pass alone (one query timed after it: ``latency_sample`` cannot be 0 here, that is the
     one-at-a-time path)."""
-    return [{"batch_size": size, "seconds": round(timed_evaluation(engine, dataset, options, batch_size=size,
-                                                                   latency_sample=1)[2], 2)}
-            for size in BATCH_SIZES]
+    return [
+        {
+            "batch_size": size,
+            "seconds": round(timed_evaluation(engine, dataset, options, batch_size=size, latency_sample=1)[2], 2),
+        }
+        for size in BATCH_SIZES
+    ]
 
 
 def timed_ms(operation: Callable[[T], object], inputs: Sequence[T]) -> dict:
@@ -103,24 +124,30 @@ def timed_ms(operation: Callable[[T], object], inputs: Sequence[T]) -> dict:
     return {"p50": round(float(p50), 2), "p95": round(float(p95), 2), "mean": round(float(np.mean(samples)), 2)}
 
 
-def lite_timings(lite: MilvusIndexManager, collection: str, vectors: np.ndarray, limit: int,
-                 fetches: list[list[str]]) -> dict:
+def lite_timings(
+    lite: MilvusIndexManager, collection: str, vectors: np.ndarray, limit: int, fetches: list[list[str]]
+) -> dict:
     """The engine's two Milvus calls on Lite: the dense search (without the in-process copy) and the text fetch."""
-    return {"search": timed_ms(lambda v: lite.search(collection, [v], limit=limit, output_fields=["doc_id"]), vectors),
-            "fetch": timed_ms(lambda ids: lite.get_chunks(collection, ids), fetches)}
+    return {
+        "search": timed_ms(lambda v: lite.search(collection, [v], limit=limit, output_fields=["doc_id"]), vectors),
+        "fetch": timed_ms(lambda ids: lite.get_chunks(collection, ids), fetches),
+    }
 
 
-def flush_figures(config: RAGConfig, source: MilvusIndexManager, collection: str, vectors: np.ndarray,
-                  limit: int) -> dict:
+def flush_figures(
+    config: RAGConfig, source: MilvusIndexManager, collection: str, vectors: np.ndarray, limit: int
+) -> dict:
     rows = [row for batch in source.iter_rows(collection, ROW_FIELDS) for row in batch]
     state = source.state(collection)
     with tempfile.TemporaryDirectory() as folder:
-        lite = MilvusIndexManager(config.milvus.model_copy(update={"uri": str(Path(folder) / "flush.db"),
-                                                                   "consistency_level": "Strong"}), config.index)
+        lite = MilvusIndexManager(
+            config.milvus.model_copy(update={"uri": str(Path(folder) / "flush.db"), "consistency_level": "Strong"}),
+            config.index,
+        )
         target = lite.create_version("flush_probe", state.version)
         started = time.perf_counter()
         for start in range(0, len(rows), config.ingestion.record_batch_size):
-            lite.upsert(target, rows[start:start + config.ingestion.record_batch_size])
+            lite.upsert(target, rows[start : start + config.ingestion.record_batch_size])
         upsert_s = time.perf_counter() - started
         rng = np.random.default_rng(0)
         fetches = [[rows[i]["chunk_id"] for i in rng.choice(len(rows), FETCHED, replace=False)] for _ in vectors]
@@ -130,10 +157,18 @@ def flush_figures(config: RAGConfig, source: MilvusIndexManager, collection: str
         flush_s = time.perf_counter() - started
         after = lite_timings(lite, target, vectors, limit, fetches)
         lite.close()
-    return {"rows": len(rows), "searches": len(vectors), "limit": limit, "fetched": FETCHED,
-            "upsert_s": round(upsert_s, 1), "flush_s": round(flush_s, 2), "before_flush_ms": before,
-            "after_flush_ms": after, "search_p50_ratio": round(before["search"]["p50"] / after["search"]["p50"], 1),
-            "fetch_p50_ratio": round(before["fetch"]["p50"] / after["fetch"]["p50"], 1)}
+    return {
+        "rows": len(rows),
+        "searches": len(vectors),
+        "limit": limit,
+        "fetched": FETCHED,
+        "upsert_s": round(upsert_s, 1),
+        "flush_s": round(flush_s, 2),
+        "before_flush_ms": before,
+        "after_flush_ms": after,
+        "search_p50_ratio": round(before["search"]["p50"] / after["search"]["p50"], 1),
+        "fetch_p50_ratio": round(before["fetch"]["p50"] / after["fetch"]["p50"], 1),
+    }
 
 
 def main() -> int:
@@ -162,14 +197,26 @@ def main() -> int:
     per_query = max(s["batched"]["s_per_query"] for s in splits.values())
     scale = TARGET["documents"] / documents
     report = {
-        "dataset": args.dataset.name, "documents": documents, "chunks": rows, "store": "Milvus Lite",
-        "settings": {"batch_size": BATCH_SIZE, "latency_sample": LATENCY_SAMPLE, "mode": options.mode,
-                     "candidates": options.candidates, "document_level": options.document_level},
-        "splits": splits, "batch_sizes": sweep, "flush": flush,
-        "target": TARGET | {
+        "dataset": args.dataset.name,
+        "documents": documents,
+        "chunks": rows,
+        "store": "Milvus Lite",
+        "settings": {
+            "batch_size": BATCH_SIZE,
+            "latency_sample": LATENCY_SAMPLE,
+            "mode": options.mode,
+            "candidates": options.candidates,
+            "document_level": options.document_level,
+        },
+        "splits": splits,
+        "batch_sizes": sweep,
+        "flush": flush,
+        "target": TARGET
+        | {
             "corpus_scale": round(scale, 2),
             "batched_s_at_measured_rate": round(per_query * TARGET["queries"], 1),
-            "batched_s_if_linear_in_corpus": round(per_query * TARGET["queries"] * scale, 1)},
+            "batched_s_if_linear_in_corpus": round(per_query * TARGET["queries"] * scale, 1),
+        },
     }
     write_report(args.out, report)
     print(report)

@@ -32,8 +32,12 @@ L2 = 1.0
 def query_features(data: OfflineSciFact, split: str) -> tuple[dict[str, dict], dict[str, bool], Run]:
     """Per query: the engine's features, whether it failed, and the run, as ``rag eval`` runs the split."""
     features: dict[str, dict] = {}
-    _, run = evaluate(data.engine, data.splits[split], data.options(),
-                      on_result=lambda qid, r: features.update({qid: asdict(r.quality.features)}))
+    _, run = evaluate(
+        data.engine,
+        data.splits[split],
+        data.options(),
+        on_result=lambda qid, r: features.update({qid: asdict(r.quality.features)}),
+    )
     return features, failed_queries(run, data.splits[split].qrels), run
 
 
@@ -52,14 +56,28 @@ def main() -> int:
         model = HallucinationModel.fit([features[q] for q in train], [failed[q] for q in train], FEATURES, l2=L2)
         held_out.update({q: model.risk(features[q]) for q in part})
     cv = auroc([failed[q] for q in ids], [held_out[q] for q in ids])
-    model = HallucinationModel.fit([features[q] for q in ids], [failed[q] for q in ids], FEATURES, l2=L2,
-                                   fitted_on=f"SciFact train ({len(ids)} queries, {sum(failed.values())} without a "
-                                             f"relevant document in the top {FAILURE_DEPTH}); "
-                                             "python -m benchmarks.fit_hallucination")
+    model = HallucinationModel.fit(
+        [features[q] for q in ids],
+        [failed[q] for q in ids],
+        FEATURES,
+        l2=L2,
+        fitted_on=f"SciFact train ({len(ids)} queries, {sum(failed.values())} without a "
+        f"relevant document in the top {FAILURE_DEPTH}); "
+        "python -m benchmarks.fit_hallucination",
+    )
     model.save(MODEL_FILE)
-    write_report(args.out, {"queries": len(ids), "failures": sum(failed.values()), "cv_auroc_5_folds": round(cv, 4),
-                            "l2": L2, "coefficients": dict(zip(FEATURES, np.round(model.coefficients, 4).tolist())),
-                            "intercept": round(model.intercept, 4), "model_file": str(MODEL_FILE.relative_to(ROOT))})
+    write_report(
+        args.out,
+        {
+            "queries": len(ids),
+            "failures": sum(failed.values()),
+            "cv_auroc_5_folds": round(cv, 4),
+            "l2": L2,
+            "coefficients": dict(zip(FEATURES, np.round(model.coefficients, 4).tolist())),
+            "intercept": round(model.intercept, 4),
+            "model_file": str(MODEL_FILE.relative_to(ROOT)),
+        },
+    )
     return 0
 
 

@@ -32,15 +32,19 @@ CHANGED_FRACTION = 0.01
 
 def run_job(config: RAGConfig) -> tuple[float, dict]:
     started = time.perf_counter()
-    result = build_definitions(config).resolve_job_def("ingestion").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral())
+    result = (
+        build_definitions(config)
+        .resolve_job_def("ingestion")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    )
     seconds = time.perf_counter() - started
     assert result.success
     metadata = {}
     for event in result.get_asset_materialization_events():
         m = event.step_materialization_data.materialization
-        metadata[m.asset_key.to_user_string()] = {k: v.value for k, v in m.metadata.items()
-                                                  if isinstance(v.value, (int, float, bool))}
+        metadata[m.asset_key.to_user_string()] = {
+            k: v.value for k, v in m.metadata.items() if isinstance(v.value, (int, float, bool))
+        }
     return seconds, metadata
 
 
@@ -61,10 +65,12 @@ def measure(backend: str, uri: str, work: Path) -> dict:
     docs = work / "docs"
     docs.mkdir()
     (docs / "corpus.jsonl.gz").symlink_to(CORPUS)
-    config = RAGConfig.model_validate({
-        "milvus": {"uri": uri, "collection": f"bench_{backend}"},
-        "ingestion": {"docs_dir": str(docs), "storage_dir": str(work / "assets")},
-    })
+    config = RAGConfig.model_validate(
+        {
+            "milvus": {"uri": uri, "collection": f"bench_{backend}"},
+            "ingestion": {"docs_dir": str(docs), "storage_dir": str(work / "assets")},
+        }
+    )
     embedder = shared_embedder(config.embedding)
     embedder.encode_documents(["warm up"])  # model load is a one-time cost, kept out of both timings
 
@@ -83,17 +89,24 @@ def measure(backend: str, uri: str, work: Path) -> dict:
 
     documents = full["raw_documents"]["documents"]
     return {
-        "backend": backend, "documents": documents, "chunks": len(texts), "tokens": tokens,
+        "backend": backend,
+        "documents": documents,
+        "chunks": len(texts),
+        "tokens": tokens,
         "full_run_s": round(full_seconds, 2),
-        "docs_per_s": round(documents / full_seconds, 1), "chunks_per_s": round(len(texts) / full_seconds, 1),
-        "tokens_per_s": round(tokens / full_seconds), "model_only_s": round(model_seconds, 2),
+        "docs_per_s": round(documents / full_seconds, 1),
+        "chunks_per_s": round(len(texts) / full_seconds, 1),
+        "tokens_per_s": round(tokens / full_seconds),
+        "model_only_s": round(model_seconds, 2),
         "model_tokens_per_s": round(tokens / model_seconds),
         "pipeline_to_model_ratio": round(model_seconds / full_seconds, 3),
         "stage_seconds": {k: v.get("seconds") for k, v in full.items()},
-        "changed_documents": changed, "rerun_s": round(rerun_seconds, 2),
+        "changed_documents": changed,
+        "rerun_s": round(rerun_seconds, 2),
         "rerun_fraction": round(rerun_seconds / full_seconds, 4),
         "rerun_embedded_chunks": rerun["embeddings"]["embedded_chunks"],
-        "rerun_upserted": rerun["semantic_index"]["upserted"], "rerun_deleted": rerun["semantic_index"]["deleted"],
+        "rerun_upserted": rerun["semantic_index"]["upserted"],
+        "rerun_deleted": rerun["semantic_index"]["deleted"],
         "pipeline_peak_rss_mb": round(pipeline_peak_mb),
         "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
@@ -124,8 +137,12 @@ def main() -> int:
         return 0
     results = []
     for backend in ("lite", "server"):  # one after the other, each in its own process: never two at once
-        output = subprocess.run([sys.executable, "-m", "benchmarks.ingest_throughput", "--backend", backend],
-                                check=True, capture_output=True, text=True).stdout
+        output = subprocess.run(
+            [sys.executable, "-m", "benchmarks.ingest_throughput", "--backend", backend],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
     write_report(args.out, results)
     return 0

@@ -41,10 +41,17 @@ def fill(uri: str, scale: int) -> str:
     for copy in range(scale):
         for doc in documents:
             vector = rng.normal(size=DIMENSION).astype(np.float32)
-            rows.append({"chunk_id": f"{copy}-{doc['_id']}", "doc_id": f"{copy}-{doc['_id']}", "source": "scifact",
-                         "position": 0, "text": f"{doc.get('title', '')}\n\n{doc['text']}"[:60000],
-                         "metadata": {"title": doc.get("title", "")},
-                         "vector": (vector / np.linalg.norm(vector)).tolist()})
+            rows.append(
+                {
+                    "chunk_id": f"{copy}-{doc['_id']}",
+                    "doc_id": f"{copy}-{doc['_id']}",
+                    "source": "scifact",
+                    "position": 0,
+                    "text": f"{doc.get('title', '')}\n\n{doc['text']}"[:60000],
+                    "metadata": {"title": doc.get("title", "")},
+                    "vector": (vector / np.linalg.norm(vector)).tolist(),
+                }
+            )
             if len(rows) == INSERT_BATCH:
                 manager.upsert(collection, rows)
                 rows = []
@@ -69,9 +76,15 @@ def measure(uri: str, folder: str) -> dict:
     index = measured.result
     index_bytes = sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
     growth_mb = measured.growth_mb
-    return {"rows": len(index), "documents": len(index.documents), "rss_before_mb": round(measured.before_mb, 1),
-            "peak_rss_mb": round(measured.peak_mb, 1), "build_growth_mb": round(growth_mb, 1),
-            "index_mb": round(index_bytes / 2**20, 1), "beyond_index_mb": round(growth_mb - index_bytes / 2**20, 1)}
+    return {
+        "rows": len(index),
+        "documents": len(index.documents),
+        "rss_before_mb": round(measured.before_mb, 1),
+        "peak_rss_mb": round(measured.peak_mb, 1),
+        "build_growth_mb": round(growth_mb, 1),
+        "index_mb": round(index_bytes / 2**20, 1),
+        "beyond_index_mb": round(growth_mb - index_bytes / 2**20, 1),
+    }
 
 
 def main() -> None:
@@ -86,17 +99,24 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix=f"client-index-x{scale}-"))
         try:
             uri = str(work / "milvus.db")
-            subprocess.run([sys.executable, "-m", "benchmarks.memory_client_index", "--fill", uri, str(scale)],
-                           check=True)
-            out = subprocess.run([sys.executable, "-m", "benchmarks.memory_client_index", "--measure", uri,
-                                  str(work / "index")], check=True, capture_output=True, text=True).stdout
+            subprocess.run(
+                [sys.executable, "-m", "benchmarks.memory_client_index", "--fill", uri, str(scale)], check=True
+            )
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.memory_client_index", "--measure", uri, str(work / "index")],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             results[f"x{scale}"] = json.loads(out.strip().splitlines()[-1])
             print(f"SciFact x{scale}: {results[f'x{scale}']}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     ratio = results["x4"]["beyond_index_mb"] / max(results["x1"]["beyond_index_mb"], 1e-9)
-    write_report(OUT / "memory_client_index.json", {
-        "results": results, "beyond_index_ratio_x4_over_x1": round(ratio, 2), "goal": "<= ~1.3"})
+    write_report(
+        OUT / "memory_client_index.json",
+        {"results": results, "beyond_index_ratio_x4_over_x1": round(ratio, 2), "goal": "<= ~1.3"},
+    )
     print(f"memory beyond the index, x4 / x1: {ratio:.2f}")
 
 

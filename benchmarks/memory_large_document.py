@@ -32,14 +32,16 @@ from pathlib import Path
 
 from benchmarks.report import cpu_model, write_report
 
-WORDS = ("the a of and to in is that for it as with was on be by this are from or have an which at not but were "
-         "can has its been more their also one all other than into when only may after these most such some over "
-         "model memory token chunk window batch index vector query answer retrieval document file stream large "
-         "paragraph sentence corpus embedding search result latency throughput pipeline schedule storage network "
-         "measurement value system process data table record field report user machine core thread result "
-         "experiment analysis method approach evidence protein cell gene patient treatment study effect "
-         "1998 2024 3.14 42 1,024 10% e.g. i.e. U.S. well-known data-driven state-of-the-art naïve café résumé "
-         "(see above) \"quoted\" it's don't O'Brien").split()
+WORDS = (
+    "the a of and to in is that for it as with was on be by this are from or have an which at not but were "
+    "can has its been more their also one all other than into when only may after these most such some over "
+    "model memory token chunk window batch index vector query answer retrieval document file stream large "
+    "paragraph sentence corpus embedding search result latency throughput pipeline schedule storage network "
+    "measurement value system process data table record field report user machine core thread result "
+    "experiment analysis method approach evidence protein cell gene patient treatment study effect "
+    "1998 2024 3.14 42 1,024 10% e.g. i.e. U.S. well-known data-driven state-of-the-art naïve café résumé "
+    "(see above) \"quoted\" it's don't O'Brien"
+).split()
 
 
 def generate(path: Path, size_bytes: int, seed: int) -> None:
@@ -94,12 +96,22 @@ def child(file: Path, embed_batches: int) -> dict:
             embed_s += time.perf_counter() - tick
             embedded += batch.num_rows
     total_s = time.perf_counter() - started
-    return {"file_bytes": file.stat().st_size, "documents": counts["documents"], "chunks": counts["chunks"],
-            "tokens": counts["tokens"], "batches": batches, "largest_batch_rows": largest,
-            "batch_size": batch_size, "embedded_batches": min(batches, embed_batches), "embedded_chunks": embedded,
-            "seconds_to_first_batch": round(first_batch_s or 0.0, 3), "embed_seconds": round(embed_s, 2),
-            "chunk_seconds": round(total_s - embed_s, 2), "baseline_rss_mb": round(baseline_mb, 1),
-            "peak_rss_mb": round(_peak_mb(), 1)}
+    return {
+        "file_bytes": file.stat().st_size,
+        "documents": counts["documents"],
+        "chunks": counts["chunks"],
+        "tokens": counts["tokens"],
+        "batches": batches,
+        "largest_batch_rows": largest,
+        "batch_size": batch_size,
+        "embedded_batches": min(batches, embed_batches),
+        "embedded_chunks": embedded,
+        "seconds_to_first_batch": round(first_batch_s or 0.0, 3),
+        "embed_seconds": round(embed_s, 2),
+        "chunk_seconds": round(total_s - embed_s, 2),
+        "baseline_rss_mb": round(baseline_mb, 1),
+        "peak_rss_mb": round(_peak_mb(), 1),
+    }
 
 
 def _peak_mb() -> float:
@@ -131,26 +143,47 @@ def main() -> None:
             file = Path(folder) / f"large-{size}mb.txt"
             generate(file, size * 1_000_000, seed=size)
             for mode, embed_batches in (("chunking_only", 0), ("chunking_and_embedding", args.embed_batches)):
-                done = subprocess.run([sys.executable, "-m", "benchmarks.memory_large_document", "--child",
-                                       str(file), "--embed-batches", str(embed_batches)],
-                                      check=True, capture_output=True, text=True)
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.memory_large_document",
+                        "--child",
+                        str(file),
+                        "--embed-batches",
+                        str(embed_batches),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 runs[mode][f"{size}MB"] = json.loads(done.stdout.strip().splitlines()[-1])
                 print(f"{size} MB, {mode}: {runs[mode][f'{size}MB']}", file=sys.stderr)
             file.unlink()
     small, large = f"{min(args.sizes_mb)}MB", f"{max(args.sizes_mb)}MB"
     figures = {
-        "measured": ("peak RSS (ru_maxrss) of a fresh process per run: the bundled model loaded, then one generated "
-                     "plain-text file through the loader, an Arrow document batch and back, and chunk_batches over "
-                     "ALL of the file (record_batch_size chunks per batch); chunking_and_embedding also embeds the "
-                     f"first {args.embed_batches} batches with Embedder.encode_documents (the rest are chunked and "
-                     "dropped: embedding all of a 50 MB file takes hours on 2 cores). No Milvus."),
-        "peak_rss_mb": {mode: {size: run["peak_rss_mb"] for size, run in by_size.items()}
-                        for mode, by_size in runs.items()},
-        "peak_rss_ratio": {mode: round(by_size[large]["peak_rss_mb"] / by_size[small]["peak_rss_mb"], 3)
-                           for mode, by_size in runs.items()},
+        "measured": (
+            "peak RSS (ru_maxrss) of a fresh process per run: the bundled model loaded, then one generated "
+            "plain-text file through the loader, an Arrow document batch and back, and chunk_batches over "
+            "ALL of the file (record_batch_size chunks per batch); chunking_and_embedding also embeds the "
+            f"first {args.embed_batches} batches with Embedder.encode_documents (the rest are chunked and "
+            "dropped: embedding all of a 50 MB file takes hours on 2 cores). No Milvus."
+        ),
+        "peak_rss_mb": {
+            mode: {size: run["peak_rss_mb"] for size, run in by_size.items()} for mode, by_size in runs.items()
+        },
+        "peak_rss_ratio": {
+            mode: round(by_size[large]["peak_rss_mb"] / by_size[small]["peak_rss_mb"], 3)
+            for mode, by_size in runs.items()
+        },
         "runs": runs,
-        "machine": {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-                    "platform": platform.platform(), "load_average_at_end": os.getloadavg()},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_at_end": os.getloadavg(),
+        },
     }
     write_report(args.out, figures)
 

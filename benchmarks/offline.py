@@ -51,9 +51,13 @@ def fold_means(scores: dict[str, float], parts: Sequence[Sequence[str]]) -> list
 
 
 def spread(values: Sequence[float]) -> dict[str, Any]:
-    return {"mean": round(float(np.mean(values)), 5), "min": round(float(min(values)), 5),
-            "max": round(float(max(values)), 5), "std": round(float(np.std(values, ddof=1)), 5),
-            "folds": [round(v, 5) for v in values]}
+    return {
+        "mean": round(float(np.mean(values)), 5),
+        "min": round(float(min(values)), 5),
+        "max": round(float(max(values)), 5),
+        "std": round(float(np.std(values, ddof=1)), 5),
+        "folds": [round(v, 5) for v in values],
+    }
 
 
 @dataclass
@@ -79,8 +83,9 @@ class OfflineSciFact:
         self._lexical: dict[tuple[float, float], LexicalIndex] = {}
 
     def options(self, mode: str = "hybrid", **fusion: Any) -> SearchOptions:
-        return self.engine.options(mode=mode, top_k=TOP, rerank_top_k=TOP, candidates=CANDIDATES,
-                                   document_level=True, **fusion)
+        return self.engine.options(
+            mode=mode, top_k=TOP, rerank_top_k=TOP, candidates=CANDIDATES, document_level=True, **fusion
+        )
 
     # --- the legs -----------------------------------------------------------------------------------------------
 
@@ -100,8 +105,9 @@ class OfflineSciFact:
         """(first chunk ids, document ids, tokens) of the whole documents, as the client-side index builds them."""
         manager = self.engine.manager
         fields = ["chunk_id", "doc_id", "position", "text"]
-        raw = manager.consistent_export(self.collection, lambda: [
-            r for batch in manager.iter_rows(self.collection, fields) for r in batch])
+        raw = manager.consistent_export(
+            self.collection, lambda: [r for batch in manager.iter_rows(self.collection, fields) for r in batch]
+        )
         first_chunks, doc_ids, texts = documents_from_chunks(SimpleNamespace(**{f: r[f] for f in fields}) for r in raw)
         return first_chunks, doc_ids, tokenize(texts)
 
@@ -117,8 +123,7 @@ class OfflineSciFact:
     def lexical(self, split: str, k1: float, b: float) -> list[LexicalRanking]:
         """Per query: BM25's candidates, the true scores of the dense candidates outside them, its moments."""
         also = [[h.doc_id for h in hits] for hits in self.dense(split).hits]
-        return self.lexical_index(k1, b).rank(list(self.splits[split].queries.values()), CANDIDATES,
-                                              also=lambda: also)
+        return self.lexical_index(k1, b).rank(list(self.splits[split].queries.values()), CANDIDATES, also=lambda: also)
 
     # --- runs ---------------------------------------------------------------------------------------------------
 
@@ -134,8 +139,14 @@ class OfflineSciFact:
             ranking = lexical[i] if options.mode != "dense" and lexical is not None else None
             lex = ranking.hits if ranking else []
             beyond = ranking.beyond if ranking and corpus else []
-            fused = _fuse_legs(d, lex, beyond, options, dense.moments[i] if corpus else None,
-                               ranking.moments if ranking and corpus else None)[:options.top_k]
+            fused = _fuse_legs(
+                d,
+                lex,
+                beyond,
+                options,
+                dense.moments[i] if corpus else None,
+                ranking.moments if ranking and corpus else None,
+            )[: options.top_k]
             run[qid] = [(f.key, f.fused_score) for f, _ in fused if f.key != qid][:TOP]
         return run
 

@@ -58,7 +58,7 @@ def sgemm_flops_per_s(size: int = 2048, repeats: int = 20) -> float:
     started = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    return repeats * 2 * size ** 3 / (time.perf_counter() - started)
+    return repeats * 2 * size**3 / (time.perf_counter() - started)
 
 
 def model_flops(embedder: Embedder, texts: list[str]) -> int:
@@ -66,8 +66,9 @@ def model_flops(embedder: Embedder, texts: list[str]) -> int:
     and the two feed-forward matrices, plus the attention scores and their weighted sum over the text's tokens."""
     settings = embedder.model[0].auto_model.config
     hidden, inner, layers = settings.hidden_size, settings.intermediate_size, settings.num_hidden_layers
-    lengths = [len(ids) for ids in embedder.tokenizer(texts, truncation=True,
-                                                      max_length=embedder.max_seq_length)["input_ids"]]
+    lengths = [
+        len(ids) for ids in embedder.tokenizer(texts, truncation=True, max_length=embedder.max_seq_length)["input_ids"]
+    ]
     return sum(2 * layers * n * (4 * hidden * hidden + 2 * hidden * inner + 2 * n * hidden) for n in lengths)
 
 
@@ -80,8 +81,10 @@ def onnx_time_by_operator(embedder: Embedder, texts: list[str]) -> dict[str, flo
     options = ort.SessionOptions()
     options.enable_profiling = True
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    serving, encoder.session = encoder.session, ort.InferenceSession(
-        str(encoder.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    serving, encoder.session = (
+        encoder.session,
+        ort.InferenceSession(str(encoder.folder / "model.onnx"), options, providers=["CPUExecutionProvider"]),
+    )
     try:
         encoder.encode(texts, normalize=True)
         trace = Path(encoder.session.end_profiling())
@@ -110,14 +113,18 @@ def main() -> int:
     torch_side = Embedder(config.embedding.model_copy(update={"backend": "torch", "query_precision": "float32"}))
     onnx_side = Embedder(config.embedding.model_copy(update={"backend": "onnx"}))
     assert onnx_side.onnx is not None
-    tokens = sum(len(ids) for ids in torch_side.tokenizer(texts, truncation=True,
-                                                          max_length=torch_side.max_seq_length)["input_ids"])
+    tokens = sum(
+        len(ids)
+        for ids in torch_side.tokenizer(texts, truncation=True, max_length=torch_side.max_seq_length)["input_ids"]
+    )
     torch_vectors, torch_s = timed(torch_side.encode_documents, texts)
     onnx_vectors, onnx_s = timed(onnx_side.encode_documents, texts)
     cosines = np.sum(torch_vectors * onnx_vectors, axis=1)
     sample = texts[:SWEEP_CHUNKS]
-    sample_tokens = sum(len(ids) for ids in torch_side.tokenizer(sample, truncation=True,
-                                                                 max_length=torch_side.max_seq_length)["input_ids"])
+    sample_tokens = sum(
+        len(ids)
+        for ids in torch_side.tokenizer(sample, truncation=True, max_length=torch_side.max_seq_length)["input_ids"]
+    )
     sweep = []
     for batch_size in SWEEP_BATCH_SIZES:
         row = {"batch_size": batch_size}
@@ -126,10 +133,15 @@ def main() -> int:
             row[f"{name}_tokens_per_s"] = round(sample_tokens / timed(sized.encode_documents, sample)[1])
         sweep.append(row)
     flops, peak = model_flops(torch_side, texts), sgemm_flops_per_s()
-    profile = {"model_mflop_per_token": round(flops / tokens / 1e6, 1), "sgemm_gflop_per_s": round(peak / 1e9),
-               **{f"{name}_share_of_sgemm_peak": round(flops / seconds / peak, 2)
-                  for name, seconds in (("torch", torch_s), ("onnx", onnx_s))},
-               "onnx_time_by_operator": onnx_time_by_operator(onnx_side, texts[:256])}
+    profile = {
+        "model_mflop_per_token": round(flops / tokens / 1e6, 1),
+        "sgemm_gflop_per_s": round(peak / 1e9),
+        **{
+            f"{name}_share_of_sgemm_peak": round(flops / seconds / peak, 2)
+            for name, seconds in (("torch", torch_s), ("onnx", onnx_s))
+        },
+        "onnx_time_by_operator": onnx_time_by_operator(onnx_side, texts[:256]),
+    }
 
     test = load_beir(args.dataset, "test")
     queries = list(test.queries.values())
@@ -138,30 +150,46 @@ def main() -> int:
     def plain_encode(batch: list[str]) -> np.ndarray:
         return plain.encode(batch, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
-    query_ms = {"sentence_transformers_fp32": per_query_ms(plain_encode, queries),
-                "project_torch": per_query_ms(torch_side.encode_queries, queries),
-                "project_onnx": per_query_ms(onnx_side.encode_queries, queries)}
+    query_ms = {
+        "sentence_transformers_fp32": per_query_ms(plain_encode, queries),
+        "project_torch": per_query_ms(torch_side.encode_queries, queries),
+        "project_onnx": per_query_ms(onnx_side.encode_queries, queries),
+    }
 
     ndcg = {}
     for name, embedder in (("torch", torch_side), ("onnx", onnx_side)):
-        engine = RetrievalEngine(config.model_copy(update={"retrieval": config.retrieval.model_copy(
-            update={"cache_size": 0})}), embedder=embedder, alias=alias)
+        engine = RetrievalEngine(
+            config.model_copy(update={"retrieval": config.retrieval.model_copy(update={"cache_size": 0})}),
+            embedder=embedder,
+            alias=alias,
+        )
         report, _ = evaluate(engine, test, evaluation_options(engine))
         ndcg[name] = round(report.ndcg_at_10, 5)
 
     report = {
-        "dataset": args.dataset.name, "chunks": len(texts), "tokens": tokens,
-        "documents": {"torch_tokens_per_s": round(tokens / torch_s), "onnx_tokens_per_s": round(tokens / onnx_s),
-                      "ratio": round(torch_s / onnx_s, 2), "goal_ratio": 1.5,
-                      "min_cosine": float(np.min(cosines)), "goal_min_cosine": 0.99999},
+        "dataset": args.dataset.name,
+        "chunks": len(texts),
+        "tokens": tokens,
+        "documents": {
+            "torch_tokens_per_s": round(tokens / torch_s),
+            "onnx_tokens_per_s": round(tokens / onnx_s),
+            "ratio": round(torch_s / onnx_s, 2),
+            "goal_ratio": 1.5,
+            "min_cosine": float(np.min(cosines)),
+            "goal_min_cosine": 0.99999,
+        },
         "profile": profile,
         "batch_size_sweep": {"chunks": len(sample), "tokens": sample_tokens, "runs": sweep},
         "query_encoding_ms": query_ms,
         "query_p95_ratio_vs_sentence_transformers": round(
-            query_ms["sentence_transformers_fp32"]["p95"] / query_ms["project_onnx"]["p95"], 2),
+            query_ms["sentence_transformers_fp32"]["p95"] / query_ms["project_onnx"]["p95"], 2
+        ),
         "ndcg_at_10": ndcg,
-        "settings": {"batch_size": config.embedding.batch_size, "model": config.embedding.model,
-                     "default": EmbeddingConfig().backend},
+        "settings": {
+            "batch_size": config.embedding.batch_size,
+            "model": config.embedding.model,
+            "default": EmbeddingConfig().backend,
+        },
     }
     write_report(args.out, report)
     return 0

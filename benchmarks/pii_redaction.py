@@ -56,7 +56,7 @@ def iban(rng: random.Random) -> str:
     bban = "WEST" + "".join(rng.choices(string.digits, k=14))
     check = 98 - int("".join(str(int(c, 36)) for c in bban + "GB00")) % 97
     compact = f"GB{check:02d}{bban}"
-    return " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
+    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
 
 
 def b64(data: bytes) -> str:
@@ -72,18 +72,20 @@ def seeded_values(rng: random.Random) -> dict[str, str]:
     token = "".join(rng.choices(string.ascii_uppercase + string.digits, k=36))
     return {
         "EMAIL": f"{first}.{last}{rng.randint(1, 999)}@example.org",
-        "PHONE": rng.choice([f"+44 20 7946 {rng.randint(1000, 9999)}", f"(555) {rng.randint(200, 999)}-"
-                                                                         f"{rng.randint(1000, 9999)}"]),
-        "CARD": " ".join(card[i:i + 4] for i in range(0, 16, 4)),
+        "PHONE": rng.choice(
+            [f"+44 20 7946 {rng.randint(1000, 9999)}", f"(555) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}"]
+        ),
+        "CARD": " ".join(card[i : i + 4] for i in range(0, 16, 4)),
         "IBAN": iban(rng),
         "IPV4": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-        "IPV6": f"2001:db8::{rng.randint(1, 0xffff):x}:{rng.randint(1, 0xffff):x}",
+        "IPV6": f"2001:db8::{rng.randint(1, 0xFFFF):x}:{rng.randint(1, 0xFFFF):x}",
         "SSN": f"{rng.randint(100, 665)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
         "NINO": f"{rng.choice('ACEHJKLMPRSTWXYZ')}{rng.choice('ACEHJKLMPRSTWXYZ')} {rng.randint(10, 99)} "
-                f"{rng.randint(10, 99)} {rng.randint(10, 99)} {rng.choice('ABCD')}",
+        f"{rng.randint(10, 99)} {rng.randint(10, 99)} {rng.choice('ABCD')}",
         "API_KEY": rng.choice([f"sk-proj-{token}", f"ghp_{token}", f"AKIA{token[:16]}"]),
-        "JWT": ".".join([b64(b'{"alg":"HS256","typ":"JWT"}'), b64(json.dumps({"sub": first}).encode() * 2),
-                         b64(rng.randbytes(32))]),
+        "JWT": ".".join(
+            [b64(b'{"alg":"HS256","typ":"JWT"}'), b64(json.dumps({"sub": first}).encode() * 2), b64(rng.randbytes(32))]
+        ),
         "SECRET": secret,
     }
 
@@ -95,19 +97,29 @@ def forms(value: str) -> set[str]:
 
 def run_cli(args: list[str], config_file: Path, log: Path) -> int:
     with log.open("a") as stderr:
-        return subprocess.run([sys.executable, "-m", "rag_core.cli", *args, "--config", str(config_file)],
-                              stdout=subprocess.DEVNULL, stderr=stderr, check=False).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "rag_core.cli", *args, "--config", str(config_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            check=False,
+        ).returncode
 
 
 def exercise(work: Path, rng: random.Random) -> tuple[list[str], dict[str, int]]:
     """Run the seeded documents and queries through the API and the CLI; returns every seeded value."""
-    config = RAGConfig.model_validate({
-        "milvus": {"uri": str(work / "milvus.db"), "consistency_level": "Strong"},
-        "ingestion": {"docs_dir": str(work / "docs"), "storage_dir": str(work / "assets")},
-        "retrieval": {"bm25_dir": str(work / "bm25"), "metrics_dir": str(work / "metrics"), "bm25_refresh_s": 0},
-        "quality": {"query_log_dir": str(work / "query_log"), "log_query_text": True,
-                    "drift_dir": str(work / "drift")},
-        "compliance": {"database_url": f"sqlite:///{work / 'audit.db'}", "reports_dir": str(work / "reports")}})
+    config = RAGConfig.model_validate(
+        {
+            "milvus": {"uri": str(work / "milvus.db"), "consistency_level": "Strong"},
+            "ingestion": {"docs_dir": str(work / "docs"), "storage_dir": str(work / "assets")},
+            "retrieval": {"bm25_dir": str(work / "bm25"), "metrics_dir": str(work / "metrics"), "bm25_refresh_s": 0},
+            "quality": {
+                "query_log_dir": str(work / "query_log"),
+                "log_query_text": True,
+                "drift_dir": str(work / "drift"),
+            },
+            "compliance": {"database_url": f"sqlite:///{work / 'audit.db'}", "reports_dir": str(work / "reports")},
+        }
+    )
     config_file = work / "config.yaml"
     config_file.write_text(config.model_dump_json(context={"secrets": True}))
     seeded: list[str] = []
@@ -116,11 +128,20 @@ def exercise(work: Path, rng: random.Random) -> tuple[list[str], dict[str, int]]
         values = seeded_values(rng)
         seeded += values.values()
         doc_id = f"contact-{values['EMAIL']}" if i % 3 == 0 else f"record-{i}"
-        documents.append({"id": doc_id, "title": f"Customer record {i}", "text": (
-            f"Customer record {i}. Reach the customer at {values['EMAIL']} or {values['PHONE']}. Paid with card "
-            f"{values['CARD']}, refunds to {values['IBAN']}. Last login from {values['IPV4']} and {values['IPV6']}. "
-            f"SSN {values['SSN']}, NI number {values['NINO']}. Leaked key {values['API_KEY']}, session "
-            f"{values['JWT']}, password {values['SECRET']}.")})
+        documents.append(
+            {
+                "id": doc_id,
+                "title": f"Customer record {i}",
+                "text": (
+                    f"Customer record {i}. Reach the customer at {values['EMAIL']} or "
+                    f"{values['PHONE']}. Paid with card "
+                    f"{values['CARD']}, refunds to {values['IBAN']}. Last login from {values['IPV4']} "
+                    f"and {values['IPV6']}. "
+                    f"SSN {values['SSN']}, NI number {values['NINO']}. Leaked key {values['API_KEY']}, session "
+                    f"{values['JWT']}, password {values['SECRET']}."
+                ),
+            }
+        )
     calls = Counter()
     # The CLI first: Milvus Lite serves one process at a time, and this one holds the file once the API ran.
     folder = work / "incoming"
@@ -132,8 +153,9 @@ def exercise(work: Path, rng: random.Random) -> tuple[list[str], dict[str, int]]
     for _ in range(CLI_QUERIES):
         values = seeded_values(rng)
         seeded += values.values()
-        calls["cli_failures"] += run_cli(["query", f"card {values['CARD']} owner {values['EMAIL']}"],
-                                         config_file, work / "cli.log") != 0
+        calls["cli_failures"] += (
+            run_cli(["query", f"card {values['CARD']} owner {values['EMAIL']}"], config_file, work / "cli.log") != 0
+        )
         calls["cli_queries"] += 1
     calls["cli_failures"] += run_cli(["erase", "--doc-id", file_id], config_file, work / "cli.log") != 0
     calls["cli_erasures"] += 1
@@ -160,8 +182,12 @@ def scan(texts: list[str], seeded: list[str]) -> dict[str, object]:
     """Seeded values found in ``texts`` (must be 0), and the redaction markers found instead, by kind."""
     joined = "\n".join(texts)
     leaks = sorted({v for value in seeded for v in forms(value) if v in joined})
-    return {"records": len(texts), "pii_strings_found": len(leaks), "examples": leaks[:5],
-            "redaction_markers": dict(Counter(MARKER.findall(joined)))}
+    return {
+        "records": len(texts),
+        "pii_strings_found": len(leaks),
+        "examples": leaks[:5],
+        "redaction_markers": dict(Counter(MARKER.findall(joined))),
+    }
 
 
 def audit_rows(database: Path) -> list[str]:
@@ -174,8 +200,11 @@ def audit_rows(database: Path) -> list[str]:
 
 
 def query_log_rows(folder: Path) -> list[str]:
-    return [json.dumps(row, default=str) for path in sorted(folder.glob("date=*/*.parquet"))
-            for row in pq.read_table(path).drop_columns(["query_vector"]).to_pylist()]
+    return [
+        json.dumps(row, default=str)
+        for path in sorted(folder.glob("date=*/*.parquet"))
+        for row in pq.read_table(path).drop_columns(["query_vector"]).to_pylist()
+    ]
 
 
 def false_redactions() -> dict[str, object]:
@@ -190,10 +219,14 @@ def false_redactions() -> dict[str, object]:
         result = redact(f"{document.get('title', '')} {document['text']}")
         by_kind.update(result.counts)
         touched += bool(result.total)
-    return {"queries": len(queries), "queries_redacted": len(hits),
-            "query_examples": [{"query": q, "redacted": r.text} for q, r in hits[:5]],
-            "documents": len(documents), "documents_with_a_redaction": touched,
-            "document_redactions_by_kind": dict(by_kind)}
+    return {
+        "queries": len(queries),
+        "queries_redacted": len(hits),
+        "query_examples": [{"query": q, "redacted": r.text} for q, r in hits[:5]],
+        "documents": len(documents),
+        "documents_with_a_redaction": touched,
+        "document_redactions_by_kind": dict(by_kind),
+    }
 
 
 def main() -> None:
@@ -206,12 +239,20 @@ def main() -> None:
     seeded, calls = exercise(work, random.Random(SEED))
     handler.close()
     logs = [line for path in sorted(work.glob("*.log")) for line in path.read_text().splitlines()]
-    locations = {"log_files": scan(logs, seeded), "audit_database": scan(audit_rows(work / "audit.db"), seeded),
-                 "query_log": scan(query_log_rows(work / "query_log"), seeded)}
-    figures = {"seed": SEED, "seeded_values": len(set(seeded)), "kinds": sorted(seeded_values(random.Random(0))),
-               "calls": calls, "locations": locations,
-               "pii_strings_found": sum(loc["pii_strings_found"] for loc in locations.values()),
-               "scifact": false_redactions()}
+    locations = {
+        "log_files": scan(logs, seeded),
+        "audit_database": scan(audit_rows(work / "audit.db"), seeded),
+        "query_log": scan(query_log_rows(work / "query_log"), seeded),
+    }
+    figures = {
+        "seed": SEED,
+        "seeded_values": len(set(seeded)),
+        "kinds": sorted(seeded_values(random.Random(0))),
+        "calls": calls,
+        "locations": locations,
+        "pii_strings_found": sum(loc["pii_strings_found"] for loc in locations.values()),
+        "scifact": false_redactions(),
+    }
     write_report(OUT / "pii_redaction.json", figures)
     print(json.dumps(figures, indent=2))
 

@@ -44,8 +44,12 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 def percentiles(values: list[float]) -> dict[str, float]:
     p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3),
-            "queries": len(values)}
+    return {
+        "p50": round(float(p50), 3),
+        "p95": round(float(p95), 3),
+        "p99": round(float(p99), 3),
+        "queries": len(values),
+    }
 
 
 def read_corpus(path: Path) -> dict[str, str]:
@@ -60,11 +64,12 @@ def changed_number(sentence: str) -> str | None:
         return None
     text = found.group()
     new = str(int(text) + 1) if "." not in text else f"{float(text) * 1.1:.{len(text.split('.')[1])}f}"
-    return sentence[: found.start()] + new + sentence[found.end():]
+    return sentence[: found.start()] + new + sentence[found.end() :]
 
 
-def swapped_term(answer: str, donor: str, context_terms: set[str], share: Callable[[str], float],
-                 rare: bool) -> str | None:
+def swapped_term(
+    answer: str, donor: str, context_terms: set[str], share: Callable[[str], float], rare: bool
+) -> str | None:
     """The answer with its rarest content word replaced by a donor word whose stem no context holds, rare
     (under RARE_DOCUMENT_SHARE of the documents) or common (at least COMMON_SHARE)."""
     words = [(w, t) for w in dict.fromkeys(_WORD.findall(answer)) for t in content_terms([w])[0]]
@@ -81,13 +86,18 @@ def swapped_term(answer: str, donor: str, context_terms: set[str], share: Callab
     return None
 
 
-def faithfulness(scorer: AnswerScorer, contexts_of: dict[str, list[str]], corpus: dict[str, str],
-                 avoid: dict[str, set[str]], share: Callable[[str], float]) -> dict:
+def faithfulness(
+    scorer: AnswerScorer,
+    contexts_of: dict[str, list[str]],
+    corpus: dict[str, str],
+    avoid: dict[str, set[str]],
+    share: Callable[[str], float],
+) -> dict:
     rng = np.random.default_rng(SEED)
     doc_ids = sorted(corpus)
-    scores: dict[str, list[tuple[float, float]]] = {k: [] for k in
-                                                    ("number_changed", "key_term_changed_rare", "unrelated",
-                                                     "key_term_changed_common")}
+    scores: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("number_changed", "key_term_changed_rare", "unrelated", "key_term_changed_common")
+    }
     timings: list[float] = []
 
     def score(answer: str, contexts: list[str]) -> float:
@@ -124,9 +134,11 @@ def faithfulness(scorer: AnswerScorer, contexts_of: dict[str, list[str]], corpus
     for kind, pairs in scores.items():
         good, bad = [p[0] for p in pairs], [p[1] for p in pairs]
         interval = auroc_interval([True] * len(good) + [False] * len(bad), good + bad)
-        kinds[kind] = {"pairs": len(pairs), "auroc": interval.as_json(4),
-                       "mean_score": {"supported": round(float(np.mean(good)), 4),
-                                      "altered": round(float(np.mean(bad)), 4)}}
+        kinds[kind] = {
+            "pairs": len(pairs),
+            "auroc": interval.as_json(4),
+            "mean_score": {"supported": round(float(np.mean(good)), 4), "altered": round(float(np.mean(bad)), 4)},
+        }
         if kind != "key_term_changed_common":
             kinds[kind] |= {"goal": GOALS["faithfulness"], "met": interval.mean >= GOALS["faithfulness"]}
     return {"kinds": kinds, "score_answer_ms": percentiles(timings)}
@@ -160,18 +172,29 @@ def main() -> int:
         present = [q for q in ids if name in signals[q]]
         value = auroc([failed[q] for q in present], [signals[q][name] for q in present])
         features[name] = round(max(value, 1 - value), 4)
-    hallucination = {"split": "test", "queries": len(ids), "failed": sum(labels),
-                     "failure": f"no relevant document in the top {FAILURE_DEPTH}", "auroc": risk.as_json(4),
-                     "goal": GOALS["hallucination_risk"], "met": risk.mean >= GOALS["hallucination_risk"],
-                     "feature_auroc_sign_free": features,
-                     "faithfulness_score_auroc_for_success": round(auroc(
-                         [not failed[q] for q in ids], [signals[q]["faithfulness_score"] for q in ids]), 4)}
+    hallucination = {
+        "split": "test",
+        "queries": len(ids),
+        "failed": sum(labels),
+        "failure": f"no relevant document in the top {FAILURE_DEPTH}",
+        "auroc": risk.as_json(4),
+        "goal": GOALS["hallucination_risk"],
+        "met": risk.mean >= GOALS["hallucination_risk"],
+        "feature_auroc_sign_free": features,
+        "faithfulness_score_auroc_for_success": round(
+            auroc([not failed[q] for q in ids], [signals[q]["faithfulness_score"] for q in ids]), 4
+        ),
+    }
 
     defaults = data.engine.options()
     default_timings = [data.engine.search_many([text], defaults)[0].timings_ms for text in test.queries.values()]
-    cost = {"eval_settings": {"signals_ms": percentiles(stage_ms), "retrieval_ms": percentiles(retrieval_ms)},
-            "default_settings": {"signals_ms": percentiles([t["signals"] for t in default_timings]),
-                                 "retrieval_ms": percentiles([t["retrieval"] for t in default_timings])}}
+    cost = {
+        "eval_settings": {"signals_ms": percentiles(stage_ms), "retrieval_ms": percentiles(retrieval_ms)},
+        "default_settings": {
+            "signals_ms": percentiles([t["signals"] for t in default_timings]),
+            "retrieval_ms": percentiles([t["retrieval"] for t in default_timings]),
+        },
+    }
 
     corpus = read_corpus(test.corpus)
     avoid = {q: {d for d, _ in run[q][:50]} | set(test.qrels[q]) for q in contexts_of}

@@ -18,11 +18,28 @@ from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-KNOWN = {"tune_bm25.json", "fusion.json", "memory_large_document.json", "memory_client_index.json",
-         "query_log_overhead.json", "drift.json", "quality_signals.json", "hallucination_fit.json",
-         "zero_downtime.json", "pii_redaction.json", "compaction_server.json", "backup_restore.json",
-         "audit_tamper.json", "audit_overhead.json", "serve_load.json", "scale_server.json", "eval_speed.json",
-         "latency-lite.json", "onnx_backend.json", "erasure_lite.json"}
+KNOWN = {
+    "tune_bm25.json",
+    "fusion.json",
+    "memory_large_document.json",
+    "memory_client_index.json",
+    "query_log_overhead.json",
+    "drift.json",
+    "quality_signals.json",
+    "hallucination_fit.json",
+    "zero_downtime.json",
+    "pii_redaction.json",
+    "compaction_server.json",
+    "backup_restore.json",
+    "audit_tamper.json",
+    "audit_overhead.json",
+    "serve_load.json",
+    "scale_server.json",
+    "eval_speed.json",
+    "latency-lite.json",
+    "onnx_backend.json",
+    "erasure_lite.json",
+}
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
 
@@ -52,8 +69,10 @@ def fold_cell(figure: dict, with_ci: bool = False) -> str:
 
 def meta_line(document: dict, file: str) -> str:
     meta = document.get("meta", {})
-    return (f"File `benchmarks/out/{file}`: `{meta.get('command', '?')}`, {meta.get('date', '?')}, "
-            f"{meta.get('cpu', '?')} ({meta.get('cores', '?')} cores), commit {meta.get('commit', '?')}.")
+    return (
+        f"File `benchmarks/out/{file}`: `{meta.get('command', '?')}`, {meta.get('date', '?')}, "
+        f"{meta.get('cpu', '?')} ({meta.get('cores', '?')} cores), commit {meta.get('commit', '?')}."
+    )
 
 
 def settings_section(tune: dict | None, fusion: dict | None) -> list[str]:
@@ -61,8 +80,11 @@ def settings_section(tune: dict | None, fusion: dict | None) -> list[str]:
     if not (tune and fusion):
         return lines + ["Not available: run `benchmarks.tune_bm25` and `benchmarks.tune_retrieval`.", ""]
     chosen, setup, shipped = tune["chosen"], fusion["setup"], fusion["shipped_defaults"]
-    k1_b_origin = ("**library default** (bm25s `BM25()`); " + chosen["reason"] if chosen["k1_b_are_library_defaults"]
-                   else f"**tuned** on SciFact train, 5 folds: {chosen['reason']}")
+    k1_b_origin = (
+        "**library default** (bm25s `BM25()`); " + chosen["reason"]
+        if chosen["k1_b_are_library_defaults"]
+        else f"**tuned** on SciFact train, 5 folds: {chosen['reason']}"
+    )
     folds = fusion["train"].get(f"hybrid weighted {shipped['normalization']}", {}).get(f"{shipped['alpha']:g}")
     alpha_spread = f"; train {fold_cell(folds)} over the folds" if folds else ""
     chunking = setup["chunking"]
@@ -86,7 +108,8 @@ def settings_section(tune: dict | None, fusion: dict | None) -> list[str]:
         f"| embedding model | `{setup['embedding']}` | the bundled model; not tuned |",
         "",
         "Test (300 queries) chose nothing: it is scored for this report, and under the rule it would have been read "
-        "once to check a k1 / b candidate " + ("(there was one)." if tune.get("candidate") else "(there was none).")
+        "once to check a k1 / b candidate "
+        + ("(there was one)." if tune.get("candidate") else "(there was none).")
         + " The defaults are tuned or checked on one dataset only, SciFact; the library defaults are the ones "
         "expected to carry over to other corpora.",
         "",
@@ -96,24 +119,36 @@ def settings_section(tune: dict | None, fusion: dict | None) -> list[str]:
 
 def bm25_section(tune: dict) -> list[str]:
     lib, prev = tune["library_defaults"], tune["previous_defaults"]
-    lines = ["## BM25 k1 / b and alpha, chosen across folds of SciFact train", "",
-             "```bash", ".venv/bin/python -m benchmarks.tune_bm25      # then: python -m benchmarks.render_results",
-             "```", "", meta_line(tune, "tune_bm25.json"), "",
-             f"Setup: results per {tune['setup']['level']}; fusion {tune['setup']['fusion']}; "
-             f"{tune['setup']['candidates_per_leg']} candidates per leg; query cache {tune['setup']['cache']}; "
-             f"{tune['setup']['bm25']}. Choosing split: {tune['split_for_choosing']}, in {tune['folds']} folds "
-             f"(seed {tune['fold_seed']}, sizes "
-             f"{', '.join(map(str, tune['fold_sizes']))}). The legs are replayed offline with the engine's own "
-             "fusion (`benchmarks/offline.py`; the replay matches the engine end to end, see below).", "",
-             "**Rule**, fixed before the run and applied by the script:", ""]
+    lines = [
+        "## BM25 k1 / b and alpha, chosen across folds of SciFact train",
+        "",
+        "```bash",
+        ".venv/bin/python -m benchmarks.tune_bm25      # then: python -m benchmarks.render_results",
+        "```",
+        "",
+        meta_line(tune, "tune_bm25.json"),
+        "",
+        f"Setup: results per {tune['setup']['level']}; fusion {tune['setup']['fusion']}; "
+        f"{tune['setup']['candidates_per_leg']} candidates per leg; query cache {tune['setup']['cache']}; "
+        f"{tune['setup']['bm25']}. Choosing split: {tune['split_for_choosing']}, in {tune['folds']} folds "
+        f"(seed {tune['fold_seed']}, sizes "
+        f"{', '.join(map(str, tune['fold_sizes']))}). The legs are replayed offline with the engine's own "
+        "fusion (`benchmarks/offline.py`; the replay matches the engine end to end, see below).",
+        "",
+        "**Rule**, fixed before the run and applied by the script:",
+        "",
+    ]
     lines += ["> " + line if line else ">" for line in tune["rule"].splitlines()]
-    lines += ["", "Train nDCG@10, mean over the 5 folds; in brackets, on how many folds the point beats the library "
-              f"defaults (k1 {lib['k1']:g}, b {lib['b']:g}, in bold); the hybrid at each point's best alpha:", ""]
+    lines += [
+        "",
+        "Train nDCG@10, mean over the 5 folds; in brackets, on how many folds the point beats the library "
+        f"defaults (k1 {lib['k1']:g}, b {lib['b']:g}, in bold); the hybrid at each point's best alpha:",
+        "",
+    ]
     bs = tune["grid"]["b"]
     points = {(g["k1"], g["b"]): g for g in tune["train"]}
     for leg, title in (("bm25", "BM25 alone"), ("hybrid", "hybrid (corpus, best alpha)")):
-        lines += [f"| {title}: k1 \\ b | " + " | ".join(f"{b:g}" for b in bs) + " |",
-                  "|---|" + "---|" * len(bs)]
+        lines += [f"| {title}: k1 \\ b | " + " | ".join(f"{b:g}" for b in bs) + " |", "|---|" + "---|" * len(bs)]
         for k1 in tune["grid"]["k1"]:
             cells = []
             for b in bs:
@@ -131,51 +166,87 @@ def bm25_section(tune: dict) -> list[str]:
     detail = [("library defaults", (lib["k1"], lib["b"])), ("previous defaults", (prev["k1"], prev["b"]))]
     if tune.get("candidate"):
         detail.append(("candidate", (tune["candidate"]["k1"], tune["candidate"]["b"])))
-    lines += ["Per fold: mean ± std of the 5 fold means (lowest–highest fold); all: the 809 queries' mean with its "
-              "95 % bootstrap interval:", "",
-              "| | k1 | b | BM25 alone, train | hybrid, train | alpha |", "|---|---|---|---|---|---|"]
+    lines += [
+        "Per fold: mean ± std of the 5 fold means (lowest–highest fold); all: the 809 queries' mean with its "
+        "95 % bootstrap interval:",
+        "",
+        "| | k1 | b | BM25 alone, train | hybrid, train | alpha |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, point in detail:
         g = points[point]
-        lines.append(f"| {label} | {point[0]:g} | {point[1]:g} | {fold_cell(g['bm25'], True)} | "
-                     f"{fold_cell(g['hybrid'], True)} | "
-                     f"{g['best_alpha']:g} |")
+        lines.append(
+            f"| {label} | {point[0]:g} | {point[1]:g} | {fold_cell(g['bm25'], True)} | "
+            f"{fold_cell(g['hybrid'], True)} | "
+            f"{g['best_alpha']:g} |"
+        )
     winners = tune["winners_on_every_fold"]
-    lines += ["", "Points that beat the library defaults on every fold, BM25 alone and hybrid both: "
-              + (", ".join(f"k1 {w['k1']:g} b {w['b']:g}" for w in winners) or "none") + ".", "",
-              "Test (300 queries), nDCG@10 with 95 % bootstrap intervals (queries resampled, "
-              f"{next(iter(tune['test'].values()))['bm25']['resamples']} resamples, seeded):", "",
-              "| | k1 | b | alpha | BM25 alone | hybrid |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Points that beat the library defaults on every fold, BM25 alone and hybrid both: "
+        + (", ".join(f"k1 {w['k1']:g} b {w['b']:g}" for w in winners) or "none")
+        + ".",
+        "",
+        "Test (300 queries), nDCG@10 with 95 % bootstrap intervals (queries resampled, "
+        f"{next(iter(tune['test'].values()))['bm25']['resamples']} resamples, seeded):",
+        "",
+        "| | k1 | b | alpha | BM25 alone | hybrid |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, figures in tune["test"].items():
-        lines.append(f"| {label} | {figures['k1']:g} | {figures['b']:g} | {figures['alpha']:g} | "
-                     f"{ci(figures['bm25'])} | {ci(figures['hybrid'])} |")
+        lines.append(
+            f"| {label} | {figures['k1']:g} | {figures['b']:g} | {figures['alpha']:g} | "
+            f"{ci(figures['bm25'])} | {ci(figures['hybrid'])} |"
+        )
     for label, paired in tune["test_paired"].items():
         lines.append(f"| {label} (paired) | | | | {signed_ci(paired['bm25'])} | {signed_ci(paired['hybrid'])} |")
     chosen = tune["chosen"]
-    lines += ["", f"**Chosen: k1 {chosen['k1']:g}, b {chosen['b']:g}** ({chosen['reason']}), **alpha "
-              f"{chosen['alpha']:g}**.", "", "Alpha for the chosen k1 / b, train nDCG@10 over the folds:", "",
-              "| alpha | folds: mean ± std (min–max); all: mean [95 % CI] |", "|---|---|"]
+    lines += [
+        "",
+        f"**Chosen: k1 {chosen['k1']:g}, b {chosen['b']:g}** ({chosen['reason']}), **alpha {chosen['alpha']:g}**.",
+        "",
+        "Alpha for the chosen k1 / b, train nDCG@10 over the folds:",
+        "",
+        "| alpha | folds: mean ± std (min–max); all: mean [95 % CI] |",
+        "|---|---|",
+    ]
     for alpha, figure in tune["alpha_for_chosen"]["by_alpha"].items():
         cell = fold_cell(figure, True)
         lines.append(f"| {alpha} | {'**' + cell + '**' if float(alpha) == chosen['alpha'] else cell} |")
     held = tune["alpha_for_chosen"]["leave_one_fold_out"]
-    lines += ["", "Leave one fold out (alpha chosen on the other 4 folds, scored on the fold): "
-              + "; ".join(f"fold {h['fold']}: α {h['alpha_chosen_on_other_folds']:g} → {h['ndcg@10_on_this_fold']:.4f}"
-                          for h in held) + ".", ""]
+    lines += [
+        "",
+        "Leave one fold out (alpha chosen on the other 4 folds, scored on the fold): "
+        + "; ".join(
+            f"fold {h['fold']}: α {h['alpha_chosen_on_other_folds']:g} → {h['ndcg@10_on_this_fold']:.4f}" for h in held
+        )
+        + ".",
+        "",
+    ]
     return lines
 
 
 def fusion_section(fusion: dict) -> list[str]:
     setup = fusion["setup"]
-    lines = ["## Fusion methods on SciFact, at the same candidate depth, cache off", "",
-             "```bash", ".venv/bin/python -m benchmarks.tune_retrieval  # then: python -m benchmarks.render_results",
-             "```", "", meta_line(fusion, "fusion.json"), "",
-             f"Every method: {setup['candidates_per_leg']} candidates per leg, {setup['results_per_query']} results, "
-             f"{setup['level']} level, query cache {setup['cache']}, BM25 k1 {setup['bm25']['k1']:g} b "
-             f"{setup['bm25']['b']:g}, `{setup['embedding']}`, chunks of {setup['chunking']['chunk_size']} tokens "
-             f"with {setup['chunking']['chunk_overlap']} overlap.", "",
-             "Train nDCG@10 over the 5 folds (mean ± std of the fold means, lowest–highest fold); each weighted "
-             "method's alpha is the best train mean, in bold, with the 809 queries' mean and its 95 % bootstrap "
-             "interval:", ""]
+    lines = [
+        "## Fusion methods on SciFact, at the same candidate depth, cache off",
+        "",
+        "```bash",
+        ".venv/bin/python -m benchmarks.tune_retrieval  # then: python -m benchmarks.render_results",
+        "```",
+        "",
+        meta_line(fusion, "fusion.json"),
+        "",
+        f"Every method: {setup['candidates_per_leg']} candidates per leg, {setup['results_per_query']} results, "
+        f"{setup['level']} level, query cache {setup['cache']}, BM25 k1 {setup['bm25']['k1']:g} b "
+        f"{setup['bm25']['b']:g}, `{setup['embedding']}`, chunks of {setup['chunking']['chunk_size']} tokens "
+        f"with {setup['chunking']['chunk_overlap']} overlap.",
+        "",
+        "Train nDCG@10 over the 5 folds (mean ± std of the fold means, lowest–highest fold); each weighted "
+        "method's alpha is the best train mean, in bold, with the 809 queries' mean and its 95 % bootstrap "
+        "interval:",
+        "",
+    ]
     train = fusion["train"]
     alphas = sorted({a for v in train.values() if "mean" not in v for a in v}, key=float)
     lines += ["| method | " + " | ".join(f"α {a}" for a in alphas) + " |", "|---|" + "---|" * len(alphas)]
@@ -183,32 +254,46 @@ def fusion_section(fusion: dict) -> list[str]:
         if "mean" in figures:
             continue
         chosen = fusion["alpha_chosen_on_train"][method.split()[-1]]
-        cells = [("**" + fold_cell(figures[a], True) + "**" if float(a) == chosen else fold_cell(figures[a]))
-                 if a in figures else "" for a in alphas]
+        cells = [
+            ("**" + fold_cell(figures[a], True) + "**" if float(a) == chosen else fold_cell(figures[a]))
+            if a in figures
+            else ""
+            for a in alphas
+        ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "| method (no alpha) | train nDCG@10 |", "|---|---|"]
     lines += [f"| {method} | {fold_cell(figures, True)} |" for method, figures in train.items() if "mean" in figures]
     default = fusion["shipped_defaults"]["label"]
-    lines += ["", "Test (300 queries), end to end through `RetrievalEngine`, each weighted method at its train alpha; "
-              "nDCG@10 with a 95 % bootstrap interval, and the paired difference to the shipped default (in bold):",
-              "", "| mode | nDCG@10 [95 % CI] | minus the default, paired [95 % CI] | Recall@100 | MRR@10 |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Test (300 queries), end to end through `RetrievalEngine`, each weighted method at its train alpha; "
+        "nDCG@10 with a 95 % bootstrap interval, and the paired difference to the shipped default (in bold):",
+        "",
+        "| mode | nDCG@10 [95 % CI] | minus the default, paired [95 % CI] | Recall@100 | MRR@10 |",
+        "|---|---|---|---|---|",
+    ]
     for label, figures in fusion["test"].items():
         name = f"**{label} (default)**" if label == default else label
         paired = signed_ci(figures["minus_shipped_default"]) if "minus_shipped_default" in figures else "—"
-        lines.append(f"| {name} | {ci(figures['ndcg@10'])} | {paired} | {figures['recall@100']:.4f} | "
-                     f"{figures['mrr@10']:.4f} |")
+        lines.append(
+            f"| {name} | {ci(figures['ndcg@10'])} | {paired} | {figures['recall@100']:.4f} | {figures['mrr@10']:.4f} |"
+        )
     rag_eval, check = fusion["rag_eval_default"], fusion["offline_replay_check"]
     goal = GOAL_TEST_NDCG
-    lines += ["", f"`{rag_eval['command']}` with the shipped defaults: **nDCG@10 {ci(rag_eval['ndcg@10_ci'])}**, "
-              f"Recall@100 {rag_eval['recall@100']:.4f}, MRR@10 {rag_eval['mrr@10']:.4f} ({rag_eval['queries']} "
-              f"queries): the goal of {goal} on test is {'met' if rag_eval['ndcg@10'] >= goal else '**missed**'} "
-              f"({rag_eval['ndcg@10']:.5f}: a margin of {rag_eval['ndcg@10'] - goal:+.5f}, against an interval "
-              f"{rag_eval['ndcg@10_ci']['ci'][1] - rag_eval['ndcg@10_ci']['ci'][0]:.3f} wide).", "",
-              f"Offline replay against the engine ({check['setting']}, test): engine {check['engine_ndcg@10']:.5f}, "
-              f"replay {check['replay_ndcg@10']:.5f}; {check['queries_whose_top10_differ']} queries' top 10 differ "
-              "(the replay embeds each query alone, as the engine does: batching moves the bfloat16 query encoder's "
-              "scores in the last digits).", ""]
+    lines += [
+        "",
+        f"`{rag_eval['command']}` with the shipped defaults: **nDCG@10 {ci(rag_eval['ndcg@10_ci'])}**, "
+        f"Recall@100 {rag_eval['recall@100']:.4f}, MRR@10 {rag_eval['mrr@10']:.4f} ({rag_eval['queries']} "
+        f"queries): the goal of {goal} on test is {'met' if rag_eval['ndcg@10'] >= goal else '**missed**'} "
+        f"({rag_eval['ndcg@10']:.5f}: a margin of {rag_eval['ndcg@10'] - goal:+.5f}, against an interval "
+        f"{rag_eval['ndcg@10_ci']['ci'][1] - rag_eval['ndcg@10_ci']['ci'][0]:.3f} wide).",
+        "",
+        f"Offline replay against the engine ({check['setting']}, test): engine {check['engine_ndcg@10']:.5f}, "
+        f"replay {check['replay_ndcg@10']:.5f}; {check['queries_whose_top10_differ']} queries' top 10 differ "
+        "(the replay embeds each query alone, as the engine does: batching moves the bfloat16 query encoder's "
+        "scores in the last digits).",
+        "",
+    ]
     return lines
 
 
@@ -223,35 +308,57 @@ def anchors_section() -> list[str]:
     block = text.split(marker, 1)[1].split("\n## ", 1)[0]
     title = marker.lstrip("# ").strip() + block.split("\n", 1)[0]
     table = [line for line in block.splitlines() if line.startswith("|")]
-    return [f"## Published SciFact anchors ({title.split('(', 1)[1].rstrip(')') if '(' in title else 'test'})", "",
-            "Read from `../shared/data/scifact/SOURCE.md` (published figures, not measured here):", "", *table, ""]
+    return [
+        f"## Published SciFact anchors ({title.split('(', 1)[1].rstrip(')') if '(' in title else 'test'})",
+        "",
+        "Read from `../shared/data/scifact/SOURCE.md` (published figures, not measured here):",
+        "",
+        *table,
+        "",
+    ]
 
 
 def memory_section(large: dict | None, client: dict | None) -> list[str]:
     """Peak memory: one huge document (chunking streams in windows), and the client-side index build."""
     lines = ["## Memory: one large document, and the client-side index", ""] if large or client else []
     if large:
-        lines += [meta_line(large, "memory_large_document.json"), "", large["measured"], "",
-                  "| run | 5 MB file | 50 MB file | ratio (goal <= ~1.5) |", "|---|---|---|---|"]
+        lines += [
+            meta_line(large, "memory_large_document.json"),
+            "",
+            large["measured"],
+            "",
+            "| run | 5 MB file | 50 MB file | ratio (goal <= ~1.5) |",
+            "|---|---|---|---|",
+        ]
         for run, peaks in large["peak_rss_mb"].items():
-            lines.append(f"| {run.replace('_', ' ')} | {peaks['5MB']} MB | {peaks['50MB']} MB | "
-                         f"{large['peak_rss_ratio'][run]} |")
+            lines.append(
+                f"| {run.replace('_', ' ')} | {peaks['5MB']} MB | {peaks['50MB']} MB | {large['peak_rss_ratio'][run]} |"
+            )
         lines.append("")
     if client:
-        lines += [meta_line(client, "memory_client_index.json"), "",
-                  "Peak RSS growth of `build_client_index` (BM25 over chunks and documents, vector moments) rebuilt "
-                  "from a Milvus Lite collection of SciFact's documents, and of four synthetic copies: the RSS "
-                  "sampled every 10 ms during the build, over the RSS just before it (Milvus Lite runs in the same "
-                  "process, so the RSS before grows with the collection); beyond the index = growth minus the saved "
-                  "index's size.", "",
-                  "| corpus | rows | peak RSS | growth during the build | index | beyond the index |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            meta_line(client, "memory_client_index.json"),
+            "",
+            "Peak RSS growth of `build_client_index` (BM25 over chunks and documents, vector moments) rebuilt "
+            "from a Milvus Lite collection of SciFact's documents, and of four synthetic copies: the RSS "
+            "sampled every 10 ms during the build, over the RSS just before it (Milvus Lite runs in the same "
+            "process, so the RSS before grows with the collection); beyond the index = growth minus the saved "
+            "index's size.",
+            "",
+            "| corpus | rows | peak RSS | growth during the build | index | beyond the index |",
+            "|---|---|---|---|---|---|",
+        ]
         for scale, figures in client["results"].items():
-            lines.append(f"| SciFact {scale} | {figures['rows']:,} | {figures['peak_rss_mb']} MB | "
-                         f"{figures['build_growth_mb']} MB | {figures['index_mb']} MB | "
-                         f"{figures['beyond_index_mb']} MB |")
-        lines += ["", f"Beyond the index, x4 / x1: **{client['beyond_index_ratio_x4_over_x1']}** "
-                      f"(goal {client['goal']}).", ""]
+            lines.append(
+                f"| SciFact {scale} | {figures['rows']:,} | {figures['peak_rss_mb']} MB | "
+                f"{figures['build_growth_mb']} MB | {figures['index_mb']} MB | "
+                f"{figures['beyond_index_mb']} MB |"
+            )
+        lines += [
+            "",
+            f"Beyond the index, x4 / x1: **{client['beyond_index_ratio_x4_over_x1']}** (goal {client['goal']}).",
+            "",
+        ]
     return lines
 
 
@@ -260,17 +367,25 @@ def query_log_section(overhead: dict | None) -> list[str]:
         return []
     on, off = overhead["query_ms"]["with_log"], overhead["query_ms"]["without_log"]
     record = overhead["record_call_us"]
-    return ["## Query log: its cost on the query path", "", meta_line(overhead, "query_log_overhead.json"), "",
-            f"{overhead['setup']}. Goal: {overhead['goal']}.", "",
-            "| per query | p50 | p95 | p99 |", "|---|---|---|---|",
-            f"| with the log | {on['p50']:.2f} ms | {on['p95']:.2f} ms | {on['p99']:.2f} ms |",
-            f"| without | {off['p50']:.2f} ms | {off['p95']:.2f} ms | {off['p99']:.2f} ms |",
-            "| difference | " + " | ".join(f"{overhead['overhead_ms'][q]:+.2f} ms" for q in ("p50", "p95", "p99"))
-            + " |",
-            f"| `QueryLog.record` alone (what the query path does) | {record['p50']:.1f} µs | {record['p95']:.1f} µs | "
-            f"{record['p99']:.1f} µs |", "",
-            "A negative difference means the two engines' spread is larger than the log's cost; the call itself "
-            "is the bound on what logging adds to a query.", ""]
+    return [
+        "## Query log: its cost on the query path",
+        "",
+        meta_line(overhead, "query_log_overhead.json"),
+        "",
+        f"{overhead['setup']}. Goal: {overhead['goal']}.",
+        "",
+        "| per query | p50 | p95 | p99 |",
+        "|---|---|---|---|",
+        f"| with the log | {on['p50']:.2f} ms | {on['p95']:.2f} ms | {on['p99']:.2f} ms |",
+        f"| without | {off['p50']:.2f} ms | {off['p95']:.2f} ms | {off['p99']:.2f} ms |",
+        "| difference | " + " | ".join(f"{overhead['overhead_ms'][q]:+.2f} ms" for q in ("p50", "p95", "p99")) + " |",
+        f"| `QueryLog.record` alone (what the query path does) | {record['p50']:.1f} µs | {record['p95']:.1f} µs | "
+        f"{record['p99']:.1f} µs |",
+        "",
+        "A negative difference means the two engines' spread is larger than the log's cost; the call itself "
+        "is the bound on what logging adds to a query.",
+        "",
+    ]
 
 
 def audit_section(tamper: dict | None, overhead: dict | None) -> list[str]:
@@ -278,129 +393,201 @@ def audit_section(tamper: dict | None, overhead: dict | None) -> list[str]:
         return []
     lines = ["## Audit trail: tamper evidence and its cost on the query path", ""]
     if tamper:
-        lines += [meta_line(tamper, "audit_tamper.json"), "", f"{tamper['setup']}. Goal: {tamper['goal']}.", "",
-                  "| tampering | trials | detected with AUDIT_HMAC_KEY | without the key | first bad record named "
-                  "exactly |", "|---|---|---|---|---|"]
+        lines += [
+            meta_line(tamper, "audit_tamper.json"),
+            "",
+            f"{tamper['setup']}. Goal: {tamper['goal']}.",
+            "",
+            "| tampering | trials | detected with AUDIT_HMAC_KEY | without the key | first bad record named exactly |",
+            "|---|---|---|---|---|",
+        ]
         for name, signed in tamper["with_key"]["by_kind"].items():
             unsigned = tamper["without_key"]["by_kind"][name]
             exact = f"{signed['named_exactly']}" if name in tamper["named_exactly_kinds"] else "n/a"
-            lines.append(f"| {name.replace('_', ' ')} | {signed['trials']} | {signed['detected']} | "
-                         f"{unsigned['detected']} | {exact} |")
+            lines.append(
+                f"| {name.replace('_', ' ')} | {signed['trials']} | {signed['detected']} | "
+                f"{unsigned['detected']} | {exact} |"
+            )
         signed, unsigned = tamper["with_key"], tamper["without_key"]
-        lines += [f"| **all** | {signed['trials']} | **{signed['detection_rate']:.1%}** | "
-                  f"{unsigned['detection_rate']:.1%} | |", "",
-                  "n/a: the first bad record is not the one touched (a record inserted in the middle is named at "
-                  "itself or at the record after it, whose link it broke; a dropped table at the chain's start or "
-                  "end).", "",
-                  f"One verification of the whole chain: p50 {signed['verify_ms_p50']} ms, "
-                  f"p95 {signed['verify_ms_p95']} ms. Without the key a forger who recomputes every hash goes "
-                  "unnoticed (the head and checkpoints carry no signature to check): set `AUDIT_HMAC_KEY`.", ""]
+        lines += [
+            f"| **all** | {signed['trials']} | **{signed['detection_rate']:.1%}** | "
+            f"{unsigned['detection_rate']:.1%} | |",
+            "",
+            "n/a: the first bad record is not the one touched (a record inserted in the middle is named at "
+            "itself or at the record after it, whose link it broke; a dropped table at the chain's start or "
+            "end).",
+            "",
+            f"One verification of the whole chain: p50 {signed['verify_ms_p50']} ms, "
+            f"p95 {signed['verify_ms_p95']} ms. Without the key a forger who recomputes every hash goes "
+            "unnoticed (the head and checkpoints carry no signature to check): set `AUDIT_HMAC_KEY`.",
+            "",
+        ]
     if overhead:
         on, off = overhead["query_ms"]["with_audit"], overhead["query_ms"]["without_audit"]
         calls = overhead["record_call_us"]
-        lines += [meta_line(overhead, "audit_overhead.json"), "", f"{overhead['setup']}.", "",
-                  "| per query | p50 | p95 | p99 |", "|---|---|---|---|",
-                  f"| with the audit write | {on['p50']:.2f} ms | {on['p95']:.2f} ms | {on['p99']:.2f} ms |",
-                  f"| without | {off['p50']:.2f} ms | {off['p95']:.2f} ms | {off['p99']:.2f} ms |",
-                  "| difference | " + " | ".join(f"{overhead['overhead_ms'][q]:+.2f} ms" for q in ("p50", "p95", "p99"))
-                  + " |",
-                  *(f"| `AuditTrail.record` alone, {store} | {c['p50']:.0f} µs | {c['p95']:.0f} µs | "
-                    f"{c['p99']:.0f} µs |" for store, c in calls.items()), "",
-                  "The tail percentiles of a query swing by more than the write costs when other jobs share the "
-                  "machine; the `record` call (a committed transaction) is the bound on what auditing adds.", ""]
+        lines += [
+            meta_line(overhead, "audit_overhead.json"),
+            "",
+            f"{overhead['setup']}.",
+            "",
+            "| per query | p50 | p95 | p99 |",
+            "|---|---|---|---|",
+            f"| with the audit write | {on['p50']:.2f} ms | {on['p95']:.2f} ms | {on['p99']:.2f} ms |",
+            f"| without | {off['p50']:.2f} ms | {off['p95']:.2f} ms | {off['p99']:.2f} ms |",
+            "| difference | "
+            + " | ".join(f"{overhead['overhead_ms'][q]:+.2f} ms" for q in ("p50", "p95", "p99"))
+            + " |",
+            *(
+                f"| `AuditTrail.record` alone, {store} | {c['p50']:.0f} µs | {c['p95']:.0f} µs | {c['p99']:.0f} µs |"
+                for store, c in calls.items()
+            ),
+            "",
+            "The tail percentiles of a query swing by more than the write costs when other jobs share the "
+            "machine; the `record` call (a committed transaction) is the bound on what auditing adds.",
+            "",
+        ]
     return lines
 
 
 def pii_section(run: dict | None) -> list[str]:
     if not run:
         return []
-    rows = [f"| {name.replace('_', ' ')} | {loc['records']} | {loc['pii_strings_found']} | "
-            + (", ".join(f"{k} {v}" for k, v in sorted(loc["redaction_markers"].items())) or "none") + " |"
-            for name, loc in run["locations"].items()]
+    rows = [
+        f"| {name.replace('_', ' ')} | {loc['records']} | {loc['pii_strings_found']} | "
+        + (", ".join(f"{k} {v}" for k, v in sorted(loc["redaction_markers"].items())) or "none")
+        + " |"
+        for name, loc in run["locations"].items()
+    ]
     calls, scifact = run["calls"], run["scifact"]
     documents = ", ".join(f"{k} {v}" for k, v in sorted(scifact["document_redactions_by_kind"].items())) or "none"
-    return ["## PII in logs, the audit trail and the query log", "", meta_line(run, "pii_redaction.json"), "",
-            f"{run['seeded_values']} seeded values of {len(run['kinds'])} kinds ({', '.join(run['kinds'])}; seed "
-            f"{run['seed']}) in {calls['api_ingested_documents']} documents and {calls['api_queries']} API + "
-            f"{calls['cli_queries']} CLI queries (query text kept: `quality.log_query_text: true`), one API delete, "
-            f"one API and one CLI erasure ({calls['cli_failures']} CLI failures). Every value searched for as "
-            "written and without spaces and dashes. Goal: 0 PII strings anywhere.", "",
-            "| where | records | PII strings found | redaction markers found instead |", "|---|---|---|---|",
-            *rows, "",
-            f"False redactions: {scifact['queries_redacted']} of SciFact's {scifact['queries']} queries changed. "
-            f"For scale, {scifact['documents_with_a_redaction']} of its {scifact['documents']} documents would have "
-            f"something redacted ({documents}); documents are never logged, only their ids.", ""]
+    return [
+        "## PII in logs, the audit trail and the query log",
+        "",
+        meta_line(run, "pii_redaction.json"),
+        "",
+        f"{run['seeded_values']} seeded values of {len(run['kinds'])} kinds ({', '.join(run['kinds'])}; seed "
+        f"{run['seed']}) in {calls['api_ingested_documents']} documents and {calls['api_queries']} API + "
+        f"{calls['cli_queries']} CLI queries (query text kept: `quality.log_query_text: true`), one API delete, "
+        f"one API and one CLI erasure ({calls['cli_failures']} CLI failures). Every value searched for as "
+        "written and without spaces and dashes. Goal: 0 PII strings anywhere.",
+        "",
+        "| where | records | PII strings found | redaction markers found instead |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        f"False redactions: {scifact['queries_redacted']} of SciFact's {scifact['queries']} queries changed. "
+        f"For scale, {scifact['documents_with_a_redaction']} of its {scifact['documents']} documents would have "
+        f"something redacted ({documents}); documents are never logged, only their ids.",
+        "",
+    ]
 
 
 def compaction_section(run: dict | None) -> list[str]:
     if not run:
         return []
-    rows = [f"| `{v['collection']}` | {v['state']} | {v['before']['segments']} -> {v['after']['segments']} | "
-            f"{v['before']['stored_rows'] - v['before']['live_rows']} -> "
-            f"{v['after']['stored_rows'] - v['after']['live_rows']} | {v['after']['live_rows']} | {v['seconds']} s |"
-            for v in run["versions"]]
-    return ["## Weekly compaction on the real Milvus server", "", meta_line(run, "compaction_server.json"), "",
-            f"{run['server']}: {run['documents']} SciFact documents ingested ({run['rows_before_delete']} chunks), "
-            f"then {run['deleted_documents']} of them ({run['deleted_rows']} chunks) deleted by a pruning ingest and "
-            "the segments flushed; then `compact_versions`, what the weekly `compaction` job runs.", "",
-            "| version | state | segments | deleted rows | live rows after | seconds |", "|---|---|---|---|---|---|",
-            *rows, "", "Milvus Lite has no manual compaction and counts no deleted rows (their text and vectors stay "
-            "in its files until its own compaction merges them); the job reports that instead of a merge. An erasure "
-            "rebuilds the version there instead (below).", ""]
+    rows = [
+        f"| `{v['collection']}` | {v['state']} | {v['before']['segments']} -> {v['after']['segments']} | "
+        f"{v['before']['stored_rows'] - v['before']['live_rows']} -> "
+        f"{v['after']['stored_rows'] - v['after']['live_rows']} | {v['after']['live_rows']} | {v['seconds']} s |"
+        for v in run["versions"]
+    ]
+    return [
+        "## Weekly compaction on the real Milvus server",
+        "",
+        meta_line(run, "compaction_server.json"),
+        "",
+        f"{run['server']}: {run['documents']} SciFact documents ingested ({run['rows_before_delete']} chunks), "
+        f"then {run['deleted_documents']} of them ({run['deleted_rows']} chunks) deleted by a pruning ingest and "
+        "the segments flushed; then `compact_versions`, what the weekly `compaction` job runs.",
+        "",
+        "| version | state | segments | deleted rows | live rows after | seconds |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Milvus Lite has no manual compaction and counts no deleted rows (their text and vectors stay "
+        "in its files until its own compaction merges them); the job reports that instead of a merge. An erasure "
+        "rebuilds the version there instead (below).",
+        "",
+    ]
 
 
 def erasure_lite_section(run: dict | None) -> list[str]:
     if not run:
         return []
-    rows = [f"| {r['rows']:,} | {r['erase_seconds']} s | {r['rebuild_seconds']} s | {r['rows_per_second']:,} | "
-            f"{r['first_search_after_seconds']} s |" for r in run["results"]]
-    return ["## Erasure on Milvus Lite: the version rebuilt without the document", "",
-            meta_line(run, "erasure_lite.json"), "",
-            f"{run['results'][0]['store']}: one version of SciFact passages (800-character pieces of its abstracts, "
-            "random unit vectors); one document erased with `erase_document`, which rebuilds the version from its "
-            "other rows (Lite's delete only writes a marker); then `rebuild` timed alone on the result, and a first "
-            "search after it.", "",
-            "| rows | erasure | rebuild alone | rows/s (rebuild) | first search after |", "|---|---|---|---|---|",
-            *rows, ""]
+    rows = [
+        f"| {r['rows']:,} | {r['erase_seconds']} s | {r['rebuild_seconds']} s | {r['rows_per_second']:,} | "
+        f"{r['first_search_after_seconds']} s |"
+        for r in run["results"]
+    ]
+    return [
+        "## Erasure on Milvus Lite: the version rebuilt without the document",
+        "",
+        meta_line(run, "erasure_lite.json"),
+        "",
+        f"{run['results'][0]['store']}: one version of SciFact passages (800-character pieces of its abstracts, "
+        "random unit vectors); one document erased with `erase_document`, which rebuilds the version from its "
+        "other rows (Lite's delete only writes a marker); then `rebuild` timed alone on the result, and a first "
+        "search after it.",
+        "",
+        "| rows | erasure | rebuild alone | rows/s (rebuild) | first search after |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def zero_downtime_section(run: dict | None) -> list[str]:
     if not run:
         return []
     seen = ", ".join(f"`{v}` {n}" for v, n in sorted(run["versions_seen"].items()))
-    return ["## Zero-downtime re-index under load", "", meta_line(run, "zero_downtime.json"), "",
-            f"{run['threads']} threads query {run['corpus']} ({run['rows']} chunks, {run['backend']}, cache off) "
-            f"without pause while `reindex` builds `{run['served_after']}` and moves the alias from "
-            f"`{run['served_before']}`. Every answer is checked against the versions that were complete: its "
-            "collection and data version are a complete version's, and every chunk it returned is in that version.",
-            "", "| queries answered | during the re-index | errors | inconsistent answers | versions seen | "
-            "re-index | run |", "|---|---|---|---|---|---|---|",
-            f"| {run['answered']} | {run['answers_during_reindex']} | {len(run['errors'])} | {run['inconsistent']} | "
-            f"{seen} | {run['reindex_seconds']} s | {run['seconds']} s |", "",
-            "The re-index time includes the drift snapshot taken at promotion, with 8 query threads on 2 cores. "
-            "The same check runs on Milvus Lite and on the real Milvus server in `tests/unit/test_zero_downtime.py` "
-            "(the server case with `-m slow`).", ""]
+    return [
+        "## Zero-downtime re-index under load",
+        "",
+        meta_line(run, "zero_downtime.json"),
+        "",
+        f"{run['threads']} threads query {run['corpus']} ({run['rows']} chunks, {run['backend']}, cache off) "
+        f"without pause while `reindex` builds `{run['served_after']}` and moves the alias from "
+        f"`{run['served_before']}`. Every answer is checked against the versions that were complete: its "
+        "collection and data version are a complete version's, and every chunk it returned is in that version.",
+        "",
+        "| queries answered | during the re-index | errors | inconsistent answers | versions seen | re-index | run |",
+        "|---|---|---|---|---|---|---|",
+        f"| {run['answered']} | {run['answers_during_reindex']} | {len(run['errors'])} | {run['inconsistent']} | "
+        f"{seen} | {run['reindex_seconds']} s | {run['seconds']} s |",
+        "",
+        "The re-index time includes the drift snapshot taken at promotion, with 8 query threads on 2 cores. "
+        "The same check runs on Milvus Lite and on the real Milvus server in `tests/unit/test_zero_downtime.py` "
+        "(the server case with `-m slow`).",
+        "",
+    ]
 
 
 def serve_load_section(run: dict | None) -> list[str]:
     if not run:
         return []
     settings, client, server = run["settings"], run["client_latency_ms"], run["server_retrieval_ms"]
-    return ["## Query service under load", "", meta_line(run, "serve_load.json"), "",
-            f"`rag serve` ({settings['workers']} worker, {settings['store']}, {settings['mode']}, result cache "
-            f"{settings['cache']}, query log and audit on) answers {run['clients']} concurrent HTTP clients, each "
-            f"sending {run['queries_per_client']:,} {run['dataset']} queries ({run['distinct_queries']:,} distinct "
-            f"test and train queries, each client in its own order) over one keep-alive connection, on "
-            f"{settings['cpus']} cores shared by the server and the clients.", "",
-            "| queries | errors | throughput | client p50 / p95 / p99 | server retrieval p50 / p95 / p99 | run |",
-            "|---|---|---|---|---|---|",
-            f"| {run['sent']:,} | {run['errors']} | {run['throughput_qps']} queries/s | {client['p50']} / "
-            f"{client['p95']} / {client['p99']} ms | {server['p50']} / {server['p95']} / {server['p99']} ms | "
-            f"{run['seconds']} s |", "",
-            "Throughput is what 2 cores give when saturated. Server retrieval is the engine's own end-to-end time per "
-            "query (`metrics.total_latency_ms`); under this load it includes waiting for a core, since up to 8 "
-            "searches run at once on 2 cores; client latency adds the wait in the server's queue and HTTP.",
-            ""]
+    return [
+        "## Query service under load",
+        "",
+        meta_line(run, "serve_load.json"),
+        "",
+        f"`rag serve` ({settings['workers']} worker, {settings['store']}, {settings['mode']}, result cache "
+        f"{settings['cache']}, query log and audit on) answers {run['clients']} concurrent HTTP clients, each "
+        f"sending {run['queries_per_client']:,} {run['dataset']} queries ({run['distinct_queries']:,} distinct "
+        f"test and train queries, each client in its own order) over one keep-alive connection, on "
+        f"{settings['cpus']} cores shared by the server and the clients.",
+        "",
+        "| queries | errors | throughput | client p50 / p95 / p99 | server retrieval p50 / p95 / p99 | run |",
+        "|---|---|---|---|---|---|",
+        f"| {run['sent']:,} | {run['errors']} | {run['throughput_qps']} queries/s | {client['p50']} / "
+        f"{client['p95']} / {client['p99']} ms | {server['p50']} / {server['p95']} / {server['p99']} ms | "
+        f"{run['seconds']} s |",
+        "",
+        "Throughput is what 2 cores give when saturated. Server retrieval is the engine's own end-to-end time per "
+        "query (`metrics.total_latency_ms`); under this load it includes waiting for a core, since up to 8 "
+        "searches run at once on 2 cores; client latency adds the wait in the server's queue and HTTP.",
+        "",
+    ]
 
 
 def scale_section(document: dict | None) -> list[str]:
@@ -408,71 +595,108 @@ def scale_section(document: dict | None) -> list[str]:
     if not document:
         return []
     runs = document["runs"]
-    lines = ["## Scale on the real Milvus server", "",
-             *[meta_line(run, "scale_server.json") for run in runs.values()], "",
-             f"{document['server']}. Rows: SciFact's chunks as the project embeds them, repeated until the row count "
-             "(each copy with new chunk and document ids, its vector with Gaussian noise re-normalised, its text the "
-             "chunk's sentences shuffled with a share swapped for random SciFact sentences), inserted through "
-             "`MilvusIndexManager.create_version`/`upsert` with the configured HNSW/COSINE index. The server has "
-             "both cores during the insert and the HNSW build (segments sealed during the insert are indexed "
-             "meanwhile; build = from the flush until every row is indexed). Memory is the peak RSS growth of the "
-             "benchmark's process during the build (sampled every 10 ms); the server runs in its own processes.", "",
-             "| rows | insert | server HNSW build | server RSS | `ClientIndex.build` (in memory) | "
-             "`build_client_index` (export from the server + build) | client index on disk |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Scale on the real Milvus server",
+        "",
+        *[meta_line(run, "scale_server.json") for run in runs.values()],
+        "",
+        f"{document['server']}. Rows: SciFact's chunks as the project embeds them, repeated until the row count "
+        "(each copy with new chunk and document ids, its vector with Gaussian noise re-normalised, its text the "
+        "chunk's sentences shuffled with a share swapped for random SciFact sentences), inserted through "
+        "`MilvusIndexManager.create_version`/`upsert` with the configured HNSW/COSINE index. The server has "
+        "both cores during the insert and the HNSW build (segments sealed during the insert are indexed "
+        "meanwhile; build = from the flush until every row is indexed). Memory is the peak RSS growth of the "
+        "benchmark's process during the build (sampled every 10 ms); the server runs in its own processes.",
+        "",
+        "| rows | insert | server HNSW build | server RSS | `ClientIndex.build` (in memory) | "
+        "`build_client_index` (export from the server + build) | client index on disk |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for rows, run in runs.items():
         server, local = run.get("server", {}), run["client_index_in_memory"]
         exported = run.get("client_index_from_server")
-        insert = (f"{server['insert_s']} s ({server['insert_rows_per_s']:,} rows/s)" if "insert_rows_per_s" in server
-                  else "not finished")
+        insert = (
+            f"{server['insert_s']} s ({server['insert_rows_per_s']:,} rows/s)"
+            if "insert_rows_per_s" in server
+            else "not finished"
+        )
         build = f"{server['index_build_s']} s" if "index_build_s" in server else "not finished"
         memory = f"{server['server_rss_mb']:,} MB" if "server_rss_mb" in server else "–"
-        from_server = (f"{exported['seconds']} s, +{exported['peak_rss_growth_mb']:,} MB" if exported
-                       else "not measured")
-        lines.append(f"| {int(rows):,} | {insert} | {build} | {memory} | {local['seconds']} s, "
-                     f"+{local['peak_rss_growth_mb']:,} MB | {from_server} | {local['on_disk_mb']} MB |")
+        from_server = f"{exported['seconds']} s, +{exported['peak_rss_growth_mb']:,} MB" if exported else "not measured"
+        lines.append(
+            f"| {int(rows):,} | {insert} | {build} | {memory} | {local['seconds']} s, "
+            f"+{local['peak_rss_growth_mb']:,} MB | {from_server} | {local['on_disk_mb']} MB |"
+        )
     lines += [""]
     for rows, run in runs.items():
         if "not_measured" in run:
             lines += [f"Not measured at {int(rows):,} rows: {run['not_measured']}.", ""]
     timed = {rows: run["latency"] for rows, run in runs.items() if "latency" in run}
     if timed:
-        lines += ["Latency, ms p50 / p95 / p99, SciFact test queries one at a time, the server pinned to core 0 and "
-                  "the benchmark to core 1 (`taskset`), query cache and query log off. Dense only = the server's HNSW "
-                  "search (the engine's `dense` stage); BM25 only = bm25s through the engine's lexical path (`sparse` "
-                  "stage); hybrid = `RetrievalEngine.search` end to end; limit = encoder + exact numpy search over "
-                  "the same vectors + bm25s over the same texts.", "",
-                  "| rows | encoder | dense only (HNSW) | BM25 only (bm25s) | hybrid end to end | limit | "
-                  "hybrid p95 / limit p95 |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "Latency, ms p50 / p95 / p99, SciFact test queries one at a time, the server pinned to core 0 and "
+            "the benchmark to core 1 (`taskset`), query cache and query log off. Dense only = the server's HNSW "
+            "search (the engine's `dense` stage); BM25 only = bm25s through the engine's lexical path (`sparse` "
+            "stage); hybrid = `RetrievalEngine.search` end to end; limit = encoder + exact numpy search over "
+            "the same vectors + bm25s over the same texts.",
+            "",
+            "| rows | encoder | dense only (HNSW) | BM25 only (bm25s) | hybrid end to end | limit | "
+            "hybrid p95 / limit p95 |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for rows, figures in timed.items():
             modes = figures["modes_ms"]
-            cells = [figures["encoder_ms"], modes["dense"]["dense"], modes["bm25"]["sparse"],
-                     modes["hybrid"]["retrieval"], figures["limit_ms"]["total"]]
-            lines.append(f"| {int(rows):,} | " + " | ".join(f"{c['p50']} / {c['p95']} / {c['p99']}" for c in cells)
-                         + f" | {figures['hybrid_p95_to_limit_p95']} |")
-        lines += ["", "Goal (issue 11, part 2): hybrid p95 <= 2 x the encoder's p95 + 5 ms, both from the same run.",
-                  ""]
+            cells = [
+                figures["encoder_ms"],
+                modes["dense"]["dense"],
+                modes["bm25"]["sparse"],
+                modes["hybrid"]["retrieval"],
+                figures["limit_ms"]["total"],
+            ]
+            lines.append(
+                f"| {int(rows):,} | "
+                + " | ".join(f"{c['p50']} / {c['p95']} / {c['p99']}" for c in cells)
+                + f" | {figures['hybrid_p95_to_limit_p95']} |"
+            )
+        lines += [
+            "",
+            "Goal (issue 11, part 2): hybrid p95 <= 2 x the encoder's p95 + 5 ms, both from the same run.",
+            "",
+        ]
         for rows, figures in timed.items():
             goal, stages = figures["goal"], figures["modes_ms"]["hybrid"]
             after_encoder = {stage: v["p95"] for stage, v in stages.items() if stage not in ("retrieval", "embed")}
             largest = max(after_encoder, key=after_encoder.get)
-            lines.append(f"- {int(rows):,} rows: hybrid p95 {goal['hybrid_p95_ms']} ms against a budget of "
-                         f"{goal['budget_ms']} ms: {goal['ratio_to_budget']}x the budget, "
-                         f"**{'met' if goal['met'] else 'not met'}**. Hybrid stages p50 / p95: "
-                         + ", ".join(f"{stage} {v['p50']} / {v['p95']}" for stage, v in stages.items()
-                                     if stage != "retrieval")
-                         + f"; beyond the encoder the largest at p95 is {largest} ({after_encoder[largest]} ms).")
-        busy = ", ".join(f"{figures['server_core_busy_during_pass']:.0%} of the pass at {int(rows):,} rows"
-                         for rows, figures in timed.items() if "server_core_busy_during_pass" in figures)
+            lines.append(
+                f"- {int(rows):,} rows: hybrid p95 {goal['hybrid_p95_ms']} ms against a budget of "
+                f"{goal['budget_ms']} ms: {goal['ratio_to_budget']}x the budget, "
+                f"**{'met' if goal['met'] else 'not met'}**. Hybrid stages p50 / p95: "
+                + ", ".join(f"{stage} {v['p50']} / {v['p95']}" for stage, v in stages.items() if stage != "retrieval")
+                + f"; beyond the encoder the largest at p95 is {largest} ({after_encoder[largest]} ms)."
+            )
+        busy = ", ".join(
+            f"{figures['server_core_busy_during_pass']:.0%} of the pass at {int(rows):,} rows"
+            for rows, figures in timed.items()
+            if "server_core_busy_during_pass" in figures
+        )
         lines += ["", f"The server's core was busy {busy} (searches and background work).", ""] if busy else [""]
         rates = {rows: figures["throughput"] for rows, figures in timed.items() if "throughput" in figures}
         if rates:
-            lines += ["Throughput, still pinned (the server on one core, the benchmark on the other): 8 threads "
-                      "sending 2,000 default hybrid queries between them: "
-                      + ", ".join(f"{rate['queries_per_s']} queries/s with {rate['errors']} errors at "
-                                  f"{int(rows):,} rows" for rows, rate in rates.items())
-                      + "".join(f"; not measured at {int(rows):,} rows (that run predates the measure)"
-                                for rows in timed if rows not in rates) + ".", ""]
+            lines += [
+                "Throughput, still pinned (the server on one core, the benchmark on the other): 8 threads "
+                "sending 2,000 default hybrid queries between them: "
+                + ", ".join(
+                    f"{rate['queries_per_s']} queries/s with {rate['errors']} errors at {int(rows):,} rows"
+                    for rows, rate in rates.items()
+                )
+                + "".join(
+                    f"; not measured at {int(rows):,} rows (that run predates the measure)"
+                    for rows in timed
+                    if rows not in rates
+                )
+                + ".",
+                "",
+            ]
     lines += scale_lexical_paragraph(runs)
     return lines
 
@@ -481,56 +705,78 @@ def scale_lexical_paragraph(runs: dict) -> list[str]:
     """Where the client-side BM25 index stops being the right path, from the largest run that rebuilt it from the
     server (else the largest in-memory build)."""
     exported = {int(r): run["client_index_from_server"] for r, run in runs.items() if "client_index_from_server" in run}
-    rows, build = max(exported.items()) if exported else max(
-        (int(r), run["client_index_in_memory"]) for r, run in runs.items())
+    rows, build = (
+        max(exported.items()) if exported else max((int(r), run["client_index_in_memory"]) for r, run in runs.items())
+    )
     how = "export from the server + build" if exported else "build in memory, without the export"
     per_row_s, per_row_mb = build["seconds"] / rows, build["peak_rss_growth_mb"] / rows
     minute_rows, gib_rows = 60 / per_row_s, 1024 / per_row_mb
-    sizes = "; ".join(f"{int(r):,} rows: {run['client_index_in_memory']['seconds']} s and "
-                      f"+{run['client_index_in_memory']['peak_rss_growth_mb']:,} MB in memory"
-                      + (f", {run['client_index_from_server']['seconds']} s and "
-                         f"+{run['client_index_from_server']['peak_rss_growth_mb']:,} MB from the server"
-                         if "client_index_from_server" in run else "") for r, run in runs.items())
-    legs = ", ".join(f"{run['latency']['modes_ms']['bm25']['sparse']['p95']} ms at {int(r):,} rows"
-                     for r, run in runs.items() if "latency" in run)
-    return ["### Where the client-side BM25 index stops being the right path", "",
-            "On Milvus 2.3/2.4 and Milvus Lite the engine ranks BM25 on a client-side index (bm25s over chunks and "
-            "over documents, and the vectors' moments). It is rebuilt from Milvus on every data version change (any "
-            "sync that adds, changes or deletes a row): by the `bm25_index` asset after ingestion, or else by the "
-            "first query that notices the change, which waits for it with those behind it; every serving process "
-            "then loads it and holds its own copy in memory. Both costs "
-            f"grow linearly with the rows ({sizes}); bm25s also scores every entry on every query (the BM25 leg's "
-            f"p95: {legs}). From the "
-            f"{rows:,}-row figures ({how}), a rebuild passes one minute of a core at about {minute_rows:,.0f} rows "
-            f"and one GiB per process at about {gib_rows:,.0f} rows. Up to about a hundred thousand chunks that is "
-            "a fair price for stemmed BM25 and the corpus moments the default fusion uses; beyond a few hundred "
-            "thousand, or where data changes every few minutes, it is not. Use Milvus >= 2.5 there: with "
-            "`retrieval.lexical_backend: auto` (the default) the engine then runs BM25 inside Milvus on the "
-            "collection's sparse field, which the server indexes per segment as rows arrive, with nothing to rebuild "
-            "or hold on the client (fusion then normalises both legs by z-score within the candidates, as the "
-            "corpus moments come from the client-side index).", ""]
+    sizes = "; ".join(
+        f"{int(r):,} rows: {run['client_index_in_memory']['seconds']} s and "
+        f"+{run['client_index_in_memory']['peak_rss_growth_mb']:,} MB in memory"
+        + (
+            f", {run['client_index_from_server']['seconds']} s and "
+            f"+{run['client_index_from_server']['peak_rss_growth_mb']:,} MB from the server"
+            if "client_index_from_server" in run
+            else ""
+        )
+        for r, run in runs.items()
+    )
+    legs = ", ".join(
+        f"{run['latency']['modes_ms']['bm25']['sparse']['p95']} ms at {int(r):,} rows"
+        for r, run in runs.items()
+        if "latency" in run
+    )
+    return [
+        "### Where the client-side BM25 index stops being the right path",
+        "",
+        "On Milvus 2.3/2.4 and Milvus Lite the engine ranks BM25 on a client-side index (bm25s over chunks and "
+        "over documents, and the vectors' moments). It is rebuilt from Milvus on every data version change (any "
+        "sync that adds, changes or deletes a row): by the `bm25_index` asset after ingestion, or else by the "
+        "first query that notices the change, which waits for it with those behind it; every serving process "
+        "then loads it and holds its own copy in memory. Both costs "
+        f"grow linearly with the rows ({sizes}); bm25s also scores every entry on every query (the BM25 leg's "
+        f"p95: {legs}). From the "
+        f"{rows:,}-row figures ({how}), a rebuild passes one minute of a core at about {minute_rows:,.0f} rows "
+        f"and one GiB per process at about {gib_rows:,.0f} rows. Up to about a hundred thousand chunks that is "
+        "a fair price for stemmed BM25 and the corpus moments the default fusion uses; beyond a few hundred "
+        "thousand, or where data changes every few minutes, it is not. Use Milvus >= 2.5 there: with "
+        "`retrieval.lexical_backend: auto` (the default) the engine then runs BM25 inside Milvus on the "
+        "collection's sparse field, which the server indexes per segment as rows arrive, with nothing to rebuild "
+        "or hold on the client (fusion then normalises both legs by z-score within the candidates, as the "
+        "corpus moments come from the client-side index).",
+        "",
+    ]
 
 
 def backup_restore_section(run: dict | None) -> list[str]:
     if not run:
         return []
-    return ["## Backup and restore", "", meta_line(run, "backup_restore.json"), "",
-            f"`rag backup` of the {run['dataset']} index ({run['source']}: versions {', '.join(run['versions'])}, "
-            f"{run['rows']} rows with their vectors, the client-side index, the audit database), then `rag restore` "
-            f"into an empty {run['target']}, then the same {run['queries']} queries on both: Milvus's dense top 10 "
-            "(raw cosine) and the full hybrid ranking (defaults).", "",
-            "| rows | snapshot | backup | restore | dense top 10: same ids | largest change of a chunk's cosine | "
-            "hybrid: same ranked ids | identical fused scores | largest fused change |",
-            "|---|---|---|---|---|---|---|---|---|",
-            f"| {run['rows']} | {run['snapshot_bytes'] / 1e6:.1f} MB | {run['backup_s']} s | {run['restore_s']} s | "
-            f"{run['dense_top10_identical_ids']}/{run['queries']} | {run['dense_max_score_difference']:.2g} | "
-            f"{run['identical_ids']}/{run['queries']} | {run['identical_scores']}/{run['queries']} | "
-            f"{run['max_score_difference']:.3f} |", "",
-            "Restore includes checking every file's SHA-256 and building the HNSW index. The vectors come back bit "
-            "for bit, but the HNSW graph is rebuilt, not copied: the fused scores standardise each leg over its "
-            "100 approximate candidates, whose tail differs between two graphs, so they move although the top "
-            "results stay. On the small test corpus (exact search) ids and scores are identical, Lite to Lite; Lite "
-            "to server and back is tested in `tests/integration/test_backup_restore.py` (`-m slow`).", ""]
+    return [
+        "## Backup and restore",
+        "",
+        meta_line(run, "backup_restore.json"),
+        "",
+        f"`rag backup` of the {run['dataset']} index ({run['source']}: versions {', '.join(run['versions'])}, "
+        f"{run['rows']} rows with their vectors, the client-side index, the audit database), then `rag restore` "
+        f"into an empty {run['target']}, then the same {run['queries']} queries on both: Milvus's dense top 10 "
+        "(raw cosine) and the full hybrid ranking (defaults).",
+        "",
+        "| rows | snapshot | backup | restore | dense top 10: same ids | largest change of a chunk's cosine | "
+        "hybrid: same ranked ids | identical fused scores | largest fused change |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {run['rows']} | {run['snapshot_bytes'] / 1e6:.1f} MB | {run['backup_s']} s | {run['restore_s']} s | "
+        f"{run['dense_top10_identical_ids']}/{run['queries']} | {run['dense_max_score_difference']:.2g} | "
+        f"{run['identical_ids']}/{run['queries']} | {run['identical_scores']}/{run['queries']} | "
+        f"{run['max_score_difference']:.3f} |",
+        "",
+        "Restore includes checking every file's SHA-256 and building the HNSW index. The vectors come back bit "
+        "for bit, but the HNSW graph is rebuilt, not copied: the fused scores standardise each leg over its "
+        "100 approximate candidates, whose tail differs between two graphs, so they move although the top "
+        "results stay. On the small test corpus (exact search) ids and scores are identical, Lite to Lite; Lite "
+        "to server and back is tested in `tests/integration/test_backup_restore.py` (`-m slow`).",
+        "",
+    ]
 
 
 def onnx_section(run: dict | None) -> list[str]:
@@ -539,26 +785,38 @@ def onnx_section(run: dict | None) -> list[str]:
         return []
     docs, queries = run["documents"], run["query_encoding_ms"]
     plain, met = queries["sentence_transformers_fp32"], docs["ratio"] >= docs["goal_ratio"]
-    lines = ["## The embedder: ONNX Runtime against torch", "", meta_line(run, "onnx_backend.json"), "",
-             f"Every chunk of SciFact ({run['chunks']:,} chunks, {run['tokens']:,} tokens) encoded by each backend in "
-             f"one run, batch size {run['settings']['batch_size']} ({run['settings']['model']}; the default backend "
-             f"is `{run['settings']['default']}`).", "",
-             "| | torch fp32 | ONNX Runtime | ratio | goal |", "|---|---|---|---|---|",
-             f"| documents, tokens/s | {docs['torch_tokens_per_s']:,} | {docs['onnx_tokens_per_s']:,} | "
-             f"{docs['ratio']}x | >= {docs['goal_ratio']}x: {'met' if met else 'NOT met'} |",
-             f"| lowest cosine to torch over every chunk | | {docs['min_cosine']:.7f} | | "
-             f">= {docs['goal_min_cosine']} |",
-             f"| SciFact test nDCG@10 | {run['ndcg_at_10']['torch']} | {run['ndcg_at_10']['onnx']} | | unchanged |",
-             f"| one query, p50 / p95 ms (plain sentence-transformers: {plain['p50']} / {plain['p95']}) | "
-             f"{queries['project_torch']['p50']} / "
-             f"{queries['project_torch']['p95']} | {queries['project_onnx']['p50']} / {queries['project_onnx']['p95']} "
-             f"| {run['query_p95_ratio_vs_sentence_transformers']}x at p95 vs plain | >= 2x |", ""]
+    lines = [
+        "## The embedder: ONNX Runtime against torch",
+        "",
+        meta_line(run, "onnx_backend.json"),
+        "",
+        f"Every chunk of SciFact ({run['chunks']:,} chunks, {run['tokens']:,} tokens) encoded by each backend in "
+        f"one run, batch size {run['settings']['batch_size']} ({run['settings']['model']}; the default backend "
+        f"is `{run['settings']['default']}`).",
+        "",
+        "| | torch fp32 | ONNX Runtime | ratio | goal |",
+        "|---|---|---|---|---|",
+        f"| documents, tokens/s | {docs['torch_tokens_per_s']:,} | {docs['onnx_tokens_per_s']:,} | "
+        f"{docs['ratio']}x | >= {docs['goal_ratio']}x: {'met' if met else 'NOT met'} |",
+        f"| lowest cosine to torch over every chunk | | {docs['min_cosine']:.7f} | | >= {docs['goal_min_cosine']} |",
+        f"| SciFact test nDCG@10 | {run['ndcg_at_10']['torch']} | {run['ndcg_at_10']['onnx']} | | unchanged |",
+        f"| one query, p50 / p95 ms (plain sentence-transformers: {plain['p50']} / {plain['p95']}) | "
+        f"{queries['project_torch']['p50']} / "
+        f"{queries['project_torch']['p95']} | {queries['project_onnx']['p50']} / {queries['project_onnx']['p95']} "
+        f"| {run['query_p95_ratio_vs_sentence_transformers']}x at p95 vs plain | >= 2x |",
+        "",
+    ]
     if "profile" not in run:  # written before the sweep and profile were measured
         return lines
     sweep, profile = run["batch_size_sweep"], run["profile"]
-    lines += [f"Tokens/s by batch size, first {sweep['chunks']:,} chunks ({sweep['tokens']:,} tokens): " + "; ".join(
-        f"{r['batch_size']}: torch {r['torch_tokens_per_s']:,}, ONNX {r['onnx_tokens_per_s']:,}" for r in sweep["runs"])
-        + ".", "",
+    lines += [
+        f"Tokens/s by batch size, first {sweep['chunks']:,} chunks ({sweep['tokens']:,} tokens): "
+        + "; ".join(
+            f"{r['batch_size']}: torch {r['torch_tokens_per_s']:,}, ONNX {r['onnx_tokens_per_s']:,}"
+            for r in sweep["runs"]
+        )
+        + ".",
+        "",
         f"Why documents are not 1.5x faster here: the model does {profile['model_mflop_per_token']} MFLOP per token, "
         f"and this machine's measured fp32 matrix-multiply peak (torch sgemm 2048 x 2048, same run) is "
         f"{profile['sgemm_gflop_per_s']} GFLOP/s. Torch already reaches {profile['torch_share_of_sgemm_peak']:.0%} of "
@@ -567,7 +825,9 @@ def onnx_section(run: dict | None) -> list[str]:
         + f". 1.5x torch would need {1.5 * profile['torch_share_of_sgemm_peak']:.0%} of the machine's "
         "matrix-multiply peak for the whole model, attention, softmax and layer norms included; the issue's 1.7x "
         "assumed torch at about a third of peak. Queries are another matter: one short text is dominated "
-        "by per-call overhead, which ONNX Runtime mostly removes.", ""]
+        "by per-call overhead, which ONNX Runtime mostly removes.",
+        "",
+    ]
     return lines
 
 
@@ -577,29 +837,43 @@ def query_path_section(document: dict | None) -> list[str]:
         return []
     run = document["results"][0]
     parity, by_choice = run["parity"], run["dense_search"]
-    lines = ["## The query path on Milvus Lite", "", meta_line(document, "latency-lite.json"), "",
-             f"SciFact (`rag eval`'s collection, {by_choice['auto']['rows']:,} chunks) on Milvus Lite, the "
-             f"{by_choice['auto']['queries']} test queries one at a time, default hybrid query, cache off; the dense "
-             "leg searched in the client's copy of the vectors (`retrieval.dense_search: auto`, the default on Lite) "
-             "and by Milvus Lite itself (`milvus`), in one run. Limit: the query encoder + an exact numpy search over "
-             "every vector + bm25s over every chunk, per query. Budget (issue 11): hybrid p95 <= 2 x the encoder's "
-             "p95 + 5 ms.", "",
-             "| dense search | embed | dense | sparse | fusion | fetch | signals | hybrid p50 / p95 | "
-             "limit p50 / p95 | p95 / limit | budget | met | 8 threads |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## The query path on Milvus Lite",
+        "",
+        meta_line(document, "latency-lite.json"),
+        "",
+        f"SciFact (`rag eval`'s collection, {by_choice['auto']['rows']:,} chunks) on Milvus Lite, the "
+        f"{by_choice['auto']['queries']} test queries one at a time, default hybrid query, cache off; the dense "
+        "leg searched in the client's copy of the vectors (`retrieval.dense_search: auto`, the default on Lite) "
+        "and by Milvus Lite itself (`milvus`), in one run. Limit: the query encoder + an exact numpy search over "
+        "every vector + bm25s over every chunk, per query. Budget (issue 11): hybrid p95 <= 2 x the encoder's "
+        "p95 + 5 ms.",
+        "",
+        "| dense search | embed | dense | sparse | fusion | fetch | signals | hybrid p50 / p95 | "
+        "limit p50 / p95 | p95 / limit | budget | met | 8 threads |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for choice, run_ in by_choice.items():
         stages, limit, goal = run_["stages_ms"], run_["limit_ms"], run_["goal"]
-        cells = " | ".join(f"{stages[s]['p50']} / {stages[s]['p95']}" if s in stages else "-"
-                           for s in ("embed", "dense", "sparse", "fusion", "fetch", "signals"))
-        lines.append(f"| {'client copy' if choice == 'auto' else 'Milvus Lite'} | {cells} | "
-                     f"{stages['retrieval']['p50']} / {stages['retrieval']['p95']} ms | {limit['total']['p50']} / "
-                     f"{limit['total']['p95']} ms | {run_['p95_to_limit_ratio']}x | {goal['budget_ms']} ms | "
-                     f"{'yes' if goal['met'] else 'NO'} | {run_['throughput']['queries_per_s']} queries/s "
-                     f"({run_['throughput']['errors']} errors) |")
+        cells = " | ".join(
+            f"{stages[s]['p50']} / {stages[s]['p95']}" if s in stages else "-"
+            for s in ("embed", "dense", "sparse", "fusion", "fetch", "signals")
+        )
+        lines.append(
+            f"| {'client copy' if choice == 'auto' else 'Milvus Lite'} | {cells} | "
+            f"{stages['retrieval']['p50']} / {stages['retrieval']['p95']} ms | {limit['total']['p50']} / "
+            f"{limit['total']['p95']} ms | {run_['p95_to_limit_ratio']}x | {goal['budget_ms']} ms | "
+            f"{'yes' if goal['met'] else 'NO'} | {run_['throughput']['queries_per_s']} queries/s "
+            f"({run_['throughput']['errors']} errors) |"
+        )
     overlap, ndcg = parity["top10_overlap"], parity["ndcg@10"]
-    lines += ["", "Stages are p50 / p95 in ms. Parity of the two dense searches on the same queries: top-10 overlap "
-              f"mean {overlap['mean']}, lowest {overlap['min']} (goal >= 0.95); SciFact test nDCG@10 "
-              f"{ndcg['client']} with the client copy, {ndcg['milvus']} with Milvus Lite's search.", ""]
+    lines += [
+        "",
+        "Stages are p50 / p95 in ms. Parity of the two dense searches on the same queries: top-10 overlap "
+        f"mean {overlap['mean']}, lowest {overlap['min']} (goal >= 0.95); SciFact test nDCG@10 "
+        f"{ndcg['client']} with the client copy, {ndcg['milvus']} with Milvus Lite's search.",
+        "",
+    ]
     return lines
 
 
@@ -608,47 +882,68 @@ def eval_speed_section(run: dict | None) -> list[str]:
     if not run:
         return []
     settings, flush, target = run["settings"], run["flush"], run["target"]
-    lines = ["## Evaluation speed on Milvus Lite", "", meta_line(run, "eval_speed.json"), "",
-             f"`rag eval` on {run['dataset']} ({run['documents']:,} documents, {run['chunks']:,} chunks, "
-             f"{run['store']}, {settings['mode']}, {settings['candidates']} candidates a leg, document level) once "
-             "the corpus is indexed, on one warm engine with its cache emptied before each pass. Batched: "
-             f"{settings['batch_size']} queries per search, then {settings['latency_sample']} queries timed one at a "
-             "time for the latency figures; one at a time: every query searched and timed alone (`--latency-sample "
-             "0`, what `rag eval` did before). The unchanged-corpus check (chunking the corpus to compare with "
-             "Milvus) comes first in every `rag eval`.", "",
-             "| split | queries | unchanged-corpus check | batched | one at a time | speed-up | same ranking | "
-             "max score difference | same metrics | nDCG@10 | latency p50 / p95 (queries timed) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Evaluation speed on Milvus Lite",
+        "",
+        meta_line(run, "eval_speed.json"),
+        "",
+        f"`rag eval` on {run['dataset']} ({run['documents']:,} documents, {run['chunks']:,} chunks, "
+        f"{run['store']}, {settings['mode']}, {settings['candidates']} candidates a leg, document level) once "
+        "the corpus is indexed, on one warm engine with its cache emptied before each pass. Batched: "
+        f"{settings['batch_size']} queries per search, then {settings['latency_sample']} queries timed one at a "
+        "time for the latency figures; one at a time: every query searched and timed alone (`--latency-sample "
+        "0`, what `rag eval` did before). The unchanged-corpus check (chunking the corpus to compare with "
+        "Milvus) comes first in every `rag eval`.",
+        "",
+        "| split | queries | unchanged-corpus check | batched | one at a time | speed-up | same ranking | "
+        "max score difference | same metrics | nDCG@10 | latency p50 / p95 (queries timed) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for split, figures in run["splits"].items():
         batched, single = figures["batched"], figures["one_at_a_time"]
         latency = batched["latency_ms"]
-        lines.append(f"| {split} | {figures['queries']} | {figures['unchanged_corpus_check_s']} s | "
-                     f"{batched['seconds']} s ({batched['s_per_query'] * 1000:.0f} ms/query) | {single['seconds']} s "
-                     f"({single['s_per_query'] * 1000:.0f} ms/query) | {figures['speedup']}x | "
-                     f"{figures['queries_ranked_identically']}/{figures['queries']} | "
-                     f"{figures['max_score_difference']:.1e} | {'yes' if figures['same_metrics'] else 'NO'} | "
-                     f"{batched['metrics']['ndcg@10']} | {latency['p50']} / {latency['p95']} ms "
-                     f"({batched['latency_queries']}) |")
+        lines.append(
+            f"| {split} | {figures['queries']} | {figures['unchanged_corpus_check_s']} s | "
+            f"{batched['seconds']} s ({batched['s_per_query'] * 1000:.0f} ms/query) | {single['seconds']} s "
+            f"({single['s_per_query'] * 1000:.0f} ms/query) | {figures['speedup']}x | "
+            f"{figures['queries_ranked_identically']}/{figures['queries']} | "
+            f"{figures['max_score_difference']:.1e} | {'yes' if figures['same_metrics'] else 'NO'} | "
+            f"{batched['metrics']['ndcg@10']} | {latency['p50']} / {latency['p95']} ms "
+            f"({batched['latency_queries']}) |"
+        )
     sweep = ", ".join(f"{b['batch_size']}: {b['seconds']} s" for b in run["batch_sizes"])
-    lines += ["", f"Batched pass of the test split by batch size: {sweep}.", "",
-              f"Issue 11's goal is {target['queries']:,} queries on {target['documents']:,} documents in "
-              f"<= {target['seconds']} s after indexing. At the slower split's batched rate that is "
-              f"{target['batched_s_at_measured_rate']} s for the queries; {target['batched_s_if_linear_in_corpus']} s "
-              f"if the cost per query grew linearly with the corpus ({target['corpus_scale']}x SciFact's documents; "
-              "an upper bound for the HNSW leg, about right for BM25), plus the unchanged-corpus check.", "",
-              f"Flush: {flush['rows']:,} SciFact rows upserted ({flush['upsert_s']} s) into a new Milvus Lite "
-              f"collection, then {flush['searches']} dense searches in Milvus ({flush['limit']} hits, doc ids) and "
-              f"as many fetches of {flush['fetched']} chunk texts by id, before and after `flush` "
-              f"({flush['flush_s']} s):", "",
-              "| Milvus Lite call | unflushed p50 / p95 | flushed p50 / p95 | p50 ratio |", "|---|---|---|---|"]
+    lines += [
+        "",
+        f"Batched pass of the test split by batch size: {sweep}.",
+        "",
+        f"Issue 11's goal is {target['queries']:,} queries on {target['documents']:,} documents in "
+        f"<= {target['seconds']} s after indexing. At the slower split's batched rate that is "
+        f"{target['batched_s_at_measured_rate']} s for the queries; {target['batched_s_if_linear_in_corpus']} s "
+        f"if the cost per query grew linearly with the corpus ({target['corpus_scale']}x SciFact's documents; "
+        "an upper bound for the HNSW leg, about right for BM25), plus the unchanged-corpus check.",
+        "",
+        f"Flush: {flush['rows']:,} SciFact rows upserted ({flush['upsert_s']} s) into a new Milvus Lite "
+        f"collection, then {flush['searches']} dense searches in Milvus ({flush['limit']} hits, doc ids) and "
+        f"as many fetches of {flush['fetched']} chunk texts by id, before and after `flush` "
+        f"({flush['flush_s']} s):",
+        "",
+        "| Milvus Lite call | unflushed p50 / p95 | flushed p50 / p95 | p50 ratio |",
+        "|---|---|---|---|",
+    ]
     for call in ("search", "fetch"):
         before, after = flush["before_flush_ms"][call], flush["after_flush_ms"][call]
-        lines.append(f"| {call} | {before['p50']} / {before['p95']} ms | {after['p50']} / {after['p95']} ms | "
-                     f"{flush[f'{call}_p50_ratio']}x |")
-    lines += ["", "Unflushed rows sit in Lite's in-memory table, which every search copies row by row: what made "
-              "`rag eval` crawl when it searched in the process that had just indexed the corpus. A sync that "
-              "changed rows now flushes once at its end. Lite also seals its table when a client closes, so a "
-              "collection reopened by a later process (the runs above) was already sealed.", ""]
+        lines.append(
+            f"| {call} | {before['p50']} / {before['p95']} ms | {after['p50']} / {after['p95']} ms | "
+            f"{flush[f'{call}_p50_ratio']}x |"
+        )
+    lines += [
+        "",
+        "Unflushed rows sit in Lite's in-memory table, which every search copies row by row: what made "
+        "`rag eval` crawl when it searched in the process that had just indexed the corpus. A sync that "
+        "changed rows now flushes once at its end. Lite also seals its table when a client closes, so a "
+        "collection reopened by a later process (the runs above) was already sealed.",
+        "",
+    ]
     return lines
 
 
@@ -656,36 +951,65 @@ def drift_section(drift: dict | None) -> list[str]:
     if not drift:
         return []
     setup, alarms, detection = drift["setup"], drift["false_alarms"], drift["detection"]
-    rows = [("unchanged data: random 200 of the 300 test queries", alarms["unchanged_test_samples"], "false alarms"),
-            ("unchanged data: all 300 test queries", alarms["all_test_vs_train_snapshot"], "false alarms"),
-            (f"query shift: {setup['shift_sample']} sentences of this project's README and docs/",
-             detection["query_shift"], "detected"),
-            (f"model swap: weights + Gaussian noise of {setup['noise']:g} x each tensor's std",
-             detection["model_swap"], "detected"),
-            ("corpus swap: every other document's text replaced by project sentences", detection["corpus_swap"],
-             "detected")]
-    lines = ["## Drift detection on SciFact", "", meta_line(drift, "drift.json"), "",
-             f"Snapshot of the {setup['snapshot_queries']} SciFact train queries (200 of them re-run as probes) over "
-             f"SciFact in its own Milvus Lite file ({setup['corpus_chunks']} chunks). Goal: no alarm on unchanged "
-             "data, every injected drift detected.", "",
-             "| case | checks | result | magnitude (min–max) | signals that fired (checks) | seconds per check "
-             "(median) |", "|---|---|---|---|---|---|"]
+    rows = [
+        ("unchanged data: random 200 of the 300 test queries", alarms["unchanged_test_samples"], "false alarms"),
+        ("unchanged data: all 300 test queries", alarms["all_test_vs_train_snapshot"], "false alarms"),
+        (
+            f"query shift: {setup['shift_sample']} sentences of this project's README and docs/",
+            detection["query_shift"],
+            "detected",
+        ),
+        (
+            f"model swap: weights + Gaussian noise of {setup['noise']:g} x each tensor's std",
+            detection["model_swap"],
+            "detected",
+        ),
+        (
+            "corpus swap: every other document's text replaced by project sentences",
+            detection["corpus_swap"],
+            "detected",
+        ),
+    ]
+    lines = [
+        "## Drift detection on SciFact",
+        "",
+        meta_line(drift, "drift.json"),
+        "",
+        f"Snapshot of the {setup['snapshot_queries']} SciFact train queries (200 of them re-run as probes) over "
+        f"SciFact in its own Milvus Lite file ({setup['corpus_chunks']} chunks). Goal: no alarm on unchanged "
+        "data, every injected drift detected.",
+        "",
+        "| case | checks | result | magnitude (min–max) | signals that fired (checks) | seconds per check (median) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, figures, verb in rows:
         fired = ", ".join(f"{k} {v}" for k, v in figures["signals_fired"].items() if v) or "none"
         magnitude = figures["magnitude"]
-        lines.append(f"| {name} | {figures['runs']} | {figures['alarms']} {verb} | "
-                     f"{magnitude['min']:.3f}–{magnitude['max']:.3f} | {fired} | {figures['seconds']['median']:.1f} |")
+        lines.append(
+            f"| {name} | {figures['runs']} | {figures['alarms']} {verb} | "
+            f"{magnitude['min']:.3f}–{magnitude['max']:.3f} | {fired} | {figures['seconds']['median']:.1f} |"
+        )
     smaller = drift.get("model_swap_smaller_noise", {})
     if smaller:
-        lines += ["", "Smaller model changes (not part of the goal): " + "; ".join(
-            f"noise {noise}: {figures['alarms']} of {figures['runs']} detected (canary 1 - cosine "
-            f"{figures['signal_values']['model_canary']['min']:.4f}–{figures['signal_values']['model_canary']['max']:.4f}"
-            f", threshold {figures['thresholds']['model_canary']:g})" for noise, figures in smaller.items()) + "."]
+        lines += [
+            "",
+            "Smaller model changes (not part of the goal): "
+            + "; ".join(
+                f"noise {noise}: {figures['alarms']} of {figures['runs']} detected (canary 1 - cosine "
+                f"{figures['signal_values']['model_canary']['min']:.4f}–{figures['signal_values']['model_canary']['max']:.4f}"
+                f", threshold {figures['thresholds']['model_canary']:g})"
+                for noise, figures in smaller.items()
+            )
+            + ".",
+        ]
     seconds = drift["detect_seconds_200_queries"]
-    lines += ["", f"`detect_drift` with 200 sample queries at SciFact scale: {seconds['median']:.1f} s median, "
-              f"{seconds['max']:.1f} s at most (embedding the sample, re-running 200 probes, moments, canaries, the "
-              f"classifier with 20 shuffled-label runs); taking the snapshot: {setup['seconds']['snapshot']:.1f} s.",
-              ""]
+    lines += [
+        "",
+        f"`detect_drift` with 200 sample queries at SciFact scale: {seconds['median']:.1f} s median, "
+        f"{seconds['max']:.1f} s at most (embedding the sample, re-running 200 probes, moments, canaries, the "
+        f"classifier with 20 shuffled-label runs); taking the snapshot: {setup['seconds']['snapshot']:.1f} s.",
+        "",
+    ]
     return lines
 
 
@@ -693,38 +1017,62 @@ def quality_signals_section(signals: dict | None, fit: dict | None) -> list[str]
     if not signals:
         return []
     risk, faithful = signals["hallucination_risk"], signals["faithfulness"]
-    lines = ["## Quality signals: hallucination_risk and faithfulness_score on SciFact test", "",
-             meta_line(signals, "quality_signals.json")]
+    lines = [
+        "## Quality signals: hallucination_risk and faithfulness_score on SciFact test",
+        "",
+        meta_line(signals, "quality_signals.json"),
+    ]
     if fit:
-        lines += ["", meta_line(fit, "hallucination_fit.json"), "",
-                  f"The logistic model was fitted on SciFact train only ({fit['queries']} queries, {fit['failures']} "
-                  f"failures); its 5-fold cross-validated AUROC on train: {fit['cv_auroc_5_folds']:.4f}."]
+        lines += [
+            "",
+            meta_line(fit, "hallucination_fit.json"),
+            "",
+            f"The logistic model was fitted on SciFact train only ({fit['queries']} queries, {fit['failures']} "
+            f"failures); its 5-fold cross-validated AUROC on train: {fit['cv_auroc_5_folds']:.4f}.",
+        ]
     met = "met" if risk["met"] else "**missed**"
-    lines += ["", f"`hallucination_risk` for \"{risk['failure']}\" over the {risk['queries']} test queries "
-              f"({risk['failed']} failures), run as `rag eval` runs them: AUROC {ci(risk['auroc'])} (goal "
-              f">= {risk['goal']}: {met}). Each feature alone (sign-free AUROC): " + ", ".join(
-                  f"{k} {v:.3f}" for k, v in risk["feature_auroc_sign_free"].items()) + ".", "",
-              "Faithfulness: per test query an answer of two sentences drawn from its top 3 contexts, against the "
-              "same answer with its first number changed (+1, or x1.1 for a decimal), with its rarest content word "
-              "replaced by a word of an unrelated document that no context holds (rare: in under 1 % of the "
-              "documents, which the veto catches by design; common: in at least 5 %, where only the embedding and "
-              "coverage parts act), and against two sentences of an unrelated document.", "",
-              "| faithfulness: supported answer vs | pairs | AUROC [95% CI] | mean score supported / altered | goal |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f'`hallucination_risk` for "{risk["failure"]}" over the {risk["queries"]} test queries '
+        f"({risk['failed']} failures), run as `rag eval` runs them: AUROC {ci(risk['auroc'])} (goal "
+        f">= {risk['goal']}: {met}). Each feature alone (sign-free AUROC): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in risk["feature_auroc_sign_free"].items())
+        + ".",
+        "",
+        "Faithfulness: per test query an answer of two sentences drawn from its top 3 contexts, against the "
+        "same answer with its first number changed (+1, or x1.1 for a decimal), with its rarest content word "
+        "replaced by a word of an unrelated document that no context holds (rare: in under 1 % of the "
+        "documents, which the veto catches by design; common: in at least 5 %, where only the embedding and "
+        "coverage parts act), and against two sentences of an unrelated document.",
+        "",
+        "| faithfulness: supported answer vs | pairs | AUROC [95% CI] | mean score supported / altered | goal |",
+        "|---|---|---|---|---|",
+    ]
     for kind, figures in faithful["kinds"].items():
-        goal = (f">= {figures['goal']}: {'met' if figures['met'] else '**missed**'}" if "goal" in figures
-                else "none (shows the veto-free part)")
+        goal = (
+            f">= {figures['goal']}: {'met' if figures['met'] else '**missed**'}"
+            if "goal" in figures
+            else "none (shows the veto-free part)"
+        )
         means = figures["mean_score"]
-        lines.append(f"| {kind.replace('_', ' ')} | {figures['pairs']} | {ci(figures['auroc'])} | "
-                     f"{means['supported']:.3f} / {means['altered']:.3f} | {goal} |")
+        lines.append(
+            f"| {kind.replace('_', ' ')} | {figures['pairs']} | {ci(figures['auroc'])} | "
+            f"{means['supported']:.3f} / {means['altered']:.3f} | {goal} |"
+        )
     cost = signals["cost"]
     lines += ["", "| cost per query | signals stage p50 | p95 | retrieval p95 |", "|---|---|---|---|"]
     for name, figures in cost.items():
-        lines.append(f"| {name.replace('_', ' ')} | {figures['signals_ms']['p50']:.2f} ms | "
-                     f"{figures['signals_ms']['p95']:.2f} ms | {figures['retrieval_ms']['p95']:.1f} ms |")
+        lines.append(
+            f"| {name.replace('_', ' ')} | {figures['signals_ms']['p50']:.2f} ms | "
+            f"{figures['signals_ms']['p95']:.2f} ms | {figures['retrieval_ms']['p95']:.1f} ms |"
+        )
     answer = faithful["score_answer_ms"]
-    lines += ["", f"`score_answer` (embedding the answer's and the contexts' sentences): p50 {answer['p50']:.1f} ms, "
-              f"p95 {answer['p95']:.1f} ms per answer.", ""]
+    lines += [
+        "",
+        f"`score_answer` (embedding the answer's and the contexts' sentences): p50 {answer['p50']:.1f} ms, "
+        f"p95 {answer['p95']:.1f} ms per answer.",
+        "",
+    ]
     return lines
 
 
@@ -739,15 +1087,33 @@ def legacy_section(files: list[Path]) -> list[str]:
 
 
 def other_section(files: list[Path]) -> list[str]:
-    lines = ["## Other benchmark files, as written", "",
-             "Files under `benchmarks/out/` this renderer has no table for yet, shown as their benchmark wrote them.",
-             ""] if files else []
+    lines = (
+        [
+            "## Other benchmark files, as written",
+            "",
+            "Files under `benchmarks/out/` this renderer has no table for yet, shown as their benchmark wrote them.",
+            "",
+        ]
+        if files
+        else []
+    )
     for path in files:
         document = json.loads(path.read_text())
         figures = {k: v for k, v in document.items() if k != "meta"}
-        lines += [f"### `{path.name}`", "", meta_line(document, path.name), "",
-                  "<details><summary>figures, as the benchmark wrote them</summary>", "", "```json",
-                  json.dumps(figures, indent=2), "```", "", "</details>", ""]
+        lines += [
+            f"### `{path.name}`",
+            "",
+            meta_line(document, path.name),
+            "",
+            "<details><summary>figures, as the benchmark wrote them</summary>",
+            "",
+            "```json",
+            json.dumps(figures, indent=2),
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
     return lines
 
 
@@ -756,12 +1122,17 @@ def render() -> str:
     files = sorted(OUT.glob("*.json"))
     legacy = [p for p in files if p.name.startswith("legacy-")]
     others = [p for p in files if p.name not in KNOWN and p not in legacy]
-    lines = ["# Benchmark results", "",
-             "<!-- Generated by `python -m benchmarks.render_results` from benchmarks/out/*.json: do not edit by "
-             "hand; re-run the benchmark, then the renderer. -->", "",
-             "Each benchmark writes a JSON file under `benchmarks/out/` recording its command, date, CPU and commit; "
-             "this page is rendered from those files. Quality figures are nDCG@10 with 95 % bootstrap intervals "
-             "over queries (`rag_core/quality/bootstrap.py`); timings are not in the files re-run here.", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        "<!-- Generated by `python -m benchmarks.render_results` from benchmarks/out/*.json: do not edit by "
+        "hand; re-run the benchmark, then the renderer. -->",
+        "",
+        "Each benchmark writes a JSON file under `benchmarks/out/` recording its command, date, CPU and commit; "
+        "this page is rendered from those files. Quality figures are nDCG@10 with 95 % bootstrap intervals "
+        "over queries (`rag_core/quality/bootstrap.py`); timings are not in the files re-run here.",
+        "",
+    ]
     lines += settings_section(tune, fusion)
     if tune:
         lines += bm25_section(tune)

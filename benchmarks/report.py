@@ -29,8 +29,9 @@ def cpu_model() -> str:
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1]
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
 
@@ -46,11 +47,15 @@ def run_metadata() -> dict[str, Any]:
         memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
-    return {"command": " ".join([program, *map(shlex.quote, sys.argv[1:])]),
-            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": memory_gib,
-            "python": platform.python_version(),
-            "commit": commit + (" (with uncommitted changes)" if dirty else "")}
+    return {
+        "command": " ".join([program, *map(shlex.quote, sys.argv[1:])]),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "python": platform.python_version(),
+        "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+    }
 
 
 def write_report(path: str | Path, figures: Any) -> None:

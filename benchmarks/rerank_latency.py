@@ -42,13 +42,18 @@ def main() -> int:
     model = args.model or minilm_shaped_cross_encoder()
     engine = RetrievalEngine(load_config(), alias=dataset_alias(SCIFACT))
     queries = list(load_beir(SCIFACT, "test").queries.values())[: args.queries]
-    candidates = {q: [c.text for c in engine.search(q, top_k=max(CANDIDATES), rerank_top_k=max(CANDIDATES)).results]
-                  for q in queries}
+    candidates = {
+        q: [c.text for c in engine.search(q, top_k=max(CANDIDATES), rerank_top_k=max(CANDIDATES)).results]
+        for q in queries
+    }
     reranker = CrossEncoderReranker(model, device="cpu")
     reranker.scores(queries[0], candidates[queries[0]][:5])  # loads the model
-    report = {"model": model if args.model else "MiniLM-L6 cross-encoder architecture (untrained head)",
-              "queries": len(queries), "max_seq_length": reranker.model.max_seq_length,
-              "mean_candidate_chars": round(float(np.mean([len(t) for ts in candidates.values() for t in ts])), 1)}
+    report = {
+        "model": model if args.model else "MiniLM-L6 cross-encoder architecture (untrained head)",
+        "queries": len(queries),
+        "max_seq_length": reranker.model.max_seq_length,
+        "mean_candidate_chars": round(float(np.mean([len(t) for ts in candidates.values() for t in ts])), 1),
+    }
     for n in CANDIDATES:
         per_query = []
         for query in queries:
@@ -56,8 +61,11 @@ def main() -> int:
             reranker.scores(query, candidates[query][:n])
             per_query.append((time.perf_counter() - tick) * 1000)
         p50, p95 = np.percentile(per_query, [50, 95])
-        report[f"{n} candidates"] = {"p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1),
-                                     "p50_ms_per_candidate": round(float(p50) / n, 2)}
+        report[f"{n} candidates"] = {
+            "p50_ms": round(float(p50), 1),
+            "p95_ms": round(float(p95), 1),
+            "p50_ms_per_candidate": round(float(p50) / n, 2),
+        }
     write_report("benchmarks/out/rerank-latency.json", report)
     return 0
 

@@ -58,15 +58,24 @@ def pad_to(manager: MilvusIndexManager, collection: str, target: int, seed: int 
         size = min(2000, missing - start)
         vectors = rng.normal(size=(size, 384)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        manager.upsert(collection, [
-            {"chunk_id": f"synthetic-{start + i}", "doc_id": f"synthetic-{(start + i) // 3}", "position": 0,
-             "text": ". ".join(pyrng.sample(sentences, 3)), "metadata": {"synthetic": True},
-             "vector": vectors[i].tolist()} for i in range(size)])
+        manager.upsert(
+            collection,
+            [
+                {
+                    "chunk_id": f"synthetic-{start + i}",
+                    "doc_id": f"synthetic-{(start + i) // 3}",
+                    "position": 0,
+                    "text": ". ".join(pyrng.sample(sentences, 3)),
+                    "metadata": {"synthetic": True},
+                    "vector": vectors[i].tolist(),
+                }
+                for i in range(size)
+            ],
+        )
     return missing
 
 
-def wait_until_indexed(manager: MilvusIndexManager, collection: str, server_pid: int,
-                       timeout_s: float = 900) -> float:
+def wait_until_indexed(manager: MilvusIndexManager, collection: str, server_pid: int, timeout_s: float = 900) -> float:
     """A server builds HNSW and compacts in the background after a bulk insert; timing queries during that would
     measure the build competing for the same 2 cores. Waits for every row to be indexed, then until the server's
     processes stay below QUIET_CPU_PERCENT of one core over a QUIET_WINDOW_S window (measured: they kept working for
@@ -125,23 +134,37 @@ def measure(config: RAGConfig, alias: str, queries: list[str]) -> dict:
         searched = time.perf_counter()
         lexical.search([query], 100)
         done = time.perf_counter()
-        for part, (start, end) in {"embed": (tick, embedded), "exact_dense": (embedded, searched),
-                                   "bm25s": (searched, done), "total": (tick, done)}.items():
+        for part, (start, end) in {
+            "embed": (tick, embedded),
+            "exact_dense": (embedded, searched),
+            "bm25s": (searched, done),
+            "total": (tick, done),
+        }.items():
             limit[part].append((end - start) * 1000)
 
     import torch
 
     hybrid_p95, encoder_p95 = percentiles(stages["retrieval"])["p95"], percentiles(limit["embed"])["p95"]
-    return {"rows": row_count, "queries": len(queries), "lexical_backend": engine.lexical_backend,
-            "dense_search": "client" if engine.dense_mirror_metric else "milvus",
-            "goal": {"hybrid_p95_ms": hybrid_p95, "encoder_p95_ms": encoder_p95,
-                     "budget_ms": round(2 * encoder_p95 + 5, 2), "met": hybrid_p95 <= 2 * encoder_p95 + 5},
-            "torch_threads": torch.get_num_threads(),
-            "stages_ms": {k: percentiles(v) for k, v in stages.items()},
-            "limit_ms": {k: percentiles(v) for k, v in limit.items()},
-            **{f"{p}_to_limit_ratio": round(percentiles(stages["retrieval"])[p] / percentiles(limit["total"])[p], 2)
-               for p in ("p50", "p95")},
-            "throughput": throughput(engine, queries)}
+    return {
+        "rows": row_count,
+        "queries": len(queries),
+        "lexical_backend": engine.lexical_backend,
+        "dense_search": "client" if engine.dense_mirror_metric else "milvus",
+        "goal": {
+            "hybrid_p95_ms": hybrid_p95,
+            "encoder_p95_ms": encoder_p95,
+            "budget_ms": round(2 * encoder_p95 + 5, 2),
+            "met": hybrid_p95 <= 2 * encoder_p95 + 5,
+        },
+        "torch_threads": torch.get_num_threads(),
+        "stages_ms": {k: percentiles(v) for k, v in stages.items()},
+        "limit_ms": {k: percentiles(v) for k, v in limit.items()},
+        **{
+            f"{p}_to_limit_ratio": round(percentiles(stages["retrieval"])[p] / percentiles(limit["total"])[p], 2)
+            for p in ("p50", "p95")
+        },
+        "throughput": throughput(engine, queries),
+    }
 
 
 def throughput(engine: RetrievalEngine, queries: list[str]) -> dict:
@@ -158,8 +181,12 @@ def throughput(engine: RetrievalEngine, queries: list[str]) -> dict:
     with ThreadPoolExecutor(THREADS) as pool:
         ok = list(pool.map(one, stream))
     seconds = time.perf_counter() - started
-    return {"threads": THREADS, "queries": THROUGHPUT_QUERIES, "errors": ok.count(False),
-            "queries_per_s": round(THROUGHPUT_QUERIES / seconds, 1)}
+    return {
+        "threads": THREADS,
+        "queries": THROUGHPUT_QUERIES,
+        "errors": ok.count(False),
+        "queries_per_s": round(THROUGHPUT_QUERIES / seconds, 1),
+    }
 
 
 def copy_collection(source: MilvusIndexManager, source_alias: str, target: MilvusIndexManager, alias: str) -> None:
@@ -171,7 +198,7 @@ def copy_collection(source: MilvusIndexManager, source_alias: str, target: Milvu
     server_version = target.version_for(version.model, version.dimension, version.chunking)
     name = target.create_version(alias, server_version)
     for start in range(0, len(rows), 2000):
-        target.upsert(name, rows[start:start + 2000])
+        target.upsert(name, rows[start : start + 2000])
     target.bump_data_version(name)
     target.mark_complete(name)
     target.promote(alias, name)
@@ -192,10 +219,14 @@ def dense_parity(config: RAGConfig, alias: str, queries: list[str]) -> dict:
         theirs = {r.chunk_id for r in in_lite.search(query, mode="dense", top_k=10, rerank_top_k=10).results}
         overlaps.append(len(ours & theirs) / max(len(theirs), 1))
     dataset = load_beir(SCIFACT, "test")
-    ndcg = {name: round(evaluate(engine, dataset, evaluation_options(engine), latency_sample=1)[0].ndcg_at_10, 5)
-            for name, engine in (("client", mirrored), ("milvus", in_lite))}
-    return {"top10_overlap": {"mean": round(float(np.mean(overlaps)), 4), "min": round(float(np.min(overlaps)), 4)},
-            "ndcg@10": ndcg}
+    ndcg = {
+        name: round(evaluate(engine, dataset, evaluation_options(engine), latency_sample=1)[0].ndcg_at_10, 5)
+        for name, engine in (("client", mirrored), ("milvus", in_lite))
+    }
+    return {
+        "top10_overlap": {"mean": round(float(np.mean(overlaps)), 4), "min": round(float(np.min(overlaps)), 4)},
+        "ndcg@10": ndcg,
+    }
 
 
 def run(scenario: str) -> dict:
@@ -207,30 +238,41 @@ def run(scenario: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if scenario == "lite":
-            return {"scenario": "lite", "parity": dense_parity(lite, lite_alias, queries),
-                    "dense_search": {choice: measure(with_dense_search(lite, choice), lite_alias, queries)
-                                     for choice in ("auto", "milvus")}}
+            return {
+                "scenario": "lite",
+                "parity": dense_parity(lite, lite_alias, queries),
+                "dense_search": {
+                    choice: measure(with_dense_search(lite, choice), lite_alias, queries)
+                    for choice in ("auto", "milvus")
+                },
+            }
         from tests.support.milvus_server import running_server
 
         (work / "server").mkdir()
         with running_server(work / "server") as server:
-            config = RAGConfig.model_validate({
-                "milvus": {"uri": server.uri}, "retrieval": {"cache_size": 0, "bm25_dir": str(work / "bm25")}})
+            config = RAGConfig.model_validate(
+                {"milvus": {"uri": server.uri}, "retrieval": {"cache_size": 0, "bm25_dir": str(work / "bm25")}}
+            )
             alias = "latency_100k"
             manager = MilvusIndexManager(config.milvus, config.index)
             copy_collection(MilvusIndexManager(lite.milvus, lite.index), lite_alias, manager, alias)
             added = pad_to(manager, manager.serving(alias), TARGET_ROWS)
             waited = wait_until_indexed(manager, manager.serving(alias), server.process.pid)
-            return {"scenario": "server-100k", "synthetic_rows": added, "index_wait_s": round(waited),
-                    **measure(config, alias, queries)}
+            return {
+                "scenario": "server-100k",
+                "synthetic_rows": added,
+                "index_wait_s": round(waited),
+                **measure(config, alias, queries),
+            }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenario", choices=["lite", "server", "both"], default="both")
     parser.add_argument("--out", default=None, help="default: benchmarks/out/latency-<scenario>.json")
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="threads for the query encoder (0: torch's default, one per core)")
+    parser.add_argument(
+        "--torch-threads", type=int, default=0, help="threads for the query encoder (0: torch's default, one per core)"
+    )
     args = parser.parse_args()
     if args.torch_threads:
         import torch

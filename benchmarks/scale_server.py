@@ -104,16 +104,19 @@ def scifact_chunks(config: RAGConfig) -> SciFactChunks:
         manager = MilvusIndexManager(config.milvus, config.index)
         collection = manager.serving(alias)
         version = manager.index_version(collection)
-        rows = manager.consistent_export(collection, lambda: [
-            r for batch in manager.iter_rows(collection, [*FIELDS, "vector"]) for r in batch])
+        rows = manager.consistent_export(
+            collection, lambda: [r for batch in manager.iter_rows(collection, [*FIELDS, "vector"]) for r in batch]
+        )
         manager.close()
         rows.sort(key=lambda r: (r["doc_id"], r["position"]))
         vectors = np.asarray([r.pop("vector") for r in rows], dtype=np.float32)
         SCRATCH.mkdir(exist_ok=True)
         np.save(cache_vectors, vectors)
         with gzip.open(cache_rows, "wt", encoding="utf-8") as out:
-            json.dump({"model": version.model, "dimension": version.dimension, "chunking": version.chunking,
-                       "rows": rows}, out)
+            json.dump(
+                {"model": version.model, "dimension": version.dimension, "chunking": version.chunking, "rows": rows},
+                out,
+            )
     with gzip.open(cache_rows, "rt", encoding="utf-8") as cached:
         saved = json.load(cached)
     return SciFactChunks(saved["rows"], np.load(cache_vectors), saved["model"], saved["dimension"], saved["chunking"])
@@ -129,12 +132,11 @@ def scaled_vectors(base: np.ndarray, rows: int) -> np.ndarray:
         if start:
             block += rng.normal(scale=NOISE_SIGMA, size=block.shape).astype(np.float32)
             block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[start:start + size] = block
+        out[start : start + size] = block
     return out
 
 
-def scaled_rows(source: SciFactChunks, rows: int,
-                vectors: np.ndarray | None = None) -> Iterator[list[dict[str, Any]]]:
+def scaled_rows(source: SciFactChunks, rows: int, vectors: np.ndarray | None = None) -> Iterator[list[dict[str, Any]]]:
     """Batches of collection rows (with ``vectors`` when given); the same rows on every call."""
     sentences, rng, count = source.sentences, random.Random(SEED), len(source.rows)
     batch: list[dict[str, Any]] = []
@@ -163,20 +165,29 @@ def folder_mb(folder: Path) -> float:
 def client_index_in_memory(source: SciFactChunks, vectors: np.ndarray, config: RAGConfig, folder: Path) -> dict:
     """``ClientIndex.build`` over the rows as Milvus would return them, without the export. Run in a process of
     its own (``in_fresh_process``): memory a build freed stays with the process and would hide the next build's."""
-    chunks = [Chunk(chunk_id=r["chunk_id"], doc_id=r["doc_id"], position=r["position"], text=r["text"])
-              for batch in scaled_rows(source, len(vectors)) for r in batch]
+    chunks = [
+        Chunk(chunk_id=r["chunk_id"], doc_id=r["doc_id"], position=r["position"], text=r["text"])
+        for batch in scaled_rows(source, len(vectors))
+        for r in batch
+    ]
     index_config = config.index
 
     def build() -> ClientIndex:
-        batches = (vectors[s:s + 10_000] for s in range(0, len(vectors), 10_000))
-        return ClientIndex.build(chunks, batches, collection="in-memory", data_version=1, k1=index_config.bm25_k1,
-                                 b=index_config.bm25_b)
+        batches = (vectors[s : s + 10_000] for s in range(0, len(vectors), 10_000))
+        return ClientIndex.build(
+            chunks, batches, collection="in-memory", data_version=1, k1=index_config.bm25_k1, b=index_config.bm25_b
+        )
 
     measured = peak_rss(build)
     index, seconds, growth = measured.result, measured.seconds, measured.growth_mb
     index.save(folder)
-    figures = {"seconds": round(seconds, 1), "peak_rss_growth_mb": round(growth, 1), "on_disk_mb": folder_mb(folder),
-               "chunks": len(index), "documents": len(index.documents)}
+    figures = {
+        "seconds": round(seconds, 1),
+        "peak_rss_growth_mb": round(growth, 1),
+        "on_disk_mb": folder_mb(folder),
+        "chunks": len(index),
+        "documents": len(index.documents),
+    }
     return figures
 
 
@@ -188,15 +199,27 @@ def client_index_from_server(config: RAGConfig, folder: Path) -> dict:
     manager.count(state.collection)  # connected and loaded before the baseline
     measured = peak_rss(lambda: build_client_index(manager, state, folder))
     index, seconds, growth = measured.result, measured.seconds, measured.growth_mb
-    return {"seconds": round(seconds, 1), "peak_rss_growth_mb": round(growth, 1), "on_disk_mb": folder_mb(folder),
-            "chunks": len(index)}
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_growth_mb": round(growth, 1),
+        "on_disk_mb": folder_mb(folder),
+        "chunks": len(index),
+    }
 
 
 def in_fresh_process(rows: int, folder: Path, uri: str | None = None) -> dict:
     """The client-side index built in a child process (``--client-index-only``), from the server at ``uri`` or
     in memory; its figures."""
-    command = [sys.executable, "-m", "benchmarks.scale_server", "--rows", str(rows), "--client-index-only",
-               str(folder), *(["--uri", uri] if uri else [])]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.scale_server",
+        "--rows",
+        str(rows),
+        "--client-index-only",
+        str(folder),
+        *(["--uri", uri] if uri else []),
+    ]
     out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -219,8 +242,9 @@ def pin(server_pid: int) -> None:
     """The server's processes (every thread: ``taskset -a``) to SERVER_CORE, every thread of this one to
     CLIENT_CORE; threads started later inherit their creator's affinity."""
     for process in server_tree(server_pid):
-        subprocess.run(["taskset", "-a", "-p", "-c", str(SERVER_CORE), str(process.pid)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["taskset", "-a", "-p", "-c", str(SERVER_CORE), str(process.pid)], check=True, capture_output=True
+        )
     for thread in os.listdir("/proc/self/task"):
         with contextlib.suppress(ProcessLookupError):
             os.sched_setaffinity(int(thread), {CLIENT_CORE})
@@ -230,8 +254,13 @@ def past(stop_by: datetime.datetime | None) -> bool:
     return stop_by is not None and datetime.datetime.now(datetime.UTC) >= stop_by
 
 
-def insert_and_index(manager: MilvusIndexManager, source: SciFactChunks, vectors: np.ndarray, server_pid: int,
-                     stop_by: datetime.datetime | None) -> tuple[dict, str | None]:
+def insert_and_index(
+    manager: MilvusIndexManager,
+    source: SciFactChunks,
+    vectors: np.ndarray,
+    server_pid: int,
+    stop_by: datetime.datetime | None,
+) -> tuple[dict, str | None]:
     """(figures, why the server part stopped short or None). Ingestion's path: a new version, upserts, then the
     data version bumped, marked complete and promoted."""
     version = manager.version_for(source.model, source.dimension, source.chunking)
@@ -240,10 +269,15 @@ def insert_and_index(manager: MilvusIndexManager, source: SciFactChunks, vectors
     for batch in scaled_rows(source, len(vectors), vectors):
         inserted += manager.upsert(collection, batch)
         if past(stop_by):
-            return {"inserted_rows": inserted, "insert_s": round(time.perf_counter() - started)}, \
-                f"insert stopped at the --stop-by deadline after {inserted} of {len(vectors)} rows"
-    figures: dict[str, Any] = {"inserted_rows": inserted, "insert_s": round(time.perf_counter() - started, 1),
-                               "insert_rows_per_s": round(inserted / (time.perf_counter() - started))}
+            return {
+                "inserted_rows": inserted,
+                "insert_s": round(time.perf_counter() - started),
+            }, f"insert stopped at the --stop-by deadline after {inserted} of {len(vectors)} rows"
+    figures: dict[str, Any] = {
+        "inserted_rows": inserted,
+        "insert_s": round(time.perf_counter() - started, 1),
+        "insert_rows_per_s": round(inserted / (time.perf_counter() - started)),
+    }
     started = time.perf_counter()
     manager.client.flush(collection)
     while time.perf_counter() - started < INDEX_TIMEOUT_S:
@@ -291,26 +325,44 @@ def latency(engine: RetrievalEngine, vectors: np.ndarray, queries: list[str], se
         searched = time.perf_counter()
         lexical.search([query], top)
         done = time.perf_counter()
-        for part, (start, end) in {"embed": (tick, embedded), "exact_dense": (embedded, searched),
-                                   "bm25s": (searched, done), "total": (tick, done)}.items():
+        for part, (start, end) in {
+            "embed": (tick, embedded),
+            "exact_dense": (embedded, searched),
+            "bm25s": (searched, done),
+            "total": (tick, done),
+        }.items():
             limit[part].append((end - start) * 1000)
     seconds = time.perf_counter() - started
     server_share = (server_cpu_seconds(server_pid) - server_cpu_before) / seconds
     by_mode = {mode: {stage: percentiles(v) for stage, v in stages.items()} for mode, stages in modes.items()}
     encoder_p95, hybrid_p95 = percentiles(encoder)["p95"], by_mode["hybrid"]["retrieval"]["p95"]
     budget = 2 * encoder_p95 + 5
-    return {"queries": len(queries), "lexical_backend": engine.lexical_backend,
-            "server_core_busy_during_pass": round(server_share, 2), "encoder_ms": percentiles(encoder),
-            "modes_ms": by_mode,
-            "limit_ms": {k: percentiles(v) for k, v in limit.items()},
-            "hybrid_p95_to_limit_p95": round(hybrid_p95 / percentiles(limit["total"])["p95"], 2),
-            "goal": {"rule": "hybrid p95 <= 2 x encoder p95 + 5 ms", "budget_ms": round(budget, 2),
-                     "hybrid_p95_ms": hybrid_p95, "ratio_to_budget": round(hybrid_p95 / budget, 2),
-                     "met": hybrid_p95 <= budget}}
+    return {
+        "queries": len(queries),
+        "lexical_backend": engine.lexical_backend,
+        "server_core_busy_during_pass": round(server_share, 2),
+        "encoder_ms": percentiles(encoder),
+        "modes_ms": by_mode,
+        "limit_ms": {k: percentiles(v) for k, v in limit.items()},
+        "hybrid_p95_to_limit_p95": round(hybrid_p95 / percentiles(limit["total"])["p95"], 2),
+        "goal": {
+            "rule": "hybrid p95 <= 2 x encoder p95 + 5 ms",
+            "budget_ms": round(budget, 2),
+            "hybrid_p95_ms": hybrid_p95,
+            "ratio_to_budget": round(hybrid_p95 / budget, 2),
+            "met": hybrid_p95 <= budget,
+        },
+    }
 
 
-def with_server(config: RAGConfig, work: Path, source: SciFactChunks, vectors: np.ndarray, queries: list[str],
-                stop_by: datetime.datetime | None) -> dict:
+def with_server(
+    config: RAGConfig,
+    work: Path,
+    source: SciFactChunks,
+    vectors: np.ndarray,
+    queries: list[str],
+    stop_by: datetime.datetime | None,
+) -> dict:
     from tests.support.milvus_server import running_server
 
     (work / "server").mkdir()
@@ -362,17 +414,30 @@ def main() -> int:
         stop_by = datetime.datetime.now(datetime.UTC).replace(hour=hour, minute=minute, second=0)
     with tempfile.TemporaryDirectory(prefix="scale-server-") as tmp:
         work = Path(tmp)
-        config = RAGConfig.model_validate({
-            "retrieval": {"cache_size": 0, "bm25_dir": str(work / "bm25"), "metrics_dir": str(work / "metrics")},
-            "quality": {"query_log": False, "drift_dir": str(work / "drift")},
-            "ingestion": {"storage_dir": str(work / "assets")}})
+        config = RAGConfig.model_validate(
+            {
+                "retrieval": {"cache_size": 0, "bm25_dir": str(work / "bm25"), "metrics_dir": str(work / "metrics")},
+                "quality": {"query_log": False, "drift_dir": str(work / "drift")},
+                "ingestion": {"storage_dir": str(work / "assets")},
+            }
+        )
         figures: dict[str, Any] = {
-            "meta": run_metadata(), "rows": args.rows, "scifact_chunks": len(source.rows), "noise_sigma": NOISE_SIGMA,
-            "swapped_sentence_share": SWAPPED_SENTENCES, "model": source.model,
-            "index": {"type": config.index.index_type, "metric": config.index.metric_type, "M": config.index.M,
-                      "efConstruction": config.index.efConstruction, "ef": config.index.ef},
+            "meta": run_metadata(),
+            "rows": args.rows,
+            "scifact_chunks": len(source.rows),
+            "noise_sigma": NOISE_SIGMA,
+            "swapped_sentence_share": SWAPPED_SENTENCES,
+            "model": source.model,
+            "index": {
+                "type": config.index.index_type,
+                "metric": config.index.metric_type,
+                "M": config.index.M,
+                "efConstruction": config.index.efConstruction,
+                "ef": config.index.ef,
+            },
             "vectors_mb": round(vectors.nbytes / 2**20),
-            "client_index_in_memory": in_fresh_process(args.rows, work / "in-memory")}
+            "client_index_in_memory": in_fresh_process(args.rows, work / "in-memory"),
+        }
         save(args.rows, figures | {"not_measured": "the server part did not finish (interrupted or failed)"})
         figures |= with_server(config, work, source, vectors, queries, stop_by)
     save(args.rows, figures)
@@ -383,8 +448,13 @@ def save(rows: int, figures: dict) -> None:
     """This row count's figures into RESULT, beside the other row counts' (each keeps its own ``meta``)."""
     previous = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
     runs = {**previous.get("runs", {}), str(rows): figures}
-    write_report(RESULT, {"server": "Milvus 2.3.5 standalone (loopback)", "runs": dict(sorted(
-        runs.items(), key=lambda item: int(item[0])))})
+    write_report(
+        RESULT,
+        {
+            "server": "Milvus 2.3.5 standalone (loopback)",
+            "runs": dict(sorted(runs.items(), key=lambda item: int(item[0]))),
+        },
+    )
 
 
 if __name__ == "__main__":

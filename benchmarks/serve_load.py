@@ -110,17 +110,26 @@ def main() -> int:
     if args.prepare_only:
         prepare(args.dataset)
         return 0
-    subprocess.run([sys.executable, "-m", "benchmarks.serve_load", "--dataset", str(args.dataset), "--prepare-only"],
-                   check=True, cwd=REPO)
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.serve_load", "--dataset", str(args.dataset), "--prepare-only"],
+        check=True,
+        cwd=REPO,
+    )
     env = os.environ | {"RAG__MILVUS__COLLECTION": dataset_alias(args.dataset), "RAG__RETRIEVAL__CACHE_SIZE": "0"}
-    server = subprocess.Popen([sys.executable, "-m", "rag_core.cli", "serve", "--port", str(PORT)], cwd=REPO,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rag_core.cli", "serve", "--port", str(PORT)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_ready(server)
         texts = queries(args.dataset)
         runs = [ClientRun() for _ in range(args.clients)]
-        threads = [threading.Thread(target=client, args=(texts, args.queries, seed, run))
-                   for seed, run in enumerate(runs)]
+        threads = [
+            threading.Thread(target=client, args=(texts, args.queries, seed, run)) for seed, run in enumerate(runs)
+        ]
         started = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -133,19 +142,35 @@ def main() -> int:
     latencies = [v for r in runs for v in r.latencies_ms]
     errors = [e for r in runs for e in r.errors]
     report = {
-        "dataset": args.dataset.name, "distinct_queries": len(texts), "clients": args.clients,
-        "queries_per_client": args.queries, "sent": sum(r.sent for r in runs), "errors": len(errors),
-        "error_examples": errors[:5], "seconds": round(seconds, 1),
+        "dataset": args.dataset.name,
+        "distinct_queries": len(texts),
+        "clients": args.clients,
+        "queries_per_client": args.queries,
+        "sent": sum(r.sent for r in runs),
+        "errors": len(errors),
+        "error_examples": errors[:5],
+        "seconds": round(seconds, 1),
         "throughput_qps": round(len(latencies) / seconds, 1),
         "client_latency_ms": percentiles(latencies),
         "server_retrieval_ms": percentiles([v for r in runs for v in r.server_ms]),
-        "settings": {"workers": 1, "store": "Milvus Lite", "mode": "hybrid", "cache": "off",
-                     "query_log": True, "audit": True, "cpus": os.cpu_count()},
+        "settings": {
+            "workers": 1,
+            "store": "Milvus Lite",
+            "mode": "hybrid",
+            "cache": "off",
+            "query_log": True,
+            "audit": True,
+            "cpus": os.cpu_count(),
+        },
         "per_client_answered": [len(r.server_ms) for r in runs],
     }
     write_report(args.out, report)
-    print(json.dumps({k: report[k] for k in ("sent", "errors", "throughput_qps", "client_latency_ms",
-                                               "server_retrieval_ms")}, indent=2))
+    print(
+        json.dumps(
+            {k: report[k] for k in ("sent", "errors", "throughput_qps", "client_latency_ms", "server_retrieval_ms")},
+            indent=2,
+        )
+    )
     return 0 if not errors else 1
 
 

@@ -45,25 +45,41 @@ def main() -> int:
         scores = per_query_ndcg(data.run("train", options, lexical), train_qrels)
         return spread(fold_means(scores, parts)) | {"train_ci": bootstrap_ci(scores).as_json()}
 
-    train = {"dense": train_spread(data.options("dense")), "bm25": train_spread(data.options("bm25")),
-             "hybrid rrf": train_spread(data.options("hybrid", fusion="rrf"))}
+    train = {
+        "dense": train_spread(data.options("dense")),
+        "bm25": train_spread(data.options("bm25")),
+        "hybrid rrf": train_spread(data.options("hybrid", fusion="rrf")),
+    }
     chosen_alpha = {}
     for normalization in NORMALIZATIONS:
-        by_alpha = {a: train_spread(data.options("hybrid", fusion="weighted", normalization=normalization, alpha=a))
-                    for a in ALPHAS}
+        by_alpha = {
+            a: train_spread(data.options("hybrid", fusion="weighted", normalization=normalization, alpha=a))
+            for a in ALPHAS
+        }
         chosen_alpha[normalization] = max(ALPHAS, key=lambda a: (by_alpha[a]["mean"], -abs(a - 0.5)))
         train[f"hybrid weighted {normalization}"] = {f"{a:g}": s for a, s in by_alpha.items()}
-        print(f"{normalization}: alpha {chosen_alpha[normalization]:g} ({time.perf_counter() - started:.0f}s)",
-              flush=True)
+        print(
+            f"{normalization}: alpha {chosen_alpha[normalization]:g} ({time.perf_counter() - started:.0f}s)", flush=True
+        )
 
     # --- test, end to end, the cache off, the same depth for every method ---------------------------------------
     shipped = config.retrieval
-    default_name = (f"hybrid weighted {shipped.normalization} alpha {config.pipeline.hybrid_alpha:g}"
-                    if shipped.fusion == "weighted" else "hybrid rrf")
-    settings = {"dense": data.options("dense"), "bm25": data.options("bm25"),
-                "hybrid rrf": data.options("hybrid", fusion="rrf"),
-                **{f"hybrid weighted {n} alpha {chosen_alpha[n]:g}": data.options(
-                    "hybrid", fusion="weighted", normalization=n, alpha=chosen_alpha[n]) for n in NORMALIZATIONS}}
+    default_name = (
+        f"hybrid weighted {shipped.normalization} alpha {config.pipeline.hybrid_alpha:g}"
+        if shipped.fusion == "weighted"
+        else "hybrid rrf"
+    )
+    settings = {
+        "dense": data.options("dense"),
+        "bm25": data.options("bm25"),
+        "hybrid rrf": data.options("hybrid", fusion="rrf"),
+        **{
+            f"hybrid weighted {n} alpha {chosen_alpha[n]:g}": data.options(
+                "hybrid", fusion="weighted", normalization=n, alpha=chosen_alpha[n]
+            )
+            for n in NORMALIZATIONS
+        },
+    }
     if default_name not in settings:
         settings[default_name] = data.options("hybrid")
     test_qrels = data.splits["test"].qrels
@@ -71,8 +87,11 @@ def main() -> int:
     for label, options in settings.items():
         report, run = evaluate(data.engine, data.splits["test"], options)
         per_query[label] = per_query_ndcg(run, test_qrels)
-        test[label] = {"ndcg@10": bootstrap_ci(per_query[label]).as_json(),
-                       "recall@100": round(report.recall_at_100, 5), "mrr@10": round(report.mrr_at_10, 5)}
+        test[label] = {
+            "ndcg@10": bootstrap_ci(per_query[label]).as_json(),
+            "recall@100": round(report.recall_at_100, 5),
+            "mrr@10": round(report.mrr_at_10, 5),
+        }
         print(f"test {label}: {report.ndcg_at_10:.4f}", flush=True)
     for label in settings:
         if label != default_name:
@@ -84,23 +103,46 @@ def main() -> int:
     engine_run = {q: [d for d, _ in hits] for q, hits in rag_run.items()}
     differing = sum(engine_run[q][:10] != [d for d, _ in replay[q]][:10] for q in test_qrels)
 
-    write_report(args.out, {
-        "dataset": "SciFact (BEIR)", "folds": FOLDS, "fold_seed": FOLD_SEED, "fold_sizes": [len(p) for p in parts],
-        "setup": {"candidates_per_leg": CANDIDATES, "results_per_query": 100, "cache": "off (retrieval.cache_size 0)",
-                  "level": "document", "bm25": {"k1": k1, "b": b}, "rrf_k": shipped.rrf_k,
-                  "embedding": config.embedding.model, "chunking": config.chunking.model_dump()},
-        "shipped_defaults": {"fusion": shipped.fusion, "normalization": shipped.normalization,
-                             "alpha": config.pipeline.hybrid_alpha, "label": default_name},
-        "train": train, "alpha_chosen_on_train": {n: chosen_alpha[n] for n in NORMALIZATIONS},
-        "test": test,
-        "rag_eval_default": {"command": "rag eval --dataset ../shared/data/scifact --json",
-                             **rag_eval.as_json(), "ndcg@10_ci": bootstrap_ci(per_query_ndcg(rag_run, test_qrels))
-                             .as_json()},
-        "offline_replay_check": {"setting": default_name, "engine_ndcg@10": round(rag_eval.ndcg_at_10, 5),
-                                 "replay_ndcg@10": round(score_run(replay, test_qrels)[0], 5),
-                                 "queries_whose_top10_differ": differing},
-        "seconds": round(time.perf_counter() - started, 1),
-    })
+    write_report(
+        args.out,
+        {
+            "dataset": "SciFact (BEIR)",
+            "folds": FOLDS,
+            "fold_seed": FOLD_SEED,
+            "fold_sizes": [len(p) for p in parts],
+            "setup": {
+                "candidates_per_leg": CANDIDATES,
+                "results_per_query": 100,
+                "cache": "off (retrieval.cache_size 0)",
+                "level": "document",
+                "bm25": {"k1": k1, "b": b},
+                "rrf_k": shipped.rrf_k,
+                "embedding": config.embedding.model,
+                "chunking": config.chunking.model_dump(),
+            },
+            "shipped_defaults": {
+                "fusion": shipped.fusion,
+                "normalization": shipped.normalization,
+                "alpha": config.pipeline.hybrid_alpha,
+                "label": default_name,
+            },
+            "train": train,
+            "alpha_chosen_on_train": {n: chosen_alpha[n] for n in NORMALIZATIONS},
+            "test": test,
+            "rag_eval_default": {
+                "command": "rag eval --dataset ../shared/data/scifact --json",
+                **rag_eval.as_json(),
+                "ndcg@10_ci": bootstrap_ci(per_query_ndcg(rag_run, test_qrels)).as_json(),
+            },
+            "offline_replay_check": {
+                "setting": default_name,
+                "engine_ndcg@10": round(rag_eval.ndcg_at_10, 5),
+                "replay_ndcg@10": round(score_run(replay, test_qrels)[0], 5),
+                "queries_whose_top10_differ": differing,
+            },
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    )
     return 0
 
 

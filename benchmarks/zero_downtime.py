@@ -25,9 +25,18 @@ from rag_core.retrieval.engine import RetrievalEngine
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 THREADS = 8
 SETTLE_S = 2.0  # querying goes on this long before the re-index and after the alias moved
-QUERIES = ["How do I check that Milvus is healthy?", "rollback to the previous version", "what does compaction do",
-           "BM25 client-side index", "interrupting a run", "which files are read", "query cache key",
-           "corpus normalisation of the dense leg", "drift snapshot", "quality gate of a re-index"]
+QUERIES = [
+    "How do I check that Milvus is healthy?",
+    "rollback to the previous version",
+    "what does compaction do",
+    "BM25 client-side index",
+    "interrupting a run",
+    "which files are read",
+    "query cache key",
+    "corpus normalisation of the dense leg",
+    "drift snapshot",
+    "quality gate of a re-index",
+]
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,14 @@ def under_load(config: RAGConfig, *, embedder: Embedder, threads: int = THREADS)
         while not stop.is_set():
             try:
                 result = engine.search(QUERIES[turn % len(QUERIES)])
-                answers.append(Answer(result.collection, result.data_version,
-                                      tuple(c.chunk_id for c in result.results), time.perf_counter()))
+                answers.append(
+                    Answer(
+                        result.collection,
+                        result.data_version,
+                        tuple(c.chunk_id for c in result.results),
+                        time.perf_counter(),
+                    )
+                )
             except Exception as error:  # noqa: BLE001 - every failure is a figure of this benchmark
                 errors.append(f"{type(error).__name__}: {error}")
             turn += 1
@@ -93,32 +108,52 @@ def under_load(config: RAGConfig, *, embedder: Embedder, threads: int = THREADS)
     complete = {v: manager.state(v) for v in manager.versions(alias)}
     complete = {v: s for v, s in complete.items() if s.complete}
     held = {v: set(manager.list_chunk_ids(v)) for v in complete}
-    inconsistent = sum(a.collection not in complete or a.data_version != complete[a.collection].data_version
-                       or not set(a.chunk_ids) <= held[a.collection] or not a.chunk_ids for a in answers)
-    return LoadRun(threads=threads, answered=len(answers), errors=errors[:20],
-                   versions_seen=dict(Counter(a.collection for a in answers)),
-                   complete_versions={v: s.data_version for v, s in complete.items()}, inconsistent=inconsistent,
-                   served_before=before or "", served_after=manager.resolve(alias) or "",
-                   answers_during_reindex=sum(reindex_started <= a.at <= reindex_ended for a in answers),
-                   reindex_seconds=round(reindex_ended - reindex_started, 2),
-                   seconds=round(time.perf_counter() - started, 2))
+    inconsistent = sum(
+        a.collection not in complete
+        or a.data_version != complete[a.collection].data_version
+        or not set(a.chunk_ids) <= held[a.collection]
+        or not a.chunk_ids
+        for a in answers
+    )
+    return LoadRun(
+        threads=threads,
+        answered=len(answers),
+        errors=errors[:20],
+        versions_seen=dict(Counter(a.collection for a in answers)),
+        complete_versions={v: s.data_version for v, s in complete.items()},
+        inconsistent=inconsistent,
+        served_before=before or "",
+        served_after=manager.resolve(alias) or "",
+        answers_during_reindex=sum(reindex_started <= a.at <= reindex_ended for a in answers),
+        reindex_seconds=round(reindex_ended - reindex_started, 2),
+        seconds=round(time.perf_counter() - started, 2),
+    )
 
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="zero-downtime-"))
-    config = RAGConfig.model_validate({
-        "milvus": {"uri": str(work / "milvus.db")},
-        "retrieval": {"bm25_dir": str(work / "bm25"), "metrics_dir": str(work / "metrics")},
-        "quality": {"query_log_dir": str(work / "query_log"), "drift_dir": str(work / "drift")}})
+    config = RAGConfig.model_validate(
+        {
+            "milvus": {"uri": str(work / "milvus.db")},
+            "retrieval": {"bm25_dir": str(work / "bm25"), "metrics_dir": str(work / "metrics")},
+            "quality": {"query_log_dir": str(work / "query_log"), "drift_dir": str(work / "drift")},
+        }
+    )
     embedder = shared_embedder(config.embedding)
     ingest_path(DOCS, config, embedder=embedder)
     run = under_load(config, embedder=embedder)
-    figures = {"backend": "milvus-lite", "corpus": "docs/ of this project",
-               "rows": MilvusIndexManager(config.milvus, config.index).count(run.served_after), **asdict(run)}
+    figures = {
+        "backend": "milvus-lite",
+        "corpus": "docs/ of this project",
+        "rows": MilvusIndexManager(config.milvus, config.index).count(run.served_after),
+        **asdict(run),
+    }
     write_report(OUT / "zero_downtime.json", figures)
-    print(f"{run.answered} answers from {run.threads} threads ({run.answers_during_reindex} during the "
-          f"{run.reindex_seconds}s re-index), {len(run.errors)} errors, {run.inconsistent} inconsistent; "
-          f"versions seen {run.versions_seen}; {run.served_before} -> {run.served_after}")
+    print(
+        f"{run.answered} answers from {run.threads} threads ({run.answers_during_reindex} during the "
+        f"{run.reindex_seconds}s re-index), {len(run.errors)} errors, {run.inconsistent} inconsistent; "
+        f"versions seen {run.versions_seen}; {run.served_before} -> {run.served_after}"
+    )
 
 
 if __name__ == "__main__":

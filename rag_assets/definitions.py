@@ -47,16 +47,20 @@ def build_resources(config: RAGConfig) -> dict[str, object]:
 def build_definitions(config: RAGConfig) -> dg.Definitions:
     install_log_redaction()  # the Dagster code location's entry point: run logs carry no personal data
     folder = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    return dg.Definitions.merge(with_partitioned_ingestion(folder, config.ingestion.partitions),
-                                dg.Definitions(resources=build_resources(config),
-                                               schedules=[compaction_schedule(config.schedules),
-                                                          drift_schedule(config.schedules),
-                                                          performance_schedule(config.schedules),
-                                                          compliance_report_schedule(config),
-                                                          retention_schedule(config)],
-                                               sensors=[reindex_sensor(config.schedules),
-                                                        *audit_run_sensors(config),
-                                                        *pushgateway_sensors(config)]))
+    return dg.Definitions.merge(
+        with_partitioned_ingestion(folder, config.ingestion.partitions),
+        dg.Definitions(
+            resources=build_resources(config),
+            schedules=[
+                compaction_schedule(config.schedules),
+                drift_schedule(config.schedules),
+                performance_schedule(config.schedules),
+                compliance_report_schedule(config),
+                retention_schedule(config),
+            ],
+            sensors=[reindex_sensor(config.schedules), *audit_run_sensors(config), *pushgateway_sensors(config)],
+        ),
+    )
 
 
 @dg.definitions

@@ -16,12 +16,14 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:  # each bucket of a partitioned corpus has tables of its own
             name = Partition.from_key(context.asset_partition_key).table(name)
         table = self.storage.store().write(name, obj)
-        context.add_output_metadata({
-            **to_metadata(obj.summary),
-            "rows": table.num_rows,
-            "path": dg.MetadataValue.path(str(table.path)),
-            "bytes": table.path.stat().st_size,
-        })
+        context.add_output_metadata(
+            {
+                **to_metadata(obj.summary),
+                "rows": table.num_rows,
+                "path": dg.MetadataValue.path(str(table.path)),
+                "bytes": table.path.stat().st_size,
+            }
+        )
 
     def load_input(self, context: dg.InputContext) -> ParquetTable:
         name = context.upstream_output.asset_key.to_python_identifier()
@@ -29,6 +31,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             name = Partition.from_key(context.asset_partition_key).table(name)
         table = self.storage.store().get(name)
         if table is None:
-            raise FileNotFoundError(f"No Parquet table for asset {name!r} under {self.storage.base_dir}; "
-                                    "materialize it first.")
+            raise FileNotFoundError(
+                f"No Parquet table for asset {name!r} under {self.storage.base_dir}; materialize it first."
+            )
         return table

@@ -26,8 +26,10 @@ def _dagster_config(section: type[BaseModel]) -> type[dg.Config]:
     fields = {}
     for name, info in section.model_fields.items():
         if info.annotation is SecretStr:
-            fields[name] = (Optional[str], Field(default=None, description="An EnvVar; unset: read from the "
-                                                                           "environment at run time."))
+            fields[name] = (
+                Optional[str],
+                Field(default=None, description="An EnvVar; unset: read from the environment at run time."),
+            )
         else:
             fields[name] = (_dagster_type(info.annotation), info)
     return create_model(section.__name__.replace("Config", "Settings"), __base__=dg.Config, **fields)
@@ -65,8 +67,11 @@ class _Settings(dg.ConfigurableResource):
         return RAGConfig.model_validate({k: {f: v for f, v in s.items() if v is not None} for k, s in raw.items()})
 
 
-SettingsResource = create_model("SettingsResource", __base__=_Settings,
-                                **{name: (settings, settings()) for name, settings in SECTION_SETTINGS.items()})
+SettingsResource = create_model(
+    "SettingsResource",
+    __base__=_Settings,
+    **{name: (settings, settings()) for name, settings in SECTION_SETTINGS.items()},
+)
 
 
 def _env_reference(variables: tuple[str, ...]) -> dg.EnvVar | None:

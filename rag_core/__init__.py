@@ -10,12 +10,18 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "AdvancedRAGPipeline": "rag_core.api", "QueryMetrics": "rag_core.api",
-    "AuditEventType": "rag_core.compliance.events", "ComplianceManager": "rag_core.lifecycle.compliance_manager",
-    "RAGConfig": "rag_core.config", "load_config": "rag_core.config",
-    "MilvusIndexManager": "rag_core.index.manager", "Embedder": "rag_core.models.embedder",
+    "AdvancedRAGPipeline": "rag_core.api",
+    "QueryMetrics": "rag_core.api",
+    "AuditEventType": "rag_core.compliance.events",
+    "ComplianceManager": "rag_core.lifecycle.compliance_manager",
+    "RAGConfig": "rag_core.config",
+    "load_config": "rag_core.config",
+    "MilvusIndexManager": "rag_core.index.manager",
+    "Embedder": "rag_core.models.embedder",
     "RetrievalEngine": "rag_core.retrieval.engine",
-    "Chunk": "rag_core.types", "Document": "rag_core.types", "SkippedInput": "rag_core.types",
+    "Chunk": "rag_core.types",
+    "Document": "rag_core.types",
+    "SkippedInput": "rag_core.types",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -39,11 +39,16 @@ ACTIONS: tuple[Action, ...] = (
     Action("drift", (P.QUERY,), E.DRIFT),
     Action("ingest", (P.INGEST,), E.INGESTION, RERUN),
     Action("delete", (P.INGEST,), E.DELETION),
-    Action("reindex", (P.INGEST,), E.REINDEX,
-           "the new version was not promoted, re-run the same command to continue it"),
+    Action(
+        "reindex", (P.INGEST,), E.REINDEX, "the new version was not promoted, re-run the same command to continue it"
+    ),
     Action("rollback", (P.INGEST,), E.ROLLBACK),
-    Action("compact", (P.INGEST,), E.COMPACTION,
-           "a compaction already requested may still finish on the server; re-run the command to check"),
+    Action(
+        "compact",
+        (P.INGEST,),
+        E.COMPACTION,
+        "a compaction already requested may still finish on the server; re-run the command to check",
+    ),
     Action("eval", (P.INGEST, P.QUERY), E.EVALUATION, RERUN),
     Action("audit verify", (P.READ_AUDIT,)),
     Action("audit query", (P.READ_AUDIT,)),
@@ -70,16 +75,20 @@ def action(command: str, subcommand: str | None = None) -> Action:
 def role_table() -> str:
     """The roles against the permissions, as docs/security.md shows them."""
     roles = list(Role)
-    rows = [f"| {p.value} | " + " | ".join("✓" if p in ROLE_PERMISSIONS[r] else "" for r in roles) + " |"
-            for p in Permission]
-    return "\n".join([f"| permission | {' | '.join(r.value for r in roles)} |",
-                      "|---|" + "---|" * len(roles), *rows])
+    rows = [
+        f"| {p.value} | " + " | ".join("✓" if p in ROLE_PERMISSIONS[r] else "" for r in roles) + " |"
+        for p in Permission
+    ]
+    return "\n".join([f"| permission | {' | '.join(r.value for r in roles)} |", "|---|" + "---|" * len(roles), *rows])
 
 
 def action_table(actions: Iterable[Action] = ACTIONS) -> str:
     """Each command with what it needs, what its failure is audited as, and what Ctrl-C leaves."""
-    rows = [f"| `rag {a.name}` | {', '.join(p.value for p in a.permissions) or 'none'} | "
-            f"{a.audit_event.value if a.audit_event else '-'} | {a.on_interrupt} |" for a in actions]
+    rows = [
+        f"| `rag {a.name}` | {', '.join(p.value for p in a.permissions) or 'none'} | "
+        f"{a.audit_event.value if a.audit_event else '-'} | {a.on_interrupt} |"
+        for a in actions
+    ]
     header = "| command | permissions | a failure is audited as | Ctrl-C leaves |"
     return "\n".join([header, "|---|---|---|---|", *rows])
 

@@ -66,10 +66,15 @@ def as_document(item: Document | dict[str, Any], position: int) -> Document:
         raise TypeError(f"Item {position} is a {type(item).__name__}; give Documents, dicts or file paths.")
     for field in ("id", "text"):
         if not str(item.get(field, "")).strip():
-            raise ValueError(f"Item {position} has no {field!r}; each dict needs 'id' and 'text' "
-                             "(optional: 'title', 'metadata').")
-    return Document(doc_id=str(item["id"]), text=str(item["text"]), title=str(item.get("title", "")),
-                    metadata=dict(item.get("metadata") or {}))
+            raise ValueError(
+                f"Item {position} has no {field!r}; each dict needs 'id' and 'text' (optional: 'title', 'metadata')."
+            )
+    return Document(
+        doc_id=str(item["id"]),
+        text=str(item["text"]),
+        title=str(item.get("title", "")),
+        metadata=dict(item.get("metadata") or {}),
+    )
 
 
 class AdvancedRAGPipeline:
@@ -91,19 +96,31 @@ class AdvancedRAGPipeline:
             self._engine = RetrievalEngine(self.settings, alias=self.collection)
         return self._engine
 
-    async def retrieve(self, query: str, *, top_k: int | None = None, filter: str = "",
-                       mode: str = "hybrid") -> tuple[list[RetrievedChunk], QueryMetrics]:
+    async def retrieve(
+        self, query: str, *, top_k: int | None = None, filter: str = "", mode: str = "hybrid"
+    ) -> tuple[list[RetrievedChunk], QueryMetrics]:
         """The ``top_k`` best results (default ``pipeline.rerank_top_k``) and what the query cost."""
         result = await asyncio.to_thread(self._audited_search, query, top_k=top_k, filter=filter, mode=mode)
         self._save_latency()
         signals, total = result.signals, result.timings_ms["retrieval"]
         metrics = QueryMetrics(
-            latency_ms=result.timings_ms, total_latency_ms=total, sla_met=total <= self.config.target_latency_ms,
-            results=len(result.results), top_score=signals.get("top_score"), mean_score=signals.get("mean_score"),
-            both_legs_share=signals.get("both_legs_share", 0.0), cached=result.cached, collection=result.collection,
-            query_id=result.query_id, hallucination_risk=signals["hallucination_risk"],
-            faithfulness_score=signals["faithfulness_score"], context_relevance=signals.get("context_relevance"),
-            coverage=signals.get("coverage", 0.0), leg_agreement=signals.get("leg_agreement"), quality=result.quality)
+            latency_ms=result.timings_ms,
+            total_latency_ms=total,
+            sla_met=total <= self.config.target_latency_ms,
+            results=len(result.results),
+            top_score=signals.get("top_score"),
+            mean_score=signals.get("mean_score"),
+            both_legs_share=signals.get("both_legs_share", 0.0),
+            cached=result.cached,
+            collection=result.collection,
+            query_id=result.query_id,
+            hallucination_risk=signals["hallucination_risk"],
+            faithfulness_score=signals["faithfulness_score"],
+            context_relevance=signals.get("context_relevance"),
+            coverage=signals.get("coverage", 0.0),
+            leg_agreement=signals.get("leg_agreement"),
+            quality=result.quality,
+        )
         return result.results, metrics
 
     async def score_answer(self, answer: str, results: Sequence[RetrievedChunk]) -> FaithfulnessResult:
@@ -113,13 +130,22 @@ class AdvancedRAGPipeline:
     def _audited_search(self, query: str, *, top_k: int | None, filter: str, mode: str) -> RetrievalResult:
         """The search and its audit record (a committed write) together, off the caller's event loop."""
         result = self.engine.search(query, **result_depth(self.config, top_k), filter=filter, mode=mode)
-        audit_trail(self.settings).record(AuditEventType.RETRIEVAL, details=retrieval_details(
-            query_id=result.query_id, collection=result.collection, data_version=result.data_version, mode=mode,
-            result_ids=[c.doc_id for c in result.results], cached=result.cached))
+        audit_trail(self.settings).record(
+            AuditEventType.RETRIEVAL,
+            details=retrieval_details(
+                query_id=result.query_id,
+                collection=result.collection,
+                data_version=result.data_version,
+                mode=mode,
+                result_ids=[c.doc_id for c in result.results],
+                cached=result.cached,
+            ),
+        )
         return result
 
-    async def ingest_documents(self, batch: Iterable[Document | dict[str, Any] | str | Path], *,
-                               source: str = API_SOURCE, prune: bool = False) -> IngestReport:
+    async def ingest_documents(
+        self, batch: Iterable[Document | dict[str, Any] | str | Path], *, source: str = API_SOURCE, prune: bool = False
+    ) -> IngestReport:
         """A batch of ``Document``s, of dicts (``id``, ``text``, optional ``title``/``metadata``), or of file paths.
 
         Documents belong to ``source`` (files: to their folder's source); ``prune=True`` deletes the source's
@@ -131,16 +157,20 @@ class AdvancedRAGPipeline:
             raise TypeError("Give one kind per batch: documents/dicts, or file paths.")
         if paths:
             if prune:
-                raise ValueError("prune=True needs documents or dicts: with file paths it would cut each file's "
-                                 "folder down to that file. Use `rag ingest FOLDER --prune` for a folder.")
-            reports = [await asyncio.to_thread(ingest_path, p, self.settings, collection=self.collection)
-                       for p in paths]
+                raise ValueError(
+                    "prune=True needs documents or dicts: with file paths it would cut each file's "
+                    "folder down to that file. Use `rag ingest FOLDER --prune` for a folder."
+                )
+            reports = [
+                await asyncio.to_thread(ingest_path, p, self.settings, collection=self.collection) for p in paths
+            ]
             report = _merge(reports)
             source = ", ".join(str(p) for p in paths)
         else:
             documents = [as_document(item, i) for i, item in enumerate(items)]
-            report = await asyncio.to_thread(ingest_documents, documents, self.settings, source=source, prune=prune,
-                                             collection=self.collection)
+            report = await asyncio.to_thread(
+                ingest_documents, documents, self.settings, source=source, prune=prune, collection=self.collection
+            )
         if self._engine is not None:
             self._engine.invalidate()
         for event_type, details in ingest_events(report, source=source):
@@ -151,8 +181,9 @@ class AdvancedRAGPipeline:
         """Remove documents by id (within ``source`` when given), or everything ``source`` owns."""
         manager = self.engine.manager
         ids = list(doc_ids)
-        report = await asyncio.to_thread(delete_from_index, manager, self.collection, doc_ids=ids or None,
-                                         source=source)
+        report = await asyncio.to_thread(
+            delete_from_index, manager, self.collection, doc_ids=ids or None, source=source
+        )
         self.engine.invalidate()
         audit_trail(self.settings).record(AuditEventType.DELETION, details=delete_details(report, ids, source))
         return report
@@ -176,6 +207,10 @@ class AdvancedRAGPipeline:
 
 def _merge(reports: list[IngestReport]) -> IngestReport:
     last = reports[-1]
-    return IngestReport(documents=sum(r.documents for r in reports), chunks=sum(r.chunks for r in reports),
-                        skipped=[s for r in reports for s in r.skipped], sync=last.sync,
-                        seconds=round(sum(r.seconds for r in reports), 3))
+    return IngestReport(
+        documents=sum(r.documents for r in reports),
+        chunks=sum(r.chunks for r in reports),
+        skipped=[s for r in reports for s in r.skipped],
+        sync=last.sync,
+        seconds=round(sum(r.seconds for r in reports), 3),
+    )

@@ -62,8 +62,12 @@ def _allowed(info: FieldInfo) -> str:
     """The values a field accepts beyond its type (Literal choices, numeric bounds), so a user need not guess."""
     if get_origin(info.annotation) is Literal:
         return "Allowed: " + ", ".join(str(choice) for choice in get_args(info.annotation)) + "."
-    bounds = [f"{symbol} {getattr(rule, attribute)}" for kind, attribute, symbol in BOUNDS
-              for rule in info.metadata if isinstance(rule, kind)]
+    bounds = [
+        f"{symbol} {getattr(rule, attribute)}"
+        for kind, attribute, symbol in BOUNDS
+        for rule in info.metadata
+        if isinstance(rule, kind)
+    ]
     return f"Allowed: {', '.join(bounds)}." if bounds else ""
 
 
@@ -95,9 +99,14 @@ def _commented(code: str, comment: str) -> list[str]:
     """``code`` with ``comment`` beside it from COMMENT_COLUMN on, wrapped to the line length."""
     if not comment:
         return [code]
-    return textwrap.wrap(comment, WIDTH, initial_indent=code.ljust(COMMENT_COLUMN - 1) + " # ",
-                         subsequent_indent=" " * COMMENT_COLUMN + "# ", break_long_words=False,
-                         break_on_hyphens=False)
+    return textwrap.wrap(
+        comment,
+        WIDTH,
+        initial_indent=code.ljust(COMMENT_COLUMN - 1) + " # ",
+        subsequent_indent=" " * COMMENT_COLUMN + "# ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def _template_key(section: str, key: str, info: FieldInfo) -> list[str]:
@@ -171,14 +180,24 @@ def render_reference() -> str:
         "list, or a key with capitals, which the loader lower-cases). Secrets are read from the environment only.",
     ]
     for section, section_info in RAGConfig.model_fields.items():
-        lines += ["", f"## {section}", "", section_info.description or "", "",
-                  "| key | default | environment variable | description |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {section}",
+            "",
+            section_info.description or "",
+            "",
+            "| key | default | environment variable | description |",
+            "|---|---|---|---|",
+        ]
         for key, info in section_info.annotation.model_fields.items():
-            lines.append(_row(f"{section}.{key}", _default_cell(info),
-                              _variables_cell(_variables(section, key, info)), info))
+            lines.append(
+                _row(f"{section}.{key}", _default_cell(info), _variables_cell(_variables(section, key, info)), info)
+            )
             if item := _item_model(info):
-                lines += [_row(f"{section}.{key}[].{item_key}", _default_cell(item_info), "–", item_info)
-                          for item_key, item_info in item.model_fields.items()]
+                lines += [
+                    _row(f"{section}.{key}[].{item_key}", _default_cell(item_info), "–", item_info)
+                    for item_key, item_info in item.model_fields.items()
+                ]
     return "\n".join(lines) + "\n"
 
 
@@ -205,8 +224,9 @@ def stale(root: Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 naming each stale file")
-    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to write or check (default: the one "
-                                                                 "this module is in)")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the checkout to write or check (default: the one this module is in)"
+    )
     args = parser.parse_args(argv)
     if not args.check:
         for path in write(args.root):

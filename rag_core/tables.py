@@ -12,26 +12,30 @@ from rag_core.types import Chunk, Document
 
 T = TypeVar("T")
 
-DOCUMENTS_SCHEMA = pa.schema([
-    pa.field("doc_id", pa.string(), nullable=False),
-    pa.field("title", pa.string()),
-    pa.field("text", pa.string()),
-    pa.field("source", pa.string()),
-    pa.field("metadata", pa.string()),  # JSON: free-form per document
-    pa.field("content_hash", pa.string()),
-])
+DOCUMENTS_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("title", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("metadata", pa.string()),  # JSON: free-form per document
+        pa.field("content_hash", pa.string()),
+    ]
+)
 
-CHUNKS_SCHEMA = pa.schema([
-    pa.field("chunk_id", pa.string(), nullable=False),
-    pa.field("doc_id", pa.string(), nullable=False),
-    pa.field("position", pa.int32()),
-    pa.field("text", pa.string()),
-    pa.field("token_count", pa.int32()),
-    pa.field("text_hash", pa.string()),
-    pa.field("doc_hash", pa.string()),
-    pa.field("title", pa.string()),
-    pa.field("source", pa.string()),
-])
+CHUNKS_SCHEMA = pa.schema(
+    [
+        pa.field("chunk_id", pa.string(), nullable=False),
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("position", pa.int32()),
+        pa.field("text", pa.string()),
+        pa.field("token_count", pa.int32()),
+        pa.field("text_hash", pa.string()),
+        pa.field("doc_hash", pa.string()),
+        pa.field("title", pa.string()),
+        pa.field("source", pa.string()),
+    ]
+)
 
 
 def embeddings_schema(dimension: int) -> pa.Schema:
@@ -46,16 +50,32 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 def documents_to_batch(documents: Sequence[Document]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist(
-        [{"doc_id": d.doc_id, "title": d.title, "text": d.text, "source": d.source,
-          "metadata": json.dumps(d.metadata, ensure_ascii=False, default=str), "content_hash": d.content_hash}
-         for d in documents],
+        [
+            {
+                "doc_id": d.doc_id,
+                "title": d.title,
+                "text": d.text,
+                "source": d.source,
+                "metadata": json.dumps(d.metadata, ensure_ascii=False, default=str),
+                "content_hash": d.content_hash,
+            }
+            for d in documents
+        ],
         schema=DOCUMENTS_SCHEMA,
     )
 
 
 def batch_to_documents(batch: pa.RecordBatch) -> list[Document]:
-    return [Document(doc_id=r["doc_id"], text=r["text"], title=r["title"] or "", source=r["source"] or "",
-                     metadata=json.loads(r["metadata"] or "{}")) for r in batch.to_pylist()]
+    return [
+        Document(
+            doc_id=r["doc_id"],
+            text=r["text"],
+            title=r["title"] or "",
+            source=r["source"] or "",
+            metadata=json.loads(r["metadata"] or "{}"),
+        )
+        for r in batch.to_pylist()
+    ]
 
 
 def chunks_to_batch(chunks: Sequence[Chunk]) -> pa.RecordBatch:
@@ -85,7 +105,14 @@ def milvus_rows(batch: pa.RecordBatch) -> list[dict]:
     """Rows in the collection's schema; the title and the file a chunk came from travel in the JSON metadata."""
     vectors = vectors_of(batch)
     return [
-        {"chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "source": r["source"] or "", "position": r["position"],
-         "text": r["text"], "metadata": {"title": r["title"] or ""}, "vector": vectors[i].tolist()}
+        {
+            "chunk_id": r["chunk_id"],
+            "doc_id": r["doc_id"],
+            "source": r["source"] or "",
+            "position": r["position"],
+            "text": r["text"],
+            "metadata": {"title": r["title"] or ""},
+            "vector": vectors[i].tolist(),
+        }
         for i, r in enumerate(batch.select(["chunk_id", "doc_id", "position", "text", "title", "source"]).to_pylist())
     ]

@@ -98,9 +98,14 @@ def collection() -> str:
 @pytest.fixture
 def config(tmp_path: Path, milvus_uri: str, collection: str, embedder) -> RAGConfig:
     """The retrieval corpus ingested on the backend under test, with strong consistency for read-after-write."""
-    config = make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"},
-                         retrieval={"bm25_refresh_s": 0},
-                         pipeline={"top_k": 6, "rerank_top_k": 3})
+    config = make_config(
+        tmp_path,
+        milvus_uri,
+        collection,
+        milvus={"consistency_level": "Strong"},
+        retrieval={"bm25_refresh_s": 0},
+        pipeline={"top_k": 6, "rerank_top_k": 3},
+    )
     ingest(config, RETRIEVAL_DOCS, embedder)
     return config
 

@@ -55,8 +55,10 @@ class Manifest:
             raise SnapshotError(f"No snapshot at {folder}: not a folder (give the DEST of an earlier `rag backup`)")
         path, digest_path = folder / MANIFEST, folder / MANIFEST_DIGEST
         if not path.is_file() or not digest_path.is_file():
-            raise SnapshotError(f"Snapshot {folder} has no {MANIFEST} / {MANIFEST_DIGEST}: the backup did not finish "
-                                "(truncated); take a new one")
+            raise SnapshotError(
+                f"Snapshot {folder} has no {MANIFEST} / {MANIFEST_DIGEST}: the backup did not finish "
+                "(truncated); take a new one"
+            )
         text = path.read_text(encoding="utf-8")
         if hashlib.sha256(text.encode()).hexdigest() != digest_path.read_text(encoding="utf-8").strip():
             raise SnapshotError(f"{path} does not match {MANIFEST_DIGEST}: the manifest was changed or corrupted")
@@ -87,8 +89,11 @@ def verify_file(path: Path, expected: dict[str, Any]) -> None:
         raise SnapshotError(f"Snapshot file {path} is missing (truncated snapshot); restore from an intact copy")
     size = path.stat().st_size
     if size != expected["bytes"]:
-        raise SnapshotError(f"Snapshot file {path} has {size} bytes, the manifest recorded {expected['bytes']} "
-                            "(truncated or altered); restore from an intact copy")
+        raise SnapshotError(
+            f"Snapshot file {path} has {size} bytes, the manifest recorded {expected['bytes']} "
+            "(truncated or altered); restore from an intact copy"
+        )
     if sha256_of(path) != expected["sha256"]:
-        raise SnapshotError(f"Snapshot file {path} does not match its SHA-256 in the manifest (corrupted); restore "
-                            "from an intact copy")
+        raise SnapshotError(
+            f"Snapshot file {path} does not match its SHA-256 in the manifest (corrupted); restore from an intact copy"
+        )

@@ -42,8 +42,10 @@ class RestoreResult:
 def _refuse_non_empty(manager: MilvusIndexManager, manifest: Manifest, force: bool) -> None:
     existing = sorted(manager.client.list_collections())
     if existing and not force:
-        raise SnapshotError(f"Milvus at {manager.uri} is not empty (collections: {', '.join(existing)}); restore "
-                            "into an empty Milvus, or pass --force to replace this snapshot's alias and versions there")
+        raise SnapshotError(
+            f"Milvus at {manager.uri} is not empty (collections: {', '.join(existing)}); restore "
+            "into an empty Milvus, or pass --force to replace this snapshot's alias and versions there"
+        )
     if manifest.alias in manager.client.list_aliases()["aliases"]:
         manager.client.drop_alias(manifest.alias)
     for entry in manifest.versions:
@@ -51,19 +53,25 @@ def _refuse_non_empty(manager: MilvusIndexManager, manifest: Manifest, force: bo
             manager.drop_version(entry.collection)
 
 
-def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str, entry: VersionEntry,
-                     bar: ProgressBar) -> tuple[str, int, str | None]:
+def _restore_version(
+    config: RAGConfig, uri: str, folder: Path, alias: str, entry: VersionEntry, bar: ProgressBar
+) -> tuple[str, int, str | None]:
     """One version, under its own name; returns its name, its row count, and a note when BM25 had to go."""
     properties, rows_file = entry.properties, entry.rows_file
     version = IndexVersion.from_properties(properties)
     if version is None:
         raise SnapshotError(f"{rows_file}: its version has no rag.* index properties in the manifest")
-    bm25 = {key: float(value) for key, value in entry.index_params.get(SPARSE_FIELD, {}).items()
-            if key in ("bm25_k1", "bm25_b")}
-    index = config.index.model_copy(update={"M": version.M, "efConstruction": version.efConstruction,
-                                            "metric_type": version.metric_type, **bm25})
-    manager = MilvusIndexManager(config.milvus, index, uri=uri, enable_sharding=version.num_shards > 1,
-                                 num_shards=version.num_shards)
+    bm25 = {
+        key: float(value)
+        for key, value in entry.index_params.get(SPARSE_FIELD, {}).items()
+        if key in ("bm25_k1", "bm25_b")
+    }
+    index = config.index.model_copy(
+        update={"M": version.M, "efConstruction": version.efConstruction, "metric_type": version.metric_type, **bm25}
+    )
+    manager = MilvusIndexManager(
+        config.milvus, index, uri=uri, enable_sharding=version.num_shards > 1, num_shards=version.num_shards
+    )
     note = None
     if version.lexical == "milvus" and not manager.capabilities.supports_bm25:
         version = dataclasses.replace(version, lexical="none")
@@ -73,8 +81,9 @@ def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str, entr
     rows = 0
     for batch in pq.ParquetFile(folder / rows_file).iter_batches(batch_size=INSERT_BATCH):
         # A version from before rows carried their source (schema 1) comes back with an empty one.
-        records = [row | {"metadata": json.loads(row["metadata"]), "source": row["source"] or ""}
-                   for row in batch.to_pylist()]
+        records = [
+            row | {"metadata": json.loads(row["metadata"]), "source": row["source"] or ""} for row in batch.to_pylist()
+        ]
         rows += manager.upsert(name, records)
         bar.advance(len(records))
     # Sealed and indexed like the source's rows, rather than left in a growing segment searched by brute force.
@@ -85,16 +94,19 @@ def _restore_version(config: RAGConfig, uri: str, folder: Path, alias: str, entr
     return name, rows, note
 
 
-def restore_backup(config: RAGConfig, source: Path, *, uri: str | None = None, force: bool = False,
-                   progress: ProgressReporter = QUIET) -> RestoreResult:
+def restore_backup(
+    config: RAGConfig, source: Path, *, uri: str | None = None, force: bool = False, progress: ProgressReporter = QUIET
+) -> RestoreResult:
     """Rebuild the snapshot at ``source`` into the Milvus at ``uri`` (default: milvus.uri); see the module doc.
     ``progress`` counts the rows inserted, out of the snapshot's."""
     started = time.perf_counter()
     manifest = Manifest.read(source)  # every file checked before anything is touched
     audit_target = sqlite_path(config)
     if manifest.audit_file and audit_target is not None and audit_target.exists() and not force:
-        raise SnapshotError(f"An audit database already exists at {audit_target}; restoring would replace it. Move "
-                            "it away or pass --force")
+        raise SnapshotError(
+            f"An audit database already exists at {audit_target}; restoring would replace it. Move "
+            "it away or pass --force"
+        )
     target = MilvusIndexManager(config.milvus, config.index, uri=uri)
     _refuse_non_empty(target, manifest, force)
     names, rows, notes = [], 0, list(manifest.notes)
@@ -120,7 +132,16 @@ def restore_backup(config: RAGConfig, source: Path, *, uri: str | None = None, f
             stale.unlink(missing_ok=True)
         copy_sqlite(source / manifest.audit_file, audit_target)
     elif manifest.audit_file:
-        notes.append("the audit store is PostgreSQL: load the snapshot's audit/audit.db with your own tooling, or "
-                     "restore a pg_dump of the source's store (docs/security.md)")
-    return RestoreResult(uri=target.uri, alias=manifest.alias, versions=names, rows=rows, serving=manifest.serving,
-                         seconds=time.perf_counter() - started, notes=notes)
+        notes.append(
+            "the audit store is PostgreSQL: load the snapshot's audit/audit.db with your own tooling, or "
+            "restore a pg_dump of the source's store (docs/security.md)"
+        )
+    return RestoreResult(
+        uri=target.uri,
+        alias=manifest.alias,
+        versions=names,
+        rows=rows,
+        serving=manifest.serving,
+        seconds=time.perf_counter() - started,
+        notes=notes,
+    )

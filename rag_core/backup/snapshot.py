@@ -44,13 +44,27 @@ class BackupResult:
 
 
 def rows_schema(dimension: int) -> pa.Schema:
-    return pa.schema([("chunk_id", pa.string()), ("doc_id", pa.string()), ("source", pa.string()),
-                      ("position", pa.int64()), ("text", pa.string()), ("metadata", pa.string()),
-                      ("vector", pa.list_(pa.float32(), dimension))])
+    return pa.schema(
+        [
+            ("chunk_id", pa.string()),
+            ("doc_id", pa.string()),
+            ("source", pa.string()),
+            ("position", pa.int64()),
+            ("text", pa.string()),
+            ("metadata", pa.string()),
+            ("vector", pa.list_(pa.float32(), dimension)),
+        ]
+    )
 
 
-def _write_rows(manager: MilvusIndexManager, collection: str, path: Path, dimension: int,
-                present: set[str], written: Callable[[int], None]) -> int:
+def _write_rows(
+    manager: MilvusIndexManager,
+    collection: str,
+    path: Path,
+    dimension: int,
+    present: set[str],
+    written: Callable[[int], None],
+) -> int:
     """Versions from before rows carried their source (``rag.schema`` 1) have no ``source``: written as null.
     ``written(rows)`` hears the rows written so far after each batch (from 0 again when the export is retried)."""
     schema, rows, fields = rows_schema(dimension), 0, [f for f in ROW_FIELDS if f in present]
@@ -66,8 +80,10 @@ def _write_rows(manager: MilvusIndexManager, collection: str, path: Path, dimens
 
 def _index_params(manager: MilvusIndexManager, collection: str) -> dict[str, dict[str, Any]]:
     client = manager.client
-    return {name: {k: v for k, v in client.describe_index(collection, name).items() if isinstance(v, str | int | float)}
-            for name in client.list_indexes(collection)}
+    return {
+        name: {k: v for k, v in client.describe_index(collection, name).items() if isinstance(v, str | int | float)}
+        for name in client.list_indexes(collection)
+    }
 
 
 def sqlite_path(config: RAGConfig) -> Path | None:
@@ -99,20 +115,37 @@ def _export_version(manager: MilvusIndexManager, collection: str, dest: Path, ba
     properties = {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
     state = manager.state(collection)
     if state.version is None:
-        raise SnapshotError(f"{collection} at {manager.uri} has no recorded index version (rag.* properties); "
-                            "it was not made by this project and cannot be restored without re-embedding")
+        raise SnapshotError(
+            f"{collection} at {manager.uri} has no recorded index version (rag.* properties); "
+            "it was not made by this project and cannot be restored without re-embedding"
+        )
     rows_file = f"collections/{collection}.parquet"
     present = {f["name"] for f in described["fields"]}
     before = bar.count
-    rows = manager.consistent_export(collection, partial(_write_rows, manager, collection, dest / rows_file,
-                                                         state.version.dimension, present,
-                                                         lambda written: bar.advance_to(before + written)))
-    return VersionEntry(collection=collection, rows=rows, rows_file=rows_file, properties=properties,
-                        index_params=_index_params(manager, collection))
+    rows = manager.consistent_export(
+        collection,
+        partial(
+            _write_rows,
+            manager,
+            collection,
+            dest / rows_file,
+            state.version.dimension,
+            present,
+            lambda written: bar.advance_to(before + written),
+        ),
+    )
+    return VersionEntry(
+        collection=collection,
+        rows=rows,
+        rows_file=rows_file,
+        properties=properties,
+        index_params=_index_params(manager, collection),
+    )
 
 
-def create_backup(config: RAGConfig, dest: Path, *, alias: str | None = None,
-                  progress: ProgressReporter = QUIET) -> BackupResult:
+def create_backup(
+    config: RAGConfig, dest: Path, *, alias: str | None = None, progress: ProgressReporter = QUIET
+) -> BackupResult:
     """Write a snapshot of ``alias`` (default: milvus.collection) into the new or empty folder ``dest``;
     ``progress`` counts the rows written, out of every version's."""
     started, alias = time.perf_counter(), alias or config.milvus.collection
@@ -143,8 +176,22 @@ def create_backup(config: RAGConfig, dest: Path, *, alias: str | None = None,
         notes.append(f"no audit database at {audit} yet")
     (dest / "config.json").write_text(json.dumps(public_config(config), indent=2, sort_keys=True), encoding="utf-8")
     files = {p.relative_to(dest).as_posix(): file_entry(p) for p in sorted(dest.rglob("*")) if p.is_file()}
-    Manifest(created_at=datetime.datetime.now(datetime.UTC).isoformat(), source_uri=config.milvus.uri, alias=alias,
-             serving=serving, versions=entries, files=files, audit_file=audit_file, notes=notes).write(dest)
-    return BackupResult(folder=dest, alias=alias, versions=versions, rows=sum(e.rows for e in entries),
-                        bytes=sum(f["bytes"] for f in files.values()), seconds=time.perf_counter() - started,
-                        notes=notes)
+    Manifest(
+        created_at=datetime.datetime.now(datetime.UTC).isoformat(),
+        source_uri=config.milvus.uri,
+        alias=alias,
+        serving=serving,
+        versions=entries,
+        files=files,
+        audit_file=audit_file,
+        notes=notes,
+    ).write(dest)
+    return BackupResult(
+        folder=dest,
+        alias=alias,
+        versions=versions,
+        rows=sum(e.rows for e in entries),
+        bytes=sum(f["bytes"] for f in files.values()),
+        seconds=time.perf_counter() - started,
+        notes=notes,
+    )

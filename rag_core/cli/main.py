@@ -45,8 +45,24 @@ QUIET_ENVIRONMENT = {
 # implement (pymilvus's AllocTimestamp while it waits for an index), and any real failure of it reaches us as the
 # client's exception anyway.
 NOISY_LOGGERS = {
-    **dict.fromkeys(("bm25s", "dagster", "transformers", "sentence_transformers", "huggingface_hub", "pymilvus",
-                     "grpc", "milvus_lite", "urllib3", "filelock", "httpx", "torch", "absl"), logging.WARNING),
+    **dict.fromkeys(
+        (
+            "bm25s",
+            "dagster",
+            "transformers",
+            "sentence_transformers",
+            "huggingface_hub",
+            "pymilvus",
+            "grpc",
+            "milvus_lite",
+            "urllib3",
+            "filelock",
+            "httpx",
+            "torch",
+            "absl",
+        ),
+        logging.WARNING,
+    ),
     "grpc._server": logging.CRITICAL,
 }
 # --- argument types: a bad value is an argparse error (exit 2) that names the option --------------------------------
@@ -56,6 +72,7 @@ def int_at_least(minimum: int, meaning: str, maximum: int | None = None) -> Call
     """For counts: ``--top-k 0`` or ``-5`` would silently mean "the default" or "all", so values under ``minimum``
     are refused (``--latency-sample 0`` means every query, so its minimum is 0); and over ``maximum``, where a
     larger value would be quietly changed (``--port 99999`` was announced, and another port bound)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -64,6 +81,7 @@ def int_at_least(minimum: int, meaning: str, maximum: int | None = None) -> Call
         if value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"must be {meaning}, got {value}")
         return value
+
     return parse
 
 
@@ -91,15 +109,19 @@ def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
 
     path = Path(args.path)
     if args.prune and path.is_file():
-        raise ValueError(f"--prune needs a folder, and {path} is a file: pruning would delete every other document "
-                         "of its folder from the index. Give the folder instead.")
+        raise ValueError(
+            f"--prune needs a folder, and {path} is a file: pruning would delete every other document "
+            "of its folder from the index. Give the folder instead."
+        )
     report = ingest_path(path, config, collection=args.collection, prune=args.prune, progress=_progress(args))
     for skipped in report.skipped:
         print(f"skipped {skipped}", file=sys.stderr)
     sync = report.sync
-    print(f"ingested {report.documents} documents ({report.chunks} chunks) into {sync.alias} -> {sync.collection}: "
-          f"{sync.upserted} embedded and upserted, {sync.deleted} stale deleted, {sync.unchanged} unchanged; "
-          f"{sync.rows} rows; {len(report.skipped)} skipped; {report.seconds:.1f}s")
+    print(
+        f"ingested {report.documents} documents ({report.chunks} chunks) into {sync.alias} -> {sync.collection}: "
+        f"{sync.upserted} embedded and upserted, {sync.deleted} stale deleted, {sync.unchanged} unchanged; "
+        f"{sync.rows} rows; {len(report.skipped)} skipped; {report.seconds:.1f}s"
+    )
     _audit(config, *ingest_events(report, source=str(path)))
     return 0
 
@@ -114,14 +136,20 @@ def _stats(args: argparse.Namespace, config: RAGConfig) -> int:
         print(json.dumps(asdict(stats) | {"sources": [asdict(s) for s in sources]}, indent=2))
     else:
         version = stats.index_version
-        print(f"{stats.name} -> {stats.collection}: {stats.row_count} rows, data version {stats.data_version}; "
-              f"versions {', '.join(stats.versions)}")
+        print(
+            f"{stats.name} -> {stats.collection}: {stats.row_count} rows, data version {stats.data_version}; "
+            f"versions {', '.join(stats.versions)}"
+        )
         if stats.incomplete_versions:
-            print(f"incomplete (never served): {', '.join(stats.incomplete_versions)}; "
-                  "`rag versions --drop-incomplete` removes them")
+            print(
+                f"incomplete (never served): {', '.join(stats.incomplete_versions)}; "
+                "`rag versions --drop-incomplete` removes them"
+            )
         if version:
-            print(f"model {version.model} ({version.dimension} dims), {version.index_type} {version.metric_type} "
-                  f"M={version.M} efConstruction={version.efConstruction}, fingerprint {version.fingerprint}")
+            print(
+                f"model {version.model} ({version.dimension} dims), {version.index_type} {version.metric_type} "
+                f"M={version.M} efConstruction={version.efConstruction}, fingerprint {version.fingerprint}"
+            )
         for source in sources:
             print(f"source {source.source}: {source.documents} documents, {source.rows} rows")
     return 0
@@ -139,11 +167,15 @@ def _health(args: argparse.Namespace, config: RAGConfig) -> int:
     elif not report.ok:
         print(f"unhealthy: {report.error}", file=sys.stderr)
     elif served:
-        print(f"ok: {served.uri} is held by {served.held_by}; the service at {served.url} is ready, serving "
-              f"{served.collection} ({served.rows} rows)")
+        print(
+            f"ok: {served.uri} is held by {served.held_by}; the service at {served.url} is ready, serving "
+            f"{served.collection} ({served.rows} rows)"
+        )
     else:
-        print(f"ok: {report.uri} (Milvus {report.server_version}) answered in {report.latency_ms:.1f} ms; "
-              f"collections: {', '.join(report.collections) or 'none'}")
+        print(
+            f"ok: {report.uri} (Milvus {report.server_version}) answered in {report.latency_ms:.1f} ms; "
+            f"collections: {', '.join(report.collections) or 'none'}"
+        )
     return 0 if report.ok else 1
 
 
@@ -164,19 +196,34 @@ def _reindex(args: argparse.Namespace, config: RAGConfig) -> int:
     try:
         report = reindex(config, collection=args.collection, gate=gate, progress=_progress(args))
     except GateFailedError as error:
-        print(f"error: {error}; the alias did not move and {error.result.candidate} is kept for inspection "
-              "(`rag versions`)", file=sys.stderr)
-        _audit(config, (AuditEventType.REINDEX, {"candidate": error.result.candidate, "gate": "failed"}),
-               outcome="failure")
+        print(
+            f"error: {error}; the alias did not move and {error.result.candidate} is kept for inspection "
+            "(`rag versions`)",
+            file=sys.stderr,
+        )
+        _audit(
+            config, (AuditEventType.REINDEX, {"candidate": error.result.candidate, "gate": "failed"}), outcome="failure"
+        )
         return 1
     build = report.build
     if report.gate:
         print(report.gate.message)
     dropped = f"; dropped {', '.join(report.promotion.dropped)}" if report.promotion.dropped else ""
-    print(f"rebuilt {build.alias} into {build.collection} ({build.rows} rows, {build.upserted} embedded) and "
-          f"moved the alias to it; the previous version stays for `rag rollback`{dropped}; {build.seconds:.1f}s")
-    _audit(config, (AuditEventType.REINDEX, {**sync_details(build), "gate": "passed" if report.gate else "none",
-                                             "dropped": list(report.promotion.dropped)}))
+    print(
+        f"rebuilt {build.alias} into {build.collection} ({build.rows} rows, {build.upserted} embedded) and "
+        f"moved the alias to it; the previous version stays for `rag rollback`{dropped}; {build.seconds:.1f}s"
+    )
+    _audit(
+        config,
+        (
+            AuditEventType.REINDEX,
+            {
+                **sync_details(build),
+                "gate": "passed" if report.gate else "none",
+                "dropped": list(report.promotion.dropped),
+            },
+        ),
+    )
     return 0
 
 
@@ -196,8 +243,10 @@ def _versions(args: argparse.Namespace, config: RAGConfig) -> int:
         state = manager.state(name)
         mark = "serving" if name == serving else ("complete" if state.complete else "incomplete")
         fingerprint = state.version.fingerprint if state.version else "?"
-        print(f"{name}: {mark}, {manager.count(name)} rows, data version {state.data_version}, "
-              f"index version {fingerprint}")
+        print(
+            f"{name}: {mark}, {manager.count(name)} rows, data version {state.data_version}, "
+            f"index version {fingerprint}"
+        )
     return 0
 
 
@@ -213,23 +262,30 @@ def _rollback(args: argparse.Namespace, config: RAGConfig) -> int:
 def _perf_report(args: argparse.Namespace, config: RAGConfig) -> int:
     from rag_core.observability.performance import performance_report
 
-    report = performance_report(Path(config.quality.query_log_dir), period=args.period,
-                                target_latency_ms=config.pipeline.target_latency_ms)
+    report = performance_report(
+        Path(config.quality.query_log_dir), period=args.period, target_latency_ms=config.pipeline.target_latency_ms
+    )
     if args.json:
         print(json.dumps(asdict(report), indent=2))
         return 0
-    print(f"{args.period} performance, {report.start} to {report.end}: {report.queries} queries logged under "
-          f"{config.quality.query_log_dir}")
+    print(
+        f"{args.period} performance, {report.start} to {report.end}: {report.queries} queries logged under "
+        f"{config.quality.query_log_dir}"
+    )
     if not report.queries:
         print("nothing to report yet: queries are logged as they run (quality.query_log)")
         return 0
     total = report.latency_ms["retrieval"]
-    print(f"retrieval p50 {total.p50:.1f} ms, p95 {total.p95:.1f} ms, p99 {total.p99:.1f} ms; SLA "
-          f"({report.target_latency_ms:g} ms) {report.sla_compliance:.1%}; cache hits {report.cache_hit_rate:.1%}")
+    print(
+        f"retrieval p50 {total.p50:.1f} ms, p95 {total.p95:.1f} ms, p99 {total.p99:.1f} ms; SLA "
+        f"({report.target_latency_ms:g} ms) {report.sla_compliance:.1%}; cache hits {report.cache_hit_rate:.1%}"
+    )
     for day in report.days:
         latency = day.latency_ms["retrieval"]
-        print(f"  {day.day}: {day.queries} queries, p95 {latency.p95:.1f} ms, SLA {day.sla_compliance:.1%}, "
-              f"cache {day.cache_hit_rate:.1%}, " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(day.signals.items())))
+        print(
+            f"  {day.day}: {day.queries} queries, p95 {latency.p95:.1f} ms, SLA {day.sla_compliance:.1%}, "
+            f"cache {day.cache_hit_rate:.1%}, " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(day.signals.items()))
+        )
     print("slowest: " + ", ".join(f"{q.query_id[:8]} {q.retrieval_ms:.0f} ms" for q in report.slowest[:5]))
     return 0
 
@@ -245,21 +301,34 @@ def _drift(args: argparse.Namespace, config: RAGConfig) -> int:
         print(json.dumps({"snapshot": str(path)}) if args.json else f"drift snapshot written to {path}")
         return 0
     report = detect_drift(config, queries, alias=args.collection)
-    _audit(config, (AuditEventType.DRIFT, {"collection": report.collection, "drift_detected": report.drift_detected,
-                                           "drift_magnitude": report.drift_magnitude,
-                                           "sample_size": report.sample_size}))
+    _audit(
+        config,
+        (
+            AuditEventType.DRIFT,
+            {
+                "collection": report.collection,
+                "drift_detected": report.drift_detected,
+                "drift_magnitude": report.drift_magnitude,
+                "sample_size": report.sample_size,
+            },
+        ),
+    )
     if args.json:
         print(json.dumps(report.as_json()))
         return 1 if report.drift_detected else 0
     verdict = "DRIFT DETECTED" if report.drift_detected else "no drift"
-    print(f"{verdict}: magnitude {report.drift_magnitude:.3f} (alert above 0.15) on {report.collection}, "
-          f"{report.sample_size} sample queries, snapshot of {report.snapshot_of} taken {report.snapshot_taken_at}")
+    print(
+        f"{verdict}: magnitude {report.drift_magnitude:.3f} (alert above 0.15) on {report.collection}, "
+        f"{report.sample_size} sample queries, snapshot of {report.snapshot_of} taken {report.snapshot_taken_at}"
+    )
     if report.low_confidence:
         print("low confidence: too few sample queries for the query-drift signal (give --queries FILE)")
     for drift_signal in report.signals:
         mark = "DRIFT" if drift_signal.detected else "ok"
-        print(f"  {mark:5} {drift_signal.name}: {drift_signal.value:.4f} (threshold {drift_signal.threshold:.4f}) "
-              f"{drift_signal.detail}")
+        print(
+            f"  {mark:5} {drift_signal.name}: {drift_signal.value:.4f} (threshold {drift_signal.threshold:.4f}) "
+            f"{drift_signal.detail}"
+        )
     for recommendation in report.recommendations:
         print(f"  - {recommendation}")
     return 1 if report.drift_detected else 0
@@ -270,14 +339,25 @@ def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
 
     manager, alias = _index(args, config)
     for report in compact_versions(manager, alias):
-        _audit(config, (AuditEventType.COMPACTION, {"collection": report.collection, "state": report.state,
-                                                    "deleted_rows_before": report.before.deleted_rows,
-                                                    "deleted_rows_after": report.after.deleted_rows}))
+        _audit(
+            config,
+            (
+                AuditEventType.COMPACTION,
+                {
+                    "collection": report.collection,
+                    "state": report.state,
+                    "deleted_rows_before": report.before.deleted_rows,
+                    "deleted_rows_after": report.after.deleted_rows,
+                },
+            ),
+        )
         before, after = report.before, report.after
         segments = "" if before.segments is None else f", segments {before.segments} -> {after.segments}"
         note = f" ({report.note})" if report.note else ""
-        print(f"compacted {report.collection}: {report.state}; deleted rows {before.deleted_rows} -> "
-              f"{after.deleted_rows}{segments}; {report.seconds:.1f}s{note}")
+        print(
+            f"compacted {report.collection}: {report.state}; deleted rows {before.deleted_rows} -> "
+            f"{after.deleted_rows}{segments}; {report.seconds:.1f}s{note}"
+        )
     return 0
 
 
@@ -289,15 +369,36 @@ def _query(args: argparse.Namespace, config: RAGConfig) -> int:
     engine = RetrievalEngine(config, alias=args.collection)
     result = engine.search(args.text, **result_depth(config.pipeline, args.top_k), mode=args.mode)
     engine.latency.save()
-    _audit(config, (AuditEventType.RETRIEVAL, retrieval_details(
-        query_id=result.query_id, collection=result.collection, data_version=result.data_version, mode=args.mode,
-        result_ids=[c.doc_id for c in result.results], cached=result.cached)))
+    _audit(
+        config,
+        (
+            AuditEventType.RETRIEVAL,
+            retrieval_details(
+                query_id=result.query_id,
+                collection=result.collection,
+                data_version=result.data_version,
+                mode=args.mode,
+                result_ids=[c.doc_id for c in result.results],
+                cached=result.cached,
+            ),
+        ),
+    )
     answer = score_answer(engine, args.answer, result.results) if args.answer is not None else None
     if args.json:
-        print(json.dumps({"query": result.query, "collection": result.collection,
-                          "lexical_backend": result.lexical_backend, "timings_ms": result.timings_ms,
-                          "signals": result.signals, "results": [asdict(c) for c in result.results]}
-                         | ({"answer": answer.as_json()} if answer else {}), indent=2))
+        print(
+            json.dumps(
+                {
+                    "query": result.query,
+                    "collection": result.collection,
+                    "lexical_backend": result.lexical_backend,
+                    "timings_ms": result.timings_ms,
+                    "signals": result.signals,
+                    "results": [asdict(c) for c in result.results],
+                }
+                | ({"answer": answer.as_json()} if answer else {}),
+                indent=2,
+            )
+        )
         return 0
     for rank, chunk in enumerate(result.results, 1):
         print(f"{rank}. [{chunk.fused_score:.3f}] {chunk.doc_id}: {' '.join(chunk.text.split())[:200]}")
@@ -305,8 +406,10 @@ def _query(args: argparse.Namespace, config: RAGConfig) -> int:
     print(f"({len(result.results)} results from {result.collection}, BM25 {result.lexical_backend}; ms: {stages})")
     print("signals: " + ", ".join(f"{k} {v:.3f}" for k, v in result.signals.items()))
     if answer:
-        print(f"answer faithfulness {answer.score:.3f} ({answer.method}): {len(answer.unsupported)} of "
-              f"{len(answer.sentences)} sentences unsupported")
+        print(
+            f"answer faithfulness {answer.score:.3f} ({answer.method}): {len(answer.unsupported)} of "
+            f"{len(answer.sentences)} sentences unsupported"
+        )
         for sentence in answer.unsupported:
             missing = f" (no context holds {', '.join(sentence.missing)})" if sentence.missing else ""
             print(f"  unsupported: {sentence.sentence}{missing}")
@@ -319,25 +422,45 @@ def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
     from rag_core.quality.signal_evaluation import signal_report, write_signal_lines
 
     signals: dict[str, dict[str, float]] = {}
-    result, run, options = evaluate_dataset(config, Path(args.dataset), split=args.split, mode=args.mode,
-                                            alpha=args.alpha, fusion=args.fusion, collection=args.collection,
-                                            on_result=lambda qid, r: signals.update({qid: r.signals}),
-                                            progress=_progress(args), latency_sample=args.latency_sample)
+    result, run, options = evaluate_dataset(
+        config,
+        Path(args.dataset),
+        split=args.split,
+        mode=args.mode,
+        alpha=args.alpha,
+        fusion=args.fusion,
+        collection=args.collection,
+        on_result=lambda qid, r: signals.update({qid: r.signals}),
+        progress=_progress(args),
+        latency_sample=args.latency_sample,
+    )
     if args.run_out:
         write_trec_run(run, Path(args.run_out), tag=f"{args.mode}-{options.fusion}-{options.alpha}")
     if args.signals_out:
         write_signal_lines(Path(args.signals_out), signals)
     quality = signal_report(signals, run, load_beir(Path(args.dataset), args.split).qrels)
-    _audit(config, (AuditEventType.EVALUATION, {"dataset": Path(args.dataset).name, "split": args.split,
-                                                "mode": args.mode, "queries": result.queries,
-                                                "ndcg_at_10": result.ndcg_at_10}))
+    _audit(
+        config,
+        (
+            AuditEventType.EVALUATION,
+            {
+                "dataset": Path(args.dataset).name,
+                "split": args.split,
+                "mode": args.mode,
+                "queries": result.queries,
+                "ndcg_at_10": result.ndcg_at_10,
+            },
+        ),
+    )
     if args.json:
         print(json.dumps(result.as_json() | {"signals": quality.as_json()}))
     else:
-        print(f"{args.mode} ({options.fusion}, alpha {options.alpha}) on {result.queries} {args.split} queries: "
-              f"nDCG@10 {result.ndcg_at_10:.4f}, Recall@100 {result.recall_at_100:.4f}, MRR@10 {result.mrr_at_10:.4f}; "
-              f"latency p50 {result.latency_p50_ms:.1f} ms, p95 {result.latency_p95_ms:.1f} ms "
-              f"({result.latency_queries} queries one at a time)")
+        print(
+            f"{args.mode} ({options.fusion}, alpha {options.alpha}) on {result.queries} {args.split} queries: "
+            f"nDCG@10 {result.ndcg_at_10:.4f}, Recall@100 {result.recall_at_100:.4f}, MRR@10 {result.mrr_at_10:.4f}; "
+            f"latency p50 {result.latency_p50_ms:.1f} ms, p95 {result.latency_p95_ms:.1f} ms "
+            f"({result.latency_queries} queries one at a time)"
+        )
         print(quality.describe())
     return 0
 
@@ -353,26 +476,40 @@ def _erase(args: argparse.Namespace, config: RAGConfig) -> int:
     report = ComplianceManager(config).erase_document(args.doc_id, collection=args.collection)
     doc_id = redact(args.doc_id).text
     if not report.found:
-        print(f"{doc_id}: not found in any version of the index or asset table; nothing erased (recorded)",
-              file=sys.stderr)
+        print(
+            f"{doc_id}: not found in any version of the index or asset table; nothing erased (recorded)",
+            file=sys.stderr,
+        )
         return 1
     versions = ", ".join(f"{name} {n}" for name, n in report.milvus_chunks.items()) or "none"
     tables = ", ".join(f"{name} {n}" for name, n in report.asset_rows.items()) or "none"
     purged = ", ".join(f"{name} {state}" for name, state in report.purged.items()) or "none"
-    print(f"erased {doc_id}: chunks per version: {versions}; purged from storage: {purged}; asset rows: {tables}; "
-          f"query-log records cleaned: {report.query_log_rows}; drift snapshots cleaned: {report.drift_snapshots}; "
-          f"client-side index {'cleared' if report.client_index_cleared else 'none'}")
+    print(
+        f"erased {doc_id}: chunks per version: {versions}; purged from storage: {purged}; asset rows: {tables}; "
+        f"query-log records cleaned: {report.query_log_rows}; drift snapshots cleaned: {report.drift_snapshots}; "
+        f"client-side index {'cleared' if report.client_index_cleared else 'none'}"
+    )
     if report.source_file:
-        print(redact(f"warning: its source file {report.source_file} still exists; the next ingestion of its folder "
-                     "would index it again: delete or move the file").text, file=sys.stderr)
+        print(
+            redact(
+                f"warning: its source file {report.source_file} still exists; the next ingestion of its folder "
+                "would index it again: delete or move the file"
+            ).text,
+            file=sys.stderr,
+        )
     return 0
 
 
 def _serve(args: argparse.Namespace, config: RAGConfig) -> int:
     from rag_core.serve.server import serve
 
-    serve(config, config_file=args.config, host=args.host or config.serve.host, port=args.port or config.serve.port,
-          workers=args.workers or config.serve.workers)
+    serve(
+        config,
+        config_file=args.config,
+        host=args.host or config.serve.host,
+        port=args.port or config.serve.port,
+        workers=args.workers or config.serve.workers,
+    )
     return 0
 
 
@@ -389,8 +526,10 @@ def _token(args: argparse.Namespace, config: RAGConfig) -> int:
         raise ValueError("rag token new needs --name NAME and --role admin|auditor|operator|reader")
     token = secrets.token_urlsafe(32)
     print(f"token (shown once; give it to {args.name} as RAG_API_TOKEN): {token}")
-    print(f"add to config.yaml under security.tokens:\n  - {{name: {args.name}, role: {args.role}, "
-          f"token_sha256: {hash_token(token)}}}")
+    print(
+        f"add to config.yaml under security.tokens:\n  - {{name: {args.name}, role: {args.role}, "
+        f"token_sha256: {hash_token(token)}}}"
+    )
     return 0
 
 
@@ -423,8 +562,7 @@ def _run_audited(args: argparse.Namespace, config: RAGConfig) -> int:
     except Exception as error:
         event_type = _action(args).audit_event
         if event_type is not None and not isinstance(error, AuditStoreError):
-            _audit(config, (event_type, {"command": args.command, "error": type(error).__name__}),
-                   outcome="failure")
+            _audit(config, (event_type, {"command": args.command, "error": type(error).__name__}), outcome="failure")
         raise
 
 
@@ -438,13 +576,21 @@ def _global_options(*, in_subcommand: bool) -> argparse.ArgumentParser:
     which then wins.
     """
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS if in_subcommand else None,
-                         help="config file (default: $RAG_CONFIG or ./config.yaml)")
+    options.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS if in_subcommand else None,
+        help="config file (default: $RAG_CONFIG or ./config.yaml)",
+    )
     return options
 
 
-def _command(commands: argparse._SubParsersAction, name: str, help: str,  # noqa: A002 - add_parser's own name
-             run: Callable[[argparse.Namespace, RAGConfig], int]) -> argparse.ArgumentParser:
+def _command(
+    commands: argparse._SubParsersAction,
+    name: str,
+    help: str,  # noqa: A002 - add_parser's own name
+    run: Callable[[argparse.Namespace, RAGConfig], int],
+) -> argparse.ArgumentParser:
     """A subcommand that accepts the global options too and runs ``run(args, config)``."""
     parser = commands.add_parser(name, help=help, description=help, parents=[_global_options(in_subcommand=True)])
     parser.set_defaults(run=run)
@@ -469,25 +615,33 @@ def _package_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag", description="advanced-rag-milvus command line",
-                                     parents=[_global_options(in_subcommand=False)])
+    parser = argparse.ArgumentParser(
+        prog="rag", description="advanced-rag-milvus command line", parents=[_global_options(in_subcommand=False)]
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     ingest = _with_progress(_command(commands, "ingest", "ingest a file or folder into Milvus", _ingest))
     ingest.add_argument("path")
     ingest.add_argument("--collection", help="alias to ingest into (default: milvus.collection)")
-    ingest.add_argument("--prune", action="store_true",
-                        help="also remove this folder's documents that are no longer in it (other sources are kept)")
+    ingest.add_argument(
+        "--prune",
+        action="store_true",
+        help="also remove this folder's documents that are no longer in it (other sources are kept)",
+    )
     delete = _command(commands, "delete", "remove documents: by id, or everything a source holds", _delete)
     delete.add_argument("--doc-id", action="append", metavar="ID", help="a document id (repeatable)")
     delete.add_argument("--source", metavar="NAME", help="a source: a folder's canonical path, or an API source name")
     delete.add_argument("--collection")
-    reindex = _with_progress(_command(commands, "reindex", "rebuild every document into a new version, then move "
-                                      "the alias", _reindex))
+    reindex = _with_progress(
+        _command(commands, "reindex", "rebuild every document into a new version, then move the alias", _reindex)
+    )
     reindex.add_argument("--collection")
-    reindex.add_argument("--gate", action=argparse.BooleanOptionalAction, default=None,
-                         help="gate the alias move on the candidate's quality (default: when quality_gate.dataset "
-                              "is set)")
+    reindex.add_argument(
+        "--gate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="gate the alias move on the candidate's quality (default: when quality_gate.dataset is set)",
+    )
     versions = _command(commands, "versions", "the versions of the alias: serving, complete or incomplete", _versions)
     versions.add_argument("--drop-incomplete", action="store_true", help="drop versions whose build never finished")
     versions.add_argument("--collection")
@@ -499,13 +653,26 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     health = _command(commands, "health", "is Milvus reachable, and what version is it", _health)
     health.add_argument("--json", action="store_true")
-    compact = _command(commands, "compact", "merge segments and purge deleted rows in every complete version "
-                       "(the weekly operation)", _compact)
+    compact = _command(
+        commands,
+        "compact",
+        "merge segments and purge deleted rows in every complete version (the weekly operation)",
+        _compact,
+    )
     compact.add_argument("--collection")
-    drift = _command(commands, "drift", "compare queries, results, stored vectors and the model with the snapshot "
-                     "taken at promotion (exit 1 when drift is detected)", _drift)
-    drift.add_argument("--queries", metavar="FILE", help="sample queries (with --snapshot: probe queries): one per "
-                       "line, or a BEIR queries.jsonl (default: the query log)")
+    drift = _command(
+        commands,
+        "drift",
+        "compare queries, results, stored vectors and the model with the snapshot "
+        "taken at promotion (exit 1 when drift is detected)",
+        _drift,
+    )
+    drift.add_argument(
+        "--queries",
+        metavar="FILE",
+        help="sample queries (with --snapshot: probe queries): one per "
+        "line, or a BEIR queries.jsonl (default: the query log)",
+    )
     drift.add_argument("--snapshot", action="store_true", help="take a new reference snapshot instead")
     drift.add_argument("--collection")
     drift.add_argument("--json", action="store_true", help="print one JSON object")
@@ -514,53 +681,95 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--json", action="store_true")
     query = _command(commands, "query", "hybrid search: dense + BM25, fused, reranked", _query)
     query.add_argument("text")
-    query.add_argument("--top-k", type=positive_int, metavar="N",
-                       help="results to return, at least 1 (default: pipeline.rerank_top_k)")
+    query.add_argument(
+        "--top-k", type=positive_int, metavar="N", help="results to return, at least 1 (default: pipeline.rerank_top_k)"
+    )
     query.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     query.add_argument("--collection")
     query.add_argument("--json", action="store_true")
-    query.add_argument("--answer", metavar="TEXT", help="score this answer's faithfulness to the results, "
-                                                      "sentence by sentence")
-    evaluation = _with_progress(_command(commands, "eval", "nDCG@10 / Recall@100 / MRR@10 on a BEIR-format dataset",
-                                         _eval))
+    query.add_argument(
+        "--answer", metavar="TEXT", help="score this answer's faithfulness to the results, sentence by sentence"
+    )
+    evaluation = _with_progress(
+        _command(commands, "eval", "nDCG@10 / Recall@100 / MRR@10 on a BEIR-format dataset", _eval)
+    )
     evaluation.add_argument("--dataset", required=True, help="folder with corpus.jsonl(.gz), queries.jsonl, qrels/")
     evaluation.add_argument("--split", default="test")
     evaluation.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
-    evaluation.add_argument("--alpha", type=unit_fraction, metavar="A",
-                            help="dense weight for weighted fusion, 0 to 1 (default: pipeline.hybrid_alpha)")
+    evaluation.add_argument(
+        "--alpha",
+        type=unit_fraction,
+        metavar="A",
+        help="dense weight for weighted fusion, 0 to 1 (default: pipeline.hybrid_alpha)",
+    )
     evaluation.add_argument("--fusion", choices=["weighted", "rrf"])
     evaluation.add_argument("--collection", help="alias for the dataset's index (default: eval_<folder name>)")
-    evaluation.add_argument("--latency-sample", type=non_negative_int, default=LATENCY_SAMPLE, metavar="N",
-                            help="queries timed one at a time for the latency figures, a fixed seeded sample; the "
-                                 f"quality figures come from all queries in batches (default {LATENCY_SAMPLE}; 0: "
-                                 "every query one at a time, slow on Milvus Lite)")
+    evaluation.add_argument(
+        "--latency-sample",
+        type=non_negative_int,
+        default=LATENCY_SAMPLE,
+        metavar="N",
+        help="queries timed one at a time for the latency figures, a fixed seeded sample; the "
+        f"quality figures come from all queries in batches (default {LATENCY_SAMPLE}; 0: "
+        "every query one at a time, slow on Milvus Lite)",
+    )
     evaluation.add_argument("--json", action="store_true")
     evaluation.add_argument("--run-out", help="write a TREC run file (qid Q0 docid rank score tag)")
-    evaluation.add_argument("--signals-out", metavar="FILE", help="write one JSON line per query: qid, "
-                                                                  "hallucination_risk, faithfulness_score, components")
-    erase = _command(commands, "erase", "right to erasure: remove a document from every version (and its files), "
-                     "asset table, client-side index, drift snapshot, cache and query-log result list", _erase)
+    evaluation.add_argument(
+        "--signals-out",
+        metavar="FILE",
+        help="write one JSON line per query: qid, hallucination_risk, faithfulness_score, components",
+    )
+    erase = _command(
+        commands,
+        "erase",
+        "right to erasure: remove a document from every version (and its files), "
+        "asset table, client-side index, drift snapshot, cache and query-log result list",
+        _erase,
+    )
     erase.add_argument("--doc-id", required=True, metavar="ID")
     erase.add_argument("--collection")
-    serve = _command(commands, "serve", "the HTTP query service: POST /query and /score, /health, /ready, /metrics "
-                     "(docs/serving.md)", _serve)
+    serve = _command(
+        commands,
+        "serve",
+        "the HTTP query service: POST /query and /score, /health, /ready, /metrics (docs/serving.md)",
+        _serve,
+    )
     serve.add_argument("--host", help="address to bind (default: serve.host, loopback)")
     serve.add_argument("--port", type=tcp_port, help="port, 1 to 65535 (default: serve.port, 9090)")
-    serve.add_argument("--workers", type=positive_int, help="worker processes, at least 1 (default: serve.workers; "
-                       ">1 needs a server)")
-    token = _command(commands, "token", "API tokens for security.tokens: hash one read from stdin, or mint one",
-                     _token)
+    serve.add_argument(
+        "--workers", type=positive_int, help="worker processes, at least 1 (default: serve.workers; >1 needs a server)"
+    )
+    token = _command(commands, "token", "API tokens for security.tokens: hash one read from stdin, or mint one", _token)
     token.add_argument("action", choices=["hash", "new"])
     token.add_argument("--name", help="with new: the identity's name")
     token.add_argument("--role", choices=["admin", "auditor", "operator", "reader"], help="with new: its role")
-    add_audit_parser(_command(commands, "audit", "the tamper-evident audit trail: verify, query, monthly report, "
-                              "retention", run_audit), parents=[_global_options(in_subcommand=True)])
+    add_audit_parser(
+        _command(
+            commands, "audit", "the tamper-evident audit trail: verify, query, monthly report, retention", run_audit
+        ),
+        parents=[_global_options(in_subcommand=True)],
+    )
     add_backup_arguments(
-        _with_progress(_command(commands, "backup", "write a checksummed snapshot: every kept version (rows, vectors, "
-                                "schema, index parameters, properties), the alias, client-side indexes, audit db, "
-                                "config", run_backup)),
-        _with_progress(_command(commands, "restore", "rebuild a snapshot into an empty Milvus (Lite or server) "
-                                "without re-embedding", run_restore)))
+        _with_progress(
+            _command(
+                commands,
+                "backup",
+                "write a checksummed snapshot: every kept version (rows, vectors, "
+                "schema, index parameters, properties), the alias, client-side indexes, audit db, "
+                "config",
+                run_backup,
+            )
+        ),
+        _with_progress(
+            _command(
+                commands,
+                "restore",
+                "rebuild a snapshot into an empty Milvus (Lite or server) without re-embedding",
+                run_restore,
+            )
+        ),
+    )
     return parser
 
 
@@ -619,14 +828,19 @@ def main(argv: list[str] | None = None) -> int:
         return _output_closed()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C while we wind down ends the process at once
-        print(f"interrupted: {_running(args)}; {_action(args).on_interrupt}",
-              file=sys.stderr, flush=True)
+        print(f"interrupted: {_running(args)}; {_action(args).on_interrupt}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except IndexLockedError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_LOCKED
-    except (ConfigError, MilvusUnavailableError, LookupError, FileNotFoundError, NotADirectoryError, PermissionError,
-            ValueError) as error:
+    except (
+        ConfigError,
+        MilvusUnavailableError,
+        LookupError,
+        FileNotFoundError,
+        NotADirectoryError,
+        PermissionError,
+        ValueError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-

@@ -28,6 +28,7 @@ def denials_audited(config: RAGConfig) -> Iterator[None]:
 def requires(permission: Permission, action: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorates a method of an object with ``config`` and ``token`` (``ComplianceManager``): the caller is
     authorized first, and whatever the method audits names the caller."""
+
     def decorate(method: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(method)
         def checked(self: Any, *args: Any, **kwargs: Any) -> T:
@@ -35,5 +36,7 @@ def requires(permission: Permission, action: str) -> Callable[[Callable[..., T]]
                 identity = authorize(self.config, permission, action=action, token=self.token)
             with acting_as(identity):
                 return method(self, *args, **kwargs)
+
         return checked
+
     return decorate

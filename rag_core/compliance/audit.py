@@ -20,6 +20,7 @@ from rag_core.security.pii import redact_details
 
 Clock = Callable[[], datetime.datetime]
 
+
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -31,8 +32,14 @@ class AuditTrail:
         self.store = store
         self.clock = clock
 
-    def record(self, event_type: AuditEventType, *, actor: str | None = None, outcome: str = "success",
-               details: Mapping[str, Any] | None = None) -> AuditRecord:
+    def record(
+        self,
+        event_type: AuditEventType,
+        *,
+        actor: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditRecord:
         """Append one event. ``details`` holds ids, counts and versions, never document or query text; any PII a
         detail carries anyway (an id that is an e-mail address, an error message) is redacted and counted under
         ``pii_redactions``."""
@@ -51,8 +58,13 @@ def absolute_database_url(url: str) -> str:
     for it must not follow the process into another directory."""
     parsed = make_url(url)
     database = parsed.database
-    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:" and \
-            not database.startswith("file:") and not Path(database).is_absolute():
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).is_absolute()
+    ):
         return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
     return url
 

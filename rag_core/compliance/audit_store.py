@@ -63,7 +63,8 @@ INIT_ATTEMPTS = 3  # processes starting together (Dagster's webserver and daemon
 
 metadata = MetaData()
 records_table = Table(
-    "audit_records", metadata,
+    "audit_records",
+    metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("time", String(27), nullable=False, index=True),
     Column("event_type", String(32), nullable=False, index=True),
@@ -76,14 +77,16 @@ records_table = Table(
     Column("purged", Boolean, nullable=False, default=False),
 )
 head_table = Table(
-    "audit_head", metadata,
+    "audit_head",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("record_hash", String(64), nullable=False),
     Column("signature", String(64), nullable=False),
 )
 checkpoints_table = Table(
-    "audit_checkpoints", metadata,
+    "audit_checkpoints",
+    metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("record_hash", String(64), nullable=False),
     Column("time", String(27), nullable=False),
@@ -106,8 +109,10 @@ class MalformedRecordError(TamperedStoreError):
     an unknown event type)."""
 
     def __init__(self, seq: int, problem: str) -> None:
-        super().__init__(f"audit record {seq} cannot be read: {problem}; the audit database was edited outside the "
-                         "trail, run `rag audit verify` and restore it from a backup")
+        super().__init__(
+            f"audit record {seq} cannot be read: {problem}; the audit database was edited outside the "
+            "trail, run `rag audit verify` and restore it from a backup"
+        )
         self.seq = seq
         self.problem = problem
 
@@ -160,8 +165,9 @@ class AuditStore:
                 if attempt + 1 == INIT_ATTEMPTS:  # another process creating the same tables or head row at once
                     raise
             except Exception as error:  # noqa: BLE001 - any driver error: name the database, keep the cause
-                raise AuditStoreError(f"cannot open the audit store {redacted_url(url)}: {error}; check "
-                                      "compliance.database_url") from error
+                raise AuditStoreError(
+                    f"cannot open the audit store {redacted_url(url)}: {error}; check compliance.database_url"
+                ) from error
 
     def _initialise(self) -> None:
         """Create what is missing; only a store with no records and no checkpoints gets the genesis head. A head
@@ -169,10 +175,15 @@ class AuditStore:
         restart the chain over the old records, so verification reports it and appends refuse instead."""
         metadata.create_all(self.engine)
         with self._write() as conn:
-            if all(conn.execute(select(table.c.seq).limit(1)).first() is None
-                   for table in (head_table, records_table, checkpoints_table)):
-                conn.execute(insert(head_table).values(id=1, seq=0, record_hash=GENESIS_HASH,
-                                                       signature=sign(hmac_key(), 0, GENESIS_HASH)))
+            if all(
+                conn.execute(select(table.c.seq).limit(1)).first() is None
+                for table in (head_table, records_table, checkpoints_table)
+            ):
+                conn.execute(
+                    insert(head_table).values(
+                        id=1, seq=0, record_hash=GENESIS_HASH, signature=sign(hmac_key(), 0, GENESIS_HASH)
+                    )
+                )
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -185,44 +196,79 @@ class AuditStore:
         query = select(head_table.c.seq, head_table.c.record_hash, head_table.c.signature)
         row = conn.execute(query if self.is_sqlite else query.with_for_update()).first()
         if row is None:
-            raise AuditStoreError(f"cannot append to the audit store {redacted_url(self.url)}: its chain head is "
-                                  "missing while records remain (table audit_head dropped or emptied); run `rag audit "
-                                  "verify` and restore the audit database from a backup")
+            raise AuditStoreError(
+                f"cannot append to the audit store {redacted_url(self.url)}: its chain head is "
+                "missing while records remain (table audit_head dropped or emptied); run `rag audit "
+                "verify` and restore the audit database from a backup"
+            )
         return ChainHead(*row)
 
-    def append(self, event_type: AuditEventType, actor: str, outcome: str, details: Mapping[str, Any],
-               now: datetime.datetime) -> AuditRecord:
+    def append(
+        self, event_type: AuditEventType, actor: str, outcome: str, details: Mapping[str, Any], now: datetime.datetime
+    ) -> AuditRecord:
         """Add one record at the end of the chain (and a checkpoint when one is due), atomically."""
         try:
             with self._write() as conn:
                 return self._append(conn, self._head_for_update(conn), event_type, actor, outcome, details, now)
         except IntegrityError as error:  # the next seq is taken: a row was inserted beyond the head by hand
-            raise AuditStoreError(f"cannot append to the audit store {redacted_url(self.url)}: a record beyond the "
-                                  "chain head holds the next seq (inserted outside the trail); run `rag audit "
-                                  "verify` and restore the audit database from a backup") from error
+            raise AuditStoreError(
+                f"cannot append to the audit store {redacted_url(self.url)}: a record beyond the "
+                "chain head holds the next seq (inserted outside the trail); run `rag audit "
+                "verify` and restore the audit database from a backup"
+            ) from error
 
-    def _append(self, conn: Connection, head: ChainHead, event_type: AuditEventType, actor: str, outcome: str,
-                details: Mapping[str, Any], now: datetime.datetime) -> AuditRecord:
+    def _append(
+        self,
+        conn: Connection,
+        head: ChainHead,
+        event_type: AuditEventType,
+        actor: str,
+        outcome: str,
+        details: Mapping[str, Any],
+        now: datetime.datetime,
+    ) -> AuditRecord:
         time = format_time(now)
         body = body_hash(actor, outcome, details)
         key = hmac_key()
         seq = head.seq + 1
         digest = record_hash(head.record_hash, seq, time, event_type.value, body)
-        conn.execute(insert(records_table).values(
-            seq=seq, time=time, event_type=event_type.value, actor=actor, outcome=outcome,
-            details=canonical_json(dict(details)), prev_hash=head.record_hash, body_hash=body,
-            record_hash=digest, purged=False))
+        conn.execute(
+            insert(records_table).values(
+                seq=seq,
+                time=time,
+                event_type=event_type.value,
+                actor=actor,
+                outcome=outcome,
+                details=canonical_json(dict(details)),
+                prev_hash=head.record_hash,
+                body_hash=body,
+                record_hash=digest,
+                purged=False,
+            )
+        )
         conn.execute(update(head_table).values(seq=seq, record_hash=digest, signature=sign(key, seq, digest)))
         if seq % self.checkpoint_every == 0:
             self._checkpoint(conn, seq, digest, time, "periodic", key)
-        return AuditRecord(seq=seq, time=parse_time(time), event_type=event_type, actor=actor, outcome=outcome,
-                           details=dict(details), prev_hash=head.record_hash, body_hash=body, record_hash=digest)
+        return AuditRecord(
+            seq=seq,
+            time=parse_time(time),
+            event_type=event_type,
+            actor=actor,
+            outcome=outcome,
+            details=dict(details),
+            prev_hash=head.record_hash,
+            body_hash=body,
+            record_hash=digest,
+        )
 
     @staticmethod
     def _checkpoint(conn: Connection, seq: int, digest: str, time: str, reason: str, key: bytes | None) -> None:
         conn.execute(delete(checkpoints_table).where(checkpoints_table.c.seq == seq))
-        conn.execute(insert(checkpoints_table).values(seq=seq, record_hash=digest, time=time, reason=reason,
-                                                      signature=sign(key, seq, digest)))
+        conn.execute(
+            insert(checkpoints_table).values(
+                seq=seq, record_hash=digest, time=time, reason=reason, signature=sign(key, seq, digest)
+            )
+        )
 
     @contextmanager
     def snapshot(self) -> Iterator["ChainView"]:
@@ -238,15 +284,29 @@ class AuditStore:
         with self.snapshot() as view:
             return view.checkpoints()
 
-    def records(self, *, event_type: AuditEventType | None = None, start: str | None = None, end: str | None = None,
-                actor: str | None = None, limit: int | None = None) -> Iterator[AuditRecord]:
+    def records(
+        self,
+        *,
+        event_type: AuditEventType | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        actor: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[AuditRecord]:
         """The chain's records up to its head (``ChainView.records``), in one snapshot held until the last is read."""
         with self.snapshot() as view:
-            yield from view.records(event_type=event_type, start=start, end=end, actor=actor, limit=limit,
-                                    through_seq=view.end())
+            yield from view.records(
+                event_type=event_type, start=start, end=end, actor=actor, limit=limit, through_seq=view.end()
+            )
 
-    def purge(self, cutoffs: Mapping[AuditEventType, str], *, actor: str, now: datetime.datetime,
-              extra_details: Mapping[str, Any]) -> AuditRecord:
+    def purge(
+        self,
+        cutoffs: Mapping[AuditEventType, str],
+        *,
+        actor: str,
+        now: datetime.datetime,
+        extra_details: Mapping[str, Any],
+    ) -> AuditRecord:
         """Drop the body of every record older than its type's cutoff, remove the purged prefix of the chain and
         record the RETENTION event that authorises it, in one transaction.
 
@@ -258,13 +318,22 @@ class AuditStore:
         with self._write() as conn:
             head = self._head_for_update(conn)
             for event_type, cutoff in cutoffs.items():
-                result = conn.execute(update(records_table).where(
-                    records_table.c.event_type == event_type.value, records_table.c.time < cutoff,
-                    records_table.c.purged.is_(False),
-                ).values(actor="", outcome="", details="{}", purged=True))
+                result = conn.execute(
+                    update(records_table)
+                    .where(
+                        records_table.c.event_type == event_type.value,
+                        records_table.c.time < cutoff,
+                        records_table.c.purged.is_(False),
+                    )
+                    .values(actor="", outcome="", details="{}", purged=True)
+                )
                 purged += result.rowcount or 0
-            first_live = conn.execute(select(records_table.c.seq).where(records_table.c.purged.is_(False))
-                                      .order_by(records_table.c.seq).limit(1)).scalar()
+            first_live = conn.execute(
+                select(records_table.c.seq)
+                .where(records_table.c.purged.is_(False))
+                .order_by(records_table.c.seq)
+                .limit(1)
+            ).scalar()
             cut = head.seq if first_live is None else first_live - 1
             removed = 0
             last = conn.execute(select(records_table.c.record_hash).where(records_table.c.seq == cut)).scalar()
@@ -272,8 +341,13 @@ class AuditStore:
                 self._checkpoint(conn, cut, last, format_time(now), "retention", key)
                 removed = conn.execute(delete(records_table).where(records_table.c.seq <= cut)).rowcount or 0
                 conn.execute(delete(checkpoints_table).where(checkpoints_table.c.seq < cut))
-            details = {**extra_details, "purged_records": purged, "removed_records": removed, CUT_KEY: cut,
-                       "cutoffs": {t.value: c for t, c in cutoffs.items()}}
+            details = {
+                **extra_details,
+                "purged_records": purged,
+                "removed_records": removed,
+                CUT_KEY: cut,
+                "cutoffs": {t.value: c for t, c in cutoffs.items()},
+            }
             return self._append(conn, head, AuditEventType.RETENTION, actor, "success", details, now)
 
 
@@ -288,9 +362,11 @@ class ChainView:
     def end(self) -> int:
         """The seq the head says the chain ends at; TamperedStoreError when there is no head to say it."""
         if self.head is None:
-            raise TamperedStoreError("the audit chain head is missing while records remain (table audit_head dropped "
-                                     "or emptied): run `rag audit verify` and restore the audit database from a "
-                                     "backup")
+            raise TamperedStoreError(
+                "the audit chain head is missing while records remain (table audit_head dropped "
+                "or emptied): run `rag audit verify` and restore the audit database from a "
+                "backup"
+            )
         return self.head.seq
 
     def checkpoints(self) -> list[Checkpoint]:
@@ -306,8 +382,16 @@ class ChainView:
     def first_seq_beyond(self, seq: int) -> int | None:
         return self.conn.execute(select(func.min(records_table.c.seq)).where(records_table.c.seq > seq)).scalar()
 
-    def records(self, *, through_seq: int, event_type: AuditEventType | None = None, start: str | None = None,
-                end: str | None = None, actor: str | None = None, limit: int | None = None) -> Iterator[AuditRecord]:
+    def records(
+        self,
+        *,
+        through_seq: int,
+        event_type: AuditEventType | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        actor: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[AuditRecord]:
         """Records 1 to ``through_seq`` in chain order, filtered (times in the stored form, end exclusive); with
         ``limit``, the newest ``limit`` of them. A record that cannot be read raises MalformedRecordError."""
         query = select(records_table).where(records_table.c.seq.between(1, through_seq))
@@ -343,8 +427,9 @@ def record_from_row(row: Any) -> AuditRecord:
     try:
         time = parse_time(row.time)
     except (TypeError, ValueError):
-        raise MalformedRecordError(row.seq, f"its time {row.time!r} is not a stored audit time (UTC, like "
-                                            "2026-11-01T09:30:00.000000Z)") from None
+        raise MalformedRecordError(
+            row.seq, f"its time {row.time!r} is not a stored audit time (UTC, like 2026-11-01T09:30:00.000000Z)"
+        ) from None
     try:
         event_type = AuditEventType(row.event_type)
     except ValueError:
@@ -355,9 +440,18 @@ def record_from_row(row: Any) -> AuditRecord:
         raise MalformedRecordError(row.seq, f"its details are not JSON ({error})") from None
     if not isinstance(details, dict):
         raise MalformedRecordError(row.seq, f"its details are JSON but not an object: {row.details[:60]!r}")
-    return AuditRecord(seq=row.seq, time=time, event_type=event_type, actor=row.actor, outcome=row.outcome,
-                       details=details, prev_hash=row.prev_hash, body_hash=row.body_hash,
-                       record_hash=row.record_hash, purged=bool(row.purged))
+    return AuditRecord(
+        seq=row.seq,
+        time=time,
+        event_type=event_type,
+        actor=row.actor,
+        outcome=row.outcome,
+        details=details,
+        prev_hash=row.prev_hash,
+        body_hash=row.body_hash,
+        record_hash=row.record_hash,
+        purged=bool(row.purged),
+    )
 
 
 def _engine(url: str) -> Engine:

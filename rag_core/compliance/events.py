@@ -80,6 +80,14 @@ class AuditRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form `rag audit query --json` prints."""
-        return {"seq": self.seq, "time": self.time.isoformat(), "event_type": self.event_type.value,
-                "actor": self.actor, "outcome": self.outcome, "details": dict(self.details),
-                "prev_hash": self.prev_hash, "record_hash": self.record_hash, "purged": self.purged}
+        return {
+            "seq": self.seq,
+            "time": self.time.isoformat(),
+            "event_type": self.event_type.value,
+            "actor": self.actor,
+            "outcome": self.outcome,
+            "details": dict(self.details),
+            "prev_hash": self.prev_hash,
+            "record_hash": self.record_hash,
+            "purged": self.purged,
+        }

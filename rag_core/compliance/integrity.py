@@ -57,8 +57,13 @@ def verify_chain(store: AuditStore) -> IntegrityReport:
 
 def verify_view(view: ChainView) -> IntegrityReport:
     key = hmac_key()
-    warnings = [] if key else ["AUDIT_HMAC_KEY is not set: checkpoints are unsigned, so a forger who recomputes "
-                               "every hash is not detected"]
+    warnings = (
+        []
+        if key
+        else [
+            "AUDIT_HMAC_KEY is not set: checkpoints are unsigned, so a forger who recomputes every hash is not detected"
+        ]
+    )
     head = view.head
     checkpoints = {c.seq: c for c in view.checkpoints()}
     count = 0
@@ -68,8 +73,9 @@ def verify_view(view: ChainView) -> IntegrityReport:
         return IntegrityReport(False, count, len(checkpoints), key is not None, good_through, seq, problem, warnings)
 
     for checkpoint in checkpoints.values():
-        if key is not None and not hmac.compare_digest(checkpoint.signature, sign(key, checkpoint.seq,
-                                                                                   checkpoint.record_hash)):
+        if key is not None and not hmac.compare_digest(
+            checkpoint.signature, sign(key, checkpoint.seq, checkpoint.record_hash)
+        ):
             return broken(checkpoint.seq, f"checkpoint at record {checkpoint.seq} has a bad HMAC signature")
     anchor, previous_seq, previous_hash = 0, 0, GENESIS_HASH
     purged: list[tuple[int, AuditEventType, str]] = []
@@ -83,19 +89,25 @@ def verify_view(view: ChainView) -> IntegrityReport:
             return broken(error.seq, error.problem)
         if count == 1:
             if record.seq < 1:
-                return broken(record.seq, f"record {record.seq} lies before record 1, where every chain starts: no "
-                                          "append wrote it")
+                return broken(
+                    record.seq,
+                    f"record {record.seq} lies before record 1, where every chain starts: no append wrote it",
+                )
             anchor = record.seq - 1
             if anchor and anchor not in checkpoints:
-                return broken(record.seq, f"the chain starts at record {record.seq} with no checkpoint at {anchor} "
-                                          "(records before it were removed)")
+                return broken(
+                    record.seq,
+                    f"the chain starts at record {record.seq} with no checkpoint at {anchor} "
+                    "(records before it were removed)",
+                )
             previous_hash = checkpoints[anchor].record_hash if anchor else GENESIS_HASH
         elif record.seq != previous_seq + 1:
             return broken(previous_seq + 1, f"record {previous_seq + 1} is missing (next is {record.seq})")
         if record.prev_hash != previous_hash:
             return broken(record.seq, "its prev_hash does not match the previous record's hash")
-        if record.record_hash != record_hash(record.prev_hash, record.seq, row.time, record.event_type.value,
-                                             record.body_hash):
+        if record.record_hash != record_hash(
+            record.prev_hash, record.seq, row.time, record.event_type.value, record.body_hash
+        ):
             return broken(record.seq, "its record hash does not match its content (seq, time, type)")
         if record.purged:
             purged.append((record.seq, record.event_type, row.time))
@@ -113,24 +125,39 @@ def verify_view(view: ChainView) -> IntegrityReport:
             return broken(seq, "it was purged but no later RETENTION event's cutoff covers it")
     # A RETENTION event purged in turn no longer says where it cut: its stub vouches for the anchor instead.
     if anchor and anchor not in cuts and not any(t is AuditEventType.RETENTION for _, t, _ in purged):
-        return broken(anchor + 1, f"the chain starts after the checkpoint at record {anchor}, but no RETENTION event "
-                                  f"cut it there: records 1 to {anchor} were removed outside retention")
+        return broken(
+            anchor + 1,
+            f"the chain starts after the checkpoint at record {anchor}, but no RETENTION event "
+            f"cut it there: records 1 to {anchor} were removed outside retention",
+        )
     if head is None:
-        return broken(max(previous_seq, 1), "the chain head is missing (table audit_head dropped or emptied): "
-                                            "nothing vouches for where the chain ends")
+        return broken(
+            max(previous_seq, 1),
+            "the chain head is missing (table audit_head dropped or emptied): nothing vouches for where the chain ends",
+        )
     if previous_seq != head.seq:
-        return broken(previous_seq + 1, f"the chain ends at record {previous_seq} but the head says it ends at record "
-                                        f"{head.seq} (records after {previous_seq} were cut off)")
+        return broken(
+            previous_seq + 1,
+            f"the chain ends at record {previous_seq} but the head says it ends at record "
+            f"{head.seq} (records after {previous_seq} were cut off)",
+        )
     if head.record_hash != previous_hash:
-        return broken(head.seq, f"the chain head says the chain ends at record {head.seq}, but its hash is not "
-                                f"record {head.seq}'s (the head was rewritten)")
+        return broken(
+            head.seq,
+            f"the chain head says the chain ends at record {head.seq}, but its hash is not "
+            f"record {head.seq}'s (the head was rewritten)",
+        )
     if key is not None and not hmac.compare_digest(head.signature, sign(key, head.seq, head.record_hash)):
-        return broken(head.seq, "the chain head's HMAC signature is wrong (rewritten without the key, or signed "
-                                "with another key)")
+        return broken(
+            head.seq, "the chain head's HMAC signature is wrong (rewritten without the key, or signed with another key)"
+        )
     beyond = view.first_seq_beyond(head.seq)
     if beyond is not None:
-        return broken(beyond, f"record {beyond} lies beyond the chain head (record {head.seq}): no append wrote it, "
-                              "since an append moves the head in the same transaction")
+        return broken(
+            beyond,
+            f"record {beyond} lies beyond the chain head (record {head.seq}): no append wrote it, "
+            "since an append moves the head in the same transaction",
+        )
     for seq in checkpoints:
         if seq > head.seq:
             return broken(seq, f"a checkpoint at record {seq} lies beyond the chain head (record {head.seq})")

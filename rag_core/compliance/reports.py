@@ -40,15 +40,27 @@ class ComplianceReport:
         return asdict(self)
 
     def markdown(self) -> str:
-        verdict = ("intact" if self.integrity.get("intact") else
-                   f"BROKEN at record {self.integrity.get('first_bad_seq')}: {self.integrity.get('problem')}; the "
-                   f"counts stop at record {self.integrity.get('counted_through')}")
-        lines = [f"# Compliance report {self.start[:10]} to {self.end[:10]} (end exclusive)", "",
-                 f"- Audit chain: {verdict}", f"- Events: {self.total_events}",
-                 f"- Index changes (version updates, re-indexes, rollbacks): {self.version_updates}",
-                 f"- Retrievals: {self.retrievals}", f"- Erasures: {self.erasures}",
-                 f"- Retention runs: {self.retention_actions}", f"- PII redactions: {self.pii_redactions}",
-                 f"- Denied: {self.denied}, failed: {self.failures}", "", "| Event type | Count |", "|---|---:|"]
+        verdict = (
+            "intact"
+            if self.integrity.get("intact")
+            else f"BROKEN at record {self.integrity.get('first_bad_seq')}: {self.integrity.get('problem')}; the "
+            f"counts stop at record {self.integrity.get('counted_through')}"
+        )
+        lines = [
+            f"# Compliance report {self.start[:10]} to {self.end[:10]} (end exclusive)",
+            "",
+            f"- Audit chain: {verdict}",
+            f"- Events: {self.total_events}",
+            f"- Index changes (version updates, re-indexes, rollbacks): {self.version_updates}",
+            f"- Retrievals: {self.retrievals}",
+            f"- Erasures: {self.erasures}",
+            f"- Retention runs: {self.retention_actions}",
+            f"- PII redactions: {self.pii_redactions}",
+            f"- Denied: {self.denied}, failed: {self.failures}",
+            "",
+            "| Event type | Count |",
+            "|---|---:|",
+        ]
         lines += [f"| {name} | {count} |" for name, count in sorted(self.events_by_type.items())]
         lines += ["", "| Actor | Events |", "|---|---:|"]
         lines += [f"| {name} | {count} |" for name, count in sorted(self.actors.items())]
@@ -72,8 +84,7 @@ def build_report(store: AuditStore, start: datetime.datetime, end: datetime.date
     redactions = 0
     with store.snapshot() as view:
         integrity = verify_view(view)
-        for record in view.records(start=format_time(start), end=format_time(end),
-                                   through_seq=integrity.good_through):
+        for record in view.records(start=format_time(start), end=format_time(end), through_seq=integrity.good_through):
             by_type[record.event_type.value] += 1
             if record.purged:
                 continue
@@ -81,12 +92,24 @@ def build_report(store: AuditStore, start: datetime.datetime, end: datetime.date
             actors[record.actor] += 1
             redactions += int(record.details.get(PII_REDACTIONS_KEY, 0) or 0)
     return ComplianceReport(
-        start=start.isoformat(), end=end.isoformat(), total_events=sum(by_type.values()),
+        start=start.isoformat(),
+        end=end.isoformat(),
+        total_events=sum(by_type.values()),
         events_by_type=dict(sorted(by_type.items())),
         version_updates=sum(by_type[t.value] for t in CHANGE_TYPES),
-        retrievals=by_type[AuditEventType.RETRIEVAL.value], erasures=by_type[AuditEventType.ERASURE.value],
-        retention_actions=by_type[AuditEventType.RETENTION.value], denied=outcomes["denied"],
-        failures=outcomes["failure"], actors=dict(sorted(actors.items())), pii_redactions=redactions,
-        integrity={"intact": integrity.intact, "first_bad_seq": integrity.first_bad_seq,
-                   "problem": integrity.problem, "signed": integrity.signed,
-                   "records_checked": integrity.records_checked, "counted_through": integrity.good_through})
+        retrievals=by_type[AuditEventType.RETRIEVAL.value],
+        erasures=by_type[AuditEventType.ERASURE.value],
+        retention_actions=by_type[AuditEventType.RETENTION.value],
+        denied=outcomes["denied"],
+        failures=outcomes["failure"],
+        actors=dict(sorted(actors.items())),
+        pii_redactions=redactions,
+        integrity={
+            "intact": integrity.intact,
+            "first_bad_seq": integrity.first_bad_seq,
+            "problem": integrity.problem,
+            "signed": integrity.signed,
+            "records_checked": integrity.records_checked,
+            "counted_through": integrity.good_through,
+        },
+    )

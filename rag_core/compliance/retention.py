@@ -35,16 +35,22 @@ def retention_days(config: RAGConfig, name: str) -> int:
 
 def enforce_retention(config: RAGConfig, trail: AuditTrail, *, actor: str | None = None) -> RetentionResult:
     now = trail.clock()
-    cutoffs = {t: format_time(now - datetime.timedelta(days=retention_days(config, t.value)))
-               for t in AuditEventType}
+    cutoffs = {t: format_time(now - datetime.timedelta(days=retention_days(config, t.value))) for t in AuditEventType}
     log_cutoff = (now - datetime.timedelta(days=retention_days(config, QUERY_LOG_KEY))).date()
     deleted_days = _delete_query_log_days(Path(config.quality.query_log_dir), log_cutoff)
-    event = trail.store.purge(cutoffs, actor=actor or current_actor(), now=now,
-                              extra_details={"query_log_days_deleted": len(deleted_days),
-                                             "query_log_cutoff": log_cutoff.isoformat()})
-    return RetentionResult(event.details["purged_records"], event.details["removed_records"], deleted_days,
-                           {**{t.value: c for t, c in cutoffs.items()}, QUERY_LOG_KEY: log_cutoff.isoformat()},
-                           event)
+    event = trail.store.purge(
+        cutoffs,
+        actor=actor or current_actor(),
+        now=now,
+        extra_details={"query_log_days_deleted": len(deleted_days), "query_log_cutoff": log_cutoff.isoformat()},
+    )
+    return RetentionResult(
+        event.details["purged_records"],
+        event.details["removed_records"],
+        deleted_days,
+        {**{t.value: c for t, c in cutoffs.items()}, QUERY_LOG_KEY: log_cutoff.isoformat()},
+        event,
+    )
 
 
 def _delete_query_log_days(folder: Path, cutoff: datetime.date) -> list[str]:

@@ -20,8 +20,10 @@ SETTLE_S = 10.0  # a finished job's new segments take a moment to show in the se
 # with their deleted rows still there (seen in full test runs); a next job takes them. Bounded: rows the server will
 # not purge (too few per segment) must not keep the weekly job spinning until its wait runs out.
 ATTEMPTS = 3
-LITE_NOTE = ("Milvus Lite: no manual compaction, and no count of deleted rows; their text and vectors stay in its "
-             "files until its own compaction merges them (`rag erase` rebuilds the versions it erases from)")
+LITE_NOTE = (
+    "Milvus Lite: no manual compaction, and no count of deleted rows; their text and vectors stay in its "
+    "files until its own compaction merges them (`rag erase` rebuilds the versions it erases from)"
+)
 REBUILD_SUFFIX = "_rebuilding"  # a copy's name is no version name (alias__vN): no listing of versions shows it
 COPY_FIELDS = [*OUTPUT_FIELDS, "vector"]  # the BM25 sparse field is computed again from the text as rows go in
 
@@ -57,13 +59,19 @@ def _compact(manager: MilvusIndexManager, collection: str, wait_s: float) -> Com
             after = manager.storage_stats(collection)
         if not after.deleted_rows or result.state != "Completed" or time.monotonic() >= deadline:
             break
-    return CompactionReport(collection=collection, state=result.state, before=before, after=after,
-                            seconds=round(time.perf_counter() - started, 3),
-                            note=LITE_NOTE if manager.capabilities.is_lite else "")
+    return CompactionReport(
+        collection=collection,
+        state=result.state,
+        before=before,
+        after=after,
+        seconds=round(time.perf_counter() - started, 3),
+        note=LITE_NOTE if manager.capabilities.is_lite else "",
+    )
 
 
-def erase_rows(manager: MilvusIndexManager, alias: str, collection: str, expression: str, *,
-               wait_s: float = 300.0) -> tuple[int, CompactionReport | None]:
+def erase_rows(
+    manager: MilvusIndexManager, alias: str, collection: str, expression: str, *, wait_s: float = 300.0
+) -> tuple[int, CompactionReport | None]:
     """Remove the rows matching ``expression`` from ``collection`` (a version of ``alias``), from its storage too and
     not only from results; returns how many there were and how storage was purged (None: there were none).
 
@@ -86,10 +94,14 @@ def erase_rows(manager: MilvusIndexManager, alias: str, collection: str, express
     started = time.perf_counter()
     before = manager.storage_stats(collection)
     rebuild(manager, alias, collection, keep=f"not ({expression})")
-    return deleted, CompactionReport(collection=collection, state="Rebuilt", before=before,
-                                     after=manager.storage_stats(collection),
-                                     seconds=round(time.perf_counter() - started, 3),
-                                     note="Milvus Lite: rebuilt without them; the old files are removed")
+    return deleted, CompactionReport(
+        collection=collection,
+        state="Rebuilt",
+        before=before,
+        after=manager.storage_stats(collection),
+        seconds=round(time.perf_counter() - started, 3),
+        note="Milvus Lite: rebuilt without them; the old files are removed",
+    )
 
 
 def rebuild(manager: MilvusIndexManager, alias: str, collection: str, *, keep: str = "") -> None:
@@ -112,8 +124,10 @@ def rebuild(manager: MilvusIndexManager, alias: str, collection: str, *, keep: s
     manager.flush(staging)
     if (copied := manager.count(staging)) != (kept := manager.count(collection, filter=keep)):
         manager.drop_version(staging)
-        raise RuntimeError(f"Rebuilding {collection} copied {copied} of the {kept} rows to keep, so it was left as it "
-                           "was. Is something writing to it? Run the command again once that is done.")
+        raise RuntimeError(
+            f"Rebuilding {collection} copied {copied} of the {kept} rows to keep, so it was left as it "
+            "was. Is something writing to it? Run the command again once that is done."
+        )
     if manager.resolve(alias) == collection:
         manager.promote(alias, staging)
     manager.drop_version(collection)

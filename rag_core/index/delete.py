@@ -14,8 +14,9 @@ class DeleteReport:
     data_version: int
 
 
-def delete_from_index(manager: MilvusIndexManager, alias: str, *, doc_ids: list[str] | None = None,
-                      source: str | None = None) -> DeleteReport:
+def delete_from_index(
+    manager: MilvusIndexManager, alias: str, *, doc_ids: list[str] | None = None, source: str | None = None
+) -> DeleteReport:
     """Delete the chunks of ``doc_ids`` (within ``source`` when given), or of every document of ``source``."""
     if not doc_ids and source is None:
         raise ValueError("Say what to delete: --doc-id ID (repeatable) and/or --source NAME.")

@@ -57,7 +57,8 @@ def acquire(db_file: Path, timeout_s: float) -> None:
                     raise IndexLockedError(
                         f"Milvus Lite file {db_file} is in use by {holder} (Milvus Lite allows one process at a "
                         f"time); waited {timeout_s:g}s. Wait for it to finish or stop it, raise "
-                        "milvus.lock_timeout_s, or use a Milvus server for concurrent access.") from None
+                        "milvus.lock_timeout_s, or use a Milvus server for concurrent access."
+                    ) from None
                 time.sleep(POLL_S)
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} ({command_name(sys.argv)}) since {time.strftime('%H:%M:%S')}".encode())

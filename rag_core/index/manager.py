@@ -38,9 +38,10 @@ EXPORT_BATCH = 2000
 OUTPUT_FIELDS = ["chunk_id", "doc_id", "source", "position", "text", "metadata"]
 SPARSE_FIELD = "sparse"
 # Stemming and stopwords like the client-side index; Milvus Lite 3.2 ignores these filters (lowercase only).
-ANALYZER = {"tokenizer": "standard",
-            "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]},
-                       {"type": "stemmer", "language": "english"}]}
+ANALYZER = {
+    "tokenizer": "standard",
+    "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]}, {"type": "stemmer", "language": "english"}],
+}
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,11 @@ class MilvusIndexManager:
         if config is None or index is None:
             loaded = load_config()
             config, index = config or loaded.milvus, index or loaded.index
-        updates = {k: v for k, v in {"uri": uri, "enable_sharding": enable_sharding, "num_shards": num_shards}.items()
-                   if v is not None}
+        updates = {
+            k: v
+            for k, v in {"uri": uri, "enable_sharding": enable_sharding, "num_shards": num_shards}.items()
+            if v is not None
+        }
         self.config = config.model_copy(update=updates)
         self.index = index
         self._loaded: set[str] = set()
@@ -148,24 +152,45 @@ class MilvusIndexManager:
         if not is_server_uri(c.uri):
             db_file = self.lite_file
             if not db_file.parent.parent.is_dir():  # the default data/ is made; a path with a typo higher up is not
-                raise ConfigError(f"The folder {db_file.parent.parent} of the Milvus Lite file {c.uri} does not "
-                                  f"exist; create it (mkdir -p {db_file.parent}) or fix milvus.uri / MILVUS_URI.")
+                raise ConfigError(
+                    f"The folder {db_file.parent.parent} of the Milvus Lite file {c.uri} does not "
+                    f"exist; create it (mkdir -p {db_file.parent}) or fix milvus.uri / MILVUS_URI."
+                )
             db_file.parent.mkdir(exist_ok=True)
             lite_lock.acquire(db_file, c.lock_timeout_s)
             if ignored := connection_security.lite_ignored_settings(c):
-                log.warning("Milvus Lite (%s) has no users, roles or TLS: %s are ignored; protect the file with file "
-                            "permissions, or use a Milvus server for authentication", db_file, ", ".join(ignored))
+                log.warning(
+                    "Milvus Lite (%s) has no users, roles or TLS: %s are ignored; protect the file with file "
+                    "permissions, or use a Milvus server for authentication",
+                    db_file,
+                    ", ".join(ignored),
+                )
             return MilvusClient(str(db_file))
-        tls = {k: v for k, v in {"secure": c.secure or None, "server_pem_path": c.server_pem_path,
-                                 "server_name": c.server_name, "ca_pem_path": c.ca_pem_path,
-                                 "client_pem_path": c.client_pem_path,
-                                 "client_key_path": c.client_key_path}.items() if v}
+        tls = {
+            k: v
+            for k, v in {
+                "secure": c.secure or None,
+                "server_pem_path": c.server_pem_path,
+                "server_name": c.server_name,
+                "ca_pem_path": c.ca_pem_path,
+                "client_pem_path": c.client_pem_path,
+                "client_key_path": c.client_key_path,
+            }.items()
+            if v
+        }
         try:
             # pymilvus shares one connection per address and token, whatever the TLS settings: a client with other
             # certificates gets a dedicated one, so it is checked by the server rather than riding on another's.
-            return MilvusClient(uri=c.uri, user=c.user, password=c.password.get_secret_value(),
-                                token=c.token.get_secret_value(), db_name=c.db_name, timeout=c.timeout_s,
-                                dedicated=bool(tls), **tls)
+            return MilvusClient(
+                uri=c.uri,
+                user=c.user,
+                password=c.password.get_secret_value(),
+                token=c.token.get_secret_value(),
+                db_name=c.db_name,
+                timeout=c.timeout_s,
+                dedicated=bool(tls),
+                **tls,
+            )
         except MilvusException as error:
             diagnosis = connection_security.diagnose_connect(c)
             if diagnosis.retryable:
@@ -173,8 +198,13 @@ class MilvusIndexManager:
             raise connection_security.MilvusAuthenticationError(diagnosis.message) from error
 
     def _retry(self, what: str, operation: Callable[[], T]) -> T:
-        return call_with_retry(connection_security.guard(operation, self.config, what), what=what, uri=self.uri,
-                               attempts=self.config.retry_attempts, backoff_s=self.config.retry_backoff_s)
+        return call_with_retry(
+            connection_security.guard(operation, self.config, what),
+            what=what,
+            uri=self.uri,
+            attempts=self.config.retry_attempts,
+            backoff_s=self.config.retry_backoff_s,
+        )
 
     # --- what the server is -------------------------------------------------------------------------------------
 
@@ -193,16 +223,26 @@ class MilvusIndexManager:
         folder = self.lite_file.parent
         if not is_server_uri(self.uri) and not folder.is_dir():
             what = "is not a folder" if folder.exists() else "does not exist"
-            return HealthReport(ok=False, uri=self.uri, error=(
-                f"the folder {folder} of the Milvus Lite file {self.uri} {what}; create it (mkdir -p {folder}) "
-                "or fix milvus.uri / MILVUS_URI"))
+            return HealthReport(
+                ok=False,
+                uri=self.uri,
+                error=(
+                    f"the folder {folder} of the Milvus Lite file {self.uri} {what}; create it (mkdir -p {folder}) "
+                    "or fix milvus.uri / MILVUS_URI"
+                ),
+            )
         try:
             collections = self._retry("list_collections", lambda: self.client.list_collections())
             version = self.capabilities.version
         except Exception as error:  # noqa: BLE001 - a health report states the failure instead of raising
             return HealthReport(ok=False, uri=self.uri, error=str(error))
-        return HealthReport(ok=True, uri=self.uri, server_version=version,
-                            latency_ms=(time.perf_counter() - started) * 1000, collections=sorted(collections))
+        return HealthReport(
+            ok=True,
+            uri=self.uri,
+            server_version=version,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            collections=sorted(collections),
+        )
 
     # --- versions and the alias ---------------------------------------------------------------------------------
 
@@ -233,9 +273,12 @@ class MilvusIndexManager:
 
     def versions(self, alias: str) -> list[str]:
         prefix = f"{alias}{VERSION_SEPARATOR}"
-        names = [n for n in self._retry("list_collections", self.client.list_collections)
-                 if n.startswith(prefix) and n[len(prefix):].isdigit()]
-        return sorted(names, key=lambda n: int(n[len(prefix):]))
+        names = [
+            n
+            for n in self._retry("list_collections", self.client.list_collections)
+            if n.startswith(prefix) and n[len(prefix) :].isdigit()
+        ]
+        return sorted(names, key=lambda n: int(n[len(prefix) :]))
 
     def state(self, collection: str) -> CollectionState:
         """Index version, data version and completeness, in one round trip."""
@@ -256,12 +299,21 @@ class MilvusIndexManager:
         runs inside Milvus; elsewhere it runs on the client-side index (``rag_core.retrieval.client_index``).
         """
         lexical = "milvus" if self.capabilities.supports_bm25 else "none"
-        return IndexVersion(model=model, dimension=dimension, metric_type=self.index.metric_type,
-                            index_type=self.index.index_type, M=self.index.M, efConstruction=self.index.efConstruction,
-                            num_shards=self.shards, chunking=chunking, lexical=lexical)
+        return IndexVersion(
+            model=model,
+            dimension=dimension,
+            metric_type=self.index.metric_type,
+            index_type=self.index.index_type,
+            M=self.index.M,
+            efConstruction=self.index.efConstruction,
+            num_shards=self.shards,
+            chunking=chunking,
+            lexical=lexical,
+        )
 
-    def create_version(self, alias: str, version: IndexVersion, *, number: int | None = None,
-                       properties: dict[str, str] | None = None) -> str:
+    def create_version(
+        self, alias: str, version: IndexVersion, *, number: int | None = None, properties: dict[str, str] | None = None
+    ) -> str:
         """Create ``alias__vN`` (N = newest + 1, or ``number`` for a restore), marked incomplete until
         ``mark_complete``; the alias is not moved. ``properties`` are kept beside the version's own."""
         existing = self.versions(alias)
@@ -275,15 +327,30 @@ class MilvusIndexManager:
     def create_collection(self, name: str, version: IndexVersion, properties: dict[str, str]) -> None:
         """An empty collection with the schema and index ``version`` records, carrying exactly ``properties``."""
         index_params = self.client.prepare_index_params()
-        index_params.add_index(field_name="vector", index_type=version.index_type, metric_type=version.metric_type,
-                               params={"M": version.M, "efConstruction": version.efConstruction})
+        index_params.add_index(
+            field_name="vector",
+            index_type=version.index_type,
+            metric_type=version.metric_type,
+            params={"M": version.M, "efConstruction": version.efConstruction},
+        )
         if version.lexical == "milvus":
-            index_params.add_index(field_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                                   params={"bm25_k1": self.index.bm25_k1, "bm25_b": self.index.bm25_b})
+            index_params.add_index(
+                field_name=SPARSE_FIELD,
+                index_type="SPARSE_INVERTED_INDEX",
+                metric_type="BM25",
+                params={"bm25_k1": self.index.bm25_k1, "bm25_b": self.index.bm25_b},
+            )
         extra = {"num_shards": self.shards} if self.shards > 1 else {}
-        self._retry("create_collection", lambda: self.client.create_collection(
-            name, schema=self._schema(version.dimension, bm25=version.lexical == "milvus"), index_params=index_params,
-            properties=properties, **extra))
+        self._retry(
+            "create_collection",
+            lambda: self.client.create_collection(
+                name,
+                schema=self._schema(version.dimension, bm25=version.lexical == "milvus"),
+                index_params=index_params,
+                properties=properties,
+                **extra,
+            ),
+        )
 
     def resumable_version(self, alias: str, version: IndexVersion) -> str | None:
         """The newest version if it is an unfinished build of ``version`` (an interrupted run): continue it."""
@@ -316,14 +383,18 @@ class MilvusIndexManager:
         self._set_properties(collection, {COMPLETE_KEY: "true"})
 
     def _set_properties(self, collection: str, properties: dict[str, str]) -> None:
-        self._retry("alter_collection_properties",
-                    lambda: self.client.alter_collection_properties(collection, properties=properties))
+        self._retry(
+            "alter_collection_properties",
+            lambda: self.client.alter_collection_properties(collection, properties=properties),
+        )
 
     def promote(self, alias: str, collection: str) -> None:
         """Point ``alias`` at ``collection`` in one step; readers switch with no gap. Complete versions only."""
         if not self.state(collection).complete:
-            raise ValueError(f"{collection} is an incomplete build; it cannot serve {alias!r}. Run `rag reindex` to "
-                             "build a complete version, or `rag versions --drop-incomplete` to remove it.")
+            raise ValueError(
+                f"{collection} is an incomplete build; it cannot serve {alias!r}. Run `rag reindex` to "
+                "build a complete version, or `rag versions --drop-incomplete` to remove it."
+            )
         self._serving.pop(alias, None)
         if self._alias_exists(alias):
             self._retry("alter_alias", lambda: self.client.alter_alias(collection, alias))
@@ -341,8 +412,9 @@ class MilvusIndexManager:
             names = [s.collection for s in states]
             older = [s for s in states[: names.index(current)] if s.complete] if current in names else []
             if not older:
-                raise ValueError(f"No complete version of {alias!r} older than {current!r} to roll back to "
-                                 f"(versions: {names}).")
+                raise ValueError(
+                    f"No complete version of {alias!r} older than {current!r} to roll back to (versions: {names})."
+                )
             target = older[-1].collection
         self.promote(alias, target)
         return target
@@ -381,8 +453,14 @@ class MilvusIndexManager:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         if bm25:
             schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
-            schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25,
-                                         input_field_names=["text"], output_field_names=[SPARSE_FIELD]))
+            schema.add_function(
+                Function(
+                    name="text_bm25",
+                    function_type=FunctionType.BM25,
+                    input_field_names=["text"],
+                    output_field_names=[SPARSE_FIELD],
+                )
+            )
         return schema
 
     # --- rows ---------------------------------------------------------------------------------------------------
@@ -397,8 +475,10 @@ class MilvusIndexManager:
             return 0
         for row in rows:
             if len(row["text"].encode("utf-8")) > TEXT_MAX_BYTES:
-                raise ValueError(f"Chunk {row['chunk_id']} of {row['doc_id']} is over {TEXT_MAX_BYTES} bytes; "
-                                 "lower chunking.chunk_size.")
+                raise ValueError(
+                    f"Chunk {row['chunk_id']} of {row['doc_id']} is over {TEXT_MAX_BYTES} bytes; "
+                    "lower chunking.chunk_size."
+                )
         result = self._retry("upsert", lambda: self.client.upsert(collection, list(rows)))
         return int(result["upsert_count"])
 
@@ -427,8 +507,12 @@ class MilvusIndexManager:
         expression = f"source == {json.dumps(source)}" if source is not None else ""
 
         def read() -> dict[str, str]:
-            return {r["chunk_id"]: r["doc_id"] for batch in self.iter_rows(collection, ["chunk_id", "doc_id"],
-                                                                          filter=expression) for r in batch}
+            return {
+                r["chunk_id"]: r["doc_id"]
+                for batch in self.iter_rows(collection, ["chunk_id", "doc_id"], filter=expression)
+                for r in batch
+            }
+
         return self.consistent_export(collection, read)
 
     def consistent_export(self, collection: str, export: Callable[[], T]) -> T:
@@ -444,19 +528,26 @@ class MilvusIndexManager:
             except InconsistentExportError as error:
                 log.info("%s; reading again", error)
                 time.sleep(0.5 * (attempt + 1))
-        raise RuntimeError(f"Could not export a consistent view of {collection} at {self.uri}: the rows read never "
-                           "matched the row count. Is something writing to it right now?")
+        raise RuntimeError(
+            f"Could not export a consistent view of {collection} at {self.uri}: the rows read never "
+            "matched the row count. Is something writing to it right now?"
+        )
 
-    def iter_rows(self, collection: str, fields: list[str], *, filter: str = "",
-                  batch_size: int = EXPORT_BATCH) -> Iterator[list[dict[str, Any]]]:
+    def iter_rows(
+        self, collection: str, fields: list[str], *, filter: str = "", batch_size: int = EXPORT_BATCH
+    ) -> Iterator[list[dict[str, Any]]]:
         """Rows a batch at a time with strong consistency, so an export never holds the whole collection.
 
         Raises ``InconsistentExportError`` at its end when it saw another number of rows than a strong count
         gives (see ``consistent_export``).
         """
         self._ensure_loaded(collection)
-        iterator = self._retry("query_iterator", lambda: self.client.query_iterator(
-            collection, batch_size=batch_size, filter=filter, output_fields=fields, consistency_level="Strong"))
+        iterator = self._retry(
+            "query_iterator",
+            lambda: self.client.query_iterator(
+                collection, batch_size=batch_size, filter=filter, output_fields=fields, consistency_level="Strong"
+            ),
+        )
         seen = 0
         try:
             while batch := iterator.next():
@@ -485,15 +576,20 @@ class MilvusIndexManager:
             return set()
         self._ensure_loaded(collection)
         expression = f"chunk_id in {json.dumps(sorted(set(chunk_ids)))} and ({filter})"
-        rows = self._retry("query", lambda: self.client.query(collection, filter=expression,
-                                                               output_fields=["chunk_id"]))
+        rows = self._retry(
+            "query", lambda: self.client.query(collection, filter=expression, output_fields=["chunk_id"])
+        )
         return {row["chunk_id"] for row in rows}
 
     def count(self, collection: str, *, filter: str = "") -> int:
         """Live rows (matching ``filter``), read with strong consistency so a count right after a write includes it."""
         self._ensure_loaded(collection)
-        rows = self._retry("count", lambda: self.client.query(
-            collection, filter=filter, output_fields=["count(*)"], consistency_level="Strong"))
+        rows = self._retry(
+            "count",
+            lambda: self.client.query(
+                collection, filter=filter, output_fields=["count(*)"], consistency_level="Strong"
+            ),
+        )
         return int(rows[0]["count(*)"])
 
     def get_collection_stats(self, name: str) -> CollectionStats:
@@ -502,13 +598,27 @@ class MilvusIndexManager:
             raise LookupError(f"No collection or alias {name!r} at {self.uri}; run the ingestion first (make run).")
         versions = self.versions(name) if collection != name else [collection]
         state = self.state(collection)
-        return CollectionStats(name=name, collection=collection, row_count=self.count(collection),
-                               index_version=state.version, versions=versions, data_version=state.data_version,
-                               incomplete_versions=[v for v in versions if not self.state(v).complete])
+        return CollectionStats(
+            name=name,
+            collection=collection,
+            row_count=self.count(collection),
+            index_version=state.version,
+            versions=versions,
+            data_version=state.data_version,
+            incomplete_versions=[v for v in versions if not self.state(v).complete],
+        )
 
-    def search(self, name: str, vectors: Sequence[Sequence[float]], *, limit: int, ef: int | None = None,
-               filter: str = "", consistency_level: str | None = None,
-               output_fields: Sequence[str] = tuple(OUTPUT_FIELDS)) -> list[list[Hit]]:
+    def search(
+        self,
+        name: str,
+        vectors: Sequence[Sequence[float]],
+        *,
+        limit: int,
+        ef: int | None = None,
+        filter: str = "",
+        consistency_level: str | None = None,
+        output_fields: Sequence[str] = tuple(OUTPUT_FIELDS),
+    ) -> list[list[Hit]]:
         """Dense HNSW search; ``ef`` is raised to ``limit`` because HNSW cannot return more than ``ef`` hits.
 
         ``consistency_level`` defaults to ``milvus.consistency_level`` (Bounded: a write is visible within about a
@@ -516,20 +626,38 @@ class MilvusIndexManager:
         """
         collection = self.serving(name)
         params = {"metric_type": self.index.metric_type, "params": {"ef": max(ef or self.index.ef, limit)}}
-        raw = self._retry("search", lambda: self.client.search(
-            collection, data=[list(map(float, v)) for v in vectors], limit=limit, filter=filter,
-            search_params=params, output_fields=list(output_fields),
-            consistency_level=consistency_level or self.config.consistency_level))
+        raw = self._retry(
+            "search",
+            lambda: self.client.search(
+                collection,
+                data=[list(map(float, v)) for v in vectors],
+                limit=limit,
+                filter=filter,
+                search_params=params,
+                output_fields=list(output_fields),
+                consistency_level=consistency_level or self.config.consistency_level,
+            ),
+        )
         return [[_hit(h) for h in hits] for hits in raw]
 
-    def search_bm25(self, name: str, queries: Sequence[str], *, limit: int, filter: str = "",
-                    consistency_level: str | None = None) -> list[list[Hit]]:
+    def search_bm25(
+        self, name: str, queries: Sequence[str], *, limit: int, filter: str = "", consistency_level: str | None = None
+    ) -> list[list[Hit]]:
         """Server-side BM25 over the collection's sparse field (Milvus Lite 3.x, Milvus >= 2.5)."""
         collection = self.serving(name)
-        raw = self._retry("search_bm25", lambda: self.client.search(
-            collection, data=list(queries), anns_field=SPARSE_FIELD, limit=limit, filter=filter,
-            search_params={"metric_type": "BM25"}, output_fields=OUTPUT_FIELDS,
-            consistency_level=consistency_level or self.config.consistency_level))
+        raw = self._retry(
+            "search_bm25",
+            lambda: self.client.search(
+                collection,
+                data=list(queries),
+                anns_field=SPARSE_FIELD,
+                limit=limit,
+                filter=filter,
+                search_params={"metric_type": "BM25"},
+                output_fields=OUTPUT_FIELDS,
+                consistency_level=consistency_level or self.config.consistency_level,
+            ),
+        )
         # Milvus Lite reports BM25 as a negated distance; the score itself is never negative.
         return [[replace(h, score=abs(h.score)) for h in map(_hit, hits)] for hits in raw]
 
@@ -549,16 +677,23 @@ class MilvusIndexManager:
         A server's compaction passes over segments whose index is still being built, deleted rows and all."""
         deadline = time.monotonic() + wait_s
         while True:
-            pending = sum(int(self._retry("describe_index", lambda name=name: self.client.describe_index(
-                collection, name)).get("pending_index_rows", 0)) for name in self.client.list_indexes(collection))
+            pending = sum(
+                int(
+                    self._retry("describe_index", lambda name=name: self.client.describe_index(collection, name)).get(
+                        "pending_index_rows", 0
+                    )
+                )
+                for name in self.client.list_indexes(collection)
+            )
             if not pending or time.monotonic() >= deadline:
                 return pending
             time.sleep(0.5)
 
     def storage_stats(self, collection: str) -> StorageStats:
         live = self.count(collection)
-        stored = int(self._retry("get_collection_stats",
-                                 lambda: self.client.get_collection_stats(collection))["row_count"])
+        stored = int(
+            self._retry("get_collection_stats", lambda: self.client.get_collection_stats(collection))["row_count"]
+        )
         if self.capabilities.is_lite:  # no segment listing (UNIMPLEMENTED); it purges deletions itself
             return StorageStats(segments=None, stored_rows=stored, live_rows=live)
         segments = self._retry("list_persistent_segments", lambda: self.client.list_persistent_segments(collection))
@@ -574,7 +709,12 @@ class MilvusIndexManager:
 
 def _hit(hit: dict[str, Any]) -> Hit:
     entity = hit.get("entity", {})
-    return Hit(chunk_id=str(entity.get("chunk_id") or hit.get("id") or hit.get("chunk_id")),
-               doc_id=entity.get("doc_id", ""), score=float(hit["distance"]), text=entity.get("text", ""),
-               position=int(entity.get("position", 0)), source=entity.get("source", ""),
-               metadata=entity.get("metadata") or {})
+    return Hit(
+        chunk_id=str(entity.get("chunk_id") or hit.get("id") or hit.get("chunk_id")),
+        doc_id=entity.get("doc_id", ""),
+        score=float(hit["distance"]),
+        text=entity.get("text", ""),
+        position=int(entity.get("position", 0)),
+        source=entity.get("source", ""),
+        metadata=entity.get("metadata") or {},
+    )

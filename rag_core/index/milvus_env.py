@@ -43,5 +43,13 @@ with lite_uri_hidden_from_pymilvus():
     from pymilvus import DataType, Function, FunctionType, MilvusClient
     from pymilvus.exceptions import ConnectError, MilvusException, MilvusUnavailableException
 
-__all__ = ["ConnectError", "DataType", "Function", "FunctionType", "MilvusClient", "MilvusException",
-           "MilvusUnavailableException", "lite_uri_hidden_from_pymilvus"]
+__all__ = [
+    "ConnectError",
+    "DataType",
+    "Function",
+    "FunctionType",
+    "MilvusClient",
+    "MilvusException",
+    "MilvusUnavailableException",
+    "lite_uri_hidden_from_pymilvus",
+]

@@ -27,12 +27,17 @@ def promote(manager: MilvusIndexManager, alias: str, candidate: str, keep_versio
     """Move ``alias`` to ``candidate`` in one step, then apply the retention rule above."""
     previous = manager.resolve(alias)
     manager.promote(alias, candidate)
-    return Promotion(alias=alias, previous=previous, serving=candidate,
-                     dropped=prune_versions(manager, alias, keep_versions, previous=previous))
+    return Promotion(
+        alias=alias,
+        previous=previous,
+        serving=candidate,
+        dropped=prune_versions(manager, alias, keep_versions, previous=previous),
+    )
 
 
-def prune_versions(manager: MilvusIndexManager, alias: str, keep_versions: int, *,
-                   previous: str | None = None) -> list[str]:
+def prune_versions(
+    manager: MilvusIndexManager, alias: str, keep_versions: int, *, previous: str | None = None
+) -> list[str]:
     """Drop never-served candidates built after ``previous`` and complete versions beyond the newest
     ``keep_versions``; incomplete builds are left to ``rag versions --drop-incomplete``. Returns what was dropped."""
     if keep_versions < 1:

@@ -53,11 +53,19 @@ def source_filter(source: str) -> str:
     return f"source == {json.dumps(source)}"
 
 
-def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, batches: Iterable[pa.RecordBatch],
-               *, source: str, prune: bool, vectorize: Vectorize | None = None,
-               keep: Callable[[str], bool] | None = None,
-               promote: Callable[[str], object] | None = None,
-               owns: Callable[[str], bool] | None = None) -> SyncReport:
+def sync_index(
+    manager: MilvusIndexManager,
+    alias: str,
+    version: IndexVersion,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    source: str,
+    prune: bool,
+    vectorize: Vectorize | None = None,
+    keep: Callable[[str], bool] | None = None,
+    promote: Callable[[str], object] | None = None,
+    owns: Callable[[str], bool] | None = None,
+) -> SyncReport:
     """Sync ``source``'s documents in ``alias`` with ``batches`` (chunk rows, with vectors unless ``vectorize``).
 
     ``prune=True``: the batches are everything ``source`` holds, and its documents missing from them are deleted
@@ -77,24 +85,38 @@ def sync_index(manager: MilvusIndexManager, alias: str, version: IndexVersion, b
     started = time.perf_counter()
     current = manager.resolve(alias)
     if current == alias:
-        raise ValueError(f"{alias!r} at {manager.uri} is a plain collection, not an alias this project manages; "
-                         "drop or rename it, or set milvus.collection to another name.")
+        raise ValueError(
+            f"{alias!r} at {manager.uri} is a plain collection, not an alias this project manages; "
+            "drop or rename it, or set milvus.collection to another name."
+        )
     new_version = current is None or manager.state(current).version != version
     if new_version and current is not None:
         _refuse_partial_version(manager, alias, current, source, prune)
-    target = (manager.resumable_version(alias, version) or manager.create_version(alias, version)) \
-        if new_version else current
+    target = (
+        (manager.resumable_version(alias, version) or manager.create_version(alias, version))
+        if new_version
+        else current
+    )
     # A version being built holds exactly this sync's documents, even when it continues an interrupted build
     # whose corpus has changed since.
-    changes = _apply(manager, target, batches, source=source, prune=prune or new_version, vectorize=vectorize,
-                     keep=keep, owns=owns)
+    changes = _apply(
+        manager, target, batches, source=source, prune=prune or new_version, vectorize=vectorize, keep=keep, owns=owns
+    )
     data_version = _publish(manager, target, changes, concurrent=owns is not None)
     if new_version and owns is None:
         finish_version(manager, alias, target, changes.wanted, promote=promote)
-    return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=new_version,
-                      upserted=changes.upserted, deleted=changes.deleted,
-                      unchanged=len(changes.wanted) - changes.upserted, rows=manager.count(target),
-                      data_version=data_version, seconds=round(time.perf_counter() - started, 3))
+    return SyncReport(
+        alias=alias,
+        collection=target,
+        index_version=version.fingerprint,
+        new_version=new_version,
+        upserted=changes.upserted,
+        deleted=changes.deleted,
+        unchanged=len(changes.wanted) - changes.upserted,
+        rows=manager.count(target),
+        data_version=data_version,
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 def _refuse_partial_version(manager: MilvusIndexManager, alias: str, current: str, source: str, prune: bool) -> None:
@@ -102,15 +124,19 @@ def _refuse_partial_version(manager: MilvusIndexManager, alias: str, current: st
     if version is not None and version.schema >= 2:
         others = manager.count(current, filter=f"not ({source_filter(source)})")
     else:  # rows written before they carried their source: told apart by the file path they kept
-        others = sum(legacy_source(row["doc_id"], row["metadata"] or {}) != source
-                     for batch in manager.iter_rows(current, ["doc_id", "metadata"]) for row in batch)
+        others = sum(
+            legacy_source(row["doc_id"], row["metadata"] or {}) != source
+            for batch in manager.iter_rows(current, ["doc_id", "metadata"])
+            for row in batch
+        )
     if prune and others == 0:
         return  # this source is the whole corpus: the new version is built from all of it
     held = f"{others} rows of other sources" if others else "documents this ingest was not given"
     raise VersionChangeError(
         f"The index settings changed since {current} was built (model, dimensions, index parameters or chunking), "
         f"and {current} also holds {held}: a new version built from this ingest alone would lose them. Run "
-        f"`rag reindex` to rebuild every document into a new version of {alias!r}, or restore the previous settings.")
+        f"`rag reindex` to rebuild every document into a new version of {alias!r}, or restore the previous settings."
+    )
 
 
 def legacy_source(doc_id: str, metadata: dict) -> str:
@@ -122,9 +148,17 @@ def legacy_source(doc_id: str, metadata: dict) -> str:
     return str(Path(path[: len(path) - len(doc_id)] or ".").resolve())
 
 
-def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.RecordBatch], *, source: str | None,
-           prune: bool, vectorize: Vectorize | None, keep: Callable[[str], bool] | None = None,
-           owns: Callable[[str], bool] | None = None) -> SyncChanges:
+def _apply(
+    manager: MilvusIndexManager,
+    target: str,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    source: str | None,
+    prune: bool,
+    vectorize: Vectorize | None,
+    keep: Callable[[str], bool] | None = None,
+    owns: Callable[[str], bool] | None = None,
+) -> SyncChanges:
     existing = manager.list_chunk_ids(target, source=source)
     if owns is not None:
         existing = {chunk_id: doc_id for chunk_id, doc_id in existing.items() if owns(doc_id)}
@@ -150,9 +184,11 @@ def _apply(manager: MilvusIndexManager, target: str, batches: Iterable[pa.Record
             begin_writes()
             upserted += manager.upsert(target, rows)
     if prune and existing and not wanted and owns is None:
-        raise ValueError(f"The corpus of source {source!r} is empty but {target} holds {len(existing)} of its "
-                         "chunks; refusing to delete them all. Check the folder (ingestion.docs_dir), or delete "
-                         f"them explicitly with `rag delete --source {source}`.")
+        raise ValueError(
+            f"The corpus of source {source!r} is empty but {target} holds {len(existing)} of its "
+            "chunks; refusing to delete them all. Check the folder (ingestion.docs_dir), or delete "
+            f"them explicitly with `rag delete --source {source}`."
+        )
     kept = keep or (lambda doc_id: False)
     stale = [c for c, d in existing.items() if c not in wanted and (prune or d in seen_documents) and not kept(d)]
     if stale:
@@ -170,8 +206,14 @@ def _publish(manager: MilvusIndexManager, target: str, changes: SyncChanges, *, 
     return manager.bump_data_version(target, concurrent=concurrent)
 
 
-def finish_version(manager: MilvusIndexManager, alias: str, target: str, wanted: set[str], *,
-                   promote: Callable[[str], object] | None = None) -> None:
+def finish_version(
+    manager: MilvusIndexManager,
+    alias: str,
+    target: str,
+    wanted: set[str],
+    *,
+    promote: Callable[[str], object] | None = None,
+) -> None:
     """Mark a newly built version complete and serve it, only when it holds exactly the chunks synced into it."""
     complete_version(manager, alias, target, wanted)
     if promote is None:
@@ -185,14 +227,17 @@ def complete_version(manager: MilvusIndexManager, alias: str, target: str, wante
     moved (a re-index gates that on the candidate's quality)."""
     held = set(manager.list_chunk_ids(target))
     if held != wanted:
-        raise RuntimeError(f"{target} holds {len(held)} chunks but {len(wanted)} were synced into it "
-                           f"({len(wanted - held)} missing, {len(held - wanted)} unexpected); it stays incomplete "
-                           f"and {alias!r} keeps serving its current version. Run the same command again.")
+        raise RuntimeError(
+            f"{target} holds {len(held)} chunks but {len(wanted)} were synced into it "
+            f"({len(wanted - held)} missing, {len(held - wanted)} unexpected); it stays incomplete "
+            f"and {alias!r} keeps serving its current version. Run the same command again."
+        )
     manager.mark_complete(target)
 
 
-def sync_into(manager: MilvusIndexManager, target: str, batches: Iterable[pa.RecordBatch],
-              vectorize: Vectorize) -> SyncChanges:
+def sync_into(
+    manager: MilvusIndexManager, target: str, batches: Iterable[pa.RecordBatch], vectorize: Vectorize
+) -> SyncChanges:
     """Fill a version being rebuilt with rows of every source (each batch row carries its own)."""
     changes = _apply(manager, target, batches, source=None, prune=False, vectorize=vectorize)
     _publish(manager, target, changes)

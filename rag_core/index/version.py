@@ -41,14 +41,23 @@ class IndexVersion:
     @classmethod
     def from_properties(cls, properties: dict[str, str]) -> "IndexVersion | None":
         """None for a collection this project did not create (no recorded version)."""
-        values = {k[len(PROPERTY_PREFIX):]: v for k, v in properties.items()
-                  if k.startswith(PROPERTY_PREFIX) and k not in STATE_KEYS}
+        values = {
+            k[len(PROPERTY_PREFIX) :]: v
+            for k, v in properties.items()
+            if k.startswith(PROPERTY_PREFIX) and k not in STATE_KEYS
+        }
         try:
             return cls(
-                model=values["model"], dimension=int(values["dimension"]), metric_type=values["metric_type"],
-                index_type=values["index_type"], M=int(values["M"]), efConstruction=int(values["efConstruction"]),
-                num_shards=int(values["num_shards"]), chunking=values["chunking"],
-                lexical=values.get("lexical", "none"), schema=int(values.get("schema", 1)),
+                model=values["model"],
+                dimension=int(values["dimension"]),
+                metric_type=values["metric_type"],
+                index_type=values["index_type"],
+                M=int(values["M"]),
+                efConstruction=int(values["efConstruction"]),
+                num_shards=int(values["num_shards"]),
+                chunking=values["chunking"],
+                lexical=values.get("lexical", "none"),
+                schema=int(values.get("schema", 1)),
             )
         except (KeyError, ValueError):
             return None
@@ -67,8 +76,11 @@ class CollectionState:
 
     @classmethod
     def from_properties(cls, collection: str, properties: dict[str, str]) -> "CollectionState":
-        return cls(collection=collection, version=IndexVersion.from_properties(properties),
-                   data_version=int(properties.get(DATA_VERSION_KEY, 0)),
-                   # Versions made before completeness was recorded were only ever promoted complete.
-                   complete=properties.get(COMPLETE_KEY, "true") == "true",
-                   sync_pending=properties.get(SYNC_PENDING_KEY, "false") == "true")
+        return cls(
+            collection=collection,
+            version=IndexVersion.from_properties(properties),
+            data_version=int(properties.get(DATA_VERSION_KEY, 0)),
+            # Versions made before completeness was recorded were only ever promoted complete.
+            complete=properties.get(COMPLETE_KEY, "true") == "true",
+            sync_pending=properties.get(SYNC_PENDING_KEY, "false") == "true",
+        )

@@ -41,8 +41,15 @@ class TokenSpan:
 class TokenChunker:
     """Splits documents into chunks of at most ``chunk_size`` tokens with ``chunk_overlap`` tokens shared."""
 
-    def __init__(self, tokenizer, chunk_size: int, chunk_overlap: int, max_seq_length: int,  # noqa: ANN001
-                 *, window_chars: int = WINDOW_CHARS) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        chunk_size: int,
+        chunk_overlap: int,
+        max_seq_length: int,  # noqa: ANN001
+        *,
+        window_chars: int = WINDOW_CHARS,
+    ) -> None:
         special = tokenizer.num_special_tokens_to_add(pair=False)
         limit = max_seq_length - special
         if chunk_size > limit:
@@ -182,8 +189,9 @@ class _TokenStream:
         if begin + len(window) < self.text.length:
             window = window[: _window_cut(window)]
         self.read = begin + len(window)
-        encoding = self.tokenizer(window, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
-                                  verbose=False)
+        encoding = self.tokenizer(
+            window, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+        )
         local: list[tuple[int, int]] = encoding["offset_mapping"]
         first = self.known  # document index of this window's first token
         strength = [0] * len(local)
@@ -229,8 +237,13 @@ def _window_cut(window: str) -> int:
 def _is_punctuation(char: str) -> bool:
     """BERT's definition: ASCII symbols count as punctuation too."""
     code = ord(char)
-    return 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126 or (
-        code > 127 and unicodedata.category(char).startswith("P"))
+    return (
+        33 <= code <= 47
+        or 58 <= code <= 64
+        or 91 <= code <= 96
+        or 123 <= code <= 126
+        or (code > 127 and unicodedata.category(char).startswith("P"))
+    )
 
 
 def _best_break(strength: list[int], lo: int, hi: int) -> int:

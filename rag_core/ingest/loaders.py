@@ -50,8 +50,22 @@ _HTML_DECLARED_CHARSET = re.compile(
 # Labels that mean windows-1252 on the web (the WHATWG Encoding Standard): pages labelled ISO-8859-1 use its
 # curly quotes and dashes in 0x80-0x9F.
 _WINDOWS_1252_LABELS = frozenset(
-    {"ascii", "us-ascii", "iso-8859-1", "iso8859-1", "iso_8859-1", "iso88591", "latin1", "latin-1", "l1", "cp819",
-     "ibm819", "cp1252", "windows-1252", "x-cp1252"}
+    {
+        "ascii",
+        "us-ascii",
+        "iso-8859-1",
+        "iso8859-1",
+        "iso_8859-1",
+        "iso88591",
+        "latin1",
+        "latin-1",
+        "l1",
+        "cp819",
+        "ibm819",
+        "cp1252",
+        "windows-1252",
+        "x-cp1252",
+    }
 )
 # A reStructuredText section adornment: one punctuation character repeated (``=====``, ``-----``, ``~~~~~``).
 _RST_ADORNMENT = re.compile(r"""^([!-/:-@\[-`{-~])\1+[ \t]*$""")
@@ -211,8 +225,9 @@ def _dispatch(file: Path, doc_id: str, max_file_bytes: int) -> Iterator[_Item]:
         elif suffix in _JSONL_SUFFIXES:
             yield from _read_jsonl(stream, source, max_file_bytes, compressed=suffix.endswith(".gz"))
         elif suffix in _GZIP_TEXT_SUFFIXES:
-            yield _with_no_line(_read_gzip_text(stream, doc_id, source, stem, suffix.removesuffix(".gz"),
-                                                max_file_bytes))
+            yield _with_no_line(
+                _read_gzip_text(stream, doc_id, source, stem, suffix.removesuffix(".gz"), max_file_bytes)
+            )
         elif size > max_file_bytes:
             yield SkippedInput(
                 source,
@@ -238,15 +253,25 @@ def _not_a_regular_file(file: Path) -> str | None:
             return f"is a symbolic link loop (via {os.readlink(file)}); fix or remove the link"
         raise
     if stat.S_ISDIR(mode):
-        return (f"is a symbolic link to the folder {os.readlink(file)}, which is not followed; "
-                "ingest that folder itself, or copy it into the corpus")
+        return (
+            f"is a symbolic link to the folder {os.readlink(file)}, which is not followed; "
+            "ingest that folder itself, or copy it into the corpus"
+        )
     return None if stat.S_ISREG(mode) else _file_type_problem(mode)
 
 
 def _file_type_problem(mode: int) -> str:
-    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
-            else "not a file")
+    kind = (
+        "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a character device"
+        if stat.S_ISCHR(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "not a file"
+    )
     return f"is {kind}, not a regular file; remove it from the corpus or replace it with the file it stands for"
 
 
@@ -280,8 +305,9 @@ def _where(source: str, line: int | None) -> str:
     return source if line is None else f"{source}:{line}"
 
 
-def _read_gzip_text(stream: BinaryIO, doc_id: str, source: str, stem: str, suffix: str,
-                    max_file_bytes: int) -> Document | SkippedInput:
+def _read_gzip_text(
+    stream: BinaryIO, doc_id: str, source: str, stem: str, suffix: str, max_file_bytes: int
+) -> Document | SkippedInput:
     """Decompressed up to one byte past the limit, so a small file that inflates hugely never fills memory."""
     try:
         with gzip.GzipFile(fileobj=stream, mode="rb") as decompressed:
@@ -295,8 +321,9 @@ def _read_gzip_text(stream: BinaryIO, doc_id: str, source: str, stem: str, suffi
     return _text_document(data, doc_id, source, stem, suffix, max_file_bytes, compressed=True)
 
 
-def _text_document(data: bytes, doc_id: str, source: str, stem: str, suffix: str, max_file_bytes: int,
-                   *, compressed: bool = False) -> Document | SkippedInput:
+def _text_document(
+    data: bytes, doc_id: str, source: str, stem: str, suffix: str, max_file_bytes: int, *, compressed: bool = False
+) -> Document | SkippedInput:
     """Decode strictly: guessing an encoding would silently index mojibake, so the user is told to re-save.
     The one encoding taken other than UTF-8 is the one an HTML file declares."""
     if len(data) > max_file_bytes:
@@ -336,8 +363,9 @@ def _decode(data: bytes, source: str, *, html: bool) -> str | SkippedInput:
         return data.decode(codecs.lookup(label).name)
     except LookupError:
         return SkippedInput(
-            source, f"invalid UTF-8 at byte {not_utf8.start}, and the charset it declares ({declared}) is unknown; "
-            "re-save the file as UTF-8"
+            source,
+            f"invalid UTF-8 at byte {not_utf8.start}, and the charset it declares ({declared}) is unknown; "
+            "re-save the file as UTF-8",
         )
     except UnicodeDecodeError as exc:
         return SkippedInput(
@@ -393,9 +421,14 @@ def _rst_title(raw: str) -> str:
         title = line.strip()
         overlined = number > 0 and _RST_ADORNMENT.match(lines[number - 1]) is not None
         underline = len(below.rstrip())
-        if (title and not _RST_ADORNMENT.match(line) and _RST_ADORNMENT.match(below)
-                and (underline >= len(title) or underline >= 4)
-                and (overlined or not line[0].isspace()) and not title.startswith("..")):
+        if (
+            title
+            and not _RST_ADORNMENT.match(line)
+            and _RST_ADORNMENT.match(below)
+            and (underline >= len(title) or underline >= 4)
+            and (overlined or not line[0].isspace())
+            and not title.startswith("..")
+        ):
             return title
     return ""
 

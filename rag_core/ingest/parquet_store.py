@@ -85,8 +85,9 @@ class ParquetStore:
         with pq.ParquetWriter(temporary, schema, compression="zstd") as writer:
             for batch in stream.batches:
                 if batch.num_rows:
-                    writer.write_batch(batch.cast(schema) if batch.schema != schema else batch,
-                                       row_group_size=ROW_GROUP_SIZE)
+                    writer.write_batch(
+                        batch.cast(schema) if batch.schema != schema else batch, row_group_size=ROW_GROUP_SIZE
+                    )
             if stream.trailer:
                 writer.add_key_value_metadata(stream.trailer)
         os.replace(temporary, path)

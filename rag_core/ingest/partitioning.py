@@ -37,8 +37,10 @@ class Partition:
 
     def __post_init__(self) -> None:
         if self.count < 1 or not 0 <= self.index < self.count:
-            raise ValueError(f"No partition {self.index} of {self.count}: ingestion.partitions must be at least 1 and "
-                             "the index between 0 and partitions - 1.")
+            raise ValueError(
+                f"No partition {self.index} of {self.count}: ingestion.partitions must be at least 1 and "
+                "the index between 0 and partitions - 1."
+            )
 
     @property
     def key(self) -> str:
@@ -48,8 +50,9 @@ class Partition:
     def from_key(cls, key: str) -> "Partition":
         index, separator, count = key.partition(KEY_SEPARATOR)
         if not separator or not index.isdigit() or not count.isdigit():
-            raise ValueError(f"Partition key {key!r} is not of the form 'K{KEY_SEPARATOR}N' "
-                             f"(e.g. '0{KEY_SEPARATOR}4').")
+            raise ValueError(
+                f"Partition key {key!r} is not of the form 'K{KEY_SEPARATOR}N' (e.g. '0{KEY_SEPARATOR}4')."
+            )
         return cls(int(index), int(count))
 
     @classmethod
@@ -64,8 +67,14 @@ class Partition:
         return f"{name}__{self.key}"
 
 
-def finish_when_whole(manager: MilvusIndexManager, alias: str, target: str, wanted: Iterable[str] | None, *,
-                      promote: Callable[[str], object] | None = None) -> bool:
+def finish_when_whole(
+    manager: MilvusIndexManager,
+    alias: str,
+    target: str,
+    wanted: Iterable[str] | None,
+    *,
+    promote: Callable[[str], object] | None = None,
+) -> bool:
     """Complete and serve the version ``target`` that the buckets' runs are filling, once it holds exactly
     ``wanted`` (the chunk ids of every bucket; None while some bucket has no embeddings yet). Returns whether it
     was served; otherwise the run of a bucket still to come finishes it.

@@ -44,8 +44,13 @@ log = logging.getLogger(__name__)
 
 
 def _rates(summary: dict, rows: int, tokens: int, seconds: float, unit: str) -> None:
-    summary.update({"seconds": round(seconds, 3), f"{unit}_per_s": round(rows / seconds, 1) if seconds else 0.0,
-                    "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0})
+    summary.update(
+        {
+            "seconds": round(seconds, 3),
+            f"{unit}_per_s": round(rows / seconds, 1) if seconds else 0.0,
+            "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
+        }
+    )
 
 
 def skipped_documents(trailer: Callable[[], dict[str, str]]) -> Callable[[str], bool]:
@@ -76,8 +81,9 @@ def _relative_input(source: str, root: Path) -> str:
     return Path(os.path.relpath(source, base)).as_posix()
 
 
-def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source: str,
-                    owns: Callable[[str], bool] | None = None) -> BatchStream:
+def document_stream(
+    path: Path, *, max_file_bytes: int, batch_size: int, source: str, owns: Callable[[str], bool] | None = None
+) -> BatchStream:
     """Documents under ``path``, owned by ``source``; every skipped input lands in ``summary['skipped']``.
 
     ``owns(doc_id)``: only those documents (one bucket of a partitioned corpus, ``rag_core.ingest.partitioning``).
@@ -100,9 +106,14 @@ def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source:
         for group in batched(documents(), batch_size):
             count += len(group)
             yield documents_to_batch(group)
-        stream.summary.update({"documents": count, "skipped_inputs": len(skipped),
-                               "skipped": [str(s) for s in skipped],
-                               "seconds": round(time.perf_counter() - started, 3)})
+        stream.summary.update(
+            {
+                "documents": count,
+                "skipped_inputs": len(skipped),
+                "skipped": [str(s) for s in skipped],
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
         stream.trailer[SKIPPED_INPUTS_KEY] = json.dumps(sorted({_relative_input(s.source, path) for s in skipped}))
         stream.trailer[CORPUS_DOCUMENTS_KEY] = str(read[0])
 
@@ -110,9 +121,14 @@ def document_stream(path: Path, *, max_file_bytes: int, batch_size: int, source:
     return stream
 
 
-def chunk_batches(documents: Iterable[Document], chunker: TokenChunker, batch_size: int,
-                  *, counts: dict[str, int] | None = None,
-                  progress: ProgressReporter = QUIET) -> Iterator[pa.RecordBatch]:
+def chunk_batches(
+    documents: Iterable[Document],
+    chunker: TokenChunker,
+    batch_size: int,
+    *,
+    counts: dict[str, int] | None = None,
+    progress: ProgressReporter = QUIET,
+) -> Iterator[pa.RecordBatch]:
     """Chunks of ``documents`` in batches of at most ``batch_size`` rows, made as they are pulled.
 
     Batches stream across documents and within them: a huge document spans many batches and is tokenized window
@@ -195,8 +211,13 @@ class _LargeDocumentProgress:
         self.read = done
         fraction = done / max(total, 1)
         if fraction >= self.next_log:
-            log.info("Chunking %s: %.1f of %.1f M characters read (%d %%)", self.doc_id, done / 1e6, total / 1e6,
-                     int(100 * fraction))
+            log.info(
+                "Chunking %s: %.1f of %.1f M characters read (%d %%)",
+                self.doc_id,
+                done / 1e6,
+                total / 1e6,
+                int(100 * fraction),
+            )
             self.next_log = fraction + 0.1
 
     def __exit__(self, *exc_info: object) -> None:
@@ -207,8 +228,9 @@ class _LargeDocumentProgress:
                 log.info("Chunked %s in %.1f s", self.doc_id, time.perf_counter() - self.started)
 
 
-def chunk_stream(documents: ParquetTable, chunker: TokenChunker, previous: ParquetTable | None,
-                 *, batch_size: int) -> BatchStream:
+def chunk_stream(
+    documents: ParquetTable, chunker: TokenChunker, previous: ParquetTable | None, *, batch_size: int
+) -> BatchStream:
     """Chunks of every document; unchanged documents keep their previous chunks without re-tokenizing.
 
     Re-chunked documents stream through ``chunk_batches``: no batch holds more than ``batch_size`` chunks,
@@ -253,13 +275,17 @@ def _previous_chunks(lookup: RowLookup, docs: list[Document]) -> pa.Table:
     return rows.filter(pa.array([pair in wanted for pair in pairs], type=pa.bool_()))
 
 
-def embedding_stream(chunks: ParquetTable, embedder: Embedder, previous: ParquetTable | None,
-                     *, batch_size: int) -> BatchStream:
+def embedding_stream(
+    chunks: ParquetTable, embedder: Embedder, previous: ParquetTable | None, *, batch_size: int
+) -> BatchStream:
     """Vectors for every chunk; a chunk whose text was embedded before by the same model keeps its vector."""
     usable = previous is not None and previous.metadata.get(MODEL_KEY) == embedder.model_name
     lookup = RowLookup(previous if usable else None, key="text_hash")
-    metadata = {MODEL_KEY: embedder.model_name, DIMENSION_KEY: str(embedder.dimension),
-                CHUNKING_KEY: chunks.metadata.get(CHUNKING_KEY, "")}
+    metadata = {
+        MODEL_KEY: embedder.model_name,
+        DIMENSION_KEY: str(embedder.dimension),
+        CHUNKING_KEY: chunks.metadata.get(CHUNKING_KEY, ""),
+    }
     stream = BatchStream(schema=embeddings_schema(embedder.dimension).with_metadata(metadata), batches=[])
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -287,8 +313,13 @@ def embedding_stream(chunks: ParquetTable, embedder: Embedder, previous: Parquet
                 progress.advance(batch.num_rows)
                 yield with_vectors(batch, vectors)
         stream.summary.update(counts)
-        _rates(stream.summary, counts["embedded_chunks"], counts["embedded_tokens"], time.perf_counter() - started,
-               "embedded_chunks")
+        _rates(
+            stream.summary,
+            counts["embedded_chunks"],
+            counts["embedded_tokens"],
+            time.perf_counter() - started,
+            "embedded_chunks",
+        )
         stream.summary["model_seconds"] = round(embed_seconds, 3)
 
     stream.batches = batches()

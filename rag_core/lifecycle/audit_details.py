@@ -15,31 +15,65 @@ MAX_IDS = 20  # result and document ids kept per record: enough to trace a retri
 
 
 def sync_details(report: "SyncReport") -> dict[str, Any]:
-    return {"alias": report.alias, "collection": report.collection, "index_version": report.index_version,
-            "new_version": report.new_version, "upserted": report.upserted, "deleted": report.deleted,
-            "unchanged": report.unchanged, "rows": report.rows, "data_version": report.data_version}
+    return {
+        "alias": report.alias,
+        "collection": report.collection,
+        "index_version": report.index_version,
+        "new_version": report.new_version,
+        "upserted": report.upserted,
+        "deleted": report.deleted,
+        "unchanged": report.unchanged,
+        "rows": report.rows,
+        "data_version": report.data_version,
+    }
 
 
 def ingest_events(report: "IngestReport", *, source: str) -> list[tuple[AuditEventType, dict[str, Any]]]:
     """An INGESTION event, and a VERSION_UPDATE too when the ingestion built and promoted a new version."""
-    details = {"source": source, "documents": report.documents, "chunks": report.chunks,
-               "skipped": len(report.skipped), **sync_details(report.sync)}
+    details = {
+        "source": source,
+        "documents": report.documents,
+        "chunks": report.chunks,
+        "skipped": len(report.skipped),
+        **sync_details(report.sync),
+    }
     events = [(AuditEventType.INGESTION, details)]
     if report.sync.new_version:
-        events.append((AuditEventType.VERSION_UPDATE, {"alias": report.sync.alias, "to": report.sync.collection,
-                                                       "index_version": report.sync.index_version,
-                                                       "cause": "ingestion"}))
+        events.append(
+            (
+                AuditEventType.VERSION_UPDATE,
+                {
+                    "alias": report.sync.alias,
+                    "to": report.sync.collection,
+                    "index_version": report.sync.index_version,
+                    "cause": "ingestion",
+                },
+            )
+        )
     return events
 
 
 def delete_details(report: "DeleteReport", doc_ids: Sequence[str] | None, source: str | None) -> dict[str, Any]:
-    return {"collection": report.collection, "deleted_chunks": report.deleted_chunks,
-            "data_version": report.data_version, "doc_ids": list(doc_ids or [])[:MAX_IDS],
-            "doc_id_count": len(doc_ids or []), "source": source}
+    return {
+        "collection": report.collection,
+        "deleted_chunks": report.deleted_chunks,
+        "data_version": report.data_version,
+        "doc_ids": list(doc_ids or [])[:MAX_IDS],
+        "doc_id_count": len(doc_ids or []),
+        "source": source,
+    }
 
 
-def retrieval_details(*, query_id: str, collection: str, data_version: int, mode: str, result_ids: Sequence[str],
-                      cached: bool) -> dict[str, Any]:
+def retrieval_details(
+    *, query_id: str, collection: str, data_version: int, mode: str, result_ids: Sequence[str], cached: bool
+) -> dict[str, Any]:
     """The query appears only as its query-log id (whose row holds the salted hash), never as text."""
-    return {"query_id": query_id, "collection": collection, "data_version": data_version, "mode": mode,
-            "results": len(result_ids), "result_ids": list(result_ids)[:MAX_IDS], "cached": cached}
+    return {
+        "query_id": query_id,
+        "collection": collection,
+        "data_version": data_version,
+        "mode": mode,
+        "results": len(result_ids),
+        "result_ids": list(result_ids)[:MAX_IDS],
+        "cached": cached,
+    }

@@ -21,16 +21,22 @@ class ComplianceManager:
     """``ComplianceManager()`` reads ``config.yaml`` like the rest of the engine; ``token`` is the caller's API
     token, which RBAC turns into an identity and its permissions."""
 
-    def __init__(self, config: RAGConfig | str | Path | None = None, *, token: str | None = None,
-                 trail: AuditTrail | None = None) -> None:
+    def __init__(
+        self, config: RAGConfig | str | Path | None = None, *, token: str | None = None, trail: AuditTrail | None = None
+    ) -> None:
         self.config = config if isinstance(config, RAGConfig) else load_config(config)
         self.token = token
         self.trail = trail or audit_trail(self.config)
 
     @requires(Permission.READ_AUDIT, "query the audit logs")
-    def query_audit_logs(self, event_type: AuditEventType | str | None = None, start_time: TimeBound = None,
-                         end_time: TimeBound = None, actor: str | None = None,
-                         limit: int | None = None) -> list[AuditRecord]:
+    def query_audit_logs(
+        self,
+        event_type: AuditEventType | str | None = None,
+        start_time: TimeBound = None,
+        end_time: TimeBound = None,
+        actor: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
         """Matching records of the chain, oldest first; with ``limit``, the newest ``limit`` of them (still oldest
         first). Dates mean whole days (``end_time="2024-01-31"`` includes the 31st).
 
@@ -43,9 +49,15 @@ class ComplianceManager:
         if limit is not None and limit < 1:
             raise ValueError(f"limit={limit} must be at least 1 (or None for all)")
         kind = None if event_type is None else _event_type(event_type)
-        return list(self.trail.store.records(event_type=kind, start=None if start is None else format_time(start),
-                                             end=None if end is None else format_time(end), actor=actor,
-                                             limit=limit))
+        return list(
+            self.trail.store.records(
+                event_type=kind,
+                start=None if start is None else format_time(start),
+                end=None if end is None else format_time(end),
+                actor=actor,
+                limit=limit,
+            )
+        )
 
     @requires(Permission.GENERATE_REPORTS, "generate a compliance report")
     def generate_compliance_report(self, start_date: TimeBound, end_date: TimeBound) -> ComplianceReport:
@@ -69,8 +81,9 @@ class ComplianceManager:
         return self.enforce_retention_policy()
 
     @requires(Permission.ERASE, "erase a document")
-    def erase_document(self, doc_id: str, *, collection: str | None = None,
-                       engine: object | None = None) -> ErasureReport:
+    def erase_document(
+        self, doc_id: str, *, collection: str | None = None, engine: object | None = None
+    ) -> ErasureReport:
         """Remove ``doc_id`` from every version, table, index, cache and query-log result list (right to erasure;
         ``rag_core.lifecycle.erasure``)."""
         return erase_document(self.config, doc_id, alias=collection, engine=engine)

@@ -40,28 +40,55 @@ def folder_source(path: Path) -> str:
     return str(resolved if resolved.is_dir() else resolved.parent)
 
 
-def ingest_path(path: Path, config: RAGConfig, *, collection: str | None = None, prune: bool = False,
-                embedder: Embedder | None = None, manager: MilvusIndexManager | None = None,
-                progress: ProgressReporter = QUIET) -> IngestReport:
+def ingest_path(
+    path: Path,
+    config: RAGConfig,
+    *,
+    collection: str | None = None,
+    prune: bool = False,
+    embedder: Embedder | None = None,
+    manager: MilvusIndexManager | None = None,
+    progress: ProgressReporter = QUIET,
+) -> IngestReport:
     """Every readable document under ``path``; bad files are reported in ``skipped`` and left out.
 
     With ``prune`` the documents under ``path`` become everything its source holds: for a file, every other
     document of its folder's source is deleted (what evaluation wants for a corpus file; ``rag ingest`` refuses it).
     """
     source = folder_source(path)
-    stream = document_stream(path, max_file_bytes=config.ingestion.max_file_bytes,
-                             batch_size=config.ingestion.record_batch_size, source=source)
+    stream = document_stream(
+        path,
+        max_file_bytes=config.ingestion.max_file_bytes,
+        batch_size=config.ingestion.record_batch_size,
+        source=source,
+    )
     documents = (d for batch in stream.batches for d in batch_to_documents(batch))
-    report = ingest_documents(documents, config, source=source, prune=prune, collection=collection,
-                              embedder=embedder, manager=manager,
-                              keep=skipped_documents(lambda: stream.trailer), progress=progress)
+    report = ingest_documents(
+        documents,
+        config,
+        source=source,
+        prune=prune,
+        collection=collection,
+        embedder=embedder,
+        manager=manager,
+        keep=skipped_documents(lambda: stream.trailer),
+        progress=progress,
+    )
     return replace(report, skipped=stream.summary.get("skipped", []))
 
 
-def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source: str = API_SOURCE,
-                     prune: bool = False, collection: str | None = None, embedder: Embedder | None = None,
-                     manager: MilvusIndexManager | None = None,
-                     keep: Callable[[str], bool] | None = None, progress: ProgressReporter = QUIET) -> IngestReport:
+def ingest_documents(
+    documents: Iterable[Document],
+    config: RAGConfig,
+    *,
+    source: str = API_SOURCE,
+    prune: bool = False,
+    collection: str | None = None,
+    embedder: Embedder | None = None,
+    manager: MilvusIndexManager | None = None,
+    keep: Callable[[str], bool] | None = None,
+    progress: ProgressReporter = QUIET,
+) -> IngestReport:
     """Add or replace ``documents`` as the source ``source`` (with ``prune``: exactly the source's documents).
 
     ``progress`` counts documents as they are taken to be chunked and embedded; their number is not known before
@@ -76,15 +103,25 @@ def ingest_documents(documents: Iterable[Document], config: RAGConfig, *, source
     alias = collection or config.milvus.collection
     with progress.bar("ingest", "documents") as bar:
         owned = (replace(document, source=source) for document in bar.iterate(documents))
-        report = sync_index(manager, alias, version,
-                            chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts,
-                                          progress=progress),
-                            source=source, prune=prune, vectorize=vectorizer(embedder), keep=keep,
-                            promote=promoter(config, alias, embedder, manager))
-    return IngestReport(documents=counts["documents"], chunks=counts["chunks"], skipped=[], sync=report,
-                        seconds=round(time.perf_counter() - started, 3))
+        report = sync_index(
+            manager,
+            alias,
+            version,
+            chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts, progress=progress),
+            source=source,
+            prune=prune,
+            vectorize=vectorizer(embedder),
+            keep=keep,
+            promote=promoter(config, alias, embedder, manager),
+        )
+    return IngestReport(
+        documents=counts["documents"],
+        chunks=counts["chunks"],
+        skipped=[],
+        sync=report,
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 def vectorizer(embedder: Embedder):  # noqa: ANN201 - rag_core.index.sync.Vectorize
     return lambda batch: with_vectors(batch, embedder.encode_documents(batch.column("text").to_pylist()))
-

@@ -53,8 +53,14 @@ class ErasureReport:
         return bool(sum(self.milvus_chunks.values()) or sum(self.asset_rows.values()))
 
 
-def erase_document(config: RAGConfig, doc_id: str, *, alias: str | None = None,
-                   manager: MilvusIndexManager | None = None, engine: object | None = None) -> ErasureReport:
+def erase_document(
+    config: RAGConfig,
+    doc_id: str,
+    *,
+    alias: str | None = None,
+    manager: MilvusIndexManager | None = None,
+    engine: object | None = None,
+) -> ErasureReport:
     """Erase ``doc_id`` everywhere (see the module docstring) and record an ERASURE event.
 
     The record names the current actor (``current_actor``: the RBAC identity inside ``acting_as``).
@@ -86,31 +92,58 @@ def erase_document(config: RAGConfig, doc_id: str, *, alias: str | None = None,
         if result is not None:
             purged[collection] = result.state
             if result.after.deleted_rows:
-                log.warning("%s still stores %d deleted rows after compaction (%s); run `rag compact` later to "
-                            "purge them.", collection, result.after.deleted_rows, result.state)
+                log.warning(
+                    "%s still stores %d deleted rows after compaction (%s); run `rag compact` later to purge them.",
+                    collection,
+                    result.after.deleted_rows,
+                    result.state,
+                )
     asset_rows = _erase_from_assets(ParquetStore(config.ingestion.storage_dir), doc_id, chunk_ids, sources)
     folders = [client_index_dir(config, name) for name in {alias, *versions}]
     cleared = any(folder.is_dir() for folder in folders)
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
-    snapshots = sum(erase_from_snapshot(snapshot_path(config, name), doc_id, probe_texts)
-                    for name in {alias, *versions})
+    snapshots = sum(
+        erase_from_snapshot(snapshot_path(config, name), doc_id, probe_texts) for name in {alias, *versions}
+    )
     query_log_rows = erase_from_query_log(Path(config.quality.query_log_dir), chunk_ids)
     if engine is not None:
         engine.cache.clear()
         engine.invalidate()
     source_file = _existing_source(doc_id, sources, Path(config.ingestion.docs_dir))
     if source_file:
-        log.warning("Erased document %s still has its source file %s: the next ingestion of that folder would "
-                    "index it again; delete or move the file.", doc_id, source_file)
-    report = ErasureReport(doc_id=doc_id, milvus_chunks=deleted, asset_rows=asset_rows, purged=purged,
-                           query_log_rows=query_log_rows, client_index_cleared=cleared, drift_snapshots=snapshots,
-                           source_file=source_file, chunk_ids=frozenset(chunk_ids))
-    audit_trail(config).record(AuditEventType.ERASURE, outcome="success" if report.found else "not_found",
-                               details={"doc_id": doc_id, "alias": alias, "milvus_chunks": dict(deleted),
-                                        "purged": purged, "asset_rows": asset_rows, "query_log_rows": query_log_rows,
-                                        "drift_snapshots": snapshots, "chunks": len(chunk_ids),
-                                        "source_file_exists": bool(source_file)})
+        log.warning(
+            "Erased document %s still has its source file %s: the next ingestion of that folder would "
+            "index it again; delete or move the file.",
+            doc_id,
+            source_file,
+        )
+    report = ErasureReport(
+        doc_id=doc_id,
+        milvus_chunks=deleted,
+        asset_rows=asset_rows,
+        purged=purged,
+        query_log_rows=query_log_rows,
+        client_index_cleared=cleared,
+        drift_snapshots=snapshots,
+        source_file=source_file,
+        chunk_ids=frozenset(chunk_ids),
+    )
+    audit_trail(config).record(
+        AuditEventType.ERASURE,
+        outcome="success" if report.found else "not_found",
+        details={
+            "doc_id": doc_id,
+            "alias": alias,
+            "milvus_chunks": dict(deleted),
+            "purged": purged,
+            "asset_rows": asset_rows,
+            "query_log_rows": query_log_rows,
+            "drift_snapshots": snapshots,
+            "chunks": len(chunk_ids),
+            "source_file_exists": bool(source_file),
+        },
+    )
     return report
 
 
@@ -148,16 +181,21 @@ def erase_from_query_log(folder: Path, chunk_ids: set[str]) -> int:
             continue
         ids, scores = [], []
         for row in rows:
-            pairs = [(i, s) for i, s in zip(row["result_ids"] or [], row["result_scores"] or [])
-                     if i not in chunk_ids]
+            pairs = [(i, s) for i, s in zip(row["result_ids"] or [], row["result_scores"] or []) if i not in chunk_ids]
             changed += len(pairs) != len(row["result_ids"] or [])
             ids.append([i for i, _ in pairs])
             scores.append([s for _, s in pairs])
         schema = table.schema
-        table = table.set_column(schema.get_field_index("result_ids"), schema.field("result_ids"),
-                                 pa.array(ids, schema.field("result_ids").type))
-        table = table.set_column(schema.get_field_index("result_scores"), schema.field("result_scores"),
-                                 pa.array(scores, schema.field("result_scores").type))
+        table = table.set_column(
+            schema.get_field_index("result_ids"),
+            schema.field("result_ids"),
+            pa.array(ids, schema.field("result_ids").type),
+        )
+        table = table.set_column(
+            schema.get_field_index("result_scores"),
+            schema.field("result_scores"),
+            pa.array(scores, schema.field("result_scores").type),
+        )
         temporary = path.with_name(f".{path.name}.tmp")
         pq.write_table(table, temporary, compression="zstd")
         temporary.replace(path)

@@ -20,11 +20,19 @@ from rag_core.retrieval.engine import Mode, RetrievalEngine, SearchOptions
 from rag_core.retrieval.fusion import FusionMethod
 
 
-def evaluate_dataset(config: RAGConfig, root: Path, *, split: str = "test", mode: Mode = "hybrid",
-                     alpha: float | None = None, fusion: FusionMethod | None = None,
-                     collection: str | None = None,
-                     on_result: ResultHook | None = None, progress: ProgressReporter = QUIET,
-                     latency_sample: int = LATENCY_SAMPLE) -> tuple[EvaluationReport, Run, SearchOptions]:
+def evaluate_dataset(
+    config: RAGConfig,
+    root: Path,
+    *,
+    split: str = "test",
+    mode: Mode = "hybrid",
+    alpha: float | None = None,
+    fusion: FusionMethod | None = None,
+    collection: str | None = None,
+    on_result: ResultHook | None = None,
+    progress: ProgressReporter = QUIET,
+    latency_sample: int = LATENCY_SAMPLE,
+) -> tuple[EvaluationReport, Run, SearchOptions]:
     """Index the dataset's corpus into its own collection (reused when unchanged), then run and score its queries
     (``evaluate``: batched, with ``latency_sample`` queries timed one at a time); ``progress`` shows both steps."""
     dataset = load_beir(root, split)

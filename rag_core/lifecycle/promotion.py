@@ -12,8 +12,9 @@ from rag_core.models.embedder import Embedder
 from rag_core.quality.drift_snapshot import snapshot_on_promotion, snapshot_path
 
 
-def promote_candidate(config: RAGConfig, candidate: str, *, alias: str, embedder: Embedder,
-                      manager: MilvusIndexManager) -> Promotion:
+def promote_candidate(
+    config: RAGConfig, candidate: str, *, alias: str, embedder: Embedder, manager: MilvusIndexManager
+) -> Promotion:
     promotion = promote(manager, alias, candidate, config.index.keep_versions)
     for dropped in promotion.dropped:  # its reference must not outlive its rows (an erasure looks only at versions)
         snapshot_path(config, dropped).unlink(missing_ok=True)
@@ -21,7 +22,8 @@ def promote_candidate(config: RAGConfig, candidate: str, *, alias: str, embedder
     return promotion
 
 
-def promoter(config: RAGConfig, alias: str, embedder: Embedder,
-             manager: MilvusIndexManager) -> Callable[[str], Promotion]:
+def promoter(
+    config: RAGConfig, alias: str, embedder: Embedder, manager: MilvusIndexManager
+) -> Callable[[str], Promotion]:
     """``promote_candidate`` for ``sync_index``, which promotes the version it has just completed."""
     return lambda candidate: promote_candidate(config, candidate, alias=alias, embedder=embedder, manager=manager)

@@ -45,8 +45,14 @@ class ReindexReport:
         return self.build.rows
 
 
-def build_candidate(config: RAGConfig, *, collection: str | None = None, embedder: Embedder | None = None,
-                    manager: MilvusIndexManager | None = None, progress: ProgressReporter = QUIET) -> SyncReport:
+def build_candidate(
+    config: RAGConfig,
+    *,
+    collection: str | None = None,
+    embedder: Embedder | None = None,
+    manager: MilvusIndexManager | None = None,
+    progress: ProgressReporter = QUIET,
+) -> SyncReport:
     """Build ``alias__vN+1`` from the whole corpus and mark it complete; the alias keeps serving what it served.
 
     ``progress`` counts the documents rebuilt, out of a total known once the serving version's rows are read."""
@@ -62,13 +68,25 @@ def build_candidate(config: RAGConfig, *, collection: str | None = None, embedde
     target = manager.resumable_version(alias, version) or manager.create_version(alias, version)
     with progress.bar("reindex", "documents") as bar:
         documents = bar.iterate(stored_documents(manager, current, on_total=bar.set_total))
-        changes = sync_into(manager, target, chunk_batches(documents, chunker, config.ingestion.record_batch_size,
-                                                           progress=progress), vectorizer(embedder))
+        changes = sync_into(
+            manager,
+            target,
+            chunk_batches(documents, chunker, config.ingestion.record_batch_size, progress=progress),
+            vectorizer(embedder),
+        )
     complete_version(manager, alias, target, changes.wanted)
-    return SyncReport(alias=alias, collection=target, index_version=version.fingerprint, new_version=True,
-                      upserted=changes.upserted, deleted=changes.deleted,
-                      unchanged=len(changes.wanted) - changes.upserted, rows=manager.count(target),
-                      data_version=manager.state(target).data_version, seconds=round(time.perf_counter() - started, 3))
+    return SyncReport(
+        alias=alias,
+        collection=target,
+        index_version=version.fingerprint,
+        new_version=True,
+        upserted=changes.upserted,
+        deleted=changes.deleted,
+        unchanged=len(changes.wanted) - changes.upserted,
+        rows=manager.count(target),
+        data_version=manager.state(target).data_version,
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 @dataclass(frozen=True)
@@ -85,8 +103,13 @@ class SettingsCheck:
         return self.serving_fingerprint != self.configured_fingerprint
 
 
-def check_settings(config: RAGConfig, *, alias: str | None = None, embedder: Embedder | None = None,
-                   manager: MilvusIndexManager | None = None) -> SettingsCheck:
+def check_settings(
+    config: RAGConfig,
+    *,
+    alias: str | None = None,
+    embedder: Embedder | None = None,
+    manager: MilvusIndexManager | None = None,
+) -> SettingsCheck:
     alias = alias or config.milvus.collection
     embedder = embedder or shared_embedder(config.embedding)
     manager = manager or MilvusIndexManager(config.milvus, config.index)
@@ -96,23 +119,33 @@ def check_settings(config: RAGConfig, *, alias: str | None = None, embedder: Emb
     version = manager.state(serving).version
     chunking = TokenChunker.configured(config.chunking, embedder).signature
     configured = manager.version_for(embedder.model_name, embedder.dimension, chunking)
-    return SettingsCheck(serving=serving, serving_fingerprint=version.fingerprint if version else "",
-                         configured_fingerprint=configured.fingerprint)
-
+    return SettingsCheck(
+        serving=serving,
+        serving_fingerprint=version.fingerprint if version else "",
+        configured_fingerprint=configured.fingerprint,
+    )
 
 
 def pending_candidate(manager: MilvusIndexManager, alias: str) -> str:
     """The newest version when it is complete and not serving: what ``build_candidate`` left for the gate."""
     versions, serving = manager.versions(alias), manager.resolve(alias)
     if not versions or versions[-1] == serving or not manager.state(versions[-1]).complete:
-        raise LookupError(f"{alias!r} at {manager.uri} has no complete candidate version newer than the one it "
-                          f"serves ({serving}); build one first (the reindex_candidate asset, or rag reindex).")
+        raise LookupError(
+            f"{alias!r} at {manager.uri} has no complete candidate version newer than the one it "
+            f"serves ({serving}); build one first (the reindex_candidate asset, or rag reindex)."
+        )
     return versions[-1]
 
 
-def reindex(config: RAGConfig, *, collection: str | None = None, embedder: Embedder | None = None,
-            manager: MilvusIndexManager | None = None, gate: bool = False,
-            progress: ProgressReporter = QUIET) -> ReindexReport:
+def reindex(
+    config: RAGConfig,
+    *,
+    collection: str | None = None,
+    embedder: Embedder | None = None,
+    manager: MilvusIndexManager | None = None,
+    gate: bool = False,
+    progress: ProgressReporter = QUIET,
+) -> ReindexReport:
     """Build a candidate, gate it when ``gate`` (``GateFailedError`` leaves the alias where it was), promote it."""
     alias = collection or config.milvus.collection
     embedder = embedder or shared_embedder(config.embedding)
@@ -121,12 +154,16 @@ def reindex(config: RAGConfig, *, collection: str | None = None, embedder: Embed
     result = evaluate_gate(config, build.collection, alias=alias, embedder=embedder, manager=manager) if gate else None
     if result is not None and not result.passed:
         raise GateFailedError(result)
-    return ReindexReport(build=build, gate=result, promotion=promote_candidate(
-        config, build.collection, alias=alias, embedder=embedder, manager=manager))
+    return ReindexReport(
+        build=build,
+        gate=result,
+        promotion=promote_candidate(config, build.collection, alias=alias, embedder=embedder, manager=manager),
+    )
 
 
-def stored_documents(manager: MilvusIndexManager, collection: str,
-                     on_total: Callable[[int], None] | None = None) -> Iterator[Document]:
+def stored_documents(
+    manager: MilvusIndexManager, collection: str, on_total: Callable[[int], None] | None = None
+) -> Iterator[Document]:
     """Every document in ``collection``, its text rejoined from its chunks, with its source and title.
 
     Chunks come back in primary-key order, not by document, so the rows' text is held until all are read; then
@@ -139,8 +176,15 @@ def stored_documents(manager: MilvusIndexManager, collection: str,
     for batch in manager.iter_rows(collection, fields):
         for row in batch:
             source = row["source"] if "source" in row else legacy_source(row["doc_id"], row.get("metadata") or {})
-            by_source[source].append(Chunk(chunk_id=row["chunk_id"], doc_id=row["doc_id"],
-                                           position=row["position"], text=row["text"], source=source))
+            by_source[source].append(
+                Chunk(
+                    chunk_id=row["chunk_id"],
+                    doc_id=row["doc_id"],
+                    position=row["position"],
+                    text=row["text"],
+                    source=source,
+                )
+            )
             titles[(source, row["doc_id"])] = (row.get("metadata") or {}).get("title", "")
     if on_total is not None:
         on_total(len(titles))

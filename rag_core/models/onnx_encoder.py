@@ -28,8 +28,12 @@ except ImportError:  # Windows: no advisory locks; concurrent first exports ther
 
 log = logging.getLogger(__name__)
 PARITY_COSINE = 0.99999
-PROBES = ["What does compaction do to deleted rows?", "a", "Vitamin D deficiency is associated with higher "
-          "mortality in elderly patients; the 95% confidence interval was 1.1 to 1.4. " * 8]
+PROBES = [
+    "What does compaction do to deleted rows?",
+    "a",
+    "Vitamin D deficiency is associated with higher "
+    "mortality in elderly patients; the 95% confidence interval was 1.1 to 1.4. " * 8,
+]
 EXPORT_FORMAT = 2  # bump when what the cache holds changes (2: attention exported eager)
 
 
@@ -40,16 +44,20 @@ class OnnxUnsupportedError(ValueError):
 def _pooling_mode(model) -> str:  # noqa: ANN001 - a SentenceTransformer
     modules = [type(m).__name__ for m in model]
     if modules[:2] != ["Transformer", "Pooling"] or any(m != "Normalize" for m in modules[2:]):
-        raise OnnxUnsupportedError(f"ONNX backend supports Transformer + Pooling (+ Normalize) models; this one is "
-                                   f"{' + '.join(modules)}. Set embedding.backend: torch.")
+        raise OnnxUnsupportedError(
+            f"ONNX backend supports Transformer + Pooling (+ Normalize) models; this one is "
+            f"{' + '.join(modules)}. Set embedding.backend: torch."
+        )
     pooling = model[1]
     if getattr(pooling, "include_prompt", True) is False:
         raise OnnxUnsupportedError("the model's pooling excludes prompt tokens; set embedding.backend: torch.")
     mode = getattr(pooling, "pooling_mode", None) or next(
-        (name for name in ("mean", "cls", "max") if getattr(pooling, f"pooling_mode_{name}_tokens", False)), None)
+        (name for name in ("mean", "cls", "max") if getattr(pooling, f"pooling_mode_{name}_tokens", False)), None
+    )
     if mode not in ("mean", "cls", "max"):
-        raise OnnxUnsupportedError(f"pooling {mode!r} is not reproduced by the ONNX backend; set "
-                                   "embedding.backend: torch.")
+        raise OnnxUnsupportedError(
+            f"pooling {mode!r} is not reproduced by the ONNX backend; set embedding.backend: torch."
+        )
     return mode
 
 
@@ -91,8 +99,12 @@ class OnnxEncoder:
     def encode(self, texts: Sequence[str], *, normalize: bool) -> np.ndarray:
         """At least one text (``Embedder`` answers an empty list itself)."""
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
-        in_order = np.concatenate([self._encode_batch([texts[i] for i in order[start:start + self.batch_size]])
-                                   for start in range(0, len(texts), self.batch_size)])
+        in_order = np.concatenate(
+            [
+                self._encode_batch([texts[i] for i in order[start : start + self.batch_size]])
+                for start in range(0, len(texts), self.batch_size)
+            ]
+        )
         vectors = np.empty_like(in_order)
         vectors[order] = in_order
         if normalize or self.normalize_module:
@@ -100,10 +112,13 @@ class OnnxEncoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                return_tensors="np")
-        feeds = {i.name: tokens[i.name].astype(np.int64) if i.name in tokens else
-                 np.zeros_like(tokens["input_ids"], dtype=np.int64) for i in self.session.get_inputs()}
+        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+        feeds = {
+            i.name: tokens[i.name].astype(np.int64)
+            if i.name in tokens
+            else np.zeros_like(tokens["input_ids"], dtype=np.int64)
+            for i in self.session.get_inputs()
+        }
         hidden = self.session.run(None, feeds)[0]
         mask = tokens["attention_mask"].astype(np.float32)[:, :, None]
         if self.pooling == "cls":
@@ -132,8 +147,10 @@ class OnnxEncoder:
         problem = self._open(onnx_file, meta_file) or self._parity(model)
         if problem is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
-            raise RuntimeError(f"The ONNX export of the embedding model does not reproduce torch ({problem}); "
-                               "set embedding.backend: torch.")
+            raise RuntimeError(
+                f"The ONNX export of the embedding model does not reproduce torch ({problem}); "
+                "set embedding.backend: torch."
+            )
         return self.session
 
     def _open(self, onnx_file: Path, meta_file: Path) -> str | None:
@@ -162,8 +179,7 @@ class OnnxEncoder:
         # on the probes still decides.
         attention = transformer.config._attn_implementation
         transformer.set_attn_implementation("eager")
-        sample = self.tokenizer(["export sample", "a second, longer export sample"], padding=True,
-                                return_tensors="pt")
+        sample = self.tokenizer(["export sample", "a second, longer export sample"], padding=True, return_tensors="pt")
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 
         class Hidden(torch.nn.Module):
@@ -179,11 +195,19 @@ class OnnxEncoder:
             axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"hidden": {0: "batch", 1: "tokens"}}
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tracer notes on constant shapes: parity on the probes decides
-                torch.onnx.export(Hidden().to("cpu"), tuple(sample[n].to("cpu") for n in names),
-                                  str(staging / "model.onnx"), input_names=names, output_names=["hidden"],
-                                  dynamic_axes=axes, opset_version=17, dynamo=False)
-            (staging / "export.json").write_text(json.dumps({"sha256": _sha256(staging / "model.onnx"),
-                                                             "format": EXPORT_FORMAT}), encoding="utf-8")
+                torch.onnx.export(
+                    Hidden().to("cpu"),
+                    tuple(sample[n].to("cpu") for n in names),
+                    str(staging / "model.onnx"),
+                    input_names=names,
+                    output_names=["hidden"],
+                    dynamic_axes=axes,
+                    opset_version=17,
+                    dynamo=False,
+                )
+            (staging / "export.json").write_text(
+                json.dumps({"sha256": _sha256(staging / "model.onnx"), "format": EXPORT_FORMAT}), encoding="utf-8"
+            )
             shutil.rmtree(self.folder, ignore_errors=True)
             os.replace(staging, self.folder)  # whole or absent: a crash mid-export leaves no half file behind
         finally:

@@ -35,14 +35,17 @@ class CrossEncoderReranker:
         try:
             return CrossEncoder(self.model_name, device=resolve_device(self.device), max_length=self.max_length)
         except OSError as error:
-            raise OSError(f"Cannot load cross-encoder {self.model_name!r} ({error}); give a local path under "
-                          "reranking.model, or set reranking.method: none.") from None
+            raise OSError(
+                f"Cannot load cross-encoder {self.model_name!r} ({error}); give a local path under "
+                "reranking.model, or set reranking.method: none."
+            ) from None
 
     def scores(self, query: str, texts: Sequence[str]) -> list[float] | None:
         if not texts:
             return []
-        predictions = self.model.predict([(query, t) for t in texts], batch_size=self.batch_size,
-                                         show_progress_bar=False, convert_to_numpy=True)
+        predictions = self.model.predict(
+            [(query, t) for t in texts], batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
+        )
         return [float(p) for p in predictions.reshape(len(texts), -1)[:, -1]]
 
 
@@ -50,6 +53,7 @@ def make_reranker(config: RerankingConfig) -> Reranker:
     if config.method == "none":
         return NoReranker()
     if not config.model:
-        raise ValueError("reranking.method is cross_encoder but reranking.model is empty; name a CrossEncoder "
-                         "model or a local path.")
+        raise ValueError(
+            "reranking.method is cross_encoder but reranking.model is empty; name a CrossEncoder model or a local path."
+        )
     return CrossEncoderReranker(config.model, config.device, config.batch_size, config.max_length)

@@ -156,8 +156,11 @@ class LatencyTracker:
             state = json.loads(self._path.read_text())
             if not isinstance(state, dict):
                 raise ValueError(f"expected a JSON object, got {type(state).__name__}")
-            saved = ((state.get("warm", {}), warm), (state.get("cold", {}), cold)) if "format" in state \
-                else ((state, warm),)  # format 1: warm samples only (older versions did not tell cold ones apart)
+            saved = (
+                ((state.get("warm", {}), warm), (state.get("cold", {}), cold))
+                if "format" in state
+                else ((state, warm),)
+            )  # format 1: warm samples only (older versions did not tell cold ones apart)
             for stages, samples in saved:
                 for stage, values in stages.items():
                     for value in values:
@@ -203,5 +206,8 @@ def _file_lock(path: Path) -> Iterator[None]:
 def report(tracker: LatencyTracker) -> dict:
     """The guide's report shape: ``stage_latencies[stage][p50|p95|p99]`` and ``sla_compliance[compliance_rate]``,
     plus ``cold_start_ms[stage]``: the first queries of processes, which load models, kept out of both."""
-    return {"stage_latencies": tracker.percentiles(), "sla_compliance": tracker.sla(),
-            "cold_start_ms": tracker.cold_start_ms()}
+    return {
+        "stage_latencies": tracker.percentiles(),
+        "sla_compliance": tracker.sla(),
+        "cold_start_ms": tracker.cold_start_ms(),
+    }

@@ -33,6 +33,7 @@ RISK_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # the guide
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # the guide alerts below 0.7
 OUTCOMES = ("ok", "invalid", "unavailable", "error")
 
+
 class ProcessTreeCollector(Collector):
     """CPU seconds and resident memory of the service's processes together: the supervisor and every worker."""
 
@@ -48,39 +49,84 @@ class ProcessTreeCollector(Collector):
             except psutil.NoSuchProcess:
                 continue  # a worker that exited between listing and reading
         yield CounterMetricFamily("rag_process_cpu_seconds", "CPU time of the service's processes.", value=cpu)
-        yield GaugeMetricFamily("rag_process_resident_memory_bytes", "Resident memory of the service's processes.",
-                                value=memory)
+        yield GaugeMetricFamily(
+            "rag_process_resident_memory_bytes", "Resident memory of the service's processes.", value=memory
+        )
 
 
 disable_created_metrics()  # the *_created series double every counter and histogram for nothing a dashboard uses
 REGISTRY = CollectorRegistry(auto_describe=True)
 REGISTRY.register(ProcessTreeCollector())
 
-QUERY_DURATION = Histogram("rag_query_duration_seconds", "Time per query and stage; stage 'retrieval' is end to end.",
-                           ["stage"], buckets=LATENCY_BUCKETS_S, registry=REGISTRY)
-QUERIES = Counter("rag_queries", "Queries by retrieval mode and outcome (ok, invalid, unavailable, error).",
-                  ["mode", "outcome"], registry=REGISTRY)
-HTTP_REQUESTS = Counter("rag_http_requests", "HTTP requests by route, method and status code.",
-                        ["path", "method", "status"], registry=REGISTRY)
+QUERY_DURATION = Histogram(
+    "rag_query_duration_seconds",
+    "Time per query and stage; stage 'retrieval' is end to end.",
+    ["stage"],
+    buckets=LATENCY_BUCKETS_S,
+    registry=REGISTRY,
+)
+QUERIES = Counter(
+    "rag_queries",
+    "Queries by retrieval mode and outcome (ok, invalid, unavailable, error).",
+    ["mode", "outcome"],
+    registry=REGISTRY,
+)
+HTTP_REQUESTS = Counter(
+    "rag_http_requests",
+    "HTTP requests by route, method and status code.",
+    ["path", "method", "status"],
+    registry=REGISTRY,
+)
 CACHE_HITS = Counter("rag_query_cache_hits", "Queries answered from the result cache.", ["mode"], registry=REGISTRY)
-WITHIN_SLA = Counter("rag_queries_within_sla", "Answered queries whose end-to-end time met the SLA.", ["mode"],
-                     registry=REGISTRY)
-SLA_SECONDS = Gauge("rag_query_sla_seconds", "The latency SLA (pipeline.target_latency_ms).", registry=REGISTRY,
-                    multiprocess_mode="max")
-HALLUCINATION_RISK = Histogram("rag_hallucination_risk", "Estimated chance that no relevant context is in the top 5, "
-                               "per answered query.", buckets=RISK_BUCKETS, registry=REGISTRY)
-FAITHFULNESS = Histogram("rag_faithfulness_score", "How well the top contexts support the query, per answered query.",
-                         buckets=SCORE_BUCKETS, registry=REGISTRY)
-ANSWER_FAITHFULNESS = Histogram("rag_answer_faithfulness_score", "How well the contexts support a scored answer "
-                                "(POST /score).", buckets=SCORE_BUCKETS, registry=REGISTRY)
-INDEX_ROWS = Gauge("rag_index_rows", "Rows in the collection the alias serves.", ["collection"], registry=REGISTRY,
-                   multiprocess_mode="livemax")
-INDEX_VERSION = Gauge("rag_index_version", "The version number the alias serves.", ["collection"], registry=REGISTRY,
-                      multiprocess_mode="livemax")
+WITHIN_SLA = Counter(
+    "rag_queries_within_sla", "Answered queries whose end-to-end time met the SLA.", ["mode"], registry=REGISTRY
+)
+SLA_SECONDS = Gauge(
+    "rag_query_sla_seconds", "The latency SLA (pipeline.target_latency_ms).", registry=REGISTRY, multiprocess_mode="max"
+)
+HALLUCINATION_RISK = Histogram(
+    "rag_hallucination_risk",
+    "Estimated chance that no relevant context is in the top 5, per answered query.",
+    buckets=RISK_BUCKETS,
+    registry=REGISTRY,
+)
+FAITHFULNESS = Histogram(
+    "rag_faithfulness_score",
+    "How well the top contexts support the query, per answered query.",
+    buckets=SCORE_BUCKETS,
+    registry=REGISTRY,
+)
+ANSWER_FAITHFULNESS = Histogram(
+    "rag_answer_faithfulness_score",
+    "How well the contexts support a scored answer (POST /score).",
+    buckets=SCORE_BUCKETS,
+    registry=REGISTRY,
+)
+INDEX_ROWS = Gauge(
+    "rag_index_rows",
+    "Rows in the collection the alias serves.",
+    ["collection"],
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+INDEX_VERSION = Gauge(
+    "rag_index_version",
+    "The version number the alias serves.",
+    ["collection"],
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
 
 
-def observe_query(*, mode: str, timings_ms: Mapping[str, float], cached: bool, sla_ms: float,
-                  hallucination_risk: float, faithfulness_score: float) -> None:
+def observe_query(
+    *,
+    mode: str,
+    timings_ms: Mapping[str, float],
+    cached: bool,
+    sla_ms: float,
+    hallucination_risk: float,
+    faithfulness_score: float,
+) -> None:
     """Record one answered query: its stages, the cache, the SLA and its quality signals."""
     QUERIES.labels(mode=mode, outcome="ok").inc()
     for stage, ms in timings_ms.items():

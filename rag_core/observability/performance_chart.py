@@ -15,8 +15,12 @@ def write_chart(report: PerformanceReport, path: Path) -> Path:
     days = [d.day[5:] for d in report.days]
     figure, (latency, volume) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
     for quantile in ("p50", "p95", "p99"):
-        latency.plot(days, [getattr(d.latency_ms["retrieval"], quantile) for d in report.days], marker="o",
-                     label=f"retrieval {quantile}")
+        latency.plot(
+            days,
+            [getattr(d.latency_ms["retrieval"], quantile) for d in report.days],
+            marker="o",
+            label=f"retrieval {quantile}",
+        )
     latency.axhline(report.target_latency_ms, color="red", linestyle="--", label=f"SLA {report.target_latency_ms:g} ms")
     latency.set_ylabel("ms")
     latency.set_title(f"Retrieval latency, {report.start} to {report.end} ({report.queries} queries)")

@@ -76,8 +76,9 @@ def plain_line(state: dict, *, eta: bool = False) -> str:
     done, total, unit, elapsed = state["n"], state["total"], state["unit"], state["elapsed"]
     count = f"{done}/{total} {unit} ({100 * done / total:.0f} %)" if total else f"{done} {unit}"
     rate = f", {done / elapsed:.1f} {unit}/s" if elapsed > 0 else ""
-    left = f", ETA {(total - done) * elapsed / done:.0f} s" if eta and total and 0 < done < total and elapsed > 0 \
-        else ""
+    left = (
+        f", ETA {(total - done) * elapsed / done:.0f} s" if eta and total and 0 < done < total and elapsed > 0 else ""
+    )
     note = f"; {state['postfix']}" if state.get("postfix") else ""
     return f"{state['prefix']}: {count}{rate}, {elapsed:.0f} s{left}{note}"
 
@@ -149,8 +150,9 @@ class ProgressReporter:
         if _is_terminal(stream):  # tqdm writes the rate as "{rate}{unit}/s": "3.1 documents/s" needs the space
             return ProgressBar(tqdm(**options | {"unit": f" {unit}"}, dynamic_ncols=True))
         # delay: a task shorter than one interval prints nothing; miniters=1: any update an interval on may print
-        return ProgressBar(_LogLines(**options, mininterval=self.interval_s, delay=self.interval_s, miniters=1,
-                                     leave=False, eta=eta))
+        return ProgressBar(
+            _LogLines(**options, mininterval=self.interval_s, delay=self.interval_s, miniters=1, leave=False, eta=eta)
+        )
 
 
 QUIET = ProgressReporter(enabled=False, interval_s=LOG_INTERVAL_S)

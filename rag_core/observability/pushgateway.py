@@ -63,9 +63,11 @@ class BatchRunMetrics:
     def registry(self) -> CollectorRegistry:
         """The run's metrics in a registry of their own."""
         registry = CollectorRegistry()
-        outcome = {"rag_batch_success": float(self.success),
-                   "rag_batch_duration_seconds": max(self.finished_at - self.started_at, 0.0),
-                   "rag_batch_last_run_timestamp_seconds": self.finished_at}
+        outcome = {
+            "rag_batch_success": float(self.success),
+            "rag_batch_duration_seconds": max(self.finished_at - self.started_at, 0.0),
+            "rag_batch_last_run_timestamp_seconds": self.finished_at,
+        }
         if self.success:
             outcome["rag_batch_last_success_timestamp_seconds"] = self.finished_at
         for name, value in {**outcome, **self.values}.items():
@@ -88,11 +90,17 @@ def push_batch_metrics(config: ObservabilityConfig, run: BatchRunMetrics) -> boo
     if not config.pushgateway_url:
         return False
     try:
-        pushadd_to_gateway(config.pushgateway_url, job=run.grouping_job, registry=run.registry(),
-                           timeout=config.push_timeout_s)
+        pushadd_to_gateway(
+            config.pushgateway_url, job=run.grouping_job, registry=run.registry(), timeout=config.push_timeout_s
+        )
     except (OSError, ValueError, http.client.HTTPException) as error:
-        logger.warning("Could not push the metrics of the %s run to the Pushgateway at %s (%s: %s); dropped them. "
-                       "Check observability.pushgateway_url (RAG__OBSERVABILITY__PUSHGATEWAY_URL).",
-                       run.job, config.pushgateway_url, type(error).__name__, error)
+        logger.warning(
+            "Could not push the metrics of the %s run to the Pushgateway at %s (%s: %s); dropped them. "
+            "Check observability.pushgateway_url (RAG__OBSERVABILITY__PUSHGATEWAY_URL).",
+            run.job,
+            config.pushgateway_url,
+            type(error).__name__,
+            error,
+        )
         return False
     return True

@@ -34,22 +34,24 @@ log = logging.getLogger(__name__)
 SALT_FILE = ".salt"
 FLUSH_ROWS = 2048  # a flush comes early when this many records wait
 
-SCHEMA = pa.schema([
-    pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("query_id", pa.string(), nullable=False),
-    pa.field("query_hash", pa.string(), nullable=False),
-    pa.field("query_text", pa.string()),  # null unless quality.log_query_text
-    pa.field("query_vector", pa.list_(pa.float32())),  # null for BM25-only queries
-    pa.field("mode", pa.string()),
-    pa.field("settings", pa.map_(pa.string(), pa.string())),
-    pa.field("collection", pa.string()),
-    pa.field("data_version", pa.int64()),
-    pa.field("result_ids", pa.list_(pa.string())),
-    pa.field("result_scores", pa.list_(pa.float32())),
-    pa.field("latency_ms", pa.map_(pa.string(), pa.float32())),
-    pa.field("cache_hit", pa.bool_()),
-    pa.field("signals", pa.map_(pa.string(), pa.float32())),
-])
+SCHEMA = pa.schema(
+    [
+        pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("query_id", pa.string(), nullable=False),
+        pa.field("query_hash", pa.string(), nullable=False),
+        pa.field("query_text", pa.string()),  # null unless quality.log_query_text
+        pa.field("query_vector", pa.list_(pa.float32())),  # null for BM25-only queries
+        pa.field("mode", pa.string()),
+        pa.field("settings", pa.map_(pa.string(), pa.string())),
+        pa.field("collection", pa.string()),
+        pa.field("data_version", pa.int64()),
+        pa.field("result_ids", pa.list_(pa.string())),
+        pa.field("result_scores", pa.list_(pa.float32())),
+        pa.field("latency_ms", pa.map_(pa.string(), pa.float32())),
+        pa.field("cache_hit", pa.bool_()),
+        pa.field("signals", pa.map_(pa.string(), pa.float32())),
+    ]
+)
 
 
 class QueryLogError(OSError):
@@ -91,18 +93,42 @@ class QueryLog:
     def query_hash(self, normalised_query: str) -> str:
         return hmac.new(self._salt, normalised_query.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
-    def record(self, *, normalised_query: str, query: str, query_vector: np.ndarray | None, mode: str,
-               settings: Mapping[str, str], collection: str, data_version: int, result_ids: Sequence[str],
-               result_scores: Sequence[float], latency_ms: Mapping[str, float], cache_hit: bool,
-               signals: Mapping[str, float]) -> str:
+    def record(
+        self,
+        *,
+        normalised_query: str,
+        query: str,
+        query_vector: np.ndarray | None,
+        mode: str,
+        settings: Mapping[str, str],
+        collection: str,
+        data_version: int,
+        result_ids: Sequence[str],
+        result_scores: Sequence[float],
+        latency_ms: Mapping[str, float],
+        cache_hit: bool,
+        signals: Mapping[str, float],
+    ) -> str:
         """Queue one record (the hot path: no I/O, no redaction: the writer does that); returns its query id."""
         query_id = uuid.uuid4().hex
-        self._pending.append(QueryRecord(
-            time=datetime.datetime.now(datetime.UTC), query_id=query_id,
-            query_hash=self.query_hash(normalised_query), query_text=query if self.keep_text else None,
-            query_vector=query_vector, mode=mode, settings=settings, collection=collection,
-            data_version=data_version, result_ids=result_ids, result_scores=result_scores, latency_ms=latency_ms,
-            cache_hit=cache_hit, signals=signals))
+        self._pending.append(
+            QueryRecord(
+                time=datetime.datetime.now(datetime.UTC),
+                query_id=query_id,
+                query_hash=self.query_hash(normalised_query),
+                query_text=query if self.keep_text else None,
+                query_vector=query_vector,
+                mode=mode,
+                settings=settings,
+                collection=collection,
+                data_version=data_version,
+                result_ids=result_ids,
+                result_scores=result_scores,
+                latency_ms=latency_ms,
+                cache_hit=cache_hit,
+                signals=signals,
+            )
+        )
         if len(self._pending) >= FLUSH_ROWS:
             self._wake.set()
         return query_id
@@ -134,20 +160,27 @@ class QueryLog:
     def _write(self, day: datetime.date, records: list[QueryRecord]) -> None:
         """Kept text and the settings (a filter expression can quote an e-mail address) are PII-redacted here, off
         the query path."""
-        table = pa.Table.from_pydict({
-            "time": [r.time for r in records], "query_id": [r.query_id for r in records],
-            "query_hash": [r.query_hash for r in records],
-            "query_text": [None if r.query_text is None else redact(r.query_text).text for r in records],
-            "query_vector": [None if r.query_vector is None else np.asarray(r.query_vector, np.float32)
-                             for r in records],
-            "mode": [r.mode for r in records],
-            "settings": [list(redact_details(r.settings)[0].items()) for r in records],
-            "collection": [r.collection for r in records], "data_version": [r.data_version for r in records],
-            "result_ids": [list(r.result_ids) for r in records],
-            "result_scores": [list(map(float, r.result_scores)) for r in records],
-            "latency_ms": [list(r.latency_ms.items()) for r in records],
-            "cache_hit": [r.cache_hit for r in records], "signals": [list(r.signals.items()) for r in records],
-        }, schema=SCHEMA)
+        table = pa.Table.from_pydict(
+            {
+                "time": [r.time for r in records],
+                "query_id": [r.query_id for r in records],
+                "query_hash": [r.query_hash for r in records],
+                "query_text": [None if r.query_text is None else redact(r.query_text).text for r in records],
+                "query_vector": [
+                    None if r.query_vector is None else np.asarray(r.query_vector, np.float32) for r in records
+                ],
+                "mode": [r.mode for r in records],
+                "settings": [list(redact_details(r.settings)[0].items()) for r in records],
+                "collection": [r.collection for r in records],
+                "data_version": [r.data_version for r in records],
+                "result_ids": [list(r.result_ids) for r in records],
+                "result_scores": [list(map(float, r.result_scores)) for r in records],
+                "latency_ms": [list(r.latency_ms.items()) for r in records],
+                "cache_hit": [r.cache_hit for r in records],
+                "signals": [list(r.signals.items()) for r in records],
+            },
+            schema=SCHEMA,
+        )
         partition = self.folder / f"date={day.isoformat()}"
         partition.mkdir(parents=True, exist_ok=True)
         name = f"part-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
@@ -156,14 +189,19 @@ class QueryLog:
         os.replace(temporary, partition / name)
 
 
-def read_query_log(folder: Path, *, start: datetime.date | None = None,
-                   end: datetime.date | None = None) -> pa.Table:
+def read_query_log(folder: Path, *, start: datetime.date | None = None, end: datetime.date | None = None) -> pa.Table:
     """The records of the days from ``start`` to ``end`` (inclusive; either may be open), oldest first."""
     folder = Path(folder)
     if not any(folder.glob("date=*/*.parquet")):
         return SCHEMA.empty_table()
-    dataset = ds.dataset(folder, format="parquet", schema=SCHEMA, partitioning=None,
-                         exclude_invalid_files=True, ignore_prefixes=[".", "_"])
+    dataset = ds.dataset(
+        folder,
+        format="parquet",
+        schema=SCHEMA,
+        partitioning=None,
+        exclude_invalid_files=True,
+        ignore_prefixes=[".", "_"],
+    )
     expression = None
     for bound, compare in ((start, "__ge__"), (end, "__le__")):
         if bound is not None:
@@ -199,5 +237,7 @@ def _salt(folder: Path) -> bytes:
             file.write(salt)
         return bytes.fromhex(salt)
     except (OSError, ValueError) as error:
-        raise QueryLogError(f"The query log folder {folder} cannot be used ({error}); point quality.query_log_dir "
-                            "at a writable folder, or set quality.query_log: false.") from None
+        raise QueryLogError(
+            f"The query log folder {folder} cannot be used ({error}); point quality.query_log_dir "
+            "at a writable folder, or set quality.query_log: false."
+        ) from None

@@ -37,8 +37,9 @@ def answer_scorer(engine: RetrievalEngine) -> AnswerScorer:
     BM25 inside Milvus only numbers count as specifics."""
     shares = document_share(engine.client_index().documents) if engine.lexical_backend == "local" else None
     name = engine.config.quality.nli_model
-    return AnswerScorer(engine.embedder, document_share=shares,
-                        nli=_nli_model(name, engine.config.embedding.device) if name else None)
+    return AnswerScorer(
+        engine.embedder, document_share=shares, nli=_nli_model(name, engine.config.embedding.device) if name else None
+    )
 
 
 def score_answer(engine: RetrievalEngine, answer: str, results: Sequence[RetrievedChunk]) -> FaithfulnessResult:

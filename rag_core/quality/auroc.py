@@ -34,14 +34,22 @@ def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
     return _auroc(*_split(labels, scores))
 
 
-def auroc_interval(labels: Sequence[bool], scores: Sequence[float], *, resamples: int = DEFAULT_RESAMPLES,
-                   confidence: float = 0.95, seed: int = DEFAULT_SEED) -> Interval:
+def auroc_interval(
+    labels: Sequence[bool],
+    scores: Sequence[float],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = DEFAULT_SEED,
+) -> Interval:
     """AUROC and its stratified percentile-bootstrap interval."""
     positives, negatives = _split(labels, scores)
     rng = np.random.default_rng(seed)
-    values = [_auroc(rng.choice(positives, len(positives)), rng.choice(negatives, len(negatives)))
-              for _ in range(resamples)]
+    values = [
+        _auroc(rng.choice(positives, len(positives)), rng.choice(negatives, len(negatives))) for _ in range(resamples)
+    ]
     tail = (1 - confidence) / 2
     low, high = np.quantile(values, [tail, 1 - tail])
-    return Interval(_auroc(positives, negatives), float(low), float(high), confidence, resamples,
-                    len(positives) + len(negatives))
+    return Interval(
+        _auroc(positives, negatives), float(low), float(high), confidence, resamples, len(positives) + len(negatives)
+    )

@@ -34,8 +34,13 @@ class Interval:
     queries: int
 
     def as_json(self, digits: int = 5) -> dict:
-        return {"mean": round(self.mean, digits), "ci": [round(self.low, digits), round(self.high, digits)],
-                "confidence": self.confidence, "queries": self.queries, "resamples": self.resamples}
+        return {
+            "mean": round(self.mean, digits),
+            "ci": [round(self.low, digits), round(self.high, digits)],
+            "confidence": self.confidence,
+            "queries": self.queries,
+            "resamples": self.resamples,
+        }
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ def _resampled_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarra
     step = max(1, 2_000_000 // max(n, 1))
     for start in range(0, resamples, step):
         rows = rng.integers(0, n, size=(min(step, resamples - start), n))
-        means[start:start + len(rows)] = values[rows].mean(axis=1)
+        means[start : start + len(rows)] = values[rows].mean(axis=1)
     return means
 
 
@@ -68,8 +73,13 @@ def _check(resamples: int, confidence: float) -> None:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
 
 
-def bootstrap_ci(scores: Mapping[str, float] | np.ndarray | list[float], *, resamples: int = DEFAULT_RESAMPLES,
-                 confidence: float = 0.95, seed: int = DEFAULT_SEED) -> Interval:
+def bootstrap_ci(
+    scores: Mapping[str, float] | np.ndarray | list[float],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = DEFAULT_SEED,
+) -> Interval:
     """Percentile bootstrap interval of the mean of per-query scores (a mapping, or the scores themselves)."""
     _check(resamples, confidence)
     values = np.asarray(list(scores.values()) if isinstance(scores, Mapping) else scores, dtype=np.float64)
@@ -81,8 +91,14 @@ def bootstrap_ci(scores: Mapping[str, float] | np.ndarray | list[float], *, resa
     return Interval(float(values.mean()), float(low), float(high), confidence, resamples, len(values))
 
 
-def paired_bootstrap(a: Mapping[str, float], b: Mapping[str, float], *, resamples: int = DEFAULT_RESAMPLES,
-                     confidence: float = 0.95, seed: int = DEFAULT_SEED) -> PairedInterval:
+def paired_bootstrap(
+    a: Mapping[str, float],
+    b: Mapping[str, float],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = DEFAULT_SEED,
+) -> PairedInterval:
     """Interval of mean(a) - mean(b) over the same queries, each resample drawing the same queries for both."""
     _check(resamples, confidence)
     if set(a) != set(b):
@@ -96,5 +112,6 @@ def paired_bootstrap(a: Mapping[str, float], b: Mapping[str, float], *, resample
     tail = (1 - confidence) / 2
     low, high = np.quantile(differences, [tail, 1 - tail])
     mean = float(values[:, 0].mean() - values[:, 1].mean())
-    return PairedInterval(mean, float(low), float(high), confidence, resamples, len(keys),
-                          share_a_better=float((differences > 0).mean()))
+    return PairedInterval(
+        mean, float(low), float(high), confidence, resamples, len(keys), share_a_better=float((differences > 0).mean())
+    )

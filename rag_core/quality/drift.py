@@ -42,16 +42,23 @@ ALERT_MAGNITUDE = 0.15  # the operations guide's alert level
 NO_DRIFT_VALUE = {"query_drift": 0.5, "result_overlap": 1.0}  # other signals: 0
 # The operations guide's troubleshooting list, for the signals that fired.
 RECOMMENDATIONS = {
-    "query_drift": ["Review query distribution changes: the queries moved away from the snapshot's (sample them "
-                    "from the query log, quality.log_query_text)",
-                    "Add domain-specific embeddings (retrain embeddings) if the new kind of query is here to stay"],
-    "result_overlap": ["Update index with fresh data: the probe queries' results changed (`rag reindex`, then "
-                       "`rag drift --snapshot`)",
-                       "Consider A/B testing the serving version against the previous one (`rag rollback`)"],
-    "corpus_mean": ["Update index with fresh data: the stored documents changed (`rag reindex`, then "
-                    "`rag drift --snapshot` if the change was intended)"],
-    "model_canary": ["Retrain embeddings: the embedding model changed (embedding.model, its files or its "
-                     "precision); re-embed everything with `rag reindex`, or restore the previous model"],
+    "query_drift": [
+        "Review query distribution changes: the queries moved away from the snapshot's (sample them "
+        "from the query log, quality.log_query_text)",
+        "Add domain-specific embeddings (retrain embeddings) if the new kind of query is here to stay",
+    ],
+    "result_overlap": [
+        "Update index with fresh data: the probe queries' results changed (`rag reindex`, then `rag drift --snapshot`)",
+        "Consider A/B testing the serving version against the previous one (`rag rollback`)",
+    ],
+    "corpus_mean": [
+        "Update index with fresh data: the stored documents changed (`rag reindex`, then "
+        "`rag drift --snapshot` if the change was intended)"
+    ],
+    "model_canary": [
+        "Retrain embeddings: the embedding model changed (embedding.model, its files or its "
+        "precision); re-embed everything with `rag reindex`, or restore the previous model"
+    ],
 }
 RECOMMENDATIONS["top1_score"] = RECOMMENDATIONS["result_overlap"]
 RECOMMENDATIONS["corpus_covariance"] = RECOMMENDATIONS["corpus_mean"]
@@ -70,36 +77,59 @@ class DriftReport:
     snapshot_taken_at: str
 
     def as_json(self) -> dict:
-        return {"drift_detected": self.drift_detected, "drift_magnitude": round(self.drift_magnitude, 4),
-                "signals": [asdict(s) for s in self.signals], "recommendations": self.recommendations,
-                "low_confidence": self.low_confidence, "sample_size": self.sample_size,
-                "collection": self.collection, "snapshot_of": self.snapshot_of,
-                "snapshot_taken_at": self.snapshot_taken_at}
+        return {
+            "drift_detected": self.drift_detected,
+            "drift_magnitude": round(self.drift_magnitude, 4),
+            "signals": [asdict(s) for s in self.signals],
+            "recommendations": self.recommendations,
+            "low_confidence": self.low_confidence,
+            "sample_size": self.sample_size,
+            "collection": self.collection,
+            "snapshot_of": self.snapshot_of,
+            "snapshot_taken_at": self.snapshot_taken_at,
+        }
 
 
-def detect_drift(config: RAGConfig, sample_queries: Sequence[str] | None = None, *,
-                 engine: RetrievalEngine | None = None, alias: str | None = None) -> DriftReport:
+def detect_drift(
+    config: RAGConfig,
+    sample_queries: Sequence[str] | None = None,
+    *,
+    engine: RetrievalEngine | None = None,
+    alias: str | None = None,
+) -> DriftReport:
     """Compare now with the snapshot of the version the alias serves (``serving_snapshot``). The query sample
     is ``sample_queries``, else the query log's embeddings of queries since the snapshot; under ``MIN_SAMPLE``
     queries the report is ``low_confidence`` and has no query-drift signal. Raises ``NoSnapshotError`` when the
     serving version has no snapshot."""
     alias = alias or (engine.alias if engine else config.milvus.collection)
     if sample_queries is not None and not any(q.strip() for q in sample_queries):
-        raise ValueError(f"The sample is empty: give at least {MIN_SAMPLE} queries, or none at all to use the "
-                         "queries logged since the snapshot.")
+        raise ValueError(
+            f"The sample is empty: give at least {MIN_SAMPLE} queries, or none at all to use the "
+            "queries logged since the snapshot."
+        )
     engine = probe_engine(config, alias, engine=engine)
     snapshot = serving_snapshot(config, engine)
     if sample_queries is not None:
         sample = engine.embedder.encode_queries([q for q in sample_queries if q.strip()])
     else:
-        sample = logged_queries(Path(config.quality.query_log_dir), alias, since=snapshot.taken,
-                                limit=REFERENCE_QUERIES).vectors
+        sample = logged_queries(
+            Path(config.quality.query_log_dir), alias, since=snapshot.taken, limit=REFERENCE_QUERIES
+        ).vectors
     signals = []
     if len(sample) >= MIN_SAMPLE:
-        signals.append(query_drift(snapshot.reference_vectors, sample) if _same_width(snapshot, sample) else
-                       DriftSignal("query_drift", 1.0, 0.55, True, "the sample's query embeddings have "
-                                   f"{sample.shape[1]} dimensions, {snapshot.reference_vectors.shape[1]} in the "
-                                   "snapshot: the embedding model changed"))
+        signals.append(
+            query_drift(snapshot.reference_vectors, sample)
+            if _same_width(snapshot, sample)
+            else DriftSignal(
+                "query_drift",
+                1.0,
+                0.55,
+                True,
+                "the sample's query embeddings have "
+                f"{sample.shape[1]} dimensions, {snapshot.reference_vectors.shape[1]} in the "
+                "snapshot: the embedding model changed",
+            )
+        )
     probes = run_probes(engine, snapshot.probe_queries)
     signals.append(result_overlap(snapshot.probe_ids, probes.ids))
     before, now = _top1(snapshot.probe_scores), _top1(probes.scores)
@@ -110,11 +140,17 @@ def detect_drift(config: RAGConfig, sample_queries: Sequence[str] | None = None,
     magnitude = max(_severity(s) for s in signals)
     fired = [s.name for s in signals if s.detected]
     recommendations = list(dict.fromkeys(r for name in fired for r in RECOMMENDATIONS[name]))
-    return DriftReport(drift_detected=bool(fired), drift_magnitude=magnitude, signals=signals,
-                       recommendations=recommendations,
-                       low_confidence=len(sample) < MIN_SAMPLE, sample_size=len(sample),
-                       collection=engine.serving_state().collection, snapshot_of=snapshot.collection,
-                       snapshot_taken_at=snapshot.taken_at)
+    return DriftReport(
+        drift_detected=bool(fired),
+        drift_magnitude=magnitude,
+        signals=signals,
+        recommendations=recommendations,
+        low_confidence=len(sample) < MIN_SAMPLE,
+        sample_size=len(sample),
+        collection=engine.serving_state().collection,
+        snapshot_of=snapshot.collection,
+        snapshot_taken_at=snapshot.taken_at,
+    )
 
 
 def _same_width(snapshot: DriftSnapshot, sample: np.ndarray) -> bool:

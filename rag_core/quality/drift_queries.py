@@ -32,8 +32,9 @@ class LoggedQueries:
 def read_queries_file(path: Path) -> list[str]:
     """One query per line, or a BEIR ``queries.jsonl`` (one ``{"_id": ..., "text": ...}`` object per line)."""
     if not path.is_file():
-        raise FileNotFoundError(f"Queries file {path} not found; give a file with one query per line or a BEIR "
-                                "queries.jsonl.")
+        raise FileNotFoundError(
+            f"Queries file {path} not found; give a file with one query per line or a BEIR queries.jsonl."
+        )
     queries = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -42,28 +43,32 @@ def read_queries_file(path: Path) -> list[str]:
             try:
                 line = str(json.loads(line)["text"])
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}:{number}: expected a JSON object with a 'text' field, as in a BEIR "
-                                 "queries.jsonl") from None
+                raise ValueError(
+                    f"{path}:{number}: expected a JSON object with a 'text' field, as in a BEIR queries.jsonl"
+                ) from None
         queries.append(line.strip())
     return queries
 
 
-def logged_queries(folder: Path, alias: str, *, since: datetime.datetime | None = None,
-                   limit: int) -> LoggedQueries:
+def logged_queries(folder: Path, alias: str, *, since: datetime.datetime | None = None, limit: int) -> LoggedQueries:
     """The newest ``limit`` logged queries with an embedding, run against any version of ``alias`` after ``since``."""
     table = read_query_log(folder, start=since.date() if since else None)
     if table.num_rows:
         collection = table.column("collection")
-        mask = pc.and_(pc.or_(pc.equal(collection, alias), pc.starts_with(collection, alias + VERSION_SEPARATOR)),
-                       pc.is_valid(table.column("query_vector")))
+        mask = pc.and_(
+            pc.or_(pc.equal(collection, alias), pc.starts_with(collection, alias + VERSION_SEPARATOR)),
+            pc.is_valid(table.column("query_vector")),
+        )
         if since is not None:
             mask = pc.and_(mask, pc.greater(table.column("time"), since))
         table = table.filter(mask)
         table = table.slice(max(0, table.num_rows - limit))
     vectors = [np.asarray(v, dtype=np.float32) for v in table.column("query_vector").to_pylist()]
     dimension = len(vectors[0]) if vectors else 0
-    return LoggedQueries(vectors=np.vstack(vectors) if vectors else np.zeros((0, dimension), np.float32),
-                         texts=[t for t in table.column("query_text").to_pylist() if t])
+    return LoggedQueries(
+        vectors=np.vstack(vectors) if vectors else np.zeros((0, dimension), np.float32),
+        texts=[t for t in table.column("query_text").to_pylist() if t],
+    )
 
 
 def title_queries(manager: MilvusIndexManager, collection: str, limit: int, seed: int = 0) -> list[str]:

@@ -53,10 +53,15 @@ def query_drift(reference: np.ndarray, sample: np.ndarray) -> DriftSignal:
     rng = np.random.default_rng(SEED)
     null = [_cross_validated_auc(features, rng.permutation(labels)) for _ in range(NULL_PERMUTATIONS)]
     threshold = max(QUERY_AUC_THRESHOLD, float(np.quantile(null, NULL_QUANTILE)))
-    return DriftSignal("query_drift", auc, threshold, auc > threshold,
-                       f"a classifier tells {len(sample)} sample queries from {len(reference)} reference queries "
-                       f"with ROC AUC {auc:.3f} (0.5 = indistinguishable; shuffled labels reach "
-                       f"{np.quantile(null, NULL_QUANTILE):.3f} at the 95th percentile)")
+    return DriftSignal(
+        "query_drift",
+        auc,
+        threshold,
+        auc > threshold,
+        f"a classifier tells {len(sample)} sample queries from {len(reference)} reference queries "
+        f"with ROC AUC {auc:.3f} (0.5 = indistinguishable; shuffled labels reach "
+        f"{np.quantile(null, NULL_QUANTILE):.3f} at the 95th percentile)",
+    )
 
 
 def _cross_validated_auc(features: np.ndarray, labels: np.ndarray) -> float:
@@ -64,10 +69,12 @@ def _cross_validated_auc(features: np.ndarray, labels: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    folds = StratifiedKFold(min(CV_FOLDS, int(min(labels.sum(), len(labels) - labels.sum()))), shuffle=True,
-                            random_state=SEED)
-    scores = cross_val_predict(LogisticRegression(max_iter=1000), features, labels, cv=folds,
-                               method="predict_proba")[:, 1]
+    folds = StratifiedKFold(
+        min(CV_FOLDS, int(min(labels.sum(), len(labels) - labels.sum()))), shuffle=True, random_state=SEED
+    )
+    scores = cross_val_predict(LogisticRegression(max_iter=1000), features, labels, cv=folds, method="predict_proba")[
+        :, 1
+    ]
     return float(roc_auc_score(labels, scores))
 
 
@@ -84,17 +91,22 @@ def rank_biased_overlap(first: Sequence[str], second: Sequence[str], p: float = 
         overlap += (a is not None and (a in seen_second or a == b)) + (b is not None and b in seen_first)
         seen_first.add(a)
         seen_second.add(b)
-        total += overlap / d * p ** d
-    return float(overlap / depth * p ** depth + (1 - p) / p * total)
+        total += overlap / d * p**d
+    return float(overlap / depth * p**depth + (1 - p) / p * total)
 
 
 def result_overlap(before: Sequence[Sequence[str]], now: Sequence[Sequence[str]]) -> DriftSignal:
     overlaps = [rank_biased_overlap(list(a)[:RBO_DEPTH], list(b)[:RBO_DEPTH]) for a, b in zip(before, now)]
     value = float(np.mean(overlaps))
     changed = sum(o < 1 for o in overlaps)
-    return DriftSignal("result_overlap", value, RBO_THRESHOLD, value < RBO_THRESHOLD,
-                       f"mean rank-biased overlap (p {RBO_P}) of {len(overlaps)} probe queries' top {RBO_DEPTH} "
-                       f"now vs the snapshot; {changed} rankings changed")
+    return DriftSignal(
+        "result_overlap",
+        value,
+        RBO_THRESHOLD,
+        value < RBO_THRESHOLD,
+        f"mean rank-biased overlap (p {RBO_P}) of {len(overlaps)} probe queries' top {RBO_DEPTH} "
+        f"now vs the snapshot; {changed} rankings changed",
+    )
 
 
 def top_score_shift(before: Sequence[float], now: Sequence[float]) -> DriftSignal:
@@ -104,37 +116,70 @@ def top_score_shift(before: Sequence[float], now: Sequence[float]) -> DriftSigna
     n, m = len(before), len(now)
     statistic = float(stats.ks_2samp(before, now).statistic)
     critical = float(np.sqrt(-np.log(KS_ALPHA / 2) / 2) * np.sqrt((n + m) / (n * m)))
-    return DriftSignal("top1_score", statistic, critical, statistic > critical,
-                       f"two-sample Kolmogorov-Smirnov statistic of the probe queries' top-1 scores (median "
-                       f"{np.median(before):.3f} then, {np.median(now):.3f} now); critical value at alpha {KS_ALPHA}")
+    return DriftSignal(
+        "top1_score",
+        statistic,
+        critical,
+        statistic > critical,
+        f"two-sample Kolmogorov-Smirnov statistic of the probe queries' top-1 scores (median "
+        f"{np.median(before):.3f} then, {np.median(now):.3f} now); critical value at alpha {KS_ALPHA}",
+    )
 
 
 def corpus_drift(reference: VectorMoments, now: VectorMoments) -> list[DriftSignal]:
     if reference.mean.shape != now.mean.shape:
-        return [DriftSignal("corpus_mean", 1.0, MEAN_SHIFT_THRESHOLD, True,
-                            f"the vectors have {now.mean.shape[0]} dimensions, {reference.mean.shape[0]} in the "
-                            "snapshot: the embedding model changed")]
+        return [
+            DriftSignal(
+                "corpus_mean",
+                1.0,
+                MEAN_SHIFT_THRESHOLD,
+                True,
+                f"the vectors have {now.mean.shape[0]} dimensions, {reference.mean.shape[0]} in the "
+                "snapshot: the embedding model changed",
+            )
+        ]
     spread = float(np.sqrt(max(np.trace(reference.covariance), 1e-12)))
     shift = float(np.linalg.norm(now.mean - reference.mean)) / spread
-    change = float(np.linalg.norm(now.covariance - reference.covariance)
-                   / max(np.linalg.norm(reference.covariance), 1e-12))
+    change = float(
+        np.linalg.norm(now.covariance - reference.covariance) / max(np.linalg.norm(reference.covariance), 1e-12)
+    )
     counts = f"{now.count} vectors now, {reference.count} in the snapshot"
-    return [DriftSignal("corpus_mean", shift, MEAN_SHIFT_THRESHOLD, shift > MEAN_SHIFT_THRESHOLD,
-                        f"the stored vectors' mean moved {shift:.3f} of the reference spread ({counts})"),
-            DriftSignal("corpus_covariance", change, COVARIANCE_THRESHOLD, change > COVARIANCE_THRESHOLD,
-                        f"their covariance changed by {change:.3f} (relative Frobenius norm)")]
+    return [
+        DriftSignal(
+            "corpus_mean",
+            shift,
+            MEAN_SHIFT_THRESHOLD,
+            shift > MEAN_SHIFT_THRESHOLD,
+            f"the stored vectors' mean moved {shift:.3f} of the reference spread ({counts})",
+        ),
+        DriftSignal(
+            "corpus_covariance",
+            change,
+            COVARIANCE_THRESHOLD,
+            change > COVARIANCE_THRESHOLD,
+            f"their covariance changed by {change:.3f} (relative Frobenius norm)",
+        ),
+    ]
 
 
 def model_drift(reference: np.ndarray, now: np.ndarray) -> DriftSignal:
     if reference.shape != now.shape:
-        return DriftSignal("model_canary", 1.0, CANARY_THRESHOLD, True,
-                           f"canary embeddings have shape {now.shape}, {reference.shape} in the snapshot: the "
-                           "embedding model changed")
+        return DriftSignal(
+            "model_canary",
+            1.0,
+            CANARY_THRESHOLD,
+            True,
+            f"canary embeddings have shape {now.shape}, {reference.shape} in the snapshot: the embedding model changed",
+        )
     cosines = np.sum(_unit(reference) * _unit(now), axis=1)
     value = float(1 - cosines.min())
-    return DriftSignal("model_canary", value, CANARY_THRESHOLD, value > CANARY_THRESHOLD,
-                       f"lowest cosine of {len(cosines)} canary texts' embeddings now vs the snapshot: "
-                       f"{cosines.min():.6f}")
+    return DriftSignal(
+        "model_canary",
+        value,
+        CANARY_THRESHOLD,
+        value > CANARY_THRESHOLD,
+        f"lowest cosine of {len(cosines)} canary texts' embeddings now vs the snapshot: {cosines.min():.6f}",
+    )
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

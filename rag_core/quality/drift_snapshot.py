@@ -82,14 +82,31 @@ class DriftSnapshot:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {k: getattr(self, k) for k in ("alias", "collection", "data_version", "taken_at", "model",
-                                               "probe_source", "probe_queries", "probe_ids", "probe_scores",
-                                               "reference_source")} | {"corpus_count": self.corpus.count}
+        meta = {
+            k: getattr(self, k)
+            for k in (
+                "alias",
+                "collection",
+                "data_version",
+                "taken_at",
+                "model",
+                "probe_source",
+                "probe_queries",
+                "probe_ids",
+                "probe_scores",
+                "reference_source",
+            )
+        } | {"corpus_count": self.corpus.count}
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with temporary.open("wb") as file:
-            np.savez(file, meta=np.array(json.dumps(meta)), reference_vectors=self.reference_vectors,
-                     corpus_mean=self.corpus.mean, corpus_covariance=self.corpus.covariance,
-                     canary_vectors=self.canary_vectors)
+            np.savez(
+                file,
+                meta=np.array(json.dumps(meta)),
+                reference_vectors=self.reference_vectors,
+                corpus_mean=self.corpus.mean,
+                corpus_covariance=self.corpus.covariance,
+                canary_vectors=self.canary_vectors,
+            )
         os.replace(temporary, path)
 
     @classmethod
@@ -99,13 +116,20 @@ class DriftSnapshot:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
-                corpus = VectorMoments(mean=data["corpus_mean"], covariance=data["corpus_covariance"],
-                                       count=int(meta.pop("corpus_count")))
-                return cls(**meta, corpus=corpus, reference_vectors=data["reference_vectors"],
-                           canary_vectors=data["canary_vectors"])
+                corpus = VectorMoments(
+                    mean=data["corpus_mean"], covariance=data["corpus_covariance"], count=int(meta.pop("corpus_count"))
+                )
+                return cls(
+                    **meta,
+                    corpus=corpus,
+                    reference_vectors=data["reference_vectors"],
+                    canary_vectors=data["canary_vectors"],
+                )
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
-            raise CorruptSnapshotError(f"The drift snapshot {path} cannot be read ({type(error).__name__}: {error}); "
-                                       f"delete it and {HOW_TO_SNAPSHOT}.") from None
+            raise CorruptSnapshotError(
+                f"The drift snapshot {path} cannot be read ({type(error).__name__}: {error}); "
+                f"delete it and {HOW_TO_SNAPSHOT}."
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -125,9 +149,11 @@ def serving_snapshot(config: RAGConfig, engine: RetrievalEngine) -> DriftSnapsho
     collection = engine.serving_state().collection
     path = snapshot_path(config, collection)
     if not path.is_file():
-        raise NoSnapshotError(f"No drift snapshot of {collection}, the version {engine.alias!r} serves (looked for "
-                              f"{path}); drift compares only with the serving version's own snapshot: "
-                              f"{HOW_TO_SNAPSHOT}.")
+        raise NoSnapshotError(
+            f"No drift snapshot of {collection}, the version {engine.alias!r} serves (looked for "
+            f"{path}); drift compares only with the serving version's own snapshot: "
+            f"{HOW_TO_SNAPSHOT}."
+        )
     return DriftSnapshot.load(path)
 
 
@@ -150,24 +176,38 @@ def erase_from_snapshot(path: Path, doc_id: str, probe_texts: set[str]) -> bool:
         path.unlink()
         return True
     pairs = [[(d, s) for d, s in zip(snapshot.probe_ids[i], snapshot.probe_scores[i]) if d != doc_id] for i in kept]
-    reference = snapshot.reference_vectors[kept] if snapshot.reference_source.startswith("probe queries") \
+    reference = (
+        snapshot.reference_vectors[kept]
+        if snapshot.reference_source.startswith("probe queries")
         else snapshot.reference_vectors
-    replace(snapshot, probe_queries=[snapshot.probe_queries[i] for i in kept],
-            probe_ids=[[d for d, _ in row] for row in pairs], probe_scores=[[s for _, s in row] for row in pairs],
-            reference_vectors=reference).save(path)
+    )
+    replace(
+        snapshot,
+        probe_queries=[snapshot.probe_queries[i] for i in kept],
+        probe_ids=[[d for d, _ in row] for row in pairs],
+        probe_scores=[[s for _, s in row] for row in pairs],
+        reference_vectors=reference,
+    ).save(path)
     return True
 
 
-def probe_engine(config: RAGConfig, alias: str, *, embedder: Embedder | None = None,
-                 manager: MilvusIndexManager | None = None, engine: RetrievalEngine | None = None) -> RetrievalEngine:
+def probe_engine(
+    config: RAGConfig,
+    alias: str,
+    *,
+    embedder: Embedder | None = None,
+    manager: MilvusIndexManager | None = None,
+    engine: RetrievalEngine | None = None,
+) -> RetrievalEngine:
     """An engine that runs probes without logging them (they are not users' queries), sharing the given engine's
     (or the given) model and connection: Milvus Lite serves one client per process well."""
     if engine is not None and engine.query_log is None and engine.alias == alias:
         return engine
     quiet = config.model_copy(update={"quality": config.quality.model_copy(update={"query_log": False})})
     if engine is not None:
-        return RetrievalEngine(quiet, embedder=engine.embedder, manager=engine.manager, reranker=engine.reranker,
-                               alias=alias)
+        return RetrievalEngine(
+            quiet, embedder=engine.embedder, manager=engine.manager, reranker=engine.reranker, alias=alias
+        )
     return RetrievalEngine(quiet, embedder=embedder, manager=manager, alias=alias)
 
 
@@ -175,8 +215,9 @@ def run_probes(engine: RetrievalEngine, queries: Sequence[str]) -> ProbeResults:
     """Each probe's top 10 documents (hybrid, document level) and their scores."""
     options = engine.options(top_k=PROBE_DEPTH, rerank_top_k=PROBE_DEPTH, document_level=True)
     results = engine.search_many(list(queries), options)
-    return ProbeResults(ids=[[c.doc_id for c in r.results] for r in results],
-                        scores=[[float(s) for s in r.scores] for r in results])
+    return ProbeResults(
+        ids=[[c.doc_id for c in r.results] for r in results], scores=[[float(s) for s in r.scores] for r in results]
+    )
 
 
 def corpus_moments(engine: RetrievalEngine) -> VectorMoments:
@@ -190,8 +231,13 @@ def canary_vectors(embedder: Embedder) -> np.ndarray:
     return embedder.encode_documents(list(CANARY_TEXTS))
 
 
-def take_snapshot(config: RAGConfig, probe_queries: Sequence[str] | None = None, *,
-                  engine: RetrievalEngine | None = None, alias: str | None = None) -> Path:
+def take_snapshot(
+    config: RAGConfig,
+    probe_queries: Sequence[str] | None = None,
+    *,
+    engine: RetrievalEngine | None = None,
+    alias: str | None = None,
+) -> Path:
     """Record the serving version's reference and return the file written.
 
     Probe queries (at most ``PROBE_QUERIES``): ``probe_queries``, else the query log's texts (kept with
@@ -201,13 +247,18 @@ def take_snapshot(config: RAGConfig, probe_queries: Sequence[str] | None = None,
     alias = alias or (engine.alias if engine else config.milvus.collection)
     engine = probe_engine(config, alias, engine=engine)
     state = engine.serving_state()
-    logged = logged_queries(Path(config.quality.query_log_dir), alias, limit=REFERENCE_QUERIES) \
-        if probe_queries is None else None
+    logged = (
+        logged_queries(Path(config.quality.query_log_dir), alias, limit=REFERENCE_QUERIES)
+        if probe_queries is None
+        else None
+    )
     given = [q.strip() for q in probe_queries or () if q.strip()]
     if probe_queries is not None:
         if not given:
-            raise ValueError("No probe queries given (the list or file is empty); give at least one query, or "
-                             "none at all to sample them from the query log or the corpus titles.")
+            raise ValueError(
+                "No probe queries given (the list or file is empty); give at least one query, or "
+                "none at all to sample them from the query log or the corpus titles."
+            )
         queries, source = sample(given, PROBE_QUERIES), "given"
     elif len(set(logged.texts)) >= MIN_SAMPLE:
         queries, source = sample(sorted(set(logged.texts)), PROBE_QUERIES), "query log"
@@ -223,26 +274,50 @@ def take_snapshot(config: RAGConfig, probe_queries: Sequence[str] | None = None,
         reference = engine.embedder.encode_queries(reference_queries)
         reference_source = "given queries" if given else f"probe queries ({source})"
     snapshot = DriftSnapshot(
-        alias=alias, collection=state.collection, data_version=state.data_version,
-        taken_at=datetime.datetime.now(datetime.UTC).isoformat(), model=engine.embedder.model_name,
-        probe_source=source, probe_queries=list(queries), probe_ids=probes.ids, probe_scores=probes.scores,
-        reference_source=reference_source, reference_vectors=reference, corpus=corpus_moments(engine),
-        canary_vectors=canary_vectors(engine.embedder))
+        alias=alias,
+        collection=state.collection,
+        data_version=state.data_version,
+        taken_at=datetime.datetime.now(datetime.UTC).isoformat(),
+        model=engine.embedder.model_name,
+        probe_source=source,
+        probe_queries=list(queries),
+        probe_ids=probes.ids,
+        probe_scores=probes.scores,
+        reference_source=reference_source,
+        reference_vectors=reference,
+        corpus=corpus_moments(engine),
+        canary_vectors=canary_vectors(engine.embedder),
+    )
     path = snapshot_path(config, state.collection)
     snapshot.save(path)
-    log.info("Drift snapshot of %s (%s, %d probe queries from %s) written to %s", alias, state.collection,
-             len(queries), source, path)
+    log.info(
+        "Drift snapshot of %s (%s, %d probe queries from %s) written to %s",
+        alias,
+        state.collection,
+        len(queries),
+        source,
+        path,
+    )
     return path
 
 
-def snapshot_on_promotion(config: RAGConfig, alias: str, embedder: Embedder,
-                          manager: MilvusIndexManager) -> Callable[[str], None]:
+def snapshot_on_promotion(
+    config: RAGConfig, alias: str, embedder: Embedder, manager: MilvusIndexManager
+) -> Callable[[str], None]:
     """The hook run when a version is promoted: a new reference for it. A failure only logs a warning, since
     ingestion must not fail for want of a drift reference."""
+
     def take(collection: str) -> None:
         try:
             take_snapshot(config, engine=probe_engine(config, alias, embedder=embedder, manager=manager), alias=alias)
         except Exception as error:  # noqa: BLE001 - any failure here is reported, never raised into ingestion
-            log.warning("No drift snapshot was taken for %s after promoting %s (%s: %s); %s.", alias, collection,
-                        type(error).__name__, error, HOW_TO_SNAPSHOT)
+            log.warning(
+                "No drift snapshot was taken for %s after promoting %s (%s: %s); %s.",
+                alias,
+                collection,
+                type(error).__name__,
+                error,
+                HOW_TO_SNAPSHOT,
+            )
+
     return take

@@ -43,10 +43,14 @@ class EvaluationReport:
     latency_queries: int  # how many queries, searched one at a time, the latency figures come from
 
     def as_json(self) -> dict:
-        return {"ndcg@10": round(self.ndcg_at_10, 5), "recall@100": round(self.recall_at_100, 5),
-                "mrr@10": round(self.mrr_at_10, 5), "queries": self.queries,
-                "latency_ms": {"p50": round(self.latency_p50_ms, 2), "p95": round(self.latency_p95_ms, 2)},
-                "latency_queries": self.latency_queries}
+        return {
+            "ndcg@10": round(self.ndcg_at_10, 5),
+            "recall@100": round(self.recall_at_100, 5),
+            "mrr@10": round(self.mrr_at_10, 5),
+            "queries": self.queries,
+            "latency_ms": {"p50": round(self.latency_p50_ms, 2), "p95": round(self.latency_p95_ms, 2)},
+            "latency_queries": self.latency_queries,
+        }
 
 
 Run = dict[str, list[tuple[str, float]]]
@@ -56,11 +60,16 @@ ResultHook = Callable[[str, RetrievalResult], None]
 def load_beir(root: Path, split: str = "test") -> BeirDataset:
     corpus = next((root / n for n in ("corpus.jsonl.gz", "corpus.jsonl") if (root / n).is_file()), None)
     qrels_path = root / "qrels" / f"{split}.tsv"
-    for path, what in ((corpus, "corpus.jsonl(.gz)"), (root / "queries.jsonl", "queries.jsonl"),
-                       (qrels_path, f"qrels/{split}.tsv")):
+    for path, what in (
+        (corpus, "corpus.jsonl(.gz)"),
+        (root / "queries.jsonl", "queries.jsonl"),
+        (qrels_path, f"qrels/{split}.tsv"),
+    ):
         if path is None or not path.is_file():
-            raise FileNotFoundError(f"{root} has no {what}; a BEIR dataset folder holds corpus.jsonl(.gz), "
-                                    "queries.jsonl and qrels/<split>.tsv.")
+            raise FileNotFoundError(
+                f"{root} has no {what}; a BEIR dataset folder holds corpus.jsonl(.gz), "
+                "queries.jsonl and qrels/<split>.tsv."
+            )
     qrels: dict[str, dict[str, int]] = {}
     for number, line in enumerate(qrels_path.read_text(encoding="utf-8").splitlines(), 1):
         fields = line.split("\t")
@@ -99,14 +108,23 @@ def mrr_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int) -> float:
 
 def score_run(run: Run, qrels: dict[str, dict[str, int]]) -> tuple[float, float, float]:
     ranked = {q: [d for d, _ in run.get(q, [])] for q in qrels}
-    return (float(np.mean([ndcg_at_k(ranked[q], qrels[q], 10) for q in qrels])),
-            float(np.mean([recall_at_k(ranked[q], qrels[q], 100) for q in qrels])),
-            float(np.mean([mrr_at_k(ranked[q], qrels[q], 10) for q in qrels])))
+    return (
+        float(np.mean([ndcg_at_k(ranked[q], qrels[q], 10) for q in qrels])),
+        float(np.mean([recall_at_k(ranked[q], qrels[q], 100) for q in qrels])),
+        float(np.mean([mrr_at_k(ranked[q], qrels[q], 10) for q in qrels])),
+    )
 
 
-def evaluate(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptions,
-             on_result: ResultHook | None = None, progress: ProgressReporter = QUIET, *,
-             batch_size: int = BATCH_SIZE, latency_sample: int = LATENCY_SAMPLE) -> tuple[EvaluationReport, Run]:
+def evaluate(
+    engine: RetrievalEngine,
+    dataset: BeirDataset,
+    options: SearchOptions,
+    on_result: ResultHook | None = None,
+    progress: ProgressReporter = QUIET,
+    *,
+    batch_size: int = BATCH_SIZE,
+    latency_sample: int = LATENCY_SAMPLE,
+) -> tuple[EvaluationReport, Run]:
     """The quality figures from every judged query searched ``batch_size`` at a time (one embedding call and one
     search per leg per batch, where one query at a time pays each call's fixed cost per query), then the latency
     figures from a fixed, seeded sample of ``latency_sample`` queries searched one at a time as a user would, past
@@ -123,8 +141,11 @@ def evaluate(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptio
     def keep(qid: str, result: RetrievalResult) -> None:
         if on_result is not None:
             on_result(qid, result)
-        run[qid] = [(c.doc_id, c.fused_score if c.rerank_score is None else c.rerank_score)
-                    for c in result.results if c.doc_id != qid][:100]
+        run[qid] = [
+            (c.doc_id, c.fused_score if c.rerank_score is None else c.rerank_score)
+            for c in result.results
+            if c.doc_id != qid
+        ][:100]
 
     with progress.bar("eval", "queries", total=len(ids)) as bar:
         if latency_sample == 0:
@@ -135,14 +156,15 @@ def evaluate(engine: RetrievalEngine, dataset: BeirDataset, options: SearchOptio
                 keep(qid, result)
         else:
             for start in range(0, len(ids), batch_size):
-                batch = ids[start:start + batch_size]
+                batch = ids[start : start + batch_size]
                 for qid, result in zip(batch, engine.search_many([dataset.queries[q] for q in batch], options)):
                     keep(qid, result)
                     bar.advance()
     if latency_sample:
         with _cache_set_aside(engine):
-            per_query_ms = [_timed(engine, dataset.queries[qid], options)[0]
-                            for qid in latency_sample_ids(ids, latency_sample)]
+            per_query_ms = [
+                _timed(engine, dataset.queries[qid], options)[0] for qid in latency_sample_ids(ids, latency_sample)
+            ]
     ndcg, recall, mrr = score_run(run, dataset.qrels)
     p50, p95 = np.percentile(per_query_ms, [50, 95])
     return EvaluationReport(ndcg, recall, mrr, len(ids), float(p50), float(p95), len(per_query_ms)), run
@@ -189,8 +211,16 @@ def dataset_alias(root: Path) -> str:
     return "eval_" + "".join(c if c.isalnum() else "_" for c in root.resolve().name)
 
 
-def evaluation_options(engine: RetrievalEngine, *, mode: Mode = "hybrid", alpha: float | None = None,
-                       fusion: FusionMethod | None = None) -> SearchOptions:
+def evaluation_options(
+    engine: RetrievalEngine, *, mode: Mode = "hybrid", alpha: float | None = None, fusion: FusionMethod | None = None
+) -> SearchOptions:
     """How ``rag eval`` searches: whole documents, 100 kept per query (Recall@100), at least 300 candidates a leg."""
-    return engine.options(mode=mode, top_k=100, rerank_top_k=100, alpha=alpha, fusion=fusion,
-                          candidates=max(engine.config.retrieval.candidates, 300), document_level=True)
+    return engine.options(
+        mode=mode,
+        top_k=100,
+        rerank_top_k=100,
+        alpha=alpha,
+        fusion=fusion,
+        candidates=max(engine.config.retrieval.candidates, 300),
+        document_level=True,
+    )

@@ -52,29 +52,43 @@ class GateResult:
     def message(self) -> str:
         worse = "drop" if self.metric == "ndcg@10" else "rise"
         verdict = "passed" if self.passed else "failed"
-        return (f"quality gate {verdict}: {self.metric} {self.candidate_value:.4f} on candidate {self.candidate} vs "
-                f"{self.serving_value:.4f} on serving {self.serving} ({self.queries} queries from {self.evidence}; "
-                f"a {worse} of at most {self.allowed:g} is allowed)")
+        return (
+            f"quality gate {verdict}: {self.metric} {self.candidate_value:.4f} on candidate {self.candidate} vs "
+            f"{self.serving_value:.4f} on serving {self.serving} ({self.queries} queries from {self.evidence}; "
+            f"a {worse} of at most {self.allowed:g} is allowed)"
+        )
 
 
-def evaluate_gate(config: RAGConfig, candidate: str, *, alias: str | None = None, embedder: Embedder | None = None,
-                  manager: MilvusIndexManager | None = None) -> GateResult:
+def evaluate_gate(
+    config: RAGConfig,
+    candidate: str,
+    *,
+    alias: str | None = None,
+    embedder: Embedder | None = None,
+    manager: MilvusIndexManager | None = None,
+) -> GateResult:
     alias = alias or config.milvus.collection
     manager = manager or MilvusIndexManager(config.milvus, config.index)
     serving = manager.resolve(alias)
     if serving is None:
         raise LookupError(f"No index {alias!r} at {manager.uri} serves queries; there is nothing to gate against.")
     if serving == candidate:
-        raise ValueError(f"{candidate} already serves {alias!r}; the gate compares a candidate with the serving "
-                         "version.")
+        raise ValueError(
+            f"{candidate} already serves {alias!r}; the gate compares a candidate with the serving version."
+        )
     gate = config.quality_gate
     embedder = embedder or shared_embedder(config.embedding)
     with tempfile.TemporaryDirectory(prefix="rag-gate-") as scratch:
-        quiet = config.model_copy(update={
-            "quality": config.quality.model_copy(update={"query_log": False}),
-            "retrieval": config.retrieval.model_copy(update={"bm25_dir": scratch, "bm25_refresh_s": 0.0})})
-        engines = {name: RetrievalEngine(quiet, embedder=_query_embedder(manager, name, embedder), manager=manager,
-                                         alias=name) for name in (serving, candidate)}
+        quiet = config.model_copy(
+            update={
+                "quality": config.quality.model_copy(update={"query_log": False}),
+                "retrieval": config.retrieval.model_copy(update={"bm25_dir": scratch, "bm25_refresh_s": 0.0}),
+            }
+        )
+        engines = {
+            name: RetrievalEngine(quiet, embedder=_query_embedder(manager, name, embedder), manager=manager, alias=name)
+            for name in (serving, candidate)
+        }
         if gate.dataset:
             return _ndcg_gate(quiet, engines, serving, candidate)
         return _risk_gate(quiet, engines, serving, candidate, manager, alias)
@@ -93,24 +107,40 @@ def _ndcg_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: 
     gate = config.quality_gate
     root = Path(gate.dataset)
     if not root.is_dir():
-        raise FileNotFoundError(f"quality_gate.dataset {root.resolve()} is not a folder; point it at a BEIR folder "
-                                "(queries.jsonl, qrels/<split>.tsv) judging this index's documents, or set it to "
-                                "'' to gate on hallucination_risk.")
+        raise FileNotFoundError(
+            f"quality_gate.dataset {root.resolve()} is not a folder; point it at a BEIR folder "
+            "(queries.jsonl, qrels/<split>.tsv) judging this index's documents, or set it to "
+            "'' to gate on hallucination_risk."
+        )
     dataset = load_beir(root, gate.split)
     values = {}
     for name, engine in engines.items():
         # The settings of `rag eval`, so the gate's figures compare with its.
-        options = engine.options(top_k=100, rerank_top_k=100, document_level=True,
-                                 candidates=max(config.retrieval.candidates, 300))
+        options = engine.options(
+            top_k=100, rerank_top_k=100, document_level=True, candidates=max(config.retrieval.candidates, 300)
+        )
         values[name] = evaluate(engine, dataset, options)[0].ndcg_at_10
-    return GateResult(passed=values[candidate] >= values[serving] - gate.max_ndcg_drop, metric="ndcg@10",
-                      serving=serving, candidate=candidate, serving_value=values[serving],
-                      candidate_value=values[candidate], allowed=gate.max_ndcg_drop, queries=len(dataset.queries),
-                      evidence=f"{root} ({gate.split})")
+    return GateResult(
+        passed=values[candidate] >= values[serving] - gate.max_ndcg_drop,
+        metric="ndcg@10",
+        serving=serving,
+        candidate=candidate,
+        serving_value=values[serving],
+        candidate_value=values[candidate],
+        allowed=gate.max_ndcg_drop,
+        queries=len(dataset.queries),
+        evidence=f"{root} ({gate.split})",
+    )
 
 
-def _risk_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: str, candidate: str,
-               manager: MilvusIndexManager, alias: str) -> GateResult:
+def _risk_gate(
+    config: RAGConfig,
+    engines: dict[str, RetrievalEngine],
+    serving: str,
+    candidate: str,
+    manager: MilvusIndexManager,
+    alias: str,
+) -> GateResult:
     gate = config.quality_gate
     queries, evidence = probe_queries(config, manager, alias, serving)
     values = {}
@@ -118,14 +148,23 @@ def _risk_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: 
         results = engine.search_many(queries, engine.options())
         risks = [r.signals.get(RISK_SIGNAL) for r in results]
         if any(risk is None for risk in risks):
-            raise ValueError(f"quality_gate.dataset is not set and the retrieval results carry no {RISK_SIGNAL!r} "
-                             "signal to gate on; set quality_gate.dataset to a BEIR folder judging this index's "
-                             "documents.")
+            raise ValueError(
+                f"quality_gate.dataset is not set and the retrieval results carry no {RISK_SIGNAL!r} "
+                "signal to gate on; set quality_gate.dataset to a BEIR folder judging this index's "
+                "documents."
+            )
         values[name] = float(np.mean(risks))
-    return GateResult(passed=values[candidate] <= values[serving] + gate.max_risk_rise, metric="hallucination_risk",
-                      serving=serving, candidate=candidate, serving_value=values[serving],
-                      candidate_value=values[candidate], allowed=gate.max_risk_rise, queries=len(queries),
-                      evidence=evidence)
+    return GateResult(
+        passed=values[candidate] <= values[serving] + gate.max_risk_rise,
+        metric="hallucination_risk",
+        serving=serving,
+        candidate=candidate,
+        serving_value=values[serving],
+        candidate_value=values[candidate],
+        allowed=gate.max_risk_rise,
+        queries=len(queries),
+        evidence=evidence,
+    )
 
 
 def probe_queries(config: RAGConfig, manager: MilvusIndexManager, alias: str, serving: str) -> tuple[list[str], str]:
@@ -137,8 +176,9 @@ def probe_queries(config: RAGConfig, manager: MilvusIndexManager, alias: str, se
         snapshot = None
     if snapshot is not None and snapshot.probe_queries:
         return snapshot.probe_queries[: config.quality_gate.probe_queries], "the drift snapshot's probe queries"
-    return first_sentences(manager, serving, config.quality_gate.probe_queries), \
-        f"the first sentences of {serving}'s documents"
+    return first_sentences(
+        manager, serving, config.quality_gate.probe_queries
+    ), f"the first sentences of {serving}'s documents"
 
 
 def first_sentences(manager: MilvusIndexManager, collection: str, count: int) -> list[str]:

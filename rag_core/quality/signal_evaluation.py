@@ -26,21 +26,29 @@ class SignalReport:
     auroc: Interval | None  # of hallucination_risk for failure; None when every query failed, or none did
 
     def as_json(self) -> dict:
-        return {"failure": f"no relevant document in the top {FAILURE_DEPTH}", "queries": len(self.failed),
-                "failed": sum(self.failed.values()),
-                "hallucination_risk_auroc": self.auroc.as_json(4) if self.auroc else None}
+        return {
+            "failure": f"no relevant document in the top {FAILURE_DEPTH}",
+            "queries": len(self.failed),
+            "failed": sum(self.failed.values()),
+            "hallucination_risk_auroc": self.auroc.as_json(4) if self.auroc else None,
+        }
 
     def describe(self) -> str:
         if self.auroc is None:
-            return (f"hallucination_risk AUROC: not defined ({sum(self.failed.values())} of {len(self.failed)} "
-                    f"queries without a relevant document in the top {FAILURE_DEPTH}; it needs both kinds)")
+            return (
+                f"hallucination_risk AUROC: not defined ({sum(self.failed.values())} of {len(self.failed)} "
+                f"queries without a relevant document in the top {FAILURE_DEPTH}; it needs both kinds)"
+            )
         a = self.auroc
-        return (f"hallucination_risk AUROC {a.mean:.3f} (95% CI {a.low:.3f}-{a.high:.3f}) for no relevant document "
-                f"in the top {FAILURE_DEPTH}: {sum(self.failed.values())} of {len(self.failed)} queries")
+        return (
+            f"hallucination_risk AUROC {a.mean:.3f} (95% CI {a.low:.3f}-{a.high:.3f}) for no relevant document "
+            f"in the top {FAILURE_DEPTH}: {sum(self.failed.values())} of {len(self.failed)} queries"
+        )
 
 
-def signal_report(signals: Mapping[str, Mapping[str, float]], run: Run,
-                  qrels: Mapping[str, Mapping[str, int]]) -> SignalReport:
+def signal_report(
+    signals: Mapping[str, Mapping[str, float]], run: Run, qrels: Mapping[str, Mapping[str, int]]
+) -> SignalReport:
     failed = failed_queries(run, qrels)
     ids = [q for q in failed if q in signals]
     labels = [failed[q] for q in ids]

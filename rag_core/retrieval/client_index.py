@@ -50,19 +50,40 @@ class ClientIndex:
         return chunk_id in self.chunks
 
     @classmethod
-    def build(cls, rows: Sequence[Chunk], vector_batches: Iterable[np.ndarray], *, collection: str,
-              data_version: int, k1: float, b: float, dense_metric: str | None = None) -> "ClientIndex":
+    def build(
+        cls,
+        rows: Sequence[Chunk],
+        vector_batches: Iterable[np.ndarray],
+        *,
+        collection: str,
+        data_version: int,
+        k1: float,
+        b: float,
+        dense_metric: str | None = None,
+    ) -> "ClientIndex":
         """``vector_batches`` in the order of ``rows``; with ``dense_metric`` they are kept as a ``DenseMirror``
         under that metric, else only their moments are (streamed, so a server's vectors are never held whole)."""
         if dense_metric is not None:
             vector_batches = list(vector_batches)
-        chunks = LexicalIndex.build([r.chunk_id for r in rows], [r.doc_id for r in rows], [r.text for r in rows],
-                                    collection=collection, k1=k1, b=b)
+        chunks = LexicalIndex.build(
+            [r.chunk_id for r in rows],
+            [r.doc_id for r in rows],
+            [r.text for r in rows],
+            collection=collection,
+            k1=k1,
+            b=b,
+        )
         first_chunks, doc_ids, texts = documents_from_chunks(rows)
-        documents = LexicalIndex.build(first_chunks, doc_ids, texts, collection=collection, k1=k1, b=b,
-                                       level="document")
-        dense = None if dense_metric is None else DenseMirror.build(
-            [r.chunk_id for r in rows], [r.doc_id for r in rows], np.concatenate(vector_batches), dense_metric)
+        documents = LexicalIndex.build(
+            first_chunks, doc_ids, texts, collection=collection, k1=k1, b=b, level="document"
+        )
+        dense = (
+            None
+            if dense_metric is None
+            else DenseMirror.build(
+                [r.chunk_id for r in rows], [r.doc_id for r in rows], np.concatenate(vector_batches), dense_metric
+            )
+        )
         return cls(chunks, documents, VectorMoments.from_batches(vector_batches), data_version, dense)
 
     def save(self, folder: Path) -> None:
@@ -79,8 +100,13 @@ class ClientIndex:
     @classmethod
     def load(cls, folder: Path) -> "ClientIndex":
         state = json.loads((folder / STATE_FILE).read_text())
-        return cls(LexicalIndex.load(folder / "chunks"), LexicalIndex.load(folder / "documents"),
-                   VectorMoments.load(folder), state["data_version"], DenseMirror.load(folder))
+        return cls(
+            LexicalIndex.load(folder / "chunks"),
+            LexicalIndex.load(folder / "documents"),
+            VectorMoments.load(folder),
+            state["data_version"],
+            DenseMirror.load(folder),
+        )
 
     @staticmethod
     def exists(folder: Path) -> bool:

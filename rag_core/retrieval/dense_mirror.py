@@ -27,11 +27,12 @@ class DenseMirror:
     metric: str
 
     @classmethod
-    def build(cls, chunk_ids: Sequence[str], doc_ids: Sequence[str], vectors: np.ndarray,
-              metric: str) -> "DenseMirror":
+    def build(cls, chunk_ids: Sequence[str], doc_ids: Sequence[str], vectors: np.ndarray, metric: str) -> "DenseMirror":
         if metric not in METRICS:
-            raise ValueError(f"The dense mirror reproduces {' and '.join(METRICS)} only, not {metric!r}; set "
-                             "retrieval.dense_search: milvus.")
+            raise ValueError(
+                f"The dense mirror reproduces {' and '.join(METRICS)} only, not {metric!r}; set "
+                "retrieval.dense_search: milvus."
+            )
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(chunk_ids), -1)
         if metric == "COSINE":
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -53,14 +54,20 @@ class DenseMirror:
         for row in scores:
             top = np.argpartition(-row, limit - 1)[:limit] if limit < len(row) else np.arange(len(row))
             top = top[np.argsort(-row[top], kind="stable")]
-            results.append([Hit(chunk_id=str(self.chunk_ids[i]), doc_id=str(self.doc_ids[i]), score=float(row[i]))
-                            for i in top])
+            results.append(
+                [Hit(chunk_id=str(self.chunk_ids[i]), doc_id=str(self.doc_ids[i]), score=float(row[i])) for i in top]
+            )
         return results
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / FILE, chunk_ids=self.chunk_ids, doc_ids=self.doc_ids, vectors=self.vectors,
-                 metric=np.asarray(self.metric))
+        np.savez(
+            folder / FILE,
+            chunk_ids=self.chunk_ids,
+            doc_ids=self.doc_ids,
+            vectors=self.vectors,
+            metric=np.asarray(self.metric),
+        )
 
     @classmethod
     def load(cls, folder: Path) -> "DenseMirror | None":

@@ -72,8 +72,12 @@ class RetrievalResult:
         if not results or self.quality is None:
             return {"results": 0.0, "hallucination_risk": 1.0, "faithfulness_score": 0.0}
         both = sum(c.dense_rank is not None and c.lexical_rank is not None for c in results)
-        return {"results": float(len(results)), "top_score": scores[0], "mean_score": sum(scores) / len(scores),
-                "both_legs_share": both / len(results)} | self.quality.as_dict()
+        return {
+            "results": float(len(results)),
+            "top_score": scores[0],
+            "mean_score": sum(scores) / len(scores),
+            "both_legs_share": both / len(results),
+        } | self.quality.as_dict()
 
 
 @dataclass(frozen=True)
@@ -96,10 +100,12 @@ def client_index_dir(config: RAGConfig, alias: str) -> Path:
     return Path(config.retrieval.bm25_dir) / alias
 
 
-def build_client_index(manager: MilvusIndexManager, state: CollectionState, folder: Path, *,
-                       dense_metric: str | None = None) -> ClientIndex:
+def build_client_index(
+    manager: MilvusIndexManager, state: CollectionState, folder: Path, *, dense_metric: str | None = None
+) -> ClientIndex:
     """Rebuild the client-side index from what Milvus holds, so the two cannot disagree. With ``dense_metric`` it
     keeps a copy of the vectors to search (read with their ids in one pass, so they cannot be misaligned)."""
+
     def build() -> ClientIndex:
         fields = ["chunk_id", "doc_id", "position", "text"]
         if dense_metric is None:
@@ -110,8 +116,15 @@ def build_client_index(manager: MilvusIndexManager, state: CollectionState, fold
             for batch in manager.iter_rows(state.collection, [*fields, "vector"]):
                 rows.extend(Chunk(**{f: row[f] for f in fields}) for row in batch)
                 vectors.append(np.asarray([row["vector"] for row in batch], dtype=np.float32))
-        return ClientIndex.build(rows, vectors, collection=state.collection, data_version=state.data_version,
-                                 k1=manager.index.bm25_k1, b=manager.index.bm25_b, dense_metric=dense_metric)
+        return ClientIndex.build(
+            rows,
+            vectors,
+            collection=state.collection,
+            data_version=state.data_version,
+            k1=manager.index.bm25_k1,
+            b=manager.index.bm25_b,
+            dense_metric=dense_metric,
+        )
 
     index = manager.consistent_export(state.collection, build)
     index.save(folder)
@@ -121,20 +134,30 @@ def build_client_index(manager: MilvusIndexManager, state: CollectionState, fold
 class RetrievalEngine:
     """Thread-safe: shared caches and trackers lock; Milvus and the models are safe to call concurrently."""
 
-    def __init__(self, config: RAGConfig, *, embedder: Embedder | None = None,
-                 manager: MilvusIndexManager | None = None, reranker: Reranker | None = None,
-                 alias: str | None = None) -> None:
+    def __init__(
+        self,
+        config: RAGConfig,
+        *,
+        embedder: Embedder | None = None,
+        manager: MilvusIndexManager | None = None,
+        reranker: Reranker | None = None,
+        alias: str | None = None,
+    ) -> None:
         self.config = config
         self.alias = alias or config.milvus.collection
         self.embedder = embedder or shared_embedder(config.embedding)
         self.manager = manager or MilvusIndexManager(config.milvus, config.index)
         self.reranker = reranker or make_reranker(config.reranking)
         self.cache: QueryCache[RetrievalResult] = QueryCache(config.retrieval.cache_size, config.retrieval.cache_ttl_s)
-        self.latency = LatencyTracker(config.retrieval.latency_window, config.pipeline.target_latency_ms,
-                                      Path(config.retrieval.metrics_dir))
+        self.latency = LatencyTracker(
+            config.retrieval.latency_window, config.pipeline.target_latency_ms, Path(config.retrieval.metrics_dir)
+        )
         quality = config.quality
-        self.query_log = QueryLog(Path(quality.query_log_dir), keep_text=quality.log_query_text,
-                                  flush_s=quality.query_log_flush_s) if quality.query_log else None
+        self.query_log = (
+            QueryLog(Path(quality.query_log_dir), keep_text=quality.log_query_text, flush_s=quality.query_log_flush_s)
+            if quality.query_log
+            else None
+        )
         self._client_index: ClientIndex | None = None
         self._client_index_lock = threading.Lock()
         self._state: CollectionState | None = None
@@ -153,8 +176,10 @@ class RetrievalEngine:
         collection_has_bm25 = version is not None and version.lexical == "milvus"
         if choice == "milvus":
             if not collection_has_bm25:
-                raise ValueError(f"retrieval.lexical_backend is 'milvus' but {self.alias!r} at {self.manager.uri} "
-                                 "has no BM25 function (Milvus < 2.5); use 'local' or 'auto'.")
+                raise ValueError(
+                    f"retrieval.lexical_backend is 'milvus' but {self.alias!r} at {self.manager.uri} "
+                    "has no BM25 function (Milvus < 2.5); use 'local' or 'auto'."
+                )
             return "milvus"
         if choice == "auto" and collection_has_bm25 and not self.manager.capabilities.is_lite:
             return "milvus"
@@ -169,11 +194,14 @@ class RetrievalEngine:
         """
         choice, metric = self.config.retrieval.dense_search, self.manager.index.metric_type
         if choice == "client" and metric not in MIRRORED_METRICS:
-            raise ValueError(f"retrieval.dense_search is 'client' but index.metric_type is {metric!r}; the "
-                             f"client-side search reproduces {' and '.join(MIRRORED_METRICS)} only. Use 'auto' or "
-                             "'milvus'.")
-        mirrored = choice == "client" or (choice == "auto" and self.manager.capabilities.is_lite
-                                          and metric in MIRRORED_METRICS)
+            raise ValueError(
+                f"retrieval.dense_search is 'client' but index.metric_type is {metric!r}; the "
+                f"client-side search reproduces {' and '.join(MIRRORED_METRICS)} only. Use 'auto' or "
+                "'milvus'."
+            )
+        mirrored = choice == "client" or (
+            choice == "auto" and self.manager.capabilities.is_lite and metric in MIRRORED_METRICS
+        )
         return metric if mirrored else None
 
     def serving_state(self) -> CollectionState:
@@ -187,7 +215,8 @@ class RetrievalEngine:
                 raise IncompleteVersionError(
                     f"{state.collection} is an incomplete version (an interrupted build): its answers would be "
                     "partial. Run the same ingest (or `rag reindex`) again to finish it, remove it with "
-                    "`rag versions --drop-incomplete`, or query the alias instead.")
+                    "`rag versions --drop-incomplete`, or query the alias instead."
+                )
             self._state, self._state_checked_at = state, now
         return state
 
@@ -200,17 +229,22 @@ class RetrievalEngine:
             folder = client_index_dir(self.config, self.alias)
             index = ClientIndex.load(folder) if ClientIndex.exists(folder) and not self._rebuild_client_index else None
             if index is None or not self._matches(index, state):
-                log.info("Building the client-side index for %s (data version %d) from Milvus", state.collection,
-                         state.data_version)
+                log.info(
+                    "Building the client-side index for %s (data version %d) from Milvus",
+                    state.collection,
+                    state.data_version,
+                )
                 index = build_client_index(self.manager, state, folder, dense_metric=self.dense_mirror_metric)
             self._client_index, self._rebuild_client_index = index, False
             return index
 
     def _matches(self, index: ClientIndex, state: CollectionState) -> bool:
         wanted = self.dense_mirror_metric
-        return (index.collection, index.data_version) == (state.collection, state.data_version) and \
-            index.params == (self.manager.index.bm25_k1, self.manager.index.bm25_b) and \
-            (index.dense.metric if index.dense is not None else None) == wanted
+        return (
+            (index.collection, index.data_version) == (state.collection, state.data_version)
+            and index.params == (self.manager.index.bm25_k1, self.manager.index.bm25_b)
+            and (index.dense.metric if index.dense is not None else None) == wanted
+        )
 
     @property
     def _dense_scores_are_dot_products(self) -> bool:
@@ -226,18 +260,33 @@ class RetrievalEngine:
 
     # --- search -------------------------------------------------------------------------------------------------
 
-    def options(self, *, mode: Mode = "hybrid", top_k: int | None = None, rerank_top_k: int | None = None,
-                alpha: float | None = None, fusion: FusionMethod | None = None,
-                normalization: Normalization | None = None, candidates: int | None = None,
-                document_level: bool | None = None, filter: str = "") -> SearchOptions:
+    def options(
+        self,
+        *,
+        mode: Mode = "hybrid",
+        top_k: int | None = None,
+        rerank_top_k: int | None = None,
+        alpha: float | None = None,
+        fusion: FusionMethod | None = None,
+        normalization: Normalization | None = None,
+        candidates: int | None = None,
+        document_level: bool | None = None,
+        filter: str = "",
+    ) -> SearchOptions:
         p, r = self.config.pipeline, self.config.retrieval
         top = top_k or p.top_k
-        return SearchOptions(mode=mode, top_k=top, rerank_top_k=min(rerank_top_k or p.rerank_top_k, top),
-                             alpha=p.hybrid_alpha if alpha is None else alpha, fusion=fusion or r.fusion,
-                             rrf_k=r.rrf_k, normalization=normalization or r.normalization,
-                             candidates=max(candidates or r.candidates, top),
-                             document_level=r.document_level if document_level is None else document_level,
-                             filter=filter)
+        return SearchOptions(
+            mode=mode,
+            top_k=top,
+            rerank_top_k=min(rerank_top_k or p.rerank_top_k, top),
+            alpha=p.hybrid_alpha if alpha is None else alpha,
+            fusion=fusion or r.fusion,
+            rrf_k=r.rrf_k,
+            normalization=normalization or r.normalization,
+            candidates=max(candidates or r.candidates, top),
+            document_level=r.document_level if document_level is None else document_level,
+            filter=filter,
+        )
 
     def search(self, query: str, **overrides) -> RetrievalResult:  # noqa: ANN003 - see options()
         return self.search_many([query], self.options(**overrides))[0]
@@ -265,18 +314,35 @@ class RetrievalEngine:
         results = [c if i in computed else replace(c, cached=True, timings_ms=per_query) for i, c in enumerate(cached)]
         return self._logged(keys, results, options) if self.query_log else results
 
-    def _logged(self, keys: list[tuple], results: list[RetrievalResult],
-                options: SearchOptions) -> list[RetrievalResult]:
+    def _logged(
+        self, keys: list[tuple], results: list[RetrievalResult], options: SearchOptions
+    ) -> list[RetrievalResult]:
         """One query-log record per query, queued for the background writer; the results carry their ids."""
         settings = {k: str(v) for k, v in asdict(options).items()}
-        return [replace(r, query_id=self.query_log.record(
-            normalised_query=key[0], query=r.query, query_vector=r.query_vector, mode=options.mode,
-            settings=settings, collection=r.collection, data_version=r.data_version,
-            result_ids=[c.chunk_id for c in r.results], result_scores=r.scores, latency_ms=r.timings_ms,
-            cache_hit=r.cached, signals=r.signals)) for key, r in zip(keys, results)]
+        return [
+            replace(
+                r,
+                query_id=self.query_log.record(
+                    normalised_query=key[0],
+                    query=r.query,
+                    query_vector=r.query_vector,
+                    mode=options.mode,
+                    settings=settings,
+                    collection=r.collection,
+                    data_version=r.data_version,
+                    result_ids=[c.chunk_id for c in r.results],
+                    result_scores=r.scores,
+                    latency_ms=r.timings_ms,
+                    cache_hit=r.cached,
+                    signals=r.signals,
+                ),
+            )
+            for key, r in zip(keys, results)
+        ]
 
-    def _search_uncached(self, queries: list[str], options: SearchOptions, state: CollectionState,
-                         started: float) -> list[RetrievalResult]:
+    def _search_uncached(
+        self, queries: list[str], options: SearchOptions, state: CollectionState, started: float
+    ) -> list[RetrievalResult]:
         collection = state.collection
         timings: dict[str, float] = {}
         query_vectors: list[np.ndarray | None] = [None] * len(queries)
@@ -289,8 +355,12 @@ class RetrievalEngine:
         texts: dict[str, Hit] = {}
         backend = self.lexical_backend if options.mode != "dense" else "none"
         # Corpus moments come from the client-side index; with Milvus BM25 both legs fall back to zscore.
-        corpus = (options.mode == "hybrid" and options.fusion == "weighted" and options.normalization == "corpus"
-                  and backend == "local")
+        corpus = (
+            options.mode == "hybrid"
+            and options.fusion == "weighted"
+            and options.normalization == "corpus"
+            and backend == "local"
+        )
         dense_leg: Leg[list[list[Hit]]] | None = None
         if options.mode != "bm25":
             tick = time.perf_counter()
@@ -300,7 +370,8 @@ class RetrievalEngine:
             # Where BM25 reads the client-side index, Milvus's dense hits are held to the rows it was built from, in
             # every mode: rows of a sync still running (or killed) are not served until it records a data version.
             snapshot = self.dense_mirror_metric is not None or (
-                self.config.retrieval.lexical_backend != "milvus" and self.lexical_backend == "local")
+                self.config.retrieval.lexical_backend != "milvus" and self.lexical_backend == "local"
+            )
             if self.dense_mirror_metric is not None and not options.filter:
                 dense_leg = Leg.now(self.client_index().dense.search, vectors, options.candidates)
             elif options.mode == "hybrid":  # Milvus searches while this thread ranks BM25
@@ -325,15 +396,18 @@ class RetrievalEngine:
 
             tick = time.perf_counter()
             lexical, beyond, corpus_lexical = self._lexical_search(
-                queries, options, backend, collection, texts, score_also=dense_candidates if corpus else None)
+                queries, options, backend, collection, texts, score_also=dense_candidates if corpus else None
+            )
             lexical_moments = corpus_lexical if corpus else no_moments
             timings["sparse"] = _ms(tick) - waited  # the BM25 leg's own work, not its wait for the dense one
         if dense_leg is not None:
             dense = dense_leg.result()
             timings["dense"] = dense_leg.ms + moments_ms
         tick = time.perf_counter()
-        fused = [_fuse_legs(d, lex, b, options, dm, lm)[: options.top_k]
-                 for d, lex, b, dm, lm in zip(dense, lexical, beyond, dense_moments, lexical_moments)]
+        fused = [
+            _fuse_legs(d, lex, b, options, dm, lm)[: options.top_k]
+            for d, lex, b, dm, lm in zip(dense, lexical, beyond, dense_moments, lexical_moments)
+        ]
         timings["fusion"] = _ms(tick)
         tick = time.perf_counter()
         self._fill_missing_texts(collection, [chunk_id for ranking in fused for _, chunk_id in ranking], texts)
@@ -350,8 +424,10 @@ class RetrievalEngine:
             results.append(chunks)
         timings["rerank"] = rerank_ms
         tick = time.perf_counter()
-        quality = [self._quality(*legs, options) for legs in zip(queries, dense, lexical, corpus_dense, corpus_lexical,
-                                                                 results)]
+        quality = [
+            self._quality(*legs, options)
+            for legs in zip(queries, dense, lexical, corpus_dense, corpus_lexical, results)
+        ]
         timings["signals"] = _ms(tick)
         total = _ms(started)
         share = {stage: value / len(queries) for stage, value in timings.items()} | {"retrieval": total / len(queries)}
@@ -359,33 +435,64 @@ class RetrievalEngine:
         # apart so it never counts as query latency.
         cold, self._warmed_up = not self._warmed_up, True
         self.latency.record_many([share] * len(queries), cold=cold)
-        return [RetrievalResult(query=q, results=r, timings_ms=share, collection=collection, lexical_backend=backend,
-                                query_vector=v, data_version=state.data_version, quality=s)
-                for q, r, v, s in zip(queries, results, query_vectors, quality)]
+        return [
+            RetrievalResult(
+                query=q,
+                results=r,
+                timings_ms=share,
+                collection=collection,
+                lexical_backend=backend,
+                query_vector=v,
+                data_version=state.data_version,
+                quality=s,
+            )
+            for q, r, v, s in zip(queries, results, query_vectors, quality)
+        ]
 
-    def _quality(self, query: str, dense: list[Hit], lexical: list[Hit], dense_moments: ScoreMoments | None,
-                 lexical_moments: ScoreMoments | None, results: list[RetrievedChunk],
-                 options: SearchOptions) -> QualitySignals | None:
+    def _quality(
+        self,
+        query: str,
+        dense: list[Hit],
+        lexical: list[Hit],
+        dense_moments: ScoreMoments | None,
+        lexical_moments: ScoreMoments | None,
+        results: list[RetrievedChunk],
+        options: SearchOptions,
+    ) -> QualitySignals | None:
         """The query's quality signals from its legs keyed as fusion saw them; None without results."""
         if not results:
             return None
         cosine = self._dense_scores_are_dot_products
-        return query_signals(query, _per_leg(dense, options.document_level)[0],
-                             _per_leg(lexical, options.document_level)[0], dense_moments, lexical_moments,
-                             [c.text for c in results], [c.dense_score if cosine else None for c in results])
+        return query_signals(
+            query,
+            _per_leg(dense, options.document_level)[0],
+            _per_leg(lexical, options.document_level)[0],
+            dense_moments,
+            lexical_moments,
+            [c.text for c in results],
+            [c.dense_score if cosine else None for c in results],
+        )
 
-    def _dense_in_milvus(self, collection: str, vectors: np.ndarray, options: SearchOptions,
-                         snapshot: bool) -> list[list[Hit]]:
-        found = self.manager.search(collection, vectors, limit=options.candidates, filter=options.filter,
-                                    output_fields=["doc_id"])  # texts only for the few results kept
+    def _dense_in_milvus(
+        self, collection: str, vectors: np.ndarray, options: SearchOptions, snapshot: bool
+    ) -> list[list[Hit]]:
+        found = self.manager.search(
+            collection, vectors, limit=options.candidates, filter=options.filter, output_fields=["doc_id"]
+        )  # texts only for the few results kept
         if not snapshot:
             return found
         index = self.client_index()
         return [[h for h in hits if index.holds(h.chunk_id)] for hits in found]
 
-    def _lexical_search(self, queries: list[str], options: SearchOptions, backend: str, collection: str,
-                        texts: dict[str, Hit], score_also: Callable[[], list[list[Hit]]] | None
-                        ) -> tuple[list[list[Hit]], list[list[Hit]], list[ScoreMoments | None]]:
+    def _lexical_search(
+        self,
+        queries: list[str],
+        options: SearchOptions,
+        backend: str,
+        collection: str,
+        texts: dict[str, Hit],
+        score_also: Callable[[], list[list[Hit]]] | None,
+    ) -> tuple[list[list[Hit]], list[list[Hit]], list[ScoreMoments | None]]:
         """The BM25 leg: per query its candidates and, client-side, the true scores of ``score_also()`` (the dense
         candidates, asked for once the first query is scored, so the dense leg can run meanwhile) outside them and
         its score moments. Client-side BM25 at document level scores whole documents."""
@@ -398,14 +505,17 @@ class RetrievalEngine:
         index = client.documents if options.document_level else client.chunks
 
         def also() -> list[list[str]]:
-            return [[h.doc_id if options.document_level else h.chunk_id for h in hits]
-                    for hits in (score_also() if score_also else ())]
+            return [
+                [h.doc_id if options.document_level else h.chunk_id for h in hits]
+                for hits in (score_also() if score_also else ())
+            ]
 
         rankings = index.rank(queries, options.candidates, also=also)
         found: list[list[Hit]] = [r.hits for r in rankings]
         if options.filter:
-            allowed = self.manager.matching_ids(collection, [h.chunk_id for hits in found for h in hits],
-                                                options.filter)
+            allowed = self.manager.matching_ids(
+                collection, [h.chunk_id for hits in found for h in hits], options.filter
+            )
             found = [[h for h in hits if h.chunk_id in allowed] for hits in found]
         return found, [r.beyond for r in rankings], [r.moments for r in rankings]
 
@@ -427,8 +537,15 @@ class RetrievalEngine:
 
     @staticmethod
     def _chunk(hit: Hit, fused: FusedHit) -> RetrievedChunk:
-        return RetrievedChunk(**vars(fused), chunk_id=hit.chunk_id, doc_id=hit.doc_id, source=hit.source,
-                              text=_own_text(hit), position=hit.position, metadata=hit.metadata)
+        return RetrievedChunk(
+            **vars(fused),
+            chunk_id=hit.chunk_id,
+            doc_id=hit.doc_id,
+            source=hit.source,
+            text=_own_text(hit),
+            position=hit.position,
+            metadata=hit.metadata,
+        )
 
     def _rerank(self, query: str, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
         scores = self.reranker.scores(query, [c.text for c in chunks])
@@ -451,17 +568,30 @@ def _per_leg(hits: Sequence[Hit], document_level: bool) -> tuple[list[LegHit], d
     return keyed, chunk_of
 
 
-def _fuse_legs(dense: Sequence[Hit], lexical: Sequence[Hit], beyond: Sequence[Hit],
-               options: SearchOptions, dense_moments: ScoreMoments | None,
-               lexical_moments: ScoreMoments | None) -> list[tuple[FusedHit, str]]:
+def _fuse_legs(
+    dense: Sequence[Hit],
+    lexical: Sequence[Hit],
+    beyond: Sequence[Hit],
+    options: SearchOptions,
+    dense_moments: ScoreMoments | None,
+    lexical_moments: ScoreMoments | None,
+) -> list[tuple[FusedHit, str]]:
     """Fused ranking with the chunk to show for each entry. At document level each leg is first reduced to its
     best chunk per document, so a document found by dense through one chunk and by BM25 through another still
     gets both scores."""
     dense_keys, dense_chunk = _per_leg(dense, options.document_level)
     lexical_keys, lexical_chunk = _per_leg(lexical, options.document_level)
-    fused = fuse(dense_keys, lexical_keys, method=options.fusion, alpha=options.alpha, rrf_k=options.rrf_k,
-                 normalization=options.normalization, dense_moments=dense_moments, lexical_moments=lexical_moments,
-                 lexical_beyond={h.key: h.score for h in _per_leg(beyond, options.document_level)[0]})
+    fused = fuse(
+        dense_keys,
+        lexical_keys,
+        method=options.fusion,
+        alpha=options.alpha,
+        rrf_k=options.rrf_k,
+        normalization=options.normalization,
+        dense_moments=dense_moments,
+        lexical_moments=lexical_moments,
+        lexical_beyond={h.key: h.score for h in _per_leg(beyond, options.document_level)[0]},
+    )
     return [(f, dense_chunk.get(f.key) or lexical_chunk[f.key]) for f in fused]
 
 

@@ -56,8 +56,9 @@ def support(similarity: float | None, lexical: float) -> float:
     return SIMILARITY_WEIGHT * min(max(similarity, 0.0), 1.0) + (1 - SIMILARITY_WEIGHT) * lexical
 
 
-def query_faithfulness(query: str, terms: set[str], contexts: Sequence[set[str]], context_text: str,
-                       similarities: Sequence[float | None]) -> float:
+def query_faithfulness(
+    query: str, terms: set[str], contexts: Sequence[set[str]], context_text: str, similarities: Sequence[float | None]
+) -> float:
     """The query as the claim: its best support over the contexts, 0 when it names a number none holds."""
     if not contexts or numbers(query) - numbers(context_text):
         return 0.0
@@ -87,16 +88,20 @@ class FaithfulnessResult:
         return [s for s in self.sentences if not s.supported]
 
     def as_json(self) -> dict:
-        return {"score": self.score, "method": self.method,
-                "sentences": [asdict(s) | {"supported": s.supported} for s in self.sentences]}
+        return {
+            "score": self.score,
+            "method": self.method,
+            "sentences": [asdict(s) | {"supported": s.supported} for s in self.sentences],
+        }
 
 
 class AnswerScorer:
     """Scores an answer against contexts with the loaded embedder, or an NLI cross-encoder when given one.
     ``document_share`` tells rare terms (None: only numbers count as specifics)."""
 
-    def __init__(self, embedder: Embedder, *, document_share: DocumentShare | None = None,
-                 nli: NliModel | None = None) -> None:
+    def __init__(
+        self, embedder: Embedder, *, document_share: DocumentShare | None = None, nli: NliModel | None = None
+    ) -> None:
         self.embedder, self.document_share, self.nli = embedder, document_share, nli
 
     def score(self, answer: str, contexts: Sequence[str]) -> FaithfulnessResult:
@@ -108,8 +113,10 @@ class AnswerScorer:
             return FaithfulnessResult(0.0, [SentenceSupport(s, 0.0, None, ()) for s in sentences], method)
         missing = self._missing_specifics(sentences, contexts)
         best = self._nli_support(sentences, contexts) if self.nli else self._embedding_support(sentences, contexts)
-        supports = [SentenceSupport(s, 0.0 if m else float(value), context, m)
-                    for s, m, (value, context) in zip(sentences, missing, best)]
+        supports = [
+            SentenceSupport(s, 0.0 if m else float(value), context, m)
+            for s, m, (value, context) in zip(sentences, missing, best)
+        ]
         return FaithfulnessResult(float(np.mean([s.support for s in supports])), supports, method)
 
     def _embedding_support(self, sentences: list[str], contexts: Sequence[str]) -> list[tuple[float, int]]:
@@ -117,13 +124,14 @@ class AnswerScorer:
         owner = [i for i, _ in pieces]
         vectors = self.embedder.encode_documents(sentences + [s for _, s in pieces])
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        similarity = vectors[: len(sentences)] @ vectors[len(sentences):].T
+        similarity = vectors[: len(sentences)] @ vectors[len(sentences) :].T
         terms = content_terms(sentences)
         piece_terms = content_terms([s for _, s in pieces])
         best = []
         for row, sentence_terms in enumerate(terms):
-            scores = [support(float(similarity[row, j]), coverage(sentence_terms, t))
-                      for j, t in enumerate(piece_terms)]
+            scores = [
+                support(float(similarity[row, j]), coverage(sentence_terms, t)) for j, t in enumerate(piece_terms)
+            ]
             j = int(np.argmax(scores))
             best.append((scores[j], owner[j]))
         return best
@@ -141,7 +149,8 @@ class AnswerScorer:
         for sentence, terms in zip(sentences, content_terms(sentences)):
             absent = sorted(numbers(sentence) - context_numbers)
             if self.document_share is not None:
-                absent += sorted(t for t in terms - context_terms
-                                 if not t.isdigit() and self.document_share(t) < RARE_DOCUMENT_SHARE)
+                absent += sorted(
+                    t for t in terms - context_terms if not t.isdigit() and self.document_share(t) < RARE_DOCUMENT_SHARE
+                )
             found.append(tuple(absent))
         return found

@@ -60,10 +60,18 @@ def _normalised(hits: Sequence[LegHit], how: Normalization, moments: ScoreMoment
     return {h.key: (h.score - low) / span if span > 0 else 1.0 for h in hits}
 
 
-def fuse(dense: Sequence[LegHit], lexical: Sequence[LegHit], *, method: FusionMethod = "weighted",
-         alpha: float = 0.5, rrf_k: int = 60, normalization: Normalization = "minmax",
-         dense_moments: ScoreMoments | None = None, lexical_moments: ScoreMoments | None = None,
-         lexical_beyond: Mapping[str, float] | None = None) -> list[FusedHit]:
+def fuse(
+    dense: Sequence[LegHit],
+    lexical: Sequence[LegHit],
+    *,
+    method: FusionMethod = "weighted",
+    alpha: float = 0.5,
+    rrf_k: int = 60,
+    normalization: Normalization = "minmax",
+    dense_moments: ScoreMoments | None = None,
+    lexical_moments: ScoreMoments | None = None,
+    lexical_beyond: Mapping[str, float] | None = None,
+) -> list[FusedHit]:
     """Both legs ranked best first; returns the union ranked by fused score, ties broken by dense rank.
 
     ``lexical_beyond``: true lexical scores of dense candidates outside the lexical list (the client-side BM25 can
@@ -87,5 +95,14 @@ def fuse(dense: Sequence[LegHit], lexical: Sequence[LegHit], *, method: FusionMe
     else:
         raise ValueError(f"Unknown fusion method {method!r}; use 'weighted' or 'rrf'.")
     ordered = sorted(keys, key=lambda k: (-fused[k], dense_rank.get(k, len(keys) + 1), lexical_rank.get(k, 0)))
-    return [FusedHit(key=k, fused_score=fused[k], dense_score=dense_score.get(k), dense_rank=dense_rank.get(k),
-                     lexical_score=lexical_score.get(k), lexical_rank=lexical_rank.get(k)) for k in ordered]
+    return [
+        FusedHit(
+            key=k,
+            fused_score=fused[k],
+            dense_score=dense_score.get(k),
+            dense_rank=dense_rank.get(k),
+            lexical_score=lexical_score.get(k),
+            lexical_rank=lexical_rank.get(k),
+        )
+        for k in ordered
+    ]

@@ -38,8 +38,15 @@ class HallucinationModel:
         return 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
 
     @classmethod
-    def fit(cls, rows: Sequence[Mapping[str, float | None]], failed: Sequence[bool], features: Sequence[str], *,
-            l2: float = 1.0, fitted_on: str = "") -> "HallucinationModel":
+    def fit(
+        cls,
+        rows: Sequence[Mapping[str, float | None]],
+        failed: Sequence[bool],
+        features: Sequence[str],
+        *,
+        l2: float = 1.0,
+        fitted_on: str = "",
+    ) -> "HallucinationModel":
         """L2-regularised logistic regression by Newton's method (a handful of features: exact and fast, no
         extra dependency). Missing values are imputed with the feature's mean, as ``risk`` does."""
         x = np.array([[np.nan if r.get(f) is None else r[f] for f in features] for r in rows], dtype=np.float64)
@@ -62,26 +69,48 @@ class HallucinationModel:
             weights -= step
             if np.abs(step).max() < 1e-10:
                 break
-        return cls(tuple(features), tuple(map(float, means)), tuple(map(float, scales)),
-                   tuple(map(float, weights[1:])), float(weights[0]), fitted_on)
+        return cls(
+            tuple(features),
+            tuple(map(float, means)),
+            tuple(map(float, scales)),
+            tuple(map(float, weights[1:])),
+            float(weights[0]),
+            fitted_on,
+        )
 
     def save(self, path: Path = MODEL_FILE) -> None:
-        body = {"features": list(self.features), "means": list(self.means), "scales": list(self.scales),
-                "coefficients": list(self.coefficients), "intercept": self.intercept, "fitted_on": self.fitted_on}
+        body = {
+            "features": list(self.features),
+            "means": list(self.means),
+            "scales": list(self.scales),
+            "coefficients": list(self.coefficients),
+            "intercept": self.intercept,
+            "fitted_on": self.fitted_on,
+        }
         path.write_text(json.dumps(body, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> "HallucinationModel":
         try:
             body = json.loads(path.read_text())
-            model = cls(tuple(body["features"]), tuple(body["means"]), tuple(body["scales"]),
-                        tuple(body["coefficients"]), float(body["intercept"]), str(body.get("fitted_on", "")))
+            model = cls(
+                tuple(body["features"]),
+                tuple(body["means"]),
+                tuple(body["scales"]),
+                tuple(body["coefficients"]),
+                float(body["intercept"]),
+                str(body.get("fitted_on", "")),
+            )
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"Cannot read the hallucination model {path} ({error}); re-create it with "
-                             "`python -m benchmarks.fit_hallucination`.") from None
+            raise ValueError(
+                f"Cannot read the hallucination model {path} ({error}); re-create it with "
+                "`python -m benchmarks.fit_hallucination`."
+            ) from None
         if not len(model.features) == len(model.means) == len(model.scales) == len(model.coefficients):
-            raise ValueError(f"{path}: features, means, scales and coefficients differ in length; re-create it "
-                             "with `python -m benchmarks.fit_hallucination`.")
+            raise ValueError(
+                f"{path}: features, means, scales and coefficients differ in length; re-create it "
+                "with `python -m benchmarks.fit_hallucination`."
+            )
         return model
 
 

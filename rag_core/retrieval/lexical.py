@@ -47,8 +47,9 @@ def _cjk_bigrams(text: str) -> str:
 
 
 def tokenize(texts: Sequence[str], *, as_words: bool = False) -> bm25s.tokenization.Tokenized | list[list[str]]:
-    return bm25s.tokenize([_cjk_bigrams(t) for t in texts], stopwords="en", stemmer=_STEMMER, show_progress=False,
-                          return_ids=not as_words)
+    return bm25s.tokenize(
+        [_cjk_bigrams(t) for t in texts], stopwords="en", stemmer=_STEMMER, show_progress=False, return_ids=not as_words
+    )
 
 
 class LexicalIndex:
@@ -58,15 +59,25 @@ class LexicalIndex:
     version the index mirrors, so a stale index is noticed.
     """
 
-    def __init__(self, model: bm25s.BM25, chunk_ids: list[str], doc_ids: list[str], collection: str,
-                 level: Level = "chunk") -> None:
+    def __init__(
+        self, model: bm25s.BM25, chunk_ids: list[str], doc_ids: list[str], collection: str, level: Level = "chunk"
+    ) -> None:
         self._model, self.chunk_ids, self.doc_ids, self.collection = model, chunk_ids, doc_ids, collection
         self.level = level
         self.params = (float(model.k1), float(model.b))
 
     @classmethod
-    def build(cls, chunk_ids: Sequence[str], doc_ids: Sequence[str], texts: Sequence[str], *, collection: str,
-              k1: float, b: float, level: Level = "chunk") -> "LexicalIndex":
+    def build(
+        cls,
+        chunk_ids: Sequence[str],
+        doc_ids: Sequence[str],
+        texts: Sequence[str],
+        *,
+        collection: str,
+        k1: float,
+        b: float,
+        level: Level = "chunk",
+    ) -> "LexicalIndex":
         if not texts:
             raise ValueError("Cannot build a BM25 index over no chunks; ingest documents first.")
         model = bm25s.BM25(k1=k1, b=b)
@@ -87,8 +98,9 @@ class LexicalIndex:
         """Top ``limit`` entries per query by BM25 score; entries sharing no term with the query are left out."""
         return [ranking.hits for ranking in self.rank(queries, limit)]
 
-    def rank(self, queries: Sequence[str], limit: int, *,
-             also: Callable[[], Sequence[Sequence[str]]] = tuple) -> list[LexicalRanking]:
+    def rank(
+        self, queries: Sequence[str], limit: int, *, also: Callable[[], Sequence[Sequence[str]]] = tuple
+    ) -> list[LexicalRanking]:
         """Scores every entry (what BM25 does anyway), so the moments and any entry's score come for free.
         ``also()[i]``: keys whose true scores query i needs beyond its top, e.g. the dense leg's candidates; asked
         for once the first query is scored, so whatever produces them can run meanwhile."""
@@ -101,11 +113,18 @@ class LexicalIndex:
             rows = [int(r) for r in top if scores[r] > 0]
             taken = set(rows)
             wanted = also() if wanted is None else wanted
-            extra = [r for r in (self._row_of_key.get(key) for key in dict.fromkeys(wanted[i] if wanted else ()))
-                     if r is not None and r not in taken]
-            rankings.append(LexicalRanking(hits=[self._hit(r, scores) for r in rows],
-                                           beyond=[self._hit(r, scores) for r in extra],
-                                           moments=ScoreMoments(float(scores.mean()), float(scores.std()))))
+            extra = [
+                r
+                for r in (self._row_of_key.get(key) for key in dict.fromkeys(wanted[i] if wanted else ()))
+                if r is not None and r not in taken
+            ]
+            rankings.append(
+                LexicalRanking(
+                    hits=[self._hit(r, scores) for r in rows],
+                    beyond=[self._hit(r, scores) for r in extra],
+                    moments=ScoreMoments(float(scores.mean()), float(scores.std())),
+                )
+            )
         return rankings
 
     def _hit(self, row: int, scores: np.ndarray) -> Hit:
@@ -114,14 +133,23 @@ class LexicalIndex:
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self._model.save(str(folder), show_progress=False)
-        (folder / META_FILE).write_text(json.dumps({"collection": self.collection, "level": self.level,
-                                                    "chunk_ids": self.chunk_ids, "doc_ids": self.doc_ids}))
+        (folder / META_FILE).write_text(
+            json.dumps(
+                {
+                    "collection": self.collection,
+                    "level": self.level,
+                    "chunk_ids": self.chunk_ids,
+                    "doc_ids": self.doc_ids,
+                }
+            )
+        )
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
         if not (folder / META_FILE).is_file():
-            raise FileNotFoundError(f"No BM25 index in {folder}; materialize the bm25_index asset "
-                                    "(or run `rag ingest`) first.")
+            raise FileNotFoundError(
+                f"No BM25 index in {folder}; materialize the bm25_index asset (or run `rag ingest`) first."
+            )
         meta = json.loads((folder / META_FILE).read_text())
         model = bm25s.BM25.load(str(folder), show_progress=False)
         return cls(model, meta["chunk_ids"], meta["doc_ids"], meta["collection"], meta["level"])

@@ -52,13 +52,18 @@ class QualitySignals:
 
     def as_dict(self) -> dict[str, float]:
         """Flat, for the query log and JSON: the two signals, then every component that this query has."""
-        values = {"hallucination_risk": self.hallucination_risk, "faithfulness_score": self.faithfulness_score,
-                  "context_relevance": self.context_relevance, **asdict(self.features)}
+        values = {
+            "hallucination_risk": self.hallucination_risk,
+            "faithfulness_score": self.faithfulness_score,
+            "context_relevance": self.context_relevance,
+            **asdict(self.features),
+        }
         return {k: float(v) for k, v in values.items() if v is not None}
 
 
-def _leg(hits: Sequence[LegHit], moments: ScoreMoments | None,
-         commitment_scale: float | None) -> tuple[float | None, float | None, float | None]:
+def _leg(
+    hits: Sequence[LegHit], moments: ScoreMoments | None, commitment_scale: float | None
+) -> tuple[float | None, float | None, float | None]:
     """(top z, margin z, head spread / commitment_scale) of one leg; None without hits or moments."""
     if not hits or moments is None or not moments.std > 0:
         return None, None, None
@@ -68,10 +73,16 @@ def _leg(hits: Sequence[LegHit], moments: ScoreMoments | None,
     return float((scores[0] - moments.mean) / moments.std), float((scores[0] - second) / moments.std), nqc
 
 
-def query_signals(query: str, dense: Sequence[LegHit], lexical: Sequence[LegHit],
-                  dense_moments: ScoreMoments | None, lexical_moments: ScoreMoments | None,
-                  contexts: Sequence[str], similarities: Sequence[float | None],
-                  model: HallucinationModel | None = None) -> QualitySignals:
+def query_signals(
+    query: str,
+    dense: Sequence[LegHit],
+    lexical: Sequence[LegHit],
+    dense_moments: ScoreMoments | None,
+    lexical_moments: ScoreMoments | None,
+    contexts: Sequence[str],
+    similarities: Sequence[float | None],
+    model: HallucinationModel | None = None,
+) -> QualitySignals:
     """``dense`` / ``lexical``: each leg's ranking keyed as fused (document or chunk ids), best first.
     ``contexts``: the returned texts, best first; ``similarities``: each one's dense (cosine) score, or None."""
     dense_top, dense_margin, dense_nqc = _leg(dense, dense_moments, dense_moments and dense_moments.std)
@@ -81,14 +92,23 @@ def query_signals(query: str, dense: Sequence[LegHit], lexical: Sequence[LegHit]
         agreement = len({h.key for h in dense[:HEAD]} & {h.key for h in lexical[:HEAD]}) / HEAD
     query_terms, *context_terms = content_terms([query, *contexts[:TOP_CONTEXTS]])
     top_terms = set().union(*context_terms)
-    features = QueryFeatures(dense_top_z=dense_top, dense_margin_z=dense_margin, dense_nqc=dense_nqc,
-                             lexical_top_z=lexical_top, lexical_margin_z=lexical_margin, lexical_nqc=lexical_nqc,
-                             leg_agreement=agreement, coverage=coverage(query_terms, top_terms) if contexts else 0.0,
-                             query_terms=float(len(query_terms)))
+    features = QueryFeatures(
+        dense_top_z=dense_top,
+        dense_margin_z=dense_margin,
+        dense_nqc=dense_nqc,
+        lexical_top_z=lexical_top,
+        lexical_margin_z=lexical_margin,
+        lexical_nqc=lexical_nqc,
+        leg_agreement=agreement,
+        coverage=coverage(query_terms, top_terms) if contexts else 0.0,
+        query_terms=float(len(query_terms)),
+    )
     top_similarities = [s for s in similarities[:TOP_CONTEXTS] if s is not None]
     return QualitySignals(
         hallucination_risk=(model or shipped_model()).risk(asdict(features)),
-        faithfulness_score=query_faithfulness(query, query_terms, context_terms, " ".join(contexts[:TOP_CONTEXTS]),
-                                              similarities[:TOP_CONTEXTS]),
+        faithfulness_score=query_faithfulness(
+            query, query_terms, context_terms, " ".join(contexts[:TOP_CONTEXTS]), similarities[:TOP_CONTEXTS]
+        ),
         context_relevance=min(max(max(top_similarities), 0.0), 1.0) if top_similarities else None,
-        features=features)
+        features=features,
+    )

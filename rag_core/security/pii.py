@@ -87,24 +87,43 @@ class Detector:
 # Order matters: secrets and structured ids go first, so a phone or card pattern never eats part of a key or IBAN.
 DETECTORS: tuple[Detector, ...] = (
     Detector("JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    Detector("API_KEY", re.compile(
-        r"\b(?:sk-(?:proj-|live-|test-|ant-)?[A-Za-z0-9_-]{16,}|sk_(?:live|test)_[A-Za-z0-9]{16,}"
-        r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|(?:AKIA|ASIA)[0-9A-Z]{16}\b"
-        r"|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})")),
+    Detector(
+        "API_KEY",
+        re.compile(
+            r"\b(?:sk-(?:proj-|live-|test-|ant-)?[A-Za-z0-9_-]{16,}|sk_(?:live|test)_[A-Za-z0-9]{16,}"
+            r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|(?:AKIA|ASIA)[0-9A-Z]{16}\b"
+            r"|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"
+        ),
+    ),
     Detector("EMAIL", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
     Detector("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), _iban),
     Detector("CARD", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card),
     Detector("SSN", re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")),
     Detector("NINO", re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")),
-    Detector("IPV6", re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
-                                r"(?![\w:])"), _ipv6),
-    Detector("IPV4", re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
-                                r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])")),
-    Detector("PHONE", re.compile(
-        r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
-        r"|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4}|0\d{2,4}[ -]\d{3,4}[ -]\d{3,4})(?![\w-])"), _phone),
-    Detector("SECRET", re.compile(rf"(?<![\w/+=-])[A-Za-z0-9_+/=-]{{{MIN_TOKEN_CHARS},}}(?![\w/+=-])"),
-             _high_entropy),
+    Detector(
+        "IPV6",
+        re.compile(
+            r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
+            r"(?![\w:])"
+        ),
+        _ipv6,
+    ),
+    Detector(
+        "IPV4",
+        re.compile(
+            r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+            r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])"
+        ),
+    ),
+    Detector(
+        "PHONE",
+        re.compile(
+            r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
+            r"|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4}|0\d{2,4}[ -]\d{3,4}[ -]\d{3,4})(?![\w-])"
+        ),
+        _phone,
+    ),
+    Detector("SECRET", re.compile(rf"(?<![\w/+=-])[A-Za-z0-9_+/=-]{{{MIN_TOKEN_CHARS},}}(?![\w/+=-])"), _high_entropy),
 )
 
 
@@ -135,12 +154,14 @@ class Redactor:
     def redact(self, text: str) -> Redaction:
         counts: Counter[str] = Counter()
         for detector in DETECTORS:
+
             def replace(match: re.Match[str], detector: Detector = detector) -> str:
                 value = match.group(0)
                 if detector.check is not None and not detector.check(value):
                     return value
                 counts[detector.kind] += 1
                 return f"[{detector.kind}:{self.pseudonym(detector.kind, value)}]"
+
             text = detector.pattern.sub(replace, text)
         if counts:
             with self._lock:
@@ -247,4 +268,3 @@ def install_log_redaction(prefixes: tuple[str, ...] = PROJECT_LOGGERS) -> None:
 def _in_project(name: str | None, prefixes: tuple[str, ...]) -> bool:
     """``name`` is None for records built by ``logging.makeLogRecord`` (Dagster's log manager does that)."""
     return name is not None and any(name == p or name.startswith(f"{p}.") for p in prefixes)
-

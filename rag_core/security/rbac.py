@@ -57,6 +57,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.READER: frozenset({P.QUERY}),
 }
 
+
 @dataclass(frozen=True)
 class Identity:
     """Who acts. ``local``: no tokens are configured (single-user mode), the OS user acting as admin."""
@@ -93,15 +94,24 @@ def identify(config: RAGConfig, token: str | None = None) -> Identity:
         return Identity(name=getpass.getuser(), role=Role.ADMIN, local=True)
     token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "")
     if not token.strip():
-        raise _denied(f"security.tokens is configured, so every action needs an API token: set {TOKEN_VARIABLE} "
-                      "(or pass token=) to yours.", "anonymous", "", reason="no token")
+        raise _denied(
+            f"security.tokens is configured, so every action needs an API token: set {TOKEN_VARIABLE} "
+            "(or pass token=) to yours.",
+            "anonymous",
+            "",
+            reason="no token",
+        )
     digest = hash_token(token)
     for entry in tokens:
         if hmac.compare_digest(entry.token_sha256, digest):
             return Identity(name=entry.name, role=Role(entry.role))
-    raise _denied(f"The token in {TOKEN_VARIABLE} matches no entry of security.tokens (its SHA-256 starts "
-                  f"{digest[:8]}); check the token, or add its `rag token hash` to the config.",
-                  f"unknown-token:{digest[:8]}", "", reason="unknown token")
+    raise _denied(
+        f"The token in {TOKEN_VARIABLE} matches no entry of security.tokens (its SHA-256 starts "
+        f"{digest[:8]}); check the token, or add its `rag token hash` to the config.",
+        f"unknown-token:{digest[:8]}",
+        "",
+        reason="unknown token",
+    )
 
 
 def require(permission: Permission, identity: Identity, *, action: str) -> None:
@@ -109,9 +119,15 @@ def require(permission: Permission, identity: Identity, *, action: str) -> None:
     if identity.can(permission):
         return
     holders = ", ".join(r.value for r, granted in ROLE_PERMISSIONS.items() if permission in granted)
-    raise _denied(f"{identity.name} (role {identity.role.value}) lacks the '{permission.value}' permission needed to "
-                  f"{action}; roles that have it: {holders}.", identity.actor, action, reason="missing permission",
-                  permission=permission, role=identity.role)
+    raise _denied(
+        f"{identity.name} (role {identity.role.value}) lacks the '{permission.value}' permission needed to "
+        f"{action}; roles that have it: {holders}.",
+        identity.actor,
+        action,
+        reason="missing permission",
+        permission=permission,
+        role=identity.role,
+    )
 
 
 def authorize(config: RAGConfig, *permissions: Permission, action: str, token: str | None = None) -> Identity:
@@ -135,8 +151,18 @@ def acting_as(identity: Identity) -> Iterator[None]:
         acting_identity.reset(reset)
 
 
-def _denied(message: str, actor: str, action: str, *, reason: str, permission: Permission | None = None,
-            role: Role | None = None) -> AccessDenied:
-    details = {"action": action, "reason": reason} | ({"permission": permission.value} if permission else {}) | (
-        {"role": role.value} if role else {})
+def _denied(
+    message: str,
+    actor: str,
+    action: str,
+    *,
+    reason: str,
+    permission: Permission | None = None,
+    role: Role | None = None,
+) -> AccessDenied:
+    details = (
+        {"action": action, "reason": reason}
+        | ({"permission": permission.value} if permission else {})
+        | ({"role": role.value} if role else {})
+    )
     return AccessDenied(message, actor=actor, details=details)

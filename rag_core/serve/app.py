@@ -49,8 +49,14 @@ log = logging.getLogger(__name__)
 PYMILVUS_ERRORS = "pymilvus.decorators"
 READY_CACHE_S = 2.0  # probes and scrapes every second must not each cost a Milvus round trip
 MODES = ("hybrid", "dense", "bm25")
-ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
-          413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+ERRORS = {
+    400: {"model": ErrorResponse},
+    401: {"model": ErrorResponse},
+    403: {"model": ErrorResponse},
+    413: {"model": ErrorResponse},
+    422: {"model": ErrorResponse},
+    503: {"model": ErrorResponse},
+}
 
 
 _callers_filter: ContextVar[bool] = ContextVar("callers_filter", default=False)
@@ -73,8 +79,9 @@ _CONTAIN_CALLERS_FILTER_FAILURES = _CallersFilterFailures()
 class ServiceError(Exception):
     """A request the service refuses, with the status and the field to name."""
 
-    def __init__(self, status: int, message: str, *, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.field, self.headers = status, field, headers
 
@@ -123,9 +130,12 @@ class Service:
                 identity = identify(self.config, token)
         except PermissionError as error:
             missing = "no bearer token was sent" if not token else "the bearer token is unknown"
-            raise ServiceError(401, f"Unauthorized: {missing}. Send 'Authorization: Bearer <token>' with a token "
-                                    f"listed (by its SHA-256) in security.tokens. ({error})",
-                               headers={"WWW-Authenticate": "Bearer"}) from None
+            raise ServiceError(
+                401,
+                f"Unauthorized: {missing}. Send 'Authorization: Bearer <token>' with a token "
+                f"listed (by its SHA-256) in security.tokens. ({error})",
+                headers={"WWW-Authenticate": "Bearer"},
+            ) from None
         try:
             with denials_audited(self.config):
                 require(permission, identity, action=action)
@@ -150,28 +160,39 @@ def create_app(config: RAGConfig, *, pipeline: AdvancedRAGPipeline | None = None
                 log.exception("warm-up failed; /ready reports why until the index answers")
         yield
 
-    app = FastAPI(title="advanced-rag-milvus", version="1", lifespan=lifespan,
-                  description="Hybrid (dense + BM25) retrieval over Milvus with per-query quality signals.")
+    app = FastAPI(
+        title="advanced-rag-milvus",
+        version="1",
+        lifespan=lifespan,
+        description="Hybrid (dense + BM25) retrieval over Milvus with per-query quality signals.",
+    )
     app.state.service = service
 
     def authorized(permission: Permission, action: str) -> Callable[[Request], Identity]:
         def dependency(request: Request) -> Identity:
             return service.caller(request, permission, action)
+
         return dependency
 
     @app.middleware("http")
     async def limit_and_count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         acting_channel.set("http")  # audit records name callers as name@http
         size = request.headers.get("content-length")
-        if request.method == "POST" and (int(size) if size and size.isdigit() else len(await request.body())) > \
-                limits.max_body_bytes:
-            response: Response = _error(ServiceError(413, f"Request body over serve.max_body_bytes "
-                                                          f"({limits.max_body_bytes} bytes): send less text."))
+        if (
+            request.method == "POST"
+            and (int(size) if size and size.isdigit() else len(await request.body())) > limits.max_body_bytes
+        ):
+            response: Response = _error(
+                ServiceError(
+                    413, f"Request body over serve.max_body_bytes ({limits.max_body_bytes} bytes): send less text."
+                )
+            )
         else:
             response = await call_next(request)
         route = request.scope.get("route")
-        metrics.HTTP_REQUESTS.labels(path=getattr(route, "path", "unmatched"), method=request.method,
-                                     status=str(response.status_code)).inc()
+        metrics.HTTP_REQUESTS.labels(
+            path=getattr(route, "path", "unmatched"), method=request.method, status=str(response.status_code)
+        ).inc()
         return response
 
     @app.exception_handler(ServiceError)
@@ -189,8 +210,12 @@ def create_app(config: RAGConfig, *, pipeline: AdvancedRAGPipeline | None = None
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: Milvus answers and the alias's serving version is loaded.",
-             response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
+    @app.get(
+        "/ready",
+        summary="Readiness: Milvus answers and the alias's serving version is loaded.",
+        response_model=ReadyResponse,
+        responses={503: {"model": ReadyResponse}},
+    )
     async def ready() -> JSONResponse:
         answer = await asyncio.to_thread(service.readiness)
         return JSONResponse(answer.model_dump(), status_code=200 if answer.ready else 503)
@@ -201,36 +226,54 @@ def create_app(config: RAGConfig, *, pipeline: AdvancedRAGPipeline | None = None
         return Response(body, media_type=content_type)
 
     @app.post("/query", response_model=QueryResponse, responses=ERRORS, summary="Retrieve with quality signals.")
-    async def query(body: QueryRequest,
-                    identity: Annotated[Identity, Depends(authorized(Permission.QUERY, "query"))]) -> QueryResponse:
+    async def query(
+        body: QueryRequest, identity: Annotated[Identity, Depends(authorized(Permission.QUERY, "query"))]
+    ) -> QueryResponse:
         _callers_filter.set(bool(body.filter))  # this request's context only
         with acting_as(identity):
             try:
                 _check_limits(body.query, body.top_k, config)
-                results, measured = await service.pipeline.retrieve(body.query, top_k=body.top_k, filter=body.filter,
-                                                                    mode=body.mode)
+                results, measured = await service.pipeline.retrieve(
+                    body.query, top_k=body.top_k, filter=body.filter, mode=body.mode
+                )
             except Exception as error:
                 problem = error if isinstance(error, ServiceError) else _query_problem(error, body.filter)
                 if problem.status == 503:
                     service.forget_readiness()  # the next probe asks Milvus, not a cached "ready"
-                metrics.observe_failed_query(mode=body.mode, outcome="invalid" if problem.status < 500 else
-                                             "unavailable" if problem.status == 503 else "error")
+                metrics.observe_failed_query(
+                    mode=body.mode,
+                    outcome="invalid" if problem.status < 500 else "unavailable" if problem.status == 503 else "error",
+                )
                 raise problem from error
-        metrics.observe_query(mode=body.mode, timings_ms=measured.latency_ms, cached=measured.cached,
-                              sla_ms=config.pipeline.target_latency_ms, hallucination_risk=measured.hallucination_risk,
-                              faithfulness_score=measured.faithfulness_score)
-        return QueryResponse(query=body.query, collection=measured.collection, query_id=measured.query_id,
-                             results=[_result(rank, c) for rank, c in enumerate(results, 1)],
-                             metrics=_metrics(measured))
+        metrics.observe_query(
+            mode=body.mode,
+            timings_ms=measured.latency_ms,
+            cached=measured.cached,
+            sla_ms=config.pipeline.target_latency_ms,
+            hallucination_risk=measured.hallucination_risk,
+            faithfulness_score=measured.faithfulness_score,
+        )
+        return QueryResponse(
+            query=body.query,
+            collection=measured.collection,
+            query_id=measured.query_id,
+            results=[_result(rank, c) for rank, c in enumerate(results, 1)],
+            metrics=_metrics(measured),
+        )
 
-    @app.post("/score", response_model=ScoreResponse, responses=ERRORS,
-              summary="How well contexts (given, or retrieved for `query`) support an answer.")
-    async def score(body: ScoreRequest,
-                    identity: Annotated[Identity, Depends(authorized(Permission.QUERY, "score an answer"))]
-                    ) -> ScoreResponse:
+    @app.post(
+        "/score",
+        response_model=ScoreResponse,
+        responses=ERRORS,
+        summary="How well contexts (given, or retrieved for `query`) support an answer.",
+    )
+    async def score(
+        body: ScoreRequest, identity: Annotated[Identity, Depends(authorized(Permission.QUERY, "score an answer"))]
+    ) -> ScoreResponse:
         if body.contexts is None and body.query is None:
-            raise ServiceError(422, "Give `contexts` (the texts the answer came from) or `query` (to retrieve them).",
-                               field="contexts")
+            raise ServiceError(
+                422, "Give `contexts` (the texts the answer came from) or `query` (to retrieve them).", field="contexts"
+            )
         contexts = body.contexts
         with acting_as(identity):
             if contexts is None:
@@ -240,18 +283,33 @@ def create_app(config: RAGConfig, *, pipeline: AdvancedRAGPipeline | None = None
                 except Exception as error:
                     raise _query_problem(error, "") from error
                 contexts = [c.text for c in results]
-            scored = await asyncio.to_thread(lambda: answer_scorer(service.pipeline.engine).score(body.answer,
-                                                                                                  contexts))
+            scored = await asyncio.to_thread(
+                lambda: answer_scorer(service.pipeline.engine).score(body.answer, contexts)
+            )
         metrics.ANSWER_FAITHFULNESS.observe(scored.score)
-        return ScoreResponse(faithfulness_score=scored.score, method=scored.method, contexts=len(contexts),
-                             sentences=[SentenceOut(sentence=s.sentence, support=s.support, supported=s.supported,
-                                                    context=s.context, missing=list(s.missing))
-                                        for s in scored.sentences])
+        return ScoreResponse(
+            faithfulness_score=scored.score,
+            method=scored.method,
+            contexts=len(contexts),
+            sentences=[
+                SentenceOut(
+                    sentence=s.sentence,
+                    support=s.support,
+                    supported=s.supported,
+                    context=s.context,
+                    missing=list(s.missing),
+                )
+                for s in scored.sentences
+            ],
+        )
 
-    @app.post("/reload", summary="Re-read the alias and the index now (admin).", response_model=ReadyResponse,
-              responses=ERRORS)
-    async def reload(_: Annotated[Identity, Depends(authorized(Permission.ERASE, "reload the index"))]
-                     ) -> JSONResponse:
+    @app.post(
+        "/reload",
+        summary="Re-read the alias and the index now (admin).",
+        response_model=ReadyResponse,
+        responses=ERRORS,
+    )
+    async def reload(_: Annotated[Identity, Depends(authorized(Permission.ERASE, "reload the index"))]) -> JSONResponse:
         service.pipeline.engine.invalidate()
         service.pipeline.engine.cache.clear()
         answer = await asyncio.to_thread(service.readiness, fresh=True)
@@ -264,8 +322,11 @@ def _check_limits(query: str, top_k: int | None, config: RAGConfig) -> None:
     if top_k is not None and top_k > config.serve.max_top_k:
         raise ServiceError(422, f"top_k: {top_k} is over serve.max_top_k ({config.serve.max_top_k}).", field="top_k")
     if len(query) > config.serve.max_query_chars:
-        raise ServiceError(422, f"query: {len(query)} characters is over serve.max_query_chars "
-                                f"({config.serve.max_query_chars}).", field="query")
+        raise ServiceError(
+            422,
+            f"query: {len(query)} characters is over serve.max_query_chars ({config.serve.max_query_chars}).",
+            field="query",
+        )
     if not query.strip():
         raise ServiceError(422, "query: empty; send the question or keywords to search for.", field="query")
 
@@ -285,8 +346,10 @@ def _query_problem(error: Exception, filter_expression: str) -> ServiceError:
 def _validation_problem(error: RequestValidationError) -> ServiceError:
     problems = error.errors()
     if any(p["type"] == "json_invalid" for p in problems):
-        return ServiceError(400, f"Malformed JSON body: {problems[0].get('ctx', {}).get('error', problems[0]['msg'])}."
-                                 " Send a JSON object.")
+        return ServiceError(
+            400,
+            f"Malformed JSON body: {problems[0].get('ctx', {}).get('error', problems[0]['msg'])}. Send a JSON object.",
+        )
     fields = [".".join(str(part) for part in p["loc"] if part != "body") for p in problems]
     message = "; ".join(f"{field or 'body'}: {p['msg']}" for field, p in zip(fields, problems, strict=True))
     return ServiceError(422, message, field=fields[0] or None)
@@ -302,22 +365,29 @@ async def _mode_of(request: Request) -> str:
 
 
 def _error(error: ServiceError) -> JSONResponse:
-    return JSONResponse(ErrorResponse(error=str(error), field=error.field).model_dump(), status_code=error.status,
-                        headers=error.headers)
+    return JSONResponse(
+        ErrorResponse(error=str(error), field=error.field).model_dump(), status_code=error.status, headers=error.headers
+    )
 
 
 def _result(rank: int, chunk: RetrievedChunk) -> Result:
     fields = asdict(chunk)
     del fields["key"]
-    return Result(rank=rank, score=chunk.rerank_score if chunk.rerank_score is not None else chunk.fused_score,
-                  **fields)
+    return Result(
+        rank=rank, score=chunk.rerank_score if chunk.rerank_score is not None else chunk.fused_score, **fields
+    )
 
 
 def _metrics(measured: QueryMetrics) -> QueryMetricsOut:
-    return QueryMetricsOut(latency_ms=measured.latency_ms, total_latency_ms=measured.total_latency_ms,
-                           sla_met=measured.sla_met, cached=measured.cached,
-                           hallucination_risk=measured.hallucination_risk,
-                           faithfulness_score=measured.faithfulness_score,
-                           context_relevance=measured.context_relevance, coverage=measured.coverage,
-                           leg_agreement=measured.leg_agreement,
-                           signals=measured.quality.as_dict() if measured.quality else {})
+    return QueryMetricsOut(
+        latency_ms=measured.latency_ms,
+        total_latency_ms=measured.total_latency_ms,
+        sla_met=measured.sla_met,
+        cached=measured.cached,
+        hallucination_risk=measured.hallucination_risk,
+        faithfulness_score=measured.faithfulness_score,
+        context_relevance=measured.context_relevance,
+        coverage=measured.coverage,
+        leg_agreement=measured.leg_agreement,
+        signals=measured.quality.as_dict() if measured.quality else {},
+    )

@@ -49,10 +49,21 @@ def served_health(config: RAGConfig) -> ServedHealth | None:
     except (OSError, ValueError):
         return None
     if answer.get("ready") is not True:
-        return ServedHealth(ok=False, uri=uri, held_by=held_by, url=url, error=(
-            f"{uri} is held by {held_by}; the service at {url} is not ready: {answer.get('error') or answer}"))
-    return ServedHealth(ok=True, uri=uri, held_by=held_by, url=url, collection=str(answer.get("collection", "")),
-                        rows=answer.get("rows"))
+        return ServedHealth(
+            ok=False,
+            uri=uri,
+            held_by=held_by,
+            url=url,
+            error=(f"{uri} is held by {held_by}; the service at {url} is not ready: {answer.get('error') or answer}"),
+        )
+    return ServedHealth(
+        ok=True,
+        uri=uri,
+        held_by=held_by,
+        url=url,
+        collection=str(answer.get("collection", "")),
+        rows=answer.get("rows"),
+    )
 
 
 def _ready_url(host: str, port: int) -> str:

@@ -16,18 +16,23 @@ class _Request(BaseModel):
 
 class QueryRequest(_Request):
     query: str = Field(min_length=1, description="The question or keywords.")
-    top_k: int | None = Field(None, gt=0, description="Results to return (default: pipeline.rerank_top_k; at most "
-                                                      "serve.max_top_k).")
+    top_k: int | None = Field(
+        None, gt=0, description="Results to return (default: pipeline.rerank_top_k; at most serve.max_top_k)."
+    )
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    filter: str = Field("", description="A Milvus boolean expression on the chunk fields, e.g. doc_id == \"a\".")
+    filter: str = Field("", description='A Milvus boolean expression on the chunk fields, e.g. doc_id == "a".')
 
 
 class ScoreRequest(_Request):
     answer: str = Field(min_length=1, description="A generated answer to check, sentence by sentence.")
-    contexts: list[str] | None = Field(None, min_length=1, description="The texts the answer was generated from; "
-                                                                       "when absent, `query` is retrieved first.")
-    query: str | None = Field(None, min_length=1, description="Retrieve the contexts for this query (when no "
-                                                              "`contexts` are given).")
+    contexts: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="The texts the answer was generated from; when absent, `query` is retrieved first.",
+    )
+    query: str | None = Field(
+        None, min_length=1, description="Retrieve the contexts for this query (when no `contexts` are given)."
+    )
     top_k: int | None = Field(None, gt=0)
 
 

@@ -31,19 +31,29 @@ def app_from_environment():  # noqa: ANN201 - a uvicorn factory; FastAPI importe
 
 def serve(config: RAGConfig, *, config_file: str | None, host: str, port: int, workers: int) -> None:
     if workers > 1 and not is_server_uri(config.milvus.uri):
-        raise ConfigError(f"serve.workers is {workers}, but milvus.uri {config.milvus.uri!r} is a Milvus Lite file, "
-                          "which one process at a time may open: use 1 worker, or a Milvus server "
-                          "(milvus.uri: http://host:19530).")
+        raise ConfigError(
+            f"serve.workers is {workers}, but milvus.uri {config.milvus.uri!r} is a Milvus Lite file, "
+            "which one process at a time may open: use 1 worker, or a Milvus server "
+            "(milvus.uri: http://host:19530)."
+        )
     _announce_security(config, host)
     import uvicorn
 
-    options = {"host": host, "port": port, "timeout_graceful_shutdown": config.serve.drain_timeout_s,
-               "log_level": "warning", "access_log": False}
+    options = {
+        "host": host,
+        "port": port,
+        "timeout_graceful_shutdown": config.serve.drain_timeout_s,
+        "log_level": "warning",
+        "access_log": False,
+    }
     # uvicorn drains on SIGTERM, restores the previous handler and raises the signal again: with the default
     # handler the process would then die of it (exit -15) after a clean drain, which orchestrators call a crash.
     signal.signal(signal.SIGTERM, _drained)
-    print(f"rag serve: listening on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}; API at "
-          f"/docs, metrics at /metrics)", flush=True)
+    print(
+        f"rag serve: listening on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}; API at "
+        f"/docs, metrics at /metrics)",
+        flush=True,
+    )
     if workers == 1:
         from rag_core.serve.app import create_app
 
@@ -63,13 +73,19 @@ def _drained(signum: int, _frame: object) -> None:
 def _announce_security(config: RAGConfig, host: str) -> None:
     """Say at start who may call the service: an open service on a public address is a mistake to flag."""
     if config.security.tokens:
-        print(f"rag serve: bearer tokens required ({len(config.security.tokens)} configured in security.tokens)",
-              flush=True)
+        print(
+            f"rag serve: bearer tokens required ({len(config.security.tokens)} configured in security.tokens)",
+            flush=True,
+        )
         return
     exposed = not _is_loopback(host)
-    print(f"rag serve: WARNING no security.tokens configured: serving WITHOUT authentication"
-          f"{' on a non-loopback address, reachable by anyone on the network' if exposed else ' (loopback only)'}. "
-          "Add tokens with `rag token new` to require them.", file=sys.stderr, flush=True)
+    print(
+        f"rag serve: WARNING no security.tokens configured: serving WITHOUT authentication"
+        f"{' on a non-loopback address, reachable by anyone on the network' if exposed else ' (loopback only)'}. "
+        "Add tokens with `rag token new` to require them.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _is_loopback(host: str) -> bool:

@@ -21,7 +21,7 @@ THRESHOLDS = {
     "RagRetrievalLatencyP95High": ("> 0.1\n", "> 0.25\n"),
     "RagHallucinationRiskHigh": ("> 0.2\n", "> 0.35\n"),
     "RagFaithfulnessLow": ("< 0.7\n", "< 0.45\n"),
-    "RagServiceDown": ("up{job=\"rag-pipeline\"} == 0\n", "up{job=\"rag-pipeline\"} == 2\n"),
+    "RagServiceDown": ('up{job="rag-pipeline"} == 0\n', 'up{job="rag-pipeline"} == 2\n'),
     "RagQueryErrorRateHigh": ("> 0.05\n", "> 0.15\n"),
     "RagDriftDetected": ("> 0.15\n", "> 0.35\n"),
     "RagBatchRunFailed": ("rag_batch_success == 0\n", "rag_batch_success == 2\n"),
@@ -47,8 +47,10 @@ def test_rules_and_the_shipped_config_pass_promtool_checks() -> None:
     assert f"SUCCESS: {len(THRESHOLDS)} rules found" in rules.stdout
     config = promtool("check", "config", "prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
-    scrape = {job["job_name"]: job for job in yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-              ["scrape_configs"]}
+    scrape = {
+        job["job_name"]: job
+        for job in yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())["scrape_configs"]
+    }
     assert scrape["rag-pipeline"]["static_configs"][0]["targets"] == ["rag-serve:9090"]
     assert scrape["pushgateway"]["honor_labels"] is True, "pushed metrics keep their job label (rag_ingestion, ...)"
 
@@ -89,5 +91,6 @@ def test_the_guides_prometheus_yml_passes_promtool_as_shown(tmp_path: Path) -> N
 def test_docs_quote_the_guides_prometheus_yml_verbatim() -> None:
     if not GUIDE.is_file():
         pytest.skip(f"the operations guide is not at {GUIDE}")
-    assert guide_prometheus_yml(OBSERVABILITY_DOC.read_text(encoding="utf-8")) == \
-        guide_prometheus_yml(GUIDE.read_text(encoding="utf-8"))
+    assert guide_prometheus_yml(OBSERVABILITY_DOC.read_text(encoding="utf-8")) == guide_prometheus_yml(
+        GUIDE.read_text(encoding="utf-8")
+    )

@@ -224,8 +224,15 @@ def test_dockerfile_installs_cpu_torch_before_the_project(dockerfile):
 
 def test_dockerfile_copies_what_the_image_needs(dockerfile):
     copied = " ".join(args for instr, args in dockerfile if instr == "COPY").split()
-    for path in ("pyproject.toml", "README.md", "rag_core", "rag_assets", "workspace.yaml",
-                 "config.template.yaml", "docs"):
+    for path in (
+        "pyproject.toml",
+        "README.md",
+        "rag_core",
+        "rag_assets",
+        "workspace.yaml",
+        "config.template.yaml",
+        "docs",
+    ):
         assert path in copied, path
     assert ("COPY", "deploy/dagster.yaml $DAGSTER_HOME/dagster.yaml") in dockerfile
 
@@ -316,8 +323,9 @@ def test_prometheus_scrapes_compose_services(services):
     """Each static target of deploy/prometheus/prometheus.yml is a compose service listening on that port."""
     listening = {"rag-serve": {str(ServeConfig().port)}, "pushgateway": {"9091"}}
     prometheus_yml = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    targets = [t for job in prometheus_yml["scrape_configs"] for sc in job.get("static_configs", [])
-               for t in sc["targets"]]
+    targets = [
+        t for job in prometheus_yml["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]
+    ]
     assert targets
     for target in targets:
         host, port = target.rsplit(":", 1)

@@ -100,8 +100,10 @@ def test_kustomization_applies_every_manifest_and_names_the_image(container) -> 
 
 def test_deployment_has_the_guides_replicas_and_resources(resources, container) -> None:
     assert resources["Deployment"]["spec"]["replicas"] == 3
-    assert container["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"},
-                                      "limits": {"cpu": "4", "memory": "8Gi"}}
+    assert container["resources"] == {
+        "requests": {"cpu": "2", "memory": "4Gi"},
+        "limits": {"cpu": "4", "memory": "8Gi"},
+    }
     # the rolling update never drops below three ready replicas; the PDB keeps two through node drains
     assert resources["Deployment"]["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert resources["PodDisruptionBudget"]["spec"]["selector"] == resources["Deployment"]["spec"]["selector"]
@@ -109,9 +111,11 @@ def test_deployment_has_the_guides_replicas_and_resources(resources, container) 
 
 def test_selectors_match_the_pod_labels(resources) -> None:
     labels = resources["Deployment"]["spec"]["template"]["metadata"]["labels"]
-    for selector in (resources["Deployment"]["spec"]["selector"]["matchLabels"],
-                     resources["Service"]["spec"]["selector"],
-                     resources["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"]):
+    for selector in (
+        resources["Deployment"]["spec"]["selector"]["matchLabels"],
+        resources["Service"]["spec"]["selector"],
+        resources["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+    ):
         assert selector.items() <= labels.items(), selector
 
 
@@ -168,8 +172,11 @@ def test_pod_runs_as_the_images_non_root_user(pod, container) -> None:
     security = pod["securityContext"]
     assert security["runAsNonRoot"] is True and security["runAsUser"] == RUN_AS_USER
     assert security["seccompProfile"]["type"] == "RuntimeDefault"
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                            "capabilities": {"drop": ["ALL"]}}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert pod["automountServiceAccountToken"] is False
     # with a read-only root file system, everything the service writes needs a volume
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
@@ -181,8 +188,9 @@ def test_pod_runs_as_the_images_non_root_user(pod, container) -> None:
 
 
 def _secret_refs(container: dict) -> dict[str, dict]:
-    return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
-            if "secretKeyRef" in e.get("valueFrom", {})}
+    return {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
 
 
 def _documented_secret_keys() -> set[str]:
@@ -235,8 +243,12 @@ def _values(name: str) -> dict:
 
 
 def _pod_of(containers: list[dict], **spec) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "values-check"},
-            "spec": {"containers": containers, **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "values-check"},
+        "spec": {"containers": containers, **spec},
+    }
 
 
 # The chart keys the values files may set, as dotted paths, from each chart's values.yaml and README (Milvus:
@@ -244,31 +256,92 @@ def _pod_of(containers: list[dict], **spec) -> dict:
 # A path ends at a Kubernetes object (resources, env, volumes, ...), which is validated as part of a Pod instead;
 # `[]` stands for the items of a list. A misspelt key would be silently ignored by helm: here it fails.
 MILVUS_CHART_PATHS = {
-    "cluster.enabled", "image.all.repository", "image.all.tag", "image.all.pullPolicy",
-    "streaming.enabled", "woodpecker.enabled", "pulsar.enabled", "pulsarv3.enabled", "kafka.enabled",
-    "minio.enabled", *(f"externalS3.{key}" for key in ("enabled", "host", "port", "useSSL", "bucketName", "rootPath",
-                                                         "useIAM", "cloudProvider", "region", "accessKey",
-                                                         "secretKey")),
-    "etcd.enabled", "etcd.replicaCount", "etcd.persistence.enabled", "etcd.persistence.size",
-    *(f"{component}.{key}" for component in ("mixCoordinator", "proxy", "queryNode", "dataNode")
-      for key in ("enabled", "replicas", "resources")),
-    "indexNode.enabled", "streamingNode.replicas", "streamingNode.resources",
-    "metrics.enabled", "metrics.serviceMonitor.enabled", "extraConfigFiles.user.yaml",
+    "cluster.enabled",
+    "image.all.repository",
+    "image.all.tag",
+    "image.all.pullPolicy",
+    "streaming.enabled",
+    "woodpecker.enabled",
+    "pulsar.enabled",
+    "pulsarv3.enabled",
+    "kafka.enabled",
+    "minio.enabled",
+    *(
+        f"externalS3.{key}"
+        for key in (
+            "enabled",
+            "host",
+            "port",
+            "useSSL",
+            "bucketName",
+            "rootPath",
+            "useIAM",
+            "cloudProvider",
+            "region",
+            "accessKey",
+            "secretKey",
+        )
+    ),
+    "etcd.enabled",
+    "etcd.replicaCount",
+    "etcd.persistence.enabled",
+    "etcd.persistence.size",
+    *(
+        f"{component}.{key}"
+        for component in ("mixCoordinator", "proxy", "queryNode", "dataNode")
+        for key in ("enabled", "replicas", "resources")
+    ),
+    "indexNode.enabled",
+    "streamingNode.replicas",
+    "streamingNode.resources",
+    "metrics.enabled",
+    "metrics.serviceMonitor.enabled",
+    "extraConfigFiles.user.yaml",
 }
 DAGSTER_CHART_PATHS = {
-    "global.postgresqlSecretName", "generatePostgresqlPasswordSecret",
-    *(f"postgresql.{key}" for key in ("enabled", "postgresqlHost", "postgresqlUsername", "postgresqlDatabase",
-                                      "postgresqlScheme", "service.port")),
-    "dagsterWebserver.replicaCount", "dagsterWebserver.service.type", "dagsterWebserver.service.port",
-    "dagster-user-deployments.enabled", "dagster-user-deployments.enableSubchart",
-    *(f"dagster-user-deployments.deployments[].{key}" for key in (
-        "name", "image.repository", "image.tag", "image.pullPolicy", "dagsterApiGrpcArgs", "port",
-        "includeConfigInLaunchedRuns.enabled", "env", "envSecrets", "volumes", "volumeMounts", "resources",
-        "podSecurityContext")),
-    "runLauncher.type", "runLauncher.config.k8sRunLauncher.jobNamespace",
+    "global.postgresqlSecretName",
+    "generatePostgresqlPasswordSecret",
+    *(
+        f"postgresql.{key}"
+        for key in (
+            "enabled",
+            "postgresqlHost",
+            "postgresqlUsername",
+            "postgresqlDatabase",
+            "postgresqlScheme",
+            "service.port",
+        )
+    ),
+    "dagsterWebserver.replicaCount",
+    "dagsterWebserver.service.type",
+    "dagsterWebserver.service.port",
+    "dagster-user-deployments.enabled",
+    "dagster-user-deployments.enableSubchart",
+    *(
+        f"dagster-user-deployments.deployments[].{key}"
+        for key in (
+            "name",
+            "image.repository",
+            "image.tag",
+            "image.pullPolicy",
+            "dagsterApiGrpcArgs",
+            "port",
+            "includeConfigInLaunchedRuns.enabled",
+            "env",
+            "envSecrets",
+            "volumes",
+            "volumeMounts",
+            "resources",
+            "podSecurityContext",
+        )
+    ),
+    "runLauncher.type",
+    "runLauncher.config.k8sRunLauncher.jobNamespace",
     "runLauncher.config.k8sRunLauncher.loadInclusterConfig",
     "runLauncher.config.k8sRunLauncher.runK8sConfig.containerConfig.resources",
-    "dagsterDaemon.enabled", "dagsterDaemon.runCoordinator.enabled", "dagsterDaemon.runCoordinator.type",
+    "dagsterDaemon.enabled",
+    "dagsterDaemon.runCoordinator.enabled",
+    "dagsterDaemon.runCoordinator.type",
     "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.maxConcurrentRuns",
     "telemetry.enabled",
 }
@@ -283,8 +356,9 @@ def _paths(node: object, allowed: set[str], prefix: str = "") -> set[str]:
     return set().union(*(_paths(value, allowed, f"{prefix}.{key}" if prefix else key) for key, value in node.items()))
 
 
-@pytest.mark.parametrize(("name", "allowed"), [("milvus-values.yaml", MILVUS_CHART_PATHS),
-                                                ("dagster-values.yaml", DAGSTER_CHART_PATHS)])
+@pytest.mark.parametrize(
+    ("name", "allowed"), [("milvus-values.yaml", MILVUS_CHART_PATHS), ("dagster-values.yaml", DAGSTER_CHART_PATHS)]
+)
 def test_helm_values_set_only_keys_the_chart_has(name: str, allowed: set[str]) -> None:
     unknown = _paths(_values(name), allowed) - allowed
     assert not unknown, f"{name}: keys the chart does not have: {sorted(unknown)}"
@@ -310,8 +384,10 @@ def test_milvus_values_run_a_cluster_on_external_object_storage() -> None:
 def test_milvus_values_component_resources_are_kubernetes_resources() -> None:
     values = _values("milvus-values.yaml")
     components = ("mixCoordinator", "proxy", "queryNode", "dataNode", "streamingNode")
-    containers = [{"name": name.lower(), "image": "milvusdb/milvus", "resources": values[name]["resources"]}
-                  for name in components]
+    containers = [
+        {"name": name.lower(), "image": "milvusdb/milvus", "resources": values[name]["resources"]}
+        for name in components
+    ]
     kubernetes_validate.validate(_pod_of(containers), K8S_VERSION, strict=True)
 
 
@@ -334,8 +410,10 @@ def test_dagster_values_use_postgres_and_the_kubernetes_run_launcher() -> None:
     assert postgres["postgresqlScheme"] == instance["storage"]["postgres"]["postgres_db"]["scheme"]
     queued = values["dagsterDaemon"]["runCoordinator"]
     assert queued["type"] == instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    assert queued["config"]["queuedRunCoordinator"]["maxConcurrentRuns"] == \
-        instance["run_coordinator"]["config"]["max_concurrent_runs"]
+    assert (
+        queued["config"]["queuedRunCoordinator"]["maxConcurrentRuns"]
+        == instance["run_coordinator"]["config"]["max_concurrent_runs"]
+    )
 
 
 def test_dagster_user_code_is_this_image_with_the_pipelines_config_and_secrets(resources) -> None:
@@ -369,9 +447,14 @@ def test_dagster_values_kubernetes_objects_are_valid() -> None:
     (deployment,) = values["dagster-user-deployments"]["deployments"]
     run_resources = values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]["resources"]
     containers = [
-        {"name": "user-code", "image": "advanced-rag-milvus", "env": deployment["env"],
-         "volumeMounts": deployment["volumeMounts"], "resources": deployment["resources"],
-         "envFrom": [{"secretRef": secret} for secret in deployment["envSecrets"]]},
+        {
+            "name": "user-code",
+            "image": "advanced-rag-milvus",
+            "env": deployment["env"],
+            "volumeMounts": deployment["volumeMounts"],
+            "resources": deployment["resources"],
+            "envFrom": [{"secretRef": secret} for secret in deployment["envSecrets"]],
+        },
         {"name": "run", "image": "advanced-rag-milvus", "resources": run_resources},
     ]
     pod = _pod_of(containers, volumes=deployment["volumes"], securityContext=deployment["podSecurityContext"])

@@ -20,19 +20,31 @@ NOISE = re.compile(r"DEBUG|Loading weights|Batches:|Traceback|too_many_pings|grp
 
 def _environment(tmp_path: Path) -> dict[str, str]:
     """This checkout's code, a Milvus Lite file and metrics under tmp_path, nothing from the caller's config."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RAG_", "RAG__", "MILVUS_", "TRANSFORMERS_", "HF_HUB_", "GRPC_", "DAGSTER_"))}
-    env |= {"PYTHONPATH": str(REPO), "MILVUS_URI": str(tmp_path / "milvus.db"),
-            "RAG__RETRIEVAL__METRICS_DIR": str(tmp_path / "metrics"),
-            "RAG__RETRIEVAL__BM25_DIR": str(tmp_path / "bm25"),
-            "RAG__INGESTION__STORAGE_DIR": str(tmp_path / "assets"),
-            ONNX_CACHE_VARIABLE: os.environ[ONNX_CACHE_VARIABLE]}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RAG_", "RAG__", "MILVUS_", "TRANSFORMERS_", "HF_HUB_", "GRPC_", "DAGSTER_"))
+    }
+    env |= {
+        "PYTHONPATH": str(REPO),
+        "MILVUS_URI": str(tmp_path / "milvus.db"),
+        "RAG__RETRIEVAL__METRICS_DIR": str(tmp_path / "metrics"),
+        "RAG__RETRIEVAL__BM25_DIR": str(tmp_path / "bm25"),
+        "RAG__INGESTION__STORAGE_DIR": str(tmp_path / "assets"),
+        ONNX_CACHE_VARIABLE: os.environ[ONNX_CACHE_VARIABLE],
+    }
     return env
 
 
 def _rag(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rag_core.cli", *args], cwd=tmp_path, env=_environment(tmp_path),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rag_core.cli", *args],
+        cwd=tmp_path,
+        env=_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
@@ -65,9 +77,15 @@ def test_a_closed_stdout_ends_the_command_quietly_with_141(tmp_path: Path, argv:
     os.close(read_end)
     env = {k: v for k, v in _environment(tmp_path).items() if k != "PYTHONUNBUFFERED"}
     try:
-        done = subprocess.run([sys.executable, "-m", "rag_core.cli", *argv], cwd=tmp_path, stdout=write_end,
-                              stderr=subprocess.PIPE, text=True, timeout=120,
-                              env=env if buffered else env | {"PYTHONUNBUFFERED": "1"})
+        done = subprocess.run(
+            [sys.executable, "-m", "rag_core.cli", *argv],
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env=env if buffered else env | {"PYTHONUNBUFFERED": "1"},
+        )
     finally:
         os.close(write_end)
     assert done.stderr == ""
@@ -83,9 +101,15 @@ def test_ctrl_c_during_ingest_prints_one_line_and_exits_130(tmp_path: Path) -> N
     words = "milvus index vector segment compaction sensor asset query embedding chunk token recall".split()
     for number in range(1500):
         (docs / f"doc{number:04d}.txt").write_text(" ".join(words[(number + i) % len(words)] for i in range(200)))
-    process = subprocess.Popen([sys.executable, "-m", "rag_core.cli", "ingest", "docs"], cwd=tmp_path,
-                               env=_environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag_core.cli", "ingest", "docs"],
+        cwd=tmp_path,
+        env=_environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not (tmp_path / "milvus.db").exists() and process.poll() is None and time.monotonic() < deadline:
@@ -113,8 +137,9 @@ def test_make_run_prints_a_summary_without_the_run_log(tmp_path: Path) -> None:
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")
     env = _environment(tmp_path) | {"DAGSTER_HOME": str(tmp_path / "dagster_home")}
 
-    run = subprocess.run([sys.executable, "-m", "rag_assets.demo"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "rag_assets.demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
 
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""

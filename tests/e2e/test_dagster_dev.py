@@ -30,11 +30,16 @@ def dagster_dev(tmp_path: Path) -> Iterator[Webserver]:
     corpus.mkdir()
     for name, text in DOCS.items():
         (corpus / name).write_text(text)
-    with running_dagster_dev(tmp_path, {
-        "MILVUS_URI": str(tmp_path / "milvus.db"),
-        "RAG__INGESTION__DOCS_DIR": str(corpus), "RAG__INGESTION__STORAGE_DIR": str(tmp_path / "assets"),
-        "RAG__RETRIEVAL__BM25_DIR": str(tmp_path / "bm25"), "RAG__RETRIEVAL__METRICS_DIR": str(tmp_path / "metrics"),
-    }) as server:
+    with running_dagster_dev(
+        tmp_path,
+        {
+            "MILVUS_URI": str(tmp_path / "milvus.db"),
+            "RAG__INGESTION__DOCS_DIR": str(corpus),
+            "RAG__INGESTION__STORAGE_DIR": str(tmp_path / "assets"),
+            "RAG__RETRIEVAL__BM25_DIR": str(tmp_path / "bm25"),
+            "RAG__RETRIEVAL__METRICS_DIR": str(tmp_path / "metrics"),
+        },
+    ) as server:
         yield server
 
 
@@ -43,16 +48,27 @@ def test_dagster_dev_ingests_a_new_corpus_by_sensor_and_answers_a_query(dagster_
     ingestion = dagster_dev.wait_for_run("ingestion", RUN_S)
     assert ingestion["status"] == "SUCCESS", ingestion
 
-    launched = dagster_dev.graphql(LAUNCH, params={
-        "selector": {"repositoryLocationName": "rag_assets", "repositoryName": "__repository__",
-                     "jobName": "query_job"},
-        "runConfigData": {"ops": {"answer_query": {"config": {"query": "how are deleted rows purged?"}}}},
-    })["launchRun"]
+    launched = dagster_dev.graphql(
+        LAUNCH,
+        params={
+            "selector": {
+                "repositoryLocationName": "rag_assets",
+                "repositoryName": "__repository__",
+                "jobName": "query_job",
+            },
+            "runConfigData": {"ops": {"answer_query": {"config": {"query": "how are deleted rows purged?"}}}},
+        },
+    )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     query = dagster_dev.wait_for_run("query_job", RUN_S)
     assert query["status"] == "SUCCESS", query
 
     events = dagster_dev.graphql(OUTPUT_METADATA, runId=query["runId"])["logsForRun"]["events"]
-    tables = [m["mdStr"] for e in events if e["__typename"] == "ExecutionStepOutputEvent"
-              for m in e["metadataEntries"] if m["label"] == "results"]
+    tables = [
+        m["mdStr"]
+        for e in events
+        if e["__typename"] == "ExecutionStepOutputEvent"
+        for m in e["metadataEntries"]
+        if m["label"] == "results"
+    ]
     assert tables and tables[0].splitlines()[2].split("|")[3].strip() == "`compaction.md`", tables

@@ -20,13 +20,22 @@ pytestmark = pytest.mark.slow
 
 
 def served_config(tmp_path: Path, uri: str, collection: str, **milvus: object) -> RAGConfig:
-    return make_config(tmp_path, uri, collection, milvus={"consistency_level": "Strong", **milvus},
-                       retrieval={"bm25_refresh_s": 0, "cache_size": 0})
+    return make_config(
+        tmp_path,
+        uri,
+        collection,
+        milvus={"consistency_level": "Strong", **milvus},
+        retrieval={"bm25_refresh_s": 0, "cache_size": 0},
+    )
 
 
 def total_queries(metrics_text: str, outcome: str = "ok") -> float:
-    return sum(s.value for family in text_string_to_metric_families(metrics_text) for s in family.samples
-               if s.name == "rag_queries_total" and s.labels["outcome"] == outcome)
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(metrics_text)
+        for s in family.samples
+        if s.name == "rag_queries_total" and s.labels["outcome"] == outcome
+    )
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_cleanly(tmp_path: Path) -> None:
@@ -76,24 +85,32 @@ def test_rag_health_is_healthy_while_the_service_holds_the_lite_file(tmp_path: P
     """Milvus Lite allows one process per file: `rag health` beside a running `rag serve` (a container's health
     check) used to wait milvus.lock_timeout_s and report "unhealthy"; it now asks the service."""
     port = free_port()
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), "healthy", milvus={"lock_timeout_s": 5},
-                         serve={"port": port})
+    config = make_config(
+        tmp_path, str(tmp_path / "milvus.db"), "healthy", milvus={"lock_timeout_s": 5}, serve={"port": port}
+    )
     ingest_in_subprocess(config, RETRIEVAL_DOCS, tmp_path)
     config_file = write_config(config, tmp_path / "health-config.yaml")
     with running_service(config, tmp_path / "serve", port=port) as service:
-        health = subprocess.run([sys.executable, "-m", "rag_core.cli", "--config", str(config_file), "health"],
-                                cwd=tmp_path, env=_environment(), capture_output=True, text=True, timeout=60)
+        health = subprocess.run(
+            [sys.executable, "-m", "rag_core.cli", "--config", str(config_file), "health"],
+            cwd=tmp_path,
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert health.returncode == 0, health.stdout + health.stderr
-        assert health.stdout.startswith(f"ok: {tmp_path / 'milvus.db'} is held by pid {service.process.pid} "), \
+        assert health.stdout.startswith(f"ok: {tmp_path / 'milvus.db'} is held by pid {service.process.pid} "), (
             health.stdout
-        assert health.stdout.endswith(f"; the service at {service.url}/ready is ready, serving healthy__v1 "
-                                      f"({len(RETRIEVAL_DOCS)} rows)\n"), health.stdout
+        )
+        assert health.stdout.endswith(
+            f"; the service at {service.url}/ready is ready, serving healthy__v1 ({len(RETRIEVAL_DOCS)} rows)\n"
+        ), health.stdout
         assert health.stderr == ""
 
 
 @pytest.mark.server
-def test_two_workers_export_the_sum_of_their_queries(tmp_path: Path, milvus_server, collection: str,
-                                                     embedder) -> None:
+def test_two_workers_export_the_sum_of_their_queries(tmp_path: Path, milvus_server, collection: str, embedder) -> None:
     config = served_config(tmp_path, milvus_server.uri, collection)
     ingest(config, RETRIEVAL_DOCS, embedder)
     with running_service(config, tmp_path / "serve", workers=2) as service:
@@ -105,8 +122,9 @@ def test_two_workers_export_the_sum_of_their_queries(tmp_path: Path, milvus_serv
 
 
 @pytest.mark.server
-def test_milvus_outage_gives_503_and_the_service_recovers_by_itself(tmp_path: Path, milvus_server,
-                                                                    collection: str, embedder) -> None:
+def test_milvus_outage_gives_503_and_the_service_recovers_by_itself(
+    tmp_path: Path, milvus_server, collection: str, embedder
+) -> None:
     ingest(served_config(tmp_path, milvus_server.uri, collection), RETRIEVAL_DOCS, embedder)
     proxy = TcpProxy(target_port=milvus_server.port)
     config = served_config(tmp_path, proxy.uri, collection, retry_attempts=2, retry_backoff_s=0.05, timeout_s=3)

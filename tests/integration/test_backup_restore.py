@@ -33,9 +33,14 @@ def queries() -> list[str]:
 
 def site(root: Path, uri: str | None = None, alias: str = "semantic_index") -> RAGConfig:
     """Everything one deployment keeps (Milvus Lite file or server alias, client index, audit db) under ``root``."""
-    return make_config(root, uri or str(root / "milvus.db"), alias, milvus={"consistency_level": "Strong"},
-                       retrieval={"bm25_refresh_s": 0, "cache_size": 0},
-                       compliance={"database_url": f"sqlite:///{root / 'audit.db'}"})
+    return make_config(
+        root,
+        uri or str(root / "milvus.db"),
+        alias,
+        milvus={"consistency_level": "Strong"},
+        retrieval={"bm25_refresh_s": 0, "cache_size": 0},
+        compliance={"database_url": f"sqlite:///{root / 'audit.db'}"},
+    )
 
 
 def rankings(config: RAGConfig, embedder) -> list[list[tuple[str, float]]]:
@@ -105,14 +110,18 @@ def test_snapshot_has_checksums_and_no_secrets(tmp_path: Path, source: RAGConfig
     assert {"config.json", "audit/audit.db"} <= set(manifest["files"])
     assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
     assert any(name.startswith("client_index/") for name in manifest["files"])
-    assert "s3cret-password" not in "".join(p.read_text(errors="ignore") for p in (tmp_path / "snapshot").rglob("*")
-                                            if p.is_file() and p.suffix in {".json", ""})
+    assert "s3cret-password" not in "".join(
+        p.read_text(errors="ignore")
+        for p in (tmp_path / "snapshot").rglob("*")
+        if p.is_file() and p.suffix in {".json", ""}
+    )
     assert "password" not in json.loads((tmp_path / "snapshot" / "config.json").read_text())["milvus"]
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "truncate", "missing_manifest"])
-def test_damaged_snapshot_is_refused_before_the_target_is_touched(tmp_path: Path, source: RAGConfig,
-                                                                  damage: str) -> None:
+def test_damaged_snapshot_is_refused_before_the_target_is_touched(
+    tmp_path: Path, source: RAGConfig, damage: str
+) -> None:
     snapshot = tmp_path / "snapshot"
     create_backup(source, snapshot)
     rows = next((snapshot / "collections").glob("*.parquet"))
@@ -125,8 +134,10 @@ def test_damaged_snapshot_is_refused_before_the_target_is_touched(tmp_path: Path
     else:
         (snapshot / "manifest.json").unlink()
     target = site(tmp_path / "target")
-    with pytest.raises(SnapshotError, match={"corrupt": "SHA-256", "truncate": "truncated",
-                                             "missing_manifest": "did not finish"}[damage]):
+    with pytest.raises(
+        SnapshotError,
+        match={"corrupt": "SHA-256", "truncate": "truncated", "missing_manifest": "did not finish"}[damage],
+    ):
         restore_backup(target, snapshot)
     assert not Path(target.milvus.uri).exists()
     assert not (tmp_path / "target" / "audit.db").exists()

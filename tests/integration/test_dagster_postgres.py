@@ -41,17 +41,25 @@ def dagster_home(tmp_path: Path, postgres, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 def _query(sql: str, *params: object) -> list[tuple]:
-    with contextlib.closing(psycopg2.connect(host=os.environ["DAGSTER_POSTGRES_HOST"],
-                                             port=int(os.environ["DAGSTER_POSTGRES_PORT"]),
-                                             user=os.environ["DAGSTER_POSTGRES_USER"],
-                                             dbname=os.environ["DAGSTER_POSTGRES_DB"])) as conn, conn.cursor() as cur:
+    with (
+        contextlib.closing(
+            psycopg2.connect(
+                host=os.environ["DAGSTER_POSTGRES_HOST"],
+                port=int(os.environ["DAGSTER_POSTGRES_PORT"]),
+                user=os.environ["DAGSTER_POSTGRES_USER"],
+                dbname=os.environ["DAGSTER_POSTGRES_DB"],
+            )
+        ) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute(sql, params)
         return cur.fetchall()
 
 
 @pytest.mark.slow
-def test_ingestion_run_and_materializations_are_stored_in_postgres(tmp_path: Path, dagster_home: Path,
-                                                                   embedder) -> None:
+def test_ingestion_run_and_materializations_are_stored_in_postgres(
+    tmp_path: Path, dagster_home: Path, embedder
+) -> None:
     config = make_config(tmp_path, str(tmp_path / "milvus.db"))
     documents = write_corpus(Path(config.ingestion.docs_dir))
     job = build_definitions(config).resolve_job_def("ingestion")
@@ -66,15 +74,19 @@ def test_ingestion_run_and_materializations_are_stored_in_postgres(tmp_path: Pat
     runs = _query("SELECT run_id, pipeline_name, status FROM runs")
     assert runs == [(result.run_id, "ingestion", "SUCCESS")]
 
-    materialized = _query("SELECT asset_key FROM event_logs WHERE run_id = %s "
-                          "AND dagster_event_type = 'ASSET_MATERIALIZATION'", result.run_id)
+    materialized = _query(
+        "SELECT asset_key FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+        result.run_id,
+    )
     keys = sorted(dg.AssetKey.from_db_string(key).to_user_string() for (key,) in materialized)
     expected = sorted(key.to_user_string() for key in job.asset_layer.selected_asset_keys)
     assert keys == expected, "one materialization per asset of the ingestion job"
     assert "semantic_index" in keys
 
-    checks = _query("SELECT count(*) FROM event_logs WHERE run_id = %s "
-                    "AND dagster_event_type = 'ASSET_CHECK_EVALUATION'", result.run_id)
+    checks = _query(
+        "SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_CHECK_EVALUATION'",
+        result.run_id,
+    )
     assert checks[0][0] == len(result.get_asset_check_evaluations()) > 0
 
     # what the UI reads back through a fresh instance on the same database: the index's metadata

@@ -11,13 +11,31 @@ from tests.deploy.test_alert_rules import promtool
 from tests.support.grafana_dashboard import load_dashboard, panel_queries, panels
 
 # Metrics the dashboard must show: serving, quality, drift, index, resources, batch runs.
-SHOWN = ("rag_query_duration_seconds_bucket", "rag_queries_total", "rag_http_requests_total",
-         "rag_query_cache_hits_total", "rag_queries_within_sla_total", "rag_query_sla_seconds",
-         "rag_hallucination_risk", "rag_faithfulness_score", "rag_answer_faithfulness_score", "rag_drift_magnitude",
-         "rag_index_rows", "rag_index_version", "rag_process_cpu_seconds_total", "rag_process_resident_memory_bytes",
-         "rag_batch_success", "rag_batch_last_success_timestamp_seconds", "rag_batch_duration_seconds",
-         "rag_ingestion_documents", "rag_ingestion_chunks", "rag_ingestion_tokens", "rag_compaction_purged_rows",
-         "rag_retention_deleted_records", "up")
+SHOWN = (
+    "rag_query_duration_seconds_bucket",
+    "rag_queries_total",
+    "rag_http_requests_total",
+    "rag_query_cache_hits_total",
+    "rag_queries_within_sla_total",
+    "rag_query_sla_seconds",
+    "rag_hallucination_risk",
+    "rag_faithfulness_score",
+    "rag_answer_faithfulness_score",
+    "rag_drift_magnitude",
+    "rag_index_rows",
+    "rag_index_version",
+    "rag_process_cpu_seconds_total",
+    "rag_process_resident_memory_bytes",
+    "rag_batch_success",
+    "rag_batch_last_success_timestamp_seconds",
+    "rag_batch_duration_seconds",
+    "rag_ingestion_documents",
+    "rag_ingestion_chunks",
+    "rag_ingestion_tokens",
+    "rag_compaction_purged_rows",
+    "rag_retention_deleted_records",
+    "up",
+)
 
 
 def test_the_dashboard_is_importable_with_a_prometheus_datasource_variable() -> None:
@@ -38,8 +56,14 @@ def test_the_dashboard_is_importable_with_a_prometheus_datasource_variable() -> 
 
 def test_every_panel_query_parses(tmp_path: Path) -> None:
     queries = panel_queries(load_dashboard())
-    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query_{i}", "expr": q.expr}
-                                                        for i, q in enumerate(queries)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"record": f"dashboard:query_{i}", "expr": q.expr} for i, q in enumerate(queries)],
+            }
+        ]
+    }
     (tmp_path / "dashboard.rules.yml").write_text(yaml.safe_dump(rules))
     result = promtool("check", "rules", "dashboard.rules.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -53,8 +77,10 @@ def test_the_dashboard_shows_what_operators_watch() -> None:
     by_title = {p["title"]: p for p in panels(dashboard)}
     heatmap = next(p for p in by_title.values() if p["type"] == "heatmap")
     assert heatmap["targets"][0]["format"] == "heatmap" and 'stage="retrieval"' in heatmap["targets"][0]["expr"]
-    quantiles = {float(q) for q in re.findall(r"histogram_quantile\((0\.\d+), sum by \(le, stage\)",
-                                               " ".join(q.expr for q in queries))}
+    quantiles = {
+        float(q)
+        for q in re.findall(r"histogram_quantile\((0\.\d+), sum by \(le, stage\)", " ".join(q.expr for q in queries))
+    }
     assert quantiles == {0.5, 0.95, 0.99}, "per-stage p50, p95 and p99"
 
     def threshold(title: str) -> float:

@@ -14,7 +14,8 @@ from tests.support.tcp_proxy import TcpProxy
 
 @pytest.mark.server
 def test_outage_fails_the_sync_loudly_and_the_previous_version_keeps_answering(
-        tmp_path: Path, milvus_server, collection: str, embedder, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, milvus_server, collection: str, embedder, caplog: pytest.LogCaptureFixture
+) -> None:
     write_corpus(tmp_path / "docs")
     good = make_config(tmp_path, milvus_server.uri, collection, milvus={"consistency_level": "Strong"})
     first = run_ingestion(good)

@@ -21,8 +21,10 @@ from tests.support.dagster_runs import run_ingestion
 SMALL_CHUNKS = {"chunk_size": 48, "chunk_overlap": 8}
 KEYS = ["0-of-4", "1-of-4", "2-of-4", "3-of-4"]
 # write_corpus's five files fall in buckets 0 and 3 of 4; these fill buckets 1 and 2 (cosine.md alone in 1).
-EXTRA = {"cosine.md": "Normalised vectors make cosine similarity equal to the inner product of two vectors.",
-         "hnsw.md": "HNSW builds a layered proximity graph; the ef parameter trades accuracy for speed."}
+EXTRA = {
+    "cosine.md": "Normalised vectors make cosine similarity equal to the inner product of two vectors.",
+    "hnsw.md": "HNSW builds a layered proximity graph; the ef parameter trades accuracy for speed.",
+}
 
 
 def corpus(folder: Path) -> dict[str, Path]:
@@ -35,9 +37,14 @@ def corpus(folder: Path) -> dict[str, Path]:
 
 def config_for(tmp_path: Path, docs: Path, name: str, partitions: int, uri: str = "") -> RAGConfig:
     """Its own Parquet tables and collection (by default its own Milvus Lite file), over the shared corpus folder."""
-    return make_config(tmp_path / name, uri or str(tmp_path / name / "milvus.db"), f"t_{name}",
-                       chunking=SMALL_CHUNKS, milvus={"consistency_level": "Strong"},
-                       ingestion={"docs_dir": str(docs), "partitions": partitions})
+    return make_config(
+        tmp_path / name,
+        uri or str(tmp_path / name / "milvus.db"),
+        f"t_{name}",
+        chunking=SMALL_CHUNKS,
+        milvus={"consistency_level": "Strong"},
+        ingestion={"docs_dir": str(docs), "partitions": partitions},
+    )
 
 
 def run_partitions(config: RAGConfig, keys: list[str], *, parallel: bool = False) -> list[dict]:
@@ -65,8 +72,11 @@ def rows(config: RAGConfig) -> dict[str, tuple[str, np.ndarray]]:
     manager = MilvusIndexManager(config.milvus, config.index)
     try:
         collection = manager.resolve(config.milvus.collection)
-        return {r["chunk_id"]: (r["doc_id"], np.asarray(r["vector"], dtype=np.float32))
-                for batch in manager.iter_rows(collection, ["chunk_id", "doc_id", "vector"]) for r in batch}
+        return {
+            r["chunk_id"]: (r["doc_id"], np.asarray(r["vector"], dtype=np.float32))
+            for batch in manager.iter_rows(collection, ["chunk_id", "doc_id", "vector"])
+            for r in batch
+        }
     finally:
         manager.close()
 
@@ -171,8 +181,12 @@ def test_the_code_location_splits_the_chain_and_the_sensor_asks_for_every_partit
     dg.Definitions.validate_loadable(definitions)
     job = definitions.resolve_job_def("ingestion")
     assert job.partitions_def.get_partition_keys() == KEYS
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == \
-        {"raw_documents", "chunks", "embeddings", "semantic_index"}
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "raw_documents",
+        "chunks",
+        "embeddings",
+        "semantic_index",
+    }
     graph = definitions.resolve_asset_graph()
     assert graph.get(dg.AssetKey("bm25_index")).parent_keys == {dg.AssetKey("semantic_index")}
     write_corpus(Path(config.ingestion.docs_dir))

@@ -36,8 +36,12 @@ pytestmark = pytest.mark.slow
 
 GUIDE_PORT = 9090  # the guide's target, localhost:9090, and rag serve's default port
 BATCH_JOBS = ("ingestion", "drift_report_job", "compaction", "retention")
-QUESTIONS = ("How does Milvus purge deleted rows?", "What does the ef parameter of HNSW trade?",
-             "When does a Dagster sensor request a run?", "How does BM25 score a document?")
+QUESTIONS = (
+    "How does Milvus purge deleted rows?",
+    "What does the ef parameter of HNSW trade?",
+    "When does a Dagster sensor request a run?",
+    "How does BM25 score a document?",
+)
 BATCH_TIMEOUT_S = 300
 GUIDE_SCRAPE_WAIT_S = 75  # the guide's file keeps Prometheus's default 1 minute interval
 
@@ -64,8 +68,12 @@ def run_batch_jobs(config: RAGConfig) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("scrape")
     with running_pushgateway(folder / "pushgateway") as pushgateway:
-        config = make_config(folder, str(folder / "milvus.db"), observability={"pushgateway_url": pushgateway.url},
-                             retrieval={"bm25_refresh_s": 0})
+        config = make_config(
+            folder,
+            str(folder / "milvus.db"),
+            observability={"pushgateway_url": pushgateway.url},
+            retrieval={"bm25_refresh_s": 0},
+        )
         write_corpus(Path(config.ingestion.docs_dir))
         batch = multiprocessing.get_context("spawn").Process(target=run_batch_jobs, args=(config,))
         batch.start()
@@ -73,10 +81,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert batch.exitcode == 0, f"the batch jobs' process ended with {batch.exitcode} (its output is above)"
         port = GUIDE_PORT if port_is_free(GUIDE_PORT) else None
         with running_service(config, folder / "serve", port=port) as service:
-            scraped = scrape_config([
-                {"job_name": "rag-pipeline", "static_configs": [{"targets": [service.url.removeprefix("http://")]}]},
-                {"job_name": "pushgateway", "honor_labels": True,
-                 "static_configs": [{"targets": [pushgateway.url.removeprefix("http://")]}]}])
+            scraped = scrape_config(
+                [
+                    {
+                        "job_name": "rag-pipeline",
+                        "static_configs": [{"targets": [service.url.removeprefix("http://")]}],
+                    },
+                    {
+                        "job_name": "pushgateway",
+                        "honor_labels": True,
+                        "static_configs": [{"targets": [pushgateway.url.removeprefix("http://")]}],
+                    },
+                ]
+            )
             scraped["rule_files"] = [str(PROMETHEUS_DIR / "alerts.yml")]
             with running_prometheus(folder / "prometheus", scraped) as prometheus:
                 guide_file = folder / "guide" / "prometheus.yml"
@@ -96,14 +113,19 @@ def value(result: list[dict]) -> float:
 def test_prometheus_counts_exactly_the_queries_sent(stack: Stack) -> None:
     prometheus, service = stack.prometheus, stack.service
     assert value(prometheus.wait_for('up{job="rag-pipeline"}', lambda r: value(r) == 1)) == 1
-    status, scored = service.request("POST", "/score", {"answer": "Compaction purges deleted rows.",
-                                                        "contexts": ["Compaction merges segments and purges "
-                                                                     "deleted rows."]})
+    status, scored = service.request(
+        "POST",
+        "/score",
+        {
+            "answer": "Compaction purges deleted rows.",
+            "contexts": ["Compaction merges segments and purges deleted rows."],
+        },
+    )
     assert status == 200, scored
     answered = invalid = 0
     for round_ in range(3):  # spread over several scrapes, so every rate() has increases to see
         for mode in ("hybrid", "dense", "bm25"):
-            for question in QUESTIONS[round_:round_ + 2]:  # repeats are answered from the cache
+            for question in QUESTIONS[round_ : round_ + 2]:  # repeats are answered from the cache
                 status, body = service.query(question, mode=mode, top_k=3)
                 assert status == 200, body
                 answered += 1
@@ -117,8 +139,7 @@ def test_prometheus_counts_exactly_the_queries_sent(stack: Stack) -> None:
     time.sleep(3)  # later scrapes still say N: nothing else counted as a query (/score, /ready, /metrics)
     assert value(prometheus.query('sum(rag_queries_total{job="rag-pipeline"})')) == sent
     by_outcome = prometheus.query('sum by (outcome) (rag_queries_total{job="rag-pipeline"})')
-    assert {r["metric"]["outcome"]: float(r["value"][1]) for r in by_outcome} == {"ok": answered,
-                                                                                  "invalid": invalid}
+    assert {r["metric"]["outcome"]: float(r["value"][1]) for r in by_outcome} == {"ok": answered, "invalid": invalid}
     assert value(prometheus.query('sum(rag_http_requests_total{job="rag-pipeline", path="/query"})')) == sent
     assert value(prometheus.query('sum(rag_query_cache_hits_total{job="rag-pipeline"})')) > 0
 
@@ -139,8 +160,11 @@ def test_every_dashboard_panel_query_returns_data(stack: Stack) -> None:
 
 def test_the_alert_rules_evaluate_on_real_data(stack: Stack) -> None:
     def evaluated(groups: list[dict]) -> bool:
-        return bool(groups) and all(not rule["lastEvaluation"].startswith("0001")  # Go's zero time: not yet
-                                    for group in groups for rule in group["rules"])
+        return bool(groups) and all(
+            not rule["lastEvaluation"].startswith("0001")  # Go's zero time: not yet
+            for group in groups
+            for rule in group["rules"]
+        )
 
     groups = stack.prometheus.rules(accept=evaluated)
     rules = {rule["name"]: rule for group in groups for rule in group["rules"]}

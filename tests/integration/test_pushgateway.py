@@ -40,8 +40,9 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgatewa
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory, pushgateway: Pushgateway) -> Iterator[PrometheusServer]:
     target = pushgateway.url.removeprefix("http://")
-    config = scrape_config([{"job_name": "pushgateway", "honor_labels": True,
-                             "static_configs": [{"targets": [target]}]}])
+    config = scrape_config(
+        [{"job_name": "pushgateway", "honor_labels": True, "static_configs": [{"targets": [target]}]}]
+    )
     with running_prometheus(tmp_path_factory.mktemp("prometheus"), config) as server:
         yield server
 
@@ -52,15 +53,23 @@ def run_and_push(definitions: dg.Definitions, instance: dg.DagsterInstance, job:
     outcome = "success" if result.success else "failure"
     event = result.get_run_success_event() if result.success else result.get_run_failure_event()
     sensor = next(s for s in definitions.sensors if s.name == f"push_{outcome}_run_metrics")
-    sensor(dg.build_run_status_sensor_context(sensor_name=sensor.name, dagster_instance=instance,
-                                              dagster_run=instance.get_run_by_id(result.run_id),
-                                              dagster_event=event))
+    sensor(
+        dg.build_run_status_sensor_context(
+            sensor_name=sensor.name,
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id),
+            dagster_event=event,
+        )
+    )
     return result
 
 
 def samples(text: str) -> Samples:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def sample(found: Samples, name: str, **labels: str) -> float:
@@ -75,8 +84,9 @@ def materialized(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 @pytest.mark.slow
-def test_batch_runs_push_their_outcome_and_numbers(tmp_path: Path, pushgateway: Pushgateway,
-                                                   prometheus: PrometheusServer) -> None:
+def test_batch_runs_push_their_outcome_and_numbers(
+    tmp_path: Path, pushgateway: Pushgateway, prometheus: PrometheusServer
+) -> None:
     config = make_config(tmp_path, str(tmp_path / "milvus.db"), observability={"pushgateway_url": pushgateway.url})
     write_corpus(Path(config.ingestion.docs_dir))
     assert not [n for n, _ in samples(pushgateway.metrics()) if n.startswith("rag_")], "a fresh Pushgateway is empty"
@@ -89,9 +99,11 @@ def test_batch_runs_push_their_outcome_and_numbers(tmp_path: Path, pushgateway: 
         record = instance.get_run_record_by_id(run.run_id)
         assert sample(pushed, "rag_batch_success", job=f"rag_{job}", instance="") == 1
         assert sample(pushed, "rag_batch_duration_seconds", job=f"rag_{job}", instance="") == pytest.approx(
-            record.end_time - record.start_time)
-        assert sample(pushed, "rag_batch_last_success_timestamp_seconds", job=f"rag_{job}", instance="") == \
-            pytest.approx(record.end_time)
+            record.end_time - record.start_time
+        )
+        assert sample(
+            pushed, "rag_batch_last_success_timestamp_seconds", job=f"rag_{job}", instance=""
+        ) == pytest.approx(record.end_time)
     ingestion = {"job": "rag_ingestion", "instance": ""}
     documents, chunks = materialized(runs["ingestion"], "raw_documents"), materialized(runs["ingestion"], "chunks")
     assert sample(pushed, "rag_ingestion_documents", **ingestion) == documents["documents"] == 5
@@ -124,9 +136,11 @@ def test_batch_runs_push_their_outcome_and_numbers(tmp_path: Path, pushgateway: 
     after = samples(pushgateway.metrics())
     assert sample(after, "rag_batch_success", **ingestion) == 0
     assert sample(after, "rag_batch_last_success_timestamp_seconds", **ingestion) == pytest.approx(
-        instance.get_run_record_by_id(runs["ingestion"].run_id).end_time)
+        instance.get_run_record_by_id(runs["ingestion"].run_id).end_time
+    )
     assert sample(after, "rag_batch_last_run_timestamp_seconds", **ingestion) == pytest.approx(
-        instance.get_run_record_by_id(failed.run_id).end_time)
+        instance.get_run_record_by_id(failed.run_id).end_time
+    )
 
 
 def _hanging_listener() -> socket.socket:
@@ -138,13 +152,18 @@ def _hanging_listener() -> socket.socket:
 
 
 @pytest.mark.parametrize("gateway", ["refused", "hanging", "malformed"])
-def test_an_unreachable_pushgateway_fails_nothing(gateway: str, tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unreachable_pushgateway_fails_nothing(
+    gateway: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     listener = _hanging_listener()
-    url = {"refused": f"http://127.0.0.1:{free_port()}", "hanging": f"http://127.0.0.1:{listener.getsockname()[1]}",
-           "malformed": "pushgateway:9091"}[gateway]
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"),
-                         observability={"pushgateway_url": url, "push_timeout_s": 0.5})
+    url = {
+        "refused": f"http://127.0.0.1:{free_port()}",
+        "hanging": f"http://127.0.0.1:{listener.getsockname()[1]}",
+        "malformed": "pushgateway:9091",
+    }[gateway]
+    config = make_config(
+        tmp_path, str(tmp_path / "milvus.db"), observability={"pushgateway_url": url, "push_timeout_s": 0.5}
+    )
     definitions, instance = build_definitions(config), dg.DagsterInstance.ephemeral()
     with caplog.at_level(logging.WARNING, logger="rag_core.observability.pushgateway"), listener:
         started = time.monotonic()
@@ -159,11 +178,13 @@ def test_an_unreachable_pushgateway_fails_nothing(gateway: str, tmp_path: Path,
 
 def test_nothing_is_pushed_without_a_pushgateway_url(tmp_path: Path) -> None:
     config: RAGConfig = make_config(tmp_path, str(tmp_path / "milvus.db"))
-    assert not push_batch_metrics(config.observability, BatchRunMetrics(job="retention", success=True,
-                                                                        started_at=1.0, finished_at=2.0))
+    assert not push_batch_metrics(
+        config.observability, BatchRunMetrics(job="retention", success=True, started_at=1.0, finished_at=2.0)
+    )
 
 
 def test_a_misspelt_metric_fails_loudly() -> None:
     with pytest.raises(ValueError, match="rag_ingestion_document.*BATCH_GAUGES"):
-        BatchRunMetrics(job="ingestion", success=True, started_at=1.0, finished_at=2.0,
-                        values={"rag_ingestion_document": 5}).registry()
+        BatchRunMetrics(
+            job="ingestion", success=True, started_at=1.0, finished_at=2.0, values={"rag_ingestion_document": 5}
+        ).registry()

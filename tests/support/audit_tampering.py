@@ -24,11 +24,15 @@ def edit_field(store: AuditStore, rng: random.Random) -> int:
     seq = rng.choice(_seqs(store))
     with store.engine.begin() as conn:
         row = conn.execute(select(records_table).where(records_table.c.seq == seq)).one()
-        column, value = rng.choice([
-            ("actor", row.actor + "x"), ("outcome", "failure" if row.outcome != "failure" else "success"),
-            ("details", canonical_json({**json.loads(row.details), "tampered": True})),
-            ("event_type", rng.choice([t.value for t in AuditEventType if t.value != row.event_type])),
-            ("time", "2001-01-01T00:00:00.000000Z")])
+        column, value = rng.choice(
+            [
+                ("actor", row.actor + "x"),
+                ("outcome", "failure" if row.outcome != "failure" else "success"),
+                ("details", canonical_json({**json.loads(row.details), "tampered": True})),
+                ("event_type", rng.choice([t.value for t in AuditEventType if t.value != row.event_type])),
+                ("time", "2001-01-01T00:00:00.000000Z"),
+            ]
+        )
         conn.execute(update(records_table).where(records_table.c.seq == seq).values({column: value}))
     return seq
 
@@ -46,8 +50,11 @@ def swap_records(store: AuditStore, rng: random.Random) -> int:
     with store.engine.begin() as conn:
         rows = {r.seq: r for r in conn.execute(select(records_table).where(records_table.c.seq.in_([first, second])))}
         for seq, other in ((first, second), (second, first)):
-            conn.execute(update(records_table).where(records_table.c.seq == seq)
-                         .values({c: getattr(rows[other], c) for c in CONTENT}))
+            conn.execute(
+                update(records_table)
+                .where(records_table.c.seq == seq)
+                .values({c: getattr(rows[other], c) for c in CONTENT})
+            )
     return first
 
 
@@ -65,17 +72,20 @@ def forge_rehash(store: AuditStore, rng: random.Random) -> int:
     seqs = _seqs(store)
     start = rng.choice(seqs)
     with store.engine.begin() as conn:
-        rows = conn.execute(select(records_table).where(records_table.c.seq >= start)
-                            .order_by(records_table.c.seq)).all()
+        rows = conn.execute(
+            select(records_table).where(records_table.c.seq >= start).order_by(records_table.c.seq)
+        ).all()
         previous = rows[0].prev_hash
         for row in rows:
             details = canonical_json({"forged": True}) if row.seq == start else row.details
             body = body_hash(row.actor, row.outcome, json.loads(details))
             digest = record_hash(previous, row.seq, row.time, row.event_type, body)
-            conn.execute(update(records_table).where(records_table.c.seq == row.seq).values(
-                details=details, prev_hash=previous, body_hash=body, record_hash=digest))
-            conn.execute(update(checkpoints_table).where(checkpoints_table.c.seq == row.seq)
-                         .values(record_hash=digest))
+            conn.execute(
+                update(records_table)
+                .where(records_table.c.seq == row.seq)
+                .values(details=details, prev_hash=previous, body_hash=body, record_hash=digest)
+            )
+            conn.execute(update(checkpoints_table).where(checkpoints_table.c.seq == row.seq).values(record_hash=digest))
             previous = digest
         conn.execute(update(head_table).values(record_hash=previous))
     return start
@@ -114,18 +124,31 @@ def insert_in_middle(store: AuditStore, rng: random.Random) -> int:
 def _insert_forged(conn: Connection, seq: int, time: str, prev_hash: str) -> None:
     details = {"doc_id": "evidence", "deleted_chunks": 3}
     body = body_hash("mallory@cli", "success", details)
-    conn.execute(insert(records_table).values(
-        seq=seq, time=time, event_type=AuditEventType.ERASURE.value, actor="mallory@cli", outcome="success",
-        details=canonical_json(details), prev_hash=prev_hash, body_hash=body,
-        record_hash=record_hash(prev_hash, seq, time, AuditEventType.ERASURE.value, body), purged=False))
+    conn.execute(
+        insert(records_table).values(
+            seq=seq,
+            time=time,
+            event_type=AuditEventType.ERASURE.value,
+            actor="mallory@cli",
+            outcome="success",
+            details=canonical_json(details),
+            prev_hash=prev_hash,
+            body_hash=body,
+            record_hash=record_hash(prev_hash, seq, time, AuditEventType.ERASURE.value, body),
+            purged=False,
+        )
+    )
 
 
 def malform_details(store: AuditStore, rng: random.Random) -> int:
     """Overwrite one record's details with text that is not a JSON object."""
     seq = rng.choice(_seqs(store))
     with store.engine.begin() as conn:
-        conn.execute(update(records_table).where(records_table.c.seq == seq)
-                     .values(details=rng.choice(["", "not json", "{'doc': 1}", "[1, 2]"])))
+        conn.execute(
+            update(records_table)
+            .where(records_table.c.seq == seq)
+            .values(details=rng.choice(["", "not json", "{'doc': 1}", "[1, 2]"]))
+        )
     return seq
 
 
@@ -133,8 +156,11 @@ def malform_time(store: AuditStore, rng: random.Random) -> int:
     """Overwrite one record's time with text that is not the stored time format."""
     seq = rng.choice(_seqs(store))
     with store.engine.begin() as conn:
-        conn.execute(update(records_table).where(records_table.c.seq == seq)
-                     .values(time=rng.choice(["yesterday", "2026-11-01 00:00:00", "2026-13-45T99:99:99.000000Z"])))
+        conn.execute(
+            update(records_table)
+            .where(records_table.c.seq == seq)
+            .values(time=rng.choice(["yesterday", "2026-11-01 00:00:00", "2026-13-45T99:99:99.000000Z"]))
+        )
     return seq
 
 
@@ -154,11 +180,17 @@ def drop_head_table(store: AuditStore, rng: random.Random) -> int:
 
 
 TAMPERINGS: dict[str, Callable[[AuditStore, random.Random], int]] = {
-    "edited_field": edit_field, "deleted_record": delete_record, "swapped_records": swap_records,
-    "truncated_tail": truncate_tail, "recomputed_hash_forgery": forge_rehash,
-    "inserted_beyond_head": insert_beyond_head, "inserted_in_middle": insert_in_middle,
-    "malformed_details": malform_details, "malformed_time": malform_time,
-    "dropped_records_table": drop_records_table, "dropped_head_table": drop_head_table,
+    "edited_field": edit_field,
+    "deleted_record": delete_record,
+    "swapped_records": swap_records,
+    "truncated_tail": truncate_tail,
+    "recomputed_hash_forgery": forge_rehash,
+    "inserted_beyond_head": insert_beyond_head,
+    "inserted_in_middle": insert_in_middle,
+    "malformed_details": malform_details,
+    "malformed_time": malform_time,
+    "dropped_records_table": drop_records_table,
+    "dropped_head_table": drop_head_table,
 }
 # Kinds whose returned seq is the first bad record verification must name.
 NAMED_EXACTLY = ("edited_field", "deleted_record", "inserted_beyond_head", "malformed_details", "malformed_time")

@@ -36,8 +36,11 @@ class Webserver:
         self.url = f"http://127.0.0.1:{port}"
 
     def graphql(self, query: str, **variables: object) -> dict:
-        request = urllib.request.Request(f"{self.url}/graphql", json.dumps({"query": query, "variables": variables})
-                                         .encode(), headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            json.dumps({"query": query, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             body = json.load(response)
         assert "errors" not in body, body
@@ -66,10 +69,23 @@ def running_dagster_dev(tmp_path: Path, env: Mapping[str, str]) -> Iterator[Webs
     port = free_port()
     log_path = tmp_path / "dagster-dev.log"
     log = log_path.open("w")
-    process = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-                                "-h", "127.0.0.1", "-p", str(port)], cwd=REPO,
-                               env=os.environ | {"DAGSTER_HOME": str(home), **env}, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO,
+        env=os.environ | {"DAGSTER_HOME": str(home), **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     server = Webserver(port)
     try:
         deadline = time.monotonic() + STARTUP_S

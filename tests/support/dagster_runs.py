@@ -20,7 +20,8 @@ class IngestionRun:
 def run_ingestion(config: RAGConfig, *, expect_success: bool = True) -> IngestionRun:
     defs = build_definitions(config)
     result = defs.resolve_job_def("ingestion").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=expect_success)
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=expect_success
+    )
     assert result.success == expect_success
     errors = {e.step_key: _messages(e.step_failure_data.error) for e in result.all_events if e.is_step_failure}
     materializations = [e.event_specific_data.materialization for e in result.all_events if e.is_step_materialization]

@@ -39,7 +39,9 @@ def panel_queries(dashboard: dict[str, Any], *, interval: str = "30s") -> list[P
             for variable in INTERVALS:
                 expr = expr.replace(variable, interval)
             if "$" in expr:
-                raise ValueError(f"panel {panel['title']!r} ({target['refId']}) uses a variable the tests do not "
-                                 f"substitute: {target['expr']}")
+                raise ValueError(
+                    f"panel {panel['title']!r} ({target['refId']}) uses a variable the tests do not "
+                    f"substitute: {target['expr']}"
+                )
             queries.append(PanelQuery(panel["title"], target["refId"], expr))
     return queries

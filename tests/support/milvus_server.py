@@ -101,10 +101,18 @@ def embedded_etcd(data_dir: Path) -> tuple[int, dict[str, str]]:
     """
     client, peer = free_port(), free_port()
     config = data_dir / "embedEtcd.yaml"
-    config.write_text(yaml.safe_dump({
-        "listen-client-urls": f"http://127.0.0.1:{client}", "advertise-client-urls": f"http://127.0.0.1:{client}",
-        "listen-peer-urls": f"http://127.0.0.1:{peer}", "initial-advertise-peer-urls": f"http://127.0.0.1:{peer}",
-        "initial-cluster": f"default=http://127.0.0.1:{peer}"}), encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "listen-client-urls": f"http://127.0.0.1:{client}",
+                "advertise-client-urls": f"http://127.0.0.1:{client}",
+                "listen-peer-urls": f"http://127.0.0.1:{peer}",
+                "initial-advertise-peer-urls": f"http://127.0.0.1:{peer}",
+                "initial-cluster": f"default=http://127.0.0.1:{peer}",
+            }
+        ),
+        encoding="utf-8",
+    )
     return client, {**os.environ, "ETCD_CONFIG_PATH": str(config)}
 
 
@@ -117,11 +125,17 @@ def start_server(data_dir: Path, settings: Mapping[str, str] | None = None) -> M
         raise RuntimeError("milvus-server not found: install the dev extra (pip install -e '.[dev]').")
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime
     loopback = {f"{role}.ip": "127.0.0.1" for role in ROLES}
-    extra = [arg for key, value in {**loopback, **(settings or {})}.items()
-             for arg in ("--extra-config", f"{key}={value}")]
+    extra = [
+        arg for key, value in {**loopback, **(settings or {})}.items() for arg in ("--extra-config", f"{key}={value}")
+    ]
     etcd_port, environment = embedded_etcd(data_dir)
-    process = subprocess.Popen([binary, "--data", str(data_dir), "--etcd-port", str(etcd_port), *extra], stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True, env=environment)
+    process = subprocess.Popen(
+        [binary, "--data", str(data_dir), "--etcd-port", str(etcd_port), *extra],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=environment,
+    )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

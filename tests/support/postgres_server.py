@@ -33,8 +33,9 @@ class PostgresServer:
     def new_database(self) -> str:
         """A fresh, empty database (so tests sharing the server never see each other's chain); its URL."""
         name = f"t_{uuid.uuid4().hex[:12]}"
-        with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres",
-                                                 dbname="postgres")) as conn:
+        with contextlib.closing(
+            psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
+        ) as conn:
             conn.autocommit = True
             conn.cursor().execute(f"CREATE DATABASE {name}")
         return self.database_url(name)
@@ -43,8 +44,9 @@ class PostgresServer:
 def _binaries() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        raise RuntimeError("PostgreSQL is not installed: run `apt-get update && apt-get install -y postgresql` "
-                           "(make test does)")
+        raise RuntimeError(
+            "PostgreSQL is not installed: run `apt-get update && apt-get install -y postgresql` (make test does)"
+        )
     return Path(found[-1]).parent
 
 
@@ -70,17 +72,37 @@ def running_postgres(*, fsync: bool = False) -> Iterator[PostgresServer]:
         for path in (folder, data):
             os.chown(path, *_postgres_ids())
     try:
-        initdb = subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
-                                              "--auth=trust", "--no-sync", "-E", "UTF8"]),
-                                capture_output=True, text=True)
+        initdb = subprocess.run(
+            _as_postgres(
+                [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]
+            ),
+            capture_output=True,
+            text=True,
+        )
         if initdb.returncode:
             raise RuntimeError(f"initdb failed in {data}: {initdb.stderr.strip()}")
         port = _free_port()
-        process = subprocess.Popen(_as_postgres([str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
-                                                 "-k", str(folder), "-c", "listen_addresses=127.0.0.1",
-                                                 "-c", f"fsync={'on' if fsync else 'off'}",
-                                                 "-c", "max_connections=50"]),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            _as_postgres(
+                [
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(port),
+                    "-k",
+                    str(folder),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"fsync={'on' if fsync else 'off'}",
+                    "-c",
+                    "max_connections=50",
+                ]
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         pid = _wait_ready(data / "postmaster.pid", port, process)
         try:
             yield PostgresServer(port, pid)

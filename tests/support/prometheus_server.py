@@ -43,8 +43,9 @@ class PrometheusServer:
         data = answer["data"]
         return data["result"] if data["resultType"] in ("vector", "matrix") else [{"value": data["result"]}]
 
-    def wait_for(self, promql: str, accept: Callable[[list[dict[str, Any]]], bool], *,
-                 timeout_s: float = 30) -> list[dict[str, Any]]:
+    def wait_for(
+        self, promql: str, accept: Callable[[list[dict[str, Any]]], bool], *, timeout_s: float = 30
+    ) -> list[dict[str, Any]]:
         """Polls ``promql`` until ``accept`` takes its result (scrapes land within an interval); the last result."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -91,8 +92,10 @@ def port_is_free(port: int) -> bool:
 
 def scrape_config(scrape_configs: list[dict[str, Any]], *, interval_s: float = 1.0) -> dict[str, Any]:
     """A prometheus.yml that scrapes ``scrape_configs`` every ``interval_s`` (tests cannot wait the default minute)."""
-    return {"global": {"scrape_interval": f"{interval_s:g}s", "evaluation_interval": f"{interval_s:g}s"},
-            "scrape_configs": scrape_configs}
+    return {
+        "global": {"scrape_interval": f"{interval_s:g}s", "evaluation_interval": f"{interval_s:g}s"},
+        "scrape_configs": scrape_configs,
+    }
 
 
 @contextlib.contextmanager
@@ -109,9 +112,16 @@ def running_prometheus(folder: Path, config: dict[str, Any] | Path) -> Iterator[
     port = free_port()
     log = folder / "prometheus.log"
     with log.open("wb") as output:
-        process = subprocess.Popen([binary, f"--config.file={config_file}", f"--storage.tsdb.path={folder / 'tsdb'}",
-                                    f"--web.listen-address=127.0.0.1:{port}"],
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={folder / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     with _stopping(process):
         _wait_ready(url, process, log)
@@ -127,8 +137,11 @@ def running_pushgateway(folder: Path) -> Iterator[Pushgateway]:
     log = folder / "pushgateway.log"
     with log.open("wb") as output:
         # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: an empty file means memory only.
-        process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     with _stopping(process):
         _wait_ready(url, process, log)
@@ -138,8 +151,10 @@ def running_pushgateway(folder: Path) -> Iterator[Pushgateway]:
 def _binary(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise RuntimeError(f"{name} is not installed: run `apt-get update && apt-get install -y prometheus "
-                           "prometheus-pushgateway` (make test does)")
+        raise RuntimeError(
+            f"{name} is not installed: run `apt-get update && apt-get install -y prometheus "
+            "prometheus-pushgateway` (make test does)"
+        )
     return found
 
 
@@ -161,12 +176,16 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before it was ready; its log "
-                               f"({log}):\n{log.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"{process.args[0]} exited with {process.returncode} before it was ready; its log "
+                f"({log}):\n{log.read_text()[-2000:]}"
+            )
         with contextlib.suppress(OSError):
             with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
                 if response.status == 200:
                     return
         time.sleep(0.2)
-    raise RuntimeError(f"{process.args[0]} was not ready on {url} within {START_TIMEOUT_S} s; its log ({log}):\n"
-                       f"{log.read_text()[-2000:]}")
+    raise RuntimeError(
+        f"{process.args[0]} was not ready on {url} within {START_TIMEOUT_S} s; its log ({log}):\n"
+        f"{log.read_text()[-2000:]}"
+    )

@@ -32,11 +32,13 @@ class ServiceProcess:
     url: str
     log: Path
 
-    def request(self, method: str, path: str, body: dict | None = None, *, timeout: float = 60,
-                token: str | None = None) -> tuple[int, dict | str]:
+    def request(
+        self, method: str, path: str, body: dict | None = None, *, timeout: float = 60, token: str | None = None
+    ) -> tuple[int, dict | str]:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json", "Connection": "close"} | (
-            {"Authorization": f"Bearer {token}"} if token else {})
+            {"Authorization": f"Bearer {token}"} if token else {}
+        )
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -68,8 +70,14 @@ def ingest_in_subprocess(config: RAGConfig, docs: dict[str, str], folder: Path) 
     for name, text in docs.items():
         (corpus / f"{name}.txt").write_text(text, encoding="utf-8")
     config_file = write_config(config, folder / "ingest-config.yaml")
-    done = subprocess.run([sys.executable, "-m", "rag_core.cli", "--config", str(config_file), "ingest", str(corpus)],
-                          cwd=folder, env=_environment(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "rag_core.cli", "--config", str(config_file), "ingest", str(corpus)],
+        cwd=folder,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -80,17 +88,33 @@ def _environment() -> dict[str, str]:
 
 
 @contextmanager
-def running_service(config: RAGConfig, folder: Path, *, workers: int = 1, port: int | None = None,
-                    wait_ready: bool = True) -> Iterator[ServiceProcess]:
+def running_service(
+    config: RAGConfig, folder: Path, *, workers: int = 1, port: int | None = None, wait_ready: bool = True
+) -> Iterator[ServiceProcess]:
     port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
     config_file = write_config(config, folder / "serve-config.yaml")
     log = folder / "serve.log"
     with log.open("w") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "rag_core.cli", "--config", str(config_file), "serve",
-                                    "--port", str(port), "--workers", str(workers)],
-                                   cwd=folder, env=_environment(), stdout=sink,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rag_core.cli",
+                "--config",
+                str(config_file),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            cwd=folder,
+            env=_environment(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     service = ServiceProcess(process, f"http://127.0.0.1:{port}", log)
     try:
         _wait(service, "/ready" if wait_ready else "/health")

@@ -30,8 +30,15 @@ PLOTTED = {
     "drift_report": {"drift_magnitude", "sample_size", "seconds"},
     "reindex_candidate": {"rows", "embedded", "seconds"},
     "serving_version": {"rows"},
-    "retrieval_evaluation": {"ndcg_at_10", "recall_at_100", "mrr_at_10", "queries", "latency_p50_ms",
-                             "latency_p95_ms", "seconds"},
+    "retrieval_evaluation": {
+        "ndcg_at_10",
+        "recall_at_100",
+        "mrr_at_10",
+        "queries",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "seconds",
+    },
     "performance_report": {"queries", "sla_compliance", "cache_hit_rate", "retrieval_p50_ms", "retrieval_p95_ms"},
     "compliance_report": {"total_events", "version_updates", "retrievals"},
 }
@@ -42,8 +49,9 @@ def _numbers(instance: dg.DagsterInstance, asset: str) -> dict[str, float]:
     event = instance.get_latest_materialization_event(dg.AssetKey(asset))
     assert event is not None, f"{asset} was not materialized"
     metadata = event.asset_materialization.metadata
-    not_numeric = {k: type(metadata.get(k)).__name__ for k in PLOTTED[asset]
-                   if not isinstance(metadata.get(k), NUMERIC)}
+    not_numeric = {
+        k: type(metadata.get(k)).__name__ for k in PLOTTED[asset] if not isinstance(metadata.get(k), NUMERIC)
+    }
     assert not not_numeric, f"{asset}: not plottable: {not_numeric}"
     return {k: v.value for k, v in metadata.items() if isinstance(v, NUMERIC)}
 
@@ -51,9 +59,13 @@ def _numbers(instance: dg.DagsterInstance, asset: str) -> dict[str, float]:
 @pytest.mark.slow
 def test_every_asset_attaches_plottable_numbers_that_match_the_core(tmp_path: Path, embedder) -> None:
     write_corpus(tmp_path / "docs")
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), milvus={"consistency_level": "Strong"},
-                         retrieval={"bm25_refresh_s": 0},
-                         quality={"reports_dir": str(tmp_path / "reports"), "drift_dir": str(tmp_path / "drift")})
+    config = make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        milvus={"consistency_level": "Strong"},
+        retrieval={"bm25_refresh_s": 0},
+        quality={"reports_dir": str(tmp_path / "reports"), "drift_dir": str(tmp_path / "drift")},
+    )
     definitions, instance = build_definitions(config), dg.DagsterInstance.ephemeral()
 
     def run(job: str, **options: object) -> None:
@@ -68,24 +80,37 @@ def test_every_asset_attaches_plottable_numbers_that_match_the_core(tmp_path: Pa
     run("reindex")
     month = datetime.datetime.now(datetime.UTC).date().replace(day=1)
     run("performance_report_job", partition_key=month.isoformat())
-    assert dg.materialize([retrieval_evaluation], resources=definitions.resources, instance=instance,
-                          run_config={"ops": {"retrieval_evaluation": {"config": {
-                              "dataset": str(write_beir(tmp_path / "tiny"))}}}}).success
+    assert dg.materialize(
+        [retrieval_evaluation],
+        resources=definitions.resources,
+        instance=instance,
+        run_config={"ops": {"retrieval_evaluation": {"config": {"dataset": str(write_beir(tmp_path / "tiny"))}}}},
+    ).success
     for query_id in ("q1", "q2"):  # what the CLI and the service record per query
         audit_trail(config).record(AuditEventType.RETRIEVAL, details={"query_id": query_id})
     run("compliance_report_job", partition_key=month.isoformat())
 
     numbers = {asset: _numbers(instance, asset) for asset in PLOTTED}
-    assert all(isinstance(numbers[asset]["seconds"], float) and numbers[asset]["seconds"] >= 0
-               for asset in PLOTTED if "seconds" in PLOTTED[asset])
+    assert all(
+        isinstance(numbers[asset]["seconds"], float) and numbers[asset]["seconds"] >= 0
+        for asset in PLOTTED
+        if "seconds" in PLOTTED[asset]
+    )
 
     manager = MilvusIndexManager(config.milvus, config.index)
     indexed = manager.count("semantic_index__v1")
     assert numbers["raw_documents"]["documents"] == numbers["raw_documents"]["rows"] == 5
     assert numbers["chunks"]["documents"] == numbers["bm25_index"]["documents"] == 5
-    assert (numbers["chunks"]["chunks"] == numbers["chunks"]["rows"] == numbers["embeddings"]["rows"]
-            == numbers["semantic_index"]["rows"] == numbers["semantic_index"]["upserted"]
-            == numbers["bm25_index"]["chunks"] == indexed > 5), "the long document spans several chunks"
+    assert (
+        numbers["chunks"]["chunks"]
+        == numbers["chunks"]["rows"]
+        == numbers["embeddings"]["rows"]
+        == numbers["semantic_index"]["rows"]
+        == numbers["semantic_index"]["upserted"]
+        == numbers["bm25_index"]["chunks"]
+        == indexed
+        > 5
+    ), "the long document spans several chunks"
     assert numbers["embeddings"]["embedded_chunks"] == indexed  # a first run embeds every chunk
 
     assert 0 <= numbers["drift_report"]["drift_magnitude"] <= 1
@@ -99,8 +124,13 @@ def test_every_asset_attaches_plottable_numbers_that_match_the_core(tmp_path: Pa
     assert 0 < evaluation["latency_p50_ms"] <= evaluation["latency_p95_ms"]
 
     last_day = (month + datetime.timedelta(days=31)).replace(day=1) - datetime.timedelta(days=1)
-    logged = performance_report(Path(config.quality.query_log_dir), period="monthly", start=month, today=last_day,
-                                target_latency_ms=config.pipeline.target_latency_ms)
+    logged = performance_report(
+        Path(config.quality.query_log_dir),
+        period="monthly",
+        start=month,
+        today=last_day,
+        target_latency_ms=config.pipeline.target_latency_ms,
+    )
     performance = numbers["performance_report"]
     assert performance["queries"] == logged.queries >= 3
     assert performance["retrieval_p95_ms"] == pytest.approx(logged.latency_ms["retrieval"].p95)

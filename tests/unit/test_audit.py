@@ -102,8 +102,9 @@ def test_bad_dates_and_reversed_ranges_are_clear_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("tampering", sorted(TAMPERINGS))
-def test_every_tampering_is_detected_and_named(database_url: str, tampering: str,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_tampering_is_detected_and_named(
+    database_url: str, tampering: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(HMAC_KEY_VARIABLE, "test-key")
     trail = filled(database_url)
     assert verify_chain(trail.store).intact
@@ -118,7 +119,8 @@ def test_every_tampering_is_detected_and_named(database_url: str, tampering: str
 
 
 def test_forgery_goes_unnoticed_only_without_the_key_and_verification_warns(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without AUDIT_HMAC_KEY a full rehash cannot be told apart from the original: the report says so."""
     monkeypatch.delenv(HMAC_KEY_VARIABLE, raising=False)
     url = f"sqlite:///{tmp_path / 'audit.db'}"
@@ -193,7 +195,8 @@ def test_verifying_while_another_process_appends_reports_intact(database_url: st
 
 
 def test_a_record_inserted_beyond_the_head_breaks_the_chain_and_is_never_counted(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     filled(url)
     rng = random.Random()
@@ -213,7 +216,8 @@ def test_a_record_inserted_beyond_the_head_breaks_the_chain_and_is_never_counted
 
 @pytest.mark.parametrize(("malform", "named"), [(malform_details, "details"), (malform_time, "time")])
 def test_a_malformed_record_is_a_broken_chain_naming_it_not_a_crash(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], malform, named: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], malform, named: str
+) -> None:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     filled(url)
     seq = malform(AuditStore(url), random.Random(5))
@@ -232,12 +236,12 @@ def test_a_head_moved_back_one_record_is_named_for_what_it_is(tmp_path: Path) ->
         conn.execute(update(head_table).values(seq=119))
     report = verify_chain(AuditStore(url))
     assert not report.intact and report.first_bad_seq == 119
-    assert report.problem == ("the chain head says the chain ends at record 119, but its hash is not record 119's "
-                              "(the head was rewritten)")
+    assert report.problem == (
+        "the chain head says the chain ends at record 119, but its hash is not record 119's (the head was rewritten)"
+    )
 
 
-def test_limit_keeps_the_newest_records_listed_oldest_first(tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_limit_keeps_the_newest_records_listed_oldest_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     compliance = manager(url, filled(url))
     assert [r.seq for r in compliance.query_audit_logs(limit=3)] == [118, 119, 120]

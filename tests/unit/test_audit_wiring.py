@@ -17,20 +17,31 @@ SECRET_QUERY = "which zebra purges deleted rows"
 SECRET_TEXT = "Run compaction weekly to purge deleted rows, says the quagga manual."
 
 
-def test_api_and_cli_actions_are_audited_without_text(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_and_cli_actions_are_audited_without_text(
+    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("RAG_ACTOR", raising=False)
     config = make_config(tmp_path, str(tmp_path / "milvus.db"))
     pipeline = AdvancedRAGPipeline(config)
-    asyncio.run(pipeline.ingest_documents([{"id": "guide", "text": SECRET_TEXT, "title": "ops"},
-                                           {"id": "faq", "text": "Drift compares query distributions."}]))
+    asyncio.run(
+        pipeline.ingest_documents(
+            [
+                {"id": "guide", "text": SECRET_TEXT, "title": "ops"},
+                {"id": "faq", "text": "Drift compares query distributions."},
+            ]
+        )
+    )
     _, metrics = asyncio.run(pipeline.retrieve(SECRET_QUERY))
     asyncio.run(pipeline.delete_documents(["faq"]))
 
     compliance = ComplianceManager(config)
     records = compliance.query_audit_logs()
-    assert [r.event_type for r in records] == [AuditEventType.INGESTION, AuditEventType.VERSION_UPDATE,
-                                               AuditEventType.RETRIEVAL, AuditEventType.DELETION]
+    assert [r.event_type for r in records] == [
+        AuditEventType.INGESTION,
+        AuditEventType.VERSION_UPDATE,
+        AuditEventType.RETRIEVAL,
+        AuditEventType.DELETION,
+    ]
     ingestion, promotion, retrieval, deletion = records  # the first ingestion built and promoted version 1
     assert promotion.details["alias"] == "semantic_index" and promotion.details["cause"] == "ingestion"
     assert ingestion.details["documents"] == 2 and ingestion.details["upserted"] == 2

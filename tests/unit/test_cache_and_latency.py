@@ -70,8 +70,10 @@ def test_only_cold_starts_means_not_measured_yet(tmp_path: Path) -> None:
     assert retrieval.count == 0 and retrieval["p95"] != retrieval["p95"], "NaN: no warm sample yet"
     assert latest["sla_compliance"]["queries"] == 0
     # The guide's monitoring snippet, verbatim: "not measured" in words, never "nanms" or a 100 % SLA of nothing.
-    printed = (f"P95 latency: {latest['stage_latencies']['retrieval']['p95']:.2f}ms\n"
-               f"SLA compliance: {latest['sla_compliance']['compliance_rate']:.1%}")
+    printed = (
+        f"P95 latency: {latest['stage_latencies']['retrieval']['p95']:.2f}ms\n"
+        f"SLA compliance: {latest['sla_compliance']['compliance_rate']:.1%}"
+    )
     assert printed == "P95 latency: n/ams\nSLA compliance: n/a"
     assert latest["cold_start_ms"]["retrieval"].count == 3
 

@@ -41,8 +41,9 @@ def test_ingest_then_reingest_then_stats_and_health(workdir: Path, embedder, cap
     assert "compacted semantic_index__v1" in capsys.readouterr().out
 
 
-def test_stats_lists_each_source_with_its_documents_and_rows(workdir: Path, embedder,
-                                                             capsys: pytest.CaptureFixture) -> None:
+def test_stats_lists_each_source_with_its_documents_and_rows(
+    workdir: Path, embedder, capsys: pytest.CaptureFixture
+) -> None:
     """The README said `rag stats` shows the sources (the folders given to `rag ingest`); it showed none."""
     (workdir / "notes").mkdir()
     (workdir / "notes" / "one.txt").write_text("A single note about aliases.\n")
@@ -87,14 +88,17 @@ def test_errors_name_what_to_fix(workdir: Path, capsys: pytest.CaptureFixture, m
 
 def write_beir(folder: Path) -> Path:
     """A tiny BEIR dataset: each query is answered by one document; q3 is also a corpus id (self-hits ignored)."""
-    corpus = {"d1": ("Compaction", "Compaction merges segments and purges deleted rows."),
-              "d2": ("Sensors", "A sensor requests a run when files change in a folder."),
-              "d3": ("HNSW", "The ef parameter of HNSW trades accuracy for speed."),
-              "q3": ("Decoy", "This document has the id of a query and must be ignored as a self-hit.")}
+    corpus = {
+        "d1": ("Compaction", "Compaction merges segments and purges deleted rows."),
+        "d2": ("Sensors", "A sensor requests a run when files change in a folder."),
+        "d3": ("HNSW", "The ef parameter of HNSW trades accuracy for speed."),
+        "q3": ("Decoy", "This document has the id of a query and must be ignored as a self-hit."),
+    }
     queries = {"q1": "how are deleted rows purged", "q2": "run when files change", "q3": "HNSW ef accuracy speed"}
     folder.mkdir()
-    (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "title": t, "text": x})
-                                                   for k, (t, x) in corpus.items()))
+    (folder / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": k, "title": t, "text": x}) for k, (t, x) in corpus.items())
+    )
     (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": k, "text": t}) for k, t in queries.items()))
     (folder / "qrels").mkdir()
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n")
@@ -112,8 +116,9 @@ def test_query_prints_ranked_chunks_and_json(workdir: Path, embedder, capsys: py
     assert payload["results"][0]["doc_id"] == "dagster.md" and payload["timings_ms"]["retrieval"] > 0
 
 
-def test_eval_scores_a_beir_dataset_and_writes_a_trec_run(workdir: Path, embedder,
-                                                          capsys: pytest.CaptureFixture) -> None:
+def test_eval_scores_a_beir_dataset_and_writes_a_trec_run(
+    workdir: Path, embedder, capsys: pytest.CaptureFixture
+) -> None:
     dataset = write_beir(workdir / "tiny")
     assert main(["eval", "--dataset", str(dataset), "--json", "--run-out", "run.trec"]) == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -127,8 +132,9 @@ def test_eval_scores_a_beir_dataset_and_writes_a_trec_run(workdir: Path, embedde
     assert "bm25 (weighted" in captured.out and "nDCG@10 1.0000" in captured.out
 
 
-def test_versions_reindex_rollback_delete_and_prune(workdir: Path, embedder, capsys: pytest.CaptureFixture,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_versions_reindex_rollback_delete_and_prune(
+    workdir: Path, embedder, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert main(["ingest", "docs"]) == 0
     monkeypatch.setenv("RAG__CHUNKING__CHUNK_SIZE", "100")
     assert main(["ingest", "docs/milvus.md"]) == 2

@@ -55,8 +55,9 @@ def test_serve_port_must_be_a_tcp_port(workdir: Path, capsys: pytest.CaptureFixt
     """``--port 99999`` used to print "listening on ...:99999" and bind another port (99999 - 65536)."""
     err = _usage_error(["serve", "--port", value], capsys)
     last = err.splitlines()[-1]
-    assert last.startswith("rag serve: error: argument --port: must be a TCP port from 1 to 65535, got ") and \
-        last.endswith((value, f"{value!r}")), err
+    assert last.startswith(
+        "rag serve: error: argument --port: must be a TCP port from 1 to 65535, got "
+    ) and last.endswith((value, f"{value!r}")), err
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "two"])
@@ -81,14 +82,18 @@ def _configs(workdir: Path) -> tuple[Path, Path]:
     return first, second
 
 
-@pytest.mark.parametrize(("argv", "used"), [
-    (["--config", "first.yaml", "health"], "first-missing"),
-    (["health", "--config", "first.yaml"], "first-missing"),
-    (["--config", "first.yaml", "health", "--config", "second.yaml"], "second-missing"),  # after the command wins
-    (["health", "--json", "--config", "second.yaml"], "second-missing"),
-])
-def test_config_is_accepted_before_and_after_the_subcommand(workdir: Path, capsys: pytest.CaptureFixture,
-                                                            argv: list[str], used: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "used"),
+    [
+        (["--config", "first.yaml", "health"], "first-missing"),
+        (["health", "--config", "first.yaml"], "first-missing"),
+        (["--config", "first.yaml", "health", "--config", "second.yaml"], "second-missing"),  # after the command wins
+        (["health", "--json", "--config", "second.yaml"], "second-missing"),
+    ],
+)
+def test_config_is_accepted_before_and_after_the_subcommand(
+    workdir: Path, capsys: pytest.CaptureFixture, argv: list[str], used: str
+) -> None:
     _configs(workdir)
     assert main(argv) == 1
     captured = capsys.readouterr()
@@ -114,8 +119,9 @@ def test_version_prints_the_installed_package_version(capsys: pytest.CaptureFixt
     assert capsys.readouterr().out.strip() == f"rag {version('advanced-rag-milvus')}"
 
 
-def test_health_does_not_create_a_missing_milvus_lite_folder(workdir: Path, capsys: pytest.CaptureFixture,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_health_does_not_create_a_missing_milvus_lite_folder(
+    workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A typo in the path used to create the folder (and an empty database) and report "ok"."""
     monkeypatch.setenv("MILVUS_URI", "typo-folder/milvus.db")
 
@@ -133,8 +139,9 @@ def test_health_does_not_create_a_missing_milvus_lite_folder(workdir: Path, caps
     assert not (workdir / "typo-folder").exists()
 
 
-def test_health_names_a_file_standing_where_the_folder_should_be(workdir: Path, capsys: pytest.CaptureFixture,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_health_names_a_file_standing_where_the_folder_should_be(
+    workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (workdir / "data").write_text("not a folder")
     monkeypatch.setenv("MILVUS_URI", "data/milvus.db")
     assert main(["health"]) == 1
@@ -142,9 +149,11 @@ def test_health_names_a_file_standing_where_the_folder_should_be(workdir: Path, 
 
 
 # Holds the Milvus Lite lock as `rag serve` would (its note names the command), without Milvus or a model.
-HOLD_AS_SERVE = ("import sys, time; from pathlib import Path; from rag_core.index import lite_lock; "
-                 "db = Path(sys.argv[1]); sys.argv = ['rag', 'serve']; lite_lock.acquire(db, 0); "
-                 "print('held', flush=True); time.sleep(300)")
+HOLD_AS_SERVE = (
+    "import sys, time; from pathlib import Path; from rag_core.index import lite_lock; "
+    "db = Path(sys.argv[1]); sys.argv = ['rag', 'serve']; lite_lock.acquire(db, 0); "
+    "print('held', flush=True); time.sleep(300)"
+)
 
 
 @pytest.fixture
@@ -152,8 +161,9 @@ def held_by_serve(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[su
     (workdir / "data").mkdir()
     monkeypatch.setenv("MILVUS_URI", "data/milvus.db")
     monkeypatch.setenv("RAG__MILVUS__LOCK_TIMEOUT_S", "20")
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_AS_SERVE, str(workdir / "data" / "milvus.db")],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_AS_SERVE, str(workdir / "data" / "milvus.db")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         yield holder
@@ -168,8 +178,15 @@ class _Readiness(BaseHTTPRequestHandler):
     ready = True
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        body = json.dumps({"ready": self.ready, "collection": "semantic_index__v3", "version": 3, "rows": 42,
-                           "error": "" if self.ready else "No collection or alias 'semantic_index'"}).encode()
+        body = json.dumps(
+            {
+                "ready": self.ready,
+                "collection": "semantic_index__v3",
+                "version": 3,
+                "rows": 42,
+                "error": "" if self.ready else "No collection or alias 'semantic_index'",
+            }
+        ).encode()
         self.send_response(200 if self.ready and self.path == "/ready" else 503)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -190,7 +207,8 @@ def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
 
 
 def test_health_while_the_service_holds_the_lite_file_is_the_services_readiness(
-        held_by_serve: subprocess.Popen, service: HTTPServer, capsys: pytest.CaptureFixture) -> None:
+    held_by_serve: subprocess.Popen, service: HTTPServer, capsys: pytest.CaptureFixture
+) -> None:
     """It used to wait milvus.lock_timeout_s and report "unhealthy" whenever the service ran: a container health
     check failed while the service served."""
     url = f"http://127.0.0.1:{service.server_port}/ready"
@@ -204,7 +222,8 @@ def test_health_while_the_service_holds_the_lite_file_is_the_services_readiness(
 
 
 def test_health_while_the_service_holds_the_lite_file_but_is_not_ready(
-        held_by_serve: subprocess.Popen, service: HTTPServer, capsys: pytest.CaptureFixture) -> None:
+    held_by_serve: subprocess.Popen, service: HTTPServer, capsys: pytest.CaptureFixture
+) -> None:
     service.RequestHandlerClass.ready = False
     started = time.monotonic()
     assert main(["health"]) == 1
@@ -219,13 +238,16 @@ class _Interrupted:
         raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["stats"], "interrupted: rag stats; nothing was changed\n"),
-    (["compact"], "interrupted: rag compact; a compaction already requested may still finish on the server"),
-])
-def test_ctrl_c_is_one_line_and_exit_status_130(workdir: Path, capsys: pytest.CaptureFixture,
-                                                monkeypatch: pytest.MonkeyPatch, argv: list[str],
-                                                expected: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["stats"], "interrupted: rag stats; nothing was changed\n"),
+        (["compact"], "interrupted: rag compact; a compaction already requested may still finish on the server"),
+    ],
+)
+def test_ctrl_c_is_one_line_and_exit_status_130(
+    workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, argv: list[str], expected: str
+) -> None:
     monkeypatch.setattr(cli, "MilvusIndexManager", _Interrupted)
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)  # main restores the default handler; not here
 
@@ -235,8 +257,9 @@ def test_ctrl_c_is_one_line_and_exit_status_130(workdir: Path, capsys: pytest.Ca
     assert captured.out == "" and captured.err.count("\n") == 1 and captured.err.startswith(expected)
 
 
-def test_ctrl_c_during_ingest_says_what_to_do(workdir: Path, capsys: pytest.CaptureFixture,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_during_ingest_says_what_to_do(
+    workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import rag_core.lifecycle.direct
 
     def interrupted(*args: object, **kwargs: object) -> None:
@@ -247,4 +270,5 @@ def test_ctrl_c_during_ingest_says_what_to_do(workdir: Path, capsys: pytest.Capt
 
     assert main(["ingest", "docs"]) == 130
     assert capsys.readouterr().err == (
-        "interrupted: rag ingest docs; nothing was promoted, re-run the same command to continue\n")
+        "interrupted: rag ingest docs; nothing was promoted, re-run the same command to continue\n"
+    )

@@ -20,8 +20,9 @@ from tests.support.configs import make_config
 def indexed(tmp_path: Path, milvus_uri: str, collection: str, embedder) -> RAGConfig:
     """Twenty documents, then 30 % of them deleted: rows a compaction should purge."""
     config = make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"})
-    documents = [Document(doc_id=f"d{i}", text=f"Document {i} talks about topic {i % 5} at some length.")
-                 for i in range(20)]
+    documents = [
+        Document(doc_id=f"d{i}", text=f"Document {i} talks about topic {i % 5} at some length.") for i in range(20)
+    ]
     ingest_documents(documents, config, embedder=embedder)
     ingest_documents(documents[6:], config, embedder=embedder, prune=True)
     return config
@@ -33,8 +34,11 @@ def test_compaction_job_purges_deleted_rows_and_records_it(indexed: RAGConfig) -
     if not manager.capabilities.is_lite:
         manager.client.flush(collection)  # sealed segments, as a week of writes leaves them
         assert manager.storage_stats(collection).deleted_rows == 6
-    result = build_definitions(indexed).resolve_job_def("compaction").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral())
+    result = (
+        build_definitions(indexed)
+        .resolve_job_def("compaction")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    )
     assert result.success
     output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
     metadata = {k: v.value for k, v in output.step_output_data.metadata.items()}
@@ -91,7 +95,8 @@ class ServerPurgingOnJob:
 
 
 def test_deleted_rows_a_first_job_left_are_taken_by_another_and_the_retries_are_bounded(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(compaction, "SETTLE_S", 0.1)
     second = ServerPurgingOnJob(purges_on=2)
     report = compaction._compact(second, "c", wait_s=60)

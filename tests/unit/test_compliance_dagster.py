@@ -25,9 +25,11 @@ def test_monthly_report_retention_and_run_audit(tmp_path: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
 
     report_run = definitions.resolve_job_def("compliance_report_job").execute_in_process(
-        instance=instance, partition_key=month.isoformat())
-    metadata = {k: v.value for k, v in report_run.asset_materializations_for_node("compliance_report")[0]
-                .metadata.items()}
+        instance=instance, partition_key=month.isoformat()
+    )
+    metadata = {
+        k: v.value for k, v in report_run.asset_materializations_for_node("compliance_report")[0].metadata.items()
+    }
     assert metadata["total_events"] == 2 and metadata["version_updates"] == 1 and metadata["pii_redactions"] == 2
     assert metadata["chain_intact"] is True
     written = json.loads(Path(metadata["json"]).read_text())
@@ -36,22 +38,25 @@ def test_monthly_report_retention_and_run_audit(tmp_path: Path) -> None:
 
     schedule = next(s for s in definitions.schedules if s.name == "compliance_report_schedule")
     tick = datetime.datetime(2026, 12, 1, 6, tzinfo=datetime.UTC)
-    with dg.build_schedule_context(scheduled_execution_time=tick,
-                                   repository_def=definitions.get_repository_def()) as context:
+    with dg.build_schedule_context(
+        scheduled_execution_time=tick, repository_def=definitions.get_repository_def()
+    ) as context:
         assert [r.partition_key for r in schedule.evaluate_tick(context).run_requests] == ["2026-11-01"]
 
     assert definitions.resolve_job_def("retention").execute_in_process(instance=instance).success
     retention = ComplianceManager(config).query_audit_logs(event_type=AuditEventType.RETENTION)
     assert len(retention) == 1 and retention[0].actor.endswith("@dagster")
 
-    compaction = definitions.resolve_job_def("compaction").execute_in_process(instance=instance,
-                                                                              raise_on_error=False)
+    compaction = definitions.resolve_job_def("compaction").execute_in_process(instance=instance, raise_on_error=False)
     run = instance.get_run_by_id(compaction.run_id)
     outcome = "success" if compaction.success else "failure"
     event = compaction.get_run_success_event() if compaction.success else compaction.get_run_failure_event()
     sensor = next(s for s in definitions.sensors if s.name == f"audit_{outcome}_runs")
-    sensor(dg.build_run_status_sensor_context(sensor_name=sensor.name, dagster_instance=instance, dagster_run=run,
-                                              dagster_event=event))
+    sensor(
+        dg.build_run_status_sensor_context(
+            sensor_name=sensor.name, dagster_instance=instance, dagster_run=run, dagster_event=event
+        )
+    )
     recorded = ComplianceManager(config).query_audit_logs(event_type=AuditEventType.COMPACTION)
     assert len(recorded) == 1 and recorded[0].outcome == outcome
     assert recorded[0].details["run_id"] == compaction.run_id and recorded[0].details["job"] == "compaction"
@@ -68,9 +73,14 @@ def test_a_dagster_ingestion_that_promotes_is_audited_as_ingestion_and_version_u
     result = definitions.resolve_job_def("ingestion").execute_in_process(instance=instance)
     assert result.success
     sensor = next(s for s in definitions.sensors if s.name == "audit_success_runs")
-    sensor(dg.build_run_status_sensor_context(sensor_name=sensor.name, dagster_instance=instance,
-                                              dagster_run=instance.get_run_by_id(result.run_id),
-                                              dagster_event=result.get_run_success_event()))
+    sensor(
+        dg.build_run_status_sensor_context(
+            sensor_name=sensor.name,
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id),
+            dagster_event=result.get_run_success_event(),
+        )
+    )
     ingestion, promotion = ComplianceManager(config).query_audit_logs()
     assert ingestion.event_type is AuditEventType.INGESTION and ingestion.actor.endswith("@dagster")
     index = ingestion.details["materialized"]["semantic_index"]

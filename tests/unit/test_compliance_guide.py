@@ -11,8 +11,9 @@ from tests.support.paths import REPO
 DOC = REPO / "docs" / "compliance.md"
 
 
-def test_the_guide_snippets_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_guide_snippets_run_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RAG_CONFIG", raising=False)
     snippet = re.search(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S).group(1)

@@ -35,11 +35,19 @@ def test_yaml_then_env_file_then_environment(tmp_path: Path, monkeypatch: pytest
     assert config.milvus.uri == "http://envfile-host:19530"  # MILVUS_HOST / MILVUS_PORT, as the guide sets them
 
 
-def test_milvus_uri_wins_over_host_and_port_and_secrets_stay_hidden(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_milvus_uri_wins_over_host_and_port_and_secrets_stay_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    config = load_config(environ={"MILVUS_HOST": "h", "MILVUS_PORT": "1", "MILVUS_URI": "https://milvus.example:443",
-                                  "MILVUS_TOKEN": "s3cret", "MILVUS_PASSWORD": "pw"})
+    config = load_config(
+        environ={
+            "MILVUS_HOST": "h",
+            "MILVUS_PORT": "1",
+            "MILVUS_URI": "https://milvus.example:443",
+            "MILVUS_TOKEN": "s3cret",
+            "MILVUS_PASSWORD": "pw",
+        }
+    )
     assert config.milvus.uri == "https://milvus.example:443"
     assert config.milvus.token.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(config) and "pw'" not in repr(config)
@@ -72,17 +80,25 @@ def test_template_is_a_valid_config(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_milvus_uri_may_name_a_milvus_lite_file(tmp_path: Path) -> None:
     """pymilvus alone refuses a file path in MILVUS_URI at import time; the project must accept it (README)."""
     lite = tmp_path / "lite.db"
-    script = ("import rag_core; m = rag_core.MilvusIndexManager(); "
-              "print(m.config.uri, m.capabilities.is_lite, m.health().ok)")
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env=os.environ | {"MILVUS_URI": str(lite), "PYTHONPATH": str(REPO)})
+    script = (
+        "import rag_core; m = rag_core.MilvusIndexManager(); print(m.config.uri, m.capabilities.is_lite, m.health().ok)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"MILVUS_URI": str(lite), "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == [str(lite), "True", "True"]
 
 
 @pytest.mark.parametrize("uri", ["foo://bar", "htp://localhost:19530"])
-def test_a_milvus_uri_with_an_unknown_scheme_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                    capsys: pytest.CaptureFixture, uri: str) -> None:
+def test_a_milvus_uri_with_an_unknown_scheme_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, uri: str
+) -> None:
     from rag_core.cli.main import main
 
     monkeypatch.chdir(tmp_path)
@@ -93,9 +109,9 @@ def test_a_milvus_uri_with_an_unknown_scheme_is_one_line_naming_it(tmp_path: Pat
     assert f"milvus.uri: Value error, {uri!r} has the unknown scheme" in err and "http://host:19530" in err
 
 
-def test_a_lite_file_under_a_missing_folder_tree_is_refused_not_created(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch,
-                                                                       capsys: pytest.CaptureFixture) -> None:
+def test_a_lite_file_under_a_missing_folder_tree_is_refused_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     from rag_core.cli.main import main
 
     monkeypatch.chdir(tmp_path)
@@ -126,8 +142,9 @@ def test_every_setting_is_described() -> None:
     assert [name for name, info in fields.items() if not (info.description or "").strip()] == []
 
 
-def test_the_template_holds_every_key_and_loads_as_the_defaults(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_template_holds_every_key_and_loads_as_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every key is written with its default, but the one computed per machine (the user's cache), which is shown
     commented out so the committed file is the same everywhere."""
     monkeypatch.chdir(tmp_path)  # no .env from the checkout
@@ -146,8 +163,9 @@ def _reference_rows() -> dict[str, list[str]]:
     return {key.strip("`"): rest for key, *rest in cells}
 
 
-def test_the_reference_has_every_key_and_only_variables_the_loader_reads(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_reference_has_every_key_and_only_variables_the_loader_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     rows = _reference_rows()
     assert set(rows) == {name.replace("tokens.", "tokens[].") for name, _ in _fields(RAGConfig) if "." in name}
@@ -157,8 +175,7 @@ def test_the_reference_has_every_key_and_only_variables_the_loader_reads(tmp_pat
         if "[]" in key:
             continue
         section, field = key.split(".")
-        default = RAGConfig.model_fields[section].annotation.model_fields[field].get_default(
-            call_default_factory=True)
+        default = RAGConfig.model_fields[section].annotation.model_fields[field].get_default(call_default_factory=True)
         environ = {f"RAG__{section}__{field}".upper(): "1" if default is None else str(default)}
         if variables == "–":
             with pytest.raises(ConfigError, match=f"{section}.{field.lower()}"):
@@ -170,13 +187,19 @@ def test_the_reference_has_every_key_and_only_variables_the_loader_reads(tmp_pat
 
 def test_the_committed_template_and_reference_are_up_to_date() -> None:
     """What `make lint` runs: a description edited without regenerating the files fails it."""
-    done = subprocess.run([sys.executable, "-m", "rag_core.config_reference", "--check"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "rag_core.config_reference", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert (done.returncode, done.stderr) == (0, "")
 
 
-def test_check_names_each_stale_file_and_the_command_that_regenerates_it(tmp_path: Path,
-                                                                          capsys: pytest.CaptureFixture) -> None:
+def test_check_names_each_stale_file_and_the_command_that_regenerates_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     root = ["--root", str(tmp_path)]
     assert config_reference.main(root) == 0
     assert config_reference.main(["--check", *root]) == 0

@@ -23,8 +23,13 @@ def test_code_location_loads_with_the_chain_checks_job_and_sensor() -> None:
     assert graph.get(dg.AssetKey("semantic_index")).parent_keys == {dg.AssetKey("embeddings")}
     assert graph.get(dg.AssetKey("chunks")).parent_keys == {dg.AssetKey("raw_documents")}
     checks = {k.name for k in graph.asset_check_keys}
-    assert checks == {"chunk_ids_unique", "no_empty_chunks", "vectors_have_model_dimension_and_unit_norm",
-                      "milvus_rows_match_embeddings", "quality_gate"}
+    assert checks == {
+        "chunk_ids_unique",
+        "no_empty_chunks",
+        "vectors_have_model_dimension_and_unit_norm",
+        "milvus_rows_match_embeddings",
+        "quality_gate",
+    }
     ingestion = definitions.resolve_job_def("ingestion")
     assert {k.to_user_string() for k in ingestion.asset_layer.executable_asset_keys} == chain
     assert definitions.resolve_job_def("query_job") is not None
@@ -53,13 +58,17 @@ def test_the_launchpad_refuses_a_value_outside_a_settings_choices(tmp_path: Path
     def probe(settings: SettingsResource) -> str:
         return settings.rag_config().milvus.consistency_level
 
-    run_config = {"resources": {"settings": {"config": {"milvus": {"uri": str(tmp_path / "x.db"),
-                                                                    "consistency_level": "Sometimes"}}}}}
+    run_config = {
+        "resources": {
+            "settings": {"config": {"milvus": {"uri": str(tmp_path / "x.db"), "consistency_level": "Sometimes"}}}
+        }
+    }
     with pytest.raises(dg.DagsterInvalidConfigError, match="consistency_level"):
         dg.materialize([probe], resources={"settings": SettingsResource.configure_at_launch()}, run_config=run_config)
     run_config["resources"]["settings"]["config"]["milvus"]["consistency_level"] = "Strong"
-    result = dg.materialize([probe], resources={"settings": SettingsResource.configure_at_launch()},
-                            run_config=run_config)
+    result = dg.materialize(
+        [probe], resources={"settings": SettingsResource.configure_at_launch()}, run_config=run_config
+    )
     assert result.output_for_node("probe") == "Strong"
 
 
@@ -100,17 +109,30 @@ def test_sensor_skips_with_a_reason_when_the_folder_is_missing(tmp_path: Path) -
 
 def test_resources_carry_every_setting_of_the_config(tmp_path: Path) -> None:
     """A setting the resources dropped would make Dagster runs differ silently from `rag` and the Python API."""
-    config = RAGConfig.model_validate({
-        "milvus": {"uri": str(tmp_path / "x.db"), "collection": "docs", "consistency_level": "Strong",
-                   "retry_attempts": 7, "server_name": "milvus.internal", "num_shards": 3},
-        "index": {"M": 24, "ef": 96, "bm25_k1": 1.1, "bm25_b": 0.6},
-        "embedding": {"query_prompt": "query: ", "document_prompt": "passage: ", "query_precision": "float32",
-                      "batch_size": 8, "normalize": False},
-        "chunking": {"chunk_size": 128, "chunk_overlap": 16},
-        "pipeline": {"hybrid_alpha": 0.3, "top_k": 9},
-        "retrieval": {"normalization": "minmax", "candidates": 50, "document_level": True, "cache_size": 0},
-        "reranking": {"method": "cross_encoder", "model": "/models/ce", "batch_size": 4, "max_length": 256},
-        "security": {"tokens": [{"name": "ci", "role": "reader", "token_sha256": "ab" * 32}]},
-    })
+    config = RAGConfig.model_validate(
+        {
+            "milvus": {
+                "uri": str(tmp_path / "x.db"),
+                "collection": "docs",
+                "consistency_level": "Strong",
+                "retry_attempts": 7,
+                "server_name": "milvus.internal",
+                "num_shards": 3,
+            },
+            "index": {"M": 24, "ef": 96, "bm25_k1": 1.1, "bm25_b": 0.6},
+            "embedding": {
+                "query_prompt": "query: ",
+                "document_prompt": "passage: ",
+                "query_precision": "float32",
+                "batch_size": 8,
+                "normalize": False,
+            },
+            "chunking": {"chunk_size": 128, "chunk_overlap": 16},
+            "pipeline": {"hybrid_alpha": 0.3, "top_k": 9},
+            "retrieval": {"normalization": "minmax", "candidates": 50, "document_level": True, "cache_size": 0},
+            "reranking": {"method": "cross_encoder", "model": "/models/ce", "batch_size": 4, "max_length": 256},
+            "security": {"tokens": [{"name": "ci", "role": "reader", "token_sha256": "ab" * 32}]},
+        }
+    )
     settings = build_resources(config)["settings"].process_config_and_initialize()
     assert settings.rag_config() == config

@@ -15,8 +15,12 @@ from tests.unit.test_cli import write_beir
 
 def test_query_job_shows_ranked_chunks_as_markdown(tmp_path: Path, embedder, collection: str) -> None:
     write_corpus(tmp_path / "docs")
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), collection,
-                         retrieval={"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics")})
+    config = make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        collection,
+        retrieval={"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics")},
+    )
     ingestion = run_ingestion(config)
     assert ingestion.metadata["bm25_index"]["chunks"] == ingestion.metadata["chunks"]["chunks"]
     assert ingestion.metadata["bm25_index"]["used_by_queries"] is True
@@ -24,7 +28,8 @@ def test_query_job_shows_ranked_chunks_as_markdown(tmp_path: Path, embedder, col
     definitions = build_definitions(config)
     result = definitions.resolve_job_def("query_job").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
-        run_config={"ops": {"answer_query": {"config": {"query": "what do sensors watch", "top_k": 2}}}})
+        run_config={"ops": {"answer_query": {"config": {"query": "what do sensors watch", "top_k": 2}}}},
+    )
     assert result.success
     output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
     metadata = {k: v.value for k, v in output.step_output_data.metadata.items()}
@@ -35,14 +40,19 @@ def test_query_job_shows_ranked_chunks_as_markdown(tmp_path: Path, embedder, col
 
 def test_retrieval_evaluation_asset_records_plottable_quality(tmp_path: Path, embedder) -> None:
     dataset = write_beir(tmp_path / "tiny")
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"),
-                         retrieval={"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics")})
+    config = make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        retrieval={"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics")},
+    )
     definitions = build_definitions(config)
     result = dg.materialize(
-        [retrieval_evaluation], resources=definitions.resources,
+        [retrieval_evaluation],
+        resources=definitions.resources,
         instance=dg.DagsterInstance.ephemeral(),
         run_config={"ops": {"retrieval_evaluation": {"config": {"dataset": str(dataset)}}}},
-        selection=["retrieval_evaluation"])
+        selection=["retrieval_evaluation"],
+    )
     assert result.success
     materialization = result.asset_materializations_for_node("retrieval_evaluation")[0]
     metadata = {k: v.value for k, v in materialization.metadata.items()}

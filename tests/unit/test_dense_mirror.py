@@ -10,8 +10,13 @@ from rag_core.retrieval.dense_mirror import DenseMirror
 from rag_core.retrieval.engine import RetrievalEngine
 from tests.support.corpus import ingest
 
-QUERIES = ["how does compaction purge deleted rows", "which graph index trades accuracy for speed",
-           "collection version alias readers", "audit records days", "term frequency document length"]
+QUERIES = [
+    "how does compaction purge deleted rows",
+    "which graph index trades accuracy for speed",
+    "collection version alias readers",
+    "audit records days",
+    "term frequency document length",
+]
 
 
 def with_dense_search(config: RAGConfig, choice: str) -> RAGConfig:
@@ -75,8 +80,12 @@ def test_mirror_follows_new_and_deleted_documents(config: RAGConfig, embedder) -
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_a_metric_the_mirror_cannot_reproduce_is_refused_by_name(config: RAGConfig, embedder) -> None:
-    l2 = config.model_copy(update={"index": config.index.model_copy(update={"metric_type": "L2"}),
-                                   "retrieval": config.retrieval.model_copy(update={"dense_search": "client"})})
+    l2 = config.model_copy(
+        update={
+            "index": config.index.model_copy(update={"metric_type": "L2"}),
+            "retrieval": config.retrieval.model_copy(update={"dense_search": "client"}),
+        }
+    )
     with pytest.raises(ValueError, match="retrieval.dense_search is 'client' but index.metric_type is 'L2'"):
         _ = RetrievalEngine(l2, embedder=embedder).dense_mirror_metric
     assert RetrievalEngine(with_dense_search(l2, "auto"), embedder=embedder).dense_mirror_metric is None

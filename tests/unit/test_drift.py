@@ -22,28 +22,62 @@ from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.types import Document
 from tests.support.configs import make_config
 
-SUBJECTS = ["Milvus collections", "the HNSW index", "BM25 ranking", "Dagster sensors", "the cross-encoder reranker",
-            "the query cache", "collection aliases", "segment compaction", "the embedding model", "document chunking"]
+SUBJECTS = [
+    "Milvus collections",
+    "the HNSW index",
+    "BM25 ranking",
+    "Dagster sensors",
+    "the cross-encoder reranker",
+    "the query cache",
+    "collection aliases",
+    "segment compaction",
+    "the embedding model",
+    "document chunking",
+]
 FACETS = ["search latency", "recall on long documents", "memory use", "failure recovery"]
-QUESTIONS = ["how does {s} affect {f}", "what should I tune in {s} for {f}", "does {s} matter for {f}",
-             "explain {s} and {f}", "why is {f} worse with {s}", "best practices: {s} and {f}",
-             "{s} {f} trade-offs", "can {s} improve {f}"]
+QUESTIONS = [
+    "how does {s} affect {f}",
+    "what should I tune in {s} for {f}",
+    "does {s} matter for {f}",
+    "explain {s} and {f}",
+    "why is {f} worse with {s}",
+    "best practices: {s} and {f}",
+    "{s} {f} trade-offs",
+    "can {s} improve {f}",
+]
 FOODS = ["bread", "risotto", "salmon", "pancakes", "lentil soup", "roast chicken", "apple pie", "tofu curry"]
-COOKING = ["how long do I bake {x}", "what spices go with {x}", "can I freeze {x}", "how do I keep {x} moist",
-           "what wine pairs with {x}", "is {x} good for a picnic"]
+COOKING = [
+    "how long do I bake {x}",
+    "what spices go with {x}",
+    "can I freeze {x}",
+    "how do I keep {x} moist",
+    "what wine pairs with {x}",
+    "is {x} good for a picnic",
+]
 
 
 def search_docs() -> list[Document]:
-    return [Document(doc_id=f"d{i}", title=f"{s} and {f}",
-                     text=f"{s.capitalize()} changes {f}. Operators tune {s} to balance {f} against cost in "
-                          f"production search systems; measure {f} before and after.")
-            for i, (s, f) in enumerate((s, f) for s in SUBJECTS for f in FACETS)]
+    return [
+        Document(
+            doc_id=f"d{i}",
+            title=f"{s} and {f}",
+            text=f"{s.capitalize()} changes {f}. Operators tune {s} to balance {f} against cost in "
+            f"production search systems; measure {f} before and after.",
+        )
+        for i, (s, f) in enumerate((s, f) for s in SUBJECTS for f in FACETS)
+    ]
 
 
 def cooking_docs(count: int) -> list[Document]:
-    return [Document(doc_id=f"c{i}", title=f"Cooking {FOODS[i % len(FOODS)]}",
-                     text=f"To cook {FOODS[i % len(FOODS)]}, heat the oven, season with salt and herbs, and rest it "
-                          f"for {5 + i} minutes before serving at dinner.") for i in range(count)]
+    return [
+        Document(
+            doc_id=f"c{i}",
+            title=f"Cooking {FOODS[i % len(FOODS)]}",
+            text=f"To cook {FOODS[i % len(FOODS)]}, heat the oven, season with salt and herbs, and rest it "
+            f"for {5 + i} minutes before serving at dinner.",
+        )
+        for i in range(count)
+    ]
 
 
 def search_queries() -> tuple[list[str], list[str]]:
@@ -60,8 +94,13 @@ def cooking_queries() -> list[str]:
 @pytest.fixture
 def config(tmp_path: Path, embedder) -> RAGConfig:
     """The search corpus ingested (its promotion took a snapshot), then a snapshot with given probe queries."""
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), "drift_index", milvus={"consistency_level": "Strong"},
-                         retrieval={"bm25_refresh_s": 0})
+    config = make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        "drift_index",
+        milvus={"consistency_level": "Strong"},
+        retrieval={"bm25_refresh_s": 0},
+    )
     ingest_documents(search_docs(), config, embedder=embedder)
     take_snapshot(config, search_queries()[0])
     return config
@@ -76,8 +115,14 @@ def test_no_drift_on_unchanged_data(config: RAGConfig) -> None:
     assert not report.drift_detected, report.signals
     assert report.drift_magnitude <= 0.15 and not report.low_confidence and report.sample_size == 80
     by_name = {s.name: s for s in report.signals}
-    assert set(by_name) == {"query_drift", "result_overlap", "top1_score", "corpus_mean", "corpus_covariance",
-                            "model_canary"}
+    assert set(by_name) == {
+        "query_drift",
+        "result_overlap",
+        "top1_score",
+        "corpus_mean",
+        "corpus_covariance",
+        "model_canary",
+    }
     assert by_name["result_overlap"].value == pytest.approx(1.0) and by_name["corpus_mean"].value == 0
     assert by_name["query_drift"].value < by_name["query_drift"].threshold
     assert report.recommendations == [] and report.collection == "drift_index__v1"
@@ -122,8 +167,13 @@ def test_empty_and_small_samples(config: RAGConfig) -> None:
 
 
 def test_sample_from_the_query_log(tmp_path: Path, embedder) -> None:
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), "logged", retrieval={"bm25_refresh_s": 0},
-                         quality={"log_query_text": True, "query_log_flush_s": 0.05})
+    config = make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        "logged",
+        retrieval={"bm25_refresh_s": 0},
+        quality={"log_query_text": True, "query_log_flush_s": 0.05},
+    )
     ingest_documents(search_docs(), config, embedder=embedder)
     engine = RetrievalEngine(config, embedder=embedder)
     reference, sample = search_queries()
@@ -151,7 +201,8 @@ def test_no_snapshot_and_corrupt_snapshot(config: RAGConfig) -> None:
 
 
 def test_snapshot_taken_at_promotion_and_a_failing_one_does_not_fail_ingestion(
-        tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture
+) -> None:
     config = make_config(tmp_path, str(tmp_path / "milvus.db"), "promoted")
     ingest_documents(search_docs(), config, embedder=embedder)
     snapshot = DriftSnapshot.load(snapshot_path(config, "promoted__v1"))
@@ -201,9 +252,15 @@ def test_rank_biased_overlap() -> None:
 
 
 def test_drift_after_a_rollback_compares_with_the_serving_versions_own_snapshot(
-        tmp_path: Path, embedder, capsys: pytest.CaptureFixture) -> None:
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), "rolled", milvus={"consistency_level": "Strong"},
-                         retrieval={"bm25_refresh_s": 0})
+    tmp_path: Path, embedder, capsys: pytest.CaptureFixture
+) -> None:
+    config = make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        "rolled",
+        milvus={"consistency_level": "Strong"},
+        retrieval={"bm25_refresh_s": 0},
+    )
     ingest_documents(search_docs(), config, embedder=embedder)  # v1, its snapshot taken at promotion
     docs = search_docs()
     swapped = docs[: len(docs) // 2] + cooking_docs(len(docs) - len(docs) // 2)

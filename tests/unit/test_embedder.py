@@ -56,13 +56,17 @@ def test_auto_precision_keeps_float32_off_the_cpu() -> None:
     assert resolve_query_precision("bfloat16", "cpu") == "bfloat16"
 
 
-@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [
-    (False, False, "float32"),  # AVX2 only: bfloat16 would be emulated, slower than float32
-    (True, False, "bfloat16"),
-    (False, True, "bfloat16"),
-])
-def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool,
-                                                                  amx: bool, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [
+        (False, False, "float32"),  # AVX2 only: bfloat16 would be emulated, slower than float32
+        (True, False, "bfloat16"),
+        (False, True, "bfloat16"),
+    ],
+)
+def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, expected: str
+) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     assert resolve_query_precision("auto", "cpu") == expected
@@ -75,8 +79,9 @@ def test_auto_precision_keeps_float32_when_torch_cannot_tell(monkeypatch: pytest
     assert resolve_query_precision("auto", "cpu") == "float32"
 
 
-def test_auto_query_encoder_is_float32_on_a_cpu_without_native_bfloat16(embedder: Embedder,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_query_encoder_is_float32_on_a_cpu_without_native_bfloat16(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     auto = Embedder(EmbeddingConfig(model=embedder.config.model, device="cpu", query_precision="auto"))

@@ -40,8 +40,14 @@ MODES = ("dense", "bm25", "hybrid")
 @pytest.fixture
 def settings(tmp_path: Path, milvus_uri: str, collection: str) -> RAGConfig:
     """Milvus Lite, and the real server (``-m slow``): erasure must purge every version on both."""
-    return make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"},
-                       retrieval={"bm25_refresh_s": 0}, pipeline={"top_k": 10, "rerank_top_k": 10})
+    return make_config(
+        tmp_path,
+        milvus_uri,
+        collection,
+        milvus={"consistency_level": "Strong"},
+        retrieval={"bm25_refresh_s": 0},
+        pipeline={"top_k": 10, "rerank_top_k": 10},
+    )
 
 
 def found(engine: RetrievalEngine, doc_id: str) -> dict[str, bool]:
@@ -65,8 +71,9 @@ def test_an_erased_document_is_found_by_no_mode_in_any_version(settings: RAGConf
     engine = RetrievalEngine(settings, embedder=embedder, manager=manager)
     assert found(engine, "customer-42") == dict.fromkeys(MODES, True)  # cached and logged from here on
     engine.query_log.flush()
-    logged = {i for ids in read_query_log(Path(settings.quality.query_log_dir)).column("result_ids").to_pylist()
-              for i in ids}
+    logged = {
+        i for ids in read_query_log(Path(settings.quality.query_log_dir)).column("result_ids").to_pylist() for i in ids
+    }
 
     report = ComplianceManager(settings).erase_document("customer-42", engine=engine)
 
@@ -80,12 +87,14 @@ def test_an_erased_document_is_found_by_no_mode_in_any_version(settings: RAGConf
         pinned = RetrievalEngine(settings, embedder=embedder, manager=manager, alias=version)
         assert found(pinned, "customer-42") == dict.fromkeys(MODES, False), version
     manager.rollback(settings.milvus.collection)  # back to __v1: it must not bring the document back
-    assert found(RetrievalEngine(settings, embedder=embedder, manager=manager), "customer-42") == \
-        dict.fromkeys(MODES, False)
+    assert found(RetrievalEngine(settings, embedder=embedder, manager=manager), "customer-42") == dict.fromkeys(
+        MODES, False
+    )
     assert "customer-42" not in store.get("raw_documents").read_column("doc_id").to_pylist()
     assert store.get("raw_documents").num_rows == len(RETRIEVAL_DOCS)
-    remaining = {i for ids in read_query_log(Path(settings.quality.query_log_dir)).column("result_ids").to_pylist()
-                 for i in ids}
+    remaining = {
+        i for ids in read_query_log(Path(settings.quality.query_log_dir)).column("result_ids").to_pylist() for i in ids
+    }
     assert report.chunk_ids & logged and not report.chunk_ids & remaining
     [record] = ComplianceManager(settings).query_audit_logs(event_type=AuditEventType.ERASURE)
     assert record.details["doc_id"] == "customer-42" and record.details["chunks"] == len(report.chunk_ids)
@@ -93,7 +102,8 @@ def test_an_erased_document_is_found_by_no_mode_in_any_version(settings: RAGConf
 
 
 def test_a_source_file_still_present_is_reported_and_an_unknown_id_exits_1(
-        settings: RAGConfig, embedder, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    settings: RAGConfig, embedder, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     folder = tmp_path / "incoming"
     folder.mkdir()
     (folder / "jane.txt").write_text(f"{PHRASE}.\n", encoding="utf-8")
@@ -112,10 +122,12 @@ def test_a_source_file_still_present_is_reported_and_an_unknown_id_exits_1(
 
 # Made-up words the stemmer leaves whole, so the client-side BM25 vocabulary keeps them as written too.
 ERASED_WORD, CONTROL_WORD = "quorblix", "zibblux"
-ERASED = Document(doc_id="customer-43", text=f"{ERASED_WORD} flanges recalibrate the ostrich observatory for "
-                  "Jane Roe every Tuesday.")
-CONTROL = Document(doc_id="control-7", text=f"{CONTROL_WORD} sprockets harmonise the walrus planetarium for "
-                   "John Poe every Friday.")
+ERASED = Document(
+    doc_id="customer-43", text=f"{ERASED_WORD} flanges recalibrate the ostrich observatory for Jane Roe every Tuesday."
+)
+CONTROL = Document(
+    doc_id="control-7", text=f"{CONTROL_WORD} sprockets harmonise the walrus planetarium for John Poe every Friday."
+)
 ENCODINGS = ("utf-8", "utf-16-le", "utf-32-le")  # numpy keeps str arrays (a drift snapshot's) as UTF-32
 
 
@@ -127,8 +139,11 @@ def views(path: Path) -> Iterator[bytes]:
     if raw[:4] == b"PAR1":
         for column in pq.read_table(path).columns:
             values = column.combine_chunks()
-            while pa.types.is_list(values.type) or pa.types.is_fixed_size_list(values.type) or \
-                    pa.types.is_large_list(values.type):
+            while (
+                pa.types.is_list(values.type)
+                or pa.types.is_fixed_size_list(values.type)
+                or pa.types.is_large_list(values.type)
+            ):
                 values = values.flatten()
             if pa.types.is_floating(values.type):
                 yield values.to_numpy(zero_copy_only=False).astype(np.float32).tobytes()
@@ -142,8 +157,11 @@ def views(path: Path) -> Iterator[bytes]:
 def holders(folder: Path, needles: Iterable[bytes]) -> set[str]:
     """The files under ``folder`` (every one, relative paths) holding any needle in any of their ``views``."""
     needles = list(needles)
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")
-            if p.is_file() and any(n in view for view in views(p) for n in needles)}
+    return {
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and any(n in view for view in views(p) for n in needles)
+    }
 
 
 def text_needles(word: str) -> list[bytes]:
@@ -152,8 +170,12 @@ def text_needles(word: str) -> list[bytes]:
 
 def vector_needles(manager: MilvusIndexManager, alias: str, doc_id: str) -> list[bytes]:
     """The document's chunk vectors in every version, as the float32 bytes stored."""
-    return [np.asarray(row["vector"], dtype=np.float32).tobytes() for version in manager.versions(alias)
-            for batch in manager.iter_rows(version, ["vector"], filter=f'doc_id == "{doc_id}"') for row in batch]
+    return [
+        np.asarray(row["vector"], dtype=np.float32).tobytes()
+        for version in manager.versions(alias)
+        for batch in manager.iter_rows(version, ["vector"], filter=f'doc_id == "{doc_id}"')
+        for row in batch
+    ]
 
 
 def in_each(places: Iterable[str], files: set[str]) -> dict[str, bool]:
@@ -170,12 +192,19 @@ def build_client_indexes(engines: Iterable[RetrievalEngine]) -> None:
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_erasure_leaves_no_byte_of_the_document_in_any_file_under_the_data_folder(
-        tmp_path: Path, milvus_uri: str, collection: str, embedder) -> None:
+    tmp_path: Path, milvus_uri: str, collection: str, embedder
+) -> None:
     """Milvus Lite keeps a deleted row in its Parquet segment (only a tombstone is written): the erased text and
     vector must be gone from every file, while a control document's are found by the same scan in each place."""
     data = tmp_path / "data"
-    settings = make_config(data, str(data / "milvus.db"), collection, milvus={"consistency_level": "Strong"},
-                           retrieval={"bm25_refresh_s": 0}, pipeline={"top_k": 10, "rerank_top_k": 10})
+    settings = make_config(
+        data,
+        str(data / "milvus.db"),
+        collection,
+        milvus={"consistency_level": "Strong"},
+        retrieval={"bm25_refresh_s": 0},
+        pipeline={"top_k": 10, "rerank_top_k": 10},
+    )
     documents = [Document(doc_id=k, text=v, title=k) for k, v in RETRIEVAL_DOCS.items()] + [ERASED, CONTROL]
     ingest_documents(documents, settings, embedder=embedder)  # __v1 and a drift snapshot of it
     reindex(settings, embedder=embedder)  # __v2 serves (and a snapshot of it), __v1 is kept for rollback
@@ -192,9 +221,16 @@ def test_erasure_leaves_no_byte_of_the_document_in_any_file_under_the_data_folde
     pinned = RetrievalEngine(settings, embedder=embedder, manager=manager, alias=v1)
     build_client_indexes([engine, pinned])
     engine.query_log.flush()
-    places = [f"milvus.db/collections/{v1}/", f"milvus.db/collections/{v2}/", "assets/raw_documents.parquet",
-              "assets/embeddings.parquet", f"bm25/{collection}/", f"bm25/{v1}/", f"drift/{v1}.npz",
-              f"drift/{v2}.npz"]
+    places = [
+        f"milvus.db/collections/{v1}/",
+        f"milvus.db/collections/{v2}/",
+        "assets/raw_documents.parquet",
+        "assets/embeddings.parquet",
+        f"bm25/{collection}/",
+        f"bm25/{v1}/",
+        f"drift/{v1}.npz",
+        f"drift/{v2}.npz",
+    ]
     vector_places = [f"milvus.db/collections/{v1}/", f"milvus.db/collections/{v2}/", "assets/embeddings.parquet"]
     erased_vectors = vector_needles(manager, collection, ERASED.doc_id)
     control_vectors = vector_needles(manager, collection, CONTROL.doc_id)
@@ -235,7 +271,8 @@ def test_erasure_leaves_no_byte_of_the_document_in_any_file_under_the_data_folde
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_a_rebuild_stopped_before_its_rename_is_finished_by_the_next_erasure(
-        settings: RAGConfig, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: RAGConfig, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Between dropping a version and renaming its copy, the copy (complete, serving) is the only one left: the next
     `rag erase` gives it its name back instead of losing the version."""
     ingest(settings, RETRIEVAL_DOCS | {ERASED.doc_id: ERASED.text}, embedder)

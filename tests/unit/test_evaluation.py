@@ -26,21 +26,36 @@ from rag_core.retrieval.engine import RetrievalEngine
 from tests.support.configs import make_config
 from tests.support.corpus import RETRIEVAL_DOCS
 
-QUERIES = {"q1": "how are deleted rows purged", "q2": "ef trades accuracy for speed", "q3": "folder sensor run",
-           "q4": "term frequency scoring", "q5": "cross-encoder relevance", "q6": "swap the collection version",
-           "q7": "cosine equals inner product"}
-ANSWERS = {"q1": "compaction", "q2": "hnsw", "q3": "sensor", "q4": "bm25", "q5": "rerank", "q6": "alias",
-           "q7": "cosine"}
+QUERIES = {
+    "q1": "how are deleted rows purged",
+    "q2": "ef trades accuracy for speed",
+    "q3": "folder sensor run",
+    "q4": "term frequency scoring",
+    "q5": "cross-encoder relevance",
+    "q6": "swap the collection version",
+    "q7": "cosine equals inner product",
+}
+ANSWERS = {
+    "q1": "compaction",
+    "q2": "hnsw",
+    "q3": "sensor",
+    "q4": "bm25",
+    "q5": "rerank",
+    "q6": "alias",
+    "q7": "cosine",
+}
 
 
 def write_dataset(folder: Path) -> Path:
     folder.mkdir()
-    (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "title": "", "text": v})
-                                                   for k, v in RETRIEVAL_DOCS.items()))
+    (folder / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": k, "title": "", "text": v}) for k, v in RETRIEVAL_DOCS.items())
+    )
     (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": k, "text": t}) for k, t in QUERIES.items()))
     (folder / "qrels").mkdir()
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t1\n" for q, d in ANSWERS.items()))
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in ANSWERS.items())
+    )
     return folder
 
 
@@ -49,8 +64,9 @@ def indexed(tmp_path: Path, embedder) -> Iterator[tuple[BeirDataset, MilvusIndex
     config = make_config(tmp_path, str(tmp_path / "milvus.db"))
     dataset = load_beir(write_dataset(tmp_path / "tiny"))
     manager = MilvusIndexManager(config.milvus, config.index)
-    ingest_path(dataset.corpus, config, collection=dataset_alias(dataset.root), prune=True, embedder=embedder,
-                manager=manager)
+    ingest_path(
+        dataset.corpus, config, collection=dataset_alias(dataset.root), prune=True, embedder=embedder, manager=manager
+    )
     yield dataset, manager, config
     manager.close()
 
@@ -68,25 +84,38 @@ def ranked(run: dict) -> dict[str, list[str]]:
 def test_batched_evaluation_gives_the_one_at_a_time_run_and_scores(indexed, embedder) -> None:
     dataset = indexed[0]
     passes = {}
-    for label, settings in {"one at a time": {"latency_sample": 0},
-                            "batched": {"batch_size": 3, "latency_sample": 2}}.items():
+    for label, settings in {
+        "one at a time": {"latency_sample": 0},
+        "batched": {"batch_size": 3, "latency_sample": 2},
+    }.items():
         engine = engine_for(indexed, embedder)
         seen: list[str] = []
         log = io.StringIO()
-        report, run = evaluate(engine, dataset, evaluation_options(engine),
-                               on_result=lambda qid, _, seen=seen: seen.append(qid),
-                               progress=ProgressReporter(stream=log, interval_s=0), **settings)
+        report, run = evaluate(
+            engine,
+            dataset,
+            evaluation_options(engine),
+            on_result=lambda qid, _, seen=seen: seen.append(qid),
+            progress=ProgressReporter(stream=log, interval_s=0),
+            **settings,
+        )
         passes[label] = (report, run, seen, re.findall(r"^eval: (\d+)/7 queries", log.getvalue(), re.MULTILINE))
-    (one, one_run, one_seen, _), (batched, batched_run, batched_seen, counts) = passes["one at a time"], \
-        passes["batched"]
+    (one, one_run, one_seen, _), (batched, batched_run, batched_seen, counts) = (
+        passes["one at a time"],
+        passes["batched"],
+    )
     assert counts == [str(n) for n in range(len(QUERIES) + 1)], "progress advances per query, not per batch"
     assert ranked(batched_run) == ranked(one_run) and len(one_run) == len(QUERIES)
     # Scores agree to rounding: a batch's dense scores (Lite's float32 in-process copy) and corpus moments come from
     # matrix products, whose sums run in another order than one query's product; standardised, ~1e-6 apart.
-    assert {q: [s for _, s in hits] for q, hits in batched_run.items()} == \
-        {q: pytest.approx([s for _, s in hits], abs=1e-4) for q, hits in one_run.items()}
-    assert (batched.ndcg_at_10, batched.recall_at_100, batched.mrr_at_10) == \
-        (one.ndcg_at_10, one.recall_at_100, one.mrr_at_10)
+    assert {q: [s for _, s in hits] for q, hits in batched_run.items()} == {
+        q: pytest.approx([s for _, s in hits], abs=1e-4) for q, hits in one_run.items()
+    }
+    assert (batched.ndcg_at_10, batched.recall_at_100, batched.mrr_at_10) == (
+        one.ndcg_at_10,
+        one.recall_at_100,
+        one.mrr_at_10,
+    )
     assert one.ndcg_at_10 > 0.8, "the tiny dataset is answerable: an empty run would also be 'identical'"
     assert batched_seen == one_seen == list(QUERIES), "on_result sees every query once, in order"
     assert (one.latency_queries, batched.latency_queries) == (len(QUERIES), 2)
@@ -101,8 +130,9 @@ def test_latency_sample_times_real_searches_not_cache_hits(indexed, embedder, mo
     report, _ = evaluate(engine, indexed[0], evaluation_options(engine), batch_size=4, latency_sample=3)
     assert calls == [4, 3, 1, 1, 1], "two batches embedded at once, then three queries embedded one by one"
     assert report.latency_queries == 3 and 0 < report.latency_p50_ms <= report.latency_p95_ms
-    assert engine.cache.stats == CacheStats(hits=0, misses=len(QUERIES), size=len(QUERIES)), \
+    assert engine.cache.stats == CacheStats(hits=0, misses=len(QUERIES), size=len(QUERIES)), (
         "the timed pass never hit the cache, and the engine's own cache is back afterwards"
+    )
 
 
 def test_latency_sample_is_fixed_whatever_the_order_of_the_queries() -> None:
@@ -113,8 +143,7 @@ def test_latency_sample_is_fixed_whatever_the_order_of_the_queries() -> None:
     assert latency_sample_ids(ids, 50) == latency_sample_ids(ids, 500) == sorted(ids)
 
 
-def test_a_sync_that_changes_rows_flushes_once_and_an_unchanged_one_does_not(indexed, embedder,
-                                                                              monkeypatch) -> None:
+def test_a_sync_that_changes_rows_flushes_once_and_an_unchanged_one_does_not(indexed, embedder, monkeypatch) -> None:
     dataset, manager, config = indexed
     flushed: list[str] = []
     flush = manager.flush
@@ -128,8 +157,9 @@ def test_a_sync_that_changes_rows_flushes_once_and_an_unchanged_one_does_not(ind
     assert flushed == [report.sync.collection], "one flush at the end of the sync, not one per batch"
 
 
-def test_rag_eval_reports_how_many_queries_its_latency_comes_from(tmp_path: Path, monkeypatch, embedder,
-                                                                  capsys: pytest.CaptureFixture) -> None:
+def test_rag_eval_reports_how_many_queries_its_latency_comes_from(
+    tmp_path: Path, monkeypatch, embedder, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.chdir(tmp_path)
     for variable in ("MILVUS_URI", "MILVUS_HOST", "MILVUS_PORT", "RAG_CONFIG"):
         monkeypatch.delenv(variable, raising=False)

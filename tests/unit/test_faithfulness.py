@@ -16,8 +16,10 @@ from tests.support.configs import make_config
 from tests.support.corpus import RETRIEVAL_DOCS, ingest, write_corpus
 from tests.unit.test_cli import write_beir
 
-CONTEXTS = ["Compaction merges small segments and purges deleted rows. It runs weekly at 03:00 on Sundays.",
-            "HNSW builds a layered proximity graph. The ef parameter trades accuracy for speed."]
+CONTEXTS = [
+    "Compaction merges small segments and purges deleted rows. It runs weekly at 03:00 on Sundays.",
+    "HNSW builds a layered proximity graph. The ef parameter trades accuracy for speed.",
+]
 RARE = {"compact", "hnsw", "ef", "quasar"}  # the stemmed terms this test calls rare
 
 
@@ -36,8 +38,10 @@ def test_sentences_split_on_their_ends() -> None:
 
 
 def test_sentences_from_the_contexts_are_supported(scorer: AnswerScorer) -> None:
-    result = scorer.score("Compaction merges small segments and purges deleted rows. The ef parameter trades "
-                          "accuracy for speed.", CONTEXTS)
+    result = scorer.score(
+        "Compaction merges small segments and purges deleted rows. The ef parameter trades accuracy for speed.",
+        CONTEXTS,
+    )
     assert result.method == "embedding" and result.score > 0.95 and not result.unsupported
     assert [s.context for s in result.sentences] == [0, 1]
 
@@ -72,9 +76,18 @@ def tiny_nli(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("tiny-nli")
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("bundled:all-MiniLM-L6-v2"))
     labels = {0: "contradiction", 1: "entailment", 2: "neutral"}
-    model = BertForSequenceClassification(BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()}))
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=3,
+            id2label=labels,
+            label2id={v: k for k, v in labels.items()},
+        )
+    )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
@@ -92,16 +105,24 @@ def test_the_nli_path_uses_the_entailment_probability(embedder, tiny_nli: str) -
         assert scored.context == expected.index(max(expected))
     logits = nli.model.predict([(CONTEXTS[0], sentences[0])], apply_softmax=False, convert_to_numpy=True)[0]
     assert nli.entailment([(CONTEXTS[0], sentences[0])])[0] == pytest.approx(
-        float(pytest.importorskip("scipy.special").softmax(logits)[1]), abs=1e-6), "softmax, column 'entailment'"
+        float(pytest.importorskip("scipy.special").softmax(logits)[1]), abs=1e-6
+    ), "softmax, column 'entailment'"
 
 
 def test_an_nli_model_without_an_entailment_label_is_refused(tmp_path: Path) -> None:
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("bundled:all-MiniLM-L6-v2"))
-    BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                                             num_attention_heads=2, intermediate_size=64,
-                                             num_labels=1)).save_pretrained(tmp_path)
+    BertForSequenceClassification(
+        BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=1,
+        )
+    ).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="none of them 'entailment'"):
         NliModel(str(tmp_path), device="cpu").entailment([("a", "b")])
@@ -116,43 +137,67 @@ def test_pipeline_scores_an_answer_with_its_results(tmp_path: Path, embedder, ti
 
     async def guide() -> tuple:
         results, _ = await pipeline.retrieve(query="how does compaction purge deleted rows")
-        return (await pipeline.score_answer("Compaction merges small segments and purges deleted rows.", results),
-                await pipeline.score_answer("Compaction merges small segments and purges deleted zeppelins.",
-                                            results))
+        return (
+            await pipeline.score_answer("Compaction merges small segments and purges deleted rows.", results),
+            await pipeline.score_answer("Compaction merges small segments and purges deleted zeppelins.", results),
+        )
 
     supported, changed = asyncio.run(guide())
     assert supported.score > 0.9 and not supported.unsupported
-    assert changed.score == 0.0 and changed.sentences[0].missing == ("zeppelin",), \
+    assert changed.score == 0.0 and changed.sentences[0].missing == ("zeppelin",), (
         "a term the corpus never saw is rare (corpus document frequencies from the client-side index)"
+    )
 
-    with_nli = AdvancedRAGPipeline(config.model_copy(update={"quality": config.quality.model_copy(
-        update={"nli_model": tiny_nli})}))
+    with_nli = AdvancedRAGPipeline(
+        config.model_copy(update={"quality": config.quality.model_copy(update={"nli_model": tiny_nli})})
+    )
     results, _ = asyncio.run(with_nli.retrieve(query="how does compaction purge deleted rows"))
     assert asyncio.run(with_nli.score_answer("Compaction purges deleted rows.", results)).method == "nli"
 
 
-def test_rag_query_prints_signals_and_scores_an_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder,
-                                                       capsys: pytest.CaptureFixture) -> None:
+def test_rag_query_prints_signals_and_scores_an_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.chdir(tmp_path)
     for variable in ("MILVUS_URI", "MILVUS_HOST", "MILVUS_PORT", "RAG_CONFIG"):
         monkeypatch.delenv(variable, raising=False)
     write_corpus(tmp_path / "docs")
     assert main(["ingest", "docs"]) == 0
     capsys.readouterr()
-    assert main(["query", "How are deleted rows purged in Milvus?", "--answer",
-                 "Segments are compacted to purge deleted rows. Bees pollinate sunflowers."]) == 0
+    assert (
+        main(
+            [
+                "query",
+                "How are deleted rows purged in Milvus?",
+                "--answer",
+                "Segments are compacted to purge deleted rows. Bees pollinate sunflowers.",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "hallucination_risk " in out and "faithfulness_score " in out and "coverage " in out
     assert "answer faithfulness" in out and "unsupported: Bees pollinate sunflowers." in out
-    assert main(["query", "How are deleted rows purged in Milvus?", "--json", "--answer",
-                 "Segments are compacted to purge deleted rows."]) == 0
+    assert (
+        main(
+            [
+                "query",
+                "How are deleted rows purged in Milvus?",
+                "--json",
+                "--answer",
+                "Segments are compacted to purge deleted rows.",
+            ]
+        )
+        == 0
+    )
     payload = json.loads(capsys.readouterr().out)
     assert 0 <= payload["signals"]["hallucination_risk"] <= 1 and "leg_agreement" in payload["signals"]
     assert payload["answer"]["score"] > 0.9 and payload["answer"]["sentences"][0]["supported"]
 
 
-def test_rag_eval_writes_one_signals_line_per_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder,
-                                                     capsys: pytest.CaptureFixture) -> None:
+def test_rag_eval_writes_one_signals_line_per_query(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.chdir(tmp_path)
     for variable in ("MILVUS_URI", "MILVUS_HOST", "MILVUS_PORT", "RAG_CONFIG"):
         monkeypatch.delenv(variable, raising=False)
@@ -162,5 +207,4 @@ def test_rag_eval_writes_one_signals_line_per_query(tmp_path: Path, monkeypatch:
     assert "hallucination_risk AUROC: not defined" in out, "every tiny query succeeds: no failures to rank"
     lines = [json.loads(line) for line in (tmp_path / "signals.jsonl").read_text().splitlines()]
     assert [line["qid"] for line in lines] == ["q1", "q2", "q3"]
-    assert all({"hallucination_risk", "faithfulness_score", "coverage", "leg_agreement"} <= set(line)
-               for line in lines)
+    assert all({"hallucination_risk", "faithfulness_score", "coverage", "leg_agreement"} <= set(line) for line in lines)

@@ -41,8 +41,9 @@ def test_bm25_scores_match_the_rank_bm25_oracle() -> None:
         assert hits, query
         for hit in hits:
             assert hit.score == pytest.approx(expected[int(hit.chunk_id[1:])], rel=1e-4)
-        assert [h.chunk_id for h in hits] == [f"c{i}" for i in sorted(range(len(CORPUS)), key=lambda i: -expected[i])
-                                             if expected[i] > 0]
+        assert [h.chunk_id for h in hits] == [
+            f"c{i}" for i in sorted(range(len(CORPUS)), key=lambda i: -expected[i]) if expected[i] > 0
+        ]
 
 
 def test_bm25_stems_and_drops_stopwords_and_survives_a_save(tmp_path: Path) -> None:
@@ -61,9 +62,13 @@ def test_bm25_stems_and_drops_stopwords_and_survives_a_save(tmp_path: Path) -> N
 def test_bm25_finds_words_inside_text_written_without_spaces() -> None:
     """Chinese and Japanese sentences have no spaces: each used to be one token, found only by the whole sentence."""
     index = LexicalIndex.build(
-        ["zh", "ja", "en"], ["zh.md", "ja.md", "en.md"],
+        ["zh", "ja", "en"],
+        ["zh.md", "ja.md", "en.md"],
         ["向量数据库支持混合检索和压缩。", "東京の天気は晴れです。", "Vector databases support hybrid search."],
-        collection="c", k1=1.5, b=0.75)
+        collection="c",
+        k1=1.5,
+        b=0.75,
+    )
     assert [h.chunk_id for h in index.search(["混合检索"], 3)[0]] == ["zh"]
     assert [h.chunk_id for h in index.search(["天気"], 3)[0]] == ["ja"]
     assert [h.chunk_id for h in index.search(["hybrid search"], 3)[0]] == ["en"]
@@ -107,16 +112,34 @@ def test_zscore_fusion_standardises_each_leg_and_floors_missing_candidates() -> 
 def test_corpus_fusion_standardises_against_the_given_moments() -> None:
     dense = [LegHit("a", 0.9), LegHit("b", 0.5)]
     lexical = [LegHit("b", 12.0), LegHit("a", 2.0), LegHit("c", 8.0)]
-    fused = {h.key: h.fused_score for h in fuse(dense, lexical, alpha=0.7, normalization="corpus",
-                                                dense_moments=ScoreMoments(0.3, 0.2),
-                                                lexical_moments=ScoreMoments(2.0, 4.0))}
+    fused = {
+        h.key: h.fused_score
+        for h in fuse(
+            dense,
+            lexical,
+            alpha=0.7,
+            normalization="corpus",
+            dense_moments=ScoreMoments(0.3, 0.2),
+            lexical_moments=ScoreMoments(2.0, 4.0),
+        )
+    }
     assert fused["a"] == pytest.approx(0.7 * 3.0 + 0.3 * 0.0)
     assert fused["b"] == pytest.approx(0.7 * 1.0 + 0.3 * 2.5)
     assert fused["c"] == pytest.approx(0.7 * 1.0 + 0.3 * 1.5), "missing from dense: dense's lowest, b's 1.0"
     without = fuse(dense, lexical, alpha=0.7, normalization="corpus")
     assert without == fuse(dense, lexical, alpha=0.7, normalization="zscore"), "no moments: zscore"
-    late = {h.key: h for h in fuse(dense, lexical[:1], alpha=0.7, normalization="corpus", lexical_beyond={"a": 2.0},
-                                   dense_moments=ScoreMoments(0.3, 0.2), lexical_moments=ScoreMoments(2.0, 4.0))}
+    late = {
+        h.key: h
+        for h in fuse(
+            dense,
+            lexical[:1],
+            alpha=0.7,
+            normalization="corpus",
+            lexical_beyond={"a": 2.0},
+            dense_moments=ScoreMoments(0.3, 0.2),
+            lexical_moments=ScoreMoments(2.0, 4.0),
+        )
+    }
     assert late["a"].fused_score == pytest.approx(fused["a"]), "a's true BM25 score, not BM25's floor"
     assert (late["a"].lexical_score, late["a"].lexical_rank) == (2.0, None), "scored, but not a BM25 candidate"
 
@@ -133,7 +156,8 @@ def test_bm25_moments_cover_every_entry_and_requested_entries_keep_their_true_sc
     top = int(np.argmax(expected))
     assert [h.chunk_id for h in ranking.hits] == [f"c{top}"] and top != 3
     assert [(h.chunk_id, h.score) for h in ranking.beyond] == [
-        (f"c{i}", pytest.approx(expected[i], rel=1e-4)) for i in (3, 0) if i != top]
+        (f"c{i}", pytest.approx(expected[i], rel=1e-4)) for i in (3, 0) if i != top
+    ]
     assert ranking.beyond[0].score == 0.0, "c3 shares no term with the query: its true score is 0, not left out"
 
 

@@ -14,12 +14,14 @@ SMALL_CHUNKS = {"chunk_size": 48, "chunk_overlap": 8}
 
 def doc_rows(manager: MilvusIndexManager, alias: str, doc_id: str) -> list[dict]:
     collection = manager.resolve(alias)
-    return manager.client.query(collection, filter=f'doc_id == "{doc_id}"', output_fields=["chunk_id", "position"],
-                                consistency_level="Strong")
+    return manager.client.query(
+        collection, filter=f'doc_id == "{doc_id}"', output_fields=["chunk_id", "position"], consistency_level="Strong"
+    )
 
 
-def test_unchanged_edit_and_delete_each_touch_only_what_changed(tmp_path: Path, milvus_uri: str, collection: str,
-                                                                 embedder) -> None:
+def test_unchanged_edit_and_delete_each_touch_only_what_changed(
+    tmp_path: Path, milvus_uri: str, collection: str, embedder
+) -> None:
     files = write_corpus(tmp_path / "docs")
     config = make_config(tmp_path, milvus_uri, collection, chunking=SMALL_CHUNKS)
     manager = MilvusIndexManager(config.milvus, config.index)
@@ -41,8 +43,9 @@ def test_unchanged_edit_and_delete_each_touch_only_what_changed(tmp_path: Path, 
     assert again.metadata["semantic_index"]["deleted"] == 0
     assert again.metadata["semantic_index"]["new_version"] is False
 
-    files["long.md"].write_text("# Operations\n\n" + paragraphs("operations", 7) + "\n\nA new closing paragraph.\n",
-                                encoding="utf-8")
+    files["long.md"].write_text(
+        "# Operations\n\n" + paragraphs("operations", 7) + "\n\nA new closing paragraph.\n", encoding="utf-8"
+    )
     edited = run_ingestion(config)
     assert edited.metadata["chunks"]["rechunked_documents"] == 1
     embedded = edited.metadata["embeddings"]["embedded_chunks"]
@@ -60,8 +63,9 @@ def test_unchanged_edit_and_delete_each_touch_only_what_changed(tmp_path: Path, 
     assert all(removed.checks.values())
 
 
-def test_new_index_parameters_build_a_new_version_and_keep_the_old(tmp_path: Path, milvus_uri: str,
-                                                                   collection: str, embedder) -> None:
+def test_new_index_parameters_build_a_new_version_and_keep_the_old(
+    tmp_path: Path, milvus_uri: str, collection: str, embedder
+) -> None:
     write_corpus(tmp_path / "docs")
     run_ingestion(make_config(tmp_path, milvus_uri, collection))
     rebuilt = run_ingestion(make_config(tmp_path, milvus_uri, collection, index={"M": 8}))
@@ -76,8 +80,9 @@ def test_new_index_parameters_build_a_new_version_and_keep_the_old(tmp_path: Pat
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
-def test_bad_inputs_are_reported_in_metadata_and_good_ones_ingested(tmp_path: Path, milvus_uri: str,
-                                                                    collection: str, embedder) -> None:
+def test_bad_inputs_are_reported_in_metadata_and_good_ones_ingested(
+    tmp_path: Path, milvus_uri: str, collection: str, embedder
+) -> None:
     docs = tmp_path / "docs"
     write_corpus(docs)
     (docs / "empty.txt").write_text("")

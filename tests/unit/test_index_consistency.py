@@ -38,8 +38,9 @@ def three_files(folder: Path) -> dict[str, Path]:
 
 @pytest.fixture
 def settings(tmp_path: Path, milvus_uri: str, collection: str) -> RAGConfig:
-    return make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"},
-                       retrieval={"bm25_refresh_s": 0})
+    return make_config(
+        tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"}, retrieval={"bm25_refresh_s": 0}
+    )
 
 
 def manager_of(config: RAGConfig) -> MilvusIndexManager:
@@ -63,9 +64,16 @@ def ctrl_c_at_the_second_batch(monkeypatch: pytest.MonkeyPatch, embedder) -> Non
 def lock_held_by_another_process(db_file: str) -> Iterator[int]:
     """A second process holding the Milvus Lite file's lock; yields its pid."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from rag_core.index import lite_lock; "
-         "lite_lock.acquire(Path(sys.argv[1]), 5); print('held', flush=True); time.sleep(30)", db_file],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from rag_core.index import lite_lock; "
+            "lite_lock.acquire(Path(sys.argv[1]), 5); print('held', flush=True); time.sleep(30)",
+            db_file,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         yield holder.pid
@@ -74,8 +82,9 @@ def lock_held_by_another_process(db_file: str) -> Iterator[int]:
         holder.wait()
 
 
-def test_a_same_count_edit_is_seen_by_a_second_engine_and_the_first(settings: RAGConfig, tmp_path: Path,
-                                                                     embedder) -> None:
+def test_a_same_count_edit_is_seen_by_a_second_engine_and_the_first(
+    settings: RAGConfig, tmp_path: Path, embedder
+) -> None:
     files = three_files(tmp_path / "docs")
     ingest_path(tmp_path / "docs", settings, embedder=embedder)
     first = RetrievalEngine(settings, embedder=embedder)
@@ -93,8 +102,7 @@ def test_a_same_count_edit_is_seen_by_a_second_engine_and_the_first(settings: RA
         assert all("Zebras" not in c.text for c in engine.search("zebras savanna").results)
 
 
-def test_delete_then_add_and_a_vanished_row_never_fail_a_query(settings: RAGConfig, tmp_path: Path,
-                                                               embedder) -> None:
+def test_delete_then_add_and_a_vanished_row_never_fail_a_query(settings: RAGConfig, tmp_path: Path, embedder) -> None:
     three_files(tmp_path / "docs")
     ingest_path(tmp_path / "docs", settings, embedder=embedder)
     engine = RetrievalEngine(settings, embedder=embedder)
@@ -179,11 +187,13 @@ def test_the_dagster_corpus_never_deletes_what_the_api_added(settings: RAGConfig
     assert engine.search("run compaction weekly").results[0].doc_id == "faq-1"
 
 
-def test_an_interrupted_first_ingest_converges_on_rerun(settings: RAGConfig, tmp_path: Path, embedder,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_first_ingest_converges_on_rerun(
+    settings: RAGConfig, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     three_files(tmp_path / "docs")
-    small_batches = settings.model_copy(update={"ingestion": settings.ingestion.model_copy(
-        update={"record_batch_size": 1})})
+    small_batches = settings.model_copy(
+        update={"ingestion": settings.ingestion.model_copy(update={"record_batch_size": 1})}
+    )
     ctrl_c_at_the_second_batch(monkeypatch, embedder)
     with pytest.raises(KeyboardInterrupt):
         ingest_path(tmp_path / "docs", small_batches, embedder=embedder)
@@ -198,8 +208,9 @@ def test_an_interrupted_first_ingest_converges_on_rerun(settings: RAGConfig, tmp
     assert set(manager.list_chunk_ids(reference.sync.collection)) == set(manager.list_chunk_ids(f"{alias}__v1"))
 
 
-def test_the_parity_check_fails_on_a_missing_plus_an_extra_row_and_blocks(settings: RAGConfig, tmp_path: Path,
-                                                                         embedder) -> None:
+def test_the_parity_check_fails_on_a_missing_plus_an_extra_row_and_blocks(
+    settings: RAGConfig, tmp_path: Path, embedder
+) -> None:
     """Equal row counts must not pass: one chunk gone and one stranger added."""
     from rag_assets.definitions import build_resources
     from rag_assets.defs.ingestion.checks import milvus_rows_match_embeddings
@@ -210,8 +221,15 @@ def test_the_parity_check_fails_on_a_missing_plus_an_extra_row_and_blocks(settin
     collection = manager.resolve(settings.milvus.collection)
     victim = next(iter(manager.list_chunk_ids(collection)))
     manager.delete_chunks(collection, [victim])
-    stranger = {"chunk_id": "stranger", "doc_id": "x.md", "source": folder_source(tmp_path / "docs"), "position": 0,
-                "text": "not from the corpus", "metadata": {"title": ""}, "vector": [0.0] * embedder.dimension}
+    stranger = {
+        "chunk_id": "stranger",
+        "doc_id": "x.md",
+        "source": folder_source(tmp_path / "docs"),
+        "position": 0,
+        "text": "not from the corpus",
+        "metadata": {"title": ""},
+        "vector": [0.0] * embedder.dimension,
+    }
     manager.upsert(collection, [stranger])
     assert manager.count(collection) == 3
 
@@ -261,8 +279,9 @@ def test_a_file_that_turned_unreadable_is_kept_not_pruned(settings: RAGConfig, t
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
-def test_sync_guards_refuse_an_empty_mirror_and_a_foreign_collection(settings: RAGConfig, tmp_path: Path,
-                                                                     embedder) -> None:
+def test_sync_guards_refuse_an_empty_mirror_and_a_foreign_collection(
+    settings: RAGConfig, tmp_path: Path, embedder
+) -> None:
     files = three_files(tmp_path / "docs")
     ingest_path(tmp_path / "docs", settings, embedder=embedder)
     for file in files.values():
@@ -279,9 +298,9 @@ def test_sync_guards_refuse_an_empty_mirror_and_a_foreign_collection(settings: R
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
-def test_the_cli_exits_75_with_one_line_when_the_lite_file_is_held(settings: RAGConfig, tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_exits_75_with_one_line_when_the_lite_file_is_held(
+    settings: RAGConfig, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from rag_core.cli.main import main
 
     monkeypatch.setenv("MILVUS_URI", settings.milvus.uri)
@@ -293,8 +312,7 @@ def test_the_cli_exits_75_with_one_line_when_the_lite_file_is_held(settings: RAG
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
-def test_an_index_from_before_sources_is_migrated_not_cut_down(settings: RAGConfig, tmp_path: Path,
-                                                              embedder) -> None:
+def test_an_index_from_before_sources_is_migrated_not_cut_down(settings: RAGConfig, tmp_path: Path, embedder) -> None:
     """Rows written by the previous release carry no source field, only the file path in their metadata."""
     from dataclasses import replace as replaced
 
@@ -305,21 +323,36 @@ def test_an_index_from_before_sources_is_migrated_not_cut_down(settings: RAGConf
     ingest_path(tmp_path / "docs", settings, embedder=embedder)  # today's version, whose settings the old one shares
     current = manager.state(manager.resolve(alias)).version
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    for name, kind, options in (("chunk_id", DataType.VARCHAR, {"max_length": 64, "is_primary": True}),
-                                ("doc_id", DataType.VARCHAR, {"max_length": 1024}), ("position", DataType.INT64, {}),
-                                ("text", DataType.VARCHAR, {"max_length": 65535}), ("metadata", DataType.JSON, {}),
-                                ("vector", DataType.FLOAT_VECTOR, {"dim": embedder.dimension})):
+    for name, kind, options in (
+        ("chunk_id", DataType.VARCHAR, {"max_length": 64, "is_primary": True}),
+        ("doc_id", DataType.VARCHAR, {"max_length": 1024}),
+        ("position", DataType.INT64, {}),
+        ("text", DataType.VARCHAR, {"max_length": 65535}),
+        ("metadata", DataType.JSON, {}),
+        ("vector", DataType.FLOAT_VECTOR, {"dim": embedder.dimension}),
+    ):
         schema.add_field(name, kind, **options)
     index = manager.client.prepare_index_params()
-    index.add_index(field_name="vector", index_type="HNSW", metric_type="COSINE",
-                    params={"M": 16, "efConstruction": 64})
+    index.add_index(
+        field_name="vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 64}
+    )
     old = f"{alias}_old__v1"
-    manager.client.create_collection(old, schema=schema, index_params=index,
-                                     properties=replaced(current, schema=1).to_properties())
-    rows = [{"chunk_id": f"c{i}", "doc_id": name, "position": 0, "text": text,
-             "metadata": {"title": "", "source": path}, "vector": embedder.encode_documents([text])[0].tolist()}
-            for i, (name, text, path) in enumerate((("a.md", ZEBRA, str(tmp_path / "docs" / "a.md")),
-                                                    ("faq-1", "Run compaction weekly.", "")))]
+    manager.client.create_collection(
+        old, schema=schema, index_params=index, properties=replaced(current, schema=1).to_properties()
+    )
+    rows = [
+        {
+            "chunk_id": f"c{i}",
+            "doc_id": name,
+            "position": 0,
+            "text": text,
+            "metadata": {"title": "", "source": path},
+            "vector": embedder.encode_documents([text])[0].tolist(),
+        }
+        for i, (name, text, path) in enumerate(
+            (("a.md", ZEBRA, str(tmp_path / "docs" / "a.md")), ("faq-1", "Run compaction weekly.", ""))
+        )
+    ]
     manager.upsert(old, rows)
     manager.client.create_alias(old, f"{alias}_old")
     legacy = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"collection": f"{alias}_old"})})
@@ -327,17 +360,20 @@ def test_an_index_from_before_sources_is_migrated_not_cut_down(settings: RAGConf
     with pytest.raises(VersionChangeError, match="rag reindex"):  # a mirror of docs/ would drop faq-1
         ingest_path(tmp_path / "docs", legacy, embedder=embedder, prune=True)
     rebuilt = reindex(legacy, embedder=embedder)
-    sources = {r["doc_id"]: r["source"] for batch in manager.iter_rows(rebuilt.collection, ["doc_id", "source"])
-               for r in batch}
+    sources = {
+        r["doc_id"]: r["source"] for batch in manager.iter_rows(rebuilt.collection, ["doc_id", "source"]) for r in batch
+    }
     assert sources == {"a.md": folder_source(tmp_path / "docs"), "faq-1": "api"}
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_an_interrupted_first_build_continued_after_a_file_was_removed(
-        settings: RAGConfig, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: RAGConfig, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files = three_files(tmp_path / "docs")
-    one_per_batch = settings.model_copy(update={"ingestion": settings.ingestion.model_copy(
-        update={"record_batch_size": 1})})
+    one_per_batch = settings.model_copy(
+        update={"ingestion": settings.ingestion.model_copy(update={"record_batch_size": 1})}
+    )
     ctrl_c_at_the_second_batch(monkeypatch, embedder)
     with pytest.raises(KeyboardInterrupt):
         ingest_path(tmp_path / "docs", one_per_batch, embedder=embedder)  # a.md stored, then Ctrl-C

@@ -16,8 +16,18 @@ def manager_for(uri: str, **milvus) -> MilvusIndexManager:
 def rows(doc_id: str, count: int, dim: int = 8, seed: int = 0) -> list[dict]:
     vectors = np.random.default_rng(seed).normal(size=(count, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return [{"chunk_id": f"{doc_id}-{i}", "doc_id": doc_id, "source": "s", "position": i, "text": f"{doc_id} part {i}",
-             "metadata": {"title": doc_id}, "vector": vectors[i].tolist()} for i in range(count)]
+    return [
+        {
+            "chunk_id": f"{doc_id}-{i}",
+            "doc_id": doc_id,
+            "source": "s",
+            "position": i,
+            "text": f"{doc_id} part {i}",
+            "metadata": {"title": doc_id},
+            "vector": vectors[i].tolist(),
+        }
+        for i in range(count)
+    ]
 
 
 @pytest.fixture

@@ -21,9 +21,11 @@ from rag_core.tables import documents_to_batch
 from rag_core.types import Chunk, Document, sha256_hex
 
 CHUNK_SIZE, OVERLAP = 64, 12
-WORDS = ("the model reads tokens chunk window paragraph sentence retrieval index vector Milvus query answer "
-         "document memory batch stream large file théâtre naïve café 東京 data-driven well-known e.g. U.S.A. "
-         "3.14 1,024 (parenthesis) \"quoted\" it's O'Brien x86_64 https://example.org/a?b=c").split()
+WORDS = (
+    "the model reads tokens chunk window paragraph sentence retrieval index vector Milvus query answer "
+    "document memory batch stream large file théâtre naïve café 東京 data-driven well-known e.g. U.S.A. "
+    "3.14 1,024 (parenthesis) \"quoted\" it's O'Brien x86_64 https://example.org/a?b=c"
+).split()
 
 
 def varied_text(chars: int, seed: int = 7) -> str:
@@ -43,10 +45,14 @@ def varied_text(chars: int, seed: int = 7) -> str:
 def reference_chunks(tokenizer, document: Document, chunk_size: int, overlap: int) -> list[tuple]:  # noqa: ANN001
     """The whole-document algorithm as it was before windows, one tokenizer call over all of the text: each chunk's
     (position, text, token_count, text_hash)."""
-    text = (f"{document.title}\n\n{document.text}" if document.title and document.title not in document.text[:200]
-            else document.text)
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
-                        verbose=False)["offset_mapping"]
+    text = (
+        f"{document.title}\n\n{document.text}"
+        if document.title and document.title not in document.text[:200]
+        else document.text
+    )
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False)[
+        "offset_mapping"
+    ]
     if not offsets:
         return []
     starts = [begin for begin, _ in offsets]
@@ -78,7 +84,7 @@ def reference_chunks(tokenizer, document: Document, chunk_size: int, overlap: in
             start = max(end - overlap, start + 1)
             while start < end and strength[start] == 0:
                 start += 1
-    pieces = [(text[offsets[first][0]: offsets[last - 1][1]], last - first) for first, last in spans]
+    pieces = [(text[offsets[first][0] : offsets[last - 1][1]], last - first) for first, last in spans]
     return [(position, piece, count, sha256_hex(piece)[:32]) for position, (piece, count) in enumerate(pieces)]
 
 
@@ -106,8 +112,9 @@ def large_chunks(chunker: TokenChunker, large_text: str) -> list[Chunk]:
     return chunker.chunk(Document("big.txt", large_text))
 
 
-def test_a_document_over_many_windows_gives_the_whole_document_chunks(embedder, chunker, large_text,
-                                                                          large_chunks) -> None:
+def test_a_document_over_many_windows_gives_the_whole_document_chunks(
+    embedder, chunker, large_text, large_chunks
+) -> None:
     assert len(large_text) > 4 * WINDOW_CHARS
     document = Document("big.txt", large_text)
     assert described(large_chunks) == reference_chunks(embedder.tokenizer, document, CHUNK_SIZE, OVERLAP)
@@ -128,14 +135,16 @@ def test_every_chunk_fits_overlaps_the_next_and_all_cover_the_text(embedder, lar
         cursor = begin + 1
     for (_, before_end), (after_begin, _) in zip(spans, spans[1:]):
         assert after_begin < before_end, "consecutive chunks overlap"
-    rebuilt = large_chunks[0].text + "".join(large_text[before_end:end]
-                                             for (_, before_end), (_, end) in zip(spans, spans[1:]))
+    rebuilt = large_chunks[0].text + "".join(
+        large_text[before_end:end] for (_, before_end), (_, end) in zip(spans, spans[1:])
+    )
     assert rebuilt == large_text.strip()
 
 
 def test_ids_and_texts_are_stable_from_run_to_run(embedder, large_text, large_chunks) -> None:
     again = TokenChunker(embedder.tokenizer, CHUNK_SIZE, OVERLAP, embedder.max_seq_length).chunk(
-        Document("big.txt", large_text))
+        Document("big.txt", large_text)
+    )
     assert [(c.chunk_id, c.text) for c in again] == [(c.chunk_id, c.text) for c in large_chunks]
     assert len({c.chunk_id for c in large_chunks}) == len(large_chunks)
 
@@ -160,8 +169,9 @@ def test_text_without_whitespace_is_cut_hard_but_chunks_still_fit(embedder) -> N
 
 def test_chunks_stream_before_the_whole_document_is_read(chunker, large_text) -> None:
     heard: list[tuple[int, int]] = []
-    chunks = chunker.iter_chunks(Document("big.txt", large_text),
-                                 progress=lambda done, total: heard.append((done, total)))
+    chunks = chunker.iter_chunks(
+        Document("big.txt", large_text), progress=lambda done, total: heard.append((done, total))
+    )
     next(chunks)
     assert len(heard) == 1 and heard[0][0] <= WINDOW_CHARS and heard[0][1] == len(large_text)
     for _ in chunks:
@@ -189,8 +199,7 @@ def test_chunk_batches_stream_across_documents_in_order(chunker, large_text) -> 
     assert list(chunk_batches([], chunker, 64)) == []
 
 
-def test_a_large_document_reports_progress_from_its_first_window(chunker, large_text, monkeypatch,
-                                                                  caplog) -> None:
+def test_a_large_document_reports_progress_from_its_first_window(chunker, large_text, monkeypatch, caplog) -> None:
     monkeypatch.setattr(stages, "LARGE_DOCUMENT_CHARS", 100_000)
     with caplog.at_level(logging.INFO, logger=stages.__name__):
         batches = chunk_batches([Document("big.txt", large_text)], chunker, 100)

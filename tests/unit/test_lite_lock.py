@@ -47,8 +47,10 @@ def test_a_lock_file_written_with_a_whole_command_line_is_not_repeated(tmp_path:
     """An older release wrote the raw command line: a holder still running it must not have it printed."""
     db_file = tmp_path / "milvus.db"
     legacy = f"pid 4242 ({' '.join(PII_ARGV)}) since 10:00:00"
-    code = (f"import fcntl, os; fd = os.open({str(lite_lock.lock_path(db_file))!r}, os.O_RDWR | os.O_CREAT); "
-            f"fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, {legacy.encode()!r})")
+    code = (
+        f"import fcntl, os; fd = os.open({str(lite_lock.lock_path(db_file))!r}, os.O_RDWR | os.O_CREAT); "
+        f"fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, {legacy.encode()!r})"
+    )
     with holder(code, db_file, PII_ARGV), pytest.raises(IndexLockedError) as waited:
         lite_lock.acquire(db_file, 0.3)
     assert "in use by another process" in str(waited.value)
@@ -56,13 +58,15 @@ def test_a_lock_file_written_with_a_whole_command_line_is_not_repeated(tmp_path:
         assert secret not in str(waited.value)
 
 
-@pytest.mark.parametrize(("argv", "name"), [
-    (PII_ARGV, "rag query"),
-    (["rag", "--json", "query", "john.doe@example.com"], "rag"),
-    (["/usr/bin/dagster", "api", "execute_run", '{"run_id": "x"}'], "dagster api"),
-    (["python", "scripts/export.py", "Jane Roe"], "python"),
-    ([], "python"),
-])
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (PII_ARGV, "rag query"),
+        (["rag", "--json", "query", "john.doe@example.com"], "rag"),
+        (["/usr/bin/dagster", "api", "execute_run", '{"run_id": "x"}'], "dagster api"),
+        (["python", "scripts/export.py", "Jane Roe"], "python"),
+        ([], "python"),
+    ],
+)
 def test_the_command_name_keeps_the_program_and_a_subcommand_only(argv: list[str], name: str) -> None:
     assert lite_lock.command_name(argv) == name
-

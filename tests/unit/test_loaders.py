@@ -346,7 +346,7 @@ def test_not_gzip_data_in_jsonl_gz(tmp_path: Path) -> None:
         (b'{"title": "no id", "text": "t"}', '"_id" field'),
         (b'{"_id": "", "text": "t"}', '"_id" field'),
         (b'{"_id": "x", "title": "no text"}', '"text" field'),
-        (b'not json', "malformed JSON: Expecting value at column 1;"),
+        (b"not json", "malformed JSON: Expecting value at column 1;"),
         (b'{"_id": "x", "text": "   "}', '"text" field'),
         (b'{"_id": "x", "text": "caf\xe9"}', "invalid UTF-8 at byte 25 of the line"),
     ],

@@ -59,8 +59,10 @@ def test_unreadable_folder_is_reported_not_silently_skipped(tmp_path: Path, monk
     assert skip.reason == "cannot read folder (Permission denied); check its permissions"
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="root reads a chmod 000 folder anyway; the simulated test above covers this case")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0,
+    reason="root reads a chmod 000 folder anyway; the simulated test above covers this case",
+)
 def test_chmod_000_folder_is_reported(tmp_path: Path) -> None:
     _good(tmp_path)
     locked = tmp_path / "locked"
@@ -77,8 +79,9 @@ def test_chmod_000_folder_is_reported(tmp_path: Path) -> None:
     assert skip.source == str(locked) and "cannot read folder" in skip.reason and "permissions" in skip.reason
 
 
-def test_unreadable_corpus_folder_is_an_error_not_an_empty_corpus(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_corpus_folder_is_an_error_not_an_empty_corpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An empty corpus would let a sync delete everything indexed: refusing is the safe answer."""
     _good(tmp_path)
     _deny_listing(monkeypatch, tmp_path)
@@ -158,11 +161,15 @@ def test_symlink_to_a_folder_is_named_not_silently_left_out(tmp_path: Path) -> N
 # --- HTML that declares its charset ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("head", [
-    b'<meta charset="iso-8859-1">',
-    b"<META CHARSET=ISO-8859-1>",
-    b'<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">',
-], ids=["meta-charset", "upper-case-unquoted", "http-equiv"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b'<meta charset="iso-8859-1">',
+        b"<META CHARSET=ISO-8859-1>",
+        b'<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">',
+    ],
+    ids=["meta-charset", "upper-case-unquoted", "http-equiv"],
+)
 def test_html_in_its_declared_charset(tmp_path: Path, head: bytes) -> None:
     page = b"<html><head>" + head + b"<title>Caf\xe9</title></head><body><p>Un caf\xe9 cr\xe8me.</p></body></html>"
     (tmp_path / "menu.html").write_bytes(page)
@@ -207,10 +214,13 @@ def test_a_txt_file_gets_no_charset_guess(tmp_path: Path) -> None:
 def test_rst_is_read_as_text_with_its_section_title(tmp_path: Path) -> None:
     (tmp_path / "guide.rst").write_text(
         ".. comment line\n\nGuide to Compaction\n===================\n\nRun it weekly.\n\nDetails\n-------\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (tmp_path / "overlined.rst").write_text("=========\n Overview\n=========\n\nText.\n", encoding="utf-8")
-    (tmp_path / "plain.rst").write_text("Just a paragraph, no section.\n\n=====  =====\nA      B\n=====  =====\n"
-                                        "\nAn example follows\n::\n\n    code\n", encoding="utf-8")
+    (tmp_path / "plain.rst").write_text(
+        "Just a paragraph, no section.\n\n=====  =====\nA      B\n=====  =====\n\nAn example follows\n::\n\n    code\n",
+        encoding="utf-8",
+    )
 
     docs = _docs(tmp_path)
 
@@ -230,8 +240,14 @@ def test_files_without_a_heading_are_titled_by_their_name(tmp_path: Path) -> Non
 
     titles = {doc_id: d.title for doc_id, d in _docs(tmp_path).items()}
 
-    assert titles == {"setext.md": "Release Notes", "closed.md": "Closed Heading", "level2.md": "level2",
-                      "heading.html": "Page Heading", "bare.html": "bare", "notes.txt": "notes"}
+    assert titles == {
+        "setext.md": "Release Notes",
+        "closed.md": "Closed Heading",
+        "level2.md": "level2",
+        "heading.html": "Page Heading",
+        "bare.html": "bare",
+        "notes.txt": "notes",
+    }
 
 
 # --- gzipped text ----------------------------------------------------------------------------------------------
@@ -285,12 +301,16 @@ def test_gzipped_text_never_reads_more_than_the_limit(tmp_path: Path, monkeypatc
     assert asked and all(0 <= size <= 1001 for size in asked), asked
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    (gzip.compress(b"Some text that is cut off.")[:-10], "compressed data is truncated or corrupt"),
-    (b"this is not gzip data", "compressed data is truncated or corrupt"),
-    (gzip.compress(b""), "empty file once decompressed"),
-    (gzip.compress(b"caf\xe9"), "invalid UTF-8 at byte 3"),
-], ids=["truncated", "not-gzip", "empty-inside", "not-utf8-inside"])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (gzip.compress(b"Some text that is cut off.")[:-10], "compressed data is truncated or corrupt"),
+        (b"this is not gzip data", "compressed data is truncated or corrupt"),
+        (gzip.compress(b""), "empty file once decompressed"),
+        (gzip.compress(b"caf\xe9"), "invalid UTF-8 at byte 3"),
+    ],
+    ids=["truncated", "not-gzip", "empty-inside", "not-utf8-inside"],
+)
 def test_bad_gzipped_text_is_reported(tmp_path: Path, content: bytes, expected: str) -> None:
     _good(tmp_path)
     (tmp_path / "bad.txt.gz").write_bytes(content)

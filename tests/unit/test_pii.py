@@ -38,14 +38,17 @@ def test_each_kind_is_redacted_and_counted(kind: str) -> None:
     assert result.counts == {kind: 1}
 
 
-@pytest.mark.parametrize("text", [
-    "4111 1111 1111 1112",  # fails the Luhn check: an ordinary 16-digit number
-    "GB82 WEST 1234 5698 7654 33",  # fails mod-97
-    "p < 0.001, 95% CI 1.23-4.56, n = 12345678, in 2019",
-    "version 2.3.5 at 12:30:45",
-    "3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a1c3e5",  # a hex digest, as chunk ids are
-    "semantic_index__v12 and t_9f8e7d6c5b",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111 1111 1111 1112",  # fails the Luhn check: an ordinary 16-digit number
+        "GB82 WEST 1234 5698 7654 33",  # fails mod-97
+        "p < 0.001, 95% CI 1.23-4.56, n = 12345678, in 2019",
+        "version 2.3.5 at 12:30:45",
+        "3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a1c3e5",  # a hex digest, as chunk ids are
+        "semantic_index__v12 and t_9f8e7d6c5b",
+    ],
+)
 def test_ordinary_text_is_left_alone(text: str) -> None:
     assert redact(text).text == text
 
@@ -58,14 +61,12 @@ def test_pseudonyms_are_stable_per_salt_so_one_person_can_be_followed() -> None:
 
 
 def test_nested_values_are_redacted_and_keys_kept() -> None:
-    value, count = Redactor(b"s").redact_value({"ids": ["a", "bob@example.com"], "nested": {"ip": "10.1.2.3"},
-                                                "n": 3})
+    value, count = Redactor(b"s").redact_value({"ids": ["a", "bob@example.com"], "nested": {"ip": "10.1.2.3"}, "n": 3})
     assert count == 2 and value["n"] == 3 and value["ids"][0] == "a"
     assert "bob@example.com" not in json.dumps(value) and "10.1.2.3" not in json.dumps(value)
 
 
-def test_project_log_records_are_redacted_before_any_handler(caplog: pytest.LogCaptureFixture,
-                                                              tmp_path: Path) -> None:
+def test_project_log_records_are_redacted_before_any_handler(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     import rag_core  # noqa: F401 - installs the redaction, as any use of the engine does
 
     file_handler = logging.FileHandler(tmp_path / "app.log")
@@ -89,8 +90,11 @@ def test_project_log_records_are_redacted_before_any_handler(caplog: pytest.LogC
 
 def test_audit_details_are_redacted_and_the_redactions_counted(tmp_path: Path) -> None:
     config = make_config(tmp_path, str(tmp_path / "milvus.db"))
-    record = audit_trail(config).record(AuditEventType.DELETION, actor="test",
-                                        details={"doc_id": PII["EMAIL"], "error": f"from {PII['IPV6']}", "rows": 2})
+    record = audit_trail(config).record(
+        AuditEventType.DELETION,
+        actor="test",
+        details={"doc_id": PII["EMAIL"], "error": f"from {PII['IPV6']}", "rows": 2},
+    )
     assert record.details[PII_REDACTIONS_KEY] == 2 and record.details["rows"] == 2
     stored = list(audit_trail(config).store.records())[-1]
     assert PII["EMAIL"] not in json.dumps(stored.details) and PII["IPV6"] not in json.dumps(stored.details)
@@ -101,9 +105,20 @@ def test_audit_details_are_redacted_and_the_redactions_counted(tmp_path: Path) -
 def test_query_log_keeps_only_redacted_text_and_settings(tmp_path: Path) -> None:
     log = QueryLog(tmp_path / "query_log", keep_text=True)
     query = f"refund to {PII['IBAN']} for {PII['EMAIL']}"
-    log.record(normalised_query=query.lower(), query=query, query_vector=None, mode="bm25",
-               settings={"filter": f'doc_id == "{PII["EMAIL"]}"', "top_k": "5"}, collection="c", data_version=1,
-               result_ids=["x"], result_scores=[1.0], latency_ms={"retrieval": 1.0}, cache_hit=False, signals={})
+    log.record(
+        normalised_query=query.lower(),
+        query=query,
+        query_vector=None,
+        mode="bm25",
+        settings={"filter": f'doc_id == "{PII["EMAIL"]}"', "top_k": "5"},
+        collection="c",
+        data_version=1,
+        result_ids=["x"],
+        result_scores=[1.0],
+        latency_ms={"retrieval": 1.0},
+        cache_hit=False,
+        signals={},
+    )
     log.close()
     table = read_query_log(tmp_path / "query_log")
     assert table.num_rows == 1

@@ -12,17 +12,27 @@ from tests.support.corpus import write_corpus
 
 @pytest.fixture
 def pipeline(tmp_path: Path, embedder) -> AdvancedRAGPipeline:
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), "semantic_index",
-                         retrieval={"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics")})
+    config = make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        "semantic_index",
+        retrieval={"bm25_dir": str(tmp_path / "bm25"), "metrics_dir": str(tmp_path / "metrics")},
+    )
     return AdvancedRAGPipeline(config)
 
 
 def test_ingest_any_batch_then_retrieve_with_metrics_and_report(pipeline: AdvancedRAGPipeline, tmp_path: Path) -> None:
     files = write_corpus(tmp_path / "docs")
-    report = asyncio.run(pipeline.ingest_documents([
-        Document(doc_id="guide", text="Run compaction weekly to purge deleted rows.", title="Weekly operations"),
-        {"id": "faq", "text": "Drift is detected by comparing query distributions.", "title": "FAQ"},
-    ]))
+    report = asyncio.run(
+        pipeline.ingest_documents(
+            [
+                Document(
+                    doc_id="guide", text="Run compaction weekly to purge deleted rows.", title="Weekly operations"
+                ),
+                {"id": "faq", "text": "Drift is detected by comparing query distributions.", "title": "FAQ"},
+            ]
+        )
+    )
     assert report.documents == 2 and report.sync.upserted == 2
     from_files = asyncio.run(pipeline.ingest_documents([files["milvus.md"], str(files["bm25.txt"])]))
     assert from_files.documents == 2

@@ -25,8 +25,10 @@ from tests.support.dagster_runs import run_ingestion
 from tests.unit.test_cli import write_beir
 from tests.unit.test_large_documents import varied_text
 
-LINE = re.compile(r"^(?P<label>[a-z]+): (?P<done>\d+)(?:/(?P<total>\d+))? (?P<unit>[a-z]+)"
-                  r"(?: \((?P<pct>\d+) %\))?(?:, [\d.]+ [a-z]+/s)?, \d+ s$")
+LINE = re.compile(
+    r"^(?P<label>[a-z]+): (?P<done>\d+)(?:/(?P<total>\d+))? (?P<unit>[a-z]+)"
+    r"(?: \((?P<pct>\d+) %\))?(?:, [\d.]+ [a-z]+/s)?, \d+ s$"
+)
 
 
 def _lines(text: str) -> list[dict[str, str]]:
@@ -97,8 +99,9 @@ def test_a_bar_on_a_terminal() -> None:
 
 
 @pytest.mark.slow
-def test_long_commands_show_progress_unless_quiet(tmp_path: Path, embedder, capsys: pytest.CaptureFixture,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_long_commands_show_progress_unless_quiet(
+    tmp_path: Path, embedder, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     for variable in ("MILVUS_URI", "MILVUS_HOST", "MILVUS_PORT", "RAG_CONFIG"):
         monkeypatch.delenv(variable, raising=False)
@@ -127,14 +130,17 @@ def test_long_commands_show_progress_unless_quiet(tmp_path: Path, embedder, caps
         assert capsys.readouterr().err == ""
 
 
-DOCUMENT_LINE = re.compile(r"^document big\.txt: (?P<done>\d+)/(?P<total>\d+) characters \(\d+ %\), "
-                           r"[\d.]+ characters/s, \d+ s(?:, ETA (?P<eta>\d+) s)?; (?P<chunks>\d+) chunks indexed, "
-                           r"(?P<tokens_per_s>\d+) tokens/s$")
+DOCUMENT_LINE = re.compile(
+    r"^document big\.txt: (?P<done>\d+)/(?P<total>\d+) characters \(\d+ %\), "
+    r"[\d.]+ characters/s, \d+ s(?:, ETA (?P<eta>\d+) s)?; (?P<chunks>\d+) chunks indexed, "
+    r"(?P<tokens_per_s>\d+) tokens/s$"
+)
 
 
 @pytest.mark.slow
-def test_one_large_document_shows_its_own_progress_in_a_log(tmp_path: Path, embedder, capsys: pytest.CaptureFixture,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_large_document_shows_its_own_progress_in_a_log(
+    tmp_path: Path, embedder, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A single large document never advances the ingest's document count: its characters read, chunks indexed,
     tokens/s and ETA get lines of their own (stderr is not a terminal under capsys)."""
     monkeypatch.setattr(stages, "LARGE_DOCUMENT_CHARS", 50_000)  # rather than embedding a whole MiB
@@ -163,9 +169,14 @@ def test_one_large_document_shows_its_own_progress_in_a_log(tmp_path: Path, embe
 def test_rag_ingest_in_a_log_prints_plain_lines(tmp_path: Path) -> None:
     """Not a terminal (CI, a pipe): whole lines, no carriage returns, on stderr; stdout keeps only the result."""
     write_corpus(tmp_path / "docs")
-    run = subprocess.run([sys.executable, "-m", "rag_core.cli", "ingest", "docs"], cwd=tmp_path,
-                         env=_environment(tmp_path) | {INTERVAL_VARIABLE: "0"}, capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "rag_core.cli", "ingest", "docs"],
+        cwd=tmp_path,
+        env=_environment(tmp_path) | {INTERVAL_VARIABLE: "0"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert "\r" not in run.stderr
     lines = _lines(run.stderr)
@@ -173,8 +184,9 @@ def test_rag_ingest_in_a_log_prints_plain_lines(tmp_path: Path) -> None:
     assert run.stdout.startswith("ingested 5 documents") and run.stdout.count("\n") == 1
 
 
-def test_a_dagster_ingestion_logs_embedding_progress_as_lines(tmp_path: Path, embedder, capsys: pytest.CaptureFixture,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dagster_ingestion_logs_embedding_progress_as_lines(
+    tmp_path: Path, embedder, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The embeddings asset shows progress from PROGRESS_MIN_ROWS chunks on (lowered here to this tiny corpus):
     in the step's log (stderr, not a terminal) as whole lines."""
     monkeypatch.setattr(stages, "PROGRESS_MIN_ROWS", 1)

@@ -13,8 +13,13 @@ from tests.support.dagster_runs import run_ingestion
 
 def test_dagster_promotion_applies_keep_versions_and_takes_the_drift_snapshot(tmp_path: Path, embedder) -> None:
     write_corpus(tmp_path / "docs")
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), "promoted", index={"keep_versions": 1},
-                         chunking={"chunk_size": 48, "chunk_overlap": 8})
+    config = make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        "promoted",
+        index={"keep_versions": 1},
+        chunking={"chunk_size": 48, "chunk_overlap": 8},
+    )
     manager = MilvusIndexManager(config.milvus, config.index)
 
     run_ingestion(config)

@@ -32,12 +32,17 @@ GATE_QUERIES = {
 
 def write_gate_dataset(folder: Path) -> Path:
     (folder / "qrels").mkdir(parents=True)
-    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": k, "text": v}) + "\n"
-                                                 for k, v in RETRIEVAL_DOCS.items()), encoding="utf-8")
-    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n"
-                                                  for q, (t, _) in GATE_QUERIES.items()), encoding="utf-8")
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t1\n" for q, (_, d) in GATE_QUERIES.items()), encoding="utf-8")
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": k, "text": v}) + "\n" for k, v in RETRIEVAL_DOCS.items()),
+        encoding="utf-8",
+    )
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, (t, _) in GATE_QUERIES.items()), encoding="utf-8"
+    )
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d) in GATE_QUERIES.items()),
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -60,9 +65,14 @@ def perturbed_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def served(tmp_path: Path, embedder) -> RAGConfig:
     """RETRIEVAL_DOCS served from ``semantic_index__v1`` on Milvus Lite, gated by a labelled set judging them."""
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), milvus={"consistency_level": "Strong"},
-                         retrieval={"bm25_refresh_s": 0}, quality={"drift_dir": str(tmp_path / "drift")},
-                         quality_gate={"dataset": str(write_gate_dataset(tmp_path / "gate"))})
+    config = make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        milvus={"consistency_level": "Strong"},
+        retrieval={"bm25_refresh_s": 0},
+        quality={"drift_dir": str(tmp_path / "drift")},
+        quality_gate={"dataset": str(write_gate_dataset(tmp_path / "gate"))},
+    )
     ingest(config, RETRIEVAL_DOCS, embedder)
     return config
 
@@ -84,8 +94,9 @@ def test_a_candidate_is_built_without_moving_the_alias_and_an_equal_one_passes(s
     assert "passed" in result.message and f"{result.serving_value:.4f}" in result.message
 
 
-def test_a_worse_candidate_fails_the_gate_leaves_the_alias_and_is_kept(served: RAGConfig, embedder,
-                                                                       perturbed_model: str) -> None:
+def test_a_worse_candidate_fails_the_gate_leaves_the_alias_and_is_kept(
+    served: RAGConfig, embedder, perturbed_model: str
+) -> None:
     worse = served.model_copy(update={"embedding": served.embedding.model_copy(update={"model": perturbed_model})})
     manager = manager_of(served)
     with pytest.raises(GateFailedError) as failed:
@@ -99,8 +110,9 @@ def test_a_worse_candidate_fails_the_gate_leaves_the_alias_and_is_kept(served: R
 
 
 def test_a_missing_gate_dataset_is_an_error_naming_the_path(served: RAGConfig, embedder, tmp_path: Path) -> None:
-    missing = served.model_copy(update={"quality_gate": served.quality_gate.model_copy(
-        update={"dataset": str(tmp_path / "no-such-set")})})
+    missing = served.model_copy(
+        update={"quality_gate": served.quality_gate.model_copy(update={"dataset": str(tmp_path / "no-such-set")})}
+    )
     with pytest.raises(FileNotFoundError, match="quality_gate.dataset .*no-such-set"):
         reindex(missing, embedder=embedder, gate=True)
     assert manager_of(served).resolve("semantic_index") == "semantic_index__v1"
@@ -121,9 +133,13 @@ def test_promotion_keeps_the_last_versions_and_drops_refused_candidates(served: 
         manager.rollback("semantic_index", to="9")
 
 
-def test_rag_reindex_gates_when_a_dataset_is_configured(served: RAGConfig, perturbed_model: str, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch,
-                                                        capsys: pytest.CaptureFixture) -> None:
+def test_rag_reindex_gates_when_a_dataset_is_configured(
+    served: RAGConfig,
+    perturbed_model: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
     config_file = tmp_path / "config.yaml"
     config_file.write_text(json.dumps(served.model_dump(mode="json")), encoding="utf-8")
     monkeypatch.setenv("RAG_CONFIG", str(config_file))
@@ -143,22 +159,30 @@ def test_rag_reindex_gates_when_a_dataset_is_configured(served: RAGConfig, pertu
     assert "has no version '7'" in capsys.readouterr().err
 
 
-def test_without_a_dataset_the_gate_compares_the_probe_queries_hallucination_risk(served: RAGConfig, embedder,
-                                                                                   perturbed_model: str) -> None:
+def test_without_a_dataset_the_gate_compares_the_probe_queries_hallucination_risk(
+    served: RAGConfig, embedder, perturbed_model: str
+) -> None:
     unlabelled = served.model_copy(update={"quality_gate": served.quality_gate.model_copy(update={"dataset": ""})})
     manager = manager_of(served)
     snapshot_path(served, "semantic_index__v1").unlink()  # no snapshot (the ingest took one): the documents' sentences
-    equal = evaluate_gate(unlabelled, build_candidate(unlabelled, embedder=embedder, manager=manager).collection,
-                          embedder=embedder, manager=manager)
+    equal = evaluate_gate(
+        unlabelled,
+        build_candidate(unlabelled, embedder=embedder, manager=manager).collection,
+        embedder=embedder,
+        manager=manager,
+    )
     assert equal.passed and equal.metric == "hallucination_risk" and equal.queries == len(RETRIEVAL_DOCS)
     assert 0 <= equal.serving_value <= 1 and equal.candidate_value == pytest.approx(equal.serving_value, abs=1e-6)
     assert "first sentences of semantic_index__v1" in equal.message
 
     take_snapshot(unlabelled, [text for text, _ in GATE_QUERIES.values()])  # users' kind of queries as probes
     # The risk moves less than nDCG does under this model (+0.011 measured): a tighter margin than the default.
-    worse = unlabelled.model_copy(update={
-        "embedding": unlabelled.embedding.model_copy(update={"model": perturbed_model}),
-        "quality_gate": unlabelled.quality_gate.model_copy(update={"max_risk_rise": 0.005})})
+    worse = unlabelled.model_copy(
+        update={
+            "embedding": unlabelled.embedding.model_copy(update={"model": perturbed_model}),
+            "quality_gate": unlabelled.quality_gate.model_copy(update={"max_risk_rise": 0.005}),
+        }
+    )
     with pytest.raises(GateFailedError, match="quality gate failed: hallucination_risk") as failed:
         reindex(worse, manager=manager, gate=True)
     result = failed.value.result

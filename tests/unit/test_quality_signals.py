@@ -25,10 +25,16 @@ def leg(*scores: float, prefix: str = "d") -> list[LegHit]:
     return [LegHit(f"{prefix}{i}", s) for i, s in enumerate(scores)]
 
 
-def signals(dense: list[LegHit], lexical: list[LegHit], query: str = "compaction purges deleted rows",
-            contexts: list[str] = CONTEXTS, similarities: tuple = (0.8, 0.2)):  # noqa: ANN201
-    return query_signals(query, dense, lexical, ScoreMoments(0.1, 0.1), ScoreMoments(0.5, 1.0),
-                         contexts, list(similarities))
+def signals(
+    dense: list[LegHit],
+    lexical: list[LegHit],
+    query: str = "compaction purges deleted rows",
+    contexts: list[str] = CONTEXTS,
+    similarities: tuple = (0.8, 0.2),
+):  # noqa: ANN201
+    return query_signals(
+        query, dense, lexical, ScoreMoments(0.1, 0.1), ScoreMoments(0.5, 1.0), contexts, list(similarities)
+    )
 
 
 def test_features_follow_their_formulas() -> None:
@@ -110,8 +116,9 @@ def test_every_retrieval_carries_its_signals(config, embedder) -> None:
     result = engine.search("how does compaction purge deleted rows")
     quality = result.quality
     assert quality is not None and 0 <= quality.hallucination_risk <= 1 and 0 <= quality.faithfulness_score <= 1
-    assert quality.features.dense_top_z is not None and quality.features.lexical_top_z is not None, \
+    assert quality.features.dense_top_z is not None and quality.features.lexical_top_z is not None, (
         "client-side BM25: both legs have corpus moments"
+    )
     assert result.signals["hallucination_risk"] == quality.hallucination_risk
     assert set(asdict(quality.features)) <= set(result.signals)
     assert result.timings_ms["signals"] >= 0
@@ -119,8 +126,10 @@ def test_every_retrieval_carries_its_signals(config, embedder) -> None:
     assert off_topic.quality.hallucination_risk > quality.hallucination_risk
     assert off_topic.quality.faithfulness_score < quality.faithfulness_score
     assert engine.search("how does compaction purge deleted rows").quality == quality, "cached with its signals"
-    assert RetrievalEngine(config, embedder=embedder).search("compaction", mode="bm25").quality.features.dense_top_z \
+    assert (
+        RetrievalEngine(config, embedder=embedder).search("compaction", mode="bm25").quality.features.dense_top_z
         is None
+    )
 
 
 def test_the_guides_snippet_runs_as_written(tmp_path: Path, embedder) -> None:

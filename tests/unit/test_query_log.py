@@ -47,19 +47,22 @@ def test_the_text_is_kept_only_when_asked_and_the_log_can_be_off(config: RAGConf
     engine.search("alias swaps indexes")
     engine.query_log.flush()
     assert read_query_log(Path(config.quality.query_log_dir)).column("query_text").to_pylist() == [
-        "alias swaps indexes"]
+        "alias swaps indexes"
+    ]
     off = config.model_copy(update={"quality": config.quality.model_copy(update={"query_log": False})})
     quiet = RetrievalEngine(off, embedder=embedder)
     assert quiet.query_log is None and quiet.search("alias swaps indexes").query_id == ""
 
 
 def test_several_processes_append_at_once_and_lose_nothing(tmp_path: Path) -> None:
-    writer = ("import sys; from pathlib import Path; from rag_core.observability.query_log import QueryLog\n"
-              "log = QueryLog(Path(sys.argv[1]), flush_s=0.01)\n"
-              "for i in range(300):\n"
-              "    log.record(normalised_query=f'q{i}', query=f'q{i}', query_vector=None, mode='bm25', settings={},\n"
-              "               collection='c', data_version=1, result_ids=[], result_scores=[], latency_ms={},\n"
-              "               cache_hit=False, signals={})\n")
+    writer = (
+        "import sys; from pathlib import Path; from rag_core.observability.query_log import QueryLog\n"
+        "log = QueryLog(Path(sys.argv[1]), flush_s=0.01)\n"
+        "for i in range(300):\n"
+        "    log.record(normalised_query=f'q{i}', query=f'q{i}', query_vector=None, mode='bm25', settings={},\n"
+        "               collection='c', data_version=1, result_ids=[], result_scores=[], latency_ms={},\n"
+        "               cache_hit=False, signals={})\n"
+    )
     processes = [subprocess.Popen([sys.executable, "-c", writer, str(tmp_path / "log")], cwd=REPO) for _ in range(4)]
     assert [p.wait(timeout=120) for p in processes] == [0] * 4
     table = read_query_log(tmp_path / "log")
@@ -72,9 +75,20 @@ def test_an_unusable_folder_is_named_and_reading_bounds_days(tmp_path: Path) -> 
     with pytest.raises(QueryLogError, match=r"file/log cannot be used .*quality.query_log_dir"):
         QueryLog(tmp_path / "file" / "log")
     log = QueryLog(tmp_path / "log")
-    log.record(normalised_query="q", query="q", query_vector=None, mode="bm25", settings={}, collection="c",
-               data_version=1, result_ids=["a"], result_scores=[1.0], latency_ms={"retrieval": 2.0},
-               cache_hit=False, signals={})
+    log.record(
+        normalised_query="q",
+        query="q",
+        query_vector=None,
+        mode="bm25",
+        settings={},
+        collection="c",
+        data_version=1,
+        result_ids=["a"],
+        result_scores=[1.0],
+        latency_ms={"retrieval": 2.0},
+        cache_hit=False,
+        signals={},
+    )
     log.close()
     today = datetime.datetime.now(datetime.UTC).date()
     assert read_query_log(tmp_path / "log", start=today, end=today).num_rows == 1
@@ -83,8 +97,9 @@ def test_an_unusable_folder_is_named_and_reading_bounds_days(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
-def test_performance_report_reads_the_log(config: RAGConfig, embedder, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture) -> None:
+def test_performance_report_reads_the_log(
+    config: RAGConfig, embedder, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from rag_core.observability.performance import performance_report
 
     engine = RetrievalEngine(config, embedder=embedder)
@@ -96,13 +111,22 @@ def test_performance_report_reads_the_log(config: RAGConfig, embedder, tmp_path:
     assert len(report.days) == 1 and report.days[0].queries == 4 and "top_score" in report.days[0].signals
     assert report.latency_ms["retrieval"].p50 > 0 and report.slowest[0].retrieval_ms >= report.slowest[-1].retrieval_ms
     later = datetime.date.today() + datetime.timedelta(days=40)
-    assert performance_report(Path(config.quality.query_log_dir), period="monthly", target_latency_ms=80,
-                              today=later).queries == 0
+    assert (
+        performance_report(
+            Path(config.quality.query_log_dir), period="monthly", target_latency_ms=80, today=later
+        ).queries
+        == 0
+    )
     with pytest.raises(ValueError, match="Unknown period 'yearly'"):
         performance_report(Path(config.quality.query_log_dir), period="yearly", target_latency_ms=80)
 
-    script = subprocess.run([sys.executable, str(REPO / "scripts" / "analyze_performance.py"), "--period", "monthly",
-                             "--json"], env={**os.environ, "RAG__QUALITY__QUERY_LOG_DIR": config.quality.query_log_dir},
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    script = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "analyze_performance.py"), "--period", "monthly", "--json"],
+        env={**os.environ, "RAG__QUALITY__QUERY_LOG_DIR": config.quality.query_log_dir},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert script.returncode == 0, script.stderr
     assert json.loads(script.stdout)["queries"] == 4

@@ -24,15 +24,26 @@ from rag_core.security.rbac import (
 from tests.support.configs import make_config
 from tests.support.paths import REPO
 
-TOKENS = {"admin": "admin-token-1", "auditor": "auditor-token-2", "operator": "operator-token-3",
-          "reader": "reader-token-4"}
+TOKENS = {
+    "admin": "admin-token-1",
+    "auditor": "auditor-token-2",
+    "operator": "operator-token-3",
+    "reader": "reader-token-4",
+}
 
 
 @pytest.fixture
 def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RAGConfig:
     monkeypatch.delenv(TOKEN_VARIABLE, raising=False)
-    return make_config(tmp_path, str(tmp_path / "milvus.db"), security={"tokens": [
-        {"name": role, "role": role, "token_sha256": hash_token(token)} for role, token in TOKENS.items()]})
+    return make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        security={
+            "tokens": [
+                {"name": role, "role": role, "token_sha256": hash_token(token)} for role, token in TOKENS.items()
+            ]
+        },
+    )
 
 
 def denials(config: RAGConfig) -> list[dict]:
@@ -59,8 +70,9 @@ def test_without_tokens_the_local_user_acts_as_admin(tmp_path: Path) -> None:
     assert identity.local and identity.role is Role.ADMIN
 
 
-def test_missing_and_unknown_tokens_are_refused_and_audited(secured: RAGConfig,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_and_unknown_tokens_are_refused_and_audited(
+    secured: RAGConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(PermissionError, match=TOKEN_VARIABLE), denials_audited(secured):
         identify(secured)
     monkeypatch.setenv(TOKEN_VARIABLE, "not-a-known-token")
@@ -74,14 +86,17 @@ def test_the_environment_token_identifies_the_caller(secured: RAGConfig, monkeyp
     assert authorize(secured, Permission.ENFORCE_RETENTION, action="test").name == "operator"
 
 
-@pytest.mark.parametrize(("role", "call", "permission"), [
-    ("reader", lambda m: m.query_audit_logs(), "read_audit"),
-    ("operator", lambda m: m.verify_integrity(), "read_audit"),
-    ("reader", lambda m: m.generate_compliance_report("2026-11-01", "2026-11-30"), "generate_reports"),
-    ("auditor", lambda m: m.enforce_retention_policy(), "enforce_retention"),
-    ("auditor", lambda m: m._enforce_retention_policy(), "enforce_retention"),
-    ("operator", lambda m: m.erase_document("any"), "erase"),
-])
+@pytest.mark.parametrize(
+    ("role", "call", "permission"),
+    [
+        ("reader", lambda m: m.query_audit_logs(), "read_audit"),
+        ("operator", lambda m: m.verify_integrity(), "read_audit"),
+        ("reader", lambda m: m.generate_compliance_report("2026-11-01", "2026-11-30"), "generate_reports"),
+        ("auditor", lambda m: m.enforce_retention_policy(), "enforce_retention"),
+        ("auditor", lambda m: m._enforce_retention_policy(), "enforce_retention"),
+        ("operator", lambda m: m.erase_document("any"), "erase"),
+    ],
+)
 def test_every_compliance_entry_checks_its_permission(secured: RAGConfig, role: str, call, permission: str) -> None:
     with pytest.raises(PermissionError, match=f"lacks the '{permission}' permission"):
         call(ComplianceManager(secured, token=TOKENS[role]))
@@ -95,14 +110,14 @@ def test_allowed_roles_get_through_and_act_under_their_name(secured: RAGConfig) 
     report = auditor.generate_compliance_report("2026-01-01", "2099-12-31")
     assert report is not None
     ComplianceManager(secured, token=TOKENS["operator"]).enforce_retention_policy()
-    retention = ComplianceManager(secured, token=TOKENS["admin"]).query_audit_logs(
-        event_type=AuditEventType.RETENTION)
+    retention = ComplianceManager(secured, token=TOKENS["admin"]).query_audit_logs(event_type=AuditEventType.RETENTION)
     assert retention and retention[-1].actor.startswith("operator@")
     assert not current_actor().startswith("operator@")  # the identity acts for its own calls only
 
 
-def test_cli_commands_check_permissions(secured: RAGConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture) -> None:
+def test_cli_commands_check_permissions(
+    secured: RAGConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     config_file = tmp_path / "config.yaml"
     config_file.write_text(secured.model_dump_json())  # JSON is YAML
     monkeypatch.setenv(TOKEN_VARIABLE, TOKENS["reader"])
@@ -119,8 +134,7 @@ def test_unlisted_commands_need_every_permission() -> None:
     assert action("token").permissions == ()
 
 
-def test_token_hash_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
-                                tmp_path: Path) -> None:
+def test_token_hash_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.stdin", io.StringIO("abc\n"))
     assert main(["token", "hash"]) == 0

@@ -18,9 +18,16 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     folder = tmp_path_factory.mktemp("tiny-cross-encoder")
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("bundled:all-MiniLM-L6-v2"))
-    model = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32,
-                                                     num_hidden_layers=1, num_attention_heads=2,
-                                                     intermediate_size=64, num_labels=1))
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=1,
+        )
+    )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
@@ -28,8 +35,9 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_factory_and_its_errors(tiny_cross_encoder: str) -> None:
     assert isinstance(make_reranker(RerankingConfig()), NoReranker)
-    assert isinstance(make_reranker(RerankingConfig(method="cross_encoder", model=tiny_cross_encoder)),
-                      CrossEncoderReranker)
+    assert isinstance(
+        make_reranker(RerankingConfig(method="cross_encoder", model=tiny_cross_encoder)), CrossEncoderReranker
+    )
     with pytest.raises(ValueError, match="reranking.model is empty"):
         make_reranker(RerankingConfig(method="cross_encoder"))
     with pytest.raises(OSError, match="Cannot load cross-encoder"):

@@ -26,13 +26,17 @@ class FakeClock:
 
 
 def _config(tmp_path: Path, url: str | None = None) -> RAGConfig:
-    return RAGConfig.model_validate({
-        "compliance": {"database_url": url or f"sqlite:///{tmp_path / 'audit.db'}", "checkpoint_every": 10},
-        "quality": {"query_log_dir": str(tmp_path / "query_log")}})
+    return RAGConfig.model_validate(
+        {
+            "compliance": {"database_url": url or f"sqlite:///{tmp_path / 'audit.db'}", "checkpoint_every": 10},
+            "quality": {"query_log_dir": str(tmp_path / "query_log")},
+        }
+    )
 
 
 def test_retention_deletes_exactly_what_is_due_and_the_chain_still_verifies(
-        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(HMAC_KEY_VARIABLE, "retention-key")
     config = _config(tmp_path, database_url)
     clock = FakeClock(NOW - datetime.timedelta(days=400))
@@ -54,14 +58,16 @@ def test_retention_deletes_exactly_what_is_due_and_the_chain_still_verifies(
     assert result.purged_records == 4
     assert result.query_log_days_deleted == [str((NOW - datetime.timedelta(days=a)).date()) for a in (120, 91)]
     assert sorted(p.name for p in (tmp_path / "query_log").iterdir()) == [
-        f"date={(NOW - datetime.timedelta(days=a)).date()}" for a in (90, 10)]
+        f"date={(NOW - datetime.timedelta(days=a)).date()}" for a in (90, 10)
+    ]
     assert result.event.event_type is AuditEventType.RETENTION and result.event.details["purged_records"] == 4
     report = verify_chain(trail.store)
     assert report.intact and report.signed, report.problem
 
 
-def test_the_purged_prefix_is_removed_behind_a_signed_checkpoint(tmp_path: Path, database_url: str,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_purged_prefix_is_removed_behind_a_signed_checkpoint(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(HMAC_KEY_VARIABLE, "retention-key")
     config = _config(tmp_path, database_url)
     clock = FakeClock(NOW - datetime.timedelta(days=200))

@@ -68,8 +68,9 @@ def test_milvus_bm25_and_client_bm25_agree(config: RAGConfig, embedder) -> None:
     """Both lexical paths give the same hybrid ranking (tolerance: the top 3 overlap in at least 2 of 3 documents;
     Milvus Lite 3.2 does not stem, the client-side index does)."""
     local = RetrievalEngine(config, embedder=embedder)
-    milvus_config = config.model_copy(update={"retrieval": config.retrieval.model_copy(
-        update={"lexical_backend": "milvus"})})
+    milvus_config = config.model_copy(
+        update={"retrieval": config.retrieval.model_copy(update={"lexical_backend": "milvus"})}
+    )
     server_side = RetrievalEngine(milvus_config, embedder=embedder)
     assert server_side.lexical_backend == "milvus"
     for query in ("cross-encoder reranker relevance", "term frequency document length", "audit records days"):
@@ -83,8 +84,10 @@ def test_milvus_bm25_and_client_bm25_agree(config: RAGConfig, embedder) -> None:
 @pytest.mark.server
 @pytest.mark.parametrize("milvus_uri", ["server"], indirect=True)
 def test_milvus_23_has_no_bm25_function_so_milvus_backend_is_refused(config: RAGConfig, embedder) -> None:
-    engine = RetrievalEngine(config.model_copy(update={"retrieval": config.retrieval.model_copy(
-        update={"lexical_backend": "milvus"})}), embedder=embedder)
+    engine = RetrievalEngine(
+        config.model_copy(update={"retrieval": config.retrieval.model_copy(update={"lexical_backend": "milvus"})}),
+        embedder=embedder,
+    )
     with pytest.raises(ValueError, match="has no BM25 function"):
         engine.search("compaction")
 
@@ -103,16 +106,19 @@ def test_corpus_normalisation_scores_each_leg_against_the_whole_index(config: RA
         expected = 0.7 * (r.dense_score - dense.mean) / dense.std + 0.3 * (r.lexical_score - lexical.mean) / lexical.std
         assert r.fused_score == pytest.approx(expected, rel=1e-4, abs=1e-5)
     whole = engine.search(query, mode="bm25", document_level=True).results[0]
-    assert whole.lexical_score == pytest.approx(client.documents.search([query], 1)[0][0].score), \
+    assert whole.lexical_score == pytest.approx(client.documents.search([query], 1)[0][0].score), (
         "document-level BM25 scores whole documents"
+    )
 
 
-def test_the_dense_leg_in_milvus_runs_while_bm25_ranks(config: RAGConfig, embedder,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dense_leg_in_milvus_runs_while_bm25_ranks(
+    config: RAGConfig, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On a server the dense leg is mostly a wait for Milvus: the caller's thread ranks BM25 meanwhile. Same
     results, the dense stage timed as long as Milvus took, and a failed search still fails the query."""
-    config = config.model_copy(update={"retrieval": config.retrieval.model_copy(
-        update={"dense_search": "milvus", "cache_size": 0})})
+    config = config.model_copy(
+        update={"retrieval": config.retrieval.model_copy(update={"dense_search": "milvus", "cache_size": 0})}
+    )
     engine = RetrievalEngine(config, embedder=embedder)
     query = "how does compaction purge deleted rows"
     before = [(r.chunk_id, r.fused_score) for r in engine.search(query).results]

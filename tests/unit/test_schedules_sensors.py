@@ -15,39 +15,72 @@ from tests.support.corpus import RETRIEVAL_DOCS, ingest
 from tests.support.dagster_runs import _messages
 from tests.unit.test_quality_gate import perturbed_model, write_gate_dataset  # noqa: F401 - the fixture is used below
 
-RUNNING = {"compaction_schedule", "drift_report_schedule", "performance_report_schedule", "raw_documents_sensor",
-           "compliance_report_schedule", "retention_schedule", "audit_success_runs", "audit_failure_runs",
-           "push_success_run_metrics", "push_failure_run_metrics"}
+RUNNING = {
+    "compaction_schedule",
+    "drift_report_schedule",
+    "performance_report_schedule",
+    "raw_documents_sensor",
+    "compliance_report_schedule",
+    "retention_schedule",
+    "audit_success_runs",
+    "audit_failure_runs",
+    "push_success_run_metrics",
+    "push_failure_run_metrics",
+}
 
 
 @pytest.fixture
 def served(tmp_path: Path, embedder) -> RAGConfig:
-    config = make_config(tmp_path, str(tmp_path / "milvus.db"), milvus={"consistency_level": "Strong"},
-                         retrieval={"bm25_refresh_s": 0},
-                         quality={"drift_dir": str(tmp_path / "drift"), "reports_dir": str(tmp_path / "reports")},
-                         quality_gate={"dataset": str(write_gate_dataset(tmp_path / "gate"))})
+    config = make_config(
+        tmp_path,
+        str(tmp_path / "milvus.db"),
+        milvus={"consistency_level": "Strong"},
+        retrieval={"bm25_refresh_s": 0},
+        quality={"drift_dir": str(tmp_path / "drift"), "reports_dir": str(tmp_path / "reports")},
+        quality_gate={"dataset": str(write_gate_dataset(tmp_path / "gate"))},
+    )
     ingest(config, RETRIEVAL_DOCS, embedder)
     return config
 
 
 def test_every_schedule_and_sensor_is_described_configurable_and_stopped_unless_expected() -> None:
-    config = RAGConfig.model_validate({"schedules": {"timezone": "Europe/Berlin", "drift_cron": "30 6 * * 2",
-                                                     "performance_cron": "0 7 2 * *",
-                                                     "reindex_sensor_interval_s": 600}})
+    config = RAGConfig.model_validate(
+        {
+            "schedules": {
+                "timezone": "Europe/Berlin",
+                "drift_cron": "30 6 * * 2",
+                "performance_cron": "0 7 2 * *",
+                "reindex_sensor_interval_s": 600,
+            }
+        }
+    )
     definitions = build_definitions(config)
     dg.Definitions.validate_loadable(definitions)
     schedules = {s.name: s for s in definitions.schedules}
     sensors = {s.name: s for s in definitions.sensors}
-    assert set(schedules) == {"compaction_schedule", "drift_report_schedule", "performance_report_schedule",
-                              "compliance_report_schedule", "retention_schedule"}
-    assert set(sensors) == {"raw_documents_sensor", "reindex_sensor", "audit_success_runs", "audit_failure_runs",
-                            "push_success_run_metrics", "push_failure_run_metrics"}
+    assert set(schedules) == {
+        "compaction_schedule",
+        "drift_report_schedule",
+        "performance_report_schedule",
+        "compliance_report_schedule",
+        "retention_schedule",
+    }
+    assert set(sensors) == {
+        "raw_documents_sensor",
+        "reindex_sensor",
+        "audit_success_runs",
+        "audit_failure_runs",
+        "push_success_run_metrics",
+        "push_failure_run_metrics",
+    }
     for name, definition in {**schedules, **sensors}.items():
         assert len(definition.description or "") > 40, name
         running = definition.default_status.value == "RUNNING"
         assert running == (name in RUNNING), name
-    assert (schedules["drift_report_schedule"].cron_schedule, schedules["drift_report_schedule"].execution_timezone) \
-        == ("30 6 * * 2", "Europe/Berlin")
+    assert (
+        schedules["drift_report_schedule"].cron_schedule,
+        schedules["drift_report_schedule"].execution_timezone,
+    ) == ("30 6 * * 2", "Europe/Berlin")
     assert schedules["performance_report_schedule"].cron_schedule == "0 7 2 * *"
     assert schedules["compaction_schedule"].execution_timezone == "Europe/Berlin"
     assert sensors["reindex_sensor"].minimum_interval_seconds == 600
@@ -58,8 +91,9 @@ def test_the_schedules_ask_for_their_jobs_and_the_monthly_one_for_the_month_befo
     definitions = build_definitions(RAGConfig())
     schedules = {s.name: s for s in definitions.schedules}
     at = datetime.datetime(2026, 3, 1, 5, 0, tzinfo=datetime.UTC)
-    with dg.build_schedule_context(scheduled_execution_time=at,
-                                   repository_def=definitions.get_repository_def()) as context:
+    with dg.build_schedule_context(
+        scheduled_execution_time=at, repository_def=definitions.get_repository_def()
+    ) as context:
         monthly = schedules["performance_report_schedule"].evaluate_tick(context).run_requests
         weekly = schedules["drift_report_schedule"].evaluate_tick(context).run_requests
     assert [r.partition_key for r in monthly] == ["2026-02-01"]
@@ -94,7 +128,8 @@ def run_job(config: RAGConfig, name: str, instance: dg.DagsterInstance) -> dg.Ex
 
 
 def test_the_reindex_job_promotes_a_candidate_that_passes_the_gate_then_the_drift_job_reports(
-        served: RAGConfig) -> None:
+    served: RAGConfig,
+) -> None:
     instance = dg.DagsterInstance.ephemeral()
     result = run_job(served, "reindex", instance)
     assert result.success

@@ -23,9 +23,15 @@ READER, ADMIN = "reader-token-1", "admin-token-1"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, embedder) -> RAGConfig:
     tmp = tmp_path_factory.mktemp("serve")
-    config = make_config(tmp, str(tmp / "milvus.db"), "served", retrieval={"bm25_refresh_s": 0},
-                         pipeline={"top_k": 6, "rerank_top_k": 3}, serve={"max_top_k": 20, "max_body_bytes": 2048},
-                         quality={"log_query_text": True, "query_log_flush_s": 0.05})
+    config = make_config(
+        tmp,
+        str(tmp / "milvus.db"),
+        "served",
+        retrieval={"bm25_refresh_s": 0},
+        pipeline={"top_k": 6, "rerank_top_k": 3},
+        serve={"max_top_k": 20, "max_body_bytes": 2048},
+        quality={"log_query_text": True, "query_log_flush_s": 0.05},
+    )
     ingest(config, RETRIEVAL_DOCS, embedder)
     return config
 
@@ -39,8 +45,11 @@ def client(served: RAGConfig) -> Iterator[TestClient]:
 def scrape(client: TestClient, headers: dict | None = None) -> dict[tuple[str, tuple], float]:
     response = client.get("/metrics", headers=headers or {})
     assert response.status_code == 200, response.text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(response.text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
 
 
 def queries(samples: dict, outcome: str, mode: str = "hybrid") -> float:
@@ -84,23 +93,28 @@ def test_modes_and_filters_are_honoured(client: TestClient) -> None:
     assert {r["doc_id"] for r in only["results"]} == {"hnsw"}
 
 
-@pytest.mark.parametrize(("body", "status", "field", "words"), [
-    ({}, 422, "query", "Field required"),
-    ({"query": ""}, 422, "query", "at least 1 character"),
-    ({"query": "   "}, 422, "query", "empty"),
-    ({"query": "x", "top_k": 0}, 422, "top_k", "greater than 0"),
-    ({"query": "x", "top_k": "3"}, 422, "top_k", "valid integer"),  # strict: a string is not coerced
-    ({"query": "x", "top_k": True}, 422, "top_k", "valid integer"),  # nor a boolean (it was 1)
-    ({"query": "x", "top_k": 2.0}, 422, "top_k", "valid integer"),
-    ({"query": "x", "top_k": 21}, 422, "top_k", "serve.max_top_k (20)"),
-    ({"query": "x", "mode": "sparse"}, 422, "mode", "'hybrid', 'dense' or 'bm25'"),
-    ({"query": "x", "limit": 3}, 422, "limit", "Extra inputs"),
-    ({"query": "x", "filter": "doc_id ==== 1"}, 422, "filter", "Milvus rejected"),
-])
-def test_bad_requests_get_a_4xx_naming_the_field(client: TestClient, body: dict, status: int, field: str,
-                                                  words: str) -> None:
-    before = queries(scrape(client), "invalid", body.get("mode", "hybrid") if body.get("mode") != "sparse"
-                     else "unknown")
+@pytest.mark.parametrize(
+    ("body", "status", "field", "words"),
+    [
+        ({}, 422, "query", "Field required"),
+        ({"query": ""}, 422, "query", "at least 1 character"),
+        ({"query": "   "}, 422, "query", "empty"),
+        ({"query": "x", "top_k": 0}, 422, "top_k", "greater than 0"),
+        ({"query": "x", "top_k": "3"}, 422, "top_k", "valid integer"),  # strict: a string is not coerced
+        ({"query": "x", "top_k": True}, 422, "top_k", "valid integer"),  # nor a boolean (it was 1)
+        ({"query": "x", "top_k": 2.0}, 422, "top_k", "valid integer"),
+        ({"query": "x", "top_k": 21}, 422, "top_k", "serve.max_top_k (20)"),
+        ({"query": "x", "mode": "sparse"}, 422, "mode", "'hybrid', 'dense' or 'bm25'"),
+        ({"query": "x", "limit": 3}, 422, "limit", "Extra inputs"),
+        ({"query": "x", "filter": "doc_id ==== 1"}, 422, "filter", "Milvus rejected"),
+    ],
+)
+def test_bad_requests_get_a_4xx_naming_the_field(
+    client: TestClient, body: dict, status: int, field: str, words: str
+) -> None:
+    before = queries(
+        scrape(client), "invalid", body.get("mode", "hybrid") if body.get("mode") != "sparse" else "unknown"
+    )
     response = client.post("/query", json=body)
     assert response.status_code == status, response.text
     assert response.json()["field"] == field and words in response.json()["error"], response.json()
@@ -122,8 +136,9 @@ class _Kept(logging.Handler):
         self.records.append(record)
 
 
-def test_a_rejected_filter_is_one_log_line_without_traceback_or_query(client: TestClient,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_a_rejected_filter_is_one_log_line_without_traceback_or_query(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
     """pymilvus logged each rejected filter at ERROR with its traceback, through its own stderr handler (9,122
     lines for 8 requests), the expression (and so the caller's values) included."""
     pymilvus_records = _Kept()
@@ -131,8 +146,10 @@ def test_a_rejected_filter_is_one_log_line_without_traceback_or_query(client: Te
     try:
         with caplog.at_level(logging.WARNING):
             for mode in ("hybrid", "dense", "bm25"):
-                response = client.post("/query", json={"query": "confidential compaction", "mode": mode,
-                                                        "filter": 'tenant ==== "acme-secret"'})
+                response = client.post(
+                    "/query",
+                    json={"query": "confidential compaction", "mode": mode, "filter": 'tenant ==== "acme-secret"'},
+                )
                 assert response.status_code == 422 and response.json()["field"] == "filter", response.text
     finally:
         logging.getLogger("pymilvus").removeHandler(pymilvus_records)
@@ -190,8 +207,13 @@ def test_ready_reports_the_serving_version_and_rows(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json() | {"error": ""} == {"ready": True, "collection": "served__v1", "version": 1,
-                                            "rows": len(RETRIEVAL_DOCS), "error": ""}
+    assert ready.json() | {"error": ""} == {
+        "ready": True,
+        "collection": "served__v1",
+        "version": 1,
+        "rows": len(RETRIEVAL_DOCS),
+        "error": "",
+    }
 
 
 def test_not_ready_without_an_index_and_queries_get_503(served: RAGConfig) -> None:
@@ -230,8 +252,10 @@ def test_queries_are_logged_and_audited_like_every_other_path(client: TestClient
 
 @pytest.fixture(scope="module")
 def guarded(served: RAGConfig) -> Iterator[TestClient]:
-    tokens = [{"name": "rita", "role": "reader", "token_sha256": hash_token(READER)},
-              {"name": "adam", "role": "admin", "token_sha256": hash_token(ADMIN)}]
+    tokens = [
+        {"name": "rita", "role": "reader", "token_sha256": hash_token(READER)},
+        {"name": "adam", "role": "admin", "token_sha256": hash_token(ADMIN)},
+    ]
     config = served.model_copy(update={"security": served.security.model_validate({"tokens": tokens})})
     with TestClient(create_app(config)) as client:
         yield client

@@ -20,8 +20,9 @@ OTTER = "Otters crack shellfish on their bellies while floating in kelp. " * 3
 
 @pytest.fixture
 def settings(tmp_path: Path, milvus_uri: str, collection: str) -> RAGConfig:
-    return make_config(tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"},
-                       retrieval={"bm25_refresh_s": 0})
+    return make_config(
+        tmp_path, milvus_uri, collection, milvus={"consistency_level": "Strong"}, retrieval={"bm25_refresh_s": 0}
+    )
 
 
 def corpus(folder: Path) -> Path:
@@ -50,7 +51,8 @@ def dies_once(real: Callable) -> Callable:
 
 
 def test_a_sync_that_died_before_its_data_version_is_published_by_the_next(
-        settings: RAGConfig, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: RAGConfig, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The edit's rows were written and the old ones deleted, then the run died: the next sync finds nothing to
     write, and must still publish the new state, or every reader keeps serving the old text."""
     docs = corpus(tmp_path / "docs")
@@ -58,8 +60,7 @@ def test_a_sync_that_died_before_its_data_version_is_published_by_the_next(
     engine = RetrievalEngine(settings, embedder=embedder)
     assert ZEBRA.strip() in texts(engine, "zebras savanna")
     (docs / "a.md").write_text(WHALE, encoding="utf-8")
-    monkeypatch.setattr(MilvusIndexManager, "bump_data_version",
-                        dies_once(MilvusIndexManager.bump_data_version))
+    monkeypatch.setattr(MilvusIndexManager, "bump_data_version", dies_once(MilvusIndexManager.bump_data_version))
     with pytest.raises(RuntimeError, match="killed here"):
         ingest_path(docs, settings, embedder=embedder)
     before = MilvusIndexManager(settings.milvus, settings.index).state(f"{settings.milvus.collection}__v1")
@@ -73,7 +74,8 @@ def test_a_sync_that_died_before_its_data_version_is_published_by_the_next(
 
 
 def test_every_query_path_serves_the_last_published_state_while_a_sync_is_unfinished(
-        settings: RAGConfig, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: RAGConfig, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A run killed after writing an edit's new rows, before deleting the old ones: with or without a filter, in
     every mode, queries answer from the state the last finished sync published, and the next sync repairs it."""
     docs = corpus(tmp_path / "docs")
@@ -81,8 +83,7 @@ def test_every_query_path_serves_the_last_published_state_while_a_sync_is_unfini
     engine = RetrievalEngine(settings, embedder=embedder)
     assert texts(engine, "zebras")
     (docs / "a.md").write_text(WHALE, encoding="utf-8")
-    monkeypatch.setattr(MilvusIndexManager, "delete_chunks",
-                        dies_once(MilvusIndexManager.delete_chunks))
+    monkeypatch.setattr(MilvusIndexManager, "delete_chunks", dies_once(MilvusIndexManager.delete_chunks))
     with pytest.raises(RuntimeError, match="killed here"):
         ingest_path(docs, settings, embedder=embedder)
     manager = MilvusIndexManager(settings.milvus, settings.index)
@@ -119,8 +120,9 @@ def test_a_symlink_loop_is_reported_and_the_rest_still_syncs(settings: RAGConfig
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 @pytest.mark.parametrize("link", ["sub/self", "self"])
-def test_a_link_to_a_folder_above_does_not_stop_pruning(settings: RAGConfig, tmp_path: Path, embedder,
-                                                         link: str) -> None:
+def test_a_link_to_a_folder_above_does_not_stop_pruning(
+    settings: RAGConfig, tmp_path: Path, embedder, link: str
+) -> None:
     """``sub/self -> ..`` (or ``self -> .``) is reported and not followed; it must not shield the whole corpus."""
     docs = corpus(tmp_path / "docs")
     (docs / "sub").mkdir()
@@ -139,7 +141,8 @@ def test_a_link_to_a_folder_above_does_not_stop_pruning(settings: RAGConfig, tmp
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_an_incomplete_version_asked_for_by_name_is_refused_not_served_partially(
-        settings: RAGConfig, tmp_path: Path, embedder) -> None:
+    settings: RAGConfig, tmp_path: Path, embedder
+) -> None:
     docs = corpus(tmp_path / "docs")
     ingest_path(docs, settings, embedder=embedder)
     manager = MilvusIndexManager(settings.milvus, settings.index)

@@ -11,9 +11,15 @@ from tests.support.corpus import paragraphs, write_corpus
 
 
 def test_eight_threads_query_through_a_reindex_without_an_error_or_a_mixed_answer(
-        tmp_path: Path, milvus_uri: str, collection: str, embedder) -> None:
-    config: RAGConfig = make_config(tmp_path, milvus_uri, collection, retrieval={"bm25_refresh_s": 0.2},
-                                    quality={"drift_dir": str(tmp_path / "drift")})
+    tmp_path: Path, milvus_uri: str, collection: str, embedder
+) -> None:
+    config: RAGConfig = make_config(
+        tmp_path,
+        milvus_uri,
+        collection,
+        retrieval={"bm25_refresh_s": 0.2},
+        quality={"drift_dir": str(tmp_path / "drift")},
+    )
     docs = tmp_path / "docs"
     write_corpus(docs)
     for topic in ("indexes", "queries", "versions", "schedules"):  # enough text for the rebuild to take a while

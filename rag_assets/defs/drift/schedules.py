@@ -10,7 +10,11 @@ def drift_schedule(config: SchedulesConfig) -> dg.ScheduleDefinition:
     # Running by default: the guide's weekly check; it only reads the index and the query log. What it may trigger
     # (a re-index) waits for reindex_sensor, which is stopped by default.
     return dg.ScheduleDefinition(
-        name="drift_report_schedule", job=drift_report_job, cron_schedule=config.drift_cron,
-        execution_timezone=config.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
+        name="drift_report_schedule",
+        job=drift_report_job,
+        cron_schedule=config.drift_cron,
+        execution_timezone=config.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Weekly drift report ({config.drift_cron}, {config.timezone}): query, result, corpus and "
-                    "model drift against the snapshot of the last promotion.")
+        "model drift against the snapshot of the last promotion.",
+    )

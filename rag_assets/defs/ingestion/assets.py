@@ -5,7 +5,6 @@ Unpartitioned by default. With ``ingestion.partitions: N`` the same chain is bui
 (``rag_core.ingest.partitioning``), with Parquet tables of its own, so N runs can go in parallel.
 """
 
-
 import dagster as dg
 
 from rag_assets.metadata import to_metadata
@@ -46,63 +45,123 @@ def table_name(name: str, partition: Partition | None) -> str:
 def ingestion_assets(partitions: dg.PartitionsDefinition | None = None) -> tuple[dg.AssetsDefinition, ...]:
     """raw_documents, chunks, embeddings, semantic_index: unpartitioned, or over ``partitions``."""
 
-    @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=partitions,
-              description="Every readable document under the corpus folder (of this partition's bucket).")
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"parquet"},
+        partitions_def=partitions,
+        description="Every readable document under the corpus folder (of this partition's bucket).",
+    )
     def raw_documents(context: dg.AssetExecutionContext, corpus: CorpusResource) -> BatchStream:
         if not corpus.path.exists():
-            raise dg.Failure(f"The corpus folder {corpus.path.resolve()} does not exist; create it or set "
-                             "ingestion.docs_dir (RAG__INGESTION__DOCS_DIR).")
+            raise dg.Failure(
+                f"The corpus folder {corpus.path.resolve()} does not exist; create it or set "
+                "ingestion.docs_dir (RAG__INGESTION__DOCS_DIR)."
+            )
         partition = partition_of(context)
-        return document_stream(corpus.path, max_file_bytes=corpus.max_file_bytes,
-                               batch_size=corpus.record_batch_size, source=folder_source(corpus.path),
-                               owns=partition.owns if partition else None)
+        return document_stream(
+            corpus.path,
+            max_file_bytes=corpus.max_file_bytes,
+            batch_size=corpus.record_batch_size,
+            source=folder_source(corpus.path),
+            owns=partition.owns if partition else None,
+        )
 
-    @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=partitions,
-              description="Token-bounded chunks; unchanged documents reuse theirs.")
-    def chunks(context: dg.AssetExecutionContext, raw_documents: ParquetTable, embedder: EmbedderResource,
-               storage: AssetStorage, corpus: CorpusResource) -> BatchStream:
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"parquet"},
+        partitions_def=partitions,
+        description="Token-bounded chunks; unchanged documents reuse theirs.",
+    )
+    def chunks(
+        context: dg.AssetExecutionContext,
+        raw_documents: ParquetTable,
+        embedder: EmbedderResource,
+        storage: AssetStorage,
+        corpus: CorpusResource,
+    ) -> BatchStream:
         previous = storage.store().get(table_name("chunks", partition_of(context)))
         return chunk_stream(raw_documents, embedder.chunker(), previous, batch_size=corpus.record_batch_size)
 
-    @dg.asset(group_name=GROUP, kinds={"parquet", "pytorch"}, partitions_def=partitions,
-              description="A float32 vector per chunk; only new text is embedded.")
-    def embeddings(context: dg.AssetExecutionContext, chunks: ParquetTable, embedder: EmbedderResource,
-                   storage: AssetStorage, corpus: CorpusResource) -> BatchStream:
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"parquet", "pytorch"},
+        partitions_def=partitions,
+        description="A float32 vector per chunk; only new text is embedded.",
+    )
+    def embeddings(
+        context: dg.AssetExecutionContext,
+        chunks: ParquetTable,
+        embedder: EmbedderResource,
+        storage: AssetStorage,
+        corpus: CorpusResource,
+    ) -> BatchStream:
         previous = storage.store().get(table_name("embeddings", partition_of(context)))
         return embedding_stream(chunks, embedder.embedder(), previous, batch_size=corpus.record_batch_size)
 
-    @dg.asset(group_name=GROUP, kinds={"milvus"}, partitions_def=partitions,
-              description="The Milvus collection behind the alias, synced by upsert/delete within the corpus "
-                          "folder's source (and this partition's bucket).")
-    def semantic_index(context: dg.AssetExecutionContext, embeddings: ParquetTable, milvus: MilvusResource,
-                       corpus: CorpusResource, storage: AssetStorage,
-                       embedder: EmbedderResource) -> dg.MaterializeResult:
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"milvus"},
+        partitions_def=partitions,
+        description="The Milvus collection behind the alias, synced by upsert/delete within the corpus "
+        "folder's source (and this partition's bucket).",
+    )
+    def semantic_index(
+        context: dg.AssetExecutionContext,
+        embeddings: ParquetTable,
+        milvus: MilvusResource,
+        corpus: CorpusResource,
+        storage: AssetStorage,
+        embedder: EmbedderResource,
+    ) -> dg.MaterializeResult:
         meta, manager, partition = embeddings.metadata, milvus.manager(), partition_of(context)
         version = manager.version_for(meta[MODEL_KEY], int(meta[DIMENSION_KEY]), meta.get(CHUNKING_KEY, ""))
         source = folder_source(corpus.path)
         documents = storage.store().get(table_name("raw_documents", partition))
         if partition and documents and documents.trailer.get(CORPUS_DOCUMENTS_KEY) == "0":
-            raise dg.Failure(f"The corpus folder {corpus.path.resolve()} holds no readable document; refusing to "
-                             f"prune partition {partition.key} of {milvus.collection!r} to nothing. Check the "
-                             "folder (ingestion.docs_dir), or delete its rows explicitly with "
-                             f"`rag delete --source {source}`.")
+            raise dg.Failure(
+                f"The corpus folder {corpus.path.resolve()} holds no readable document; refusing to "
+                f"prune partition {partition.key} of {milvus.collection!r} to nothing. Check the "
+                "folder (ingestion.docs_dir), or delete its rows explicitly with "
+                f"`rag delete --source {source}`."
+            )
         promote = promoter(milvus.settings.rag_config(), milvus.collection, embedder.embedder(), manager)
-        report = sync_index(manager, milvus.collection, version, embeddings.iter_batches(corpus.record_batch_size),
-                            source=source, prune=True,
-                            keep=skipped_documents(lambda: documents.trailer if documents else {}),
-                            promote=promote, owns=partition.owns if partition else None)
+        report = sync_index(
+            manager,
+            milvus.collection,
+            version,
+            embeddings.iter_batches(corpus.record_batch_size),
+            source=source,
+            prune=True,
+            keep=skipped_documents(lambda: documents.trailer if documents else {}),
+            promote=promote,
+            owns=partition.owns if partition else None,
+        )
         # A new version filled by a partition's run is served once every bucket's run has filled it.
         served = partition is not None and (
             manager.resolve(milvus.collection) == report.collection
-            or finish_when_whole(manager, milvus.collection, report.collection,
-                                 _all_chunk_ids(storage, partition.count), promote=promote))
-        return dg.MaterializeResult(metadata=to_metadata({
-            "collection": report.collection, "alias": report.alias, "index_version": report.index_version,
-            "new_version": report.new_version, "upserted": report.upserted, "deleted": report.deleted,
-            "unchanged": report.unchanged, "rows": report.rows, "data_version": report.data_version,
-            "seconds": report.seconds, "source": source, "milvus_uri": milvus.uri,
-            **({"partition": partition.key, "serving": served} if partition else {}),
-        }))
+            or finish_when_whole(
+                manager, milvus.collection, report.collection, _all_chunk_ids(storage, partition.count), promote=promote
+            )
+        )
+        return dg.MaterializeResult(
+            metadata=to_metadata(
+                {
+                    "collection": report.collection,
+                    "alias": report.alias,
+                    "index_version": report.index_version,
+                    "new_version": report.new_version,
+                    "upserted": report.upserted,
+                    "deleted": report.deleted,
+                    "unchanged": report.unchanged,
+                    "rows": report.rows,
+                    "data_version": report.data_version,
+                    "seconds": report.seconds,
+                    "source": source,
+                    "milvus_uri": milvus.uri,
+                    **({"partition": partition.key, "serving": served} if partition else {}),
+                }
+            )
+        )
 
     return raw_documents, chunks, embeddings, semantic_index
 

@@ -14,12 +14,16 @@ ingestion_job = dg.define_asset_job(
 )
 
 
-def partitioned_ingestion_job(assets: tuple[dg.AssetsDefinition, ...],
-                              partitions: dg.PartitionsDefinition) -> UnresolvedAssetJobDefinition:
+def partitioned_ingestion_job(
+    assets: tuple[dg.AssetsDefinition, ...], partitions: dg.PartitionsDefinition
+) -> UnresolvedAssetJobDefinition:
     """One run per partition: load, chunk, embed and sync one bucket of the corpus. The BM25 index is left out: it
     reads every bucket's rows, so it is refreshed once after all partitions' runs (or by the engine on the next
     query, keyed on the data version) rather than N times."""
-    return dg.define_asset_job("ingestion", selection=dg.AssetSelection.assets(*assets), partitions_def=partitions,
-                               description="Load, chunk, embed and sync one partition's bucket of the raw documents "
-                                           "folder into Milvus.",
-                               executor_def=dg.in_process_executor)
+    return dg.define_asset_job(
+        "ingestion",
+        selection=dg.AssetSelection.assets(*assets),
+        partitions_def=partitions,
+        description="Load, chunk, embed and sync one partition's bucket of the raw documents folder into Milvus.",
+        executor_def=dg.in_process_executor,
+    )

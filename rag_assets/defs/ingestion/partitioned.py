@@ -21,16 +21,31 @@ def with_partitioned_ingestion(defs: dg.Definitions, partitions: int) -> dg.Defi
     partitions_def = partitions_definition(partitions)
     chain = ingestion_assets(partitions_def)
     job = partitioned_ingestion_job(chain, partitions_def)
-    replaced = [assets.raw_documents, assets.chunks, assets.embeddings, assets.semantic_index,
-                checks.chunk_ids_unique, checks.no_empty_chunks, checks.vectors_have_model_dimension_and_unit_norm,
-                checks.milvus_rows_match_embeddings, jobs.ingestion_job, sensors.raw_documents_sensor]
+    replaced = [
+        assets.raw_documents,
+        assets.chunks,
+        assets.embeddings,
+        assets.semantic_index,
+        checks.chunk_ids_unique,
+        checks.no_empty_chunks,
+        checks.vectors_have_model_dimension_and_unit_norm,
+        checks.milvus_rows_match_embeddings,
+        jobs.ingestion_job,
+        sensors.raw_documents_sensor,
+    ]
 
     def others(items: object) -> list:
         return [item for item in items or [] if not any(item is old for old in replaced)]
 
-    return dg.Definitions(assets=[*others(defs.assets), *chain],
-                          asset_checks=[*others(defs.asset_checks), *partitioned_checks(*chain[1:])],
-                          jobs=[*others(defs.jobs), job],
-                          sensors=[*others(defs.sensors), ingestion_sensor(job, partitions_def)],
-                          schedules=defs.schedules, resources=defs.resources, executor=defs.executor,
-                          loggers=defs.loggers, metadata=defs.metadata, component_tree=defs.component_tree)
+    return dg.Definitions(
+        assets=[*others(defs.assets), *chain],
+        asset_checks=[*others(defs.asset_checks), *partitioned_checks(*chain[1:])],
+        jobs=[*others(defs.jobs), job],
+        sensors=[*others(defs.sensors), ingestion_sensor(job, partitions_def)],
+        schedules=defs.schedules,
+        resources=defs.resources,
+        executor=defs.executor,
+        loggers=defs.loggers,
+        metadata=defs.metadata,
+        component_tree=defs.component_tree,
+    )

@@ -38,10 +38,13 @@ def _index(collection: str | None, rows: float | None) -> dict[str, dict[str, fl
 def _ingestion(numbers: Numbers) -> Gauges:
     documents, chunks, index = (numbers.get(k, {}) for k in ("raw_documents", "chunks", "semantic_index"))
     seconds = [numbers[k]["seconds"] for k in INGESTION_ASSETS if "seconds" in numbers.get(k, {})]
-    values = {"rag_ingestion_documents": documents.get("documents"),
-              "rag_ingestion_failed_documents": documents.get("skipped_inputs"),
-              "rag_ingestion_chunks": chunks.get("chunks"), "rag_ingestion_tokens": chunks.get("tokens"),
-              "rag_ingestion_seconds": sum(seconds) if seconds else None}
+    values = {
+        "rag_ingestion_documents": documents.get("documents"),
+        "rag_ingestion_failed_documents": documents.get("skipped_inputs"),
+        "rag_ingestion_chunks": chunks.get("chunks"),
+        "rag_ingestion_tokens": chunks.get("tokens"),
+        "rag_ingestion_seconds": sum(seconds) if seconds else None,
+    }
     present = {k: v for k, v in values.items() if v is not None}  # a failed run pushes what its assets got to
     return Gauges(present, _index(index.get("collection"), index.get("rows")))
 
@@ -58,8 +61,12 @@ def _drift(numbers: Numbers) -> Gauges:
     if "drift_magnitude" not in report:
         return Gauges()
     alias = report["collection"].rsplit(VERSION_SEPARATOR, 1)[0]
-    return Gauges(per_collection={"rag_drift_magnitude": {alias: report["drift_magnitude"]},
-                                  "rag_drift_detected": {alias: float(report["drift_detected"])}})
+    return Gauges(
+        per_collection={
+            "rag_drift_magnitude": {alias: report["drift_magnitude"]},
+            "rag_drift_detected": {alias: float(report["drift_detected"])},
+        }
+    )
 
 
 def _compaction(numbers: Numbers) -> Gauges:
@@ -79,8 +86,12 @@ def _retention(numbers: Numbers) -> Gauges:
 
 # The jobs whose runs are pushed, and how each one's numbers become gauges.
 JOB_GAUGES: dict[str, Callable[[Numbers], Gauges]] = {
-    "ingestion": _ingestion, "reindex": _reindex, "compaction": _compaction, "drift_report_job": _drift,
-    "retention": _retention}
+    "ingestion": _ingestion,
+    "reindex": _reindex,
+    "compaction": _compaction,
+    "drift_report_job": _drift,
+    "retention": _retention,
+}
 
 
 def _op_outputs(context: dg.RunStatusSensorContext) -> dict[str, dict[str, Any]]:
@@ -89,7 +100,8 @@ def _op_outputs(context: dg.RunStatusSensorContext) -> dict[str, dict[str, Any]]
     for entry in context.instance.all_logs(context.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_OUTPUT):
         data = entry.dagster_event.step_output_data
         outputs.setdefault(entry.step_key, {}).update(
-            {k: v.value for k, v in data.metadata.items() if isinstance(v.value, (int, float, bool))})
+            {k: v.value for k, v in data.metadata.items() if isinstance(v.value, (int, float, bool))}
+        )
     return outputs
 
 
@@ -102,9 +114,14 @@ def batch_run_metrics(context: dg.RunStatusSensorContext) -> BatchRunMetrics | N
     record = context.instance.get_run_record_by_id(run.run_id)
     finished = record.end_time or record.update_timestamp.timestamp()
     own = gauges({**_op_outputs(context), **run_details(context)["materialized"]})
-    return BatchRunMetrics(job=run.job_name, success=run.status == dg.DagsterRunStatus.SUCCESS,
-                           started_at=record.start_time or finished, finished_at=finished, values=own.values,
-                           per_collection=own.per_collection)
+    return BatchRunMetrics(
+        job=run.job_name,
+        success=run.status == dg.DagsterRunStatus.SUCCESS,
+        started_at=record.start_time or finished,
+        finished_at=finished,
+        values=own.values,
+        per_collection=own.per_collection,
+    )
 
 
 def pushgateway_sensors(config: RAGConfig) -> list[dg.SensorDefinition]:
@@ -115,10 +132,15 @@ def pushgateway_sensors(config: RAGConfig) -> list[dg.SensorDefinition]:
         if metrics is not None and push_batch_metrics(config.observability, metrics):
             context.log.info(f"pushed the {metrics.job} run's metrics to {config.observability.pushgateway_url}")
 
-    return [dg.run_status_sensor(run_status=status, name=f"push_{outcome}_run_metrics",
-                                 default_status=dg.DefaultSensorStatus.RUNNING,
-                                 description=f"Pushes the outcome and numbers of each {outcome} run of the "
-                                             "ingestion, re-index, compaction, drift and retention jobs to the "
-                                             "Prometheus Pushgateway (observability.pushgateway_url; nothing when "
-                                             "unset).")(push)
-            for status, outcome in OUTCOMES.items()]
+    return [
+        dg.run_status_sensor(
+            run_status=status,
+            name=f"push_{outcome}_run_metrics",
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            description=f"Pushes the outcome and numbers of each {outcome} run of the "
+            "ingestion, re-index, compaction, drift and retention jobs to the "
+            "Prometheus Pushgateway (observability.pushgateway_url; nothing when "
+            "unset).",
+        )(push)
+        for status, outcome in OUTCOMES.items()
+    ]

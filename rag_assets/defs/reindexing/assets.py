@@ -9,27 +9,53 @@ from rag_core.lifecycle.promotion import promote_candidate
 from rag_core.lifecycle.reindex import build_candidate, pending_candidate
 
 
-@dg.asset(group_name="reindexing", kinds={"milvus"},
-          description="A new version of the alias, built from every document it serves with the current model, "
-                      "chunking and index settings, complete but not served until the quality gate passes.")
-def reindex_candidate(settings: SettingsResource, embedder: EmbedderResource,
-                      milvus: MilvusResource) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="reindexing",
+    kinds={"milvus"},
+    description="A new version of the alias, built from every document it serves with the current model, "
+    "chunking and index settings, complete but not served until the quality gate passes.",
+)
+def reindex_candidate(
+    settings: SettingsResource, embedder: EmbedderResource, milvus: MilvusResource
+) -> dg.MaterializeResult:
     manager = milvus.manager()
     build = build_candidate(settings.rag_config(), embedder=embedder.embedder(), manager=manager)
-    return dg.MaterializeResult(metadata={
-        "candidate": build.collection, "serving": manager.resolve(build.alias) or "", "rows": build.rows,
-        "embedded": build.upserted, "index_version": build.index_version, "seconds": build.seconds})
+    return dg.MaterializeResult(
+        metadata={
+            "candidate": build.collection,
+            "serving": manager.resolve(build.alias) or "",
+            "rows": build.rows,
+            "embedded": build.upserted,
+            "index_version": build.index_version,
+            "seconds": build.seconds,
+        }
+    )
 
 
-@dg.asset(group_name="reindexing", deps=[reindex_candidate], kinds={"milvus"},
-          description="Moves the alias to the gated candidate in one step (readers never see a gap), keeps the "
-                      "last index.keep_versions complete versions for rollback, and takes the drift snapshot.")
-def serving_version(settings: SettingsResource, embedder: EmbedderResource,
-                    milvus: MilvusResource) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="reindexing",
+    deps=[reindex_candidate],
+    kinds={"milvus"},
+    description="Moves the alias to the gated candidate in one step (readers never see a gap), keeps the "
+    "last index.keep_versions complete versions for rollback, and takes the drift snapshot.",
+)
+def serving_version(
+    settings: SettingsResource, embedder: EmbedderResource, milvus: MilvusResource
+) -> dg.MaterializeResult:
     manager = milvus.manager()
-    promotion = promote_candidate(settings.rag_config(), pending_candidate(manager, milvus.collection),
-                                  alias=milvus.collection, embedder=embedder.embedder(), manager=manager)
-    return dg.MaterializeResult(metadata={
-        "serving": promotion.serving, "previous": promotion.previous or "", "rows": manager.count(promotion.serving),
-        "dropped": dg.MetadataValue.md("\n".join(f"- `{v}`" for v in promotion.dropped) or "none"),
-        "versions": dg.MetadataValue.md("\n".join(f"- `{v}`" for v in manager.versions(milvus.collection)))})
+    promotion = promote_candidate(
+        settings.rag_config(),
+        pending_candidate(manager, milvus.collection),
+        alias=milvus.collection,
+        embedder=embedder.embedder(),
+        manager=manager,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "serving": promotion.serving,
+            "previous": promotion.previous or "",
+            "rows": manager.count(promotion.serving),
+            "dropped": dg.MetadataValue.md("\n".join(f"- `{v}`" for v in promotion.dropped) or "none"),
+            "versions": dg.MetadataValue.md("\n".join(f"- `{v}`" for v in manager.versions(milvus.collection))),
+        }
+    )

@@ -8,17 +8,34 @@ from rag_core.lifecycle.reindex import pending_candidate
 from rag_core.quality.gate import evaluate_gate
 
 
-@dg.asset_check(asset=reindex_candidate, blocking=True,
-                description="nDCG@10 on quality_gate.dataset may not drop more than quality_gate.max_ndcg_drop below "
-                            "the serving version (without a dataset: the probe queries' mean hallucination_risk may "
-                            "not rise more than quality_gate.max_risk_rise). Blocking: a failure leaves the alias "
-                            "where it was and the candidate for inspection.")
-def quality_gate(settings: SettingsResource, embedder: EmbedderResource,
-                 milvus: MilvusResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=reindex_candidate,
+    blocking=True,
+    description="nDCG@10 on quality_gate.dataset may not drop more than quality_gate.max_ndcg_drop below "
+    "the serving version (without a dataset: the probe queries' mean hallucination_risk may "
+    "not rise more than quality_gate.max_risk_rise). Blocking: a failure leaves the alias "
+    "where it was and the candidate for inspection.",
+)
+def quality_gate(settings: SettingsResource, embedder: EmbedderResource, milvus: MilvusResource) -> dg.AssetCheckResult:
     manager = milvus.manager()
-    result = evaluate_gate(settings.rag_config(), pending_candidate(manager, milvus.collection),
-                           alias=milvus.collection, embedder=embedder.embedder(), manager=manager)
-    return dg.AssetCheckResult(passed=result.passed, description=result.message, metadata={
-        "metric": result.metric, "serving": result.serving, "candidate": result.candidate,
-        "serving_value": result.serving_value, "candidate_value": result.candidate_value,
-        "allowed": result.allowed, "queries": result.queries, "evidence": result.evidence})
+    result = evaluate_gate(
+        settings.rag_config(),
+        pending_candidate(manager, milvus.collection),
+        alias=milvus.collection,
+        embedder=embedder.embedder(),
+        manager=manager,
+    )
+    return dg.AssetCheckResult(
+        passed=result.passed,
+        description=result.message,
+        metadata={
+            "metric": result.metric,
+            "serving": result.serving,
+            "candidate": result.candidate,
+            "serving_value": result.serving_value,
+            "candidate_value": result.candidate_value,
+            "allowed": result.allowed,
+            "queries": result.queries,
+            "evidence": result.evidence,
+        },
+    )

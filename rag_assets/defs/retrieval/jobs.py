@@ -16,16 +16,25 @@ class QueryConfig(dg.Config):
 @dg.op(out=dg.Out(dg.Nothing), description="Runs one hybrid query and shows the ranked chunks in the run.")
 def answer_query(context: dg.OpExecutionContext, config: QueryConfig, retrieval: RetrievalEngineResource) -> dg.Output:
     engine = retrieval.engine()
-    result = engine.search(config.query, mode=config.mode,
-                           **result_depth(retrieval.rag_config().pipeline, config.top_k))
+    result = engine.search(
+        config.query, mode=config.mode, **result_depth(retrieval.rag_config().pipeline, config.top_k)
+    )
     engine.latency.save()
-    rows = [f"| {i} | {c.fused_score:.3f} | `{c.doc_id}` | {' '.join(c.text.split())[:160].replace('|', '/')} |"
-            for i, c in enumerate(result.results, 1)]
+    rows = [
+        f"| {i} | {c.fused_score:.3f} | `{c.doc_id}` | {' '.join(c.text.split())[:160].replace('|', '/')} |"
+        for i, c in enumerate(result.results, 1)
+    ]
     table = "\n".join(["| # | score | document | text |", "|---|---|---|---|", *rows])
     context.log.info(f"{len(rows)} results for {config.query!r} from {result.collection}")
-    return dg.Output(None, metadata={"query": config.query, "results": dg.MetadataValue.md(table),
-                                     "lexical_backend": result.lexical_backend,
-                                     **{f"{k}_ms": round(v, 2) for k, v in result.timings_ms.items()}})
+    return dg.Output(
+        None,
+        metadata={
+            "query": config.query,
+            "results": dg.MetadataValue.md(table),
+            "lexical_backend": result.lexical_backend,
+            **{f"{k}_ms": round(v, 2) for k, v in result.timings_ms.items()},
+        },
+    )
 
 
 @dg.job(description="On-demand query: set ops.answer_query.config.query in the launchpad.")
