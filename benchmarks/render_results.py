@@ -39,6 +39,7 @@ KNOWN = {
     "latency-lite.json",
     "onnx_backend.json",
     "erasure_lite.json",
+    "import_cost.json",
 }
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
@@ -530,6 +531,30 @@ def erasure_lite_section(run: dict | None) -> list[str]:
         "search after it.",
         "",
         "| rows | erasure | rebuild alone | rows/s (rebuild) | first search after |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def import_cost_section(run: dict | None) -> list[str]:
+    if not run:
+        return []
+    rows = [
+        f"| {name} | {run[name]['modules_types']:,} | {run[name]['modules_package']:,} | "
+        f"{run[name]['version_median_s']} s | {run[name]['query_median_s']} s |"
+        for name in ("earlier", "current")
+    ]
+    return [
+        "## What importing the project costs",
+        "",
+        meta_line(run, "import_cost.json"),
+        "",
+        f"The current tree beside commit `{run['against']}` in the same run: modules loaded by an import (from "
+        f"`python -X importtime`), and medians of {run['runs']} fresh processes each, the trees interleaved, of "
+        f"`rag --version` and of a first `rag query` (model load included) on one Milvus Lite index of docs/.",
+        "",
+        "| tree | `import rag_core.types` | `import rag_core` | `rag --version` | first `rag query` |",
         "|---|---|---|---|---|",
         *rows,
         "",
@@ -1144,6 +1169,7 @@ def render() -> str:
     lines += zero_downtime_section(load("zero_downtime.json"))
     lines += compaction_section(load("compaction_server.json"))
     lines += erasure_lite_section(load("erasure_lite.json"))
+    lines += import_cost_section(load("import_cost.json"))
     lines += pii_section(load("pii_redaction.json"))
     lines += audit_section(load("audit_tamper.json"), load("audit_overhead.json"))
     lines += backup_restore_section(load("backup_restore.json"))
