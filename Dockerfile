@@ -23,10 +23,10 @@ COPY rag_core ./rag_core
 COPY rag_assets ./rag_assets
 RUN pip install ".[embeddings,postgres,k8s]"
 
-# Code location, pipeline config (mount your own over /opt/dagster/app/config.yaml) and docs.
+# Code location, pipeline config (mount your own over /opt/dagster/app/config.yaml) and the sample corpus.
 COPY workspace.yaml config.template.yaml ./
 COPY config.template.yaml ./config.yaml
-COPY docs ./docs
+COPY examples/corpus ./examples/corpus
 
 # Dagster instance: PostgreSQL storage, queued runs (deploy/dagster.yaml).
 RUN mkdir -p $DAGSTER_HOME/storage

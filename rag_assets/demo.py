@@ -1,4 +1,4 @@
-"""``make run``: materialize the ingestion chain on the project's own docs, then answer one question.
+"""``make run``: materialize the ingestion chain on the sample corpus (examples/corpus), then answer one question.
 
 Dagster, rag_core and the libraries under them are imported inside ``main``, after the output is quieted:
 gRPC reads its log level once, when it is first imported (by dagster and by pymilvus).

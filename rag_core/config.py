@@ -187,7 +187,7 @@ class ChunkingConfig(_Section):
 
 
 class IngestionConfig(_Section):
-    docs_dir: str = Field("docs", description="The raw documents folder the assets and the sensor watch.")
+    docs_dir: str = Field("examples/corpus", description="The raw documents folder the assets and the sensor watch.")
     storage_dir: str = Field("data/assets", description="Where the Parquet asset files live.")
     max_file_bytes: int = Field(
         50 * 1024 * 1024, ge=1, description="Larger files are skipped and reported (for .jsonl(.gz): per line)."

@@ -185,13 +185,13 @@ def test_webserver_serves_workspace_on_3000(services):
     assert "3000" in _ports(web)
 
 
-def test_data_and_docs_are_mounted(services):
+def test_data_and_the_corpus_are_mounted(services):
     for name in DAGSTER_SERVICES:
         mounts = [str(v) for v in services[name]["volumes"]]
         data = [m for m in mounts if m.split(":")[1] == "/opt/dagster/app/data"]
         assert data, (name, mounts)
-        docs = [m for m in mounts if m.split(":")[1] == "/opt/dagster/app/docs"]
-        assert docs and docs[0].endswith(":ro"), (name, mounts)
+        corpus = [m for m in mounts if m.split(":")[1] == "/opt/dagster/app/examples/corpus"]
+        assert corpus and corpus[0].endswith(":ro"), (name, mounts)
     web_data = {m for m in map(str, services["dagster-webserver"]["volumes"])}
     daemon_data = {m for m in map(str, services["dagster-daemon"]["volumes"])}
     assert web_data == daemon_data, "webserver and daemon must see the same data"
@@ -231,7 +231,7 @@ def test_dockerfile_copies_what_the_image_needs(dockerfile):
         "rag_assets",
         "workspace.yaml",
         "config.template.yaml",
-        "docs",
+        "examples/corpus",
     ):
         assert path in copied, path
     assert ("COPY", "deploy/dagster.yaml $DAGSTER_HOME/dagster.yaml") in dockerfile
@@ -346,7 +346,7 @@ def test_dockerignore_keeps_local_state_out():
         assert entry in entries, entry
     assert any("__pycache__" in e for e in entries)
     # nothing the Dockerfile copies may be ignored
-    for needed in ("deploy", "docs", "rag_core", "rag_assets", "workspace.yaml"):
+    for needed in ("deploy", "examples", "rag_core", "rag_assets", "workspace.yaml"):
         assert needed not in entries
 
 

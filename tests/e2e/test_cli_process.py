@@ -132,7 +132,7 @@ def test_ctrl_c_during_ingest_prints_one_line_and_exits_130(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_make_run_prints_a_summary_without_the_run_log(tmp_path: Path) -> None:
     """``make run`` (python -m rag_assets.demo) used to print dagster's DEBUG event log and a progress bar."""
-    shutil.copytree(REPO / "docs", tmp_path / "docs")
+    shutil.copytree(REPO / "examples" / "corpus", tmp_path / "examples" / "corpus")
     (tmp_path / "dagster_home").mkdir()
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")
     env = _environment(tmp_path) | {"DAGSTER_HOME": str(tmp_path / "dagster_home")}
