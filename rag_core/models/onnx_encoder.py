@@ -15,16 +15,12 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; concurrent first exports there each write their own staging copy
-    fcntl = None
+from rag_core.file_lock import exclusive
 
 log = logging.getLogger(__name__)
 PARITY_COSINE = 0.99999
@@ -133,7 +129,7 @@ class OnnxEncoder:
         """A cached export is trusted when its checksum holds (its folder is named by the model's fingerprint, so
         a changed model never finds it); a fresh export must also reproduce torch's vectors on the probes."""
         self.folder.parent.mkdir(parents=True, exist_ok=True)
-        with _exclusive(self.folder.with_name(f"{self.folder.name}.lock")):
+        with exclusive(self.folder.with_name(f"{self.folder.name}.lock")):
             return self._load_or_export_alone(model)
 
     def _load_or_export_alone(self, model):  # noqa: ANN001, ANN202 - SentenceTransformer -> InferenceSession
@@ -214,20 +210,6 @@ class OnnxEncoder:
             transformer.set_attn_implementation(attention)
             shutil.rmtree(staging, ignore_errors=True)
         log.info("Exported the embedding model to ONNX: %s", self.folder)
-
-
-@contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    """One process at a time checks, exports and opens an export: processes started together (a `rag serve` with
-    workers, the tests' processes) wait for the first one's export instead of each exporting over the others."""
-    with open(lock_file, "a+b") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _session(path: Path):  # noqa: ANN202 - onnxruntime.InferenceSession

@@ -12,12 +12,13 @@ import os
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from rag_core.file_lock import exclusive
 
 STAGES = ("embed", "dense", "sparse", "fusion", "fetch", "rerank", "retrieval")
 STATE_FILE = "latency.json"
@@ -125,7 +126,7 @@ class LatencyTracker:
         if self._path is None:
             return
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(self._path.with_name(self._path.name + ".lock")), self._lock:
+        with exclusive(self._path.with_name(self._path.name + ".lock")), self._lock:
             warm, cold = self._read_state()
             for kind, samples in ((False, warm), (True, cold)):
                 for stage, values in self._unsaved[kind].items():
@@ -185,22 +186,6 @@ def _percentiles(values: Iterable[float]) -> StagePercentiles:
 
 def _plain(samples: _Samples) -> dict[str, list[float]]:
     return {stage: list(values) for stage, values in samples.items() if values}
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Serialises the read-merge-write of ``save`` across processes (POSIX); elsewhere the merge is best effort."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def report(tracker: LatencyTracker) -> dict:
