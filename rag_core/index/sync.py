@@ -46,7 +46,7 @@ class SyncChanges:
     upserted: int
     deleted: int
     wanted: set[str]
-    pending: bool = False  # rows were written (by this sync or one that died) and await a data version
+    pending: bool = False  # rows were written (by this sync, or one that died) and await a data version
 
 
 def source_filter(source: str) -> str:
@@ -200,7 +200,7 @@ def _apply(
 def _publish(manager: MilvusIndexManager, target: str, changes: SyncChanges, *, concurrent: bool = False) -> int:
     """Make a sync's writes visible: flush (searches then run on sealed segments) and record a new data version.
     Also after a sync that wrote nothing, when an earlier one died between its writes and its data version."""
-    if not (changes.upserted or changes.deleted or changes.pending):
+    if not changes.pending:  # set before any write, so also when this sync wrote
         return manager.state(target).data_version
     manager.flush(target)
     return manager.bump_data_version(target, concurrent=concurrent)
