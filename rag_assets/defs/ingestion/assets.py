@@ -22,6 +22,7 @@ from rag_core.ingest.stages import (
     embedding_stream,
     skipped_documents,
 )
+from rag_core.lifecycle.audit_details import sync_details
 from rag_core.lifecycle.direct import folder_source
 from rag_core.lifecycle.promotion import promoter
 
@@ -145,16 +146,8 @@ def ingestion_assets(partitions: dg.PartitionsDefinition | None = None) -> tuple
         )
         return dg.MaterializeResult(
             metadata=to_metadata(
-                {
-                    "collection": report.collection,
-                    "alias": report.alias,
-                    "index_version": report.index_version,
-                    "new_version": report.new_version,
-                    "upserted": report.upserted,
-                    "deleted": report.deleted,
-                    "unchanged": report.unchanged,
-                    "rows": report.rows,
-                    "data_version": report.data_version,
+                sync_details(report)
+                | {
                     "seconds": report.seconds,
                     "source": source,
                     "milvus_uri": milvus.uri,
