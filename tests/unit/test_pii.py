@@ -10,7 +10,7 @@ import pytest
 from rag_core.compliance.audit import audit_trail
 from rag_core.compliance.events import PII_REDACTIONS_KEY, AuditEventType
 from rag_core.observability.query_log import QueryLog, read_query_log
-from rag_core.security.pii import Redactor, redact
+from rag_core.security.pii import Redactor, install_log_redaction, redact
 from tests.support.configs import make_config
 from tests.support.paths import SCIFACT
 
@@ -46,6 +46,7 @@ def test_each_kind_is_redacted_and_counted(kind: str) -> None:
         "p < 0.001, 95% CI 1.23-4.56, n = 12345678, in 2019",
         "version 2.3.5 at 12:30:45",
         "3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a1c3e5",  # a hex digest, as chunk ids are
+        "e69284d0cd44478583379421c5cddaa5",  # a query id whose digit run passes the Luhn check
         "semantic_index__v12 and t_9f8e7d6c5b",
     ],
 )
@@ -67,7 +68,7 @@ def test_nested_values_are_redacted_and_keys_kept() -> None:
 
 
 def test_project_log_records_are_redacted_before_any_handler(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
-    import rag_core  # noqa: F401 - installs the redaction, as any use of the engine does
+    install_log_redaction()  # as every entry point does (CLI, API, HTTP service, Dagster code location)
 
     file_handler = logging.FileHandler(tmp_path / "app.log")
     logging.getLogger().addHandler(file_handler)
