@@ -16,9 +16,10 @@ from rag_core.compliance.audit_store import AuditStore
 from rag_core.compliance.events import AuditEventType
 from rag_core.config import RAGConfig
 from rag_core.lifecycle.audit_details import retrieval_details
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_path
 from rag_core.models.embedder import shared_embedder
-from rag_core.retrieval.engine import RetrievalEngine
+from tests.support.engines import engine_for
 from tests.support.postgres_server import running_postgres
 
 ROUNDS = 400
@@ -56,8 +57,8 @@ def main() -> None:
         }
     )
     embedder = shared_embedder(config.embedding)
-    ingest_path(DOCS, config, embedder=embedder)
-    engine = RetrievalEngine(config, embedder=embedder)
+    ingest_path(DOCS, RagContext(config, embedder=embedder))
+    engine = engine_for(config, embedder=embedder)
     trail = audit_trail(config)
     engine.search(QUERIES[0])  # cold start (model, client-side index) out of the way
 

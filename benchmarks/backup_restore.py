@@ -20,17 +20,18 @@ from rag_core.backup.restore import restore_backup
 from rag_core.backup.snapshot import create_backup
 from rag_core.config import RAGConfig, load_config
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_path
 from rag_core.models.embedder import shared_embedder
 from rag_core.quality.evaluation import dataset_alias, load_beir
-from rag_core.retrieval.engine import RetrievalEngine
+from tests.support.engines import engine_for
 
 WORK = Path(__file__).resolve().parent / "scratch" / "backup_restore"
 QUERIES = 100
 
 
 def rankings(config: RAGConfig, alias: str, queries: list[str]) -> list[list[tuple[str, float]]]:
-    engine = RetrievalEngine(
+    engine = engine_for(
         config.model_copy(update={"quality": config.quality.model_copy(update={"query_log": False})}), alias=alias
     )
     results = engine.search_many(queries, engine.options())
@@ -49,7 +50,7 @@ def dense_leg(config: RAGConfig, alias: str, vectors: np.ndarray) -> list[list[t
 def main() -> None:
     source, alias = load_config(), dataset_alias(SCIFACT)
     test = load_beir(SCIFACT, "test")
-    ingest_path(test.corpus, source, collection=alias, prune=True)  # no-op when `rag eval` built it already
+    ingest_path(test.corpus, RagContext(source), collection=alias, prune=True)  # no-op when `rag eval` built it already
     queries = list(test.queries.values())[:QUERIES]
     before = rankings(source, alias, queries)
     vectors = shared_embedder(source.embedding).encode_queries(queries)

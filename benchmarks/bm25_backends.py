@@ -14,7 +14,7 @@ import numpy as np
 from benchmarks.report import write_report
 from rag_core.config import load_config
 from rag_core.quality.evaluation import dataset_alias, load_beir
-from rag_core.retrieval.engine import RetrievalEngine
+from tests.support.engines import engine_for
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 QUERIES, LIMIT = 100, 100
@@ -23,7 +23,7 @@ QUERIES, LIMIT = 100, 100
 def main() -> int:
     queries = list(load_beir(SCIFACT, "test").queries.values())[:QUERIES]
     alias = dataset_alias(SCIFACT)
-    engine = RetrievalEngine(load_config(), alias=alias)
+    engine = engine_for(load_config(), alias=alias)
     collection = engine.manager.serving(alias)
     index = engine.client_index().chunks
     engine.manager.search_bm25(collection, queries[:1], limit=LIMIT)  # warm up

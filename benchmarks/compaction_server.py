@@ -20,6 +20,7 @@ from benchmarks.report import OUT, write_report
 from rag_core.config import RAGConfig
 from rag_core.index.compaction import compact_versions
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_documents
 from rag_core.models.embedder import shared_embedder
 from rag_core.types import Document
@@ -44,10 +45,10 @@ def measure(uri: str, work: str, documents: list[Document], kept: list[Document]
     )
     embedder = shared_embedder(config.embedding)
     manager = MilvusIndexManager(config.milvus, config.index)
-    ingest_documents(documents, config, embedder=embedder)
+    ingest_documents(documents, RagContext(config, embedder=embedder))
     collection = manager.resolve("compaction_bench")
     rows_before_delete = manager.count(collection)
-    deleted = ingest_documents(kept, config, embedder=embedder, prune=True).sync.deleted
+    deleted = ingest_documents(kept, RagContext(config, embedder=embedder), prune=True).sync.deleted
     manager.client.flush(collection)  # sealed segments, as a week of writes leaves them
     started = time.perf_counter()
     reports = compact_versions(manager, "compaction_bench")

@@ -26,13 +26,14 @@ from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT, write_report
 from rag_core.config import EmbeddingConfig, RAGConfig
 from rag_core.ingest.stages import document_stream
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import folder_source, ingest_documents, ingest_path
 from rag_core.models.embedder import Embedder, shared_embedder
 from rag_core.quality.drift import DriftReport, detect_drift, take_snapshot
 from rag_core.quality.evaluation import load_beir
-from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.tables import batch_to_documents
 from rag_core.types import Document
+from tests.support.engines import engine_for
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "scratch"
@@ -127,9 +128,11 @@ def main() -> None:
     train, test = load_beir(SCIFACT, "train"), load_beir(SCIFACT, "test")
     embedder = shared_embedder(settings.embedding)
     started = time.perf_counter()
-    ingest_path(train.corpus, settings, prune=True, embedder=embedder)  # reused when unchanged; restores a swap
+    ingest_path(
+        train.corpus, RagContext(settings, embedder=embedder), prune=True
+    )  # reused when unchanged; restores a swap
     build_s = time.perf_counter() - started
-    engine = RetrievalEngine(settings, embedder=embedder)
+    engine = engine_for(settings, embedder=embedder)
     started = time.perf_counter()
     take_snapshot(settings, list(train.queries.values()), engine=engine)
     snapshot_s = time.perf_counter() - started
@@ -150,7 +153,7 @@ def main() -> None:
 
     def model_check(noise: float) -> Callable[[int], DriftReport]:
         return lambda i: detect_drift(
-            settings, samples[i], engine=RetrievalEngine(settings, embedder=perturbed_embedder(i, noise))
+            settings, samples[i], engine=engine_for(settings, embedder=perturbed_embedder(i, noise))
         )
 
     model_swap = checks(model_check(NOISE), MODEL_SEEDS)
@@ -162,10 +165,9 @@ def main() -> None:
     started = time.perf_counter()
     ingest_documents(
         swapped_corpus(train.corpus, sentences),
-        settings,
+        RagContext(settings, embedder=embedder),
         source=folder_source(train.corpus),
         prune=True,
-        embedder=embedder,
     )
     swap_s = time.perf_counter() - started
     corpus_swap = checks(lambda i: detect_drift(settings, samples[i], engine=engine), RUNS)

@@ -23,6 +23,7 @@ from benchmarks.report import OUT, write_report
 from rag_core.config import RAGConfig
 from rag_core.index.compaction import rebuild
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.erasure import erase_document
 
 ALIAS = "erasure_bench"
@@ -81,7 +82,7 @@ def measure(work: str, rows: int) -> dict:
     manager.promote(ALIAS, collection)
     victim = pieces[len(pieces) // 2][0]
     started = time.perf_counter()
-    report = erase_document(config, victim, manager=manager)
+    report = erase_document(RagContext(config, manager=manager), victim)
     erase_s = time.perf_counter() - started
     started = time.perf_counter()
     rebuild(manager, ALIAS, collection)  # the rebuild alone, once more, on the collection as the erasure left it

@@ -27,6 +27,7 @@ from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT, write_report
 from rag_core.config import RAGConfig, load_config
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_path
 from rag_core.quality.evaluation import (
     BATCH_SIZE,
@@ -183,11 +184,11 @@ def main() -> int:
     for split in ("test", "train"):
         dataset = load_beir(args.dataset, split)
         started = time.perf_counter()
-        ingest = ingest_path(dataset.corpus, config, collection=alias, prune=True, manager=manager)
+        ingest = ingest_path(dataset.corpus, RagContext(config, manager=manager), collection=alias, prune=True)
         check_s = time.perf_counter() - started
         if split == "test":
             documents, rows = ingest.documents, ingest.sync.rows
-            engine = RetrievalEngine(config, manager=manager, alias=alias)
+            engine = RagContext(config, manager=manager).engine(alias)
             options = evaluation_options(engine)
             engine.search_many(["warm: the query encoder and the client-side index load"], options)
             sweep = batch_sweep(engine, dataset, options)

@@ -20,12 +20,14 @@ import bm25s
 import numpy as np
 
 from rag_core.config import RAGConfig
+from rag_core.lifecycle.context import RagContext
 from rag_core.quality.bootstrap import per_query_ndcg
 from rag_core.quality.evaluation import BeirDataset, Run, dataset_alias, load_beir
 from rag_core.retrieval.client_index import documents_from_chunks
-from rag_core.retrieval.engine import RetrievalEngine, SearchOptions, _fuse_legs
+from rag_core.retrieval.engine import SearchOptions, _fuse_legs
 from rag_core.retrieval.fusion import ScoreMoments
 from rag_core.retrieval.lexical import LexicalIndex, LexicalRanking, tokenize
+from tests.support.engines import engine_for
 
 CANDIDATES = 300  # per leg, the depth `rag eval` uses (max(retrieval.candidates, 300))
 TOP = 100  # results kept per query, as `rag eval`
@@ -76,8 +78,10 @@ class OfflineSciFact:
         self.root = root
         self.alias = dataset_alias(root)
         self.splits: dict[str, BeirDataset] = {s: load_beir(root, s) for s in ("train", "test")}
-        ingest_path(self.splits["test"].corpus, self.config, collection=self.alias, prune=True)  # as `rag eval`
-        self.engine = RetrievalEngine(self.config, alias=self.alias)
+        ingest_path(
+            self.splits["test"].corpus, RagContext(self.config), collection=self.alias, prune=True
+        )  # as `rag eval`
+        self.engine = engine_for(self.config, alias=self.alias)
         self.collection = self.engine.manager.serving(self.alias)
         self._dense: dict[str, DenseLeg] = {}
         self._lexical: dict[tuple[float, float], LexicalIndex] = {}

@@ -26,7 +26,7 @@ from rag_core.config import EmbeddingConfig, load_config
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.models.embedder import Embedder
 from rag_core.quality.evaluation import dataset_alias, evaluate, evaluation_options, load_beir
-from rag_core.retrieval.engine import RetrievalEngine
+from tests.support.engines import engine_for
 
 SWEEP_CHUNKS, SWEEP_BATCH_SIZES = 1500, (16, 32, 64)
 
@@ -158,7 +158,7 @@ def main() -> int:
 
     ndcg = {}
     for name, embedder in (("torch", torch_side), ("onnx", onnx_side)):
-        engine = RetrievalEngine(
+        engine = engine_for(
             config.model_copy(update={"retrieval": config.retrieval.model_copy(update={"cache_size": 0})}),
             embedder=embedder,
             alias=alias,

@@ -15,9 +15,10 @@ import numpy as np
 
 from benchmarks.report import OUT, write_report
 from rag_core.config import RAGConfig
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_path
 from rag_core.models.embedder import shared_embedder
-from rag_core.retrieval.engine import RetrievalEngine
+from tests.support.engines import engine_for
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 ROUNDS = 400
@@ -47,10 +48,10 @@ def main() -> None:
     logging_on = RAGConfig.model_validate(base)
     logging_off = RAGConfig.model_validate(base | {"quality": {"query_log": False}})
     embedder = shared_embedder(logging_on.embedding)
-    ingest_path(DOCS, logging_on, embedder=embedder)
+    ingest_path(DOCS, RagContext(logging_on, embedder=embedder))
     engines = {
-        "with_log": RetrievalEngine(logging_on, embedder=embedder),
-        "without_log": RetrievalEngine(logging_off, embedder=embedder),
+        "with_log": engine_for(logging_on, embedder=embedder),
+        "without_log": engine_for(logging_off, embedder=embedder),
     }
     for engine in engines.values():  # cold starts (model, client-side index) out of the way
         engine.search(QUERIES[0])

@@ -19,7 +19,7 @@ from rag_core.config import load_config
 from rag_core.models.embedder import resolve_model_path
 from rag_core.models.rerank import CrossEncoderReranker
 from rag_core.quality.evaluation import dataset_alias, load_beir
-from rag_core.retrieval.engine import RetrievalEngine
+from tests.support.engines import engine_for
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 CANDIDATES = (5, 10, 20, 50)
@@ -40,7 +40,7 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=100)
     args = parser.parse_args()
     model = args.model or minilm_shaped_cross_encoder()
-    engine = RetrievalEngine(load_config(), alias=dataset_alias(SCIFACT))
+    engine = engine_for(load_config(), alias=dataset_alias(SCIFACT))
     queries = list(load_beir(SCIFACT, "test").queries.values())[: args.queries]
     candidates = {
         q: [c.text for c in engine.search(q, top_k=max(CANDIDATES), rerank_top_k=max(CANDIDATES)).results]

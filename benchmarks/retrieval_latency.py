@@ -33,9 +33,11 @@ import psutil  # noqa: E402
 from benchmarks.report import write_report  # noqa: E402
 from rag_core.config import RAGConfig  # noqa: E402
 from rag_core.index.manager import MilvusIndexManager  # noqa: E402
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_path  # noqa: E402
 from rag_core.quality.evaluation import dataset_alias, evaluate, evaluation_options, load_beir  # noqa: E402
 from rag_core.retrieval.engine import RetrievalEngine  # noqa: E402
+from tests.support.engines import engine_for
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 TARGET_ROWS = 100_000
@@ -108,7 +110,7 @@ def server_cpu_percent(pid: int) -> float:
 
 
 def measure(config: RAGConfig, alias: str, queries: list[str]) -> dict:
-    engine = RetrievalEngine(config, alias=alias)
+    engine = engine_for(config, alias=alias)
     engine.search(queries[0])  # loads the model, the collection and the BM25 index
     collection = engine.manager.serving(alias)
     rows = [r for b in engine.manager.iter_rows(collection, ["vector"]) for r in b]
@@ -211,8 +213,8 @@ def with_dense_search(config: RAGConfig, choice: str) -> RAGConfig:
 def dense_parity(config: RAGConfig, alias: str, queries: list[str]) -> dict:
     """The client's exact search against Milvus Lite's own on the same queries: top-10 overlap of the dense legs,
     and SciFact test nDCG@10 through each (as `rag eval` computes it)."""
-    mirrored = RetrievalEngine(config, alias=alias)
-    in_lite = RetrievalEngine(with_dense_search(config, "milvus"), alias=alias)
+    mirrored = engine_for(config, alias=alias)
+    in_lite = engine_for(with_dense_search(config, "milvus"), alias=alias)
     overlaps = []
     for query in queries:
         ours = {r.chunk_id for r in mirrored.search(query, mode="dense", top_k=10, rerank_top_k=10).results}
@@ -234,7 +236,7 @@ def run(scenario: str) -> dict:
     queries = list(dataset.queries.values())
     lite = RAGConfig.model_validate({"retrieval": {"cache_size": 0}})  # the `rag eval` collection under data/
     lite_alias = dataset_alias(SCIFACT)
-    ingest_path(dataset.corpus, lite, collection=lite_alias)  # embeds only the first time
+    ingest_path(dataset.corpus, RagContext(lite), collection=lite_alias)  # embeds only the first time
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if scenario == "lite":

@@ -57,6 +57,7 @@ from benchmarks.report import OUT, peak_rss, run_metadata, write_report  # noqa:
 from benchmarks.retrieval_latency import QUIET_CPU_PERCENT, server_cpu_percent, throughput  # noqa: E402
 from rag_core.config import RAGConfig  # noqa: E402
 from rag_core.index.manager import MilvusIndexManager  # noqa: E402
+from rag_core.lifecycle.context import RagContext
 from rag_core.quality.evaluation import dataset_alias, load_beir  # noqa: E402
 from rag_core.retrieval.client_index import ClientIndex  # noqa: E402
 from rag_core.retrieval.engine import RetrievalEngine, build_client_index, client_index_dir  # noqa: E402
@@ -100,7 +101,9 @@ def scifact_chunks(config: RAGConfig) -> SciFactChunks:
         from rag_core.lifecycle.direct import ingest_path
 
         alias = dataset_alias(SCIFACT)
-        ingest_path(load_beir(SCIFACT, "test").corpus, config, collection=alias, prune=True)  # as `rag eval`
+        ingest_path(
+            load_beir(SCIFACT, "test").corpus, RagContext(config), collection=alias, prune=True
+        )  # as `rag eval`
         manager = MilvusIndexManager(config.milvus, config.index)
         collection = manager.serving(alias)
         version = manager.index_version(collection)
@@ -380,7 +383,7 @@ def with_server(
         export["load_s"] = round(time.perf_counter() - tick, 1)
         gc.collect()
         pin(server.process.pid)
-        engine = RetrievalEngine(config, alias=ALIAS, manager=manager)
+        engine = RagContext(config, manager=manager).engine(ALIAS)
         engine.search(queries[0])  # loads the encoder and the client-side index
         pin(server.process.pid)  # again: the threads they started may have set their own affinity
         measured = latency(engine, vectors, queries, server.process.pid)

@@ -27,6 +27,7 @@ import numpy as np
 from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT, write_report
 from rag_core.config import load_config
+from rag_core.lifecycle.context import RagContext
 from rag_core.quality.evaluation import dataset_alias, load_beir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,9 @@ def prepare(dataset: Path) -> None:
     """Build or refresh the dataset's collection (reused when unchanged), as `rag eval` does."""
     from rag_core.lifecycle.direct import ingest_path
 
-    ingest_path(load_beir(dataset, "test").corpus, load_config(), collection=dataset_alias(dataset), prune=True)
+    ingest_path(
+        load_beir(dataset, "test").corpus, RagContext(load_config()), collection=dataset_alias(dataset), prune=True
+    )
 
 
 def queries(dataset: Path) -> list[str]:

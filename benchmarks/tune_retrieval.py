@@ -19,6 +19,7 @@ from pathlib import Path
 from benchmarks.offline import CANDIDATES, FOLD_SEED, FOLDS, SCIFACT, OfflineSciFact, fold_means, folds, spread
 from benchmarks.report import OUT, write_report
 from rag_core.config import load_config
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.evaluate import evaluate_dataset
 from rag_core.quality.bootstrap import bootstrap_ci, paired_bootstrap, per_query_ndcg
 from rag_core.quality.evaluation import evaluate, score_run
@@ -98,7 +99,7 @@ def main() -> int:
             test[label]["minus_shipped_default"] = paired_bootstrap(per_query[label], per_query[default_name]).as_json()
 
     # --- the shipped defaults exactly as `rag eval` scores them, and the offline replay against the engine -------
-    rag_eval, rag_run, _ = evaluate_dataset(config, args.dataset)
+    rag_eval, rag_run, _ = evaluate_dataset(RagContext(config), args.dataset)
     replay = data.run("test", data.options("hybrid"), data.lexical("test", k1, b))
     engine_run = {q: [d for d, _ in hits] for q, hits in rag_run.items()}
     differing = sum(engine_run[q][:10] != [d for d, _ in replay[q]][:10] for q in test_qrels)

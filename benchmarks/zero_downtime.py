@@ -17,6 +17,7 @@ from pathlib import Path
 from benchmarks.report import OUT, write_report
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_path
 from rag_core.lifecycle.reindex import reindex
 from rag_core.models.embedder import Embedder, shared_embedder
@@ -97,7 +98,7 @@ def under_load(config: RAGConfig, *, embedder: Embedder, threads: int = THREADS)
         thread.start()
     time.sleep(SETTLE_S)
     reindex_started = time.perf_counter()
-    reindex(config, embedder=embedder, manager=manager)
+    reindex(RagContext(config, embedder=embedder, manager=manager))
     reindex_ended = time.perf_counter()
     time.sleep(SETTLE_S)
     stop.set()
@@ -140,7 +141,7 @@ def main() -> None:
         }
     )
     embedder = shared_embedder(config.embedding)
-    ingest_path(DOCS, config, embedder=embedder)
+    ingest_path(DOCS, RagContext(config, embedder=embedder))
     run = under_load(config, embedder=embedder)
     figures = {
         "backend": "milvus-lite",

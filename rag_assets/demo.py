@@ -31,7 +31,7 @@ def main() -> int:
     from rag_assets.definitions import build_definitions
     from rag_core.api import AdvancedRAGPipeline
     from rag_core.config import load_config
-    from rag_core.retrieval.engine import RetrievalEngine
+    from rag_core.lifecycle.context import RagContext
 
     config = load_config()
     definitions = build_definitions(config)
@@ -71,13 +71,14 @@ def main() -> int:
         print(f"{materialization.asset_key.to_user_string():>15}: {interesting}")
     checks = result.get_asset_check_evaluations()
     print(f"{'checks':>15}: {sum(c.passed for c in checks)}/{len(checks)} passed")
-    result = RetrievalEngine(config).search(SAMPLE_QUERY, rerank_top_k=3)
+    context = RagContext(config)
+    result = context.engine().search(SAMPLE_QUERY, rerank_top_k=3)
     print(
         f"\nQ: {SAMPLE_QUERY}  (hybrid: dense + BM25 {result.lexical_backend}, {result.timings_ms['retrieval']:.0f} ms)"
     )
     for rank, chunk in enumerate(result.results, 1):
         print(f"  {rank}. [{chunk.fused_score:.3f}] {chunk.doc_id}: {' '.join(chunk.text.split())[:160]}")
-    asyncio.run(operations_guide_monitoring(AdvancedRAGPipeline(config)))
+    asyncio.run(operations_guide_monitoring(AdvancedRAGPipeline(context=context)))
     return 0
 
 

@@ -5,6 +5,7 @@ defaults, constraints, descriptions), so a setting is declared once and the CLI 
 Secrets are ``dg.EnvVar`` references, or read from the environment at run time when left unset, never values.
 """
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +18,8 @@ from rag_core.config import SECRET_VARIABLES, RAGConfig, secrets_from_environmen
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.parquet_store import ParquetStore
-from rag_core.models.embedder import Embedder, shared_embedder
+from rag_core.lifecycle.context import RagContext
+from rag_core.models.embedder import Embedder
 from rag_core.retrieval.engine import RetrievalEngine
 
 
@@ -60,11 +62,21 @@ class _Settings(dg.ConfigurableResource):
         return cls(**{name: SECTION_SETTINGS[name](**values) for name, values in sections.items()})
 
     def rag_config(self) -> RAGConfig:
+        return self.context().config
+
+    def context(self) -> RagContext:
+        """The composition root of this configuration: validated once, one model and one Milvus connection per
+        process however many assets, checks and sensors ask (the launchpad's edits make a new one)."""
         raw = self.model_dump()
         milvus = raw["milvus"]
         for field, value in secrets_from_environment(os.environ).items():
             milvus[field] = milvus.get(field) or value
-        return RAGConfig.model_validate({k: {f: v for f, v in s.items() if v is not None} for k, s in raw.items()})
+        return _context(json.dumps({k: {f: v for f, v in s.items() if v is not None} for k, s in raw.items()}))
+
+
+@lru_cache(maxsize=4)
+def _context(sections_json: str) -> RagContext:
+    return RagContext(RAGConfig.model_validate_json(sections_json))
 
 
 SettingsResource = create_model(
@@ -83,7 +95,7 @@ class EmbedderResource(dg.ConfigurableResource):
     settings: dg.ResourceDependency[SettingsResource]
 
     def embedder(self) -> Embedder:
-        return shared_embedder(self.settings.rag_config().embedding)
+        return self.settings.context().embedder
 
     def chunker(self) -> TokenChunker:
         return TokenChunker.configured(self.settings.rag_config().chunking, self.embedder())
@@ -101,8 +113,7 @@ class MilvusResource(dg.ConfigurableResource):
         return self.settings.rag_config().milvus.uri
 
     def manager(self) -> MilvusIndexManager:
-        config = self.settings.rag_config()
-        return MilvusIndexManager(config.milvus, config.index)
+        return self.settings.context().manager
 
 
 class CorpusResource(dg.ConfigurableResource):
@@ -136,12 +147,6 @@ class AssetStorage(dg.ConfigurableResource):
         return ParquetStore(self.base_dir)
 
 
-@lru_cache(maxsize=4)
-def _engine(config_json: str) -> RetrievalEngine:
-    """One engine (model, caches, latency window) per process and configuration."""
-    return RetrievalEngine(RAGConfig.model_validate_json(config_json))
-
-
 class RetrievalEngineResource(dg.ConfigurableResource):
     """The hybrid retrieval engine for on-demand queries, over the same Milvus and model as the ingestion."""
 
@@ -150,5 +155,9 @@ class RetrievalEngineResource(dg.ConfigurableResource):
     def rag_config(self) -> RAGConfig:
         return self.settings.rag_config()
 
+    def context(self) -> RagContext:
+        return self.settings.context()
+
     def engine(self) -> RetrievalEngine:
-        return _engine(self.rag_config().model_dump_json(context={"secrets": True}))
+        """One engine (model, caches, latency window) per process and configuration."""
+        return self.context().engine()

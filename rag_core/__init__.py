@@ -16,7 +16,7 @@ _EXPORTS = {
     "ComplianceManager": "rag_core.lifecycle.compliance_manager",
     "RAGConfig": "rag_core.config",
     "load_config": "rag_core.config",
-    "MilvusIndexManager": "rag_core.index.manager",
+    "MilvusIndexManager": "rag_core.api",  # the guide's: reads config.yaml when given no config
     "Embedder": "rag_core.models.embedder",
     "RetrievalEngine": "rag_core.retrieval.engine",
     "Chunk": "rag_core.types",

@@ -1,63 +1,108 @@
-"""Every action a caller can take, declared once: who may run it, what its audit trail records when it fails, and
-what an interruption leaves behind.
+"""Every action a caller can take, declared once, and the one entry point that runs them (``perform``).
 
-The CLI authorizes, audits failures and words Ctrl-C from these declarations; the permission tables in
-docs/security.md are generated from them (``python -m rag_core.actions``), and a test fails when the two disagree.
-An action missing here needs every permission (admin): new actions are closed until someone decides who may run
-them.
+A declaration says who may run the action, what its audit trail records when it succeeds (built from its typed
+report) and when it fails, and what an interruption leaves behind. ``perform`` authorizes the caller, runs the use
+case, records the outcome and returns the report; the ``rag`` command and the Python API (and through it the HTTP
+service) call it, so every face audits an action the same way. The permission tables in docs/security.md are
+generated from these declarations (``python -m rag_core.actions``), and a test fails when the two disagree. An
+action missing here needs every permission (admin): new actions are closed until someone decides who may run them.
+
+Adding an audited action: one ``Action`` below (and, when its record needs more than a dict, a details function in
+``rag_core.lifecycle.audit_details``), and its use case, called through ``perform``.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from rag_core.compliance.access import denials_audited
+from rag_core.compliance.audit_store import AuditStoreError
 from rag_core.compliance.events import AuditEventType
-from rag_core.security.rbac import ROLE_PERMISSIONS, Permission, Role
+from rag_core.lifecycle import audit_details as details
+from rag_core.lifecycle.context import RagContext
+from rag_core.security.rbac import (
+    ROLE_PERMISSIONS,
+    AccessDenied,
+    Permission,
+    Role,
+    acting_as,
+    authorize,
+    authorized_identity,
+    require,
+)
 
 P, E = Permission, AuditEventType
+R = TypeVar("R")
 NOTHING_CHANGED = "nothing was changed"
+Events = list[tuple[AuditEventType, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
 class Action:
     """``name`` is the command as typed (``ingest``, ``audit verify``). ``audit_event``: what a failure of it is
-    recorded as (its successes are recorded by the action itself, with what it did); None for actions that only
-    read. ``on_interrupt``: what Ctrl-C leaves, said to the user."""
+    recorded as; None for actions that only read. ``audited``: the success records, from the action's report and
+    the request's own values (``perform``'s keyword arguments); None for actions that record nothing or record
+    themselves. ``on_interrupt``: what Ctrl-C leaves, said to the user."""
 
     name: str
     permissions: tuple[Permission, ...]
     audit_event: AuditEventType | None = None
     on_interrupt: str = NOTHING_CHANGED
+    audited: Callable[..., Events] | None = None
+
+
+def _one(event: AuditEventType, build: Callable[..., dict[str, Any]]) -> Callable[..., Events]:
+    return lambda report, **request: [(event, build(report, **request))]
 
 
 RERUN = "nothing was promoted, re-run the same command to continue"
 ACTIONS: tuple[Action, ...] = (
-    Action("query", (P.QUERY,), E.RETRIEVAL),
+    Action("query", (P.QUERY,), E.RETRIEVAL, audited=_one(E.RETRIEVAL, details.retrieval_details)),
     Action("stats", (P.QUERY,)),
     Action("health", (P.QUERY,)),
     Action("versions", (P.QUERY,)),
-    Action("perf-report", (P.QUERY,)),
-    Action("drift", (P.QUERY,), E.DRIFT),
-    Action("ingest", (P.INGEST,), E.INGESTION, RERUN),
-    Action("delete", (P.INGEST,), E.DELETION),
     Action(
-        "reindex", (P.INGEST,), E.REINDEX, "the new version was not promoted, re-run the same command to continue it"
+        "versions --drop-incomplete",
+        (P.INGEST,),
+        E.DELETION,
+        "the versions dropped so far are gone (they never served); re-run the command to drop the rest",
+        _one(E.DELETION, details.dropped_versions_details),
     ),
-    Action("rollback", (P.INGEST,), E.ROLLBACK),
+    Action("perf-report", (P.QUERY,)),
+    Action("drift", (P.QUERY,), E.DRIFT, audited=_one(E.DRIFT, details.drift_details)),
+    Action("ingest", (P.INGEST,), E.INGESTION, RERUN, details.ingest_events),
+    Action("delete", (P.INGEST,), E.DELETION, audited=_one(E.DELETION, details.delete_details)),
+    Action(
+        "reindex",
+        (P.INGEST,),
+        E.REINDEX,
+        "the new version was not promoted, re-run the same command to continue it",
+        _one(E.REINDEX, details.reindex_details),
+    ),
+    Action("rollback", (P.INGEST,), E.ROLLBACK, audited=_one(E.ROLLBACK, details.rollback_details)),
     Action(
         "compact",
         (P.INGEST,),
         E.COMPACTION,
         "a compaction already requested may still finish on the server; re-run the command to check",
+        details.compaction_events,
     ),
-    Action("eval", (P.INGEST, P.QUERY), E.EVALUATION, RERUN),
+    Action(
+        "eval",
+        (P.INGEST, P.QUERY),
+        E.EVALUATION,
+        RERUN,
+        # evaluate_dataset returns (report, run, options): the record needs the report
+        lambda outcome, **request: [(E.EVALUATION, details.evaluation_details(outcome[0], **request))],
+    ),
     Action("audit verify", (P.READ_AUDIT,)),
     Action("audit query", (P.READ_AUDIT,)),
     Action("audit report", (P.GENERATE_REPORTS,)),
     Action("audit retention", (P.ENFORCE_RETENTION,)),
     Action("retention", (P.ENFORCE_RETENTION,)),
     Action("erase", (P.ERASE,)),
-    Action("backup", (P.READ_AUDIT, P.INGEST)),
-    Action("restore", (P.INGEST, P.ERASE)),
+    Action("backup", (P.READ_AUDIT, P.INGEST), audited=_one(E.CONFIG_CHANGE, details.backup_details)),
+    Action("restore", (P.INGEST, P.ERASE), audited=_one(E.CONFIG_CHANGE, details.restore_details)),
     Action("token", ()),  # hashing or minting a token reads and changes nothing
     Action("serve", ()),  # starting the service reads nothing by itself; the service authorizes every request
 )
@@ -70,6 +115,34 @@ def action(command: str, subcommand: str | None = None) -> Action:
         if name in _BY_NAME:
             return _BY_NAME[name]
     return Action(f"{command} {subcommand}" if subcommand else command, tuple(Permission))
+
+
+def perform(context: RagContext, name: str, work: Callable[[], R], *, token: str | None = None, **request: Any) -> R:
+    """Run the action ``name``: authorize the caller, run ``work``, record the outcome, return ``work``'s report.
+
+    The caller is the identity a face already authorized for this call (``acting_as``: the HTTP service's bearer
+    token, the ``rag`` command's), else the one ``token`` or ``$RAG_API_TOKEN`` names (local single-user mode when
+    no tokens are configured); a denial is recorded and raised. A failure is recorded with the error's type, never
+    its text (which may quote a document or a query), plus what the error itself offers as ``audit_details``.
+    ``request`` holds the values the success records need besides the report (``source=``, ``mode=``).
+    """
+    declared = action(name)
+    config = context.config
+    with denials_audited(config):
+        identity = authorized_identity.get() or authorize(config, action=name, token=token)
+        for permission in declared.permissions:
+            require(permission, identity, action=name)
+    with acting_as(identity):
+        try:
+            report = work()
+        except Exception as error:
+            if declared.audit_event is not None and not isinstance(error, (AuditStoreError, AccessDenied)):
+                failure = {"command": name, "error": type(error).__name__, **getattr(error, "audit_details", {})}
+                context.audit.record(declared.audit_event, outcome="failure", details=failure)
+            raise
+        for event_type, recorded in declared.audited(report, **request) if declared.audited else []:
+            context.audit.record(event_type, details=recorded)
+    return report
 
 
 def role_table() -> str:

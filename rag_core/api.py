@@ -6,16 +6,16 @@ With no arguments it reads ``config.yaml`` / ``.env`` / the environment and work
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from rag_core.compliance.audit import audit_trail
-from rag_core.compliance.events import AuditEventType
-from rag_core.config import PipelineConfig, RAGConfig, load_config
+from rag_core.actions import perform
+from rag_core.config import IndexConfig, MilvusConfig, PipelineConfig, RAGConfig, load_config
+from rag_core.index import manager as index_manager
 from rag_core.index.delete import DeleteReport, delete_from_index
-from rag_core.lifecycle.audit_details import delete_details, ingest_events, retrieval_details
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import API_SOURCE, IngestReport, ingest_documents, ingest_path
 from rag_core.observability.latency import report as latency_report
 from rag_core.quality.answers import score_answer
@@ -27,6 +27,7 @@ from rag_core.security.pii import install_log_redaction
 from rag_core.types import Document
 
 SAVE_INTERVAL_S = 1.0
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,27 @@ class QueryMetrics:
     coverage: float  # share of the query's content terms found in the top contexts
     leg_agreement: float | None  # overlap of the dense and BM25 top 10 (None: one leg only)
     quality: QualitySignals | None  # every feature behind the signals (None: no results)
+
+
+class MilvusIndexManager(index_manager.MilvusIndexManager):
+    """The guide's ``MilvusIndexManager()``: given no config, it reads ``config.yaml`` / ``.env`` / the environment,
+    as ``AdvancedRAGPipeline()`` does. The engine's own manager (``rag_core.index.manager``) takes its config
+    sections from its caller and never reads a file behind its back."""
+
+    def __init__(
+        self,
+        config: MilvusConfig | None = None,
+        index: IndexConfig | None = None,
+        *,
+        config_file: str | Path | None = None,
+        uri: str | None = None,
+        enable_sharding: bool | None = None,
+        num_shards: int | None = None,
+    ) -> None:
+        if config is None:
+            loaded = load_config(config_file)
+            config, index = loaded.milvus, index or loaded.index
+        super().__init__(config, index, uri=uri, enable_sharding=enable_sharding, num_shards=num_shards)
 
 
 def result_depth(pipeline: PipelineConfig, results: int | None) -> dict[str, int]:
@@ -78,11 +100,25 @@ def as_document(item: Document | dict[str, Any], position: int) -> Document:
 
 
 class AdvancedRAGPipeline:
-    def __init__(self, config: RAGConfig | str | Path | None = None, *, collection: str | None = None) -> None:
+    """The guide's pipeline. Each method is an action (``rag_core.actions.perform``): the caller is authorized
+    (``token``, else ``$RAG_API_TOKEN``; anyone in local single-user mode) and what it did is audited, as from the
+    ``rag`` command. ``context`` shares one model and connection with other faces of the same process."""
+
+    def __init__(
+        self,
+        config: RAGConfig | str | Path | None = None,
+        *,
+        collection: str | None = None,
+        token: str | None = None,
+        context: RagContext | None = None,
+    ) -> None:
         install_log_redaction()  # the guide's entry point: what the engine logs from here on is redacted
-        self.settings = config if isinstance(config, RAGConfig) else load_config(config)
-        self.collection = collection or self.settings.milvus.collection
-        self._engine: RetrievalEngine | None = None
+        if context is None:
+            context = RagContext(config if isinstance(config, RAGConfig) else load_config(config))
+        self.context = context
+        self.settings = context.config
+        self.collection = context.alias(collection)
+        self.token = token
         self._saved_at = 0.0
 
     @property
@@ -92,9 +128,7 @@ class AdvancedRAGPipeline:
 
     @property
     def engine(self) -> RetrievalEngine:
-        if self._engine is None:
-            self._engine = RetrievalEngine(self.settings, alias=self.collection)
-        return self._engine
+        return self.context.engine(self.collection)
 
     async def retrieve(
         self, query: str, *, top_k: int | None = None, filter: str = "", mode: str = "hybrid"
@@ -129,19 +163,11 @@ class AdvancedRAGPipeline:
 
     def _audited_search(self, query: str, *, top_k: int | None, filter: str, mode: str) -> RetrievalResult:
         """The search and its audit record (a committed write) together, off the caller's event loop."""
-        result = self.engine.search(query, **result_depth(self.config, top_k), filter=filter, mode=mode)
-        audit_trail(self.settings).record(
-            AuditEventType.RETRIEVAL,
-            details=retrieval_details(
-                query_id=result.query_id,
-                collection=result.collection,
-                data_version=result.data_version,
-                mode=mode,
-                result_ids=[c.doc_id for c in result.results],
-                cached=result.cached,
-            ),
-        )
-        return result
+        depth = result_depth(self.config, top_k)
+        return self._perform("query", lambda: self.engine.search(query, **depth, filter=filter, mode=mode), mode=mode)
+
+    def _perform(self, action: str, work: Callable[[], R], **request: Any) -> R:
+        return perform(self.context, action, work, token=self.token, **request)
 
     async def ingest_documents(
         self, batch: Iterable[Document | dict[str, Any] | str | Path], *, source: str = API_SOURCE, prune: bool = False
@@ -155,44 +181,46 @@ class AdvancedRAGPipeline:
         paths = [Path(i) for i in items if isinstance(i, (str, Path))]
         if paths and len(paths) != len(items):
             raise TypeError("Give one kind per batch: documents/dicts, or file paths.")
-        if paths:
-            if prune:
-                raise ValueError(
-                    "prune=True needs documents or dicts: with file paths it would cut each file's "
-                    "folder down to that file. Use `rag ingest FOLDER --prune` for a folder."
-                )
-            reports = [
-                await asyncio.to_thread(ingest_path, p, self.settings, collection=self.collection) for p in paths
-            ]
-            report = _merge(reports)
-            source = ", ".join(str(p) for p in paths)
-        else:
-            documents = [as_document(item, i) for i, item in enumerate(items)]
-            report = await asyncio.to_thread(
-                ingest_documents, documents, self.settings, source=source, prune=prune, collection=self.collection
+        if paths and prune:
+            raise ValueError(
+                "prune=True needs documents or dicts: with file paths it would cut each file's "
+                "folder down to that file. Use `rag ingest FOLDER --prune` for a folder."
             )
-        if self._engine is not None:
-            self._engine.invalidate()
-        for event_type, details in ingest_events(report, source=source):
-            audit_trail(self.settings).record(event_type, details=details)
+        documents = [] if paths else [as_document(item, i) for i, item in enumerate(items)]
+
+        def ingest() -> IngestReport:
+            if paths:
+                return _merge([ingest_path(p, self.context, collection=self.collection) for p in paths])
+            return ingest_documents(documents, self.context, source=source, prune=prune, collection=self.collection)
+
+        named = ", ".join(str(p) for p in paths) if paths else source
+        report = await asyncio.to_thread(self._perform, "ingest", ingest, source=named)
+        self.context.invalidate()
         return report
 
     async def delete_documents(self, doc_ids: Iterable[str] = (), *, source: str | None = None) -> DeleteReport:
         """Remove documents by id (within ``source`` when given), or everything ``source`` owns."""
-        manager = self.engine.manager
         ids = list(doc_ids)
+        manager = self.context.manager
         report = await asyncio.to_thread(
-            delete_from_index, manager, self.collection, doc_ids=ids or None, source=source
+            self._perform,
+            "delete",
+            lambda: delete_from_index(manager, self.collection, doc_ids=ids or None, source=source),
+            doc_ids=ids,
+            source=source,
         )
-        self.engine.invalidate()
-        audit_trail(self.settings).record(AuditEventType.DELETION, details=delete_details(report, ids, source))
+        self.context.invalidate()
         return report
 
     async def detect_drift(self, sample_queries: Iterable[str] | None = None) -> DriftReport:
         """Compare ``sample_queries`` (default: the queries logged since the snapshot), the probe queries' results,
         the stored vectors and the model with the snapshot taken when the serving version was promoted."""
         sample = None if sample_queries is None else list(sample_queries)
-        return await asyncio.to_thread(detect_drift, self.settings, sample, engine=self.engine, alias=self.collection)
+        return await asyncio.to_thread(
+            self._perform,
+            "drift",
+            lambda: detect_drift(self.settings, sample, engine=self.engine, alias=self.collection),
+        )
 
     def get_performance_report(self) -> dict[str, Any]:
         report = latency_report(self.engine.latency)

@@ -5,12 +5,12 @@ import json
 import sys
 
 from rag_core.compliance.timespec import month_range
-from rag_core.config import RAGConfig
 from rag_core.lifecycle.compliance_manager import ComplianceManager
+from rag_core.lifecycle.context import RagContext
 
 
-def run_audit(args: argparse.Namespace, config: RAGConfig) -> int:
-    compliance = ComplianceManager(config)
+def run_audit(args: argparse.Namespace, context: RagContext) -> int:
+    compliance = ComplianceManager(context=context)
     return {"verify": _verify, "query": _query, "report": _report, "retention": _retention}[args.audit_command](
         args, compliance
     )

@@ -5,13 +5,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from rag_core.actions import perform
 from rag_core.backup.restore import restore_backup
 from rag_core.backup.snapshot import create_backup
-from rag_core.compliance.audit import audit_trail
-from rag_core.compliance.events import AuditEventType
-from rag_core.config import RAGConfig
+from rag_core.lifecycle.context import RagContext
 from rag_core.observability.progress import ProgressReporter
-from rag_core.security.actor import current_actor
 
 
 def add_backup_arguments(backup: argparse.ArgumentParser, restore: argparse.ArgumentParser) -> None:
@@ -32,14 +30,12 @@ def add_backup_arguments(backup: argparse.ArgumentParser, restore: argparse.Argu
     restore.add_argument("--json", action="store_true")
 
 
-def run_backup(args: argparse.Namespace, config: RAGConfig) -> int:
-    result = create_backup(
-        config, Path(args.dest), alias=args.collection, progress=ProgressReporter(enabled=not args.quiet)
-    )
-    audit_trail(config).record(
-        AuditEventType.CONFIG_CHANGE,
-        actor=current_actor(),
-        details={"action": "backup", "alias": result.alias, "versions": result.versions, "rows": result.rows},
+def run_backup(args: argparse.Namespace, context: RagContext) -> int:
+    progress = ProgressReporter(enabled=not args.quiet)
+    result = perform(
+        context,
+        "backup",
+        lambda: create_backup(context.config, Path(args.dest), alias=args.collection, progress=progress),
     )
     if args.json:
         print(json.dumps(asdict(result), default=str))
@@ -53,20 +49,12 @@ def run_backup(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def run_restore(args: argparse.Namespace, config: RAGConfig) -> int:
-    result = restore_backup(
-        config, Path(args.src), uri=args.uri, force=args.force, progress=ProgressReporter(enabled=not args.quiet)
-    )
-    audit_trail(config).record(
-        AuditEventType.CONFIG_CHANGE,
-        actor=current_actor(),
-        details={
-            "action": "restore",
-            "alias": result.alias,
-            "versions": result.versions,
-            "rows": result.rows,
-            "uri": result.uri,
-        },
+def run_restore(args: argparse.Namespace, context: RagContext) -> int:
+    progress = ProgressReporter(enabled=not args.quiet)
+    result = perform(
+        context,
+        "restore",
+        lambda: restore_backup(context.config, Path(args.src), uri=args.uri, force=args.force, progress=progress),
     )
     if args.json:
         print(json.dumps(asdict(result), default=str))

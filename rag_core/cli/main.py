@@ -12,17 +12,13 @@ from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from rag_core.actions import Action, action
+from rag_core.actions import Action, action, perform
 from rag_core.cli.audit import add_audit_parser, run_audit
 from rag_core.cli.backup import add_backup_arguments, run_backup, run_restore
-from rag_core.compliance.audit import audit_trail
-from rag_core.compliance.audit_store import AuditStoreError
-from rag_core.compliance.events import AuditEventType
-from rag_core.config import ConfigError, RAGConfig, load_config
+from rag_core.config import ConfigError, load_config
 from rag_core.index.lite_lock import IndexLockedError
-from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.retry import MilvusUnavailableError
-from rag_core.lifecycle.audit_details import delete_details, ingest_events, retrieval_details, sync_details
+from rag_core.lifecycle.context import RagContext
 from rag_core.observability.progress import ProgressReporter
 from rag_core.quality.evaluation import LATENCY_SAMPLE
 from rag_core.security.actor import acting_through
@@ -104,7 +100,7 @@ def unit_fraction(text: str) -> float:
 # --- commands: one function per subcommand ---------------------------------------------------------------------------
 
 
-def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
+def _ingest(args: argparse.Namespace, context: RagContext) -> int:
     from rag_core.lifecycle.direct import ingest_path  # imports torch: only when embedding is needed
 
     path = Path(args.path)
@@ -113,7 +109,12 @@ def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
             f"--prune needs a folder, and {path} is a file: pruning would delete every other document "
             "of its folder from the index. Give the folder instead."
         )
-    report = ingest_path(path, config, collection=args.collection, prune=args.prune, progress=_progress(args))
+    report = perform(
+        context,
+        "ingest",
+        lambda: ingest_path(path, context, collection=args.collection, prune=args.prune, progress=_progress(args)),
+        source=str(path),
+    )
     for skipped in report.skipped:
         print(f"skipped {skipped}", file=sys.stderr)
     sync = report.sync
@@ -122,14 +123,13 @@ def _ingest(args: argparse.Namespace, config: RAGConfig) -> int:
         f"{sync.upserted} embedded and upserted, {sync.deleted} stale deleted, {sync.unchanged} unchanged; "
         f"{sync.rows} rows; {len(report.skipped)} skipped; {report.seconds:.1f}s"
     )
-    _audit(config, *ingest_events(report, source=str(path)))
     return 0
 
 
-def _stats(args: argparse.Namespace, config: RAGConfig) -> int:
+def _stats(args: argparse.Namespace, context: RagContext) -> int:
     from rag_core.index.sources import source_stats
 
-    manager, alias = _index(args, config)
+    manager, alias = context.manager, context.alias(args.collection)
     stats = manager.get_collection_stats(alias)
     sources = source_stats(manager, stats.collection)
     if args.json:
@@ -155,13 +155,13 @@ def _stats(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def _health(args: argparse.Namespace, config: RAGConfig) -> int:
+def _health(args: argparse.Namespace, context: RagContext) -> int:
     """Exit 0: healthy; 1: not. While another process holds the Milvus Lite file (one process per file) and the
     configured service answers, the service is asked instead: it serving is the store being healthy."""
     from rag_core.serve.probe import served_health
 
-    served = served_health(config)
-    report = served or MilvusIndexManager(config.milvus, config.index).health()  # creates nothing, not even a folder
+    served = served_health(context.config)
+    report = served or context.manager.health()  # creates nothing, not even a folder
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     elif not report.ok:
@@ -179,30 +179,37 @@ def _health(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0 if report.ok else 1
 
 
-def _delete(args: argparse.Namespace, config: RAGConfig) -> int:
+def _delete(args: argparse.Namespace, context: RagContext) -> int:
     from rag_core.index.delete import delete_from_index
 
-    report = delete_from_index(*_index(args, config), doc_ids=args.doc_id, source=args.source)
+    alias = context.alias(args.collection)
+    report = perform(
+        context,
+        "delete",
+        lambda: delete_from_index(context.manager, alias, doc_ids=args.doc_id, source=args.source),
+        doc_ids=args.doc_id,
+        source=args.source,
+    )
     print(f"deleted {report.deleted_chunks} chunks from {report.collection}; data version {report.data_version}")
-    _audit(config, (AuditEventType.DELETION, delete_details(report, args.doc_id, args.source)))
     return 0
 
 
-def _reindex(args: argparse.Namespace, config: RAGConfig) -> int:
+def _reindex(args: argparse.Namespace, context: RagContext) -> int:
     from rag_core.lifecycle.reindex import reindex  # imports torch
     from rag_core.quality.gate import GateFailedError
 
-    gate = bool(config.quality_gate.dataset) if args.gate is None else args.gate
+    gate = bool(context.config.quality_gate.dataset) if args.gate is None else args.gate
     try:
-        report = reindex(config, collection=args.collection, gate=gate, progress=_progress(args))
+        report = perform(
+            context,
+            "reindex",
+            lambda: reindex(context, collection=args.collection, gate=gate, progress=_progress(args)),
+        )
     except GateFailedError as error:
         print(
             f"error: {error}; the alias did not move and {error.result.candidate} is kept for inspection "
             "(`rag versions`)",
             file=sys.stderr,
-        )
-        _audit(
-            config, (AuditEventType.REINDEX, {"candidate": error.result.candidate, "gate": "failed"}), outcome="failure"
         )
         return 1
     build = report.build
@@ -213,29 +220,13 @@ def _reindex(args: argparse.Namespace, config: RAGConfig) -> int:
         f"rebuilt {build.alias} into {build.collection} ({build.rows} rows, {build.upserted} embedded) and "
         f"moved the alias to it; the previous version stays for `rag rollback`{dropped}; {build.seconds:.1f}s"
     )
-    _audit(
-        config,
-        (
-            AuditEventType.REINDEX,
-            {
-                **sync_details(build),
-                "gate": "passed" if report.gate else "none",
-                "dropped": list(report.promotion.dropped),
-            },
-        ),
-    )
     return 0
 
 
-def _index(args: argparse.Namespace, config: RAGConfig) -> tuple[MilvusIndexManager, str]:
-    """The manager and the alias a command works on (``--collection``, else ``milvus.collection``)."""
-    return MilvusIndexManager(config.milvus, config.index), args.collection or config.milvus.collection
-
-
-def _versions(args: argparse.Namespace, config: RAGConfig) -> int:
-    manager, alias = _index(args, config)
+def _versions(args: argparse.Namespace, context: RagContext) -> int:
+    manager, alias = context.manager, context.alias(args.collection)
     if args.drop_incomplete:
-        dropped = manager.drop_incomplete(alias)
+        dropped = perform(context, "versions --drop-incomplete", lambda: manager.drop_incomplete(alias), alias=alias)
         print(f"dropped {len(dropped)} incomplete versions{': ' if dropped else ''}{', '.join(dropped)}")
         return 0
     serving = manager.resolve(alias)
@@ -250,18 +241,19 @@ def _versions(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def _rollback(args: argparse.Namespace, config: RAGConfig) -> int:
-    manager, alias = _index(args, config)
-    previous = manager.resolve(alias)
-    target = manager.rollback(alias, to=args.version)
-    print(f"{alias} -> {target}")
-    _audit(config, (AuditEventType.ROLLBACK, {"alias": alias, "from": previous, "to": target}))
+def _rollback(args: argparse.Namespace, context: RagContext) -> int:
+    from rag_core.index.retention import roll_back
+
+    alias = context.alias(args.collection)
+    rolled = perform(context, "rollback", lambda: roll_back(context.manager, alias, to=args.version))
+    print(f"{alias} -> {rolled.serving}")
     return 0
 
 
-def _perf_report(args: argparse.Namespace, config: RAGConfig) -> int:
+def _perf_report(args: argparse.Namespace, context: RagContext) -> int:
     from rag_core.observability.performance import performance_report
 
+    config = context.config
     report = performance_report(
         Path(config.quality.query_log_dir), period=args.period, target_latency_ms=config.pipeline.target_latency_ms
     )
@@ -290,29 +282,19 @@ def _perf_report(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def _drift(args: argparse.Namespace, config: RAGConfig) -> int:
+def _drift(args: argparse.Namespace, context: RagContext) -> int:
     """Exit 0: no drift; 1: drift detected (so a cron job or CI step can alert); 2: an error, such as no snapshot."""
     from rag_core.quality.drift import detect_drift, take_snapshot
     from rag_core.quality.drift_queries import read_queries_file
 
+    config = context.config
     queries = read_queries_file(Path(args.queries)) if args.queries else None
+    engine = context.engine(args.collection)
     if args.snapshot:
-        path = take_snapshot(config, queries, alias=args.collection)
+        path = take_snapshot(config, queries, alias=args.collection, engine=engine)
         print(json.dumps({"snapshot": str(path)}) if args.json else f"drift snapshot written to {path}")
         return 0
-    report = detect_drift(config, queries, alias=args.collection)
-    _audit(
-        config,
-        (
-            AuditEventType.DRIFT,
-            {
-                "collection": report.collection,
-                "drift_detected": report.drift_detected,
-                "drift_magnitude": report.drift_magnitude,
-                "sample_size": report.sample_size,
-            },
-        ),
-    )
+    report = perform(context, "drift", lambda: detect_drift(config, queries, alias=args.collection, engine=engine))
     if args.json:
         print(json.dumps(report.as_json()))
         return 1 if report.drift_detected else 0
@@ -334,23 +316,11 @@ def _drift(args: argparse.Namespace, config: RAGConfig) -> int:
     return 1 if report.drift_detected else 0
 
 
-def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
+def _compact(args: argparse.Namespace, context: RagContext) -> int:
     from rag_core.index.compaction import compact_versions
 
-    manager, alias = _index(args, config)
-    for report in compact_versions(manager, alias):
-        _audit(
-            config,
-            (
-                AuditEventType.COMPACTION,
-                {
-                    "collection": report.collection,
-                    "state": report.state,
-                    "deleted_rows_before": report.before.deleted_rows,
-                    "deleted_rows_after": report.after.deleted_rows,
-                },
-            ),
-        )
+    alias = context.alias(args.collection)
+    for report in perform(context, "compact", lambda: compact_versions(context.manager, alias)):
         before, after = report.before, report.after
         segments = "" if before.segments is None else f", segments {before.segments} -> {after.segments}"
         note = f" ({report.note})" if report.note else ""
@@ -361,28 +331,14 @@ def _compact(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def _query(args: argparse.Namespace, config: RAGConfig) -> int:
+def _query(args: argparse.Namespace, context: RagContext) -> int:
     from rag_core.api import result_depth
     from rag_core.quality.answers import score_answer
-    from rag_core.retrieval.engine import RetrievalEngine
 
-    engine = RetrievalEngine(config, alias=args.collection)
-    result = engine.search(args.text, **result_depth(config.pipeline, args.top_k), mode=args.mode)
+    engine = context.engine(args.collection)
+    depth = result_depth(context.config.pipeline, args.top_k)
+    result = perform(context, "query", lambda: engine.search(args.text, **depth, mode=args.mode), mode=args.mode)
     engine.latency.save()
-    _audit(
-        config,
-        (
-            AuditEventType.RETRIEVAL,
-            retrieval_details(
-                query_id=result.query_id,
-                collection=result.collection,
-                data_version=result.data_version,
-                mode=args.mode,
-                result_ids=[c.doc_id for c in result.results],
-                cached=result.cached,
-            ),
-        ),
-    )
     answer = score_answer(engine, args.answer, result.results) if args.answer is not None else None
     if args.json:
         print(
@@ -416,42 +372,36 @@ def _query(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
+def _eval(args: argparse.Namespace, context: RagContext) -> int:
     from rag_core.lifecycle.evaluate import evaluate_dataset
     from rag_core.quality.evaluation import load_beir, write_trec_run
     from rag_core.quality.signal_evaluation import signal_report, write_signal_lines
 
     signals: dict[str, dict[str, float]] = {}
-    result, run, options = evaluate_dataset(
-        config,
-        Path(args.dataset),
+    result, run, options = perform(
+        context,
+        "eval",
+        lambda: evaluate_dataset(
+            context,
+            Path(args.dataset),
+            split=args.split,
+            mode=args.mode,
+            alpha=args.alpha,
+            fusion=args.fusion,
+            collection=args.collection,
+            on_result=lambda qid, r: signals.update({qid: r.signals}),
+            progress=_progress(args),
+            latency_sample=args.latency_sample,
+        ),
+        dataset=Path(args.dataset).name,
         split=args.split,
         mode=args.mode,
-        alpha=args.alpha,
-        fusion=args.fusion,
-        collection=args.collection,
-        on_result=lambda qid, r: signals.update({qid: r.signals}),
-        progress=_progress(args),
-        latency_sample=args.latency_sample,
     )
     if args.run_out:
         write_trec_run(run, Path(args.run_out), tag=f"{args.mode}-{options.fusion}-{options.alpha}")
     if args.signals_out:
         write_signal_lines(Path(args.signals_out), signals)
     quality = signal_report(signals, run, load_beir(Path(args.dataset), args.split).qrels)
-    _audit(
-        config,
-        (
-            AuditEventType.EVALUATION,
-            {
-                "dataset": Path(args.dataset).name,
-                "split": args.split,
-                "mode": args.mode,
-                "queries": result.queries,
-                "ndcg_at_10": result.ndcg_at_10,
-            },
-        ),
-    )
     if args.json:
         print(json.dumps(result.as_json() | {"signals": quality.as_json()}))
     else:
@@ -465,7 +415,7 @@ def _eval(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def _erase(args: argparse.Namespace, config: RAGConfig) -> int:
+def _erase(args: argparse.Namespace, context: RagContext) -> int:
     """Exit 0: erased; 1: no such document anywhere (a mistyped id erases nothing, and says so).
 
     What it prints is PII-redacted like a log line (an id or file name may be an e-mail address): output is often
@@ -473,7 +423,7 @@ def _erase(args: argparse.Namespace, config: RAGConfig) -> int:
     from rag_core.lifecycle.compliance_manager import ComplianceManager
     from rag_core.security.pii import redact
 
-    report = ComplianceManager(config).erase_document(args.doc_id, collection=args.collection)
+    report = ComplianceManager(context=context).erase_document(args.doc_id, collection=args.collection)
     doc_id = redact(args.doc_id).text
     if not report.found:
         print(
@@ -500,9 +450,10 @@ def _erase(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace, config: RAGConfig) -> int:
+def _serve(args: argparse.Namespace, context: RagContext) -> int:
     from rag_core.serve.server import serve
 
+    config = context.config
     serve(
         config,
         config_file=args.config,
@@ -513,7 +464,7 @@ def _serve(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def _token(args: argparse.Namespace, config: RAGConfig) -> int:
+def _token(args: argparse.Namespace, context: RagContext) -> int:
     """``hash`` reads the token from stdin, so it stays out of shell history; ``new`` prints a fresh one once."""
     import secrets
 
@@ -533,37 +484,19 @@ def _token(args: argparse.Namespace, config: RAGConfig) -> int:
     return 0
 
 
-def _audit(config: RAGConfig, *events: tuple[AuditEventType, dict], outcome: str = "success") -> None:
-    """Record what a command did (``rag_core.compliance``): ids, counts and versions, never text."""
-    for event_type, details in events:
-        audit_trail(config).record(event_type, outcome=outcome, details=details)
-
-
-def _authorized(args: argparse.Namespace, config: RAGConfig) -> int:
+def _authorized(args: argparse.Namespace, context: RagContext) -> int:
     """Every command checks the caller's permissions first (``rag_core.security.rbac``; a denial is audited), then
-    runs with what it audits naming the caller."""
+    runs as the caller: the actions it performs (``rag_core.actions.perform``) check and audit under that identity."""
     from rag_core.compliance.access import denials_audited
     from rag_core.security.rbac import acting_as, authorize
 
     permissions = _action(args).permissions
     if not permissions:
-        return _run_audited(args, config)
-    with denials_audited(config):
-        identity = authorize(config, *permissions, action=_running(args))
+        return args.run(args, context)
+    with denials_audited(context.config):
+        identity = authorize(context.config, *permissions, action=_running(args))
     with acting_as(identity):
-        return _run_audited(args, config)
-
-
-def _run_audited(args: argparse.Namespace, config: RAGConfig) -> int:
-    """Run the command; one that acts and fails leaves a failure record naming the error's type (never its text,
-    which may quote a document or query). Successes are recorded by each command, with what it did."""
-    try:
-        return args.run(args, config)
-    except Exception as error:
-        event_type = _action(args).audit_event
-        if event_type is not None and not isinstance(error, AuditStoreError):
-            _audit(config, (event_type, {"command": args.command, "error": type(error).__name__}), outcome="failure")
-        raise
+        return args.run(args, context)
 
 
 # --- the parser ------------------------------------------------------------------------------------------------------
@@ -589,9 +522,9 @@ def _command(
     commands: argparse._SubParsersAction,
     name: str,
     help: str,  # noqa: A002 - add_parser's own name
-    run: Callable[[argparse.Namespace, RAGConfig], int],
+    run: Callable[[argparse.Namespace, RagContext], int],
 ) -> argparse.ArgumentParser:
-    """A subcommand that accepts the global options too and runs ``run(args, config)``."""
+    """A subcommand that accepts the global options too and runs ``run(args, context)``."""
     parser = commands.add_parser(name, help=help, description=help, parents=[_global_options(in_subcommand=True)])
     parser.set_defaults(run=run)
     return parser
@@ -821,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with acting_through("cli"):  # audit records name the caller user@cli; an in-process caller keeps its own
-            code = _authorized(args, load_config(args.config))
+            code = _authorized(args, RagContext(load_config(args.config)))
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not in the interpreter's exit
         return code
     except BrokenPipeError:

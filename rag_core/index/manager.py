@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rag_core.config import ConfigError, IndexConfig, MilvusConfig, load_config
+from rag_core.config import ConfigError, IndexConfig, MilvusConfig
 from rag_core.index import connection_security, lite_lock
 from rag_core.index.milvus_env import DataType, Function, FunctionType, MilvusClient, MilvusException
 from rag_core.index.retry import call_with_retry
@@ -111,16 +111,14 @@ class MilvusIndexManager:
 
     def __init__(
         self,
-        config: MilvusConfig | None = None,
+        config: MilvusConfig,
         index: IndexConfig | None = None,
         *,
         uri: str | None = None,
         enable_sharding: bool | None = None,
         num_shards: int | None = None,
     ) -> None:
-        if config is None or index is None:
-            loaded = load_config()
-            config, index = config or loaded.milvus, index or loaded.index
+        index = index or IndexConfig()
         updates = {
             k: v
             for k, v in {"uri": uri, "enable_sharding": enable_sharding, "num_shards": num_shards}.items()

@@ -19,6 +19,12 @@ class Promotion:
     dropped: list[str]  # versions removed by retention
 
 
+def roll_back(manager: MilvusIndexManager, alias: str, to: str | None = None) -> Promotion:
+    """Serve ``to`` (default: the newest complete older version); nothing is dropped."""
+    previous = manager.resolve(alias)
+    return Promotion(alias=alias, previous=previous, serving=manager.rollback(alias, to=to), dropped=[])
+
+
 def version_number(collection: str) -> int:
     return int(collection.rsplit(VERSION_SEPARATOR, 1)[1])
 

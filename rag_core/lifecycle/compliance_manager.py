@@ -11,6 +11,7 @@ from rag_core.compliance.reports import ComplianceReport, build_report
 from rag_core.compliance.retention import RetentionResult, enforce_retention
 from rag_core.compliance.timespec import check_order, parse_bound
 from rag_core.config import RAGConfig, load_config
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.erasure import ErasureReport, erase_document
 from rag_core.security.rbac import Permission
 
@@ -22,11 +23,17 @@ class ComplianceManager:
     token, which RBAC turns into an identity and its permissions."""
 
     def __init__(
-        self, config: RAGConfig | str | Path | None = None, *, token: str | None = None, trail: AuditTrail | None = None
+        self,
+        config: RAGConfig | str | Path | None = None,
+        *,
+        token: str | None = None,
+        trail: AuditTrail | None = None,
+        context: RagContext | None = None,
     ) -> None:
-        self.config = config if isinstance(config, RAGConfig) else load_config(config)
+        self.config = context.config if context else config if isinstance(config, RAGConfig) else load_config(config)
         self.token = token
         self.trail = trail or audit_trail(self.config)
+        self.context = context or RagContext(self.config)
 
     @requires(Permission.READ_AUDIT, "query the audit logs")
     def query_audit_logs(
@@ -86,7 +93,7 @@ class ComplianceManager:
     ) -> ErasureReport:
         """Remove ``doc_id`` from every version, table, index, cache and query-log result list (right to erasure;
         ``rag_core.lifecycle.erasure``)."""
-        return erase_document(self.config, doc_id, alias=collection, engine=engine)
+        return erase_document(self.context, doc_id, alias=collection, engine=engine)
 
 
 def _event_type(value: AuditEventType | str) -> AuditEventType:

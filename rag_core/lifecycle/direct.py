@@ -12,13 +12,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rag_core.config import RAGConfig
-from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.sync import SyncReport, sync_index
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.stages import chunk_batches, document_stream, skipped_documents
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.promotion import promoter
-from rag_core.models.embedder import Embedder, shared_embedder
+from rag_core.models.embedder import Embedder
 from rag_core.observability.progress import QUIET, ProgressReporter
 from rag_core.tables import batch_to_documents, with_vectors
 from rag_core.types import API_SOURCE, Document
@@ -42,12 +41,10 @@ def folder_source(path: Path) -> str:
 
 def ingest_path(
     path: Path,
-    config: RAGConfig,
+    context: RagContext,
     *,
     collection: str | None = None,
     prune: bool = False,
-    embedder: Embedder | None = None,
-    manager: MilvusIndexManager | None = None,
     progress: ProgressReporter = QUIET,
 ) -> IngestReport:
     """Every readable document under ``path``; bad files are reported in ``skipped`` and left out.
@@ -55,6 +52,7 @@ def ingest_path(
     With ``prune`` the documents under ``path`` become everything its source holds: for a file, every other
     document of its folder's source is deleted (what evaluation wants for a corpus file; ``rag ingest`` refuses it).
     """
+    config = context.config
     source = folder_source(path)
     stream = document_stream(
         path,
@@ -65,12 +63,10 @@ def ingest_path(
     documents = (d for batch in stream.batches for d in batch_to_documents(batch))
     report = ingest_documents(
         documents,
-        config,
+        context,
         source=source,
         prune=prune,
         collection=collection,
-        embedder=embedder,
-        manager=manager,
         keep=skipped_documents(lambda: stream.trailer),
         progress=progress,
     )
@@ -79,13 +75,11 @@ def ingest_path(
 
 def ingest_documents(
     documents: Iterable[Document],
-    config: RAGConfig,
+    context: RagContext,
     *,
     source: str = API_SOURCE,
     prune: bool = False,
     collection: str | None = None,
-    embedder: Embedder | None = None,
-    manager: MilvusIndexManager | None = None,
     keep: Callable[[str], bool] | None = None,
     progress: ProgressReporter = QUIET,
 ) -> IngestReport:
@@ -95,12 +89,11 @@ def ingest_documents(
     the stream is read, so it shows a count and a rate, not a percentage. A large document also shows its own
     progress (``chunk_batches``)."""
     started = time.perf_counter()
-    embedder = embedder or shared_embedder(config.embedding)
-    manager = manager or MilvusIndexManager(config.milvus, config.index)
+    config, embedder, manager = context.config, context.embedder, context.manager
     chunker = TokenChunker.configured(config.chunking, embedder)
     counts = {"documents": 0, "chunks": 0}
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
-    alias = collection or config.milvus.collection
+    alias = context.alias(collection)
     with progress.bar("ingest", "documents") as bar:
         owned = (replace(document, source=source) for document in bar.iterate(documents))
         report = sync_index(
@@ -112,7 +105,7 @@ def ingest_documents(
             prune=prune,
             vectorize=vectorizer(embedder),
             keep=keep,
-            promote=promoter(config, alias, embedder, manager),
+            promote=promoter(context, alias),
         )
     return IngestReport(
         documents=counts["documents"],

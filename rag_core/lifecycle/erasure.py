@@ -26,10 +26,9 @@ import pyarrow.parquet as pq
 
 from rag_core.compliance.audit import audit_trail
 from rag_core.compliance.events import AuditEventType
-from rag_core.config import RAGConfig
 from rag_core.index.compaction import erase_rows, finish_interrupted_rebuilds
-from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.parquet_store import BatchStream, ParquetStore
+from rag_core.lifecycle.context import RagContext
 from rag_core.quality.drift_queries import PROBE_FIELDS, probe_text
 from rag_core.types import API_SOURCE
 
@@ -54,18 +53,13 @@ class ErasureReport:
 
 
 def erase_document(
-    config: RAGConfig,
-    doc_id: str,
-    *,
-    alias: str | None = None,
-    manager: MilvusIndexManager | None = None,
-    engine: object | None = None,
+    context: RagContext, doc_id: str, *, alias: str | None = None, engine: object | None = None
 ) -> ErasureReport:
     """Erase ``doc_id`` everywhere (see the module docstring) and record an ERASURE event.
 
     The record names the current actor (``current_actor``: the RBAC identity inside ``acting_as``).
-    ``engine`` (a ``RetrievalEngine`` of this process, when there is one) gets its cache cleared and its state
-    invalidated, so its very next query cannot see the document.
+    The context's engines, and ``engine`` (another ``RetrievalEngine`` of this process, when there is one), get
+    their caches cleared and their state invalidated, so their very next query cannot see the document.
     """
     # These load the embedding stack: only when erasing.
     from rag_core.quality.drift_snapshot import erase_from_snapshot, snapshot_path
@@ -73,8 +67,8 @@ def erase_document(
 
     if not doc_id.strip():
         raise ValueError("Say which document to erase: --doc-id ID (the id `rag query` shows).")
-    alias = alias or config.milvus.collection
-    manager = manager or MilvusIndexManager(config.milvus, config.index)
+    config, manager = context.config, context.manager
+    alias = context.alias(alias)
     finish_interrupted_rebuilds(manager, alias)
     expression = f"doc_id == {json.dumps(doc_id)}"
     chunk_ids: set[str] = set()
@@ -107,6 +101,7 @@ def erase_document(
         erase_from_snapshot(snapshot_path(config, name), doc_id, probe_texts) for name in {alias, *versions}
     )
     query_log_rows = erase_from_query_log(Path(config.quality.query_log_dir), chunk_ids)
+    context.invalidate(clear_caches=True)
     if engine is not None:
         engine.cache.clear()
         engine.invalidate()

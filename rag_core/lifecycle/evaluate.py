@@ -3,7 +3,7 @@
 
 from pathlib import Path
 
-from rag_core.config import RAGConfig
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_path
 from rag_core.observability.progress import QUIET, ProgressReporter
 from rag_core.quality.evaluation import (
@@ -16,12 +16,12 @@ from rag_core.quality.evaluation import (
     evaluation_options,
     load_beir,
 )
-from rag_core.retrieval.engine import Mode, RetrievalEngine, SearchOptions
+from rag_core.retrieval.engine import Mode, SearchOptions
 from rag_core.retrieval.fusion import FusionMethod
 
 
 def evaluate_dataset(
-    config: RAGConfig,
+    context: RagContext,
     root: Path,
     *,
     split: str = "test",
@@ -37,8 +37,9 @@ def evaluate_dataset(
     (``evaluate``: batched, with ``latency_sample`` queries timed one at a time); ``progress`` shows both steps."""
     dataset = load_beir(root, split)
     alias = collection or dataset_alias(root)
-    ingest_path(dataset.corpus, config, collection=alias, prune=True, progress=progress)
-    engine = RetrievalEngine(config, alias=alias)
+    ingest_path(dataset.corpus, context, collection=alias, prune=True, progress=progress)
+    engine = context.engine(alias)
+    engine.invalidate()  # the ingestion above may have changed what it serves
     options = evaluation_options(engine, mode=mode, alpha=alpha, fusion=fusion)
     report, run = evaluate(engine, dataset, options, on_result, progress, latency_sample=latency_sample)
     return report, run, options

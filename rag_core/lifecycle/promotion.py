@@ -5,25 +5,20 @@ a rollback finds the one taken when that version was promoted)."""
 
 from collections.abc import Callable
 
-from rag_core.config import RAGConfig
-from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.retention import Promotion, promote
-from rag_core.models.embedder import Embedder
+from rag_core.lifecycle.context import RagContext
 from rag_core.quality.drift_snapshot import snapshot_on_promotion, snapshot_path
 
 
-def promote_candidate(
-    config: RAGConfig, candidate: str, *, alias: str, embedder: Embedder, manager: MilvusIndexManager
-) -> Promotion:
+def promote_candidate(context: RagContext, candidate: str, *, alias: str) -> Promotion:
+    config, manager = context.config, context.manager
     promotion = promote(manager, alias, candidate, config.index.keep_versions)
     for dropped in promotion.dropped:  # its reference must not outlive its rows (an erasure looks only at versions)
         snapshot_path(config, dropped).unlink(missing_ok=True)
-    snapshot_on_promotion(config, alias, embedder, manager)(candidate)
+    snapshot_on_promotion(config, alias, context.embedder, manager)(candidate)
     return promotion
 
 
-def promoter(
-    config: RAGConfig, alias: str, embedder: Embedder, manager: MilvusIndexManager
-) -> Callable[[str], Promotion]:
+def promoter(context: RagContext, alias: str) -> Callable[[str], Promotion]:
     """``promote_candidate`` for ``sync_index``, which promotes the version it has just completed."""
-    return lambda candidate: promote_candidate(config, candidate, alias=alias, embedder=embedder, manager=manager)
+    return lambda candidate: promote_candidate(context, candidate, alias=alias)

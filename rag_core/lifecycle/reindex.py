@@ -13,15 +13,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.retention import Promotion
 from rag_core.index.sync import SyncReport, complete_version, legacy_source, sync_into
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.stages import chunk_batches
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import vectorizer
 from rag_core.lifecycle.promotion import promote_candidate
-from rag_core.models.embedder import Embedder, shared_embedder
 from rag_core.observability.progress import QUIET, ProgressReporter
 from rag_core.quality.gate import GateFailedError, GateResult, evaluate_gate
 from rag_core.retrieval.client_index import documents_from_chunks
@@ -46,20 +45,17 @@ class ReindexReport:
 
 
 def build_candidate(
-    config: RAGConfig,
+    context: RagContext,
     *,
     collection: str | None = None,
-    embedder: Embedder | None = None,
-    manager: MilvusIndexManager | None = None,
     progress: ProgressReporter = QUIET,
 ) -> SyncReport:
     """Build ``alias__vN+1`` from the whole corpus and mark it complete; the alias keeps serving what it served.
 
     ``progress`` counts the documents rebuilt, out of a total known once the serving version's rows are read."""
     started = time.perf_counter()
-    alias = collection or config.milvus.collection
-    embedder = embedder or shared_embedder(config.embedding)
-    manager = manager or MilvusIndexManager(config.milvus, config.index)
+    config, embedder, manager = context.config, context.embedder, context.manager
+    alias = context.alias(collection)
     current = manager.resolve(alias)
     if current is None:
         raise LookupError(f"No index {alias!r} at {manager.uri} to rebuild; ingest documents first (rag ingest).")
@@ -103,21 +99,14 @@ class SettingsCheck:
         return self.serving_fingerprint != self.configured_fingerprint
 
 
-def check_settings(
-    config: RAGConfig,
-    *,
-    alias: str | None = None,
-    embedder: Embedder | None = None,
-    manager: MilvusIndexManager | None = None,
-) -> SettingsCheck:
-    alias = alias or config.milvus.collection
-    embedder = embedder or shared_embedder(config.embedding)
-    manager = manager or MilvusIndexManager(config.milvus, config.index)
+def check_settings(context: RagContext, *, alias: str | None = None) -> SettingsCheck:
+    embedder, manager = context.embedder, context.manager
+    alias = context.alias(alias)
     serving = manager.resolve(alias)
     if serving is None:
         raise LookupError(f"No index {alias!r} at {manager.uri}; ingest documents first (rag ingest).")
     version = manager.state(serving).version
-    chunking = TokenChunker.configured(config.chunking, embedder).signature
+    chunking = TokenChunker.configured(context.config.chunking, embedder).signature
     configured = manager.version_for(embedder.model_name, embedder.dimension, chunking)
     return SettingsCheck(
         serving=serving,
@@ -138,26 +127,21 @@ def pending_candidate(manager: MilvusIndexManager, alias: str) -> str:
 
 
 def reindex(
-    config: RAGConfig,
-    *,
-    collection: str | None = None,
-    embedder: Embedder | None = None,
-    manager: MilvusIndexManager | None = None,
-    gate: bool = False,
-    progress: ProgressReporter = QUIET,
+    context: RagContext, *, collection: str | None = None, gate: bool = False, progress: ProgressReporter = QUIET
 ) -> ReindexReport:
     """Build a candidate, gate it when ``gate`` (``GateFailedError`` leaves the alias where it was), promote it."""
-    alias = collection or config.milvus.collection
-    embedder = embedder or shared_embedder(config.embedding)
-    manager = manager or MilvusIndexManager(config.milvus, config.index)
-    build = build_candidate(config, collection=alias, embedder=embedder, manager=manager, progress=progress)
-    result = evaluate_gate(config, build.collection, alias=alias, embedder=embedder, manager=manager) if gate else None
+    alias = context.alias(collection)
+    build = build_candidate(context, collection=alias, progress=progress)
+    result = gate_candidate(context, build.collection, alias=alias) if gate else None
     if result is not None and not result.passed:
         raise GateFailedError(result)
-    return ReindexReport(
-        build=build,
-        gate=result,
-        promotion=promote_candidate(config, build.collection, alias=alias, embedder=embedder, manager=manager),
+    return ReindexReport(build=build, gate=result, promotion=promote_candidate(context, build.collection, alias=alias))
+
+
+def gate_candidate(context: RagContext, candidate: str, *, alias: str | None = None) -> GateResult:
+    """``evaluate_gate`` with the context's model and connection."""
+    return evaluate_gate(
+        context.config, candidate, alias=context.alias(alias), embedder=context.embedder, manager=context.manager
     )
 
 

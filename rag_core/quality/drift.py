@@ -94,20 +94,20 @@ def detect_drift(
     config: RAGConfig,
     sample_queries: Sequence[str] | None = None,
     *,
-    engine: RetrievalEngine | None = None,
+    engine: RetrievalEngine,
     alias: str | None = None,
 ) -> DriftReport:
     """Compare now with the snapshot of the version the alias serves (``serving_snapshot``). The query sample
     is ``sample_queries``, else the query log's embeddings of queries since the snapshot; under ``MIN_SAMPLE``
     queries the report is ``low_confidence`` and has no query-drift signal. Raises ``NoSnapshotError`` when the
     serving version has no snapshot."""
-    alias = alias or (engine.alias if engine else config.milvus.collection)
+    alias = alias or engine.alias
     if sample_queries is not None and not any(q.strip() for q in sample_queries):
         raise ValueError(
             f"The sample is empty: give at least {MIN_SAMPLE} queries, or none at all to use the "
             "queries logged since the snapshot."
         )
-    engine = probe_engine(config, alias, engine=engine)
+    engine = probe_engine(config, alias, embedder=engine.embedder, manager=engine.manager, engine=engine)
     snapshot = serving_snapshot(config, engine)
     if sample_queries is not None:
         sample = engine.embedder.encode_queries([q for q in sample_queries if q.strip()])

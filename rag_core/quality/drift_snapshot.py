@@ -195,20 +195,17 @@ def probe_engine(
     config: RAGConfig,
     alias: str,
     *,
-    embedder: Embedder | None = None,
-    manager: MilvusIndexManager | None = None,
+    embedder: Embedder,
+    manager: MilvusIndexManager,
     engine: RetrievalEngine | None = None,
 ) -> RetrievalEngine:
-    """An engine that runs probes without logging them (they are not users' queries), sharing the given engine's
-    (or the given) model and connection: Milvus Lite serves one client per process well."""
+    """An engine that runs probes without logging them (they are not users' queries), sharing the given model and
+    connection (and the given engine's reranker): Milvus Lite serves one client per process well."""
     if engine is not None and engine.query_log is None and engine.alias == alias:
         return engine
     quiet = config.model_copy(update={"quality": config.quality.model_copy(update={"query_log": False})})
-    if engine is not None:
-        return RetrievalEngine(
-            quiet, embedder=engine.embedder, manager=engine.manager, reranker=engine.reranker, alias=alias
-        )
-    return RetrievalEngine(quiet, embedder=embedder, manager=manager, alias=alias)
+    reranker = engine.reranker if engine is not None else None
+    return RetrievalEngine(quiet, embedder=embedder, manager=manager, reranker=reranker, alias=alias)
 
 
 def run_probes(engine: RetrievalEngine, queries: Sequence[str]) -> ProbeResults:
@@ -235,7 +232,7 @@ def take_snapshot(
     config: RAGConfig,
     probe_queries: Sequence[str] | None = None,
     *,
-    engine: RetrievalEngine | None = None,
+    engine: RetrievalEngine,
     alias: str | None = None,
 ) -> Path:
     """Record the serving version's reference and return the file written.
@@ -244,8 +241,8 @@ def take_snapshot(
     ``quality.log_query_text``), else the corpus titles. Reference query embeddings: the given queries (up to
     ``REFERENCE_QUERIES``), else the log's newest embeddings when it holds at least ``MIN_SAMPLE``, else the probes.
     """
-    alias = alias or (engine.alias if engine else config.milvus.collection)
-    engine = probe_engine(config, alias, engine=engine)
+    alias = alias or engine.alias
+    engine = probe_engine(config, alias, embedder=engine.embedder, manager=engine.manager, engine=engine)
     state = engine.serving_state()
     logged = (
         logged_queries(Path(config.quality.query_log_dir), alias, limit=REFERENCE_QUERIES)

@@ -35,6 +35,11 @@ class GateFailedError(RuntimeError):
         super().__init__(result.message)
         self.result = result
 
+    @property
+    def audit_details(self) -> dict[str, str]:
+        """What the failed re-index's audit record adds: which candidate the gate refused."""
+        return {"candidate": self.result.candidate, "gate": "failed"}
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -63,12 +68,10 @@ def evaluate_gate(
     config: RAGConfig,
     candidate: str,
     *,
-    alias: str | None = None,
-    embedder: Embedder | None = None,
-    manager: MilvusIndexManager | None = None,
+    alias: str,
+    embedder: Embedder,
+    manager: MilvusIndexManager,
 ) -> GateResult:
-    alias = alias or config.milvus.collection
-    manager = manager or MilvusIndexManager(config.milvus, config.index)
     serving = manager.resolve(alias)
     if serving is None:
         raise LookupError(f"No index {alias!r} at {manager.uri} serves queries; there is nothing to gate against.")
@@ -77,7 +80,6 @@ def evaluate_gate(
             f"{candidate} already serves {alias!r}; the gate compares a candidate with the serving version."
         )
     gate = config.quality_gate
-    embedder = embedder or shared_embedder(config.embedding)
     with tempfile.TemporaryDirectory(prefix="rag-gate-") as scratch:
         quiet = config.model_copy(
             update={

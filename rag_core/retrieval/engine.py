@@ -13,7 +13,7 @@ import numpy as np
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.version import CollectionState
-from rag_core.models.embedder import Embedder, shared_embedder
+from rag_core.models.embedder import Embedder
 from rag_core.models.rerank import Reranker, make_reranker
 from rag_core.observability.latency import LatencyTracker
 from rag_core.observability.query_log import QueryLog
@@ -138,15 +138,15 @@ class RetrievalEngine:
         self,
         config: RAGConfig,
         *,
-        embedder: Embedder | None = None,
-        manager: MilvusIndexManager | None = None,
+        embedder: Embedder,
+        manager: MilvusIndexManager,
         reranker: Reranker | None = None,
         alias: str | None = None,
     ) -> None:
         self.config = config
         self.alias = alias or config.milvus.collection
-        self.embedder = embedder or shared_embedder(config.embedding)
-        self.manager = manager or MilvusIndexManager(config.milvus, config.index)
+        self.embedder = embedder
+        self.manager = manager
         self.reranker = reranker or make_reranker(config.reranking)
         self.cache: QueryCache[RetrievalResult] = QueryCache(config.retrieval.cache_size, config.retrieval.cache_ttl_s)
         self.latency = LatencyTracker(

@@ -9,6 +9,7 @@ missing permission, with what the audit record of the denial needs: ``compliance
 outcome "denied"), one layer up, so that this module never depends on the audit trail.
 """
 
+import contextvars
 import getpass
 import hashlib
 import hmac
@@ -138,17 +139,25 @@ def authorize(config: RAGConfig, *permissions: Permission, action: str, token: s
     return identity
 
 
+# The identity a face has already authorized for this call (the HTTP service's bearer token): actions inside check
+# their permissions against it instead of identifying the caller again from $RAG_API_TOKEN.
+authorized_identity: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
+    "authorized_identity", default=None
+)
+
+
 @contextmanager
 def acting_as(identity: Identity) -> Iterator[None]:
-    """Audit records made inside name ``identity`` as their actor (locally: the OS user, as without RBAC)."""
-    if identity.local:
-        yield
-        return
-    reset = acting_identity.set(identity.actor)
+    """Inside, ``identity`` is the caller: actions check its permissions, and audit records name it as their actor
+    (locally: the OS user, as without RBAC)."""
+    authorized = authorized_identity.set(identity)
+    named = None if identity.local else acting_identity.set(identity.actor)
     try:
         yield
     finally:
-        acting_identity.reset(reset)
+        if named is not None:
+            acting_identity.reset(named)
+        authorized_identity.reset(authorized)
 
 
 def _denied(

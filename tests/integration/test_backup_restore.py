@@ -16,10 +16,11 @@ from rag_core.compliance.events import AuditEventType
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.lifecycle.compliance_manager import ComplianceManager
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.reindex import reindex
-from rag_core.retrieval.engine import RetrievalEngine
 from tests.support.configs import make_config
 from tests.support.corpus import RETRIEVAL_DOCS, ingest
+from tests.support.engines import engine_for
 from tests.support.milvus_server import MilvusServer
 
 QUERIES = 100
@@ -44,7 +45,7 @@ def site(root: Path, uri: str | None = None, alias: str = "semantic_index") -> R
 
 
 def rankings(config: RAGConfig, embedder) -> list[list[tuple[str, float]]]:
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     results = engine.search_many(queries(), engine.options())
     engine.manager.close()
     return [[(chunk.chunk_id, score) for chunk, score in zip(r.results, r.scores, strict=True)] for r in results]
@@ -54,7 +55,7 @@ def build_source(root: Path, embedder, uri: str | None = None, alias: str = "sem
     """Two kept versions (an ingestion, then a re-index that moved the alias) and their audit records."""
     config = site(root, uri, alias)
     ingest(config, RETRIEVAL_DOCS, embedder)
-    reindex(config, embedder=embedder)
+    reindex(RagContext(config, embedder=embedder))
     manager = MilvusIndexManager(config.milvus, config.index)
     for version in manager.versions(alias):  # settled, as a serving index is: sealed and indexed, as restored
         manager.client.flush(version)

@@ -15,9 +15,9 @@ import pytest
 from rag_core.config import RAGConfig
 from rag_core.index.connection_security import MilvusAuthenticationError, MilvusPermissionError
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.retrieval.engine import RetrievalEngine
 from tests.support.configs import make_config
 from tests.support.corpus import RETRIEVAL_DOCS, ingest
+from tests.support.engines import engine_for
 from tests.support.milvus_server import MilvusServer, running_server
 
 ROOT_PASSWORD = "Milvus"  # the server's default root password
@@ -213,7 +213,7 @@ def test_read_only_user_can_query_but_not_write(
     reader = secured_config(
         tmp_path / "reader", secured_server, certificates, alias, user=READER, password=READER_PASSWORD
     )
-    result = RetrievalEngine(reader, embedder=embedder).search("How does HNSW search work?")
+    result = engine_for(reader, embedder=embedder).search("How does HNSW search work?")
     assert result.results and result.results[0].doc_id == "hnsw"
 
     manager = MilvusIndexManager(reader.milvus, reader.index)

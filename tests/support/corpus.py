@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from rag_core.config import RAGConfig
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_documents
 from rag_core.types import Document
 
@@ -61,4 +62,6 @@ RETRIEVAL_DOCS = {
 
 
 def ingest(config: RAGConfig, docs: dict[str, str], embedder) -> None:
-    ingest_documents([Document(doc_id=k, text=v, title=k) for k, v in docs.items()], config, embedder=embedder)
+    ingest_documents(
+        [Document(doc_id=k, text=v, title=k) for k, v in docs.items()], RagContext(config, embedder=embedder)
+    )

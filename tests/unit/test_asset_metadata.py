@@ -14,9 +14,9 @@ from rag_core.compliance.events import AuditEventType
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.lifecycle.compliance_manager import ComplianceManager
 from rag_core.observability.performance import performance_report
-from rag_core.retrieval.engine import RetrievalEngine
 from tests.support.configs import make_config
 from tests.support.corpus import write_corpus
+from tests.support.engines import engine_for
 from tests.unit.test_cli import write_beir
 
 NUMERIC = (dg.IntMetadataValue, dg.FloatMetadataValue)
@@ -72,7 +72,7 @@ def test_every_asset_attaches_plottable_numbers_that_match_the_core(tmp_path: Pa
         assert definitions.resolve_job_def(job).execute_in_process(instance=instance, **options).success
 
     run("ingestion")
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     for query in ("how are deleted rows purged", "what do sensors watch", "hnsw ef"):
         engine.search(query)
     engine.query_log.close()

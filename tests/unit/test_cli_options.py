@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import rag_core.lifecycle.context
 from rag_core.cli import main as cli
 from rag_core.cli.main import main
 
@@ -248,7 +249,7 @@ class _Interrupted:
 def test_ctrl_c_is_one_line_and_exit_status_130(
     workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, argv: list[str], expected: str
 ) -> None:
-    monkeypatch.setattr(cli, "MilvusIndexManager", _Interrupted)
+    monkeypatch.setattr(rag_core.lifecycle.context, "MilvusIndexManager", _Interrupted)  # the CLI's connection
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)  # main restores the default handler; not here
 
     assert main(argv) == 130

@@ -11,6 +11,7 @@ from rag_core.config import RAGConfig
 from rag_core.index import compaction
 from rag_core.index.compaction import compact_versions
 from rag_core.index.manager import CompactionResult, MilvusIndexManager, StorageStats
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_documents
 from rag_core.types import Document
 from tests.support.configs import make_config
@@ -23,8 +24,8 @@ def indexed(tmp_path: Path, milvus_uri: str, collection: str, embedder) -> RAGCo
     documents = [
         Document(doc_id=f"d{i}", text=f"Document {i} talks about topic {i % 5} at some length.") for i in range(20)
     ]
-    ingest_documents(documents, config, embedder=embedder)
-    ingest_documents(documents[6:], config, embedder=embedder, prune=True)
+    ingest_documents(documents, RagContext(config, embedder=embedder))
+    ingest_documents(documents[6:], RagContext(config, embedder=embedder), prune=True)
     return config
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from rag_core.config import RAGConfig
 from rag_core.retrieval.dense_mirror import DenseMirror
-from rag_core.retrieval.engine import RetrievalEngine
 from tests.support.corpus import ingest
+from tests.support.engines import engine_for
 
 QUERIES = [
     "how does compaction purge deleted rows",
@@ -48,8 +48,8 @@ def test_mirror_ranks_by_cosine_best_first_and_survives_a_save(tmp_path: Path) -
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_lite_dense_leg_matches_milvus_and_filters_still_go_to_milvus(config: RAGConfig, embedder) -> None:
-    mirrored = RetrievalEngine(config, embedder=embedder)
-    in_milvus = RetrievalEngine(with_dense_search(config, "milvus"), embedder=embedder)
+    mirrored = engine_for(config, embedder=embedder)
+    in_milvus = engine_for(with_dense_search(config, "milvus"), embedder=embedder)
     assert mirrored.dense_mirror_metric == "COSINE" and in_milvus.dense_mirror_metric is None
     milvus_searches = []
     search_in_milvus = mirrored.manager.search
@@ -67,7 +67,7 @@ def test_lite_dense_leg_matches_milvus_and_filters_still_go_to_milvus(config: RA
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_mirror_follows_new_and_deleted_documents(config: RAGConfig, embedder) -> None:
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     query = "zebra migration across the Mara river"
     assert engine.search(query, mode="dense").results[0].doc_id != "zebra"
     ingest(config, {"zebra": "Zebra migration crosses the Mara river every year."}, embedder)
@@ -87,5 +87,5 @@ def test_a_metric_the_mirror_cannot_reproduce_is_refused_by_name(config: RAGConf
         }
     )
     with pytest.raises(ValueError, match="retrieval.dense_search is 'client' but index.metric_type is 'L2'"):
-        _ = RetrievalEngine(l2, embedder=embedder).dense_mirror_metric
-    assert RetrievalEngine(with_dense_search(l2, "auto"), embedder=embedder).dense_mirror_metric is None
+        _ = engine_for(l2, embedder=embedder).dense_mirror_metric
+    assert engine_for(with_dense_search(l2, "auto"), embedder=embedder).dense_mirror_metric is None

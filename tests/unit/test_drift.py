@@ -13,14 +13,15 @@ import yaml
 from rag_core import AdvancedRAGPipeline, RAGConfig
 from rag_core.cli.main import main
 from rag_core.config import EmbeddingConfig
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_documents
 from rag_core.models.embedder import Embedder
 from rag_core.quality.drift import DriftReport, NoSnapshotError, detect_drift, take_snapshot
 from rag_core.quality.drift_signals import rank_biased_overlap
 from rag_core.quality.drift_snapshot import CorruptSnapshotError, DriftSnapshot, snapshot_path
-from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.types import Document
 from tests.support.configs import make_config
+from tests.support.engines import engine_for
 
 SUBJECTS = [
     "Milvus collections",
@@ -101,8 +102,8 @@ def config(tmp_path: Path, embedder) -> RAGConfig:
         milvus={"consistency_level": "Strong"},
         retrieval={"bm25_refresh_s": 0},
     )
-    ingest_documents(search_docs(), config, embedder=embedder)
-    take_snapshot(config, search_queries()[0])
+    ingest_documents(search_docs(), RagContext(config, embedder=embedder))
+    take_snapshot(config, search_queries()[0], engine=engine_for(config))
     return config
 
 
@@ -111,7 +112,7 @@ def names(report: DriftReport) -> set[str]:
 
 
 def test_no_drift_on_unchanged_data(config: RAGConfig) -> None:
-    report = detect_drift(config, search_queries()[1])
+    report = detect_drift(config, search_queries()[1], engine=engine_for(config))
     assert not report.drift_detected, report.signals
     assert report.drift_magnitude <= 0.15 and not report.low_confidence and report.sample_size == 80
     by_name = {s.name: s for s in report.signals}
@@ -129,7 +130,7 @@ def test_no_drift_on_unchanged_data(config: RAGConfig) -> None:
 
 
 def test_query_shift_is_detected_with_the_guides_recommendations(config: RAGConfig) -> None:
-    report = detect_drift(config, cooking_queries())
+    report = detect_drift(config, cooking_queries(), engine=engine_for(config))
     assert names(report) == {"query_drift"} and report.drift_magnitude > 0.15
     assert any(r.startswith("Review query distribution changes") for r in report.recommendations)
 
@@ -137,8 +138,8 @@ def test_query_shift_is_detected_with_the_guides_recommendations(config: RAGConf
 def test_corpus_swap_is_detected(config: RAGConfig, embedder) -> None:
     docs = search_docs()
     swapped = docs[: len(docs) // 2] + cooking_docs(len(docs) - len(docs) // 2)
-    ingest_documents(swapped, config, embedder=embedder, prune=True)
-    report = detect_drift(config, search_queries()[1])
+    ingest_documents(swapped, RagContext(config, embedder=embedder), prune=True)
+    report = detect_drift(config, search_queries()[1], engine=engine_for(config))
     assert {"corpus_mean", "result_overlap"} <= names(report) and "model_canary" not in names(report)
     assert any(r.startswith("Update index with fresh data") for r in report.recommendations)
 
@@ -150,7 +151,7 @@ def test_model_swap_is_detected(config: RAGConfig) -> None:
         generator = torch.Generator().manual_seed(0)
         for weight in perturbed.model.parameters():
             weight.add_(torch.randn(weight.shape, generator=generator) * 0.05 * weight.std())
-    engine = RetrievalEngine(config, embedder=perturbed)
+    engine = engine_for(config, embedder=perturbed)
     report = detect_drift(config, search_queries()[1], engine=engine)
     assert "model_canary" in names(report) and report.drift_magnitude > 0.15
     assert any(r.startswith("Retrain embeddings") for r in report.recommendations)
@@ -158,11 +159,11 @@ def test_model_swap_is_detected(config: RAGConfig) -> None:
 
 def test_empty_and_small_samples(config: RAGConfig) -> None:
     with pytest.raises(ValueError, match="sample is empty"):
-        detect_drift(config, ["", "  "])
-    small = detect_drift(config, search_queries()[1][:5])
+        detect_drift(config, ["", "  "], engine=engine_for(config))
+    small = detect_drift(config, search_queries()[1][:5], engine=engine_for(config))
     assert small.low_confidence and small.sample_size == 5 and "query_drift" not in {s.name for s in small.signals}
     assert not small.drift_detected
-    logged = detect_drift(config)  # nothing logged since the snapshot
+    logged = detect_drift(config, engine=engine_for(config))  # nothing logged since the snapshot
     assert logged.low_confidence and logged.sample_size == 0
 
 
@@ -174,8 +175,8 @@ def test_sample_from_the_query_log(tmp_path: Path, embedder) -> None:
         retrieval={"bm25_refresh_s": 0},
         quality={"log_query_text": True, "query_log_flush_s": 0.05},
     )
-    ingest_documents(search_docs(), config, embedder=embedder)
-    engine = RetrievalEngine(config, embedder=embedder)
+    ingest_documents(search_docs(), RagContext(config, embedder=embedder))
+    engine = engine_for(config, embedder=embedder)
     reference, sample = search_queries()
     for query in reference:
         engine.search(query)
@@ -194,26 +195,26 @@ def test_no_snapshot_and_corrupt_snapshot(config: RAGConfig) -> None:
     path = snapshot_path(config, "drift_index__v1")
     path.write_bytes(b"not a snapshot")
     with pytest.raises(CorruptSnapshotError, match=rf"{path}.*rag drift --snapshot"):
-        detect_drift(config, search_queries()[1])
+        detect_drift(config, search_queries()[1], engine=engine_for(config))
     path.unlink()
     with pytest.raises(NoSnapshotError, match="rag drift --snapshot"):
-        detect_drift(config, search_queries()[1])
+        detect_drift(config, search_queries()[1], engine=engine_for(config))
 
 
 def test_snapshot_taken_at_promotion_and_a_failing_one_does_not_fail_ingestion(
     tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = make_config(tmp_path, str(tmp_path / "milvus.db"), "promoted")
-    ingest_documents(search_docs(), config, embedder=embedder)
+    ingest_documents(search_docs(), RagContext(config, embedder=embedder))
     snapshot = DriftSnapshot.load(snapshot_path(config, "promoted__v1"))
     assert snapshot.collection == "promoted__v1" and snapshot.probe_source == "corpus titles"
     assert len(snapshot.probe_queries) == len(search_docs()) and snapshot.corpus.count == len(search_docs())
-    assert not detect_drift(config).drift_detected
+    assert not detect_drift(config, engine=engine_for(config)).drift_detected
 
     blocked = make_config(tmp_path, str(tmp_path / "milvus.db"), "blocked", quality={"drift_dir": str(tmp_path / "f")})
     (tmp_path / "f").write_text("a file where the drift folder should be")
     with caplog.at_level(logging.WARNING):
-        report = ingest_documents(search_docs(), blocked, embedder=embedder)
+        report = ingest_documents(search_docs(), RagContext(blocked, embedder=embedder))
     assert report.sync.new_version and "No drift snapshot was taken for blocked" in caplog.text
 
 
@@ -261,11 +262,13 @@ def test_drift_after_a_rollback_compares_with_the_serving_versions_own_snapshot(
         milvus={"consistency_level": "Strong"},
         retrieval={"bm25_refresh_s": 0},
     )
-    ingest_documents(search_docs(), config, embedder=embedder)  # v1, its snapshot taken at promotion
+    ingest_documents(search_docs(), RagContext(config, embedder=embedder))  # v1, its snapshot taken at promotion
     docs = search_docs()
     swapped = docs[: len(docs) // 2] + cooking_docs(len(docs) - len(docs) // 2)
     rechunked = config.model_copy(update={"chunking": config.chunking.model_copy(update={"chunk_size": 64})})
-    ingest_documents(swapped, rechunked, embedder=embedder, prune=True)  # v2: other settings, other documents
+    ingest_documents(
+        swapped, RagContext(rechunked, embedder=embedder), prune=True
+    )  # v2: other settings, other documents
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     assert main(["--config", str(config_file), "rollback"]) == 0
@@ -280,4 +283,4 @@ def test_drift_after_a_rollback_compares_with_the_serving_versions_own_snapshot(
 
     snapshot_path(config, "rolled__v1").unlink()  # v2's snapshot is still there: never a stand-in for v1's
     with pytest.raises(NoSnapshotError, match=r"No drift snapshot of rolled__v1, the version 'rolled' serves"):
-        detect_drift(config)
+        detect_drift(config, engine=engine_for(config))

@@ -16,6 +16,7 @@ from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.parquet_store import BatchStream, ParquetStore
 from rag_core.lifecycle.compliance_manager import ComplianceManager
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_documents, ingest_path
 from rag_core.lifecycle.reindex import reindex
 from rag_core.observability.query_log import read_query_log
@@ -61,7 +62,7 @@ def found(engine: RetrievalEngine, doc_id: str) -> dict[str, bool]:
 
 def test_an_erased_document_is_found_by_no_mode_in_any_version(settings: RAGConfig, embedder) -> None:
     ingest(settings, RETRIEVAL_DOCS | SECRET, embedder)  # __v1
-    reindex(settings, embedder=embedder)  # __v2 serves, __v1 is kept for rollback
+    reindex(RagContext(settings, embedder=embedder))  # __v2 serves, __v1 is kept for rollback
     manager = MilvusIndexManager(settings.milvus, settings.index)
     versions = manager.versions(settings.milvus.collection)
     assert len(versions) == 2
@@ -107,7 +108,7 @@ def test_a_source_file_still_present_is_reported_and_an_unknown_id_exits_1(
     folder = tmp_path / "incoming"
     folder.mkdir()
     (folder / "jane.txt").write_text(f"{PHRASE}.\n", encoding="utf-8")
-    ingest_path(folder, settings, embedder=embedder)
+    ingest_path(folder, RagContext(settings, embedder=embedder))
     config_file = tmp_path / "config.yaml"
     config_file.write_text(settings.model_dump_json())
     assert main(["erase", "--doc-id", "jane.txt", "--config", str(config_file)]) == 0
@@ -206,8 +207,8 @@ def test_erasure_leaves_no_byte_of_the_document_in_any_file_under_the_data_folde
         pipeline={"top_k": 10, "rerank_top_k": 10},
     )
     documents = [Document(doc_id=k, text=v, title=k) for k, v in RETRIEVAL_DOCS.items()] + [ERASED, CONTROL]
-    ingest_documents(documents, settings, embedder=embedder)  # __v1 and a drift snapshot of it
-    reindex(settings, embedder=embedder)  # __v2 serves (and a snapshot of it), __v1 is kept for rollback
+    ingest_documents(documents, RagContext(settings, embedder=embedder))  # __v1 and a drift snapshot of it
+    reindex(RagContext(settings, embedder=embedder))  # __v2 serves (and a snapshot of it), __v1 is kept for rollback
     manager = MilvusIndexManager(settings.milvus, settings.index)
     v1, v2 = manager.versions(collection)
     states = {v: manager.state(v) for v in (v1, v2)}

@@ -11,6 +11,7 @@ import pytest
 from rag_core.cli.main import build_parser, main
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_path
 from rag_core.observability.progress import ProgressReporter
 from rag_core.quality.evaluation import (
@@ -65,7 +66,10 @@ def indexed(tmp_path: Path, embedder) -> Iterator[tuple[BeirDataset, MilvusIndex
     dataset = load_beir(write_dataset(tmp_path / "tiny"))
     manager = MilvusIndexManager(config.milvus, config.index)
     ingest_path(
-        dataset.corpus, config, collection=dataset_alias(dataset.root), prune=True, embedder=embedder, manager=manager
+        dataset.corpus,
+        RagContext(config, embedder=embedder, manager=manager),
+        collection=dataset_alias(dataset.root),
+        prune=True,
     )
     yield dataset, manager, config
     manager.close()
@@ -149,10 +153,12 @@ def test_a_sync_that_changes_rows_flushes_once_and_an_unchanged_one_does_not(ind
     flush = manager.flush
     monkeypatch.setattr(manager, "flush", lambda collection: (flushed.append(collection), flush(collection)))
     alias = dataset_alias(dataset.root)
-    ingest_path(dataset.corpus, config, collection=alias, prune=True, embedder=embedder, manager=manager)
+    ingest_path(dataset.corpus, RagContext(config, embedder=embedder, manager=manager), collection=alias, prune=True)
     assert flushed == [], "nothing changed: nothing to seal"
     (dataset.root / "corpus.jsonl").write_text(json.dumps({"_id": "new", "text": "A document added later."}))
-    report = ingest_path(dataset.corpus, config, collection=alias, prune=True, embedder=embedder, manager=manager)
+    report = ingest_path(
+        dataset.corpus, RagContext(config, embedder=embedder, manager=manager), collection=alias, prune=True
+    )
     assert report.sync.upserted == 1 and report.sync.deleted == len(RETRIEVAL_DOCS)
     assert flushed == [report.sync.collection], "one flush at the end of the sync, not one per batch"
 

@@ -17,12 +17,13 @@ from rag_core.index.delete import delete_from_index
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.sync import VersionChangeError
 from rag_core.lifecycle import direct
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import folder_source, ingest_documents, ingest_path
 from rag_core.lifecycle.reindex import reindex
-from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.types import Document
 from tests.support.configs import make_config
 from tests.support.dagster_runs import run_ingestion
+from tests.support.engines import engine_for
 
 ZEBRA = "Zebras graze on the open savanna in large herds. " * 3
 WHALE = "Whales migrate across the cold northern ocean each spring. " * 3  # the same length in chunks
@@ -86,16 +87,16 @@ def test_a_same_count_edit_is_seen_by_a_second_engine_and_the_first(
     settings: RAGConfig, tmp_path: Path, embedder
 ) -> None:
     files = three_files(tmp_path / "docs")
-    ingest_path(tmp_path / "docs", settings, embedder=embedder)
-    first = RetrievalEngine(settings, embedder=embedder)
+    ingest_path(tmp_path / "docs", RagContext(settings, embedder=embedder))
+    first = engine_for(settings, embedder=embedder)
     assert first.search("zebras savanna").results[0].doc_id == "a.md"
     rows_before = manager_of(settings).get_collection_stats(settings.milvus.collection).row_count
 
     files["a.md"].write_text(WHALE, encoding="utf-8")
-    report = ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    report = ingest_path(tmp_path / "docs", RagContext(settings, embedder=embedder))
     assert report.sync.rows == rows_before and report.sync.deleted >= 1, "same chunk count, other chunk ids"
 
-    second = RetrievalEngine(settings, embedder=embedder)  # shares the on-disk client-side index with `first`
+    second = engine_for(settings, embedder=embedder)  # shares the on-disk client-side index with `first`
     for engine in (second, first):
         whales = engine.search("whales ocean migrate")
         assert whales.results[0].doc_id == "a.md" and "Whales" in whales.results[0].text
@@ -104,8 +105,8 @@ def test_a_same_count_edit_is_seen_by_a_second_engine_and_the_first(
 
 def test_delete_then_add_and_a_vanished_row_never_fail_a_query(settings: RAGConfig, tmp_path: Path, embedder) -> None:
     three_files(tmp_path / "docs")
-    ingest_path(tmp_path / "docs", settings, embedder=embedder)
-    engine = RetrievalEngine(settings, embedder=embedder)
+    ingest_path(tmp_path / "docs", RagContext(settings, embedder=embedder))
+    engine = engine_for(settings, embedder=embedder)
     engine.search("zebras savanna")
     # A row deleted behind the engine's back, with no data version recorded (another tool, an old writer).
     manager = manager_of(settings)
@@ -117,35 +118,35 @@ def test_delete_then_add_and_a_vanished_row_never_fail_a_query(settings: RAGConf
 
     deleted = delete_from_index(manager, settings.milvus.collection, source=folder_source(tmp_path / "docs"))
     assert deleted.deleted_chunks >= 2 and manager.count(collection) == 0
-    ingest_documents([Document(doc_id="z", text=ZEBRA)], settings, embedder=embedder)
+    ingest_documents([Document(doc_id="z", text=ZEBRA)], RagContext(settings, embedder=embedder))
     assert engine.search("zebras savanna").results[0].doc_id == "z"
 
 
 def test_a_setting_change_never_promotes_a_partial_version(settings: RAGConfig, tmp_path: Path, embedder) -> None:
     files = three_files(tmp_path / "docs")
-    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    ingest_path(tmp_path / "docs", RagContext(settings, embedder=embedder))
     alias = settings.milvus.collection
     changed = settings.model_copy(update={"chunking": settings.chunking.model_copy(update={"chunk_size": 100})})
     with pytest.raises(VersionChangeError, match="rag reindex"):
-        ingest_path(files["a.md"], changed, embedder=embedder)
+        ingest_path(files["a.md"], RagContext(changed, embedder=embedder))
     manager = manager_of(settings)
     assert manager.resolve(alias) == f"{alias}__v1"
     stats = manager.get_collection_stats(alias)
     assert stats.row_count == 3 and stats.incomplete_versions == []
 
-    rebuilt = reindex(changed, embedder=embedder)
+    rebuilt = reindex(RagContext(changed, embedder=embedder))
     assert rebuilt.collection == f"{alias}__v2" and manager.resolve(alias) == f"{alias}__v2"
     assert rebuilt.rows == 3 and manager.state(rebuilt.collection).complete
-    engine = RetrievalEngine(changed, embedder=embedder)
+    engine = engine_for(changed, embedder=embedder)
     assert {c.doc_id for c in engine.search("aliases point at versions").results[:1]} == {"c.md"}
     assert manager.state(rebuilt.collection).version.chunking.endswith("|100|32")
 
 
 def test_rollback_goes_to_the_newest_complete_older_version(settings: RAGConfig, tmp_path: Path, embedder) -> None:
     three_files(tmp_path / "docs")
-    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    ingest_path(tmp_path / "docs", RagContext(settings, embedder=embedder))
     alias = settings.milvus.collection
-    reindex(settings, embedder=embedder)  # __v2, complete and served
+    reindex(RagContext(settings, embedder=embedder))  # __v2, complete and served
     manager = manager_of(settings)
     broken = manager.create_version(alias, manager.state(f"{alias}__v2").version)  # a sync that died: __v3
     assert manager.rollback(alias) == f"{alias}__v1"
@@ -160,30 +161,34 @@ def test_sources_own_their_documents(settings: RAGConfig, tmp_path: Path, embedd
     for folder in ("unreadable", "brokenlinkdir"):
         (tmp_path / "a" / folder).mkdir(parents=True)
         (tmp_path / "a" / folder / "good.txt").write_text(f"A good file in {folder}.", encoding="utf-8")
-    first = ingest_path(tmp_path / "a" / "unreadable", settings, embedder=embedder)
-    second = ingest_path(tmp_path / "a" / "brokenlinkdir", settings, embedder=embedder)
+    first = ingest_path(tmp_path / "a" / "unreadable", RagContext(settings, embedder=embedder))
+    second = ingest_path(tmp_path / "a" / "brokenlinkdir", RagContext(settings, embedder=embedder))
     assert (first.sync.deleted, second.sync.deleted, second.sync.rows) == (0, 0, 2)
 
-    api = ingest_documents([Document(doc_id="faq-1", text="Run compaction weekly.")], settings, embedder=embedder)
+    api = ingest_documents(
+        [Document(doc_id="faq-1", text="Run compaction weekly.")], RagContext(settings, embedder=embedder)
+    )
     assert api.sync.deleted == 0 and api.sync.rows == 3
     (tmp_path / "a" / "unreadable" / "good.txt").unlink()
     (tmp_path / "a" / "unreadable" / "other.txt").write_text("Another file.", encoding="utf-8")
-    kept = ingest_path(tmp_path / "a" / "unreadable", settings, embedder=embedder)  # no --prune: nothing deleted
+    kept = ingest_path(
+        tmp_path / "a" / "unreadable", RagContext(settings, embedder=embedder)
+    )  # no --prune: nothing deleted
     assert (kept.sync.deleted, kept.sync.rows) == (0, 4)
-    pruned = ingest_path(tmp_path / "a" / "unreadable", settings, embedder=embedder, prune=True)
+    pruned = ingest_path(tmp_path / "a" / "unreadable", RagContext(settings, embedder=embedder), prune=True)
     assert (pruned.sync.deleted, pruned.sync.rows) == (1, 3)
 
 
 def test_the_dagster_corpus_never_deletes_what_the_api_added(settings: RAGConfig, tmp_path: Path, embedder) -> None:
     three_files(tmp_path / "docs")
-    ingest_documents([Document(doc_id="faq-1", text="Run compaction weekly.")], settings, embedder=embedder)
+    ingest_documents([Document(doc_id="faq-1", text="Run compaction weekly.")], RagContext(settings, embedder=embedder))
     run = run_ingestion(settings)
     assert run.metadata["semantic_index"]["deleted"] == 0 and run.metadata["semantic_index"]["rows"] == 4
     assert all(run.checks.values())
     (tmp_path / "docs" / "b.md").unlink()
     again = run_ingestion(settings)
     assert again.metadata["semantic_index"]["deleted"] == 1 and again.metadata["semantic_index"]["rows"] == 3
-    engine = RetrievalEngine(settings, embedder=embedder)
+    engine = engine_for(settings, embedder=embedder)
     assert engine.search("run compaction weekly").results[0].doc_id == "faq-1"
 
 
@@ -196,15 +201,15 @@ def test_an_interrupted_first_ingest_converges_on_rerun(
     )
     ctrl_c_at_the_second_batch(monkeypatch, embedder)
     with pytest.raises(KeyboardInterrupt):
-        ingest_path(tmp_path / "docs", small_batches, embedder=embedder)
+        ingest_path(tmp_path / "docs", RagContext(small_batches, embedder=embedder))
     alias, manager = settings.milvus.collection, manager_of(settings)
     assert manager.resolve(alias) is None, "nothing is served from a partial first version"
     monkeypatch.undo()
-    report = ingest_path(tmp_path / "docs", small_batches, embedder=embedder)
+    report = ingest_path(tmp_path / "docs", RagContext(small_batches, embedder=embedder))
     assert manager.versions(alias) == [f"{alias}__v1"] and manager.resolve(alias) == f"{alias}__v1"
     assert report.sync.upserted == 2, "the chunk stored before the interruption is not embedded again"
     uninterrupted = make_config(tmp_path, settings.milvus.uri, f"{alias}_ref")
-    reference = ingest_path(tmp_path / "docs", uninterrupted, embedder=embedder)
+    reference = ingest_path(tmp_path / "docs", RagContext(uninterrupted, embedder=embedder))
     assert set(manager.list_chunk_ids(reference.sync.collection)) == set(manager.list_chunk_ids(f"{alias}__v1"))
 
 
@@ -258,8 +263,8 @@ def test_results_show_the_documents_own_text(settings: RAGConfig, tmp_path: Path
     """A file without a heading is titled by its name, which helps ranking but is not shown as its text."""
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "b.md").write_text("Compaction merges small segments into larger ones.", encoding="utf-8")
-    ingest_path(tmp_path / "docs", settings, embedder=embedder)
-    hit = RetrievalEngine(settings, embedder=embedder).search("compaction segments").results[0]
+    ingest_path(tmp_path / "docs", RagContext(settings, embedder=embedder))
+    hit = engine_for(settings, embedder=embedder).search("compaction segments").results[0]
     assert (hit.doc_id, hit.metadata["title"]) == ("b.md", "b")
     assert hit.text == "Compaction merges small segments into larger ones."
 
@@ -267,9 +272,9 @@ def test_results_show_the_documents_own_text(settings: RAGConfig, tmp_path: Path
 def test_a_file_that_turned_unreadable_is_kept_not_pruned(settings: RAGConfig, tmp_path: Path, embedder) -> None:
     """Reported and left as indexed until fixed or removed: a mirror must not read "skipped" as "deleted"."""
     files = three_files(tmp_path / "docs")
-    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    ingest_path(tmp_path / "docs", RagContext(settings, embedder=embedder))
     files["a.md"].write_bytes(b"\x00\x01binary now")
-    pruned = ingest_path(tmp_path / "docs", settings, embedder=embedder, prune=True)
+    pruned = ingest_path(tmp_path / "docs", RagContext(settings, embedder=embedder), prune=True)
     assert any("a.md" in s for s in pruned.skipped) and pruned.sync.deleted == 0 and pruned.sync.rows == 3
 
     mirrored = run_ingestion(settings)  # the Dagster corpus is the same folder, mirrored
@@ -283,18 +288,18 @@ def test_sync_guards_refuse_an_empty_mirror_and_a_foreign_collection(
     settings: RAGConfig, tmp_path: Path, embedder
 ) -> None:
     files = three_files(tmp_path / "docs")
-    ingest_path(tmp_path / "docs", settings, embedder=embedder)
+    ingest_path(tmp_path / "docs", RagContext(settings, embedder=embedder))
     for file in files.values():
         file.unlink()
     with pytest.raises(ValueError, match="refusing to delete them all"):
-        ingest_path(tmp_path / "docs", settings, embedder=embedder, prune=True)
+        ingest_path(tmp_path / "docs", RagContext(settings, embedder=embedder), prune=True)
     assert manager_of(settings).get_collection_stats(settings.milvus.collection).row_count == 3
 
     manager = manager_of(settings)
     manager.client.create_collection("plain", dimension=embedder.dimension)
     foreign = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"collection": "plain"})})
     with pytest.raises(ValueError, match="plain collection, not an alias"):
-        ingest_documents([Document(doc_id="x", text="text")], foreign, embedder=embedder)
+        ingest_documents([Document(doc_id="x", text="text")], RagContext(foreign, embedder=embedder))
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
@@ -320,7 +325,9 @@ def test_an_index_from_before_sources_is_migrated_not_cut_down(settings: RAGConf
 
     three_files(tmp_path / "docs")
     alias, manager = settings.milvus.collection, manager_of(settings)
-    ingest_path(tmp_path / "docs", settings, embedder=embedder)  # today's version, whose settings the old one shares
+    ingest_path(
+        tmp_path / "docs", RagContext(settings, embedder=embedder)
+    )  # today's version, whose settings the old one shares
     current = manager.state(manager.resolve(alias)).version
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     for name, kind, options in (
@@ -358,8 +365,8 @@ def test_an_index_from_before_sources_is_migrated_not_cut_down(settings: RAGConf
     legacy = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"collection": f"{alias}_old"})})
 
     with pytest.raises(VersionChangeError, match="rag reindex"):  # a mirror of docs/ would drop faq-1
-        ingest_path(tmp_path / "docs", legacy, embedder=embedder, prune=True)
-    rebuilt = reindex(legacy, embedder=embedder)
+        ingest_path(tmp_path / "docs", RagContext(legacy, embedder=embedder), prune=True)
+    rebuilt = reindex(RagContext(legacy, embedder=embedder))
     sources = {
         r["doc_id"]: r["source"] for batch in manager.iter_rows(rebuilt.collection, ["doc_id", "source"]) for r in batch
     }
@@ -376,10 +383,10 @@ def test_an_interrupted_first_build_continued_after_a_file_was_removed(
     )
     ctrl_c_at_the_second_batch(monkeypatch, embedder)
     with pytest.raises(KeyboardInterrupt):
-        ingest_path(tmp_path / "docs", one_per_batch, embedder=embedder)  # a.md stored, then Ctrl-C
+        ingest_path(tmp_path / "docs", RagContext(one_per_batch, embedder=embedder))  # a.md stored, then Ctrl-C
     monkeypatch.undo()
     files["a.md"].unlink()
-    report = ingest_path(tmp_path / "docs", one_per_batch, embedder=embedder)
+    report = ingest_path(tmp_path / "docs", RagContext(one_per_batch, embedder=embedder))
     alias = settings.milvus.collection
     assert (report.sync.collection, report.sync.rows, report.sync.deleted) == (f"{alias}__v1", 2, 1)
     assert manager_of(settings).resolve(alias) == f"{alias}__v1"

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import rag_core
 from rag_core.config import IndexConfig, MilvusConfig
 from rag_core.index.manager import MilvusIndexManager, parse_version
 from rag_core.index.retry import MilvusUnavailableError
@@ -100,7 +101,8 @@ def test_health_capabilities_and_compaction(manager: MilvusIndexManager, collect
 
 def test_sharding_option_reaches_the_collection(milvus_uri: str, collection: str) -> None:
     manager = manager_for(milvus_uri, enable_sharding=True, num_shards=2)
-    assert MilvusIndexManager(enable_sharding=True, num_shards=8, uri=milvus_uri).shards == 8
+    # The guide's form: rag_core.MilvusIndexManager reads the config itself, keyword overrides win.
+    assert rag_core.MilvusIndexManager(enable_sharding=True, num_shards=8, uri=milvus_uri).shards == 8
     name = manager.create_version(collection, manager.version_for("m", 8, "c"))
     described = manager.client.describe_collection(name)
     if not manager.capabilities.is_lite:

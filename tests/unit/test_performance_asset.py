@@ -7,9 +7,9 @@ from pathlib import Path
 import dagster as dg
 
 from rag_assets.definitions import build_definitions
-from rag_core.retrieval.engine import RetrievalEngine
 from tests.support.configs import make_config
 from tests.support.corpus import RETRIEVAL_DOCS, ingest
+from tests.support.engines import engine_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -21,7 +21,7 @@ def test_a_month_of_queries_becomes_metadata_a_table_and_a_chart(tmp_path: Path,
         quality={"reports_dir": str(tmp_path / "reports"), "drift_dir": str(tmp_path / "drift")},
     )
     ingest(config, RETRIEVAL_DOCS, embedder)
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     for query in ["compaction purges rows", "hnsw ef", "alias versions", "compaction purges rows"]:
         engine.search(query)
     engine.query_log.close()

@@ -9,6 +9,7 @@ from rag_core.quality.drift_snapshot import DriftSnapshot, snapshot_path
 from tests.support.configs import make_config
 from tests.support.corpus import write_corpus
 from tests.support.dagster_runs import run_ingestion
+from tests.support.engines import engine_for
 
 
 def test_dagster_promotion_applies_keep_versions_and_takes_the_drift_snapshot(tmp_path: Path, embedder) -> None:
@@ -31,4 +32,4 @@ def test_dagster_promotion_applies_keep_versions_and_takes_the_drift_snapshot(tm
     assert manager.versions("promoted") == ["promoted__v2"], "keep_versions 1 drops the version served before"
     assert DriftSnapshot.load(snapshot_path(config, "promoted__v2")).collection == "promoted__v2"
     assert not snapshot_path(config, "promoted__v1").exists(), "a dropped version's snapshot goes with it"
-    assert not detect_drift(rechunked).drift_detected
+    assert not detect_drift(rechunked, engine=engine_for(rechunked)).drift_detected

@@ -10,12 +10,14 @@ import torch
 from rag_core.cli.main import main
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.reindex import build_candidate, reindex
 from rag_core.models.embedder import resolve_model_path
 from rag_core.quality.drift_snapshot import snapshot_path, take_snapshot
 from rag_core.quality.gate import GateFailedError, evaluate_gate
 from tests.support.configs import make_config
 from tests.support.corpus import RETRIEVAL_DOCS, ingest
+from tests.support.engines import engine_for
 
 # Paraphrases, so the dense leg (what a model change touches) decides the ranking, judged against RETRIEVAL_DOCS.
 GATE_QUERIES = {
@@ -83,12 +85,12 @@ def manager_of(config: RAGConfig) -> MilvusIndexManager:
 
 def test_a_candidate_is_built_without_moving_the_alias_and_an_equal_one_passes(served: RAGConfig, embedder) -> None:
     manager = manager_of(served)
-    candidate = build_candidate(served, embedder=embedder, manager=manager)
+    candidate = build_candidate(RagContext(served, embedder=embedder, manager=manager))
     assert candidate.collection == "semantic_index__v2" and manager.state(candidate.collection).complete
     assert manager.resolve("semantic_index") == "semantic_index__v1"
     assert candidate.rows == manager.count("semantic_index__v1")
 
-    result = evaluate_gate(served, candidate.collection, embedder=embedder, manager=manager)
+    result = evaluate_gate(served, candidate.collection, alias="semantic_index", embedder=embedder, manager=manager)
     assert result.passed and result.metric == "ndcg@10" and result.queries == len(GATE_QUERIES)
     assert result.candidate_value == pytest.approx(result.serving_value) and result.serving_value > 0.5
     assert "passed" in result.message and f"{result.serving_value:.4f}" in result.message
@@ -100,7 +102,7 @@ def test_a_worse_candidate_fails_the_gate_leaves_the_alias_and_is_kept(
     worse = served.model_copy(update={"embedding": served.embedding.model_copy(update={"model": perturbed_model})})
     manager = manager_of(served)
     with pytest.raises(GateFailedError) as failed:
-        reindex(worse, manager=manager, gate=True)
+        reindex(RagContext(worse, manager=manager), gate=True)
     result = failed.value.result
     assert not result.passed and result.candidate_value < result.serving_value - served.quality_gate.max_ndcg_drop
     assert f"{result.candidate_value:.4f}" in str(failed.value) and f"{result.serving_value:.4f}" in str(failed.value)
@@ -114,18 +116,20 @@ def test_a_missing_gate_dataset_is_an_error_naming_the_path(served: RAGConfig, e
         update={"quality_gate": served.quality_gate.model_copy(update={"dataset": str(tmp_path / "no-such-set")})}
     )
     with pytest.raises(FileNotFoundError, match="quality_gate.dataset .*no-such-set"):
-        reindex(missing, embedder=embedder, gate=True)
+        reindex(RagContext(missing, embedder=embedder), gate=True)
     assert manager_of(served).resolve("semantic_index") == "semantic_index__v1"
 
 
 def test_promotion_keeps_the_last_versions_and_drops_refused_candidates(served: RAGConfig, embedder) -> None:
     keep_two = served.model_copy(update={"index": served.index.model_copy(update={"keep_versions": 2})})
     manager = manager_of(served)
-    refused = build_candidate(keep_two, embedder=embedder, manager=manager).collection  # v2, as if gated out
-    third = reindex(keep_two, embedder=embedder, manager=manager, gate=True)  # v3
+    refused = build_candidate(
+        RagContext(keep_two, embedder=embedder, manager=manager)
+    ).collection  # v2, as if gated out
+    third = reindex(RagContext(keep_two, embedder=embedder, manager=manager), gate=True)  # v3
     assert third.gate.passed and third.promotion.previous == "semantic_index__v1"
     assert third.promotion.dropped == [refused]
-    fourth = reindex(keep_two, embedder=embedder, manager=manager)  # v4: v1 falls out of the last two
+    fourth = reindex(RagContext(keep_two, embedder=embedder, manager=manager))  # v4: v1 falls out of the last two
     assert fourth.gate is None and fourth.promotion.dropped == ["semantic_index__v1"]
     assert manager.versions("semantic_index") == ["semantic_index__v3", "semantic_index__v4"]
     assert manager.rollback("semantic_index") == "semantic_index__v3"
@@ -167,7 +171,8 @@ def test_without_a_dataset_the_gate_compares_the_probe_queries_hallucination_ris
     snapshot_path(served, "semantic_index__v1").unlink()  # no snapshot (the ingest took one): the documents' sentences
     equal = evaluate_gate(
         unlabelled,
-        build_candidate(unlabelled, embedder=embedder, manager=manager).collection,
+        build_candidate(RagContext(unlabelled, embedder=embedder, manager=manager)).collection,
+        alias="semantic_index",
         embedder=embedder,
         manager=manager,
     )
@@ -175,7 +180,8 @@ def test_without_a_dataset_the_gate_compares_the_probe_queries_hallucination_ris
     assert 0 <= equal.serving_value <= 1 and equal.candidate_value == pytest.approx(equal.serving_value, abs=1e-6)
     assert "first sentences of semantic_index__v1" in equal.message
 
-    take_snapshot(unlabelled, [text for text, _ in GATE_QUERIES.values()])  # users' kind of queries as probes
+    # users' kind of queries as probes
+    take_snapshot(unlabelled, [text for text, _ in GATE_QUERIES.values()], engine=engine_for(unlabelled))
     # The risk moves less than nDCG does under this model (+0.011 measured): a tighter margin than the default.
     worse = unlabelled.model_copy(
         update={
@@ -184,7 +190,7 @@ def test_without_a_dataset_the_gate_compares_the_probe_queries_hallucination_ris
         }
     )
     with pytest.raises(GateFailedError, match="quality gate failed: hallucination_risk") as failed:
-        reindex(worse, manager=manager, gate=True)
+        reindex(RagContext(worse, manager=manager), gate=True)
     result = failed.value.result
     assert result.candidate_value > result.serving_value + 0.005
     assert result.evidence == "the drift snapshot's probe queries" and result.queries == len(GATE_QUERIES)

@@ -11,12 +11,12 @@ import pytest
 
 from rag_core import AdvancedRAGPipeline
 from rag_core.quality.auroc import auroc, auroc_interval
-from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.retrieval.fusion import LegHit, ScoreMoments
 from rag_core.retrieval.hallucination import HallucinationModel, shipped_model
 from rag_core.retrieval.signals import HEAD, QueryFeatures, query_signals
 from tests.support.configs import make_config
 from tests.support.corpus import RETRIEVAL_DOCS, ingest
+from tests.support.engines import engine_for
 
 CONTEXTS = ["Compaction merges small segments and purges deleted rows.", "HNSW builds a proximity graph."]
 
@@ -112,7 +112,7 @@ def test_auroc_and_its_interval() -> None:
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_every_retrieval_carries_its_signals(config, embedder) -> None:
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     result = engine.search("how does compaction purge deleted rows")
     quality = result.quality
     assert quality is not None and 0 <= quality.hallucination_risk <= 1 and 0 <= quality.faithfulness_score <= 1
@@ -126,10 +126,7 @@ def test_every_retrieval_carries_its_signals(config, embedder) -> None:
     assert off_topic.quality.hallucination_risk > quality.hallucination_risk
     assert off_topic.quality.faithfulness_score < quality.faithfulness_score
     assert engine.search("how does compaction purge deleted rows").quality == quality, "cached with its signals"
-    assert (
-        RetrievalEngine(config, embedder=embedder).search("compaction", mode="bm25").quality.features.dense_top_z
-        is None
-    )
+    assert engine_for(config, embedder=embedder).search("compaction", mode="bm25").quality.features.dense_top_z is None
 
 
 def test_the_guides_snippet_runs_as_written(tmp_path: Path, embedder) -> None:

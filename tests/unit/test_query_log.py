@@ -12,13 +12,13 @@ import pytest
 
 from rag_core.config import RAGConfig
 from rag_core.observability.query_log import QueryLog, QueryLogError, read_query_log
-from rag_core.retrieval.engine import RetrievalEngine
+from tests.support.engines import engine_for
 from tests.support.paths import REPO
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_every_retrieval_is_logged_with_a_hash_not_the_text(config: RAGConfig, embedder) -> None:
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     first = engine.search("alias swaps indexes")
     again = engine.search("  Alias swaps INDEXES ")  # a cache hit, logged all the same
     engine.search("bm25 term frequency", mode="bm25")
@@ -43,14 +43,14 @@ def test_every_retrieval_is_logged_with_a_hash_not_the_text(config: RAGConfig, e
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_the_text_is_kept_only_when_asked_and_the_log_can_be_off(config: RAGConfig, embedder) -> None:
     keeping = config.model_copy(update={"quality": config.quality.model_copy(update={"log_query_text": True})})
-    engine = RetrievalEngine(keeping, embedder=embedder)
+    engine = engine_for(keeping, embedder=embedder)
     engine.search("alias swaps indexes")
     engine.query_log.flush()
     assert read_query_log(Path(config.quality.query_log_dir)).column("query_text").to_pylist() == [
         "alias swaps indexes"
     ]
     off = config.model_copy(update={"quality": config.quality.model_copy(update={"query_log": False})})
-    quiet = RetrievalEngine(off, embedder=embedder)
+    quiet = engine_for(off, embedder=embedder)
     assert quiet.query_log is None and quiet.search("alias swaps indexes").query_id == ""
 
 
@@ -102,7 +102,7 @@ def test_performance_report_reads_the_log(
 ) -> None:
     from rag_core.observability.performance import performance_report
 
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     for query in ("alias swaps indexes", "alias swaps indexes", "bm25 term frequency", "cosine similarity"):
         engine.search(query)
     engine.query_log.flush()

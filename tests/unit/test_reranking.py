@@ -9,7 +9,7 @@ import pytest
 from rag_core.config import RerankingConfig
 from rag_core.models.embedder import resolve_model_path
 from rag_core.models.rerank import CrossEncoderReranker, NoReranker, make_reranker
-from rag_core.retrieval.engine import RetrievalEngine
+from tests.support.engines import engine_for
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_factory_and_its_errors(tiny_cross_encoder: str) -> None:
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
 def test_engine_reorders_candidates_by_cross_encoder_scores(config, embedder, tiny_cross_encoder: str) -> None:
     reranker = CrossEncoderReranker(tiny_cross_encoder, device="cpu")
-    engine = RetrievalEngine(config, embedder=embedder, reranker=reranker)
+    engine = engine_for(config, embedder=embedder, reranker=reranker)
     result = engine.search("how does compaction purge deleted rows", top_k=6, rerank_top_k=3)
     scores = [r.rerank_score for r in result.results]
     assert len(scores) == 3 and all(s is not None for s in scores)

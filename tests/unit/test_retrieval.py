@@ -8,15 +8,16 @@ import pytest
 
 from rag_core.config import RAGConfig
 from rag_core.index.retry import MilvusUnavailableError
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.reindex import reindex
-from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.retrieval.lexical import LexicalIndex
 from tests.support.corpus import RETRIEVAL_DOCS as DOCS
 from tests.support.corpus import ingest
+from tests.support.engines import engine_for
 
 
 def test_hybrid_finds_the_right_document_with_both_legs_scored(config: RAGConfig, embedder) -> None:
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     result = engine.search("how does compaction purge deleted rows")
     assert result.lexical_backend == "local", "auto uses the client-side BM25 on Lite and on Milvus 2.3"
     assert len(result.results) == 3
@@ -28,7 +29,7 @@ def test_hybrid_finds_the_right_document_with_both_legs_scored(config: RAGConfig
 
 
 def test_modes_filters_and_document_level(config: RAGConfig, embedder) -> None:
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     lexical = engine.search("inverse document frequency", mode="bm25").results
     assert lexical[0].doc_id == "bm25" and all(r.dense_rank is None for r in lexical)
     dense = engine.search("which graph index trades accuracy for speed", mode="dense").results
@@ -43,21 +44,21 @@ def test_modes_filters_and_document_level(config: RAGConfig, embedder) -> None:
 
 
 def test_cache_hits_and_a_new_index_version_invalidates_it(config: RAGConfig, embedder, tmp_path: Path) -> None:
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     first = engine.search("alias swaps indexes")
     again = engine.search("  Alias swaps   INDEXES ")
     assert not first.cached and again.cached and again.results == first.results
     assert engine.cache.stats.hits == 1
     assert engine.latency.percentiles()["retrieval"].count == 1, "the cache hit counts; the cold start does not"
     rebuilt = config.model_copy(update={"index": config.index.model_copy(update={"M": 8})})
-    reindex(rebuilt, embedder=embedder)  # a new version, promoted behind the alias
+    reindex(RagContext(rebuilt, embedder=embedder))  # a new version, promoted behind the alias
     engine.manager.forget_serving()  # as if the alias refresh interval had passed
     after = engine.search("alias swaps indexes")
     assert not after.cached and after.collection.endswith("__v2") and after.results[0].doc_id == "alias"
 
 
 def test_client_side_bm25_follows_new_documents(config: RAGConfig, embedder) -> None:
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     assert engine.search("zebra migration", mode="bm25").results == []
     ingest(config, {"zebra": "Zebra migration crosses the Mara river every year."}, embedder)
     assert engine.search("zebra migration", mode="bm25").results[0].doc_id == "zebra"
@@ -67,11 +68,11 @@ def test_client_side_bm25_follows_new_documents(config: RAGConfig, embedder) -> 
 def test_milvus_bm25_and_client_bm25_agree(config: RAGConfig, embedder) -> None:
     """Both lexical paths give the same hybrid ranking (tolerance: the top 3 overlap in at least 2 of 3 documents;
     Milvus Lite 3.2 does not stem, the client-side index does)."""
-    local = RetrievalEngine(config, embedder=embedder)
+    local = engine_for(config, embedder=embedder)
     milvus_config = config.model_copy(
         update={"retrieval": config.retrieval.model_copy(update={"lexical_backend": "milvus"})}
     )
-    server_side = RetrievalEngine(milvus_config, embedder=embedder)
+    server_side = engine_for(milvus_config, embedder=embedder)
     assert server_side.lexical_backend == "milvus"
     for query in ("cross-encoder reranker relevance", "term frequency document length", "audit records days"):
         a = [r.doc_id for r in local.search(query).results]
@@ -84,7 +85,7 @@ def test_milvus_bm25_and_client_bm25_agree(config: RAGConfig, embedder) -> None:
 @pytest.mark.server
 @pytest.mark.parametrize("milvus_uri", ["server"], indirect=True)
 def test_milvus_23_has_no_bm25_function_so_milvus_backend_is_refused(config: RAGConfig, embedder) -> None:
-    engine = RetrievalEngine(
+    engine = engine_for(
         config.model_copy(update={"retrieval": config.retrieval.model_copy(update={"lexical_backend": "milvus"})}),
         embedder=embedder,
     )
@@ -93,7 +94,7 @@ def test_milvus_23_has_no_bm25_function_so_milvus_backend_is_refused(config: RAG
 
 
 def test_corpus_normalisation_scores_each_leg_against_the_whole_index(config: RAGConfig, embedder) -> None:
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     query = "how does compaction purge deleted rows"
     result = engine.search(query, normalization="corpus", alpha=0.7, document_level=True, top_k=8, rerank_top_k=8)
     client = engine.client_index()
@@ -119,7 +120,7 @@ def test_the_dense_leg_in_milvus_runs_while_bm25_ranks(
     config = config.model_copy(
         update={"retrieval": config.retrieval.model_copy(update={"dense_search": "milvus", "cache_size": 0})}
     )
-    engine = RetrievalEngine(config, embedder=embedder)
+    engine = engine_for(config, embedder=embedder)
     query = "how does compaction purge deleted rows"
     before = [(r.chunk_id, r.fused_score) for r in engine.search(query).results]
     events: list[tuple[str, bool]] = []

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from benchmarks.zero_downtime import under_load
 from rag_core.config import RAGConfig
+from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_path
 from tests.support.configs import make_config
 from tests.support.corpus import paragraphs, write_corpus
@@ -24,7 +25,7 @@ def test_eight_threads_query_through_a_reindex_without_an_error_or_a_mixed_answe
     write_corpus(docs)
     for topic in ("indexes", "queries", "versions", "schedules"):  # enough text for the rebuild to take a while
         (docs / f"{topic}.md").write_text(f"# {topic}\n\n{paragraphs(topic, 12)}\n", encoding="utf-8")
-    ingest_path(docs, config, embedder=embedder)
+    ingest_path(docs, RagContext(config, embedder=embedder))
 
     run = under_load(config, embedder=embedder, threads=8)
     assert run.errors == [] and run.inconsistent == 0

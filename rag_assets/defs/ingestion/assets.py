@@ -125,7 +125,7 @@ def ingestion_assets(partitions: dg.PartitionsDefinition | None = None) -> tuple
                 "folder (ingestion.docs_dir), or delete its rows explicitly with "
                 f"`rag delete --source {source}`."
             )
-        promote = promoter(milvus.settings.rag_config(), milvus.collection, embedder.embedder(), manager)
+        promote = promoter(milvus.settings.context(), milvus.collection)
         report = sync_index(
             manager,
             milvus.collection,

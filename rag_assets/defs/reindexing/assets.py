@@ -4,7 +4,7 @@ a full rebuild."""
 
 import dagster as dg
 
-from rag_assets.resources import EmbedderResource, MilvusResource, SettingsResource
+from rag_assets.resources import SettingsResource
 from rag_core.lifecycle.promotion import promote_candidate
 from rag_core.lifecycle.reindex import build_candidate, pending_candidate
 
@@ -15,11 +15,10 @@ from rag_core.lifecycle.reindex import build_candidate, pending_candidate
     description="A new version of the alias, built from every document it serves with the current model, "
     "chunking and index settings, complete but not served until the quality gate passes.",
 )
-def reindex_candidate(
-    settings: SettingsResource, embedder: EmbedderResource, milvus: MilvusResource
-) -> dg.MaterializeResult:
-    manager = milvus.manager()
-    build = build_candidate(settings.rag_config(), embedder=embedder.embedder(), manager=manager)
+def reindex_candidate(settings: SettingsResource) -> dg.MaterializeResult:
+    context = settings.context()
+    manager = context.manager
+    build = build_candidate(context)
     return dg.MaterializeResult(
         metadata={
             "candidate": build.collection,
@@ -39,23 +38,16 @@ def reindex_candidate(
     description="Moves the alias to the gated candidate in one step (readers never see a gap), keeps the "
     "last index.keep_versions complete versions for rollback, and takes the drift snapshot.",
 )
-def serving_version(
-    settings: SettingsResource, embedder: EmbedderResource, milvus: MilvusResource
-) -> dg.MaterializeResult:
-    manager = milvus.manager()
-    promotion = promote_candidate(
-        settings.rag_config(),
-        pending_candidate(manager, milvus.collection),
-        alias=milvus.collection,
-        embedder=embedder.embedder(),
-        manager=manager,
-    )
+def serving_version(settings: SettingsResource) -> dg.MaterializeResult:
+    context = settings.context()
+    manager, alias = context.manager, context.alias()
+    promotion = promote_candidate(context, pending_candidate(manager, alias), alias=alias)
     return dg.MaterializeResult(
         metadata={
             "serving": promotion.serving,
             "previous": promotion.previous or "",
             "rows": manager.count(promotion.serving),
             "dropped": dg.MetadataValue.md("\n".join(f"- `{v}`" for v in promotion.dropped) or "none"),
-            "versions": dg.MetadataValue.md("\n".join(f"- `{v}`" for v in manager.versions(milvus.collection))),
+            "versions": dg.MetadataValue.md("\n".join(f"- `{v}`" for v in manager.versions(alias))),
         }
     )

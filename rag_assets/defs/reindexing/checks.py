@@ -3,9 +3,8 @@
 import dagster as dg
 
 from rag_assets.defs.reindexing.assets import reindex_candidate
-from rag_assets.resources import EmbedderResource, MilvusResource, SettingsResource
-from rag_core.lifecycle.reindex import pending_candidate
-from rag_core.quality.gate import evaluate_gate
+from rag_assets.resources import SettingsResource
+from rag_core.lifecycle.reindex import gate_candidate, pending_candidate
 
 
 @dg.asset_check(
@@ -16,15 +15,9 @@ from rag_core.quality.gate import evaluate_gate
     "not rise more than quality_gate.max_risk_rise). Blocking: a failure leaves the alias "
     "where it was and the candidate for inspection.",
 )
-def quality_gate(settings: SettingsResource, embedder: EmbedderResource, milvus: MilvusResource) -> dg.AssetCheckResult:
-    manager = milvus.manager()
-    result = evaluate_gate(
-        settings.rag_config(),
-        pending_candidate(manager, milvus.collection),
-        alias=milvus.collection,
-        embedder=embedder.embedder(),
-        manager=manager,
-    )
+def quality_gate(settings: SettingsResource) -> dg.AssetCheckResult:
+    context = settings.context()
+    result = gate_candidate(context, pending_candidate(context.manager, context.alias()))
     return dg.AssetCheckResult(
         passed=result.passed,
         description=result.message,

@@ -5,7 +5,7 @@ is ``schedules.reindex_sensor_interval_s``); ``rag_assets.definitions`` adds it.
 import dagster as dg
 
 from rag_assets.defs.reindexing.jobs import reindex_job
-from rag_assets.resources import EmbedderResource, MilvusResource, SettingsResource
+from rag_assets.resources import MilvusResource, SettingsResource
 from rag_core.config import SchedulesConfig
 from rag_core.lifecycle.reindex import check_settings
 
@@ -26,15 +26,12 @@ def reindex_sensor(config: SchedulesConfig) -> dg.SensorDefinition:
     def _sensor(
         context: dg.SensorEvaluationContext,
         settings: SettingsResource,
-        embedder: EmbedderResource,
         milvus: MilvusResource,
     ) -> dg.SensorResult:
         manager = milvus.manager()
         if manager.resolve(milvus.collection) is None:
             return dg.SensorResult(skip_reason=f"No index {milvus.collection!r} yet: nothing to re-index.")
-        check = check_settings(
-            settings.rag_config(), alias=milvus.collection, embedder=embedder.embedder(), manager=manager
-        )
+        check = check_settings(settings.context(), alias=milvus.collection)
         if check.changed:
             return dg.SensorResult(
                 run_requests=[

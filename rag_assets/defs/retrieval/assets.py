@@ -68,7 +68,7 @@ def retrieval_evaluation(config: EvaluationConfig, retrieval: RetrievalEngineRes
         )
     started = time.perf_counter()
     report, _, options = evaluate_dataset(
-        retrieval.rag_config(), dataset, split=config.split, mode=config.mode, latency_sample=config.latency_sample
+        retrieval.context(), dataset, split=config.split, mode=config.mode, latency_sample=config.latency_sample
     )
     return dg.MaterializeResult(
         metadata=to_metadata(
