@@ -46,8 +46,40 @@ class _Section(BaseModel):
 SERVER_SCHEMES = ("http", "https", "tcp", "grpc")
 
 
+class DataConfig(_Section):
+    """One folder for everything the project writes, so a deployment moves it with one setting."""
+
+    dir: str = Field(
+        "data",
+        description="The data folder: each path setting left unset lies under it (milvus.uri: <dir>/milvus.db, "
+        "ingestion.storage_dir: <dir>/assets, the query log, drift snapshots, reports, the audit database).",
+    )
+
+
+# The path settings whose defaults lie under data.dir, by section and field: the path below it.
+PATHS_UNDER_DATA_DIR = {
+    ("milvus", "uri"): "milvus.db",
+    ("ingestion", "storage_dir"): "assets",
+    ("retrieval", "metrics_dir"): "metrics",
+    ("retrieval", "bm25_dir"): "assets/bm25_index",
+    ("quality", "query_log_dir"): "query_log",
+    ("quality", "reports_dir"): "reports",
+    ("quality", "drift_dir"): "drift",
+    ("compliance", "database_url"): "compliance/audit.db",  # as an SQLite URL
+    ("compliance", "reports_dir"): "compliance/reports",
+}
+
+
+def under_data_dir(data_dir: str, section: str, key: str) -> str:
+    path = f"{data_dir.rstrip('/') or '/'}/{PATHS_UNDER_DATA_DIR[(section, key)]}"
+    return f"sqlite:///{path}" if key == "database_url" else path
+
+
 class MilvusConfig(_Section):
-    uri: str = Field("data/milvus.db", description="A file path = Milvus Lite; http(s)://host:19530 = server.")
+    uri: str = Field(
+        "data/milvus.db",
+        description="A file path = Milvus Lite; http(s)://host:19530 = server. Default: <data.dir>/milvus.db.",
+    )
 
     @field_validator("uri")
     @classmethod
@@ -188,7 +220,7 @@ class ChunkingConfig(_Section):
 
 class IngestionConfig(_Section):
     docs_dir: str = Field("examples/corpus", description="The raw documents folder the assets and the sensor watch.")
-    storage_dir: str = Field("data/assets", description="Where the Parquet asset files live.")
+    storage_dir: str = Field("data/assets", description="Where the Parquet asset files live (<data.dir>/assets).")
     max_file_bytes: int = Field(
         50 * 1024 * 1024, ge=1, description="Larger files are skipped and reported (for .jsonl(.gz): per line)."
     )
@@ -247,8 +279,10 @@ class RetrievalConfig(_Section):
     )
     cache_ttl_s: float = Field(300.0, ge=0, description="Seconds a cached result is served.")
     latency_window: int = Field(1000, ge=1, description="Queries in the rolling p50/p95/p99 latency window.")
-    metrics_dir: str = Field("data/metrics", description="Where per-stage latency is persisted.")
-    bm25_dir: str = Field("data/assets/bm25_index", description="The client-side BM25 index.")
+    metrics_dir: str = Field("data/metrics", description="Where per-stage latency is persisted (<data.dir>/metrics).")
+    bm25_dir: str = Field(
+        "data/assets/bm25_index", description="The client-side BM25 index (<data.dir>/assets/bm25_index)."
+    )
     bm25_refresh_s: float = Field(5.0, ge=0, description="How often the client-side index is checked for staleness.")
 
 
@@ -264,16 +298,22 @@ class RerankingConfig(_Section):
 
 class QualityConfig(_Section):
     query_log: bool = Field(True, description="Append every retrieval to the query log (drift, reports, audit).")
-    query_log_dir: str = Field("data/query_log", description="Parquet files partitioned by day (date=YYYY-MM-DD).")
+    query_log_dir: str = Field(
+        "data/query_log", description="Parquet files partitioned by day, date=YYYY-MM-DD (<data.dir>/query_log)."
+    )
     log_query_text: bool = Field(False, description="Keep the query text itself; otherwise only a salted hash.")
     query_log_flush_s: float = Field(1.0, gt=0, description="How often the background writer writes a file.")
-    reports_dir: str = Field("data/reports", description="Where reports are written (performance/YYYY-MM.png).")
+    reports_dir: str = Field(
+        "data/reports", description="Where reports are written, performance/YYYY-MM.png (<data.dir>/reports)."
+    )
     nli_model: str | None = Field(
         None,
         description="A cross-encoder NLI model (name or path) scoring answers' "
         "faithfulness by entailment; null: embeddings + lexical support.",
     )
-    drift_dir: str = Field("data/drift", description="Drift reference snapshots, one <collection>.npz per version.")
+    drift_dir: str = Field(
+        "data/drift", description="Drift reference snapshots, one <collection>.npz per version (<data.dir>/drift)."
+    )
 
 
 class QualityGateConfig(_Section):
@@ -326,13 +366,16 @@ class ComplianceConfig(_Section):
 
     database_url: str = Field(
         "sqlite:///data/compliance/audit.db",
-        description="SQLAlchemy URL of the audit "
-        "store: an SQLite file (WAL) by default, postgresql://... in production.",
+        description="SQLAlchemy URL of the audit store: an SQLite file (WAL) by default "
+        "(<data.dir>/compliance/audit.db), postgresql://... in production.",
     )
     checkpoint_every: int = Field(
         100, ge=1, description="Records between two checkpoints (HMAC-signed under $AUDIT_HMAC_KEY when it is set)."
     )
-    reports_dir: str = Field("data/compliance/reports", description="Monthly compliance reports (JSON + Markdown).")
+    reports_dir: str = Field(
+        "data/compliance/reports",
+        description="Monthly compliance reports, JSON + Markdown (<data.dir>/compliance/reports).",
+    )
     retention_days: dict[str, int] = Field(
         default_factory=lambda: {"retrieval": 90, "query_log": 90, "version_update": 7 * 365, "erasure": 7 * 365},
         description="Days each audit event type (lower-case name) and the query log ('query_log') are kept; a "
@@ -394,6 +437,7 @@ class ObservabilityConfig(_Section):
 
 
 class RAGConfig(_Section):
+    data: DataConfig = Field(DataConfig(), description="Where the project writes what it keeps.")
     milvus: MilvusConfig = Field(MilvusConfig(), description="The store: a Milvus Lite file or a Milvus server.")
     index: IndexConfig = Field(IndexConfig(), description="Each collection version's HNSW index and BM25 scoring.")
     embedding: EmbeddingConfig = Field(EmbeddingConfig(), description="The embedding model and what runs it.")
@@ -428,6 +472,25 @@ class RAGConfig(_Section):
     observability: ObservabilityConfig = Field(
         ObservabilityConfig(), description="Where Dagster runs push their outcome metrics."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_under_data_dir(cls, raw: Any) -> Any:
+        """Each path setting not given explicitly lies under ``data.dir`` (the defaults: under ``data/``)."""
+        if not isinstance(raw, dict):
+            return raw
+        data = raw.get("data") or {}
+        data_dir = data.dir if isinstance(data, DataConfig) else str(data.get("dir", DataConfig().dir))
+        derived = dict(raw)
+        for section, key in PATHS_UNDER_DATA_DIR:
+            given = derived.get(section) or {}
+            value = under_data_dir(data_dir, section, key)
+            if isinstance(given, BaseModel):
+                if key not in given.model_fields_set:
+                    derived[section] = given.model_copy(update={key: value})
+            elif key not in given:
+                derived[section] = {**given, key: value}
+        return derived
 
 
 def load_config(path: str | Path | None = None, *, environ: dict[str, str] | None = None) -> RAGConfig:

@@ -19,7 +19,14 @@ from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from rag_core.config import ENV_PREFIX, GUIDE_VARIABLES, HOST_PORT_VARIABLES, SECRET_VARIABLES, RAGConfig
+from rag_core.config import (
+    ENV_PREFIX,
+    GUIDE_VARIABLES,
+    HOST_PORT_VARIABLES,
+    PATHS_UNDER_DATA_DIR,
+    SECRET_VARIABLES,
+    RAGConfig,
+)
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout whose config.py the files describe
 TEMPLATE = "config.template.yaml"
@@ -116,7 +123,9 @@ def _template_key(section: str, key: str, info: FieldInfo) -> list[str]:
     if _is_secret(info):
         variables = " or ".join(variable for (variable,) in _variables(section, key, info))
         comment += f" Secret: set {variables} in the environment, never here."
-    lines = _commented(f"  {key}: {_yaml(info.get_default(call_default_factory=True))}", comment)
+    value = f"{key}: {_yaml(info.get_default(call_default_factory=True))}"
+    # Commented out: a copied template that set it would pin the path and leave data.dir no say over it.
+    lines = _commented(f"  # {value}" if (section, key) in PATHS_UNDER_DATA_DIR else f"  {value}", comment)
     if item := _item_model(info):
         for position, (item_key, item_info) in enumerate(item.model_fields.items()):
             lines += _commented(f"  # {'  ' if position else '- '}{item_key}:", _describe(item_info))

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from rag_core import config_reference
-from rag_core.config import ConfigError, RAGConfig, load_config
+from rag_core.config import PATHS_UNDER_DATA_DIR, ConfigError, RAGConfig, load_config
 from tests.support.paths import REPO
 
 
@@ -145,15 +145,35 @@ def test_every_setting_is_described() -> None:
 def test_the_template_holds_every_key_and_loads_as_the_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every key is written with its default, but the one computed per machine (the user's cache), which is shown
-    commented out so the committed file is the same everywhere."""
+    """Every key is written with its default, but the one computed per machine (the user's cache) and the paths
+    that lie under data.dir, which are shown commented out: a copy of the template that pinned them would leave
+    data.dir no say over them."""
     monkeypatch.chdir(tmp_path)  # no .env from the checkout
     template = REPO / "config.template.yaml"
-    written = {section: set(keys) for section, keys in yaml.safe_load(template.read_text(encoding="utf-8")).items()}
+    text = template.read_text(encoding="utf-8")
+    written = {section: set(keys) for section, keys in yaml.safe_load(text).items()}
     keys = {section: set(info.annotation.model_fields) for section, info in RAGConfig.model_fields.items()}
-    assert written == keys | {"embedding": keys["embedding"] - {"onnx_cache_dir"}}
-    assert "\n  # onnx_cache_dir: " in template.read_text(encoding="utf-8")
+    commented = {("embedding", "onnx_cache_dir"), *PATHS_UNDER_DATA_DIR}
+    assert written == {section: names - {k for s, k in commented if s == section} for section, names in keys.items()}
+    for _, key in commented:
+        assert f"\n  # {key}: " in text
     assert load_config(template, environ={}) == RAGConfig()
+    moved = load_config(template, environ={"RAG__DATA__DIR": str(tmp_path / "srv")})
+    assert moved.milvus.uri == str(tmp_path / "srv" / "milvus.db")
+
+
+def test_every_path_setting_left_unset_lies_under_the_data_folder(tmp_path: Path) -> None:
+    defaults = RAGConfig()
+    assert defaults.milvus.uri == "data/milvus.db" and defaults.quality.drift_dir == "data/drift"
+    config = load_config(environ={"RAG__DATA__DIR": "/srv/rag", "RAG__QUALITY__DRIFT_DIR": "/other/drift"})
+    assert config.quality.drift_dir == "/other/drift", "an explicit path wins"
+    assert config.compliance.database_url == "sqlite:////srv/rag/compliance/audit.db"
+    for (section, key), below in PATHS_UNDER_DATA_DIR.items():
+        if (section, key) not in {("quality", "drift_dir"), ("compliance", "database_url")}:
+            assert getattr(getattr(config, section), key) == f"/srv/rag/{below}", (section, key)
+    server = RAGConfig(data={"dir": str(tmp_path)}, milvus={"uri": "http://127.0.0.1:19530"})
+    assert server.milvus.uri == "http://127.0.0.1:19530" and server.ingestion.storage_dir == f"{tmp_path}/assets"
+    assert RAGConfig.model_validate_json(server.model_dump_json(context={"secrets": True})) == server
 
 
 def _reference_rows() -> dict[str, list[str]]:
