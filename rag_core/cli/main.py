@@ -718,6 +718,11 @@ def quiet_third_parties() -> None:
     install_log_redaction()
     for variable, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(variable, value)
+    if "huggingface_hub" in sys.modules and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
+        # Imported before us (by an application, a test), it read the variable then: tell it again.
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     root = logging.getLogger()
     if root.handlers:  # logging was configured by whoever runs us (an application, pytest): theirs to decide
         return

@@ -273,3 +273,20 @@ def test_ctrl_c_during_ingest_says_what_to_do(
     assert capsys.readouterr().err == (
         "interrupted: rag ingest docs; nothing was promoted, re-run the same command to continue\n"
     )
+
+
+def test_weight_loading_bars_stay_off_when_the_hub_was_imported_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An application (or a test) that imported huggingface_hub before calling ``main`` had it read
+    HF_HUB_DISABLE_PROGRESS_BARS too early: a model loaded by the command then drew its bar among our lines."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    from rag_core.cli.main import quiet_third_parties
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    disabled_before = are_progress_bars_disabled()
+    enable_progress_bars()
+    try:
+        quiet_third_parties()
+        assert are_progress_bars_disabled()
+    finally:
+        (disable_progress_bars if disabled_before else enable_progress_bars)()
