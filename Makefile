@@ -41,9 +41,10 @@ system-packages:
 test: lint system-packages
 	$(BIN)/python -m pytest
 
-# The fast loop: the unit tier (tests/unit), without its tests on the real server or in processes of their own.
+# The fast loop: the unit tier (tests/unit), without its tests on the real server or in processes of their own,
+# spread over every core (pytest-xdist); each test has its own folder and Lite file, so they run side by side.
 test-fast: lint
-	$(BIN)/python -m pytest tests/unit -m "not slow"
+	$(BIN)/python -m pytest tests/unit -m "not slow" -n auto
 
 ui: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

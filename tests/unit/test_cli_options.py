@@ -289,4 +289,5 @@ def test_weight_loading_bars_stay_off_when_the_hub_was_imported_first(monkeypatc
         quiet_third_parties()
         assert are_progress_bars_disabled()
     finally:
+        monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)  # quiet_third_parties set it
         (disable_progress_bars if disabled_before else enable_progress_bars)()
