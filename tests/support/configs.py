@@ -24,3 +24,11 @@ def make_config(tmp_path: Path, uri: str, collection: str = "semantic_index", **
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
     return RAGConfig.model_validate(base)
+
+
+def secured_config(tmp_path: Path, tokens: dict[str, str]) -> RAGConfig:
+    """RBAC on: one identity per role, named after it, holding ``tokens[role]`` (only its hash is configured)."""
+    from rag_core.security.rbac import hash_token
+
+    entries = [{"name": role, "role": role, "token_sha256": hash_token(token)} for role, token in tokens.items()]
+    return make_config(tmp_path, str(tmp_path / "milvus.db"), security={"tokens": entries})

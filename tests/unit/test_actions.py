@@ -14,8 +14,8 @@ from rag_core.compliance.events import AuditEventType
 from rag_core.config import RAGConfig
 from rag_core.lifecycle.compliance_manager import ComplianceManager
 from rag_core.lifecycle.context import RagContext
-from rag_core.security.rbac import TOKEN_VARIABLE, AccessDenied, hash_token
-from tests.support.configs import make_config
+from rag_core.security.rbac import TOKEN_VARIABLE, AccessDenied
+from tests.support.configs import make_config, secured_config
 
 TOKENS = {"admin": "admin-token-1", "operator": "operator-token-3", "reader": "reader-token-4"}
 DOCS = [{"id": "a", "text": "Drift compares query distributions."}, {"id": "b", "text": "Compaction purges rows."}]
@@ -24,15 +24,7 @@ DOCS = [{"id": "a", "text": "Drift compares query distributions."}, {"id": "b", 
 @pytest.fixture
 def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder) -> RAGConfig:
     monkeypatch.delenv(TOKEN_VARIABLE, raising=False)
-    return make_config(
-        tmp_path,
-        str(tmp_path / "milvus.db"),
-        security={
-            "tokens": [
-                {"name": role, "role": role, "token_sha256": hash_token(token)} for role, token in TOKENS.items()
-            ]
-        },
-    )
+    return secured_config(tmp_path, TOKENS)
 
 
 def records(config: RAGConfig, event_type: AuditEventType) -> list:

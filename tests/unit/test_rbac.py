@@ -21,7 +21,7 @@ from rag_core.security.rbac import (
     hash_token,
     identify,
 )
-from tests.support.configs import make_config
+from tests.support.configs import make_config, secured_config
 from tests.support.paths import REPO
 
 TOKENS = {
@@ -35,15 +35,7 @@ TOKENS = {
 @pytest.fixture
 def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RAGConfig:
     monkeypatch.delenv(TOKEN_VARIABLE, raising=False)
-    return make_config(
-        tmp_path,
-        str(tmp_path / "milvus.db"),
-        security={
-            "tokens": [
-                {"name": role, "role": role, "token_sha256": hash_token(token)} for role, token in TOKENS.items()
-            ]
-        },
-    )
+    return secured_config(tmp_path, TOKENS)
 
 
 def denials(config: RAGConfig) -> list[dict]:
