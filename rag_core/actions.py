@@ -69,6 +69,7 @@ ACTIONS: tuple[Action, ...] = (
         _one(E.DELETION, details.dropped_versions_details),
     ),
     Action("perf-report", (P.QUERY,)),
+    Action("probes build", (P.QUERY,)),
     Action("drift", (P.QUERY,), E.DRIFT, audited=_one(E.DRIFT, details.drift_details)),
     Action("ingest", (P.INGEST,), E.INGESTION, RERUN, details.ingest_events),
     Action("delete", (P.INGEST,), E.DELETION, audited=_one(E.DELETION, details.delete_details)),

@@ -335,7 +335,17 @@ class QualityGateConfig(_Section):
         "rise above the serving version's (no gate dataset).",
     )
     probe_queries: int = Field(
-        50, ge=1, description="Probe queries taken from the serving version's documents when there is no gate dataset."
+        50,
+        ge=1,
+        description="Probe queries for the hallucination_risk gate, when there is neither a gate dataset nor a "
+        "probe set.",
+    )
+    probe_set_size: int = Field(
+        200,
+        ge=0,
+        description="Probes built from the corpus at each promotion (`rag probes build`): queries derived from "
+        "sampled chunks, their documents the known answers. Without a gate dataset the gate compares nDCG@10 on "
+        "them. 0: no probe set.",
     )
 
 

@@ -373,8 +373,8 @@ def _query(args: argparse.Namespace, context: RagContext) -> int:
 
 
 def _eval(args: argparse.Namespace, context: RagContext) -> int:
-    from rag_core.lifecycle.evaluate import evaluate_dataset
-    from rag_core.quality.evaluation import load_beir, write_trec_run
+    from rag_core.lifecycle.evaluate import dataset_qrels, evaluate_dataset
+    from rag_core.quality.evaluation import write_trec_run
     from rag_core.quality.signal_evaluation import signal_report, write_signal_lines
 
     signals: dict[str, dict[str, float]] = {}
@@ -401,7 +401,7 @@ def _eval(args: argparse.Namespace, context: RagContext) -> int:
         write_trec_run(run, Path(args.run_out), tag=f"{args.mode}-{options.fusion}-{options.alpha}")
     if args.signals_out:
         write_signal_lines(Path(args.signals_out), signals)
-    quality = signal_report(signals, run, load_beir(Path(args.dataset), args.split).qrels)
+    quality = signal_report(signals, run, dataset_qrels(Path(args.dataset), args.split))
     if args.json:
         print(json.dumps(result.as_json() | {"signals": quality.as_json()}))
     else:
@@ -412,6 +412,28 @@ def _eval(args: argparse.Namespace, context: RagContext) -> int:
             f"({result.latency_queries} queries one at a time)"
         )
         print(quality.describe())
+    return 0
+
+
+def _probes(args: argparse.Namespace, context: RagContext) -> int:
+    """``rag probes build``: the serving version's probe set, as its promotion builds it."""
+    from rag_core.quality.probes import build_for_version, store_probe_set
+
+    alias = context.alias(args.collection)
+    serving = context.manager.resolve(alias)
+    if serving is None:
+        raise LookupError(f"No index {alias!r} at {context.manager.uri} to build probes from; run `rag ingest` first.")
+    size = args.n or context.config.quality_gate.probe_set_size
+    if not size:
+        raise ValueError("quality_gate.probe_set_size is 0 (probe sets are off); give the number wanted with --n N")
+    probe_set = perform(context, "probes build", lambda: build_for_version(context.manager, serving, n=size))
+    folder = store_probe_set(context.config, probe_set)
+    dropped = ", ".join(f"{reason}: {count}" for reason, count in probe_set.dropped.items()) or "none"
+    print(
+        f"probe set of {serving}: {len(probe_set.probes)} probes from {probe_set.sampled} chunks drawn "
+        f"(dropped: {dropped}) -> {folder}"
+    )
+    print(f"score it: rag eval --dataset {folder}")
     return 0
 
 
@@ -437,6 +459,7 @@ def _erase(args: argparse.Namespace, context: RagContext) -> int:
     print(
         f"erased {doc_id}: chunks per version: {versions}; purged from storage: {purged}; asset rows: {tables}; "
         f"query-log records cleaned: {report.query_log_rows}; drift snapshots cleaned: {report.drift_snapshots}; "
+        f"probe sets cleaned: {report.probe_sets}; "
         f"client-side index {'cleared' if report.client_index_cleared else 'none'}"
     )
     if report.source_file:
@@ -653,6 +676,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write one JSON line per query: qid, hallucination_risk, faithfulness_score, components",
     )
+    probes = _command(
+        commands,
+        "probes",
+        "a probe set built from the corpus: queries derived from its own chunks, their documents the answers",
+        _probes,
+    )
+    probes.add_argument("probes_command", choices=["build"], metavar="build")
+    probes.add_argument(
+        "--n",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="probes wanted (default: quality_gate.probe_set_size)",
+    )
+    probes.add_argument("--collection")
     erase = _command(
         commands,
         "erase",

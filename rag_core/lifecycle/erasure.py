@@ -5,7 +5,8 @@ from storage too (a server deletes and compacts; Milvus Lite, which would keep t
 version rebuilt without them: ``rag_core.index.compaction.erase_rows``); the Parquet asset tables
 (``ingestion.storage_dir``); the client-side index of the alias and of each version (deleted, and rebuilt from
 Milvus on next use, as the data version bump makes every reader do); the drift snapshots of the alias and its
-versions (the probe queries made from the document, their embeddings, its id in the probes' results); every query
+versions (the probe queries made from the document, their embeddings, its id in the probes' results); the probe
+sets' probes derived from it (``rag_core.quality.probes``: their queries are its words); every query
 cache (keyed on the data version, so unreachable at once; the given engine's is cleared); and the query log's result
 lists. The audit record names the document and counts what went, never its content.
 
@@ -44,6 +45,7 @@ class ErasureReport:
     query_log_rows: int  # query-log records whose result lists named one of its chunks
     client_index_cleared: bool
     drift_snapshots: int = 0  # drift snapshots that held something of it
+    probe_sets: int = 0  # probe sets with a probe derived from it
     source_file: str | None = None  # the file it was ingested from, when that file still exists
     chunk_ids: frozenset[str] = field(default_factory=frozenset, repr=False)
 
@@ -63,6 +65,7 @@ def erase_document(
     """
     # These load the embedding stack: only when erasing.
     from rag_core.quality.drift_snapshot import erase_from_snapshot, snapshot_path
+    from rag_core.quality.probes import erase_from_probe_sets
     from rag_core.retrieval.engine import client_index_dir
 
     if not doc_id.strip():
@@ -100,6 +103,7 @@ def erase_document(
     snapshots = sum(
         erase_from_snapshot(snapshot_path(config, name), doc_id, probe_texts) for name in {alias, *versions}
     )
+    probe_sets = erase_from_probe_sets(config, doc_id)
     query_log_rows = erase_from_query_log(Path(config.quality.query_log_dir), chunk_ids)
     context.invalidate(clear_caches=True)
     if engine is not None:
@@ -121,6 +125,7 @@ def erase_document(
         query_log_rows=query_log_rows,
         client_index_cleared=cleared,
         drift_snapshots=snapshots,
+        probe_sets=probe_sets,
         source_file=source_file,
         chunk_ids=frozenset(chunk_ids),
     )
@@ -135,6 +140,7 @@ def erase_document(
             "asset_rows": asset_rows,
             "query_log_rows": query_log_rows,
             "drift_snapshots": snapshots,
+            "probe_sets": probe_sets,
             "chunks": len(chunk_ids),
             "source_file_exists": bool(source_file),
         },

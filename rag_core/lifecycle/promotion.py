@@ -3,19 +3,23 @@ re-index, and their Dagster assets. The alias moves in one step, ``index.keep_ve
 reference snapshot is taken of what now serves (drift is measured against the serving version's own snapshot, so
 a rollback finds the one taken when that version was promoted)."""
 
+import shutil
 from collections.abc import Callable
 
 from rag_core.index.retention import Promotion, promote
 from rag_core.lifecycle.context import RagContext
 from rag_core.quality.drift_snapshot import snapshot_on_promotion, snapshot_path
+from rag_core.quality.probes import probe_set_path, probes_on_promotion
 
 
 def promote_candidate(context: RagContext, candidate: str, *, alias: str) -> Promotion:
     config, manager = context.config, context.manager
     promotion = promote(manager, alias, candidate, config.index.keep_versions)
-    for dropped in promotion.dropped:  # its reference must not outlive its rows (an erasure looks only at versions)
+    for dropped in promotion.dropped:  # its references must not outlive its rows (an erasure looks only at versions)
         snapshot_path(config, dropped).unlink(missing_ok=True)
+        shutil.rmtree(probe_set_path(config, dropped), ignore_errors=True)
     snapshot_on_promotion(config, alias, context.embedder, manager)(candidate)
+    probes_on_promotion(config, manager)(candidate)
     return promotion
 
 

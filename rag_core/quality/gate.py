@@ -2,8 +2,11 @@
 
 With a labelled set (``quality_gate.dataset``, a BEIR folder whose judgements name this index's documents) the
 candidate's nDCG@10 may not fall more than ``quality_gate.max_ndcg_drop`` below the serving version's. Without
-one, the mean ``hallucination_risk`` of probe queries (the drift snapshot's, else the first sentences of the
-serving version's documents) may not rise more than ``quality_gate.max_risk_rise``. Both versions answer the same
+one, the same holds on the serving version's probe set (``rag_core.quality.probes``: queries derived from its own
+documents), judged by a paired bootstrap so that an equal rebuild never fails on noise. Only when the corpus is too
+small for a probe set does the gate fall back, saying so, to the mean ``hallucination_risk`` of probe queries (the
+drift snapshot's, else the first sentences of the serving version's documents), which may not rise more than
+``quality_gate.max_risk_rise``. Both versions answer the same
 queries in the same process, with the query log off (gate traffic is not user traffic) and their client-side
 indexes in a temporary folder.
 """
@@ -19,11 +22,21 @@ import numpy as np
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.models.embedder import Embedder, shared_embedder
+from rag_core.quality.bootstrap import paired_bootstrap, per_query_ndcg
 from rag_core.quality.drift_snapshot import DriftSnapshot, NoSnapshotError, snapshot_path
-from rag_core.quality.evaluation import evaluate, load_beir
-from rag_core.retrieval.engine import RetrievalEngine
+from rag_core.quality.evaluation import BeirDataset, evaluate, load_beir
+from rag_core.quality.probes import (
+    MIN_PROBES,
+    ProbeSet,
+    ProbeSetError,
+    build_for_version,
+    probe_set_path,
+    store_probe_set,
+)
+from rag_core.retrieval.engine import RetrievalEngine, SearchOptions
 
 RISK_SIGNAL = "hallucination_risk"
+GATE_RISK = 0.05  # the probe gate blocks when it is at least 95 % sure (one-sided) of a drop beyond the allowed
 PROBE_WORDS = 24
 SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
@@ -93,7 +106,10 @@ def evaluate_gate(
         }
         if gate.dataset:
             return _ndcg_gate(quiet, engines, serving, candidate)
-        return _risk_gate(quiet, engines, serving, candidate, manager, alias)
+        probe_set, why_not = _serving_probe_set(config, manager, serving)
+        if probe_set is not None:
+            return _probe_gate(quiet, engines, serving, candidate, probe_set)
+        return _risk_gate(quiet, engines, serving, candidate, manager, alias, why_not)
 
 
 def _query_embedder(manager: MilvusIndexManager, collection: str, embedder: Embedder) -> Embedder:
@@ -115,13 +131,9 @@ def _ndcg_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: 
             "'' to gate on hallucination_risk."
         )
     dataset = load_beir(root, gate.split)
-    values = {}
-    for name, engine in engines.items():
-        # The settings of `rag eval`, so the gate's figures compare with its.
-        options = engine.options(
-            top_k=100, rerank_top_k=100, document_level=True, candidates=max(config.retrieval.candidates, 300)
-        )
-        values[name] = evaluate(engine, dataset, options)[0].ndcg_at_10
+    values = {
+        name: evaluate(engine, dataset, _gate_options(config, engine))[0].ndcg_at_10 for name, engine in engines.items()
+    }
     return GateResult(
         passed=values[candidate] >= values[serving] - gate.max_ndcg_drop,
         metric="ndcg@10",
@@ -135,6 +147,62 @@ def _ndcg_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: 
     )
 
 
+def _gate_options(config: RAGConfig, engine: RetrievalEngine) -> SearchOptions:
+    """The settings of `rag eval`, so the gate's figures compare with its."""
+    return engine.options(
+        top_k=100, rerank_top_k=100, document_level=True, candidates=max(config.retrieval.candidates, 300)
+    )
+
+
+def _serving_probe_set(config: RAGConfig, manager: MilvusIndexManager, serving: str) -> tuple[ProbeSet | None, str]:
+    """The serving version's probe set: the one its promotion stored, else one built now (and stored); None, with
+    the reason, when probe sets are off or the corpus is too small for one."""
+    if not config.quality_gate.probe_set_size:
+        return None, "quality_gate.probe_set_size is 0"
+    folder = probe_set_path(config, serving)
+    try:
+        stored = ProbeSet.read(folder)
+        if stored.collection == serving and len(stored.probes) >= MIN_PROBES:
+            return stored, ""
+    except ProbeSetError:
+        pass
+    try:
+        built = build_for_version(manager, serving, n=config.quality_gate.probe_set_size)
+    except ProbeSetError as error:
+        return None, str(error)
+    store_probe_set(config, built)
+    return built, ""
+
+
+def _probe_gate(
+    config: RAGConfig, engines: dict[str, RetrievalEngine], serving: str, candidate: str, probe_set: ProbeSet
+) -> GateResult:
+    """nDCG@10 on the corpus's own probes, compared paired: the candidate fails only when the paired bootstrap is
+    95 % sure (one-sided) that it loses more than ``max_ndcg_drop``, so an equal rebuild never fails on noise."""
+    gate = config.quality_gate
+    probes = BeirDataset(
+        root=probe_set_path(config, serving), corpus=Path(), queries=probe_set.queries, qrels=probe_set.qrels
+    )
+    scores = {}
+    for name, engine in engines.items():
+        run = evaluate(engine, probes, _gate_options(config, engine), latency_sample=0)[1]
+        scores[name] = per_query_ndcg(run, probe_set.qrels)
+    drop = paired_bootstrap(scores[serving], scores[candidate], confidence=1 - 2 * GATE_RISK)
+    means = {name: sum(values.values()) / len(values) for name, values in scores.items()}
+    return GateResult(
+        passed=drop.low <= gate.max_ndcg_drop,
+        metric="ndcg@10",
+        serving=serving,
+        candidate=candidate,
+        serving_value=means[serving],
+        candidate_value=means[candidate],
+        allowed=gate.max_ndcg_drop,
+        queries=len(probe_set.probes),
+        evidence=f"the probe set built from {serving}'s documents (the drop is at least {drop.low:.4f} at "
+        f"{1 - GATE_RISK:.0%} confidence)",
+    )
+
+
 def _risk_gate(
     config: RAGConfig,
     engines: dict[str, RetrievalEngine],
@@ -142,9 +210,11 @@ def _risk_gate(
     candidate: str,
     manager: MilvusIndexManager,
     alias: str,
+    why_no_probe_set: str,
 ) -> GateResult:
     gate = config.quality_gate
     queries, evidence = probe_queries(config, manager, alias, serving)
+    evidence += f" (no probe set: {why_no_probe_set})"
     values = {}
     for name, engine in engines.items():
         results = engine.search_many(queries, engine.options())

@@ -1,0 +1,189 @@
+"""Does the probe set track real quality? Probe-set nDCG@10 against SciFact test nDCG@10 over configurations of
+the same corpus, with their Spearman correlation (issue 19, item 2).
+
+The corpus is SciFact's documents judged for a test query plus a seeded sample of the others (``--distractors``),
+so that each configuration that changes the vectors (weight noise, a weaker model, smaller chunks) can be
+re-embedded in minutes on a laptop CPU; every configuration indexes the same documents, and the test qrels keep
+only those documents (all of them are kept: every judged document is in the sub-corpus). One probe set is built,
+as a promotion would, from the default configuration's index, and every configuration answers the same probes.
+
+Usage: python -m benchmarks.probe_correlation [--distractors 1500] [--probes 200]
+"""
+
+import argparse
+import gzip
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.offline import SCIFACT, quality_config
+from benchmarks.report import OUT, write_report
+from rag_core.config import RAGConfig, load_config
+from rag_core.lifecycle.context import RagContext
+from rag_core.lifecycle.direct import ingest_path
+from rag_core.models.embedder import resolve_model_path
+from rag_core.quality.evaluation import BeirDataset, evaluate, load_beir
+from rag_core.quality.probes import build_probe_set
+from rag_core.retrieval.engine import RetrievalEngine, SearchOptions
+
+SEED = 0
+PROBE_FIELDS = ["chunk_id", "doc_id", "source", "text"]
+
+
+def subcorpus(scifact: Path, folder: Path, distractors: int) -> BeirDataset:
+    """Every document a test query judges, plus ``distractors`` others drawn with a fixed seed."""
+    test = load_beir(scifact, "test")
+    judged = {d for relevant in test.qrels.values() for d in relevant}
+    with gzip.open(scifact / "corpus.jsonl.gz", "rt", encoding="utf-8") as lines:
+        documents = [json.loads(line) for line in lines]
+    others = sorted(d["_id"] for d in documents if d["_id"] not in judged)
+    kept = judged | set(random.Random(SEED).sample(others, distractors))
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "corpus.jsonl").open("w", encoding="utf-8") as out:
+        for document in documents:
+            if document["_id"] in kept:
+                out.write(json.dumps(document) + "\n")
+    return BeirDataset(root=folder, corpus=folder / "corpus.jsonl", queries=test.queries, qrels=test.qrels)
+
+
+def changed_model(kind: str, amount: float, folder: Path) -> str:
+    """The bundled model with Gaussian noise of ``amount`` x each weight matrix's std (``noise``), or with only its
+    first ``amount`` transformer layers (``layers``): models that embed worse, as a broken upgrade would."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_model_path("bundled:all-MiniLM-L6-v2"), device="cpu")
+    if kind == "noise":
+        generator = torch.Generator().manual_seed(SEED)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.dim() > 1:
+                    parameter.add_(torch.randn(parameter.shape, generator=generator) * parameter.std() * amount)
+    else:
+        encoder = model[0].auto_model.encoder
+        encoder.layer = encoder.layer[: int(amount)]
+        model[0].auto_model.config.num_hidden_layers = int(amount)
+    path = folder / f"minilm-{kind}-{amount:g}"
+    model.save(str(path))
+    return str(path)
+
+
+def variant(config: RAGConfig, root: Path, name: str, *, model: str | None = None, chunk: int | None = None):
+    """``config`` with its own Lite file and data folders under ``root/name``, and the model or chunk size."""
+    embedding = config.embedding.model_copy(update={"model": model}) if model else config.embedding
+    chunking = config.chunking.model_copy(update={"chunk_size": chunk}) if chunk else config.chunking
+    base = root / name
+    return quality_config(config).model_copy(
+        update={
+            "milvus": config.milvus.model_copy(update={"uri": str(base / "milvus.db"), "collection": "probe_bench"}),
+            "embedding": embedding,
+            "chunking": chunking,
+            "retrieval": config.retrieval.model_copy(
+                update={"bm25_dir": str(base / "bm25"), "metrics_dir": str(base / "metrics"), "cache_size": 0}
+            ),
+            "quality": config.quality.model_copy(
+                update={"query_log": False, "drift_dir": str(base / "drift"), "reports_dir": str(base / "reports")}
+            ),
+            "ingestion": config.ingestion.model_copy(update={"storage_dir": str(base / "assets")}),
+            "compliance": config.compliance.model_copy(
+                update={"database_url": f"sqlite:///{base}/audit.db", "reports_dir": str(base / "compliance")}
+            ),
+        }
+    )
+
+
+def scores(engine: RetrievalEngine, options: SearchOptions, real: BeirDataset, probes: BeirDataset) -> dict:
+    return {
+        "scifact_test_ndcg_at_10": round(evaluate(engine, real, options, latency_sample=0)[0].ndcg_at_10, 4),
+        "probe_ndcg_at_10": round(evaluate(engine, probes, options, latency_sample=0)[0].ndcg_at_10, 4),
+    }
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation, ties given their average rank."""
+
+    def ranks(values: list[float]) -> np.ndarray:
+        order = np.argsort(values, kind="stable")
+        ranked = np.empty(len(values))
+        ranked[order] = np.arange(len(values), dtype=float)
+        for value in set(values):
+            tied = [i for i, v in enumerate(values) if v == value]
+            ranked[tied] = np.mean(ranked[tied])
+        return ranked
+
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", type=Path, default=SCIFACT)
+    parser.add_argument("--distractors", type=int, default=1500)
+    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--out", default=str(OUT / "probe_correlation.json"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    config = load_config()
+    with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
+        root = Path(scratch)
+        real = subcorpus(args.dataset, root / "corpus", args.distractors)
+        documents = sum(1 for _ in real.corpus.open(encoding="utf-8"))
+        indexes = {
+            "MiniLM (shipped)": {},
+            "weight noise 0.02": {"model": changed_model("noise", 0.02, root)},
+            "weight noise 0.05": {"model": changed_model("noise", 0.05, root)},
+            "weight noise 0.10": {"model": changed_model("noise", 0.10, root)},
+            "MiniLM, 2 of 6 layers": {"model": changed_model("layers", 2, root)},
+            "chunks of 64 tokens": {"chunk": 64},
+        }
+        contexts = {}
+        for position, (name, change) in enumerate(indexes.items()):
+            contexts[name] = RagContext(variant(config, root, f"index{position}", **change))
+            ingest_path(real.corpus, contexts[name], prune=True)
+            print(f"indexed {name} ({time.perf_counter() - started:.0f}s)", flush=True)
+        shipped = contexts["MiniLM (shipped)"]
+        collection = shipped.manager.resolve(shipped.alias())
+        rows = [r for batch in shipped.manager.iter_rows(collection, PROBE_FIELDS) for r in batch]
+        probe_set = build_probe_set(
+            rows, collection=collection, data_version=shipped.manager.state(collection).data_version, n=args.probes
+        )
+        probes = BeirDataset(root=root, corpus=real.corpus, queries=probe_set.queries, qrels=probe_set.qrels)
+        table = []
+        for name, context in contexts.items():
+            engine = context.engine()
+            depth = {"top_k": 100, "rerank_top_k": 100, "document_level": True, "candidates": 300}
+            searches = {name: engine.options(**depth)}
+            if name == "MiniLM (shipped)":
+                searches |= {
+                    "dense only": engine.options(mode="dense", **depth),
+                    "BM25 only": engine.options(mode="bm25", **depth),
+                    "hybrid alpha 0.3": engine.options(alpha=0.3, **depth),
+                    "hybrid alpha 0.95": engine.options(alpha=0.95, **depth),
+                    "hybrid rrf": engine.options(fusion="rrf", **depth),
+                }
+            for label, options in searches.items():
+                table.append({"configuration": label} | scores(engine, options, real, probes))
+                print(table[-1], flush=True)
+    rho = spearman([r["probe_ndcg_at_10"] for r in table], [r["scifact_test_ndcg_at_10"] for r in table])
+    write_report(
+        args.out,
+        {
+            "corpus": {
+                "documents": documents,
+                "distractors": args.distractors,
+                "test_queries": len(real.queries),
+            },
+            "probe_set": {"probes": len(probe_set.probes), "sampled": probe_set.sampled, "dropped": probe_set.dropped},
+            "configurations": table,
+            "spearman": round(rho, 4),
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
