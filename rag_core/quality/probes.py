@@ -191,9 +191,12 @@ def build_probe_set(
         raise ProbeSetError(f"A probe set needs at least 1 probe; {n} was asked for")
     frequencies, count = document_frequencies(r["text"] for r in rows)
     idf = {word: math.log((count + 1) / (df + 0.5)) for word, df in frequencies.items()}
-    # Draw more chunks than needed, as some are dropped. Each document gives one probe before any gives a second,
-    # so a long document cannot crowd out the others; a corpus of few long documents still gets enough probes.
-    drawn = stratified_sample(rows, min(len(rows), 2 * n), seed)
+    # Draw ``n`` chunks and ``n`` more to replace those dropped, each draw stratified. Each document gives one
+    # probe before any gives a second, so a long document cannot crowd out the others; a corpus of few long
+    # documents still gets enough probes.
+    drawn = stratified_sample(rows, n, seed)
+    chosen = {row["chunk_id"] for row in drawn}
+    drawn += stratified_sample([r for r in rows if r["chunk_id"] not in chosen], n, seed + 1)  # replacements
     probes: list[Probe] = []
     dropped: Counter[str] = Counter()
     probed: Counter[str] = Counter()

@@ -11,8 +11,10 @@ from rag_core.lifecycle.reindex import gate_candidate, pending_candidate
     asset=reindex_candidate,
     blocking=True,
     description="nDCG@10 on quality_gate.dataset may not drop more than quality_gate.max_ndcg_drop below "
-    "the serving version (without a dataset: the probe queries' mean hallucination_risk may "
-    "not rise more than quality_gate.max_risk_rise). Blocking: a failure leaves the alias "
+    "the serving version (without a dataset: the same on the serving version's probe set, built from its own "
+    "documents, judged by a paired bootstrap; a corpus too small for one: the probe queries' mean "
+    "hallucination_risk may not rise more than quality_gate.max_risk_rise). Its metadata names the evidence used. "
+    "Blocking: a failure leaves the alias "
     "where it was and the candidate for inspection.",
 )
 def quality_gate(settings: SettingsResource) -> dg.AssetCheckResult:
