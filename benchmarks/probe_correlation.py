@@ -118,31 +118,40 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", type=Path, default=SCIFACT)
     parser.add_argument("--distractors", type=int, default=1500)
     parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument(
+        "--work", type=Path, help="keep the indexes in this folder and reuse them next time (default: a temporary one)"
+    )
     parser.add_argument("--out", default=str(OUT / "probe_correlation.json"))
     args = parser.parse_args()
     started = time.perf_counter()
     config = load_config()
     with tempfile.TemporaryDirectory(prefix="probe-bench-") as scratch:
-        root = Path(scratch)
+        root = args.work or Path(scratch)
         real = subcorpus(args.dataset, root / "corpus", args.distractors)
         documents = sum(1 for _ in real.corpus.open(encoding="utf-8"))
         indexes = {
             "MiniLM (shipped)": {},
-            "weight noise 0.02": {"model": changed_model("noise", 0.02, root)},
-            "weight noise 0.05": {"model": changed_model("noise", 0.05, root)},
-            "weight noise 0.10": {"model": changed_model("noise", 0.10, root)},
-            "MiniLM, 2 of 6 layers": {"model": changed_model("layers", 2, root)},
+            "weight noise 0.1": {"model": ("noise", 0.1)},
+            "weight noise 0.3": {"model": ("noise", 0.3)},
+            "weight noise 0.5": {"model": ("noise", 0.5)},
+            "MiniLM, 2 of 6 layers": {"model": ("layers", 2)},
             "chunks of 64 tokens": {"chunk": 64},
         }
         contexts = {}
-        for position, (name, change) in enumerate(indexes.items()):
-            contexts[name] = RagContext(variant(config, root, f"index{position}", **change))
-            ingest_path(real.corpus, contexts[name], prune=True)
+        for name, change in indexes.items():
+            model = changed_model(*change["model"], root) if "model" in change else None
+            contexts[name] = RagContext(variant(config, root, slug(name), model=model, chunk=change.get("chunk")))
+            if contexts[name].manager.resolve(contexts[name].alias()) is None:  # a kept --work index is reused
+                ingest_path(real.corpus, contexts[name], prune=True)
             print(f"indexed {name} ({time.perf_counter() - started:.0f}s)", flush=True)
         shipped = contexts["MiniLM (shipped)"]
         collection = shipped.manager.resolve(shipped.alias())
@@ -152,9 +161,9 @@ def main() -> int:
         )
         probes = BeirDataset(root=root, corpus=real.corpus, queries=probe_set.queries, qrels=probe_set.qrels)
         table = []
+        depth = {"top_k": 100, "rerank_top_k": 100, "document_level": True, "candidates": 300}
         for name, context in contexts.items():
             engine = context.engine()
-            depth = {"top_k": 100, "rerank_top_k": 100, "document_level": True, "candidates": 300}
             searches = {name: engine.options(**depth)}
             if name == "MiniLM (shipped)":
                 searches |= {
@@ -165,20 +174,26 @@ def main() -> int:
                     "hybrid rrf": engine.options(fusion="rrf", **depth),
                 }
             for label, options in searches.items():
-                table.append({"configuration": label} | scores(engine, options, real, probes))
+                row = {"configuration": label, "embedding_changed": label == name and name != "MiniLM (shipped)"}
+                row |= scores(engine, options, real, probes)
+                if label == name:  # the embedding's own quality: its dense leg alone, as the gate also judges it
+                    dense = engine.options(mode="dense", **depth)
+                    row |= {f"dense_{k}": v for k, v in scores(engine, dense, real, probes).items()}
+                table.append(row)
                 print(table[-1], flush=True)
     rho = spearman([r["probe_ndcg_at_10"] for r in table], [r["scifact_test_ndcg_at_10"] for r in table])
+    embeddings = [r for r in table if "dense_probe_ndcg_at_10" in r]
+    rho_dense = spearman(
+        [r["dense_probe_ndcg_at_10"] for r in embeddings], [r["dense_scifact_test_ndcg_at_10"] for r in embeddings]
+    )
     write_report(
         args.out,
         {
-            "corpus": {
-                "documents": documents,
-                "distractors": args.distractors,
-                "test_queries": len(real.queries),
-            },
+            "corpus": {"documents": documents, "distractors": args.distractors, "test_queries": len(real.queries)},
             "probe_set": {"probes": len(probe_set.probes), "sampled": probe_set.sampled, "dropped": probe_set.dropped},
             "configurations": table,
             "spearman": round(rho, 4),
+            "spearman_dense_leg_over_embeddings": round(rho_dense, 4),
             "seconds": round(time.perf_counter() - started, 1),
         },
     )

@@ -7,9 +7,9 @@ passage's document as a relevant answer. The probe set is a BEIR folder (``queri
 plus ``probe_set.json`` naming the version it was built for, so ``rag eval`` reads it like any labelled set.
 
 How a query is derived (``derive_query``): the chunk's most salient sentence (the highest mean inverse document
-frequency among sentences with enough content words), cut to its content words, without the ``masked`` rarest
-of them. Dropping the rarest terms keeps a verbatim match from making every probe trivial: what is left must be
-found through the sentence's meaning and its commoner words, as a user's paraphrase would be. Probes whose query
+frequency among sentences with enough content words), as written, without its ``MASKED`` rarest content words.
+Dropping the rarest terms keeps a verbatim match from making every probe trivial: what is left must be found
+through the sentence's meaning and its commoner words, as a user's paraphrase would be. Probes whose query
 the chunk still contains verbatim, or that keep too few words, are dropped and counted.
 """
 
@@ -34,13 +34,13 @@ DEFAULT_PROBES = 200
 MIN_PROBES = 30  # fewer probes cannot tell a real loss from noise: callers fall back and say so
 SEED = 0
 MIN_CONTENT_WORDS = 6  # a sentence with fewer content words is not specific enough to stand for its chunk
-QUERY_WORDS = 8  # content words kept in a query, at most
+MAX_QUERY_WORDS = 32  # words kept in a query, at most: a long sentence is cut
 MASKED = 2  # the rarest content words removed from each query
 LENGTH_BANDS = 3  # strata by chunk length within each source (short, medium, long)
 
 log = logging.getLogger(__name__)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]*|\d+(?:\.\d+)?")
+WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]*|\d+(?:\.\d+)?")
 
 
 class ProbeSetError(ValueError):
@@ -128,7 +128,7 @@ def sentences(text: str) -> list[str]:
 
 def content_words(text: str) -> list[str]:
     """The words a query keeps: the lexical index's own notion of a content word (not a stopword), as written."""
-    words = _WORD.findall(text)
+    words = WORD.findall(text)
     kept = tokenize(words, as_words=True)
     return [word for word, stems in zip(words, kept, strict=True) if stems]
 
@@ -138,28 +138,29 @@ def document_frequencies(texts: Iterable[str]) -> tuple[Counter[str], int]:
     frequencies: Counter[str] = Counter()
     count = 0
     for text in texts:
-        frequencies.update({w.lower() for w in _WORD.findall(text)})
+        frequencies.update({w.lower() for w in WORD.findall(text)})
         count += 1
     return frequencies, count
 
 
 def derive_query(text: str, idf: Mapping[str, float]) -> str | None:
-    """The salient sentence's content words, the ``MASKED`` rarest taken out, at most ``QUERY_WORDS`` kept (the
-    most specific of the rest, in the sentence's order); None when no sentence is specific enough."""
-    best: tuple[float, list[str]] | None = None
+    """The salient sentence as written, without its ``MASKED`` rarest content words; None when no sentence is
+    specific enough. A whole sentence reads as a user's question does, so the dense leg is judged on the kind of
+    text it embeds; the rarest words, which only this document may have, are what a verbatim match would key on."""
+    best: tuple[float, str, list[str]] | None = None
     for sentence in sentences(text):
         words = content_words(sentence)
         if len(words) < MIN_CONTENT_WORDS:
             continue
         salience = sum(idf.get(w.lower(), 0.0) for w in words) / len(words)
         if best is None or salience > best[0]:
-            best = (salience, words)
+            best = (salience, sentence, words)
     if best is None:
         return None
-    words = best[1]
-    by_rarity = sorted(range(len(words)), key=lambda i: -idf.get(words[i].lower(), 0.0))
-    kept = sorted(by_rarity[MASKED : MASKED + QUERY_WORDS])
-    return " ".join(words[i] for i in kept)
+    _, sentence, words = best
+    masked = {w.lower() for w in sorted(words, key=lambda w: -idf.get(w.lower(), 0.0))[:MASKED]}
+    kept = [w for w in WORD.findall(sentence) if w.lower() not in masked]
+    return " ".join(kept[:MAX_QUERY_WORDS])
 
 
 def stratified_sample(rows: Sequence[Mapping], n: int, seed: int) -> list[Mapping]:
