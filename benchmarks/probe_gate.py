@@ -28,7 +28,7 @@ from rag_core.lifecycle.reindex import build_candidate, gate_candidate
 from rag_core.quality.evaluation import evaluate
 from rag_core.quality.probes import build_for_version, store_probe_set
 
-NOISE_LEVELS = (0.02, 0.05, 0.1, 0.2)
+NOISE_LEVELS = (0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 def main() -> int:
