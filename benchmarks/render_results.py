@@ -1137,9 +1137,10 @@ def probe_correlation_section(run: dict | None) -> list[str]:
         "|---|---|---|",
         *rows,
         "",
-        f"**Spearman rank correlation over the {len(rows)} configurations: {run['spearman']:.3f}** (goal: at least 0.8, "
-        f"{'met' if run['spearman'] >= 0.8 else 'not met'}). The probes are made of their documents' own words, so BM25 finds nearly all of them: the "
-        "configurations that lean on BM25 rank first on probes and last on SciFact's human claims, and in the fused "
+        f"**Spearman rank correlation over the {len(rows)} configurations: {run['spearman']:.3f}** (goal: at least "
+        f"0.8, {'met' if run['spearman'] >= 0.8 else 'not met'}). The probes are made of their documents' own "
+        "words, so BM25 finds nearly all of them: the configurations that lean on BM25 rank first on probes and "
+        "last on SciFact's human claims, and in the fused "
         "ranking BM25 hides a worse embedding. What the probes do track is the embedding: the dense leg alone, "
         "for each configuration that embeds differently (the re-index gate's case, which the gate therefore judges "
         "on the dense leg too):",
