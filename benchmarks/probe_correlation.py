@@ -25,10 +25,10 @@ from benchmarks.report import OUT, write_report
 from rag_core.config import RAGConfig, load_config
 from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_path
-from rag_core.models.embedder import resolve_model_path
 from rag_core.quality.evaluation import BeirDataset, evaluate, load_beir
 from rag_core.quality.probes import build_probe_set
 from rag_core.retrieval.engine import RetrievalEngine, SearchOptions
+from tests.support.models import degraded_model
 
 SEED = 0
 PROBE_FIELDS = ["chunk_id", "doc_id", "source", "text"]
@@ -51,25 +51,10 @@ def subcorpus(scifact: Path, folder: Path, distractors: int) -> BeirDataset:
 
 
 def changed_model(kind: str, amount: float, folder: Path) -> str:
-    """The bundled model with Gaussian noise of ``amount`` x each weight matrix's std (``noise``), or with only its
-    first ``amount`` transformer layers (``layers``): models that embed worse, as a broken upgrade would."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(resolve_model_path("bundled:all-MiniLM-L6-v2"), device="cpu")
-    if kind == "noise":
-        generator = torch.Generator().manual_seed(SEED)
-        with torch.no_grad():
-            for parameter in model.parameters():
-                if parameter.dim() > 1:
-                    parameter.add_(torch.randn(parameter.shape, generator=generator) * parameter.std() * amount)
-    else:
-        encoder = model[0].auto_model.encoder
-        encoder.layer = encoder.layer[: int(amount)]
-        model[0].auto_model.config.num_hidden_layers = int(amount)
-    path = folder / f"minilm-{kind}-{amount:g}"
-    model.save(str(path))
-    return str(path)
+    """The bundled model with noise of ``amount`` x each weight matrix's std (``noise``), or with only its first
+    ``amount`` transformer layers (``layers``): models that embed worse, as a broken upgrade would."""
+    change = {"noise": amount, "seed": SEED} if kind == "noise" else {"layers": int(amount)}
+    return degraded_model(folder / f"minilm-{kind}-{amount:g}", **change)
 
 
 def variant(config: RAGConfig, root: Path, name: str, *, model: str | None = None, chunk: int | None = None):

@@ -11,6 +11,7 @@ from rag_core.models.embedder import Embedder, shared_embedder
 from tests.support.configs import make_config
 from tests.support.corpus import RETRIEVAL_DOCS, ingest
 from tests.support.milvus_server import MilvusServer, running_server
+from tests.support.models import degraded_model
 from tests.support.paths import ONNX_CACHE, ONNX_CACHE_VARIABLE
 from tests.support.postgres_server import PostgresServer, running_postgres
 
@@ -123,3 +124,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, tier))
         if item.get_closest_marker("server") or tier != "unit":
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def perturbed_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The bundled model with noise of 0.8 x every weight matrix's std: a changed model that embeds clearly worse,
+    as a broken upgrade would."""
+    return degraded_model(tmp_path_factory.mktemp("perturbed") / "minilm-perturbed", noise=0.8, seed=7)

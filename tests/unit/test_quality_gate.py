@@ -5,14 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from rag_core.cli.main import main
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.reindex import build_candidate, reindex
-from rag_core.models.embedder import resolve_model_path
 from rag_core.quality.drift_snapshot import snapshot_path, take_snapshot
 from rag_core.quality.gate import GateFailedError, evaluate_gate
 from tests.support.configs import make_config
@@ -46,22 +44,6 @@ def write_gate_dataset(folder: Path) -> Path:
         encoding="utf-8",
     )
     return folder
-
-
-@pytest.fixture(scope="module")
-def perturbed_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The bundled model with noise on every weight: a changed model that embeds worse, as a broken upgrade would."""
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(resolve_model_path("bundled:all-MiniLM-L6-v2"), device="cpu")
-    generator = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() > 1:
-                parameter.add_(torch.randn(parameter.shape, generator=generator) * parameter.std() * 0.8)
-    folder = tmp_path_factory.mktemp("perturbed") / "minilm-perturbed"
-    model.save(str(folder))
-    return str(folder)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from rag_core.index.manager import MilvusIndexManager
 from tests.support.configs import make_config
 from tests.support.corpus import RETRIEVAL_DOCS, ingest
 from tests.support.dagster_runs import _messages
-from tests.unit.test_quality_gate import perturbed_model, write_gate_dataset  # noqa: F401 - the fixture is used below
+from tests.unit.test_quality_gate import write_gate_dataset
 
 RUNNING = {
     "compaction_schedule",
