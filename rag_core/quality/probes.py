@@ -299,13 +299,13 @@ def probes_on_promotion(config: RAGConfig, manager: MilvusIndexManager) -> Calla
             return
         try:
             probe_set = build_for_version(manager, collection, n=size)
+            folder = store_probe_set(config, probe_set)
         except ProbeSetError as error:
             log.info("No probe set for %s: %s", collection, error)
             return
         except Exception as error:  # noqa: BLE001 - reported, never raised into ingestion
             log.warning("No probe set was built for %s (%s: %s).", collection, type(error).__name__, error)
             return
-        folder = store_probe_set(config, probe_set)
         log.info("Probe set of %s: %d probes in %s", collection, len(probe_set.probes), folder)
 
     return build

@@ -216,6 +216,7 @@ def test_snapshot_taken_at_promotion_and_a_failing_one_does_not_fail_ingestion(
     with caplog.at_level(logging.WARNING):
         report = ingest_documents(search_docs(), RagContext(blocked, embedder=embedder))
     assert report.sync.new_version and "No drift snapshot was taken for blocked" in caplog.text
+    assert "No probe set was built for blocked__v1 (NotADirectoryError" in caplog.text, "reported, never raised"
 
 
 def test_the_guides_snippet(config: RAGConfig, capsys: pytest.CaptureFixture) -> None:
