@@ -579,6 +579,21 @@ class MilvusIndexManager:
         )
         return {row["chunk_id"] for row in rows}
 
+    def present_documents(self, collection: str, doc_ids: Iterable[str]) -> set[str]:
+        """The documents among ``doc_ids`` that still have a chunk in ``collection``."""
+        wanted = sorted(set(doc_ids))
+        if not wanted:
+            return set()
+        self._ensure_loaded(collection)
+        expression = f"doc_id in {json.dumps(wanted)}"
+        rows = self._retry(
+            "query",
+            lambda: self.client.query(
+                collection, filter=expression, output_fields=["doc_id"], consistency_level="Strong"
+            ),
+        )
+        return {row["doc_id"] for row in rows}
+
     def count(self, collection: str, *, filter: str = "") -> int:
         """Live rows (matching ``filter``), read with strong consistency so a count right after a write includes it."""
         self._ensure_loaded(collection)

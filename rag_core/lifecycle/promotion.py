@@ -1,7 +1,8 @@
 """Serving a newly built version, the same way on every path that promotes: an ingest whose settings changed, a
 re-index, and their Dagster assets. The alias moves in one step, ``index.keep_versions`` is applied, and the drift
-reference snapshot is taken of what now serves (drift is measured against the serving version's own snapshot, so
-a rollback finds the one taken when that version was promoted)."""
+reference snapshot is taken of what now serves, after its probe set is built so the snapshot can score it (drift
+is measured against the serving version's own snapshot, so a rollback finds the one taken when that version was
+promoted)."""
 
 import shutil
 from collections.abc import Callable
@@ -18,8 +19,8 @@ def promote_candidate(context: RagContext, candidate: str, *, alias: str) -> Pro
     for dropped in promotion.dropped:  # its references must not outlive its rows (an erasure looks only at versions)
         snapshot_path(config, dropped).unlink(missing_ok=True)
         shutil.rmtree(probe_set_path(config, dropped), ignore_errors=True)
+    probes_on_promotion(config, manager)(candidate)  # first: the snapshot scores the version's probe set
     snapshot_on_promotion(config, alias, context.embedder, manager)(candidate)
-    probes_on_promotion(config, manager)(candidate)
     return promotion
 
 

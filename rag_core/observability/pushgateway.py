@@ -36,6 +36,7 @@ BATCH_GAUGES = {
     "rag_index_version": "The version number the alias serves after the run.",
     "rag_drift_magnitude": "The drift report's magnitude (the guide alerts above 0.15).",
     "rag_drift_detected": "1 when the drift report detected drift, else 0.",
+    "rag_drift_probe_ndcg": "The serving version's probe-set nDCG@10 at the last drift report (absent: none scored).",
     "rag_compaction_purged_rows": "Deleted rows compaction purged, over every version.",
     "rag_retention_deleted_records": "Audit records retention purged or removed.",
 }

@@ -19,6 +19,7 @@ from rag_core.quality.drift_signals import (
     DriftSignal,
     corpus_drift,
     model_drift,
+    probe_ndcg_drop,
     query_drift,
     result_overlap,
     top_score_shift,
@@ -35,6 +36,7 @@ from rag_core.quality.drift_snapshot import (
     serving_snapshot,
     take_snapshot,
 )
+from rag_core.quality.probes import MIN_PROBES, probe_ndcg, probe_set_path, stored_probe_set
 from rag_core.retrieval.engine import RetrievalEngine
 
 __all__ = ["DriftReport", "DriftSignal", "NoSnapshotError", "detect_drift", "take_snapshot"]
@@ -60,6 +62,11 @@ RECOMMENDATIONS = {
         "precision); re-embed everything with `rag reindex`, or restore the previous model"
     ],
 }
+RECOMMENDATIONS["probe_ndcg_drop"] = [
+    "Check answer quality: the corpus's own probe queries find their documents less often than at the snapshot "
+    "(`rag eval --dataset <quality.drift_dir>/probes/<version>`); look for documents whose text changed (a parser "
+    "or source change), then re-index (`rag reindex`) or roll back (`rag rollback`)"
+]
 RECOMMENDATIONS["top1_score"] = RECOMMENDATIONS["result_overlap"]
 RECOMMENDATIONS["corpus_covariance"] = RECOMMENDATIONS["corpus_mean"]
 
@@ -75,6 +82,8 @@ class DriftReport:
     collection: str  # the version serving now
     snapshot_of: str  # the version whose snapshot was compared with: the serving one
     snapshot_taken_at: str
+    probe_set_ndcg: float | None = None  # the probe set's mean nDCG@10 now; None when it was not scored
+    probe_set_note: str = ""  # why there is no probe-set signal, when there is none
 
     def as_json(self) -> dict:
         return {
@@ -87,6 +96,8 @@ class DriftReport:
             "collection": self.collection,
             "snapshot_of": self.snapshot_of,
             "snapshot_taken_at": self.snapshot_taken_at,
+            "probe_set_ndcg": None if self.probe_set_ndcg is None else round(self.probe_set_ndcg, 4),
+            "probe_set_note": self.probe_set_note,
         }
 
 
@@ -137,6 +148,8 @@ def detect_drift(
         signals.append(top_score_shift(before, now))
     signals += corpus_drift(snapshot.corpus, corpus_moments(engine))
     signals.append(model_drift(snapshot.canary_vectors, canary_vectors(engine.embedder)))
+    probe_signal, probe_set_now, probe_set_note = _probe_set_drift(config, engine, snapshot)
+    signals += [probe_signal] if probe_signal else []
     magnitude = max(_severity(s) for s in signals)
     fired = [s.name for s in signals if s.detected]
     recommendations = list(dict.fromkeys(r for name in fired for r in RECOMMENDATIONS[name]))
@@ -150,7 +163,37 @@ def detect_drift(
         collection=engine.serving_state().collection,
         snapshot_of=snapshot.collection,
         snapshot_taken_at=snapshot.taken_at,
+        probe_set_ndcg=probe_set_now,
+        probe_set_note=probe_set_note,
     )
+
+
+def _probe_set_drift(
+    config: RAGConfig, engine: RetrievalEngine, snapshot: DriftSnapshot
+) -> tuple[DriftSignal | None, float | None, str]:
+    """The probe set's nDCG@10 now against the snapshot's, over the probes the snapshot scored whose documents are
+    still there, with its mean now; else no signal and the reason."""
+    how = "`rag drift --snapshot` scores the version's current probe set"
+    if not snapshot.probe_set_ndcg:
+        return None, None, f"the snapshot of {snapshot.collection} scored no probe set ({how}, once it has one)"
+    probe_set = stored_probe_set(config, snapshot.collection)
+    scored = [p for p in probe_set.probes if p.key in snapshot.probe_set_ndcg] if probe_set else []
+    present = engine.manager.present_documents(snapshot.collection, {p.doc_id for p in scored})
+    kept = [p for p in scored if p.doc_id in present]
+    if len(kept) < MIN_PROBES:
+        where = probe_set_path(config, snapshot.collection)
+        return (
+            None,
+            None,
+            (
+                f"{len(kept)} of the probes the snapshot scored are left in {where} with their documents (rebuilt, "
+                f"erased from or deleted since), too few to judge by; {how}"
+            ),
+        )
+    now = probe_ndcg(engine, probe_set.restricted(p.query_id for p in kept))
+    before = {p.query_id: snapshot.probe_set_ndcg[p.key] for p in kept}
+    signal = probe_ndcg_drop(before, now, left_out=len(snapshot.probe_set_ndcg) - len(kept))
+    return signal, float(np.mean(list(now.values()))), ""
 
 
 def _same_width(snapshot: DriftSnapshot, sample: np.ndarray) -> bool:

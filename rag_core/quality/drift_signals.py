@@ -11,13 +11,18 @@
 - corpus drift: the shift of the stored vectors' mean, in units of the reference spread, and the relative change
   of their covariance (Frobenius norm).
 - model drift: the lowest cosine between a fixed canary text's embedding now and in the snapshot.
+- result-quality drift: the nDCG@10 the version's probe set (queries derived from the corpus, their documents the
+  known answers) has lost since the snapshot, as a paired bootstrap's one-sided 95 % lower bound, so a handful of
+  probes that moved by chance never alarms. The other result signals say that answers changed; this one says
+  whether they got worse.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from rag_core.quality.bootstrap import paired_bootstrap
 from rag_core.retrieval.moments import VectorMoments
 
 QUERY_AUC_THRESHOLD = 0.55  # Evidently's default for the model method
@@ -31,6 +36,7 @@ KS_ALPHA = 0.01
 MEAN_SHIFT_THRESHOLD = 0.1  # of the reference spread, sqrt(trace C)
 COVARIANCE_THRESHOLD = 0.2  # relative Frobenius change
 CANARY_THRESHOLD = 0.001  # 1 - cosine; the same model gave exactly 0 in every benchmark check, noise 0.01 x std 5e-4
+PROBE_NDCG_DROP_THRESHOLD = 0.05  # probe-set nDCG@10 lost, at least (95 %): a re-index gate allows 0.01 by default
 SEED = 0
 
 
@@ -185,3 +191,18 @@ def model_drift(reference: np.ndarray, now: np.ndarray) -> DriftSignal:
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float64)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def probe_ndcg_drop(before: Mapping[str, float], now: Mapping[str, float], left_out: int) -> DriftSignal:
+    """Probe-set nDCG@10 at the snapshot against now, paired by probe; ``left_out`` of the snapshot's probes were
+    not scored, their documents deleted or erased since (corpus change, not worse answers)."""
+    drop = paired_bootstrap(before, now, confidence=1 - 2 * 0.05)
+    gone = f"; {left_out} left out, their documents deleted or erased since" if left_out else ""
+    return DriftSignal(
+        "probe_ndcg_drop",
+        drop.low,
+        PROBE_NDCG_DROP_THRESHOLD,
+        drop.low > PROBE_NDCG_DROP_THRESHOLD,
+        f"probe-set nDCG@10 {np.mean(list(before.values())):.4f} at the snapshot, {np.mean(list(now.values())):.4f} "
+        f"now over {len(now)} probes{gone}; the drop is at least {drop.low:+.4f} (95 % one-sided)",
+    )

@@ -13,7 +13,7 @@ import logging
 import os
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.models.embedder import Embedder
 from rag_core.quality.drift_queries import logged_queries, sample, title_queries
+from rag_core.quality.probes import ProbeSet, probe_ndcg, stored_probe_set
 from rag_core.retrieval.engine import RetrievalEngine
 from rag_core.retrieval.moments import VectorMoments
 
@@ -75,6 +76,9 @@ class DriftSnapshot:
     reference_vectors: np.ndarray  # (n, dim)
     corpus: VectorMoments
     canary_vectors: np.ndarray  # (len(CANARY_TEXTS), dim)
+    # The version's probe set (rag_core.quality.probes) as scored when the snapshot was taken: each probe's
+    # nDCG@10 by its key; empty when the version had none (a corpus too small, or probe sets off).
+    probe_set_ndcg: dict[str, float] = field(default_factory=dict)
 
     @property
     def taken(self) -> datetime.datetime:
@@ -95,6 +99,7 @@ class DriftSnapshot:
                 "probe_ids",
                 "probe_scores",
                 "reference_source",
+                "probe_set_ndcg",
             )
         } | {"corpus_count": self.corpus.count}
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -270,6 +275,7 @@ def take_snapshot(
         reference_queries = sample(given, REFERENCE_QUERIES) if given else queries
         reference = engine.embedder.encode_queries(reference_queries)
         reference_source = "given queries" if given else f"probe queries ({source})"
+    probe_set = stored_probe_set(config, state.collection)
     snapshot = DriftSnapshot(
         alias=alias,
         collection=state.collection,
@@ -284,6 +290,7 @@ def take_snapshot(
         reference_vectors=reference,
         corpus=corpus_moments(engine),
         canary_vectors=canary_vectors(engine.embedder),
+        probe_set_ndcg=_probe_set_scores(engine, probe_set) if probe_set else {},
     )
     path = snapshot_path(config, state.collection)
     snapshot.save(path)
@@ -296,6 +303,11 @@ def take_snapshot(
         path,
     )
     return path
+
+
+def _probe_set_scores(engine: RetrievalEngine, probe_set: ProbeSet) -> dict[str, float]:
+    by_query = probe_ndcg(engine, probe_set)
+    return {probe.key: by_query[probe.query_id] for probe in probe_set.probes}
 
 
 def snapshot_on_promotion(

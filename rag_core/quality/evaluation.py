@@ -123,7 +123,7 @@ def evaluate(
     progress: ProgressReporter = QUIET,
     *,
     batch_size: int = BATCH_SIZE,
-    latency_sample: int = LATENCY_SAMPLE,
+    latency_sample: int | None = LATENCY_SAMPLE,
 ) -> tuple[EvaluationReport, Run]:
     """The quality figures from every judged query searched ``batch_size`` at a time (one embedding call and one
     search per leg per batch, where one query at a time pays each call's fixed cost per query), then the latency
@@ -132,8 +132,9 @@ def evaluate(
     both (latency over all queries, slower). Either way gives the same metrics, and the same ranking but for
     documents tied to rounding: a batch's scores come from matrix products, whose float sums run in another order
     than one query's (~1e-15 apart; ~1e-6 with Lite's float32 in-process dense copy, which swapped two documents
-    in 1 of SciFact's 1,109 queries). ``on_result(qid, result)`` sees each query's whole result once."""
-    if batch_size < 1 or latency_sample < 0:
+    in 1 of SciFact's 1,109 queries). ``latency_sample=None``: no latency figures (NaN), for callers that only
+    compare rankings. ``on_result(qid, result)`` sees each query's whole result once."""
+    if batch_size < 1 or (latency_sample is not None and latency_sample < 0):
         raise ValueError(f"batch_size must be >= 1 and latency_sample >= 0, got {batch_size} and {latency_sample}.")
     ids = list(dataset.queries)
     run: Run = {}
@@ -160,13 +161,15 @@ def evaluate(
                 for qid, result in zip(batch, engine.search_many([dataset.queries[q] for q in batch], options)):
                     keep(qid, result)
                     bar.advance()
-    if latency_sample:
+    if latency_sample is None:
+        per_query_ms = []
+    elif latency_sample:
         with _cache_set_aside(engine):
             per_query_ms = [
                 _timed(engine, dataset.queries[qid], options)[0] for qid in latency_sample_ids(ids, latency_sample)
             ]
     ndcg, recall, mrr = score_run(run, dataset.qrels)
-    p50, p95 = np.percentile(per_query_ms, [50, 95])
+    p50, p95 = np.percentile(per_query_ms, [50, 95]) if per_query_ms else (float("nan"), float("nan"))
     return EvaluationReport(ndcg, recall, mrr, len(ids), float(p50), float(p95), len(per_query_ms)), run
 
 

@@ -13,7 +13,7 @@ indexes in a temporary folder.
 
 import re
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -22,18 +22,18 @@ import numpy as np
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.models.embedder import Embedder, shared_embedder
-from rag_core.quality.bootstrap import paired_bootstrap, per_query_ndcg
+from rag_core.quality.bootstrap import paired_bootstrap
 from rag_core.quality.drift_snapshot import DriftSnapshot, NoSnapshotError, snapshot_path
-from rag_core.quality.evaluation import BeirDataset, evaluate, load_beir
+from rag_core.quality.evaluation import evaluate, evaluation_options, load_beir
 from rag_core.quality.probes import (
-    MIN_PROBES,
     ProbeSet,
     ProbeSetError,
     build_for_version,
-    probe_set_path,
+    probe_ndcg,
     store_probe_set,
+    stored_probe_set,
 )
-from rag_core.retrieval.engine import RetrievalEngine, SearchOptions
+from rag_core.retrieval.engine import RetrievalEngine
 
 RISK_SIGNAL = "hallucination_risk"
 PROBE_GATE_MODES = ("hybrid", "dense")  # as served, and the leg a new embedding changes
@@ -133,7 +133,7 @@ def _ndcg_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: 
         )
     dataset = load_beir(root, gate.split)
     values = {
-        name: evaluate(engine, dataset, _gate_options(config, engine))[0].ndcg_at_10 for name, engine in engines.items()
+        name: evaluate(engine, dataset, evaluation_options(engine))[0].ndcg_at_10 for name, engine in engines.items()
     }
     return GateResult(
         passed=values[candidate] >= values[serving] - gate.max_ndcg_drop,
@@ -148,25 +148,13 @@ def _ndcg_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: 
     )
 
 
-def _gate_options(config: RAGConfig, engine: RetrievalEngine) -> SearchOptions:
-    """The settings of `rag eval`, so the gate's figures compare with its."""
-    return engine.options(
-        top_k=100, rerank_top_k=100, document_level=True, candidates=max(config.retrieval.candidates, 300)
-    )
-
-
 def _serving_probe_set(config: RAGConfig, manager: MilvusIndexManager, serving: str) -> tuple[ProbeSet | None, str]:
     """The serving version's probe set: the one its promotion stored, else one built now (and stored); None, with
     the reason, when probe sets are off or the corpus is too small for one."""
     if not config.quality_gate.probe_set_size:
         return None, "quality_gate.probe_set_size is 0"
-    folder = probe_set_path(config, serving)
-    try:
-        stored = ProbeSet.read(folder)
-        if stored.collection == serving and len(stored.probes) >= MIN_PROBES:
-            return stored, ""
-    except ProbeSetError:
-        pass
+    if stored := stored_probe_set(config, serving):
+        return stored, ""
     try:
         built = build_for_version(manager, serving, n=config.quality_gate.probe_set_size)
     except ProbeSetError as error:
@@ -185,15 +173,10 @@ def _probe_gate(
     so the dense leg is judged on its own too. The candidate fails when, for either, a paired bootstrap is 95 %
     sure (one-sided) that it loses more than ``max_ndcg_drop``, so an equal rebuild never fails on noise."""
     gate = config.quality_gate
-    probes = BeirDataset(
-        root=probe_set_path(config, serving), corpus=Path(), queries=probe_set.queries, qrels=probe_set.qrels
-    )
-    scores: dict[str, dict[str, dict[str, float]]] = {}
-    for mode in PROBE_GATE_MODES:
-        for name, engine in engines.items():
-            options = replace(_gate_options(config, engine), mode=mode)
-            run = evaluate(engine, probes, options, latency_sample=0)[1]
-            scores.setdefault(mode, {})[name] = per_query_ndcg(run, probe_set.qrels)
+    scores = {
+        mode: {name: probe_ndcg(engine, probe_set, mode) for name, engine in engines.items()}
+        for mode in PROBE_GATE_MODES
+    }
     drops = {
         mode: paired_bootstrap(by_name[serving], by_name[candidate], confidence=1 - 2 * GATE_RISK)
         for mode, by_name in scores.items()

@@ -13,6 +13,7 @@ through the sentence's meaning and its commoner words, as a user's paraphrase wo
 the chunk still contains verbatim, or that keep too few words, are dropped and counted.
 """
 
+import hashlib
 import json
 import logging
 import math
@@ -21,11 +22,14 @@ import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.quality.bootstrap import per_query_ndcg
+from rag_core.quality.evaluation import BeirDataset, evaluate, evaluation_options
+from rag_core.retrieval.engine import Mode, RetrievalEngine
 from rag_core.retrieval.lexical import tokenize
 
 PROBE_SET_FILE = "probe_set.json"
@@ -54,6 +58,13 @@ class Probe:
     doc_id: str
     chunk_id: str
     source: str
+
+    @property
+    def key(self) -> str:
+        """Names this probe (id, query and answer) without its text: a score kept for it elsewhere, such as a
+        drift snapshot's, holds none of the document's words, and cannot be matched to another set's probe."""
+        text = json.dumps([self.query_id, self.query, self.doc_id])
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,10 @@ class ProbeSet:
     @property
     def queries(self) -> dict[str, str]:
         return {p.query_id: p.query for p in self.probes}
+
+    def restricted(self, query_ids: Iterable[str]) -> "ProbeSet":
+        kept = set(query_ids)
+        return replace(self, probes=[p for p in self.probes if p.query_id in kept])
 
     @classmethod
     def read(cls, folder: Path) -> "ProbeSet":
@@ -235,6 +250,26 @@ def build_probe_set(
         dropped=dict(dropped),
         seed=seed,
     )
+
+
+def probe_ndcg(engine: RetrievalEngine, probe_set: ProbeSet, mode: Mode = "hybrid") -> dict[str, float]:
+    """Each probe's nDCG@10 as ``engine`` answers it in ``mode``, searched as `rag eval` searches (so the figures
+    compare with its) but in batches: a comparison needs no latency."""
+    probes = BeirDataset(root=Path(), corpus=Path(), queries=probe_set.queries, qrels=probe_set.qrels)
+    run = evaluate(engine, probes, evaluation_options(engine, mode=mode), latency_sample=None)[1]
+    return per_query_ndcg(run, probe_set.qrels)
+
+
+def stored_probe_set(config: RAGConfig, collection: str) -> ProbeSet | None:
+    """The probe set stored for ``collection``; None when there is none, it is for another version or too small to
+    judge by, or it cannot be read (said in the log: `rag probes build` replaces it)."""
+    try:
+        stored = ProbeSet.read(probe_set_path(config, collection))
+    except ProbeSetError as error:
+        if probe_set_path(config, collection).exists():
+            log.warning("%s", error)
+        return None
+    return stored if stored.collection == collection and len(stored.probes) >= MIN_PROBES else None
 
 
 def probe_set_path(config: RAGConfig, collection: str) -> Path:

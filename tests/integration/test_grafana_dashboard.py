@@ -22,6 +22,7 @@ SHOWN = (
     "rag_faithfulness_score",
     "rag_answer_faithfulness_score",
     "rag_drift_magnitude",
+    "rag_drift_probe_ndcg",
     "rag_index_rows",
     "rag_index_version",
     "rag_process_cpu_seconds_total",

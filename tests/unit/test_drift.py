@@ -123,6 +123,7 @@ def test_no_drift_on_unchanged_data(config: RAGConfig) -> None:
         "corpus_mean",
         "corpus_covariance",
         "model_canary",
+        "probe_ndcg_drop",
     }
     assert by_name["result_overlap"].value == pytest.approx(1.0) and by_name["corpus_mean"].value == 0
     assert by_name["query_drift"].value < by_name["query_drift"].threshold

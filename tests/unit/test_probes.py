@@ -16,6 +16,8 @@ from rag_core.lifecycle.compliance_manager import ComplianceManager
 from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_documents
 from rag_core.lifecycle.reindex import build_candidate, gate_candidate
+from rag_core.quality.drift import detect_drift
+from rag_core.quality.drift_snapshot import DriftSnapshot, snapshot_path
 from rag_core.quality.probes import (
     MASKED,
     MIN_PROBES,
@@ -27,6 +29,7 @@ from rag_core.quality.probes import (
 )
 from rag_core.types import Document
 from tests.support.configs import make_config
+from tests.support.engines import engine_for
 from tests.support.paths import SCIFACT
 
 DOCUMENTS = 80  # SciFact abstracts: enough for a probe set (MIN_PROBES) and a judgement, small enough to embed fast
@@ -42,14 +45,13 @@ def rows_of(documents: list[Document], source: str = "s") -> list[dict]:
     return [{"chunk_id": f"{d.doc_id}#0", "doc_id": d.doc_id, "source": source, "text": d.text} for d in documents]
 
 
-def probes_config(tmp_path: Path, **sections: dict) -> RAGConfig:
+def probes_config(tmp_path: Path, probe_set_size: int = 60) -> RAGConfig:
     return make_config(
         tmp_path,
         str(tmp_path / "milvus.db"),
         milvus={"consistency_level": "Strong"},
         retrieval={"bm25_refresh_s": 0},
-        quality_gate={"probe_set_size": 60},
-        **sections,
+        quality_gate={"probe_set_size": probe_set_size},
     )
 
 
@@ -166,3 +168,58 @@ def test_without_a_labelled_set_the_gate_judges_on_the_probe_set(
     )
     worse = gate_candidate(noisy, build_candidate(noisy).collection)
     assert not worse.passed and worse.candidate_value < worse.serving_value - config.quality_gate.max_ndcg_drop
+
+
+def test_drift_tells_when_the_corpus_no_longer_answers_its_own_probes(tmp_path: Path, embedder) -> None:
+    config = probes_config(tmp_path)
+    context = RagContext(config, embedder=embedder)
+    documents = scifact_documents()
+    ingest_documents(documents, context)
+    snapshot = DriftSnapshot.load(snapshot_path(config, "semantic_index__v1"))
+    assert len(snapshot.probe_set_ndcg) == 60, "the promotion's snapshot scored the probe set built just before it"
+    assert not any(
+        p.query in (snapshot_path(config, "semantic_index__v1")).read_bytes().decode("latin-1")
+        for p in ProbeSet.read(probe_set_path(config, "semantic_index__v1")).probes
+    ), "scores, no text"
+
+    unchanged = detect_drift(config, engine=engine_for(config, embedder=embedder))
+    signal = {s.name: s for s in unchanged.signals}["probe_ndcg_drop"]
+    assert not signal.detected and signal.value <= 0.0 + 1e-9 and unchanged.probe_set_note == ""
+    assert unchanged.probe_set_ndcg == pytest.approx(sum(snapshot.probe_set_ndcg.values()) / 60)
+
+    # A quarter of the documents deleted: their probes are left out, the rest still find theirs.
+    ingest_documents(documents[:60], context, prune=True)
+    pruned = detect_drift(config, engine=engine_for(config, embedder=embedder))
+    signal = {s.name: s for s in pruned.signals}["probe_ndcg_drop"]
+    assert not signal.detected and "left out, their documents deleted or erased since" in signal.detail
+
+    # The same ids, each now holding another document's text (a broken parser or source mapping): the answers
+    # moved away from the questions, and drift says so with what to do.
+    shuffled = [
+        Document(doc_id=d.doc_id, text=other.text, title=other.title)
+        for d, other in zip(documents[:60], documents[1:60] + documents[:1], strict=True)
+    ]
+    ingest_documents(shuffled, context, prune=True)
+    report = detect_drift(config, engine=engine_for(config, embedder=embedder))
+    signal = {s.name: s for s in report.signals}["probe_ndcg_drop"]
+    assert signal.detected and signal.value > 0.5 and report.drift_detected and report.drift_magnitude > 0.15
+    assert report.probe_set_ndcg < 0.3 and any(r.startswith("Check answer quality") for r in report.recommendations)
+    assert json.loads(json.dumps(report.as_json()))["probe_set_ndcg"] == round(report.probe_set_ndcg, 4)
+
+
+def test_drift_without_a_scored_probe_set_says_why(tmp_path: Path, embedder) -> None:
+    config = probes_config(tmp_path, probe_set_size=0)
+    ingest_documents(scifact_documents(40), RagContext(config, embedder=embedder))
+    report = detect_drift(config, engine=engine_for(config, embedder=embedder))
+    assert report.probe_set_ndcg is None and "probe_ndcg_drop" not in {s.name for s in report.signals}
+    assert "scored no probe set" in report.probe_set_note and "rag drift --snapshot" in report.probe_set_note
+
+
+def test_the_drift_runs_probe_set_ndcg_is_pushed_only_when_scored() -> None:
+    from rag_assets.defs.observability.sensors import JOB_GAUGES
+
+    report = {"collection": "semantic_index__v3", "drift_magnitude": 0.02, "drift_detected": False}
+    scored = JOB_GAUGES["drift_report_job"]({"drift_report": report | {"probe_set_ndcg": 0.93}})
+    assert scored.per_collection["rag_drift_probe_ndcg"] == {"semantic_index": 0.93}
+    unscored = JOB_GAUGES["drift_report_job"]({"drift_report": report})
+    assert "rag_drift_probe_ndcg" not in unscored.per_collection, "no probe set: no value, never a false 0"

@@ -39,6 +39,8 @@ def drift_report(context: dg.AssetExecutionContext, retrieval: RetrievalEngineRe
                 "\n".join(["| signal | value | threshold | detected | detail |", "|---|---|---|---|---|", *rows])
             ),
             "recommendations": dg.MetadataValue.md("\n".join(f"- {r}" for r in report.recommendations) or "none"),
+            **({"probe_set_ndcg": report.probe_set_ndcg} if report.probe_set_ndcg is not None else {}),
+            "probe_set": report.probe_set_note or "scored",
             "low_confidence": report.low_confidence,
             "sample_size": report.sample_size,
             "seconds": round(time.perf_counter() - started, 3),

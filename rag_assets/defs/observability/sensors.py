@@ -61,12 +61,13 @@ def _drift(numbers: Numbers) -> Gauges:
     if "drift_magnitude" not in report:
         return Gauges()
     alias = report["collection"].rsplit(VERSION_SEPARATOR, 1)[0]
-    return Gauges(
-        per_collection={
-            "rag_drift_magnitude": {alias: report["drift_magnitude"]},
-            "rag_drift_detected": {alias: float(report["drift_detected"])},
-        }
-    )
+    per_collection = {
+        "rag_drift_magnitude": {alias: report["drift_magnitude"]},
+        "rag_drift_detected": {alias: float(report["drift_detected"])},
+    }
+    if "probe_set_ndcg" in report:  # no probe set scored: no value, rather than a misleading 0
+        per_collection["rag_drift_probe_ndcg"] = {alias: report["probe_set_ndcg"]}
+    return Gauges(per_collection=per_collection)
 
 
 def _compaction(numbers: Numbers) -> Gauges:
