@@ -21,6 +21,7 @@ import numpy as np
 
 from rag_core.config import RAGConfig
 from rag_core.lifecycle.context import RagContext
+from rag_core.quality.bootstrap import folds as seeded_folds
 from rag_core.quality.bootstrap import per_query_ndcg
 from rag_core.quality.evaluation import BeirDataset, Run, dataset_alias, load_beir
 from rag_core.retrieval.client_index import documents_from_chunks
@@ -42,10 +43,7 @@ def quality_config(config: RAGConfig) -> RAGConfig:
 
 
 def folds(query_ids: Iterable[str], k: int = FOLDS, seed: int = FOLD_SEED) -> list[list[str]]:
-    """``k`` disjoint folds of the queries, shuffled with a fixed seed (sorted first, so the order read is moot)."""
-    ids = sorted(query_ids)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    return [[ids[i] for i in sorted(part)] for part in np.array_split(order, k)]
+    return seeded_folds(query_ids, k, seed)
 
 
 def fold_means(scores: dict[str, float], parts: Sequence[Sequence[str]]) -> list[float]:

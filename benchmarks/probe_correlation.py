@@ -88,6 +88,49 @@ def scores(engine: RetrievalEngine, options: SearchOptions, real: BeirDataset, p
     }
 
 
+SHIPPED = "MiniLM (shipped)"
+DEPTH = {"top_k": 100, "rerank_top_k": 100, "document_level": True, "candidates": 300}
+INDEXES = {
+    SHIPPED: {},
+    "weight noise 0.1": {"model": ("noise", 0.1)},
+    "weight noise 0.3": {"model": ("noise", 0.3)},
+    "weight noise 0.5": {"model": ("noise", 0.5)},
+    "MiniLM, 2 of 6 layers": {"model": ("layers", 2)},
+    "chunks of 64 tokens": {"chunk": 64},
+}
+
+
+def indexed_configurations(
+    config: RAGConfig, root: Path, real: BeirDataset, started: float, only: str | None = None
+) -> dict[str, RagContext]:
+    """One index per configuration that embeds differently (or ``only`` the one named), under ``root`` (reused
+    when already there)."""
+    contexts = {}
+    for name, change in INDEXES.items():
+        if only and name != only:
+            continue
+        model = changed_model(*change["model"], root) if "model" in change else None
+        contexts[name] = RagContext(variant(config, root, slug(name), model=model, chunk=change.get("chunk")))
+        if contexts[name].manager.resolve(contexts[name].alias()) is None:  # a kept --work index is reused
+            ingest_path(real.corpus, contexts[name], prune=True)
+        print(f"indexed {name} ({time.perf_counter() - started:.0f}s)", flush=True)
+    return contexts
+
+
+def configuration_searches(name: str, engine: RetrievalEngine) -> dict[str, SearchOptions]:
+    """The index's own configuration, and on the shipped index each leg alone and other fusions."""
+    searches = {name: engine.options(**DEPTH)}
+    if name == SHIPPED:
+        searches |= {
+            "dense only": engine.options(mode="dense", **DEPTH),
+            "BM25 only": engine.options(mode="bm25", **DEPTH),
+            "hybrid alpha 0.3": engine.options(alpha=0.3, **DEPTH),
+            "hybrid alpha 0.95": engine.options(alpha=0.95, **DEPTH),
+            "hybrid rrf": engine.options(fusion="rrf", **DEPTH),
+        }
+    return searches
+
+
 def spearman(a: list[float], b: list[float]) -> float:
     """Spearman's rank correlation, ties given their average rank."""
 
@@ -123,22 +166,8 @@ def main() -> int:
         root = args.work or Path(scratch)
         real = subcorpus(args.dataset, root / "corpus", args.distractors)
         documents = sum(1 for _ in real.corpus.open(encoding="utf-8"))
-        indexes = {
-            "MiniLM (shipped)": {},
-            "weight noise 0.1": {"model": ("noise", 0.1)},
-            "weight noise 0.3": {"model": ("noise", 0.3)},
-            "weight noise 0.5": {"model": ("noise", 0.5)},
-            "MiniLM, 2 of 6 layers": {"model": ("layers", 2)},
-            "chunks of 64 tokens": {"chunk": 64},
-        }
-        contexts = {}
-        for name, change in indexes.items():
-            model = changed_model(*change["model"], root) if "model" in change else None
-            contexts[name] = RagContext(variant(config, root, slug(name), model=model, chunk=change.get("chunk")))
-            if contexts[name].manager.resolve(contexts[name].alias()) is None:  # a kept --work index is reused
-                ingest_path(real.corpus, contexts[name], prune=True)
-            print(f"indexed {name} ({time.perf_counter() - started:.0f}s)", flush=True)
-        shipped = contexts["MiniLM (shipped)"]
+        contexts = indexed_configurations(config, root, real, started)
+        shipped = contexts[SHIPPED]
         collection = shipped.manager.resolve(shipped.alias())
         rows = [r for batch in shipped.manager.iter_rows(collection, PROBE_FIELDS) for r in batch]
         probe_set = build_probe_set(
@@ -146,23 +175,14 @@ def main() -> int:
         )
         probes = BeirDataset(root=root, corpus=real.corpus, queries=probe_set.queries, qrels=probe_set.qrels)
         table = []
-        depth = {"top_k": 100, "rerank_top_k": 100, "document_level": True, "candidates": 300}
         for name, context in contexts.items():
             engine = context.engine()
-            searches = {name: engine.options(**depth)}
-            if name == "MiniLM (shipped)":
-                searches |= {
-                    "dense only": engine.options(mode="dense", **depth),
-                    "BM25 only": engine.options(mode="bm25", **depth),
-                    "hybrid alpha 0.3": engine.options(alpha=0.3, **depth),
-                    "hybrid alpha 0.95": engine.options(alpha=0.95, **depth),
-                    "hybrid rrf": engine.options(fusion="rrf", **depth),
-                }
+            searches = configuration_searches(name, engine)
             for label, options in searches.items():
-                row = {"configuration": label, "embedding_changed": label == name and name != "MiniLM (shipped)"}
+                row = {"configuration": label, "embedding_changed": label == name and name != SHIPPED}
                 row |= scores(engine, options, real, probes)
                 if label == name:  # the embedding's own quality: its dense leg alone, as the gate also judges it
-                    dense = engine.options(mode="dense", **depth)
+                    dense = engine.options(mode="dense", **DEPTH)
                     row |= {f"dense_{k}": v for k, v in scores(engine, dense, real, probes).items()}
                 table.append(row)
                 print(table[-1], flush=True)

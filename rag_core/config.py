@@ -7,7 +7,7 @@ Secrets (passwords, tokens) should only ever come from the environment; they are
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -234,17 +234,21 @@ class IngestionConfig(_Section):
     )
 
 
+DEFAULT_HYBRID_ALPHA = 0.7
+
+
 class PipelineConfig(_Section):
     target_latency_ms: float = Field(
         80.0, gt=0, description="The retrieval SLA, per query, end to end: what SLA compliance is measured against."
     )
     # No library default exists: tuned on SciFact train (best mean over 5 folds, and the choice on every
     # leave-one-fold-out split; benchmarks/tune_bm25.py).
-    hybrid_alpha: float = Field(
-        0.7,
-        ge=0,
-        le=1,
-        description="Dense weight in weighted fusion (1 = dense only, 0 = BM25 only); tuned on SciFact train folds.",
+    hybrid_alpha: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = Field(
+        DEFAULT_HYBRID_ALPHA,
+        description="Dense weight in weighted fusion, 0 to 1 (1 = dense only, 0 = BM25 only); tuned on SciFact train "
+        "folds. "
+        "auto: chosen for each version on its probe set at promotion, kept only where it beats this default there "
+        "(docs/operations.md).",
     )
     top_k: int = Field(20, ge=1, description="Candidates retrieved before reranking.")
     rerank_top_k: int = Field(5, ge=1, description="Results returned after reranking.")

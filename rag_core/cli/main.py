@@ -398,7 +398,7 @@ def _eval(args: argparse.Namespace, context: RagContext) -> int:
         mode=args.mode,
     )
     if args.run_out:
-        write_trec_run(run, Path(args.run_out), tag=f"{args.mode}-{options.fusion}-{options.alpha}")
+        write_trec_run(run, Path(args.run_out), tag=f"{args.mode}-{options.fusion}-{options.alpha_label}")
     if args.signals_out:
         write_signal_lines(Path(args.signals_out), signals)
     quality = signal_report(signals, run, dataset_qrels(Path(args.dataset), args.split))
@@ -406,7 +406,7 @@ def _eval(args: argparse.Namespace, context: RagContext) -> int:
         print(json.dumps(result.as_json() | {"signals": quality.as_json()}))
     else:
         print(
-            f"{args.mode} ({options.fusion}, alpha {options.alpha}) on {result.queries} {args.split} queries: "
+            f"{args.mode} ({options.fusion}, alpha {options.alpha_label}) on {result.queries} {args.split} queries: "
             f"nDCG@10 {result.ndcg_at_10:.4f}, Recall@100 {result.recall_at_100:.4f}, MRR@10 {result.mrr_at_10:.4f}; "
             f"latency p50 {result.latency_p50_ms:.1f} ms, p95 {result.latency_p95_ms:.1f} ms "
             f"({result.latency_queries} queries one at a time)"

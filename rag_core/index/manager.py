@@ -21,7 +21,15 @@ from rag_core.config import ConfigError, IndexConfig, MilvusConfig
 from rag_core.index import connection_security, lite_lock
 from rag_core.index.milvus_env import DataType, Function, FunctionType, MilvusClient, MilvusException
 from rag_core.index.retry import call_with_retry
-from rag_core.index.version import COMPLETE_KEY, DATA_VERSION_KEY, SYNC_PENDING_KEY, CollectionState, IndexVersion
+from rag_core.index.version import (
+    COMPLETE_KEY,
+    DATA_VERSION_KEY,
+    HYBRID_ALPHA_EVIDENCE_KEY,
+    HYBRID_ALPHA_KEY,
+    SYNC_PENDING_KEY,
+    CollectionState,
+    IndexVersion,
+)
 from rag_core.types import Hit
 
 T = TypeVar("T")
@@ -379,6 +387,11 @@ class MilvusIndexManager:
 
     def mark_complete(self, collection: str) -> None:
         self._set_properties(collection, {COMPLETE_KEY: "true"})
+
+    def record_fusion_choice(self, collection: str, alpha: float, evidence: str) -> None:
+        """Keep the fusion weight chosen for ``collection`` (``pipeline.hybrid_alpha: auto``) and its evidence
+        beside the version's state, where every reader of the version finds them."""
+        self._set_properties(collection, {HYBRID_ALPHA_KEY: f"{alpha:g}", HYBRID_ALPHA_EVIDENCE_KEY: evidence})
 
     def _set_properties(self, collection: str, properties: dict[str, str]) -> None:
         self._retry(

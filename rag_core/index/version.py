@@ -11,6 +11,9 @@ COMPLETE_KEY = f"{PROPERTY_PREFIX}complete"
 # Set before a sync's first write and cleared by the data-version bump that ends it: a sync that died between the
 # two leaves it set, and the next sync then bumps the data version even if it finds nothing left to write.
 SYNC_PENDING_KEY = f"{PROPERTY_PREFIX}sync_pending"
+# pipeline.hybrid_alpha: auto: the fusion weight chosen for the version on its probe set, and why (JSON)
+HYBRID_ALPHA_KEY = f"{PROPERTY_PREFIX}hybrid_alpha"
+HYBRID_ALPHA_EVIDENCE_KEY = f"{PROPERTY_PREFIX}hybrid_alpha_evidence"
 STATE_KEYS = (DATA_VERSION_KEY, COMPLETE_KEY, SYNC_PENDING_KEY)
 
 
@@ -73,6 +76,7 @@ class CollectionState:
     data_version: int
     complete: bool
     sync_pending: bool = False  # a sync wrote rows and has not recorded a data version for them yet
+    hybrid_alpha: float | None = None  # chosen for this version (pipeline.hybrid_alpha: auto); None: none chosen
 
     @classmethod
     def from_properties(cls, collection: str, properties: dict[str, str]) -> "CollectionState":
@@ -83,4 +87,5 @@ class CollectionState:
             # Versions made before completeness was recorded were only ever promoted complete.
             complete=properties.get(COMPLETE_KEY, "true") == "true",
             sync_pending=properties.get(SYNC_PENDING_KEY, "false") == "true",
+            hybrid_alpha=float(properties[HYBRID_ALPHA_KEY]) if HYBRID_ALPHA_KEY in properties else None,
         )

@@ -6,7 +6,7 @@ scored on the same queries are compared paired: the same resampled queries for b
 of their difference, much narrower than two unpaired intervals would suggest.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,3 +115,10 @@ def paired_bootstrap(
     return PairedInterval(
         mean, float(low), float(high), confidence, resamples, len(keys), share_a_better=float((differences > 0).mean())
     )
+
+
+def folds(query_ids: Iterable[str], k: int, seed: int) -> list[list[str]]:
+    """``k`` disjoint folds of the queries, shuffled with a fixed seed (sorted first, so the order read is moot)."""
+    ids = sorted(query_ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    return [[ids[i] for i in sorted(part)] for part in np.array_split(order, k)]

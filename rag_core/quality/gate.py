@@ -93,24 +93,32 @@ def evaluate_gate(
         raise ValueError(
             f"{candidate} already serves {alias!r}; the gate compares a candidate with the serving version."
         )
-    gate = config.quality_gate
     with tempfile.TemporaryDirectory(prefix="rag-gate-") as scratch:
-        quiet = config.model_copy(
-            update={
-                "quality": config.quality.model_copy(update={"query_log": False}),
-                "retrieval": config.retrieval.model_copy(update={"bm25_dir": scratch, "bm25_refresh_s": 0.0}),
-            }
-        )
-        engines = {
-            name: RetrievalEngine(quiet, embedder=_query_embedder(manager, name, embedder), manager=manager, alias=name)
-            for name in (serving, candidate)
-        }
-        if gate.dataset:
+        engines = {name: version_engine(config, manager, embedder, name, scratch) for name in (serving, candidate)}
+        quiet = engines[serving].config
+        if config.quality_gate.dataset:
             return _ndcg_gate(quiet, engines, serving, candidate)
         probe_set, why_not = _serving_probe_set(config, manager, serving)
         if probe_set is not None:
             return _probe_gate(quiet, engines, serving, candidate, probe_set)
         return _risk_gate(quiet, engines, serving, candidate, manager, alias, why_not)
+
+
+def version_engine(
+    config: RAGConfig, manager: MilvusIndexManager, embedder: Embedder, collection: str, scratch: str
+) -> RetrievalEngine:
+    """An engine answering from one version, not from the alias, for judging it: the query log off (this is not
+    users' traffic), its client-side index in ``scratch`` (a temporary folder), and queries embedded by the model
+    that embedded the version's documents."""
+    quiet = config.model_copy(
+        update={
+            "quality": config.quality.model_copy(update={"query_log": False}),
+            "retrieval": config.retrieval.model_copy(update={"bm25_dir": scratch, "bm25_refresh_s": 0.0}),
+        }
+    )
+    return RetrievalEngine(
+        quiet, embedder=_query_embedder(manager, collection, embedder), manager=manager, alias=collection
+    )
 
 
 def _query_embedder(manager: MilvusIndexManager, collection: str, embedder: Embedder) -> Embedder:

@@ -198,10 +198,20 @@ def stratified_sample(rows: Sequence[Mapping], n: int, seed: int) -> list[Mappin
     return [row for stratum, k in zip(strata, counts, strict=True) for row in rng.sample(stratum, k)]
 
 
+Derivation = Callable[[str, Mapping[str, float]], str | None]  # (chunk text, idf) -> query, None: no usable one
+
+
 def build_probe_set(
-    rows: Sequence[Mapping], *, collection: str, data_version: int, n: int = DEFAULT_PROBES, seed: int = SEED
+    rows: Sequence[Mapping],
+    *,
+    collection: str,
+    data_version: int,
+    n: int = DEFAULT_PROBES,
+    seed: int = SEED,
+    derive: Derivation = derive_query,
 ) -> ProbeSet:
-    """Probes from ``rows`` (every chunk of ``collection``: chunk_id, doc_id, source, text), at most one per chunk.
+    """Probes from ``rows`` (every chunk of ``collection``: chunk_id, doc_id, source, text), at most one per chunk;
+    ``derive`` makes a chunk's query (other derivations are compared in ``benchmarks/probe_derivations.py``).
     Raises ``ProbeSetError`` naming the numbers when fewer than ``MIN_PROBES`` probes survive."""
     if n < 1:
         raise ProbeSetError(f"A probe set needs at least 1 probe; {n} was asked for")
@@ -226,7 +236,7 @@ def build_probe_set(
             if probed[row["doc_id"]] >= rounds:
                 later.append(row)
                 continue
-            query = derive_query(row["text"], idf)
+            query = derive(row["text"], idf)
             if query is None:
                 dropped["no sentence with enough content words"] += 1
             elif query.lower() in " ".join(row["text"].split()).lower():
@@ -252,11 +262,14 @@ def build_probe_set(
     )
 
 
-def probe_ndcg(engine: RetrievalEngine, probe_set: ProbeSet, mode: Mode = "hybrid") -> dict[str, float]:
-    """Each probe's nDCG@10 as ``engine`` answers it in ``mode``, searched as `rag eval` searches (so the figures
-    compare with its) but in batches: a comparison needs no latency."""
+def probe_ndcg(
+    engine: RetrievalEngine, probe_set: ProbeSet, mode: Mode = "hybrid", *, alpha: float | None = None
+) -> dict[str, float]:
+    """Each probe's nDCG@10 as ``engine`` answers it in ``mode`` (and fusion weight ``alpha``, default as served),
+    searched as `rag eval` searches (so the figures compare with its) but in batches: a comparison needs no
+    latency."""
     probes = BeirDataset(root=Path(), corpus=Path(), queries=probe_set.queries, qrels=probe_set.qrels)
-    run = evaluate(engine, probes, evaluation_options(engine, mode=mode), latency_sample=None)[1]
+    run = evaluate(engine, probes, evaluation_options(engine, mode=mode, alpha=alpha), latency_sample=None)[1]
     return per_query_ndcg(run, probe_set.qrels)
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from rag_core.config import RAGConfig
+from rag_core.config import DEFAULT_HYBRID_ALPHA, RAGConfig
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.index.version import CollectionState
 from rag_core.models.embedder import Embedder
@@ -87,13 +87,23 @@ class SearchOptions:
     mode: Mode
     top_k: int
     rerank_top_k: int
-    alpha: float
+    alpha: float | None  # None: the serving version's own (pipeline.hybrid_alpha: auto), resolved at search
     fusion: FusionMethod
     normalization: Normalization
     rrf_k: int
     candidates: int
     document_level: bool
     filter: str
+
+    @property
+    def alpha_label(self) -> str:
+        return "auto" if self.alpha is None else f"{self.alpha:g}"
+
+
+def version_alpha(state: CollectionState) -> float:
+    """The fusion weight chosen for the version at its promotion (``pipeline.hybrid_alpha: auto``), else the
+    shipped default: a version promoted before ``auto`` was set has none."""
+    return DEFAULT_HYBRID_ALPHA if state.hybrid_alpha is None else state.hybrid_alpha
 
 
 def client_index_dir(config: RAGConfig, alias: str) -> Path:
@@ -279,7 +289,7 @@ class RetrievalEngine:
             mode=mode,
             top_k=top,
             rerank_top_k=min(rerank_top_k or p.rerank_top_k, top),
-            alpha=p.hybrid_alpha if alpha is None else alpha,
+            alpha=(None if p.hybrid_alpha == "auto" else p.hybrid_alpha) if alpha is None else alpha,
             fusion=fusion or r.fusion,
             rrf_k=r.rrf_k,
             normalization=normalization or r.normalization,
@@ -298,6 +308,8 @@ class RetrievalEngine:
         started = time.perf_counter()
         state = self.serving_state()
         collection = state.collection
+        if options.alpha is None:
+            options = replace(options, alpha=version_alpha(state))
         keys = [(normalise_query(q), options, collection, state.data_version) for q in queries]
         cached = [self.cache.get(k) for k in keys]
         todo = [i for i, c in enumerate(cached) if c is None]

@@ -82,7 +82,7 @@ def retrieval_evaluation(config: EvaluationConfig, retrieval: RetrievalEngineRes
                 "latency_queries": report.latency_queries,
                 "mode": options.mode,
                 "fusion": options.fusion,
-                "alpha": options.alpha,
+                "alpha": options.alpha_label,
                 "dataset": str(dataset),
                 "seconds": round(time.perf_counter() - started, 3),
             }
