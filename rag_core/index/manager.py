@@ -581,17 +581,6 @@ class MilvusIndexManager:
         rows = self._retry("get", lambda: self.client.get(collection, ids=list(chunk_ids), output_fields=OUTPUT_FIELDS))
         return [_hit({"entity": row, "distance": 0.0}) for row in rows]
 
-    def matching_ids(self, collection: str, chunk_ids: Sequence[str], filter: str) -> set[str]:
-        """The chunks among ``chunk_ids`` that pass a Milvus filter expression (for client-side candidates)."""
-        if not chunk_ids:
-            return set()
-        self._ensure_loaded(collection)
-        expression = f"chunk_id in {json.dumps(sorted(set(chunk_ids)))} and ({filter})"
-        rows = self._retry(
-            "query", lambda: self.client.query(collection, filter=expression, output_fields=["chunk_id"])
-        )
-        return {row["chunk_id"] for row in rows}
-
     def present_documents(self, collection: str, doc_ids: Iterable[str]) -> set[str]:
         """The documents among ``doc_ids`` that still have a chunk in ``collection``."""
         wanted = sorted(set(doc_ids))

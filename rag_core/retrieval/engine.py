@@ -22,10 +22,12 @@ from rag_core.retrieval.client_index import ClientIndex
 from rag_core.retrieval.dense_mirror import METRICS as MIRRORED_METRICS
 from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
 from rag_core.retrieval.legs import Leg
+from rag_core.retrieval.lexical import LexicalIndex
 from rag_core.retrieval.signals import QualitySignals, query_signals
 from rag_core.types import Chunk, Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
+FILTER_MASKS_KEPT = 32  # filters whose client-side masks are kept, the oldest dropped first
 log = logging.getLogger(__name__)
 
 
@@ -174,6 +176,7 @@ class RetrievalEngine:
         self._state_checked_at = 0.0
         self._rebuild_client_index = False
         self._warmed_up = False
+        self._filter_masks: dict[tuple[str, int, str, str], np.ndarray] = {}  # per client-side index and filter
 
     # --- which lexical path -------------------------------------------------------------------------------------
 
@@ -522,14 +525,29 @@ class RetrievalEngine:
                 for hits in (score_also() if score_also else ())
             ]
 
-        rankings = index.rank(queries, options.candidates, also=also)
-        found: list[list[Hit]] = [r.hits for r in rankings]
-        if options.filter:
-            allowed = self.manager.matching_ids(
-                collection, [h.chunk_id for hits in found for h in hits], options.filter
-            )
-            found = [[h for h in hits if h.chunk_id in allowed] for hits in found]
-        return found, [r.beyond for r in rankings], [r.moments for r in rankings]
+        allowed = self._filter_mask(client, index, options.filter) if options.filter else None
+        rankings = index.rank(queries, options.candidates, also=also, allowed=allowed)
+        return [r.hits for r in rankings], [r.beyond for r in rankings], [r.moments for r in rankings]
+
+    def _filter_mask(self, client: ClientIndex, index: LexicalIndex, expression: str) -> np.ndarray:
+        """The client-side entries a Milvus filter expression lets through, masked before BM25 takes its top (a
+        filter after it would leave short or empty answers); Milvus evaluates the expression once per filter and
+        index, and an invalid one fails here whatever the query's words."""
+        key = (client.collection, client.data_version, index.level, expression)
+        with self._client_index_lock:
+            mask = self._filter_masks.get(key)
+        if mask is None:
+            passing = {
+                row["chunk_id"]
+                for batch in self.manager.iter_rows(index.collection, ["chunk_id"], filter=expression)
+                for row in batch
+            }
+            mask = index.rows_of_chunks(passing)
+            with self._client_index_lock:
+                if len(self._filter_masks) >= FILTER_MASKS_KEPT:
+                    self._filter_masks.pop(next(iter(self._filter_masks)))
+                self._filter_masks[key] = mask
+        return mask
 
     def _refresh_after_vanished_rows(self) -> None:
         """A hit whose row is gone (deleted since the client-side index was built) is dropped from the results;

@@ -6,7 +6,7 @@ tokenizer (lowercase, English stopwords, Snowball stemming) is the one bm25s's p
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -98,19 +98,31 @@ class LexicalIndex:
         """Top ``limit`` entries per query by BM25 score; entries sharing no term with the query are left out."""
         return [ranking.hits for ranking in self.rank(queries, limit)]
 
+    def rows_of_chunks(self, chunk_ids: Collection[str]) -> np.ndarray:
+        """Which entries stand for one of ``chunk_ids`` (a document entry by its first chunk), as a mask."""
+        return np.fromiter((c in chunk_ids for c in self.chunk_ids), dtype=bool, count=len(self.chunk_ids))
+
     def rank(
-        self, queries: Sequence[str], limit: int, *, also: Callable[[], Sequence[Sequence[str]]] = tuple
+        self,
+        queries: Sequence[str],
+        limit: int,
+        *,
+        also: Callable[[], Sequence[Sequence[str]]] = tuple,
+        allowed: np.ndarray | None = None,
     ) -> list[LexicalRanking]:
         """Scores every entry (what BM25 does anyway), so the moments and any entry's score come for free.
         ``also()[i]``: keys whose true scores query i needs beyond its top, e.g. the dense leg's candidates; asked
-        for once the first query is scored, so whatever produces them can run meanwhile."""
+        for once the first query is scored, so whatever produces them can run meanwhile. ``allowed``: a mask of the
+        entries that may be returned, applied before the top is taken, so a filter still gets ``limit`` entries
+        (the moments stay those of every entry)."""
         rankings, wanted = [], None
         for i, words in enumerate(tokenize(queries, as_words=True)):
             scores = self._model.get_scores(words) if words else np.zeros(len(self), dtype=np.float32)
+            ranked = scores if allowed is None else np.where(allowed, scores, 0.0)
             k = min(limit, len(scores))
-            top = np.argpartition(-scores, k - 1)[:k]
-            top = top[np.argsort(-scores[top], kind="stable")]
-            rows = [int(r) for r in top if scores[r] > 0]
+            top = np.argpartition(-ranked, k - 1)[:k]
+            top = top[np.argsort(-ranked[top], kind="stable")]
+            rows = [int(r) for r in top if ranked[r] > 0]
             taken = set(rows)
             wanted = also() if wanted is None else wanted
             extra = [

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pymilvus import MilvusException
 
 from rag_core.config import RAGConfig
 from rag_core.index.retry import MilvusUnavailableError
@@ -41,6 +42,33 @@ def test_modes_filters_and_document_level(config: RAGConfig, embedder) -> None:
     assert all(r.lexical_rank is None or r.doc_id in {"sensor", "retention"} for r in filtered)
     documents = engine.search("collection", document_level=True, top_k=6, rerank_top_k=6).results
     assert len({r.doc_id for r in documents}) == len(documents)
+
+
+def test_a_filter_masks_client_side_bm25_before_its_top_is_taken(config: RAGConfig, embedder) -> None:
+    """A filter applied after BM25 took its candidates left short or empty answers: the matching documents that
+    rank below the candidates were never seen. Issue 20 needs the same for access labels."""
+    engine = engine_for(config, embedder=embedder)
+    query = "collection rows document score query vectors"  # words of six of the eight documents
+    everything = engine.search(query, mode="bm25", top_k=20, rerank_top_k=20, candidates=20).results
+    assert len(everything) >= 3
+    lowest = everything[-1].doc_id
+    for level in (False, True):
+        found = engine.search(
+            query,
+            mode="bm25",
+            top_k=1,
+            rerank_top_k=1,
+            candidates=1,
+            document_level=level,
+            filter=f'doc_id == "{lowest}"',
+        ).results
+        assert [r.doc_id for r in found] == [lowest], "the one matching document, though 1 candidate was taken"
+    two = engine.search(
+        query, mode="bm25", top_k=2, rerank_top_k=2, candidates=2, filter=f'doc_id != "{everything[0].doc_id}"'
+    ).results
+    assert len(two) == 2 and everything[0].doc_id not in {r.doc_id for r in two}, "a full top-k of the rest"
+    with pytest.raises(MilvusException):  # evaluated even when no document shares a word with the query
+        engine.search("qqqzzz", mode="bm25", filter='doc_id ==== "x"')
 
 
 def test_cache_hits_and_a_new_index_version_invalidates_it(config: RAGConfig, embedder, tmp_path: Path) -> None:
