@@ -46,6 +46,7 @@ KNOWN = {
     "probe_derivations.json",
     "fusion_choice.json",
     "probe_risk.json",
+    "filtered_latency.json",
 }
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
@@ -1277,6 +1278,48 @@ def probe_risk_section(run: dict | None) -> list[str]:
     return lines
 
 
+def filtered_latency_section(run: dict | None) -> list[str]:
+    if not run:
+        return []
+    latency = run["latency"]
+
+    def row(kind: str) -> str:
+        figures = latency[kind]
+        return (
+            f"| {kind} | {figures['wall_ms']['p50']} | {figures['wall_ms']['p95']} | {figures['dense_ms']['p95']} | "
+            f"{figures['sparse_ms']['p95']} | {figures['fetch_ms']['p95']} |"
+        )
+
+    return [
+        "## A filtered query beside an unfiltered one (SciFact, Milvus Lite)",
+        "",
+        "```bash",
+        ".venv/bin/python -m benchmarks.filtered_latency --work /tmp/pexp   # probe_correlation's shipped index",
+        "```",
+        "",
+        meta_line(run, "filtered_latency.json"),
+        "",
+        f"{run['documents']:,} documents; the filter lets a seeded third through ({run['allowed_documents']:,}); "
+        f"{run['queries']} test queries, each searched unfiltered and filtered one at a time, alternating, query "
+        f"cache off, document level, top {10}. Dense leg: {run['dense_search']}; BM25: the client-side index. Both "
+        "mask the rows the filter does not pass before taking their top. The first filtered query (Milvus "
+        f"evaluating the expression, the masks built) took {run['first_filtered_query_ms']} ms and is not in the "
+        "percentiles.",
+        "",
+        "| query | p50 ms | p95 ms | dense p95 ms | BM25 p95 ms | fetch p95 ms |",
+        "|---|---|---|---|---|---|",
+        row("unfiltered"),
+        row("filtered"),
+        "",
+        f"p95 filtered / unfiltered: **{run['p95_ratio']:.2f}x**. Results outside the filter: "
+        f"**{run['filtered_results_outside_the_filter']}**; filtered queries with fewer than 10 results: "
+        f"**{run['filtered_queries_short_of_top_k']}**; nDCG@10 of the filtered run against the qrels restricted to "
+        f"the documents it may return ({run['restricted_qrels_queries']} queries with such a document): "
+        f"{run['filtered_ndcg_at_10_on_restricted_qrels']}.",
+        "",
+    ]
+
+
 def probe_gate_cost(run: dict, documents: str) -> str:
     cost = run["cost"]
     return (
@@ -1430,6 +1473,7 @@ def render() -> str:
     lines += probe_gate_section(load("probe_gate.json"), load("probe_gate_cost.json"))
     lines += fusion_choice_section(load("fusion_choice.json"))
     lines += probe_risk_section(load("probe_risk.json"))
+    lines += filtered_latency_section(load("filtered_latency.json"))
     lines += other_section(others)
     lines += legacy_section(legacy)
     return "\n".join(lines).rstrip() + "\n"

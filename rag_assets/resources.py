@@ -9,7 +9,8 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, get_args, get_origin
+from types import UnionType
+from typing import Any, Optional, Union, get_args, get_origin
 
 import dagster as dg
 from pydantic import BaseModel, Field, SecretStr, create_model
@@ -39,7 +40,10 @@ def _dagster_config(section: type[BaseModel]) -> type[dg.Config]:
 
 def _dagster_type(annotation: object) -> object:
     """Dagster reads plain types and its own ``Config`` classes: a list of rag_core models becomes a list of the
-    matching generated ``Config``."""
+    matching generated ``Config``, and a union Dagster cannot express (a weight or ``"auto"``) takes any value,
+    which rag_core's own config then validates."""
+    if get_origin(annotation) in (Union, UnionType) and type(None) not in get_args(annotation):
+        return Any
     if get_origin(annotation) is list:
         (item,) = get_args(annotation)
         if isinstance(item, type) and issubclass(item, BaseModel):

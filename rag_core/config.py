@@ -261,8 +261,8 @@ class RetrievalConfig(_Section):
     dense_search: Literal["auto", "milvus", "client"] = Field(
         "auto",
         description="auto: exact search over the client-side index's copy of the vectors on Milvus Lite "
-        "(its own search walks rows in Python), Milvus's HNSW on servers; filtered queries "
-        "always search in Milvus.",
+        "(its own search walks rows in Python), Milvus's HNSW on servers; a filter masks the copy's rows "
+        "before its top is taken.",
     )
     fusion: Literal["weighted", "rrf"] = Field(
         "weighted", description="weighted: normalised scores, hybrid_alpha = dense weight; rrf: reciprocal rank fusion."

@@ -4,10 +4,11 @@ Milvus Lite searches in a Python loop over its rows: at SciFact scale (12.6k chu
 largest share of a hybrid query after the encoder. A matrix product over the same vectors answers the same question
 exactly, in about a millisecond, and can only match or beat Lite's HNSW on recall. The copy lives in the
 client-side index, so it is rebuilt from Milvus whenever the data version changes, like the BM25 index; Milvus
-stays the store of record, and filtered searches still go to Milvus.
+stays the store of record. A filtered search masks the rows the filter does not pass before taking its top, as the
+client-side BM25 does.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,15 +42,21 @@ class DenseMirror:
     def __len__(self) -> int:
         return len(self.chunk_ids)
 
-    def search(self, queries: np.ndarray, limit: int) -> list[list[Hit]]:
-        """The ``limit`` best rows per query by Milvus's score (cosine or inner product), best first."""
+    def rows_of_chunks(self, chunk_ids: Collection[str]) -> np.ndarray:
+        return np.fromiter((c in chunk_ids for c in self.chunk_ids), dtype=bool, count=len(self.chunk_ids))
+
+    def search(self, queries: np.ndarray, limit: int, allowed: np.ndarray | None = None) -> list[list[Hit]]:
+        """The ``limit`` best rows per query by Milvus's score (cosine or inner product), best first; only rows
+        ``allowed`` (a mask) when given."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if self.metric == "COSINE":
             queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-        limit = min(limit, len(self))
+        limit = min(limit, len(self) if allowed is None else int(allowed.sum()))
         if limit <= 0:
             return [[] for _ in queries]
         scores = queries @ self.vectors.T
+        if allowed is not None:
+            scores[:, ~allowed] = -np.inf
         results = []
         for row in scores:
             top = np.argpartition(-row, limit - 1)[:limit] if limit < len(row) else np.arange(len(row))

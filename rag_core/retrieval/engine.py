@@ -20,6 +20,7 @@ from rag_core.observability.query_log import QueryLog
 from rag_core.retrieval.cache import QueryCache, normalise_query
 from rag_core.retrieval.client_index import ClientIndex
 from rag_core.retrieval.dense_mirror import METRICS as MIRRORED_METRICS
+from rag_core.retrieval.dense_mirror import DenseMirror
 from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalization, ScoreMoments, fuse
 from rag_core.retrieval.legs import Leg
 from rag_core.retrieval.lexical import LexicalIndex
@@ -102,6 +103,14 @@ class SearchOptions:
         return "auto" if self.alpha is None else f"{self.alpha:g}"
 
 
+@dataclass
+class FilterMasks:
+    """The chunks one filter passes at one data version, and each client-side leg's mask of them."""
+
+    chunk_ids: frozenset[str]
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # by level: "chunk", "document" or "dense"
+
+
 def version_alpha(state: CollectionState) -> float:
     """The fusion weight chosen for the version at its promotion (``pipeline.hybrid_alpha: auto``), else the
     shipped default: a version promoted before ``auto`` was set has none."""
@@ -176,7 +185,7 @@ class RetrievalEngine:
         self._state_checked_at = 0.0
         self._rebuild_client_index = False
         self._warmed_up = False
-        self._filter_masks: dict[tuple[str, int, str, str], np.ndarray] = {}  # per client-side index and filter
+        self._filter_passing: dict[tuple[str, int, str], FilterMasks] = {}  # per collection, data version, filter
 
     # --- which lexical path -------------------------------------------------------------------------------------
 
@@ -387,8 +396,10 @@ class RetrievalEngine:
             snapshot = self.dense_mirror_metric is not None or (
                 self.config.retrieval.lexical_backend != "milvus" and self.lexical_backend == "local"
             )
-            if self.dense_mirror_metric is not None and not options.filter:
-                dense_leg = Leg.now(self.client_index().dense.search, vectors, options.candidates)
+            if self.dense_mirror_metric is not None:
+                client = self.client_index()
+                allowed = self._filter_mask(client, client.dense, options.filter) if options.filter else None
+                dense_leg = Leg.now(client.dense.search, vectors, options.candidates, allowed)
             elif options.mode == "hybrid":  # Milvus searches while this thread ranks BM25
                 dense_leg = Leg.in_background(self._dense_in_milvus, collection, vectors, options, snapshot)
             else:
@@ -529,25 +540,29 @@ class RetrievalEngine:
         rankings = index.rank(queries, options.candidates, also=also, allowed=allowed)
         return [r.hits for r in rankings], [r.beyond for r in rankings], [r.moments for r in rankings]
 
-    def _filter_mask(self, client: ClientIndex, index: LexicalIndex, expression: str) -> np.ndarray:
-        """The client-side entries a Milvus filter expression lets through, masked before BM25 takes its top (a
-        filter after it would leave short or empty answers); Milvus evaluates the expression once per filter and
-        index, and an invalid one fails here whatever the query's words."""
-        key = (client.collection, client.data_version, index.level, expression)
+    def _filter_mask(self, client: ClientIndex, rows: LexicalIndex | DenseMirror, expression: str) -> np.ndarray:
+        """The client-side entries (BM25's, or the dense mirror's) a Milvus filter expression lets through, masked
+        before a leg takes its top: a filter applied after it would leave short or empty answers. Milvus evaluates
+        the expression once per filter and data version; an invalid one fails here whatever the query's words."""
+        key = (client.collection, client.data_version, expression)
         with self._client_index_lock:
-            mask = self._filter_masks.get(key)
-        if mask is None:
-            passing = {
-                row["chunk_id"]
-                for batch in self.manager.iter_rows(index.collection, ["chunk_id"], filter=expression)
-                for row in batch
-            }
-            mask = index.rows_of_chunks(passing)
+            passing = self._filter_passing.get(key)
+        if passing is None:
+            passing = FilterMasks(
+                frozenset(
+                    row["chunk_id"]
+                    for batch in self.manager.iter_rows(client.collection, ["chunk_id"], filter=expression)
+                    for row in batch
+                )
+            )
             with self._client_index_lock:
-                if len(self._filter_masks) >= FILTER_MASKS_KEPT:
-                    self._filter_masks.pop(next(iter(self._filter_masks)))
-                self._filter_masks[key] = mask
-        return mask
+                if len(self._filter_passing) >= FILTER_MASKS_KEPT:
+                    self._filter_passing.pop(next(iter(self._filter_passing)))
+                self._filter_passing[key] = passing
+        level = rows.level if isinstance(rows, LexicalIndex) else "dense"
+        if level not in passing.masks:
+            passing.masks[level] = rows.rows_of_chunks(passing.chunk_ids)
+        return passing.masks[level]
 
     def _refresh_after_vanished_rows(self) -> None:
         """A hit whose row is gone (deleted since the client-side index was built) is dropped from the results;

@@ -47,7 +47,7 @@ def test_mirror_ranks_by_cosine_best_first_and_survives_a_save(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)
-def test_lite_dense_leg_matches_milvus_and_filters_still_go_to_milvus(config: RAGConfig, embedder) -> None:
+def test_lite_dense_leg_matches_milvus_with_a_filter_or_without(config: RAGConfig, embedder) -> None:
     mirrored = engine_for(config, embedder=embedder)
     in_milvus = engine_for(with_dense_search(config, "milvus"), embedder=embedder)
     assert mirrored.dense_mirror_metric == "COSINE" and in_milvus.dense_mirror_metric is None
@@ -60,9 +60,12 @@ def test_lite_dense_leg_matches_milvus_and_filters_still_go_to_milvus(config: RA
             assert [r.chunk_id for r in ours] == [r.chunk_id for r in theirs], (query, mode)
             assert [r.fused_score for r in ours] == pytest.approx([r.fused_score for r in theirs], abs=1e-5)
     assert mirrored.client_index().dense is not None and in_milvus.client_index().dense is None
-    only = mirrored.search("vectors", mode="dense", filter='doc_id in ["retention", "sensor"]').results
-    assert only and {r.doc_id for r in only} <= {"retention", "sensor"}
-    assert milvus_searches == ['doc_id in ["retention", "sensor"]'], "only the filtered search went to Milvus"
+    for mode in ("dense", "hybrid"):
+        ours = mirrored.search("vectors", mode=mode, filter='doc_id in ["retention", "sensor"]').results
+        theirs = in_milvus.search("vectors", mode=mode, filter='doc_id in ["retention", "sensor"]').results
+        assert ours and {r.doc_id for r in ours} <= {"retention", "sensor"}
+        assert [r.chunk_id for r in ours] == [r.chunk_id for r in theirs], "the mask finds what Milvus's filter does"
+    assert milvus_searches == [], "the mirror answered every dense search, filtered ones included"
 
 
 @pytest.mark.parametrize("milvus_uri", ["lite"], indirect=True)

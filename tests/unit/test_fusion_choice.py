@@ -89,3 +89,14 @@ def test_auto_without_a_probe_set_serves_the_default_and_says_why(tmp_path: Path
     evidence = json.loads(context.manager.properties("semantic_index__v1")["rag.hybrid_alpha_evidence"])
     assert evidence["alpha"] == DEFAULT_HYBRID_ALPHA and "no probe set" in evidence["reason"]
     assert context.engine().search("cortex").results, "queries are answered with the default weight"
+
+
+def test_the_dagster_definitions_load_with_auto_and_with_a_weight() -> None:
+    """Dagster's config reads no union of a number and a word: the mirrored setting takes either, and rag_core's
+    config validates it."""
+    from rag_assets.definitions import build_definitions
+
+    for value in ("auto", 0.4):
+        config = RAGConfig.model_validate({"pipeline": {"hybrid_alpha": value}})
+        settings = build_definitions(config).resources["settings"]
+        assert settings.context().config.pipeline.hybrid_alpha == value
