@@ -2,7 +2,10 @@
 
 import copy
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
 
 BUNDLED_PREFIX = "bundled:"
 PROGRESS_BAR_MIN_TEXTS = 2048
+QUERY_VECTORS_KEPT = 2048  # distinct queries whose vectors are kept (1.5 MiB at 384 dimensions)
 log = logging.getLogger(__name__)
 
 
@@ -68,6 +72,9 @@ class Embedder:
 
     def __init__(self, config: EmbeddingConfig | None = None) -> None:
         self.config = config or EmbeddingConfig()
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_vectors_lock = threading.Lock()
+        self._reusers = 0  # callers inside reusing_query_vectors()
 
     @cached_property
     def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily so the CLI starts fast
@@ -153,7 +160,38 @@ class Embedder:
             return self._encode_onnx(texts, self.config.document_prompt, "document")
         return self._encode(self.model.encode_document, texts, self.config.document_prompt)
 
+    @contextmanager
+    def reusing_query_vectors(self) -> Iterator[None]:
+        """Within it, each distinct query is encoded once and its vector reused (at most ``QUERY_VECTORS_KEPT``):
+        judging a version asks the same probes again in each mode and fusion weight. Outside it every call
+        encodes, so a latency figure is never a lookup's."""
+        with self._query_vectors_lock:
+            self._reusers += 1
+        try:
+            yield
+        finally:
+            with self._query_vectors_lock:
+                self._reusers -= 1
+                if not self._reusers:
+                    self._query_vectors.clear()
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not self._reusers or not texts:
+            return self._encode_queries(texts)
+        distinct = list(dict.fromkeys(texts))
+        with self._query_vectors_lock:
+            known = {t: self._query_vectors[t] for t in distinct if t in self._query_vectors}
+        missing = [t for t in distinct if t not in known]
+        if missing:
+            fresh = self._encode_queries(missing)
+            known |= dict(zip(missing, fresh, strict=True))
+            with self._query_vectors_lock:
+                self._query_vectors.update(zip(missing, fresh, strict=True))
+                while len(self._query_vectors) > QUERY_VECTORS_KEPT:
+                    self._query_vectors.popitem(last=False)
+        return np.stack([known[t] for t in texts]).astype(np.float32, copy=True)
+
+    def _encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         if self.onnx is not None:
             return self._encode_onnx(texts, self.config.query_prompt, "query")
         vectors = self._encode(self.query_model.encode_query, texts, self.config.query_prompt)

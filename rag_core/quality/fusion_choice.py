@@ -92,9 +92,10 @@ def choose_for_version(
 ) -> FusionChoice:
     with tempfile.TemporaryDirectory(prefix="rag-fusion-") as scratch:
         engine = version_engine(config, manager, embedder, collection, scratch)
-        scores = {
-            alpha: probe_ndcg(engine, probe_set, alpha=alpha) for alpha in sorted({*ALPHAS, DEFAULT_HYBRID_ALPHA})
-        }
+        with engine.embedder.reusing_query_vectors():  # the probes are embedded once, not once per weight
+            scores = {
+                alpha: probe_ndcg(engine, probe_set, alpha=alpha) for alpha in sorted({*ALPHAS, DEFAULT_HYBRID_ALPHA})
+            }
     return choose_alpha(scores)
 
 

@@ -13,6 +13,7 @@ indexes in a temporary folder.
 
 import re
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -93,8 +94,10 @@ def evaluate_gate(
         raise ValueError(
             f"{candidate} already serves {alias!r}; the gate compares a candidate with the serving version."
         )
-    with tempfile.TemporaryDirectory(prefix="rag-gate-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="rag-gate-") as scratch, ExitStack() as reusing:
         engines = {name: version_engine(config, manager, embedder, name, scratch) for name in (serving, candidate)}
+        for model in {id(e.embedder): e.embedder for e in engines.values()}.values():
+            reusing.enter_context(model.reusing_query_vectors())  # each probe embedded once per model, not per mode
         quiet = engines[serving].config
         if config.quality_gate.dataset:
             return _ndcg_gate(quiet, engines, serving, candidate)

@@ -5,6 +5,9 @@ prometheus.yml, used as shown, scrapes `rag serve` on its default port 9090.
 One module-scoped stack, built in this order because Milvus Lite is one process per file: the Dagster batch jobs
 run (and push) first, then `rag serve` opens the index, then the Prometheus servers start."""
 
+import gzip
+import itertools
+import json
 import math
 import multiprocessing
 import time
@@ -22,6 +25,7 @@ from tests.integration.test_pushgateway import run_and_push
 from tests.support.configs import make_config
 from tests.support.corpus import write_corpus
 from tests.support.grafana_dashboard import load_dashboard, panel_queries
+from tests.support.paths import SCIFACT
 from tests.support.prometheus_server import (
     PrometheusServer,
     Pushgateway,
@@ -43,6 +47,7 @@ QUESTIONS = (
     "How does BM25 score a document?",
 )
 BATCH_TIMEOUT_S = 300
+PROBES = 40  # SciFact abstracts added to the corpus, and the probe set built from it (at least 30 are needed)
 GUIDE_SCRAPE_WAIT_S = 75  # the guide's file keeps Prometheus's default 1 minute interval
 
 
@@ -73,8 +78,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             str(folder / "milvus.db"),
             observability={"pushgateway_url": pushgateway.url},
             retrieval={"bm25_refresh_s": 0},
+            quality_gate={"probe_set_size": PROBES},
         )
         write_corpus(Path(config.ingestion.docs_dir))
+        write_abstracts(Path(config.ingestion.docs_dir), PROBES)  # enough for a probe set: its drift gauge has data
         batch = multiprocessing.get_context("spawn").Process(target=run_batch_jobs, args=(config,))
         batch.start()
         batch.join(BATCH_TIMEOUT_S)
@@ -104,6 +111,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 else:
                     with running_prometheus(folder / "guide", guide_file) as guide:
                         yield Stack(service, prometheus, pushgateway, guide, time.monotonic())
+
+
+def write_abstracts(folder: Path, count: int) -> None:
+    with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt", encoding="utf-8") as lines:
+        for line in itertools.islice(lines, count):
+            record = json.loads(line)
+            (folder / f"abstract-{record['_id']}.md").write_text(f"# {record['title']}\n\n{record['text']}\n")
 
 
 def value(result: list[dict]) -> float:

@@ -86,3 +86,23 @@ def test_auto_query_encoder_is_float32_on_a_cpu_without_native_bfloat16(
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     auto = Embedder(EmbeddingConfig(model=embedder.config.model, device="cpu", query_precision="auto"))
     assert auto.query_model is auto.model and next(auto.query_model.parameters()).dtype == torch.float32
+
+
+def test_query_vectors_are_reused_only_inside_reusing_query_vectors(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-index gate and hybrid_alpha: auto ask the same probes in several modes and weights; a latency
+    figure must never be a lookup's, so outside the context every call encodes."""
+    queries = ["how does compaction work", "what is an alias", "how does compaction work"]
+    fresh = embedder.encode_queries(queries)
+    encoded: list[list[str]] = []
+    encode = embedder._encode_queries
+    monkeypatch.setattr(embedder, "_encode_queries", lambda texts: encoded.append(list(texts)) or encode(texts))
+    with embedder.reusing_query_vectors():
+        first = embedder.encode_queries(queries)
+        again = embedder.encode_queries(queries[:2] + ["a new one"])
+    assert encoded == [queries[:2], ["a new one"]], "each distinct query once, and a repeat not at all"
+    assert np.allclose(first, fresh, atol=1e-5) and np.allclose(again[:2], fresh[:2], atol=1e-5)
+    first[0] += 1.0  # a caller's array is its own
+    embedder.encode_queries(queries[:1])
+    assert encoded[-1] == queries[:1], "outside, every call encodes"
