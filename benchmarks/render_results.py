@@ -48,6 +48,8 @@ KNOWN = {
     "probe_risk.json",
     "filtered_latency.json",
 }
+# The probe benchmarks reuse the indexes probe_correlation kept in its --work folder (any folder; $WORK here)
+REUSED_WORK = '--work "$WORK"   # WORK: the folder given to probe_correlation --work'
 GOAL_TEST_NDCG = 0.74  # SciFact test nDCG@10 the shipped defaults must keep
 
 
@@ -1174,7 +1176,7 @@ def probe_derivations_section(run: dict | None) -> list[str]:
         "## Probe sets: which derivation of the query tracks real quality?",
         "",
         "```bash",
-        ".venv/bin/python -m benchmarks.probe_derivations --work /tmp/pexp   # probe_correlation's indexes",
+        f".venv/bin/python -m benchmarks.probe_derivations {REUSED_WORK}",
         "```",
         "",
         meta_line(run, "probe_derivations.json"),
@@ -1207,7 +1209,7 @@ def fusion_choice_section(run: dict | None) -> list[str]:
         "## Fusion weight chosen on the probe set (`pipeline.hybrid_alpha: auto`)",
         "",
         "```bash",
-        ".venv/bin/python -m benchmarks.fusion_choice --work /tmp/pexp   # probe_correlation's shipped index",
+        f".venv/bin/python -m benchmarks.fusion_choice {REUSED_WORK}",
         "```",
         "",
         meta_line(run, "fusion_choice.json"),
@@ -1247,7 +1249,7 @@ def probe_risk_section(run: dict | None) -> list[str]:
         "## hallucination_risk on probe sets of two corpora",
         "",
         "```bash",
-        ".venv/bin/python -m benchmarks.probe_risk --work /tmp/pexp",
+        f".venv/bin/python -m benchmarks.probe_risk {REUSED_WORK}",
         "```",
         "",
         meta_line(run, "probe_risk.json"),
@@ -1294,7 +1296,7 @@ def filtered_latency_section(run: dict | None) -> list[str]:
         "## A filtered query beside an unfiltered one (SciFact, Milvus Lite)",
         "",
         "```bash",
-        ".venv/bin/python -m benchmarks.filtered_latency --work /tmp/pexp   # probe_correlation's shipped index",
+        f".venv/bin/python -m benchmarks.filtered_latency {REUSED_WORK}",
         "```",
         "",
         meta_line(run, "filtered_latency.json"),
