@@ -37,6 +37,7 @@ MEAN_SHIFT_THRESHOLD = 0.1  # of the reference spread, sqrt(trace C)
 COVARIANCE_THRESHOLD = 0.2  # relative Frobenius change
 CANARY_THRESHOLD = 0.001  # 1 - cosine; the same model gave exactly 0 in every benchmark check, noise 0.01 x std 5e-4
 PROBE_NDCG_DROP_THRESHOLD = 0.05  # probe-set nDCG@10 lost, at least (95 %): a re-index gate allows 0.01 by default
+PROBE_DROP_RISK = 0.05  # one-sided: the drop's bound is the lower end of a two-sided 90 % interval
 SEED = 0
 
 
@@ -196,7 +197,7 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 def probe_ndcg_drop(before: Mapping[str, float], now: Mapping[str, float], left_out: int) -> DriftSignal:
     """Probe-set nDCG@10 at the snapshot against now, paired by probe; ``left_out`` of the snapshot's probes were
     not scored, their documents deleted or erased since (corpus change, not worse answers)."""
-    drop = paired_bootstrap(before, now, confidence=1 - 2 * 0.05)
+    drop = paired_bootstrap(before, now, confidence=1 - 2 * PROBE_DROP_RISK)
     gone = f"; {left_out} left out, their documents deleted or erased since" if left_out else ""
     return DriftSignal(
         "probe_ndcg_drop",
