@@ -81,8 +81,13 @@ def perturbed_embedder(seed: int, noise: float = NOISE) -> Embedder:
 def swapped_corpus(path: Path, sentences: list[str]) -> Iterator[Document]:
     """SciFact with every other document's text replaced by three random project sentences (same ids)."""
     rng = np.random.default_rng(0)
+    settings = config()
     stream = document_stream(
-        path, max_file_bytes=config().ingestion.max_file_bytes, batch_size=512, source=folder_source(path)
+        path,
+        max_file_bytes=settings.ingestion.max_file_bytes,
+        batch_size=512,
+        source=folder_source(path),
+        access=settings.access,
     )
     for i, document in enumerate(d for batch in stream.batches for d in batch_to_documents(batch)):
         if i % 2 == 0:

@@ -15,13 +15,14 @@ from typing import Any, Optional, Union, get_args, get_origin
 import dagster as dg
 from pydantic import BaseModel, Field, SecretStr, create_model
 
-from rag_core.config import SECRET_VARIABLES, RAGConfig, secrets_from_environment
+from rag_core.config import SECRET_VARIABLES, AccessConfig, RAGConfig, secrets_from_environment
 from rag_core.index.manager import MilvusIndexManager
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.parquet_store import ParquetStore
 from rag_core.lifecycle.context import RagContext
 from rag_core.models.embedder import Embedder
 from rag_core.retrieval.engine import RetrievalEngine
+from rag_core.security.labels import AccessLabels
 
 
 def _dagster_config(section: type[BaseModel]) -> type[dg.Config]:
@@ -136,6 +137,16 @@ class CorpusResource(dg.ConfigurableResource):
     @property
     def record_batch_size(self) -> int:
         return self.settings.rag_config().ingestion.record_batch_size
+
+    @property
+    def access(self) -> AccessConfig:
+        return self.settings.rag_config().access
+
+    @property
+    def labels(self) -> AccessLabels:
+        """The corpus's access labels (ingestion.groups, ingestion.tenant), checked like a command line's."""
+        ingestion = self.settings.rag_config().ingestion
+        return AccessLabels.checked(ingestion.groups, ingestion.tenant, self.access, where="ingestion.groups/tenant")
 
 
 class AssetStorage(dg.ConfigurableResource):

@@ -24,6 +24,7 @@ from rag_core.retrieval.engine import RetrievalEngine, RetrievalResult, Retrieve
 from rag_core.retrieval.faithfulness import FaithfulnessResult
 from rag_core.retrieval.signals import QualitySignals
 from rag_core.security.pii import install_log_redaction
+from rag_core.security.rbac import acting_principal
 from rag_core.types import Document
 
 SAVE_INTERVAL_S = 1.0
@@ -89,13 +90,16 @@ def as_document(item: Document | dict[str, Any], position: int) -> Document:
     for field in ("id", "text"):
         if not str(item.get(field, "")).strip():
             raise ValueError(
-                f"Item {position} has no {field!r}; each dict needs 'id' and 'text' (optional: 'title', 'metadata')."
+                f"Item {position} has no {field!r}; each dict needs 'id' and 'text' (optional: 'title', 'metadata', "
+                "'groups', 'tenant')."
             )
     return Document(
         doc_id=str(item["id"]),
         text=str(item["text"]),
         title=str(item.get("title", "")),
         metadata=dict(item.get("metadata") or {}),
+        groups=item.get("groups") or (),  # checked, with the document named, as it is ingested
+        tenant=item.get("tenant") or "",
     )
 
 
@@ -164,18 +168,30 @@ class AdvancedRAGPipeline:
     def _audited_search(self, query: str, *, top_k: int | None, filter: str, mode: str) -> RetrievalResult:
         """The search and its audit record (a committed write) together, off the caller's event loop."""
         depth = result_depth(self.config, top_k)
-        return self._perform("query", lambda: self.engine.search(query, **depth, filter=filter, mode=mode), mode=mode)
+        return self._perform(
+            "query",
+            lambda: self.engine.search(query, **depth, filter=filter, mode=mode, principal=acting_principal()),
+            mode=mode,
+        )
 
     def _perform(self, action: str, work: Callable[[], R], **request: Any) -> R:
         return perform(self.context, action, work, token=self.token, **request)
 
     async def ingest_documents(
-        self, batch: Iterable[Document | dict[str, Any] | str | Path], *, source: str = API_SOURCE, prune: bool = False
+        self,
+        batch: Iterable[Document | dict[str, Any] | str | Path],
+        *,
+        source: str = API_SOURCE,
+        prune: bool = False,
+        groups: Sequence[str] | None = None,
+        tenant: str | None = None,
     ) -> IngestReport:
-        """A batch of ``Document``s, of dicts (``id``, ``text``, optional ``title``/``metadata``), or of file paths.
+        """A batch of ``Document``s, of dicts (``id``, ``text``, optional ``title``/``metadata``/``groups``/
+        ``tenant``), or of file paths.
 
         Documents belong to ``source`` (files: to their folder's source); ``prune=True`` deletes the source's
         documents missing from the batch. Other sources, such as the Dagster corpus folder, are never touched.
+        ``groups`` and ``tenant`` say who may read the documents that do not say so themselves (docs/access.md).
         """
         items = list(batch)
         paths = [Path(i) for i in items if isinstance(i, (str, Path))]
@@ -190,8 +206,21 @@ class AdvancedRAGPipeline:
 
         def ingest() -> IngestReport:
             if paths:
-                return _merge([ingest_path(p, self.context, collection=self.collection) for p in paths])
-            return ingest_documents(documents, self.context, source=source, prune=prune, collection=self.collection)
+                return _merge(
+                    [
+                        ingest_path(p, self.context, collection=self.collection, groups=groups, tenant=tenant)
+                        for p in paths
+                    ]
+                )
+            return ingest_documents(
+                documents,
+                self.context,
+                source=source,
+                prune=prune,
+                collection=self.collection,
+                groups=groups,
+                tenant=tenant,
+            )
 
         named = ", ".join(str(p) for p in paths) if paths else source
         report = await asyncio.to_thread(self._perform, "ingest", ingest, source=named)

@@ -43,6 +43,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# An access label (a group or a tenant): plain enough to sit inside a Milvus filter expression unescaped.
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+Label = Annotated[str, Field(pattern=LABEL_PATTERN)]
+
+
 SERVER_SCHEMES = ("http", "https", "tcp", "grpc")
 
 
@@ -232,6 +237,14 @@ class IngestionConfig(_Section):
         "by a stable hash of document id, one run per bucket, so N runs "
         "can go in parallel on N workers. 1: one unpartitioned run.",
     )
+    groups: list[Label] = Field(
+        default_factory=list,
+        description="Who may read the docs_dir corpus (a file's NAME.access.json sidecar wins); empty: "
+        "access.default_group.",
+    )
+    tenant: Label | None = Field(
+        None, description="Whose the docs_dir corpus is (a sidecar wins); unset: access.default_tenant."
+    )
 
 
 DEFAULT_HYBRID_ALPHA = 0.7
@@ -405,7 +418,8 @@ class ComplianceConfig(_Section):
 
 
 class TokenConfig(_Section):
-    """One API identity: its name, its role, and the SHA-256 of its token (``rag token hash`` prints it)."""
+    """One API identity: its name, its role, and the SHA-256 of its token (``rag token hash`` prints it); and, as a
+    principal, the groups and tenant whose documents its queries may return (docs/access.md)."""
 
     name: str = Field(min_length=1, description="Who the caller is, as the audit trail records it.")
     role: Literal["admin", "auditor", "operator", "reader"] = Field(
@@ -414,6 +428,20 @@ class TokenConfig(_Section):
     token_sha256: str = Field(
         pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256 of the token; the token itself is never stored."
     )
+    groups: list[Label] | None = Field(
+        None,
+        min_length=1,
+        description="Groups whose documents it may read; unset: access.default_group. An admin reads every group "
+        "of its tenant.",
+    )
+    tenant: Label | None = Field(None, description="The tenant it belongs to; unset: access.default_tenant.")
+    all_tenants: bool = Field(False, description="An admin of every tenant (admins only); else of its own tenant.")
+
+    @model_validator(mode="after")
+    def _global_admins_only(self) -> "TokenConfig":
+        if self.all_tenants and self.role != "admin":
+            raise ValueError(f"token {self.name!r}: all_tenants is for admins only, and its role is {self.role}")
+        return self
 
 
 class SecurityConfig(_Section):
@@ -422,6 +450,29 @@ class SecurityConfig(_Section):
     tokens: list[TokenConfig] = Field(
         default_factory=list,
         description="API identities; the caller's token comes from $RAG_API_TOKEN (or the API's token=).",
+    )
+
+
+class AccessConfig(_Section):
+    """Which documents a query may return (rag_core.security.labels; docs/access.md). Every document carries groups
+    and a tenant; a principal reads a document of its tenant sharing one of its groups (an admin: any group)."""
+
+    default_group: Label = Field(
+        "everyone", description="The group of a document given none, and of a token given none: all read all."
+    )
+    default_tenant: Label = Field("default", description="The tenant of a document or token given none.")
+    groups: list[Label] = Field(
+        default_factory=list,
+        description="The known groups; a label or token naming another is refused. Empty: any name is accepted.",
+    )
+    tenants: list[Label] = Field(
+        default_factory=list,
+        description="The known tenants; a label or token naming another is refused. Empty: any name is accepted.",
+    )
+    local_tenant: Label | None = Field(
+        None,
+        description="Local single-user mode (no tokens): the OS user is an admin of this tenant; unset: of every "
+        "tenant.",
     )
 
 
@@ -482,10 +533,31 @@ class RAGConfig(_Section):
         SecurityConfig(),
         description="Who may do what (docs/security.md); no tokens: local single-user mode, no checks.",
     )
+    access: AccessConfig = Field(
+        AccessConfig(), description="Which documents each principal's queries may return (docs/access.md)."
+    )
     serve: ServeConfig = Field(ServeConfig(), description="`rag serve`, the HTTP query service (docs/serving.md).")
     observability: ObservabilityConfig = Field(
         ObservabilityConfig(), description="Where Dagster runs push their outcome metrics."
     )
+
+    @model_validator(mode="after")
+    def _known_labels(self) -> "RAGConfig":
+        """A token naming a group or tenant the config does not know is a typo that would read nothing."""
+        access = self.access
+        for token in self.security.tokens:
+            unknown_groups = sorted(set(token.groups or ()) - set(access.groups)) if access.groups else []
+            if unknown_groups:
+                raise ValueError(
+                    f"security.tokens {token.name!r}: unknown groups {unknown_groups}; access.groups lists "
+                    f"{access.groups}. Fix the token's groups or add them to access.groups."
+                )
+            if access.tenants and token.tenant is not None and token.tenant not in access.tenants:
+                raise ValueError(
+                    f"security.tokens {token.name!r}: unknown tenant {token.tenant!r}; access.tenants lists "
+                    f"{access.tenants}. Fix the token's tenant or add it to access.tenants."
+                )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from typing import TypeVar
 import numpy as np
 import pyarrow as pa
 
-from rag_core.types import Chunk, Document
+from rag_core.types import GROUPS_FIELD, TENANT_FIELD, Chunk, Document
 
 T = TypeVar("T")
 
@@ -20,6 +20,8 @@ DOCUMENTS_SCHEMA = pa.schema(
         pa.field("source", pa.string()),
         pa.field("metadata", pa.string()),  # JSON: free-form per document
         pa.field("content_hash", pa.string()),
+        pa.field("groups", pa.list_(pa.string())),  # access labels (rag_core.security.labels)
+        pa.field("tenant", pa.string()),
     ]
 )
 
@@ -34,6 +36,8 @@ CHUNKS_SCHEMA = pa.schema(
         pa.field("doc_hash", pa.string()),
         pa.field("title", pa.string()),
         pa.field("source", pa.string()),
+        pa.field("groups", pa.list_(pa.string())),
+        pa.field("tenant", pa.string()),
     ]
 )
 
@@ -58,6 +62,8 @@ def documents_to_batch(documents: Sequence[Document]) -> pa.RecordBatch:
                 "source": d.source,
                 "metadata": json.dumps(d.metadata, ensure_ascii=False, default=str),
                 "content_hash": d.content_hash,
+                "groups": list(d.groups),
+                "tenant": d.tenant,
             }
             for d in documents
         ],
@@ -73,6 +79,8 @@ def batch_to_documents(batch: pa.RecordBatch) -> list[Document]:
             title=r["title"] or "",
             source=r["source"] or "",
             metadata=json.loads(r["metadata"] or "{}"),
+            groups=tuple(r.get("groups") or ()),
+            tenant=r.get("tenant") or "",
         )
         for r in batch.to_pylist()
     ]
@@ -80,7 +88,8 @@ def batch_to_documents(batch: pa.RecordBatch) -> list[Document]:
 
 def chunks_to_batch(chunks: Sequence[Chunk]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist(
-        [{name: getattr(c, name) for name in CHUNKS_SCHEMA.names} for c in chunks], schema=CHUNKS_SCHEMA
+        [{name: getattr(c, name) for name in CHUNKS_SCHEMA.names} | {"groups": list(c.groups)} for c in chunks],
+        schema=CHUNKS_SCHEMA,
     )
 
 
@@ -102,8 +111,10 @@ def vectors_of(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
 
 
 def milvus_rows(batch: pa.RecordBatch) -> list[dict]:
-    """Rows in the collection's schema; the title and the file a chunk came from travel in the JSON metadata."""
+    """Rows in the collection's schema; the title travels in the JSON metadata, the access labels in fields of
+    their own (``rag_core.security.labels``) that filters read and no document's metadata can forge."""
     vectors = vectors_of(batch)
+    fields = ["chunk_id", "doc_id", "position", "text", "title", "source", "groups", "tenant"]
     return [
         {
             "chunk_id": r["chunk_id"],
@@ -112,7 +123,9 @@ def milvus_rows(batch: pa.RecordBatch) -> list[dict]:
             "position": r["position"],
             "text": r["text"],
             "metadata": {"title": r["title"] or ""},
+            GROUPS_FIELD: r["groups"] or [],
+            TENANT_FIELD: r["tenant"] or "",
             "vector": vectors[i].tolist(),
         }
-        for i, r in enumerate(batch.select(["chunk_id", "doc_id", "position", "text", "title", "source"]).to_pylist())
+        for i, r in enumerate(batch.select(fields).to_pylist())
     ]

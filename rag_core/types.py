@@ -5,6 +5,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 API_SOURCE = "api"  # the source of documents an API caller gives without naming one
+# The Milvus fields holding a chunk's access labels (rag_core.security.labels): who may read it, and whose it is.
+GROUPS_FIELD = "access_groups"
+TENANT_FIELD = "tenant"
 
 
 def sha256_hex(text: str) -> str:
@@ -25,12 +28,15 @@ class Document:
     title: str = ""
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()  # who may read it; () until ingestion gives it its source's or the default
+    tenant: str = ""  # whose it is; "" likewise
 
     @property
     def content_hash(self) -> str:
-        """Changes whenever anything that ends up in a chunk (its id included) changes, so unchanged documents
-        can be reused."""
-        return sha256_hex(f"{self.source}\x1f{self.title}\x1f{self.text}")
+        """Changes whenever anything that ends up in a chunk (its id and access labels included) changes, so
+        unchanged documents can be reused and a re-labelled one reaches its rows."""
+        labels = "\x1e".join(self.groups)
+        return sha256_hex(f"{self.source}\x1f{self.title}\x1f{self.text}\x1f{labels}\x1f{self.tenant}")
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class Chunk:
     doc_hash: str = ""
     title: str = ""
     source: str = ""
+    groups: tuple[str, ...] = ()  # its document's access labels
+    tenant: str = ""
 
     @staticmethod
     def make_id(source: str, doc_id: str, position: int, text: str) -> str:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from rag_core.backup.manifest import Manifest, SnapshotError, VersionEntry
 from rag_core.backup.snapshot import copy_sqlite, sqlite_path
 from rag_core.config import RAGConfig
-from rag_core.index.manager import SPARSE_FIELD, VERSION_SEPARATOR, MilvusIndexManager
+from rag_core.index.manager import LABEL_FIELDS, SPARSE_FIELD, VERSION_SEPARATOR, MilvusIndexManager
 from rag_core.index.version import COMPLETE_KEY, IndexVersion
 from rag_core.observability.progress import QUIET, ProgressBar, ProgressReporter
 from rag_core.retrieval.engine import client_index_dir
@@ -80,9 +80,11 @@ def _restore_version(
     name = manager.create_version(alias, version, number=number, properties=properties)
     rows = 0
     for batch in pq.ParquetFile(folder / rows_file).iter_batches(batch_size=INSERT_BATCH):
-        # A version from before rows carried their source (schema 1) comes back with an empty one.
+        # A version from before rows carried their source (schema 1) comes back with an empty one; one from before
+        # they carried labels (2) without them.
         records = [
-            row | {"metadata": json.loads(row["metadata"]), "source": row["source"] or ""} for row in batch.to_pylist()
+            row | {"metadata": json.loads(row["metadata"]), "source": row["source"] or ""}
+            for row in (_without_nulls(r) for r in batch.to_pylist())
         ]
         rows += manager.upsert(name, records)
         bar.advance(len(records))
@@ -145,3 +147,8 @@ def restore_backup(
         seconds=time.perf_counter() - started,
         notes=notes,
     )
+
+
+def _without_nulls(row: dict) -> dict:
+    """A snapshot row without the label columns an older version left empty (null)."""
+    return {k: v for k, v in row.items() if v is not None or k not in LABEL_FIELDS}

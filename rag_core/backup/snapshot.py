@@ -24,11 +24,12 @@ from sqlalchemy.engine import make_url
 
 from rag_core.backup.manifest import Manifest, SnapshotError, VersionEntry, file_entry
 from rag_core.config import RAGConfig
-from rag_core.index.manager import OUTPUT_FIELDS, MilvusIndexManager
+from rag_core.index.manager import LABEL_FIELDS, OUTPUT_FIELDS, MilvusIndexManager
 from rag_core.observability.progress import QUIET, ProgressBar, ProgressReporter
 from rag_core.retrieval.engine import client_index_dir
+from rag_core.types import GROUPS_FIELD, TENANT_FIELD
 
-ROW_FIELDS = [*OUTPUT_FIELDS, "vector"]
+ROW_FIELDS = [*OUTPUT_FIELDS, *LABEL_FIELDS, "vector"]
 MASKED = "**********"  # how pydantic dumps a SecretStr
 
 
@@ -52,6 +53,8 @@ def rows_schema(dimension: int) -> pa.Schema:
             ("position", pa.int64()),
             ("text", pa.string()),
             ("metadata", pa.string()),
+            (GROUPS_FIELD, pa.list_(pa.string())),
+            (TENANT_FIELD, pa.string()),
             ("vector", pa.list_(pa.float32(), dimension)),
         ]
     )
@@ -65,7 +68,8 @@ def _write_rows(
     present: set[str],
     written: Callable[[int], None],
 ) -> int:
-    """Versions from before rows carried their source (``rag.schema`` 1) have no ``source``: written as null.
+    """Versions from before rows carried their source (``rag.schema`` 1) have no ``source``, and before they carried
+    access labels (2) no labels: written as null.
     ``written(rows)`` hears the rows written so far after each batch (from 0 again when the export is retried)."""
     schema, rows, fields = rows_schema(dimension), 0, [f for f in ROW_FIELDS if f in present]
     with pq.ParquetWriter(path, schema) as writer:

@@ -22,7 +22,9 @@ from rag_core.lifecycle.context import RagContext
 from rag_core.observability.progress import ProgressReporter
 from rag_core.quality.evaluation import LATENCY_SAMPLE
 from rag_core.security.actor import acting_through
+from rag_core.security.labels import AccessLabels
 from rag_core.security.pii import install_log_redaction
+from rag_core.security.rbac import Identity, acting_principal
 
 PACKAGE = "advanced-rag-milvus"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -112,7 +114,15 @@ def _ingest(args: argparse.Namespace, context: RagContext) -> int:
     report = perform(
         context,
         "ingest",
-        lambda: ingest_path(path, context, collection=args.collection, prune=args.prune, progress=_progress(args)),
+        lambda: ingest_path(
+            path,
+            context,
+            collection=args.collection,
+            prune=args.prune,
+            groups=[g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None,
+            tenant=args.tenant,
+            progress=_progress(args),
+        ),
         source=str(path),
     )
     for skipped in report.skipped:
@@ -337,7 +347,13 @@ def _query(args: argparse.Namespace, context: RagContext) -> int:
 
     engine = context.engine(args.collection)
     depth = result_depth(context.config.pipeline, args.top_k)
-    result = perform(context, "query", lambda: engine.search(args.text, **depth, mode=args.mode), mode=args.mode)
+    impersonating = _impersonated(context, args.as_principal) if args.as_principal else None
+
+    def search():  # noqa: ANN202 - a RetrievalResult (the engine is imported lazily)
+        principal = impersonating or acting_principal()
+        return engine.search(args.text, **depth, mode=args.mode, filter=args.filter, principal=principal)
+
+    result = perform(context, "query", search, mode=args.mode, principal=args.as_principal)
     engine.latency.save()
     answer = score_answer(engine, args.answer, result.results) if args.answer is not None else None
     if args.json:
@@ -370,6 +386,16 @@ def _query(args: argparse.Namespace, context: RagContext) -> int:
             missing = f" (no context holds {', '.join(sentence.missing)})" if sentence.missing else ""
             print(f"  unsupported: {sentence.sentence}{missing}")
     return 0
+
+
+def _impersonated(context: RagContext, name: str) -> Identity:
+    """``--as NAME``: the caller must be an admin (of NAME's tenant); a refusal is audited like any other."""
+    from rag_core.compliance.access import denials_audited
+    from rag_core.security.rbac import Permission, authorize, impersonated
+
+    with denials_audited(context.config):
+        caller = authorize(context.config, Permission.QUERY, action="query --as")
+        return impersonated(context.config, caller, name)
 
 
 def _eval(args: argparse.Namespace, context: RagContext) -> int:
@@ -498,11 +524,22 @@ def _token(args: argparse.Namespace, context: RagContext) -> int:
         return 0
     if not args.name or not args.role:
         raise ValueError("rag token new needs --name NAME and --role admin|auditor|operator|reader")
+    if args.all_tenants and args.role != "admin":
+        raise ValueError("--all-tenants is for admins only: give --role admin, or leave it out")
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups is not None else None
+    if groups == []:
+        raise ValueError("--groups is empty: list at least one group (a,b), or leave it out for access.default_group")
+    labels = AccessLabels.checked(groups, args.tenant, context.config.access, where="rag token new")
     token = secrets.token_urlsafe(32)
     print(f"token (shown once; give it to {args.name} as RAG_API_TOKEN): {token}")
+    principal = (
+        (f", groups: [{', '.join(labels.groups)}]" if groups else "")
+        + (f", tenant: {labels.tenant}" if labels.tenant else "")
+        + (", all_tenants: true" if args.all_tenants else "")
+    )
     print(
         f"add to config.yaml under security.tokens:\n  - {{name: {args.name}, role: {args.role}, "
-        f"token_sha256: {hash_token(token)}}}"
+        f"token_sha256: {hash_token(token)}{principal}}}"
     )
     return 0
 
@@ -584,6 +621,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also remove this folder's documents that are no longer in it (other sources are kept)",
     )
+    ingest.add_argument(
+        "--groups", metavar="A,B", help="who may read its documents (a NAME.access.json wins; docs/access.md)"
+    )
+    ingest.add_argument("--tenant", metavar="T", help="whose its documents are (default: access.default_tenant)")
     delete = _command(commands, "delete", "remove documents: by id, or everything a source holds", _delete)
     delete.add_argument("--doc-id", action="append", metavar="ID", help="a document id (repeatable)")
     delete.add_argument("--source", metavar="NAME", help="a source: a folder's canonical path, or an API source name")
@@ -642,6 +683,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     query.add_argument("--collection")
+    query.add_argument("--filter", default="", metavar="EXPR", help="a Milvus filter, e.g. 'doc_id like \"hr/%%\"'")
+    query.add_argument(
+        "--as", dest="as_principal", metavar="NAME", help="admins: see what the token named NAME would see"
+    )
     query.add_argument("--json", action="store_true")
     query.add_argument(
         "--answer", metavar="TEXT", help="score this answer's faithfulness to the results, sentence by sentence"
@@ -715,6 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("action", choices=["hash", "new"])
     token.add_argument("--name", help="with new: the identity's name")
     token.add_argument("--role", choices=["admin", "auditor", "operator", "reader"], help="with new: its role")
+    token.add_argument("--groups", metavar="A,B", help="with new: the groups whose documents it may read")
+    token.add_argument("--tenant", metavar="T", help="with new: its tenant (default: access.default_tenant)")
+    token.add_argument("--all-tenants", action="store_true", help="with new: an admin of every tenant")
     add_audit_parser(
         _command(
             commands, "audit", "the tamper-evident audit trail: verify, query, monthly report, retention", run_audit

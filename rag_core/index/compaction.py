@@ -12,7 +12,7 @@ compact`` says just that there. An erasure cannot wait for it: ``erase_rows`` re
 import time
 from dataclasses import dataclass
 
-from rag_core.index.manager import OUTPUT_FIELDS, VERSION_SEPARATOR, MilvusIndexManager, StorageStats
+from rag_core.index.manager import VERSION_SEPARATOR, MilvusIndexManager, StorageStats
 from rag_core.index.version import DATA_VERSION_KEY
 
 SETTLE_S = 10.0  # a finished job's new segments take a moment to show in the segment list
@@ -25,7 +25,6 @@ LITE_NOTE = (
     "files until its own compaction merges them (`rag erase` rebuilds the versions it erases from)"
 )
 REBUILD_SUFFIX = "_rebuilding"  # a copy's name is no version name (alias__vN): no listing of versions shows it
-COPY_FIELDS = [*OUTPUT_FIELDS, "vector"]  # the BM25 sparse field is computed again from the text as rows go in
 
 
 @dataclass(frozen=True)
@@ -149,5 +148,6 @@ def finish_interrupted_rebuilds(manager: MilvusIndexManager, alias: str) -> list
 
 def _copy(manager: MilvusIndexManager, source: str, target: str, keep: str) -> None:
     """Upserts, so that ``consistent_export`` can run it again over what an earlier pass already copied."""
-    for batch in manager.iter_rows(source, COPY_FIELDS, filter=keep):
+    # The BM25 sparse field is computed again from the text as rows go in.
+    for batch in manager.iter_rows(source, [*manager.row_fields(source), "vector"], filter=keep):
         manager.upsert(target, batch)

@@ -30,7 +30,7 @@ from rag_core.index.version import (
     CollectionState,
     IndexVersion,
 )
-from rag_core.types import Hit
+from rag_core.types import GROUPS_FIELD, TENANT_FIELD, Hit
 
 T = TypeVar("T")
 # Servers before 2.4 and Milvus Lite give no iterator timestamp; pymilvus then uses the client's clock, which is
@@ -44,6 +44,9 @@ ALIAS_REFRESH_S = 1.0
 EXPORT_ATTEMPTS = 5
 EXPORT_BATCH = 2000
 OUTPUT_FIELDS = ["chunk_id", "doc_id", "source", "position", "text", "metadata"]
+LABEL_FIELDS = [GROUPS_FIELD, TENANT_FIELD]  # on versions of schema 3 on (IndexVersion.labelled)
+MAX_GROUPS = 64  # access groups per document
+LABEL_MAX_CHARS = 128  # config.LABEL_PATTERN's bound
 SPARSE_FIELD = "sparse"
 # Stemming and stopwords like the client-side index; Milvus Lite 3.2 ignores these filters (lowercase only).
 ANALYZER = {
@@ -78,6 +81,19 @@ class HealthReport:
     latency_ms: float = 0.0
     collections: list[str] = field(default_factory=list)
     error: str = ""
+
+
+@dataclass(frozen=True)
+class IndexedChunk:
+    """A row as a sync sees it: its document, and its access labels (empty on a version from before labels)."""
+
+    doc_id: str
+    groups: tuple[str, ...]
+    tenant: str
+
+    @property
+    def labels(self) -> tuple[tuple[str, ...], str]:
+        return self.groups, self.tenant
 
 
 class InconsistentExportError(RuntimeError):
@@ -136,6 +152,7 @@ class MilvusIndexManager:
         self.index = index
         self._loaded: set[str] = set()
         self._serving: dict[str, tuple[float, str]] = {}
+        self._labelled: dict[str, bool] = {}
 
     @property
     def uri(self) -> str:
@@ -347,11 +364,12 @@ class MilvusIndexManager:
                 params={"bm25_k1": self.index.bm25_k1, "bm25_b": self.index.bm25_b},
             )
         extra = {"num_shards": self.shards} if self.shards > 1 else {}
+        self._labelled.pop(name, None)
         self._retry(
             "create_collection",
             lambda: self.client.create_collection(
                 name,
-                schema=self._schema(version.dimension, bm25=version.lexical == "milvus"),
+                schema=self._schema(version.dimension, bm25=version.lexical == "milvus", labelled=version.labelled),
                 index_params=index_params,
                 properties=properties,
                 **extra,
@@ -442,17 +460,22 @@ class MilvusIndexManager:
         """Drop one version; the caller makes sure no alias serves it (``rag_core.index.retention``)."""
         self._retry("drop_collection", lambda: self.client.drop_collection(collection))
         self._loaded.discard(collection)
+        self._labelled.pop(collection, None)
 
     def rename_collection(self, old: str, new: str) -> None:
         """Give a collection another name (Milvus Lite moves its aliases with it); loaded again on next use."""
         self._retry("rename_collection", lambda: self.client.rename_collection(old, new))
         self._loaded -= {old, new}
+        self._labelled.pop(old, None)
+        self._labelled.pop(new, None)
         self.forget_serving()
 
     def _alias_exists(self, alias: str) -> bool:
         return alias in self._retry("list_aliases", lambda: self.client.list_aliases())["aliases"]
 
-    def _schema(self, dimension: int, *, bm25: bool):  # noqa: ANN202 - pymilvus CollectionSchema
+    def _schema(self, dimension: int, *, bm25: bool, labelled: bool):  # noqa: ANN202 - pymilvus CollectionSchema
+        """``labelled``: access labels in fields of their own, the tenant a partition key, so a tenant's searches
+        read its partitions only (on servers; Milvus Lite keeps one)."""
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("chunk_id", DataType.VARCHAR, max_length=64, is_primary=True)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)
@@ -461,6 +484,15 @@ class MilvusIndexManager:
         text_options = {"enable_analyzer": True, "analyzer_params": ANALYZER} if bm25 else {}
         schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES, **text_options)
         schema.add_field("metadata", DataType.JSON)
+        if labelled:
+            schema.add_field(
+                GROUPS_FIELD,
+                DataType.ARRAY,
+                element_type=DataType.VARCHAR,
+                max_capacity=MAX_GROUPS,
+                max_length=LABEL_MAX_CHARS,
+            )
+            schema.add_field(TENANT_FIELD, DataType.VARCHAR, max_length=LABEL_MAX_CHARS, is_partition_key=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         if bm25:
             schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
@@ -490,6 +522,13 @@ class MilvusIndexManager:
                     f"Chunk {row['chunk_id']} of {row['doc_id']} is over {TEXT_MAX_BYTES} bytes; "
                     "lower chunking.chunk_size."
                 )
+            if len(row.get(GROUPS_FIELD) or ()) > MAX_GROUPS:
+                raise ValueError(
+                    f"Document {row['doc_id']} has {len(row[GROUPS_FIELD])} access groups; at most {MAX_GROUPS} "
+                    "fit on a row. Give it fewer, broader groups."
+                )
+        if not self.labelled(collection):  # a version from before labels: its rows are all the defaults'
+            rows = [{k: v for k, v in row.items() if k not in LABEL_FIELDS} for row in rows]
         result = self._retry("upsert", lambda: self.client.upsert(collection, list(rows)))
         return int(result["upsert_count"])
 
@@ -511,6 +550,55 @@ class MilvusIndexManager:
         before = self.count(collection)
         self._retry("delete", lambda: self.client.delete(collection, filter=expression))
         return before - self.count(collection)
+
+    def labelled(self, collection: str) -> bool:
+        """Its rows carry access labels (``IndexVersion.labelled``); a collection's schema never changes, so the
+        answer is kept until it is dropped or renamed."""
+        if collection not in self._labelled:
+            version = self.state(collection).version
+            self._labelled[collection] = version is not None and version.labelled
+        return self._labelled[collection]
+
+    def row_fields(self, collection: str) -> list[str]:
+        """Every field a row of ``collection`` carries besides its vectors: what a copy of it must read."""
+        return [*OUTPUT_FIELDS, *LABEL_FIELDS] if self.labelled(collection) else list(OUTPUT_FIELDS)
+
+    def indexed_chunks(self, collection: str, *, source: str | None = None) -> dict[str, IndexedChunk]:
+        """Every row (of ``source``) by chunk id, with its document and access labels: what a sync compares against,
+        so Milvus itself is the truth and a change of labels alone reaches the rows."""
+        expression = f"source == {json.dumps(source)}" if source is not None else ""
+        labelled = self.labelled(collection)
+        fields = ["chunk_id", "doc_id", *(LABEL_FIELDS if labelled else [])]
+
+        def read() -> dict[str, IndexedChunk]:
+            return {
+                r["chunk_id"]: IndexedChunk(
+                    r["doc_id"], tuple(sorted(r.get(GROUPS_FIELD) or ())), r.get(TENANT_FIELD) or ""
+                )
+                for batch in self.iter_rows(collection, fields, filter=expression)
+                for r in batch
+            }
+
+        return self.consistent_export(collection, read)
+
+    def relabel(self, collection: str, labels: dict[str, tuple[tuple[str, ...], str]]) -> int:
+        """Give the rows ``labels`` (chunk_id -> (groups, tenant)) without embedding them again: each row is read
+        back whole, vector included, and written with its new labels."""
+        ids, done = sorted(labels), 0
+        fields = [*OUTPUT_FIELDS, "vector"]
+        for start in range(0, len(ids), EXPORT_BATCH):
+            batch = ids[start : start + EXPORT_BATCH]
+            self._ensure_loaded(collection)
+            rows = self._retry("get", lambda b=batch: self.client.get(collection, ids=b, output_fields=fields))
+            done += self.upsert(
+                collection,
+                [
+                    {f: row[f] for f in fields}
+                    | {GROUPS_FIELD: list(labels[row["chunk_id"]][0]), TENANT_FIELD: labels[row["chunk_id"]][1]}
+                    for row in rows
+                ],
+            )
+        return done
 
     def list_chunk_ids(self, collection: str, *, source: str | None = None) -> dict[str, str]:
         """chunk_id -> doc_id for every row (of ``source``): what the sync compares against, so Milvus itself is

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rag_core.index.manager import MilvusIndexManager
+from rag_core.index.manager import IndexedChunk, MilvusIndexManager
 from rag_core.index.version import IndexVersion
 from rag_core.tables import milvus_rows
 from rag_core.types import API_SOURCE
@@ -159,10 +159,12 @@ def _apply(
     keep: Callable[[str], bool] | None = None,
     owns: Callable[[str], bool] | None = None,
 ) -> SyncChanges:
-    existing = manager.list_chunk_ids(target, source=source)
+    rows = manager.indexed_chunks(target, source=source)
     if owns is not None:
-        existing = {chunk_id: doc_id for chunk_id, doc_id in existing.items() if owns(doc_id)}
+        rows = {chunk_id: row for chunk_id, row in rows.items() if owns(row.doc_id)}
+    existing = {chunk_id: row.doc_id for chunk_id, row in rows.items()}
     indexed = pa.array(list(existing), type=pa.string())  # built once: every batch is checked against it
+    labelled = manager.labelled(target)
     wanted: set[str] = set()
     seen_documents: set[str] = set()
     upserted = 0
@@ -178,11 +180,15 @@ def _apply(
         ids = batch.column("chunk_id")
         wanted.update(ids.to_pylist())
         seen_documents.update(batch.column("doc_id").to_pylist())
-        missing = batch.filter(pc.invert(pc.is_in(ids, value_set=indexed)))
+        held = pc.is_in(ids, value_set=indexed)
+        missing = batch.filter(pc.invert(held))
         if missing.num_rows:
-            rows = milvus_rows(vectorize(missing) if vectorize else missing)
             begin_writes()
-            upserted += manager.upsert(target, rows)
+            upserted += manager.upsert(target, milvus_rows(vectorize(missing) if vectorize else missing))
+        relabelled = _relabelled(batch.filter(held), rows) if labelled else {}
+        if relabelled:
+            begin_writes()
+            upserted += manager.relabel(target, relabelled)
     if prune and existing and not wanted and owns is None:
         raise ValueError(
             f"The corpus of source {source!r} is empty but {target} holds {len(existing)} of its "
@@ -195,6 +201,16 @@ def _apply(
         begin_writes()
     deleted = manager.delete_chunks(target, stale)
     return SyncChanges(upserted=upserted, deleted=deleted, wanted=wanted, pending=pending)
+
+
+def _relabelled(batch: pa.RecordBatch, rows: dict[str, IndexedChunk]) -> dict[str, tuple[tuple[str, ...], str]]:
+    """The chunks of ``batch`` already indexed whose document's labels changed since: their new labels."""
+    columns = batch.select(["chunk_id", "groups", "tenant"]).to_pydict()
+    wanted = {
+        chunk_id: (tuple(sorted(groups or ())), tenant or "")
+        for chunk_id, groups, tenant in zip(columns["chunk_id"], columns["groups"], columns["tenant"])
+    }
+    return {chunk_id: labels for chunk_id, labels in wanted.items() if rows[chunk_id].labels != labels}
 
 
 def _publish(manager: MilvusIndexManager, target: str, changes: SyncChanges, *, concurrent: bool = False) -> int:

@@ -5,7 +5,9 @@ import json
 from dataclasses import asdict, dataclass
 
 PROPERTY_PREFIX = "rag."
-SCHEMA_VERSION = 2  # 2: rows carry their owning source in a field of their own
+# 2: rows carry their owning source in a field of their own; 3: and their access labels (groups, tenant)
+SCHEMA_VERSION = 3
+LABELLED_SCHEMA = 3
 DATA_VERSION_KEY = f"{PROPERTY_PREFIX}data_version"
 COMPLETE_KEY = f"{PROPERTY_PREFIX}complete"
 # Set before a sync's first write and cleared by the data-version bump that ends it: a sync that died between the
@@ -31,6 +33,11 @@ class IndexVersion:
     chunking: str
     lexical: str = "none"  # "milvus": a BM25 function and sparse field live in the collection
     schema: int = SCHEMA_VERSION
+
+    @property
+    def labelled(self) -> bool:
+        """Its rows carry access labels; an older version's are all the default group's and tenant's."""
+        return self.schema >= LABELLED_SCHEMA
 
     @property
     def fingerprint(self) -> str:

@@ -100,6 +100,8 @@ class TokenChunker:
                 doc_hash=doc_hash,
                 title=document.title,
                 source=document.source,
+                groups=document.groups,
+                tenant=document.tenant,
             )
 
     def _spans(self, tokens: "_TokenStream") -> Iterator[TokenSpan]:

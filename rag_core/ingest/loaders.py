@@ -15,7 +15,7 @@ import re
 import stat
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -76,6 +76,10 @@ _MARKDOWN_SETEXT_H1 = re.compile(r"^ {0,3}=+[ \t]*$")
 _Item = tuple[Document, int | None] | SkippedInput
 # (document id or relative path, path, why it cannot be read or None)
 _Entry = tuple[str, Path, str | None]
+# A file's access labels live beside it, in NAME.access.json (rag_core.security.labels).
+SIDECAR_SUFFIX = ".access.json"
+SIDECAR_MAX_BYTES = 64 * 1024
+SIDECAR_EXAMPLE = '{"groups": ["hr", "legal"], "tenant": "acme"}'
 
 
 class _NotARegularFile(Exception):
@@ -106,15 +110,27 @@ def iter_inputs(path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> 
     read: that is a configuration error, not a bad input (and an empty corpus must not be mistaken for one).
     """
     first_seen: dict[str, str] = {}
-    for doc_id, file, problem in _corpus_files(Path(path)):
+    entries = _corpus_files(Path(path))
+    documents = {file.name for _, file, _ in entries}
+    for doc_id, file, problem in entries:
         if problem is not None:
             yield SkippedInput(str(file), problem)
+            continue
+        if file.name.endswith(SIDECAR_SUFFIX):
+            if file.name.removesuffix(SIDECAR_SUFFIX) not in documents:
+                yield SkippedInput(str(file), "access sidecar of no document; rename it after its file or remove it")
+            continue
+        labels = _sidecar_labels(file)
+        if isinstance(labels, SkippedInput):
+            yield labels
             continue
         for item in _read_file(file, doc_id, max_file_bytes):
             if isinstance(item, SkippedInput):
                 yield item
                 continue
             document, line = item
+            if labels is not None:
+                document = replace(document, groups=labels[0], tenant=labels[1])
             if document.doc_id in first_seen:
                 yield SkippedInput(
                     document.source,
@@ -125,6 +141,33 @@ def iter_inputs(path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> 
                 continue
             first_seen[document.doc_id] = _where(document.source, line)
             yield document
+
+
+def _sidecar_labels(file: Path) -> tuple[tuple[str, ...], str] | SkippedInput | None:
+    """The access labels ``NAME.access.json`` gives the documents of ``NAME`` (``{"groups": [...], "tenant":
+    "..."}``, either key optional), None without one. Whether they are known labels is checked at ingestion."""
+    sidecar = file.with_name(file.name + SIDECAR_SUFFIX)
+    if not sidecar.is_file():
+        return None
+    where = f"{file} (access labels in {sidecar.name})"
+    try:
+        with _open_regular_file(sidecar) as stream:
+            raw = stream.read(SIDECAR_MAX_BYTES + 1)
+        if len(raw) > SIDECAR_MAX_BYTES:
+            return SkippedInput(where, f"the sidecar is over {SIDECAR_MAX_BYTES:,} bytes; list fewer groups")
+        labels = json.loads(raw.decode("utf-8"))
+    except (OSError, _NotARegularFile) as exc:
+        return SkippedInput(where, f"cannot read the sidecar ({exc}); fix its permissions or remove it")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return SkippedInput(where, f"the sidecar is not valid JSON ({exc}); write {SIDECAR_EXAMPLE}")
+    if not isinstance(labels, dict) or set(labels) - {"groups", "tenant"}:
+        return SkippedInput(where, f"the sidecar must be one object with groups and/or tenant, like {SIDECAR_EXAMPLE}")
+    groups, tenant = labels.get("groups", []), labels.get("tenant", "")
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return SkippedInput(where, f"groups must be a list of strings, got {groups!r}; like {SIDECAR_EXAMPLE}")
+    if not isinstance(tenant, str):
+        return SkippedInput(where, f"tenant must be a string, got {tenant!r}; like {SIDECAR_EXAMPLE}")
+    return tuple(groups), tenant
 
 
 def corpus_fingerprint(path: Path) -> str:

@@ -16,11 +16,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rag_core.config import AccessConfig
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.loaders import iter_inputs
 from rag_core.ingest.parquet_store import BatchStream, ParquetTable, RowLookup
 from rag_core.models.embedder import Embedder
 from rag_core.observability.progress import QUIET, ProgressBar, ProgressReporter
+from rag_core.security.labels import AccessLabels, LabelError, labelled
 from rag_core.tables import (
     CHUNKS_SCHEMA,
     DOCUMENTS_SCHEMA,
@@ -82,9 +84,17 @@ def _relative_input(source: str, root: Path) -> str:
 
 
 def document_stream(
-    path: Path, *, max_file_bytes: int, batch_size: int, source: str, owns: Callable[[str], bool] | None = None
+    path: Path,
+    *,
+    max_file_bytes: int,
+    batch_size: int,
+    source: str,
+    access: AccessConfig,
+    labels: AccessLabels = AccessLabels(),
+    owns: Callable[[str], bool] | None = None,
 ) -> BatchStream:
-    """Documents under ``path``, owned by ``source``; every skipped input lands in ``summary['skipped']``.
+    """Documents under ``path``, owned by ``source``, each with its access labels resolved (its sidecar's, else
+    ``labels``, else the defaults); every skipped input lands in ``summary['skipped']``.
 
     ``owns(doc_id)``: only those documents (one bucket of a partitioned corpus, ``rag_core.ingest.partitioning``).
     """
@@ -99,7 +109,10 @@ def document_stream(
                 continue
             read[0] += 1
             if owns is None or owns(item.doc_id):
-                yield replace(item, source=source)
+                try:
+                    yield replace(labelled(item, labels, access), source=source)
+                except LabelError as error:
+                    skipped.append(SkippedInput(item.source, str(error)))
 
     def batches() -> Iterator[pa.RecordBatch]:
         started, count = time.perf_counter(), 0

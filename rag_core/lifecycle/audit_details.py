@@ -78,10 +78,11 @@ def dropped_versions_details(dropped: Sequence[str], *, alias: str) -> dict[str,
     return {"alias": alias, "dropped_versions": list(dropped)}
 
 
-def retrieval_details(result: "RetrievalResult", *, mode: str) -> dict[str, Any]:
-    """The query appears only as its query-log id (whose row holds the salted hash), never as text."""
+def retrieval_details(result: "RetrievalResult", *, mode: str, principal: str | None = None) -> dict[str, Any]:
+    """The query appears only as its query-log id (whose row holds the salted hash), never as text. The actor is
+    the caller; ``principal`` the one an admin queried as (``rag query --as``)."""
     result_ids = [c.doc_id for c in result.results]
-    return {
+    return ({"as": principal} if principal else {}) | {
         "query_id": result.query_id,
         "collection": result.collection,
         "data_version": result.data_version,

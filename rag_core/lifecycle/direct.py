@@ -8,10 +8,11 @@ again.
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rag_core.config import RAGConfig
 from rag_core.index.sync import SyncReport, sync_index
 from rag_core.ingest.chunking import TokenChunker
 from rag_core.ingest.stages import chunk_batches, document_stream, skipped_documents
@@ -19,6 +20,7 @@ from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.promotion import promoter
 from rag_core.models.embedder import Embedder
 from rag_core.observability.progress import QUIET, ProgressReporter
+from rag_core.security.labels import AccessLabels, LabelError, labelled
 from rag_core.tables import batch_to_documents, with_vectors
 from rag_core.types import API_SOURCE, Document
 
@@ -45,9 +47,12 @@ def ingest_path(
     *,
     collection: str | None = None,
     prune: bool = False,
+    groups: Sequence[str] | None = None,
+    tenant: str | None = None,
     progress: ProgressReporter = QUIET,
 ) -> IngestReport:
-    """Every readable document under ``path``; bad files are reported in ``skipped`` and left out.
+    """Every readable document under ``path``; bad files are reported in ``skipped`` and left out. ``groups`` and
+    ``tenant`` label its documents that have no sidecar of their own (``rag_core.security.labels``).
 
     With ``prune`` the documents under ``path`` become everything its source holds: for a file, every other
     document of its folder's source is deleted (what evaluation wants for a corpus file; ``rag ingest`` refuses it).
@@ -59,6 +64,8 @@ def ingest_path(
         max_file_bytes=config.ingestion.max_file_bytes,
         batch_size=config.ingestion.record_batch_size,
         source=source,
+        access=config.access,
+        labels=source_labels(config, groups, tenant),
     )
     documents = (d for batch in stream.batches for d in batch_to_documents(batch))
     report = ingest_documents(
@@ -81,9 +88,13 @@ def ingest_documents(
     prune: bool = False,
     collection: str | None = None,
     keep: Callable[[str], bool] | None = None,
+    groups: Sequence[str] | None = None,
+    tenant: str | None = None,
     progress: ProgressReporter = QUIET,
 ) -> IngestReport:
     """Add or replace ``documents`` as the source ``source`` (with ``prune``: exactly the source's documents).
+    ``groups`` and ``tenant`` label the documents that carry none of their own; a document whose own labels are
+    refused is reported in ``skipped`` and left as it was (``rag_core.security.labels``).
 
     ``progress`` counts documents as they are taken to be chunked and embedded; their number is not known before
     the stream is read, so it shows a count and a rate, not a percentage. A large document also shows its own
@@ -94,26 +105,43 @@ def ingest_documents(
     counts = {"documents": 0, "chunks": 0}
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
     alias = context.alias(collection)
+    labels = source_labels(config, groups, tenant)
+    refused: list[str] = []
+
+    def owned() -> Iterator[Document]:
+        for document in bar.iterate(documents):
+            try:
+                yield replace(labelled(document, labels, config.access), source=source)
+            except LabelError as error:
+                refused.append(str(error))
+                keep_refused.add(document.doc_id)
+
+    keep_refused: set[str] = set()
+    kept = keep or (lambda doc_id: False)
     with progress.bar("ingest", "documents") as bar:
-        owned = (replace(document, source=source) for document in bar.iterate(documents))
         report = sync_index(
             manager,
             alias,
             version,
-            chunk_batches(owned, chunker, config.ingestion.record_batch_size, counts=counts, progress=progress),
+            chunk_batches(owned(), chunker, config.ingestion.record_batch_size, counts=counts, progress=progress),
             source=source,
             prune=prune,
             vectorize=vectorizer(embedder),
-            keep=keep,
+            keep=lambda doc_id: doc_id in keep_refused or kept(doc_id),
             promote=promoter(context, alias),
         )
     return IngestReport(
         documents=counts["documents"],
         chunks=counts["chunks"],
-        skipped=[],
+        skipped=refused,
         sync=report,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def source_labels(config: RAGConfig, groups: Sequence[str] | None, tenant: str | None) -> AccessLabels:
+    """The labels given for a whole source (``rag ingest --groups --tenant``), refused when not plain or known."""
+    return AccessLabels.checked(groups, tenant, config.access, where="the source's --groups/--tenant")
 
 
 def vectorizer(embedder: Embedder):  # noqa: ANN201 - rag_core.index.sync.Vectorize

@@ -24,9 +24,8 @@ from rag_core.lifecycle.promotion import promote_candidate
 from rag_core.observability.progress import QUIET, ProgressReporter
 from rag_core.quality.gate import GateFailedError, GateResult, evaluate_gate
 from rag_core.retrieval.client_index import documents_from_chunks
-from rag_core.types import Chunk, Document
-
-ROW_FIELDS = ["chunk_id", "doc_id", "source", "position", "text", "metadata"]
+from rag_core.security.labels import AccessLabels, labelled
+from rag_core.types import GROUPS_FIELD, TENANT_FIELD, Chunk, Document
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,11 @@ def build_candidate(
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
     target = manager.resumable_version(alias, version) or manager.create_version(alias, version)
     with progress.bar("reindex", "documents") as bar:
-        documents = bar.iterate(stored_documents(manager, current, on_total=bar.set_total))
+        # Rows of a version from before access labels get the defaults, as they were read until now.
+        documents = (
+            labelled(document, AccessLabels(), config.access)
+            for document in bar.iterate(stored_documents(manager, current, on_total=bar.set_total))
+        )
         changes = sync_into(
             manager,
             target,
@@ -155,8 +158,11 @@ def stored_documents(
     """
     by_source: dict[str, list[Chunk]] = defaultdict(list)
     titles: dict[tuple[str, str], str] = {}
+    labels: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
     version = manager.state(collection).version
-    fields = ROW_FIELDS if version and version.schema >= 2 else [f for f in ROW_FIELDS if f != "source"]
+    fields = manager.row_fields(collection)
+    if not (version and version.schema >= 2):
+        fields.remove("source")
     for batch in manager.iter_rows(collection, fields):
         for row in batch:
             source = row["source"] if "source" in row else legacy_source(row["doc_id"], row.get("metadata") or {})
@@ -170,8 +176,12 @@ def stored_documents(
                 )
             )
             titles[(source, row["doc_id"])] = (row.get("metadata") or {}).get("title", "")
+            labels[(source, row["doc_id"])] = (tuple(row.get(GROUPS_FIELD) or ()), row.get(TENANT_FIELD) or "")
     if on_total is not None:
         on_total(len(titles))
     for source, chunks in by_source.items():
         for _, doc_id, text in zip(*documents_from_chunks(chunks)):
-            yield Document(doc_id=doc_id, text=text, title=titles[(source, doc_id)], source=source)
+            groups, tenant = labels[(source, doc_id)]
+            yield Document(
+                doc_id=doc_id, text=text, title=titles[(source, doc_id)], source=source, groups=groups, tenant=tenant
+            )

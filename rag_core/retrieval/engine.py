@@ -25,6 +25,8 @@ from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalizat
 from rag_core.retrieval.legs import Leg
 from rag_core.retrieval.lexical import LexicalIndex
 from rag_core.retrieval.signals import QualitySignals, query_signals
+from rag_core.security.principals import restricted_filter
+from rag_core.security.rbac import Identity
 from rag_core.types import Chunk, Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -310,11 +312,17 @@ class RetrievalEngine:
             filter=filter,
         )
 
-    def search(self, query: str, **overrides) -> RetrievalResult:  # noqa: ANN003 - see options()
-        return self.search_many([query], self.options(**overrides))[0]
+    def search(self, query: str, *, principal: Identity | None = None, **overrides) -> RetrievalResult:  # noqa: ANN003 - see options()
+        return self.search_many([query], self.options(**overrides), principal=principal)[0]
 
-    def search_many(self, queries: Sequence[str], options: SearchOptions) -> list[RetrievalResult]:
-        """Batched: one embedding call and one Milvus call per leg for all queries (evaluation, bulk use)."""
+    def search_many(
+        self, queries: Sequence[str], options: SearchOptions, *, principal: Identity | None = None
+    ) -> list[RetrievalResult]:
+        """Batched: one embedding call and one Milvus call per leg for all queries (evaluation, bulk use).
+
+        ``principal``: only documents it may read, in every leg before it ranks (its readable filter joins the
+        caller's, and so the cache key); None reads every document (evaluation, the gate, drift: the faces always
+        give the caller's)."""
         if any(not q.strip() for q in queries):
             raise ValueError("Empty query: give the text to search for.")
         started = time.perf_counter()
@@ -322,6 +330,10 @@ class RetrievalEngine:
         collection = state.collection
         if options.alpha is None:
             options = replace(options, alpha=version_alpha(state))
+        if principal is not None:
+            labelled = state.version is not None and state.version.labelled
+            readable = restricted_filter(options.filter, principal, self.config.access, labelled=labelled)
+            options = replace(options, filter=readable)
         keys = [(normalise_query(q), options, collection, state.data_version) for q in queries]
         cached = [self.cache.get(k) for k in keys]
         todo = [i for i, c in enumerate(cached) if c is None]

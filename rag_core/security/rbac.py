@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 
-from rag_core.config import RAGConfig
+from rag_core.config import RAGConfig, TokenConfig
 from rag_core.security.actor import acting_channel, acting_identity, current_actor
 
 TOKEN_VARIABLE = "RAG_API_TOKEN"
@@ -61,11 +61,15 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
 
 @dataclass(frozen=True)
 class Identity:
-    """Who acts. ``local``: no tokens are configured (single-user mode), the OS user acting as admin."""
+    """Who acts, and as a principal whose documents its queries may return (``rag_core.security.principals``).
+    ``local``: no tokens are configured (single-user mode), the OS user acting as admin."""
 
     name: str
     role: Role
     local: bool = False
+    groups: frozenset[str] = frozenset()
+    tenant: str = ""
+    all_tenants: bool = False  # an admin of every tenant
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -92,7 +96,7 @@ def identify(config: RAGConfig, token: str | None = None) -> Identity:
     tokens are configured."""
     tokens = config.security.tokens
     if not tokens:
-        return Identity(name=getpass.getuser(), role=Role.ADMIN, local=True)
+        return local_identity(config)
     token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "")
     if not token.strip():
         raise _denied(
@@ -105,7 +109,7 @@ def identify(config: RAGConfig, token: str | None = None) -> Identity:
     digest = hash_token(token)
     for entry in tokens:
         if hmac.compare_digest(entry.token_sha256, digest):
-            return Identity(name=entry.name, role=Role(entry.role))
+            return token_identity(config, entry)
     raise _denied(
         f"The token in {TOKEN_VARIABLE} matches no entry of security.tokens (its SHA-256 starts "
         f"{digest[:8]}); check the token, or add its `rag token hash` to the config.",
@@ -113,6 +117,61 @@ def identify(config: RAGConfig, token: str | None = None) -> Identity:
         "",
         reason="unknown token",
     )
+
+
+def local_identity(config: RAGConfig) -> Identity:
+    """The OS user in single-user mode: an admin of ``access.local_tenant``, or of every tenant when unset."""
+    tenant = config.access.local_tenant
+    return Identity(
+        name=getpass.getuser(),
+        role=Role.ADMIN,
+        local=True,
+        groups=frozenset({config.access.default_group}),
+        tenant=tenant or config.access.default_tenant,
+        all_tenants=tenant is None,
+    )
+
+
+def token_identity(config: RAGConfig, entry: TokenConfig) -> Identity:
+    access = config.access
+    return Identity(
+        name=entry.name,
+        role=Role(entry.role),
+        groups=frozenset(entry.groups or [access.default_group]),
+        tenant=entry.tenant or access.default_tenant,
+        all_tenants=entry.all_tenants,
+    )
+
+
+def named_identity(config: RAGConfig, name: str) -> Identity:
+    """The principal of the token named ``name`` in ``security.tokens`` (``rag query --as NAME``)."""
+    for entry in config.security.tokens:
+        if entry.name == name:
+            return token_identity(config, entry)
+    names = ", ".join(sorted(e.name for e in config.security.tokens)) or "none (local single-user mode)"
+    raise LookupError(f"No token named {name!r} in security.tokens; the names are: {names}.")
+
+
+def impersonated(config: RAGConfig, caller: Identity, name: str) -> Identity:
+    """The principal named ``name``, for an admin to see what it would see (``rag query --as NAME``). An admin of
+    one tenant may act as that tenant's principals only."""
+    if caller.role != Role.ADMIN:
+        raise _denied(
+            f"{caller.name} (role {caller.role.value}) may not query as another principal; only admins may.",
+            caller.actor,
+            "query --as",
+            reason="not an admin",
+            role=caller.role,
+        )
+    principal = named_identity(config, name)
+    if not caller.all_tenants and (principal.tenant != caller.tenant or principal.all_tenants):
+        raise _denied(
+            f"{caller.name} is an admin of tenant {caller.tenant!r} only, and {name!r} is not a principal of it.",
+            caller.actor,
+            "query --as",
+            reason="another tenant",
+        )
+    return principal
 
 
 def require(permission: Permission, identity: Identity, *, action: str) -> None:
@@ -144,6 +203,14 @@ def authorize(config: RAGConfig, *permissions: Permission, action: str, token: s
 authorized_identity: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
     "authorized_identity", default=None
 )
+
+
+def acting_principal() -> Identity:
+    """The caller an action authorized (``rag_core.actions.perform``): whose documents its queries may return."""
+    identity = authorized_identity.get()
+    if identity is None:
+        raise RuntimeError("No authorized caller: run the query through rag_core.actions.perform, which names one.")
+    return identity
 
 
 @contextmanager

@@ -233,6 +233,8 @@ def test_the_parity_check_fails_on_a_missing_plus_an_extra_row_and_blocks(
         "position": 0,
         "text": "not from the corpus",
         "metadata": {"title": ""},
+        "access_groups": ["everyone"],
+        "tenant": "default",
         "vector": [0.0] * embedder.dimension,
     }
     manager.upsert(collection, [stranger])

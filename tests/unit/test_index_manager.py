@@ -25,6 +25,8 @@ def rows(doc_id: str, count: int, dim: int = 8, seed: int = 0) -> list[dict]:
             "position": i,
             "text": f"{doc_id} part {i}",
             "metadata": {"title": doc_id},
+            "access_groups": ["everyone"],
+            "tenant": "default",
             "vector": vectors[i].tolist(),
         }
         for i in range(count)

@@ -64,6 +64,8 @@ def ingestion_assets(partitions: dg.PartitionsDefinition | None = None) -> tuple
             max_file_bytes=corpus.max_file_bytes,
             batch_size=corpus.record_batch_size,
             source=folder_source(corpus.path),
+            access=corpus.access,
+            labels=corpus.labels,
             owns=partition.owns if partition else None,
         )
 

@@ -1,0 +1,80 @@
+"""What a principal may read, as a Milvus filter expression every retrieval leg applies before it ranks.
+
+A principal (an ``Identity``: a token's, or the local user's) reads a document of its own tenant that shares one of
+its groups; an admin reads every group of its tenant, and an admin with ``all_tenants`` every document. The
+expression is ANDed with the caller's own filter only once that filter is checked to be one whole expression, so
+no filter can close the parenthesis around it and OR its way out (``x) or (true``).
+"""
+
+import json
+
+from rag_core.config import AccessConfig
+from rag_core.security.labels import default_labels
+from rag_core.security.rbac import Identity, Role
+from rag_core.types import GROUPS_FIELD, TENANT_FIELD
+
+# Matches no row: chunk ids are never empty.
+NOTHING = 'chunk_id == ""'
+
+
+class FilterError(ValueError):
+    """A caller's filter that could change what the access filter ANDed with it means."""
+
+
+def reads(identity: Identity, groups: tuple[str, ...] | frozenset[str], tenant: str) -> bool:
+    """Whether ``identity`` may read a document labelled ``groups`` and ``tenant``."""
+    if identity.role == Role.ADMIN:
+        return identity.all_tenants or tenant == identity.tenant
+    return tenant == identity.tenant and bool(identity.groups & set(groups))
+
+
+def readable_filter(identity: Identity, access: AccessConfig, *, labelled: bool) -> str | None:
+    """The rows ``identity`` may read; None: every row. ``labelled``: the version's rows carry labels (index
+    schema 3); an older version's rows are all the default group's and tenant's, readable to all or to none."""
+    if not labelled:
+        defaults = default_labels(access)
+        return None if reads(identity, defaults.groups, defaults.tenant or "") else NOTHING
+    if identity.role == Role.ADMIN:
+        return None if identity.all_tenants else f"{TENANT_FIELD} == {json.dumps(identity.tenant)}"
+    if not identity.groups:
+        return NOTHING
+    return (
+        f"{TENANT_FIELD} == {json.dumps(identity.tenant)} and "
+        f"array_contains_any({GROUPS_FIELD}, {json.dumps(sorted(identity.groups))})"
+    )
+
+
+def restricted_filter(expression: str, identity: Identity, access: AccessConfig, *, labelled: bool) -> str:
+    """The caller's ``expression`` narrowed to what ``identity`` may read."""
+    check_whole_expression(expression)
+    readable = readable_filter(identity, access, labelled=labelled)
+    if readable is None:
+        return expression
+    return f"({expression}) and ({readable})" if expression.strip() else readable
+
+
+def check_whole_expression(expression: str) -> None:
+    """Refuse a filter whose parentheses or quotes do not close within it: ANDed with another expression, it
+    could reach outside its own parentheses. Backslashes are refused outright, so where a string ends is never a
+    matter of how an escape is read."""
+    if "\\" in expression:
+        raise FilterError(f"Filter {expression!r} contains a backslash; filters may not escape characters.")
+    depth, quote = 0, ""
+    for position, char in enumerate(expression):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise FilterError(
+                    f"Filter {expression!r} closes a parenthesis it never opened (at character {position + 1}); "
+                    "give one whole expression."
+                )
+    if quote:
+        raise FilterError(f"Filter {expression!r} leaves a {quote} string open; close it.")
+    if depth:
+        raise FilterError(f"Filter {expression!r} leaves {depth} parenthesis open; close it.")
