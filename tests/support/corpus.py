@@ -1,11 +1,15 @@
-"""Small corpora written by the tests themselves."""
+"""Small corpora written by the tests themselves, and SciFact abstracts read from the shared data."""
 
+import gzip
+import itertools
+import json
 from pathlib import Path
 
 from rag_core.config import RAGConfig
 from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_documents
 from rag_core.types import Document
+from tests.support.paths import SCIFACT
 
 TOPICS = {
     "milvus.md": (
@@ -65,3 +69,10 @@ def ingest(config: RAGConfig, docs: dict[str, str], embedder) -> None:
     ingest_documents(
         [Document(doc_id=k, text=v, title=k) for k, v in docs.items()], RagContext(config, embedder=embedder)
     )
+
+
+def scifact_documents(count: int) -> list[Document]:
+    """The first ``count`` SciFact abstracts, with their titles."""
+    with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt", encoding="utf-8") as lines:
+        records = [json.loads(line) for line in itertools.islice(lines, count)]
+    return [Document(doc_id=r["_id"], text=r["text"], title=r["title"]) for r in records]

@@ -1,8 +1,6 @@
 """Probe sets built from the corpus (issue 19): queries derived from the corpus's own chunks, their documents the
 known answers; stored per version, read by `rag eval`, used by the re-index gate, cleaned by an erasure."""
 
-import gzip
-import itertools
 import json
 import logging
 from pathlib import Path
@@ -29,16 +27,14 @@ from rag_core.quality.probes import (
 )
 from rag_core.types import Document
 from tests.support.configs import make_config
+from tests.support.corpus import scifact_documents as scifact_abstracts
 from tests.support.engines import engine_for
-from tests.support.paths import SCIFACT
 
 DOCUMENTS = 80  # SciFact abstracts: enough for a probe set (MIN_PROBES) and a judgement, small enough to embed fast
 
 
 def scifact_documents(count: int = DOCUMENTS) -> list[Document]:
-    with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt", encoding="utf-8") as lines:
-        records = [json.loads(line) for line in itertools.islice(lines, count)]
-    return [Document(doc_id=r["_id"], text=r["text"], title=r["title"]) for r in records]
+    return scifact_abstracts(count)
 
 
 def rows_of(documents: list[Document], source: str = "s") -> list[dict]:
