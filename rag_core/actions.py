@@ -56,11 +56,13 @@ def _one(event: AuditEventType, build: Callable[..., dict[str, Any]]) -> Callabl
 
 
 RERUN = "nothing was promoted, re-run the same command to continue"
+# What describes the whole index (row and document counts, versions, drift over every document) is for operators:
+# a reader sees only what its queries return (docs/access.md).
 ACTIONS: tuple[Action, ...] = (
     Action("query", (P.QUERY,), E.RETRIEVAL, audited=_one(E.RETRIEVAL, details.retrieval_details)),
-    Action("stats", (P.QUERY,)),
+    Action("stats", (P.INGEST,)),
     Action("health", (P.QUERY,)),
-    Action("versions", (P.QUERY,)),
+    Action("versions", (P.INGEST,)),
     Action(
         "versions --drop-incomplete",
         (P.INGEST,),
@@ -69,8 +71,8 @@ ACTIONS: tuple[Action, ...] = (
         _one(E.DELETION, details.dropped_versions_details),
     ),
     Action("perf-report", (P.QUERY,)),
-    Action("probes build", (P.QUERY,)),
-    Action("drift", (P.QUERY,), E.DRIFT, audited=_one(E.DRIFT, details.drift_details)),
+    Action("probes build", (P.INGEST,)),
+    Action("drift", (P.INGEST,), E.DRIFT, audited=_one(E.DRIFT, details.drift_details)),
     Action("ingest", (P.INGEST,), E.INGESTION, RERUN, details.ingest_events),
     Action("delete", (P.INGEST,), E.DELETION, audited=_one(E.DELETION, details.delete_details)),
     Action(

@@ -43,7 +43,12 @@ def _verify(args: argparse.Namespace, compliance: ComplianceManager) -> int:
 
 def _query(args: argparse.Namespace, compliance: ComplianceManager) -> int:
     records = compliance.query_audit_logs(
-        event_type=args.type, start_time=args.start, end_time=args.end, actor=args.actor, limit=args.limit
+        event_type=args.type,
+        start_time=args.start,
+        end_time=args.end,
+        actor=args.actor,
+        limit=args.limit,
+        document=args.document,
     )
     if args.json:
         print(json.dumps([r.as_dict() for r in records]))
@@ -89,6 +94,7 @@ def add_audit_parser(audit: argparse.ArgumentParser, *, parents: list[argparse.A
     query.add_argument("--start", help="ISO date or datetime (inclusive)")
     query.add_argument("--end", help="ISO date (inclusive: the whole day) or datetime (exclusive)")
     query.add_argument("--actor")
+    query.add_argument("--document", metavar="ID", help="only records naming this document id (e.g. who retrieved it)")
     query.add_argument("--limit", type=int, help="only the newest N matching records (still listed oldest first)")
     query.add_argument("--json", action="store_true")
     report = actions.add_parser(

@@ -88,7 +88,7 @@ def retrieval_details(result: "RetrievalResult", *, mode: str, principal: str | 
         "data_version": result.data_version,
         "mode": mode,
         "results": len(result_ids),
-        "result_ids": result_ids[:MAX_IDS],
+        "result_ids": result_ids,  # all of them (serve.max_top_k bounds them): who retrieved X must find each
         "cached": result.cached,
     }
 

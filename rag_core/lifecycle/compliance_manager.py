@@ -43,9 +43,11 @@ class ComplianceManager:
         end_time: TimeBound = None,
         actor: str | None = None,
         limit: int | None = None,
+        document: str | None = None,
     ) -> list[AuditRecord]:
         """Matching records of the chain, oldest first; with ``limit``, the newest ``limit`` of them (still oldest
-        first). Dates mean whole days (``end_time="2024-01-31"`` includes the 31st).
+        first). Dates mean whole days (``end_time="2024-01-31"`` includes the 31st). ``document``: only records
+        naming that document id among their results or documents (who retrieved it, and when).
 
         Only records up to the chain head are listed: an append moves the head with its record, so a row beyond it
         was put there by hand and is not part of the trail (``verify_integrity`` names it). Listing does not verify;
@@ -56,15 +58,17 @@ class ComplianceManager:
         if limit is not None and limit < 1:
             raise ValueError(f"limit={limit} must be at least 1 (or None for all)")
         kind = None if event_type is None else _event_type(event_type)
-        return list(
-            self.trail.store.records(
-                event_type=kind,
-                start=None if start is None else format_time(start),
-                end=None if end is None else format_time(end),
-                actor=actor,
-                limit=limit,
-            )
+        records = self.trail.store.records(
+            event_type=kind,
+            start=None if start is None else format_time(start),
+            end=None if end is None else format_time(end),
+            actor=actor,
+            limit=None if document is not None else limit,
         )
+        if document is None:
+            return list(records)
+        naming = [r for r in records if document in _document_ids(r)]
+        return naming[-limit:] if limit is not None else naming
 
     @requires(Permission.GENERATE_REPORTS, "generate a compliance report")
     def generate_compliance_report(self, start_date: TimeBound, end_date: TimeBound) -> ComplianceReport:
@@ -102,3 +106,9 @@ def _event_type(value: AuditEventType | str) -> AuditEventType:
     except ValueError:
         known = ", ".join(t.value for t in AuditEventType)
         raise ValueError(f"unknown audit event type {value!r}; use one of: {known}") from None
+
+
+def _document_ids(record: AuditRecord) -> list[str]:
+    """The document ids a record names: a retrieval's results, a deletion's documents."""
+    details = dict(record.details or {})
+    return [str(i) for key in ("result_ids", "doc_ids") for i in (details.get(key) or [])]

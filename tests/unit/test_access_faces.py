@@ -1,0 +1,140 @@
+"""Every face takes the caller as the principal: the HTTP service's bearer token, the command line (and an admin's
+``--as``), the Python API's token and the Dagster query job. 401 and 403 are unchanged."""
+
+import asyncio
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from fastapi.testclient import TestClient
+
+from rag_assets.definitions import build_definitions
+from rag_core.api import AdvancedRAGPipeline
+from rag_core.cli.main import main
+from rag_core.compliance.events import AuditEventType
+from rag_core.config import RAGConfig
+from rag_core.lifecycle.compliance_manager import ComplianceManager
+from rag_core.lifecycle.context import RagContext
+from rag_core.lifecycle.direct import ingest_documents
+from rag_core.security.rbac import TOKEN_VARIABLE, hash_token
+from rag_core.serve.app import create_app
+from rag_core.types import Document
+from tests.support.configs import make_config
+
+TOKENS = {"hr-reader": "t-hr", "legal-reader": "t-legal", "globex-reader": "t-globex", "admin": "t-admin"}
+LABELS = {  # token name -> role, groups, tenant
+    "hr-reader": ("reader", ["hr"], "acme"),
+    "legal-reader": ("reader", ["legal"], "acme"),
+    "globex-reader": ("reader", ["hr"], "globex"),
+    "admin": ("admin", None, "acme"),
+}
+DOCUMENTS = {  # doc id -> groups, tenant, text
+    "payroll": (["hr"], "acme", "Payroll runs on the last working day of each month for acme staff."),
+    "contract": (["legal"], "acme", "The acme supplier contract renews each January unless cancelled."),
+    "globex-payroll": (["hr"], "globex", "Payroll for globex staff runs every second Friday."),
+}
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory, embedder) -> RAGConfig:
+    tmp = tmp_path_factory.mktemp("faces")
+    tokens = [
+        {"name": name, "role": role, "token_sha256": hash_token(TOKENS[name]), "tenant": tenant}
+        | ({"groups": groups} if groups else {})
+        for name, (role, groups, tenant) in LABELS.items()
+    ]
+    config = make_config(tmp, str(tmp / "milvus.db"), retrieval={"bm25_refresh_s": 0}, security={"tokens": tokens})
+    context = RagContext(config, embedder=embedder)
+    for doc_id, (groups, tenant, text) in DOCUMENTS.items():
+        ingest_documents([Document(doc_id, text)], context, source=doc_id, groups=groups, tenant=tenant)
+    return config
+
+
+@pytest.fixture(scope="module")
+def client(secured: RAGConfig) -> Iterator[TestClient]:
+    with TestClient(create_app(secured)) as client:
+        yield client
+
+
+def found(client: TestClient, token: str | None, query: str = "when does payroll run") -> tuple[int, set[str]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = client.post("/query", json={"query": query, "top_k": 5}, headers=headers)
+    return response.status_code, {r["doc_id"] for r in response.json().get("results", [])}
+
+
+def test_the_http_service_answers_each_token_from_its_own_documents(client: TestClient) -> None:
+    assert found(client, TOKENS["hr-reader"]) == (200, {"payroll"})
+    assert found(client, TOKENS["legal-reader"]) == (200, {"contract"})
+    assert found(client, TOKENS["globex-reader"]) == (200, {"globex-payroll"})
+    assert found(client, TOKENS["admin"]) == (200, {"payroll", "contract"}), "an admin of acme: every acme group"
+    assert found(client, None)[0] == 401
+    assert found(client, "not-a-token")[0] == 401
+    widened = client.post(
+        "/query",
+        json={"query": "payroll", "filter": 'doc_id != "") or (doc_id != ""'},
+        headers={"Authorization": f"Bearer {TOKENS['hr-reader']}"},
+    )
+    assert widened.status_code == 422 and widened.json()["field"] == "filter", widened.text
+    assert "globex" not in widened.text
+
+
+def test_the_python_api_takes_its_token_as_the_principal(secured: RAGConfig, embedder) -> None:
+    context = RagContext(secured, embedder=embedder)
+    for name, expected in (("legal-reader", {"contract"}), ("globex-reader", {"globex-payroll"})):
+        results, _ = asyncio.run(
+            AdvancedRAGPipeline(context=context, token=TOKENS[name]).retrieve("payroll contract staff", top_k=5)
+        )
+        assert {r.doc_id for r in results} == expected
+
+
+def test_an_admin_queries_as_another_principal_and_a_reader_may_not(
+    secured: RAGConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(secured.model_dump_json())  # JSON is YAML
+    ask = ["query", "payroll contract staff", "--top-k", "5", "--config", str(config_file)]
+    monkeypatch.setenv(TOKEN_VARIABLE, TOKENS["admin"])
+    assert main([*ask, "--as", "legal-reader"]) == 0
+    shown = capsys.readouterr().out
+    assert "contract" in shown and "payroll" not in shown
+    assert main([*ask, "--as", "globex-reader"]) == 2, "an admin of acme may not act as globex's principals"
+    assert "admin of tenant 'acme' only" in capsys.readouterr().err
+    monkeypatch.setenv(TOKEN_VARIABLE, TOKENS["hr-reader"])
+    assert main([*ask, "--as", "legal-reader"]) == 2
+    assert "only admins may" in capsys.readouterr().err
+    records = ComplianceManager(secured, token=TOKENS["admin"]).query_audit_logs(event_type=AuditEventType.ACCESS)
+    denied = [(r.details["action"], r.details["reason"]) for r in records if r.outcome == "denied"]
+    assert denied[-2:] == [("query --as", "another tenant"), ("query --as", "not an admin")], "refusals are audited"
+
+
+def test_token_new_prints_the_principal_and_refuses_bad_labels(
+    secured: RAGConfig, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["token", "new", "--name", "ann", "--role", "reader", "--groups", "hr,legal", "--tenant", "acme"]) == 0
+    assert "groups: [hr, legal], tenant: acme}" in capsys.readouterr().out
+    assert main(["token", "new", "--name", "bob", "--role", "reader", "--groups", "h r"]) == 2
+    assert "group 'h r' is not a label" in capsys.readouterr().err
+    assert main(["token", "new", "--name", "eve", "--role", "reader", "--all-tenants"]) == 2
+
+
+def test_the_dagster_query_job_needs_a_principal_once_tokens_are_configured(secured: RAGConfig) -> None:
+    job = build_definitions(secured).resolve_job_def("query_job")
+
+    def run(principal: str) -> dg.ExecuteInProcessResult:
+        config = {"query": "payroll contract staff", "top_k": 5} | ({"principal": principal} if principal else {})
+        return job.execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            run_config={"ops": {"answer_query": {"config": config}}},
+            raise_on_error=False,
+        )
+
+    assert not run("").success
+    result = run("legal-reader")
+    assert result.success
+    output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
+    table = output.step_output_data.metadata["results"].value
+    assert "`contract`" in table and "payroll" not in table
