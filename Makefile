@@ -38,8 +38,11 @@ system-packages:
 	scripts/system_packages.sh
 
 # Lint (ruff: pyflakes, pycodestyle, import order, bugbear), then the whole suite, slow tests included.
+# In two runs that together hold every test: the unit tier's fast tests spread over every core (each has its own
+# folder and Lite file), then the rest one at a time (they share one Milvus server, PostgreSQL, ports and processes).
 test: lint system-packages
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests/unit -m "not slow" -n auto
+	$(BIN)/python -m pytest -m slow
 
 # The fast loop: the unit tier (tests/unit), without its tests on the real server or in processes of their own,
 # spread over every core (pytest-xdist); each test has its own folder and Lite file, so they run side by side.

@@ -47,6 +47,7 @@ KNOWN = {
     "fusion_choice.json",
     "probe_risk.json",
     "filtered_latency.json",
+    "access_cost.json",
 }
 # The probe benchmarks reuse the indexes probe_correlation kept in its --work folder (any folder; $WORK here)
 REUSED_WORK = '--work "$WORK"   # WORK: the folder given to probe_correlation --work'
@@ -1322,6 +1323,50 @@ def filtered_latency_section(run: dict | None) -> list[str]:
     ]
 
 
+def access_cost_section(run: dict | None) -> list[str]:
+    if not run:
+        return []
+    callers = ("unfiltered", "everyone", "third")
+
+    def rows(name: str) -> list[str]:
+        backend = run[name]
+        return [
+            f"| {name} ({backend['rows']:,} rows) | {caller} | {backend['latency_ms'][caller]['p50']} | "
+            f"{backend['latency_ms'][caller]['p95']} | **{backend['p95_ratio_to_unfiltered'][caller]:.2f}x** | "
+            f"{backend['ndcg_at_10'][caller]} ({backend['ndcg_queries'][caller]}) | "
+            f"{backend['results_outside_access'][caller]} | {backend['answers_short_of_top_10'][caller]} | "
+            f"{backend['first_query_ms'][caller]} |"
+            for caller in callers
+        ]
+
+    backends = [name for name in ("lite", "server") if name in run]
+    where = "; ".join(f"{name}: dense in {run[name]['dense_search']}, BM25 {run[name]['lexical']}" for name in backends)
+    return [
+        "## Access labels: what a principal's filter costs and changes (SciFact; Lite and the 2.3.5 server)",
+        "",
+        "```bash",
+        ".venv/bin/python -m benchmarks.access_cost --server-rows 100000",
+        "```",
+        "",
+        meta_line(run, "access_cost.json"),
+        "",
+        f"{run['scifact_documents']:,} SciFact documents, each given one of three groups by a seeded hash (shares "
+        f"{run['group_shares']}), one tenant; on the server the chunks repeated to the row count, each copy a "
+        "document with its own hash-given group. Callers: `unfiltered` (no principal), `everyone` (a reader of all "
+        "three groups: everything readable, through the same filter path), `third` (a reader of one group). The "
+        "300 test queries one at a time, callers alternating, query cache and log off, document level, top 10; "
+        "nDCG@10 against the qrels restricted to what the caller may read (queries with such a document in "
+        f"brackets). Where the filter runs: {where}. The first query of each caller (Milvus evaluating its filter, "
+        "the masks built) is in the last column and not in the percentiles.",
+        "",
+        "| backend | caller | p50 ms | p95 ms | p95 / unfiltered | nDCG@10 (queries) | results outside access | "
+        "answers short of 10 | first query ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *[row for name in backends for row in rows(name)],
+        "",
+    ]
+
+
 def probe_gate_cost(run: dict, documents: str) -> str:
     cost = run["cost"]
     return (
@@ -1476,6 +1521,7 @@ def render() -> str:
     lines += fusion_choice_section(load("fusion_choice.json"))
     lines += probe_risk_section(load("probe_risk.json"))
     lines += filtered_latency_section(load("filtered_latency.json"))
+    lines += access_cost_section(load("access_cost.json"))
     lines += other_section(others)
     lines += legacy_section(legacy)
     return "\n".join(lines).rstrip() + "\n"
