@@ -16,7 +16,7 @@ from rag_core.config import IndexConfig, MilvusConfig, PipelineConfig, RAGConfig
 from rag_core.index import manager as index_manager
 from rag_core.index.delete import DeleteReport, delete_from_index
 from rag_core.lifecycle.context import RagContext
-from rag_core.lifecycle.direct import API_SOURCE, IngestReport, ingest_documents, ingest_path
+from rag_core.lifecycle.direct import API_SOURCE, IngestReport, ingest_documents, ingest_path, writable_rows
 from rag_core.observability.latency import report as latency_report
 from rag_core.quality.answers import score_answer
 from rag_core.quality.drift import DriftReport, detect_drift
@@ -208,7 +208,14 @@ class AdvancedRAGPipeline:
             if paths:
                 return _merge(
                     [
-                        ingest_path(p, self.context, collection=self.collection, groups=groups, tenant=tenant)
+                        ingest_path(
+                            p,
+                            self.context,
+                            collection=self.collection,
+                            groups=groups,
+                            tenant=tenant,
+                            writer=acting_principal(),
+                        )
                         for p in paths
                     ]
                 )
@@ -220,6 +227,7 @@ class AdvancedRAGPipeline:
                 collection=self.collection,
                 groups=groups,
                 tenant=tenant,
+                writer=acting_principal(),
             )
 
         named = ", ".join(str(p) for p in paths) if paths else source
@@ -234,7 +242,13 @@ class AdvancedRAGPipeline:
         report = await asyncio.to_thread(
             self._perform,
             "delete",
-            lambda: delete_from_index(manager, self.collection, doc_ids=ids or None, source=source),
+            lambda: delete_from_index(
+                manager,
+                self.collection,
+                doc_ids=ids or None,
+                source=source,
+                within=writable_rows(self.context, self.collection, acting_principal()),
+            ),
             doc_ids=ids,
             source=source,
         )

@@ -121,6 +121,7 @@ def _ingest(args: argparse.Namespace, context: RagContext) -> int:
             prune=args.prune,
             groups=[g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None,
             tenant=args.tenant,
+            writer=acting_principal(),
             progress=_progress(args),
         ),
         source=str(path),
@@ -191,12 +192,19 @@ def _health(args: argparse.Namespace, context: RagContext) -> int:
 
 def _delete(args: argparse.Namespace, context: RagContext) -> int:
     from rag_core.index.delete import delete_from_index
+    from rag_core.lifecycle.direct import writable_rows
 
     alias = context.alias(args.collection)
     report = perform(
         context,
         "delete",
-        lambda: delete_from_index(context.manager, alias, doc_ids=args.doc_id, source=args.source),
+        lambda: delete_from_index(
+            context.manager,
+            alias,
+            doc_ids=args.doc_id,
+            source=args.source,
+            within=writable_rows(context, alias, acting_principal()),
+        ),
         doc_ids=args.doc_id,
         source=args.source,
     )

@@ -564,11 +564,17 @@ class MilvusIndexManager:
         """Every field a row of ``collection`` carries besides its vectors: what a copy of it must read."""
         return [*OUTPUT_FIELDS, *LABEL_FIELDS] if self.labelled(collection) else list(OUTPUT_FIELDS)
 
-    def indexed_chunks(self, collection: str, *, source: str | None = None) -> dict[str, IndexedChunk]:
-        """Every row (of ``source``) by chunk id, with its document and access labels: what a sync compares against,
-        so Milvus itself is the truth and a change of labels alone reaches the rows."""
-        expression = f"source == {json.dumps(source)}" if source is not None else ""
+    def indexed_chunks(
+        self, collection: str, *, source: str | None = None, tenant: str | None = None
+    ) -> dict[str, IndexedChunk]:
+        """Every row (of ``source``, of ``tenant``) by chunk id, with its document and access labels: what a sync
+        compares against, so Milvus itself is the truth and a change of labels alone reaches the rows. A version
+        from before labels holds ``access.default_tenant``'s rows only: give ``tenant`` only for labelled ones."""
         labelled = self.labelled(collection)
+        parts = [f"source == {json.dumps(source)}"] if source is not None else []
+        if tenant is not None and labelled:
+            parts.append(f"{TENANT_FIELD} == {json.dumps(tenant)}")
+        expression = " and ".join(parts)
         fields = ["chunk_id", "doc_id", *(LABEL_FIELDS if labelled else [])]
 
         def read() -> dict[str, IndexedChunk]:

@@ -65,6 +65,7 @@ def sync_index(
     keep: Callable[[str], bool] | None = None,
     promote: Callable[[str], object] | None = None,
     owns: Callable[[str], bool] | None = None,
+    tenant: str | None = None,
 ) -> SyncReport:
     """Sync ``source``'s documents in ``alias`` with ``batches`` (chunk rows, with vectors unless ``vectorize``).
 
@@ -81,6 +82,9 @@ def sync_index(
     it never write the same number, and a new version is left for ``finish_when_whole`` to serve once every
     bucket is in it. An empty bucket is then legitimate (its last document was removed): the caller refuses an
     empty corpus.
+
+    ``tenant``: a writer bound to one tenant; the source's rows of other tenants are neither compared nor deleted,
+    and a new version (which needs every tenant's documents) is refused.
     """
     started = time.perf_counter()
     current = manager.resolve(alias)
@@ -91,16 +95,35 @@ def sync_index(
         )
     new_version = current is None or manager.state(current).version != version
     if new_version and current is not None:
+        if tenant is not None:
+            raise VersionChangeError(
+                f"The index settings changed since {current} was built, and a new version needs every tenant's "
+                f"documents, while this writer writes for tenant {tenant!r} only. An admin of every tenant runs "
+                "`rag reindex`; then ingest again."
+            )
         _refuse_partial_version(manager, alias, current, source, prune)
     target = (
         (manager.resumable_version(alias, version) or manager.create_version(alias, version))
         if new_version
         else current
     )
+    if tenant is not None and not manager.labelled(target):
+        raise VersionChangeError(
+            f"{target} was built before access labels: a writer of tenant {tenant!r} cannot tell its rows from "
+            "another tenant's there. An admin of every tenant runs `rag reindex` (labels every row), then ingest again."
+        )
     # A version being built holds exactly this sync's documents, even when it continues an interrupted build
     # whose corpus has changed since.
     changes = _apply(
-        manager, target, batches, source=source, prune=prune or new_version, vectorize=vectorize, keep=keep, owns=owns
+        manager,
+        target,
+        batches,
+        source=source,
+        prune=prune or new_version,
+        vectorize=vectorize,
+        keep=keep,
+        owns=owns,
+        tenant=tenant,
     )
     data_version = _publish(manager, target, changes, concurrent=owns is not None)
     if new_version and owns is None:
@@ -158,8 +181,9 @@ def _apply(
     vectorize: Vectorize | None,
     keep: Callable[[str], bool] | None = None,
     owns: Callable[[str], bool] | None = None,
+    tenant: str | None = None,
 ) -> SyncChanges:
-    rows = manager.indexed_chunks(target, source=source)
+    rows = manager.indexed_chunks(target, source=source, tenant=tenant)
     if owns is not None:
         rows = {chunk_id: row for chunk_id, row in rows.items() if owns(row.doc_id)}
     existing = {chunk_id: row.doc_id for chunk_id, row in rows.items()}

@@ -145,28 +145,32 @@ def iter_inputs(path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> 
 
 def _sidecar_labels(file: Path) -> tuple[tuple[str, ...], str] | SkippedInput | None:
     """The access labels ``NAME.access.json`` gives the documents of ``NAME`` (``{"groups": [...], "tenant":
-    "..."}``, either key optional), None without one. Whether they are known labels is checked at ingestion."""
+    "..."}``, either key optional), None without one. Whether they are known labels is checked at ingestion. A bad
+    sidecar skips its document (reported as the document's file, so a sync keeps what it indexed of it before)."""
     sidecar = file.with_name(file.name + SIDECAR_SUFFIX)
     if not sidecar.is_file():
         return None
-    where = f"{file} (access labels in {sidecar.name})"
+
+    def refused(reason: str) -> SkippedInput:
+        return SkippedInput(str(file), f"{sidecar.name}: {reason}; write it like {SIDECAR_EXAMPLE}")
+
     try:
         with _open_regular_file(sidecar) as stream:
             raw = stream.read(SIDECAR_MAX_BYTES + 1)
         if len(raw) > SIDECAR_MAX_BYTES:
-            return SkippedInput(where, f"the sidecar is over {SIDECAR_MAX_BYTES:,} bytes; list fewer groups")
+            return refused(f"over {SIDECAR_MAX_BYTES:,} bytes")
         labels = json.loads(raw.decode("utf-8"))
     except (OSError, _NotARegularFile) as exc:
-        return SkippedInput(where, f"cannot read the sidecar ({exc}); fix its permissions or remove it")
+        return refused(f"cannot be read ({exc})")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return SkippedInput(where, f"the sidecar is not valid JSON ({exc}); write {SIDECAR_EXAMPLE}")
+        return refused(f"not valid JSON ({exc})")
     if not isinstance(labels, dict) or set(labels) - {"groups", "tenant"}:
-        return SkippedInput(where, f"the sidecar must be one object with groups and/or tenant, like {SIDECAR_EXAMPLE}")
+        return refused("not one object with groups and/or tenant")
     groups, tenant = labels.get("groups", []), labels.get("tenant", "")
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        return SkippedInput(where, f"groups must be a list of strings, got {groups!r}; like {SIDECAR_EXAMPLE}")
+        return refused(f"groups must be a list of strings, got {groups!r}")
     if not isinstance(tenant, str):
-        return SkippedInput(where, f"tenant must be a string, got {tenant!r}; like {SIDECAR_EXAMPLE}")
+        return refused(f"tenant must be a string, got {tenant!r}")
     return tuple(groups), tenant
 
 

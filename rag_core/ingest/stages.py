@@ -91,10 +91,12 @@ def document_stream(
     source: str,
     access: AccessConfig,
     labels: AccessLabels = AccessLabels(),
+    writer_tenant: str | None = None,
     owns: Callable[[str], bool] | None = None,
 ) -> BatchStream:
     """Documents under ``path``, owned by ``source``, each with its access labels resolved (its sidecar's, else
-    ``labels``, else the defaults); every skipped input lands in ``summary['skipped']``.
+    ``labels``, else the defaults; ``writer_tenant``: the one tenant the writer may write into); every skipped input
+    lands in ``summary['skipped']``.
 
     ``owns(doc_id)``: only those documents (one bucket of a partitioned corpus, ``rag_core.ingest.partitioning``).
     """
@@ -110,7 +112,7 @@ def document_stream(
             read[0] += 1
             if owns is None or owns(item.doc_id):
                 try:
-                    yield replace(labelled(item, labels, access), source=source)
+                    yield replace(labelled(item, labels, access, tenant=writer_tenant), source=source)
                 except LabelError as error:
                     skipped.append(SkippedInput(item.source, str(error)))
 

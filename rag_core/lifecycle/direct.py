@@ -21,6 +21,8 @@ from rag_core.lifecycle.promotion import promoter
 from rag_core.models.embedder import Embedder
 from rag_core.observability.progress import QUIET, ProgressReporter
 from rag_core.security.labels import AccessLabels, LabelError, labelled
+from rag_core.security.principals import bound_tenant, writable_filter
+from rag_core.security.rbac import Identity
 from rag_core.tables import batch_to_documents, with_vectors
 from rag_core.types import API_SOURCE, Document
 
@@ -49,10 +51,12 @@ def ingest_path(
     prune: bool = False,
     groups: Sequence[str] | None = None,
     tenant: str | None = None,
+    writer: Identity | None = None,
     progress: ProgressReporter = QUIET,
 ) -> IngestReport:
     """Every readable document under ``path``; bad files are reported in ``skipped`` and left out. ``groups`` and
-    ``tenant`` label its documents that have no sidecar of their own (``rag_core.security.labels``).
+    ``tenant`` label its documents that have no sidecar of their own (``rag_core.security.labels``); ``writer``: see
+    ``ingest_documents``.
 
     With ``prune`` the documents under ``path`` become everything its source holds: for a file, every other
     document of its folder's source is deleted (what evaluation wants for a corpus file; ``rag ingest`` refuses it).
@@ -66,6 +70,7 @@ def ingest_path(
         source=source,
         access=config.access,
         labels=source_labels(config, groups, tenant),
+        writer_tenant=bound_tenant(writer),
     )
     documents = (d for batch in stream.batches for d in batch_to_documents(batch))
     report = ingest_documents(
@@ -75,6 +80,7 @@ def ingest_path(
         prune=prune,
         collection=collection,
         keep=skipped_documents(lambda: stream.trailer),
+        writer=writer,
         progress=progress,
     )
     return replace(report, skipped=stream.summary.get("skipped", []))
@@ -90,11 +96,13 @@ def ingest_documents(
     keep: Callable[[str], bool] | None = None,
     groups: Sequence[str] | None = None,
     tenant: str | None = None,
+    writer: Identity | None = None,
     progress: ProgressReporter = QUIET,
 ) -> IngestReport:
     """Add or replace ``documents`` as the source ``source`` (with ``prune``: exactly the source's documents).
     ``groups`` and ``tenant`` label the documents that carry none of their own; a document whose own labels are
-    refused is reported in ``skipped`` and left as it was (``rag_core.security.labels``).
+    refused is reported in ``skipped`` and left as it was (``rag_core.security.labels``). ``writer``: the principal
+    writing; one bound to a tenant writes only into it and never touches another tenant's rows of the source.
 
     ``progress`` counts documents as they are taken to be chunked and embedded; their number is not known before
     the stream is read, so it shows a count and a rate, not a percentage. A large document also shows its own
@@ -105,13 +113,13 @@ def ingest_documents(
     counts = {"documents": 0, "chunks": 0}
     version = manager.version_for(embedder.model_name, embedder.dimension, chunker.signature)
     alias = context.alias(collection)
-    labels = source_labels(config, groups, tenant)
+    labels, writes_into = source_labels(config, groups, tenant), bound_tenant(writer)
     refused: list[str] = []
 
     def owned() -> Iterator[Document]:
         for document in bar.iterate(documents):
             try:
-                yield replace(labelled(document, labels, config.access), source=source)
+                yield replace(labelled(document, labels, config.access, tenant=writes_into), source=source)
             except LabelError as error:
                 refused.append(str(error))
                 keep_refused.add(document.doc_id)
@@ -129,6 +137,7 @@ def ingest_documents(
             vectorize=vectorizer(embedder),
             keep=lambda doc_id: doc_id in keep_refused or kept(doc_id),
             promote=promoter(context, alias),
+            tenant=writes_into,
         )
     return IngestReport(
         documents=counts["documents"],
@@ -137,6 +146,13 @@ def ingest_documents(
         sync=report,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def writable_rows(context: RagContext, alias: str, writer: Identity | None) -> str:
+    """The rows ``writer`` may delete, as a filter ("": every row): a principal bound to one tenant, its tenant's."""
+    serving = context.manager.resolve(alias)
+    labelled = serving is not None and context.manager.labelled(serving)
+    return writable_filter(writer, context.config.access, labelled=labelled)
 
 
 def source_labels(config: RAGConfig, groups: Sequence[str] | None, tenant: str | None) -> AccessLabels:

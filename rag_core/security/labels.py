@@ -52,11 +52,21 @@ def default_labels(access: AccessConfig) -> AccessLabels:
     return AccessLabels(groups=(access.default_group,), tenant=access.default_tenant)
 
 
-def labelled(document: Document, source: AccessLabels, access: AccessConfig) -> Document:
+def labelled(document: Document, source: AccessLabels, access: AccessConfig, *, tenant: str | None = None) -> Document:
     """``document`` with its labels resolved: its own, else its source's, else the defaults. A document's own labels
-    are checked here (an API caller's ``Document`` may carry anything): ``LabelError`` names the document."""
-    own = AccessLabels.checked(document.groups, document.tenant or None, access, where=f"document {document.doc_id!r}")
-    resolved = own.over(source).over(default_labels(access))
+    are checked here (an API caller's ``Document`` may carry anything): ``LabelError`` names the document.
+
+    ``tenant``: the one tenant the writer may write into (a principal bound to it): a document given no tenant
+    lands there, and one naming another is refused, so no writer can plant a document in another tenant's view."""
+    where = f"document {document.doc_id!r}"
+    own = AccessLabels.checked(document.groups, document.tenant or None, access, where=where)
+    writer = AccessLabels(tenant=tenant)
+    resolved = own.over(source).over(writer).over(default_labels(access))
+    if tenant is not None and resolved.tenant != tenant:
+        raise LabelError(
+            f"{where}: tenant {resolved.tenant!r} is not the writer's; a principal of tenant {tenant!r} writes only "
+            "into it (an admin of every tenant may write anywhere)."
+        )
     return replace(document, groups=tuple(sorted(resolved.groups)), tenant=resolved.tenant or access.default_tenant)
 
 

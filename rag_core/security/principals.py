@@ -21,6 +21,16 @@ class FilterError(ValueError):
     """A caller's filter that could change what the access filter ANDed with it means."""
 
 
+def bound_tenant(identity: Identity | None) -> str | None:
+    """The one tenant ``identity`` may write into and act on; None: every tenant (an admin of all, the local user,
+    or no principal at all: a Dagster run, which the deployment itself starts)."""
+    return None if identity is None or identity.all_tenants else identity.tenant
+
+
+def tenant_filter(tenant: str) -> str:
+    return f"{TENANT_FIELD} == {json.dumps(tenant)}"
+
+
 def reads(identity: Identity, groups: tuple[str, ...] | frozenset[str], tenant: str) -> bool:
     """Whether ``identity`` may read a document labelled ``groups`` and ``tenant``."""
     if identity.role == Role.ADMIN:
@@ -35,13 +45,22 @@ def readable_filter(identity: Identity, access: AccessConfig, *, labelled: bool)
         defaults = default_labels(access)
         return None if reads(identity, defaults.groups, defaults.tenant or "") else NOTHING
     if identity.role == Role.ADMIN:
-        return None if identity.all_tenants else f"{TENANT_FIELD} == {json.dumps(identity.tenant)}"
+        return None if identity.all_tenants else tenant_filter(identity.tenant)
     if not identity.groups:
         return NOTHING
-    return (
-        f"{TENANT_FIELD} == {json.dumps(identity.tenant)} and "
-        f"array_contains_any({GROUPS_FIELD}, {json.dumps(sorted(identity.groups))})"
-    )
+    groups = json.dumps(sorted(identity.groups))
+    return f"{tenant_filter(identity.tenant)} and array_contains_any({GROUPS_FIELD}, {groups})"
+
+
+def writable_filter(identity: Identity | None, access: AccessConfig, *, labelled: bool) -> str:
+    """The rows a writer bound to one tenant may change or delete ("" : every row). A version from before labels
+    holds the default tenant's rows only."""
+    tenant = bound_tenant(identity)
+    if tenant is None:
+        return ""
+    if not labelled:
+        return "" if tenant == access.default_tenant else NOTHING
+    return tenant_filter(tenant)
 
 
 def restricted_filter(expression: str, identity: Identity, access: AccessConfig, *, labelled: bool) -> str:

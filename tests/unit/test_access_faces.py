@@ -138,3 +138,40 @@ def test_the_dagster_query_job_needs_a_principal_once_tokens_are_configured(secu
     output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
     table = output.step_output_data.metadata["results"].value
     assert "`contract`" in table and "payroll" not in table
+
+
+def test_a_principal_bound_to_a_tenant_writes_and_deletes_only_there(tmp_path: Path, embedder) -> None:
+    """Forged records: an operator of acme plants a document labelled globex, and deletes globex's by id."""
+    tokens = [
+        {"name": "acme-ops", "role": "operator", "token_sha256": hash_token("t-ops"), "tenant": "acme"},
+        {"name": "globex", "role": "reader", "token_sha256": hash_token("t-g"), "tenant": "globex"},
+        {"name": "acme", "role": "reader", "token_sha256": hash_token("t-a"), "tenant": "acme"},
+        {"name": "root", "role": "admin", "token_sha256": hash_token("t-root"), "all_tenants": True},
+    ]
+    config = make_config(
+        tmp_path, str(tmp_path / "milvus.db"), retrieval={"bm25_refresh_s": 0}, security={"tokens": tokens}
+    )
+    context = RagContext(config, embedder=embedder)
+    root, ops = (AdvancedRAGPipeline(context=context, token=t) for t in ("t-root", "t-ops"))
+    asyncio.run(
+        root.ingest_documents([{"id": "q3", "text": "Globex revenue rose in the third quarter."}], tenant="globex")
+    )
+
+    report = asyncio.run(
+        ops.ingest_documents(
+            [
+                {"id": "q3-forged", "text": "Globex revenue fell sharply this quarter.", "tenant": "globex"},
+                {"id": "memo", "text": "Acme revenue memo for the third quarter."},
+            ]
+        )
+    )
+    assert any("'q3-forged'" in s and "not the writer's" in s for s in report.skipped), report.skipped
+    deleted = asyncio.run(ops.delete_documents(["q3"]))
+    assert deleted.deleted_chunks == 0, "another tenant's document is absent to this writer"
+
+    def seen(token: str) -> set[str]:
+        results, _ = asyncio.run(AdvancedRAGPipeline(context=context, token=token).retrieve("revenue quarter", top_k=5))
+        return {r.doc_id for r in results}
+
+    assert seen("t-g") == {"q3"}
+    assert seen("t-a") == {"memo"}, "a document given no tenant lands in its writer's"

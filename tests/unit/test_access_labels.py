@@ -41,16 +41,19 @@ def test_a_sidecar_wins_over_the_source_which_wins_over_the_defaults_and_relabel
     write_corpus(tmp_path / "docs")
     docs = tmp_path / "docs"
     (docs / "milvus.md.access.json").write_text(json.dumps({"groups": ["hr"]}), encoding="utf-8")
-    (docs / "dagster.md.access.json").write_text(json.dumps({"groups": "hr"}), encoding="utf-8")
+    (docs / "dagster.md.access.json").write_text(json.dumps({"groups": ["legal"]}), encoding="utf-8")
     (docs / "gone.md.access.json").write_text("{}", encoding="utf-8")
     config = make_config(tmp_path, str(tmp_path / "milvus.db"), ingestion={"groups": ["eng"], "tenant": "acme"})
+    run_ingestion(config)
+    assert labels_by_document(config)["dagster.md"] == (("legal",), "acme")
 
+    (docs / "dagster.md.access.json").write_text(json.dumps({"groups": "hr"}), encoding="utf-8")
     first = run_ingestion(config)
     skipped = str(first.metadata["raw_documents"]["skipped"])
-    assert "dagster.md (access labels in dagster.md.access.json): groups must be a list of strings" in skipped
+    assert "dagster.md: dagster.md.access.json: groups must be a list of strings, got 'hr'" in skipped
     assert "gone.md.access.json: access sidecar of no document" in skipped
     labels = labels_by_document(config)
-    assert "dagster.md" not in labels, "a document with a bad sidecar is skipped, never ingested with other labels"
+    assert labels["dagster.md"] == (("legal",), "acme"), "a bad sidecar skips its document: its rows stay as they were"
     assert labels["milvus.md"] == (("hr",), "acme"), "the sidecar's groups, the source's tenant"
     assert labels["bm25.txt"] == (("eng",), "acme"), "the source's labels"
 
