@@ -5,6 +5,7 @@
   than scoring its best chunk.
 - The moments of the collection's vectors, for the ``corpus`` normalisation of the dense leg.
 - On Milvus Lite, a copy of the vectors themselves, searched exactly in process (``dense_mirror``).
+- The rows' access labels, on versions that have them (``row_labels``).
 """
 
 import json
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_core.retrieval import dense_mirror
+from rag_core.retrieval import dense_mirror, row_labels
 from rag_core.retrieval.dense_mirror import DenseMirror
 from rag_core.retrieval.lexical import LexicalIndex
 from rag_core.retrieval.moments import VectorMoments
+from rag_core.retrieval.row_labels import RowLabels
 from rag_core.types import Chunk
 
 MIN_OVERLAP_CHARS = 8  # shorter shared ends are more likely chance than overlap
@@ -33,6 +35,7 @@ class ClientIndex:
     vectors: VectorMoments
     data_version: int
     dense: DenseMirror | None = None
+    labels: RowLabels | None = None  # None: a version from before access labels
 
     @property
     def collection(self) -> str:
@@ -60,9 +63,11 @@ class ClientIndex:
         k1: float,
         b: float,
         dense_metric: str | None = None,
+        labelled: bool = False,
     ) -> "ClientIndex":
         """``vector_batches`` in the order of ``rows``; with ``dense_metric`` they are kept as a ``DenseMirror``
-        under that metric, else only their moments are (streamed, so a server's vectors are never held whole)."""
+        under that metric, else only their moments are (streamed, so a server's vectors are never held whole).
+        ``labelled``: the rows carry access labels, kept beside them."""
         if dense_metric is not None:
             vector_batches = list(vector_batches)
         chunks = LexicalIndex.build(
@@ -84,7 +89,8 @@ class ClientIndex:
                 [r.chunk_id for r in rows], [r.doc_id for r in rows], np.concatenate(vector_batches), dense_metric
             )
         )
-        return cls(chunks, documents, VectorMoments.from_batches(vector_batches), data_version, dense)
+        labels = RowLabels.build([(r.groups, r.tenant) for r in rows]) if labelled else None
+        return cls(chunks, documents, VectorMoments.from_batches(vector_batches), data_version, dense, labels)
 
     def save(self, folder: Path) -> None:
         """The state file is written last: a save interrupted half-way is never mistaken for a current index."""
@@ -95,6 +101,9 @@ class ClientIndex:
         (folder / dense_mirror.FILE).unlink(missing_ok=True)
         if self.dense is not None:
             self.dense.save(folder)
+        (folder / row_labels.FILE).unlink(missing_ok=True)
+        if self.labels is not None:
+            self.labels.save(folder)
         (folder / STATE_FILE).write_text(json.dumps({"collection": self.collection, "data_version": self.data_version}))
 
     @classmethod
@@ -106,6 +115,7 @@ class ClientIndex:
             VectorMoments.load(folder),
             state["data_version"],
             DenseMirror.load(folder),
+            RowLabels.load(folder),
         )
 
     @staticmethod

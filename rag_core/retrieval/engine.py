@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 
 from rag_core.config import DEFAULT_HYBRID_ALPHA, RAGConfig
-from rag_core.index.manager import MilvusIndexManager
+from rag_core.index.manager import LABEL_FIELDS, MilvusIndexManager
 from rag_core.index.version import CollectionState
 from rag_core.models.embedder import Embedder
 from rag_core.models.rerank import Reranker, make_reranker
@@ -25,9 +25,9 @@ from rag_core.retrieval.fusion import FusedHit, FusionMethod, LegHit, Normalizat
 from rag_core.retrieval.legs import Leg
 from rag_core.retrieval.lexical import LexicalIndex
 from rag_core.retrieval.signals import QualitySignals, query_signals
-from rag_core.security.principals import restricted_filter
+from rag_core.security.principals import AccessScope, check_whole_expression, readable_scope, restricted_filter
 from rag_core.security.rbac import Identity
-from rag_core.types import Chunk, Hit
+from rag_core.types import GROUPS_FIELD, TENANT_FIELD, Chunk, Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
 FILTER_MASKS_KEPT = 32  # filters whose client-side masks are kept, the oldest dropped first
@@ -98,7 +98,13 @@ class SearchOptions:
     rrf_k: int
     candidates: int
     document_level: bool
-    filter: str
+    filter: str  # the caller's
+    scope: AccessScope | None = None  # what the principal may read; None: everything
+
+    @property
+    def milvus_filter(self) -> str:
+        """The caller's filter narrowed to the scope: what Milvus evaluates in its own searches."""
+        return restricted_filter(self.filter, self.scope)
 
     @property
     def alpha_label(self) -> str:
@@ -129,15 +135,21 @@ def build_client_index(
     """Rebuild the client-side index from what Milvus holds, so the two cannot disagree. With ``dense_metric`` it
     keeps a copy of the vectors to search (read with their ids in one pass, so they cannot be misaligned)."""
 
+    labelled = state.version is not None and state.version.labelled
+
+    def chunk(row: dict) -> Chunk:
+        labels = {"groups": tuple(row[GROUPS_FIELD]), "tenant": row[TENANT_FIELD]} if labelled else {}
+        return Chunk(**{f: row[f] for f in ("chunk_id", "doc_id", "position", "text")}, **labels)
+
     def build() -> ClientIndex:
-        fields = ["chunk_id", "doc_id", "position", "text"]
+        fields = ["chunk_id", "doc_id", "position", "text", *(LABEL_FIELDS if labelled else [])]
         if dense_metric is None:
-            rows = [Chunk(**row) for batch in manager.iter_rows(state.collection, fields) for row in batch]
+            rows = [chunk(row) for batch in manager.iter_rows(state.collection, fields) for row in batch]
             vectors: Iterable[np.ndarray] = manager.iter_vectors(state.collection)
         else:
             rows, vectors = [], []
             for batch in manager.iter_rows(state.collection, [*fields, "vector"]):
-                rows.extend(Chunk(**{f: row[f] for f in fields}) for row in batch)
+                rows.extend(chunk(row) for row in batch)
                 vectors.append(np.asarray([row["vector"] for row in batch], dtype=np.float32))
         return ClientIndex.build(
             rows,
@@ -147,6 +159,7 @@ def build_client_index(
             k1=manager.index.bm25_k1,
             b=manager.index.bm25_b,
             dense_metric=dense_metric,
+            labelled=labelled,
         )
 
     index = manager.consistent_export(state.collection, build)
@@ -264,10 +277,12 @@ class RetrievalEngine:
 
     def _matches(self, index: ClientIndex, state: CollectionState) -> bool:
         wanted = self.dense_mirror_metric
+        labelled = state.version is not None and state.version.labelled
         return (
             (index.collection, index.data_version) == (state.collection, state.data_version)
             and index.params == (self.manager.index.bm25_k1, self.manager.index.bm25_b)
             and (index.dense.metric if index.dense is not None else None) == wanted
+            and (index.labels is not None) == labelled
         )
 
     @property
@@ -331,9 +346,9 @@ class RetrievalEngine:
         if options.alpha is None:
             options = replace(options, alpha=version_alpha(state))
         if principal is not None:
+            check_whole_expression(options.filter)
             labelled = state.version is not None and state.version.labelled
-            readable = restricted_filter(options.filter, principal, self.config.access, labelled=labelled)
-            options = replace(options, filter=readable)
+            options = replace(options, scope=readable_scope(principal, self.config.access, labelled=labelled))
         keys = [(normalise_query(q), options, collection, state.data_version) for q in queries]
         cached = [self.cache.get(k) for k in keys]
         todo = [i for i, c in enumerate(cached) if c is None]
@@ -410,7 +425,7 @@ class RetrievalEngine:
             )
             if self.dense_mirror_metric is not None:
                 client = self.client_index()
-                allowed = self._filter_mask(client, client.dense, options.filter) if options.filter else None
+                allowed = self._filter_mask(client, client.dense, options)
                 dense_leg = Leg.now(client.dense.search, vectors, options.candidates, allowed)
             elif options.mode == "hybrid":  # Milvus searches while this thread ranks BM25
                 dense_leg = Leg.in_background(self._dense_in_milvus, collection, vectors, options, snapshot)
@@ -515,7 +530,7 @@ class RetrievalEngine:
         self, collection: str, vectors: np.ndarray, options: SearchOptions, snapshot: bool
     ) -> list[list[Hit]]:
         found = self.manager.search(
-            collection, vectors, limit=options.candidates, filter=options.filter, output_fields=["doc_id"]
+            collection, vectors, limit=options.candidates, filter=options.milvus_filter, output_fields=["doc_id"]
         )  # texts only for the few results kept
         if not snapshot:
             return found
@@ -535,7 +550,9 @@ class RetrievalEngine:
         candidates, asked for once the first query is scored, so the dense leg can run meanwhile) outside them and
         its score moments. Client-side BM25 at document level scores whole documents."""
         if backend == "milvus":
-            found = self.manager.search_bm25(collection, queries, limit=options.candidates, filter=options.filter)
+            found = self.manager.search_bm25(
+                collection, queries, limit=options.candidates, filter=options.milvus_filter
+            )
             for hits in found:
                 texts.update((h.chunk_id, h) for h in hits)
             return found, [[] for _ in found], [None] * len(found)
@@ -548,25 +565,38 @@ class RetrievalEngine:
                 for hits in (score_also() if score_also else ())
             ]
 
-        allowed = self._filter_mask(client, index, options.filter) if options.filter else None
+        allowed = self._filter_mask(client, index, options)
         rankings = index.rank(queries, options.candidates, also=also, allowed=allowed)
         return [r.hits for r in rankings], [r.beyond for r in rankings], [r.moments for r in rankings]
 
-    def _filter_mask(self, client: ClientIndex, rows: LexicalIndex | DenseMirror, expression: str) -> np.ndarray:
-        """The client-side entries (BM25's, or the dense mirror's) a Milvus filter expression lets through, masked
-        before a leg takes its top: a filter applied after it would leave short or empty answers. Milvus evaluates
-        the expression once per filter and data version; an invalid one fails here whatever the query's words."""
-        key = (client.collection, client.data_version, expression)
+    def _filter_mask(
+        self, client: ClientIndex, rows: LexicalIndex | DenseMirror, options: SearchOptions
+    ) -> np.ndarray | None:
+        """The client-side entries (BM25's, or the dense mirror's) the caller's filter and the principal's scope let
+        through, masked before a leg takes its top: a filter applied after it would leave short or empty answers.
+        Milvus evaluates the caller's expression (an invalid one fails here whatever the query's words); the scope
+        is read from the rows' labels in process. Both once per filter, scope and data version. None: no mask."""
+        if not options.filter and options.scope is None:
+            return None
+        key = (client.collection, client.data_version, options.filter, options.scope)
         with self._client_index_lock:
             passing = self._filter_passing.get(key)
         if passing is None:
-            passing = FilterMasks(
-                frozenset(
+            chunk_ids: frozenset[str] | None = None
+            if options.filter:
+                chunk_ids = frozenset(
                     row["chunk_id"]
-                    for batch in self.manager.iter_rows(client.collection, ["chunk_id"], filter=expression)
+                    for batch in self.manager.iter_rows(client.collection, ["chunk_id"], filter=options.filter)
                     for row in batch
                 )
-            )
+            if options.scope is not None:
+                readable = (
+                    client.labels.readable(options.scope, client.chunks.chunk_ids)
+                    if client.labels is not None and not options.scope.empty
+                    else frozenset()
+                )
+                chunk_ids = readable if chunk_ids is None else chunk_ids & readable
+            passing = FilterMasks(chunk_ids)
             with self._client_index_lock:
                 if len(self._filter_passing) >= FILTER_MASKS_KEPT:
                     self._filter_passing.pop(next(iter(self._filter_passing)))

@@ -7,6 +7,8 @@ no filter can close the parenthesis around it and OR its way out (``x) or (true`
 """
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rag_core.config import AccessConfig
 from rag_core.security.labels import default_labels
@@ -38,18 +40,43 @@ def reads(identity: Identity, groups: tuple[str, ...] | frozenset[str], tenant: 
     return tenant == identity.tenant and bool(identity.groups & set(groups))
 
 
-def readable_filter(identity: Identity, access: AccessConfig, *, labelled: bool) -> str | None:
+@dataclass(frozen=True)
+class AccessScope:
+    """The rows a principal may read: of ``tenant`` (None: any) sharing one of ``groups`` (None: any); ``empty``:
+    none at all. Milvus reads it as ``expression``; the client-side legs ask ``admits`` of each row's labels."""
+
+    tenant: str | None = None
+    groups: frozenset[str] | None = None
+    empty: bool = False
+
+    @property
+    def expression(self) -> str:
+        if self.empty:
+            return NOTHING
+        parts = [tenant_filter(self.tenant)] if self.tenant is not None else []
+        if self.groups is not None:
+            parts.append(f"array_contains_any({GROUPS_FIELD}, {json.dumps(sorted(self.groups))})")
+        return " and ".join(parts)
+
+    def admits(self, groups: Sequence[str], tenant: str) -> bool:
+        return (
+            not self.empty
+            and (self.tenant in (None, tenant))
+            and (self.groups is None or bool(self.groups & set(groups)))
+        )
+
+
+def readable_scope(identity: Identity, access: AccessConfig, *, labelled: bool) -> AccessScope | None:
     """The rows ``identity`` may read; None: every row. ``labelled``: the version's rows carry labels (index
     schema 3); an older version's rows are all the default group's and tenant's, readable to all or to none."""
     if not labelled:
         defaults = default_labels(access)
-        return None if reads(identity, defaults.groups, defaults.tenant or "") else NOTHING
+        return None if reads(identity, defaults.groups, defaults.tenant or "") else AccessScope(empty=True)
     if identity.role == Role.ADMIN:
-        return None if identity.all_tenants else tenant_filter(identity.tenant)
+        return None if identity.all_tenants else AccessScope(tenant=identity.tenant)
     if not identity.groups:
-        return NOTHING
-    groups = json.dumps(sorted(identity.groups))
-    return f"{tenant_filter(identity.tenant)} and array_contains_any({GROUPS_FIELD}, {groups})"
+        return AccessScope(empty=True)
+    return AccessScope(tenant=identity.tenant, groups=frozenset(identity.groups))
 
 
 def writable_filter(identity: Identity | None, access: AccessConfig, *, labelled: bool) -> str:
@@ -63,13 +90,12 @@ def writable_filter(identity: Identity | None, access: AccessConfig, *, labelled
     return tenant_filter(tenant)
 
 
-def restricted_filter(expression: str, identity: Identity, access: AccessConfig, *, labelled: bool) -> str:
-    """The caller's ``expression`` narrowed to what ``identity`` may read."""
-    check_whole_expression(expression)
-    readable = readable_filter(identity, access, labelled=labelled)
-    if readable is None:
+def restricted_filter(expression: str, scope: AccessScope | None) -> str:
+    """The caller's ``expression`` narrowed to ``scope``, for Milvus; the caller's must be whole
+    (``check_whole_expression``) before it gets here."""
+    if scope is None:
         return expression
-    return f"({expression}) and ({readable})" if expression.strip() else readable
+    return f"({expression}) and ({scope.expression})" if expression.strip() else scope.expression
 
 
 def check_whole_expression(expression: str) -> None:
