@@ -23,6 +23,7 @@ from rag_core.lifecycle.context import RagContext
 from rag_core.security.rbac import (
     ROLE_PERMISSIONS,
     AccessDenied,
+    Identity,
     Permission,
     Role,
     acting_as,
@@ -49,6 +50,7 @@ class Action:
     audit_event: AuditEventType | None = None
     on_interrupt: str = NOTHING_CHANGED
     audited: Callable[..., Events] | None = None
+    tenant_scoped: bool = False  # it acts within the caller's tenant only, so a guest tenant's principal may run it
 
 
 def _one(event: AuditEventType, build: Callable[..., dict[str, Any]]) -> Callable[..., Events]:
@@ -59,9 +61,9 @@ RERUN = "nothing was promoted, re-run the same command to continue"
 # What describes the whole index (row and document counts, versions, drift over every document) is for operators:
 # a reader sees only what its queries return (docs/access.md).
 ACTIONS: tuple[Action, ...] = (
-    Action("query", (P.QUERY,), E.RETRIEVAL, audited=_one(E.RETRIEVAL, details.retrieval_details)),
+    Action("query", (P.QUERY,), E.RETRIEVAL, audited=_one(E.RETRIEVAL, details.retrieval_details), tenant_scoped=True),
     Action("stats", (P.INGEST,)),
-    Action("health", (P.QUERY,)),
+    Action("health", (P.QUERY,), tenant_scoped=True),
     Action("versions", (P.INGEST,)),
     Action(
         "versions --drop-incomplete",
@@ -73,8 +75,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("perf-report", (P.QUERY,)),
     Action("probes build", (P.INGEST,)),
     Action("drift", (P.INGEST,), E.DRIFT, audited=_one(E.DRIFT, details.drift_details)),
-    Action("ingest", (P.INGEST,), E.INGESTION, RERUN, details.ingest_events),
-    Action("delete", (P.INGEST,), E.DELETION, audited=_one(E.DELETION, details.delete_details)),
+    Action("ingest", (P.INGEST,), E.INGESTION, RERUN, details.ingest_events, tenant_scoped=True),
+    Action("delete", (P.INGEST,), E.DELETION, audited=_one(E.DELETION, details.delete_details), tenant_scoped=True),
     Action(
         "reindex",
         (P.INGEST,),
@@ -106,8 +108,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("erase", (P.ERASE,)),
     Action("backup", (P.READ_AUDIT, P.INGEST), audited=_one(E.CONFIG_CHANGE, details.backup_details)),
     Action("restore", (P.INGEST, P.ERASE), audited=_one(E.CONFIG_CHANGE, details.restore_details)),
-    Action("token", ()),  # hashing or minting a token reads and changes nothing
-    Action("serve", ()),  # starting the service reads nothing by itself; the service authorizes every request
+    Action("token", (), tenant_scoped=True),  # hashing or minting a token reads and changes nothing
+    # starting the service reads nothing by itself; the service authorizes every request
+    Action("serve", (), tenant_scoped=True),
 )
 _BY_NAME = {action.name: action for action in ACTIONS}
 
@@ -118,6 +121,23 @@ def action(command: str, subcommand: str | None = None) -> Action:
         if name in _BY_NAME:
             return _BY_NAME[name]
     return Action(f"{command} {subcommand}" if subcommand else command, tuple(Permission))
+
+
+def allow(declared: Action, identity: Identity, *, action: str | None = None) -> None:
+    """Return if ``identity`` may run ``declared``: it holds every permission, and a guest tenant's principal runs
+    only what stays within its tenant (docs/access.md); else raise ``AccessDenied`` for the caller to audit, naming
+    ``action`` (default: the declaration's name)."""
+    action = action or declared.name
+    for permission in declared.permissions:
+        require(permission, identity, action=action)
+    if identity.guest and not declared.tenant_scoped:
+        raise AccessDenied(
+            f"{identity.name} is a principal of tenant {identity.tenant!r}, and `rag {declared.name}` acts on (or "
+            "describes) every tenant's documents: only principals of access.default_tenant and admins of every "
+            "tenant may run it.",
+            actor=identity.actor,
+            details={"action": action, "reason": "guest tenant"},
+        )
 
 
 def perform(context: RagContext, name: str, work: Callable[[], R], *, token: str | None = None, **request: Any) -> R:
@@ -133,8 +153,7 @@ def perform(context: RagContext, name: str, work: Callable[[], R], *, token: str
     config = context.config
     with denials_audited(config):
         identity = authorized_identity.get() or authorize(config, action=name, token=token)
-        for permission in declared.permissions:
-            require(permission, identity, action=name)
+        allow(declared, identity)
     with acting_as(identity):
         try:
             report = work()

@@ -555,14 +555,16 @@ def _token(args: argparse.Namespace, context: RagContext) -> int:
 def _authorized(args: argparse.Namespace, context: RagContext) -> int:
     """Every command checks the caller's permissions first (``rag_core.security.rbac``; a denial is audited), then
     runs as the caller: the actions it performs (``rag_core.actions.perform``) check and audit under that identity."""
+    from rag_core.actions import allow
     from rag_core.compliance.access import denials_audited
     from rag_core.security.rbac import acting_as, authorize
 
-    permissions = _action(args).permissions
-    if not permissions:
+    declared = _action(args)
+    if not declared.permissions:
         return args.run(args, context)
     with denials_audited(context.config):
-        identity = authorize(context.config, *permissions, action=_running(args))
+        identity = authorize(context.config, action=_running(args))
+        allow(declared, identity, action=_running(args))
     with acting_as(identity):
         return args.run(args, context)
 

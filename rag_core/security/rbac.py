@@ -59,6 +59,11 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
 }
 
 
+# What acts on the whole index, every tenant's documents and records alike: a guest tenant's principals never hold
+# these, whatever their role (docs/access.md); the deployment's own tenant and admins of every tenant do.
+GUEST_DENIED = frozenset({P.READ_AUDIT, P.GENERATE_REPORTS, P.ENFORCE_RETENTION, P.ERASE})
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who acts, and as a principal whose documents its queries may return (``rag_core.security.principals``).
@@ -70,13 +75,14 @@ class Identity:
     groups: frozenset[str] = frozenset()
     tenant: str = ""
     all_tenants: bool = False  # an admin of every tenant
+    guest: bool = False  # of a tenant other than access.default_tenant (the deployment's own): see GUEST_DENIED
 
     @property
     def permissions(self) -> frozenset[Permission]:
         return ROLE_PERMISSIONS[self.role]
 
     def can(self, permission: Permission) -> bool:
-        return permission in self.permissions
+        return permission in self.permissions and not (self.guest and permission in GUEST_DENIED)
 
     @property
     def actor(self) -> str:
@@ -134,12 +140,14 @@ def local_identity(config: RAGConfig) -> Identity:
 
 def token_identity(config: RAGConfig, entry: TokenConfig) -> Identity:
     access = config.access
+    tenant = entry.tenant or access.default_tenant
     return Identity(
         name=entry.name,
         role=Role(entry.role),
         groups=frozenset(entry.groups or [access.default_group]),
-        tenant=entry.tenant or access.default_tenant,
+        tenant=tenant,
         all_tenants=entry.all_tenants,
+        guest=not entry.all_tenants and tenant != access.default_tenant,
     )
 
 
@@ -178,6 +186,16 @@ def require(permission: Permission, identity: Identity, *, action: str) -> None:
     """Return if ``identity`` holds ``permission``; else raise ``AccessDenied``."""
     if identity.can(permission):
         return
+    if identity.guest and permission in GUEST_DENIED:
+        raise _denied(
+            f"{identity.name} is a principal of tenant {identity.tenant!r}, and '{permission.value}' acts on every "
+            "tenant's documents: only principals of access.default_tenant and admins of every tenant hold it.",
+            identity.actor,
+            action,
+            reason="guest tenant",
+            permission=permission,
+            role=identity.role,
+        )
     holders = ", ".join(r.value for r, granted in ROLE_PERMISSIONS.items() if permission in granted)
     raise _denied(
         f"{identity.name} (role {identity.role.value}) lacks the '{permission.value}' permission needed to "

@@ -18,17 +18,24 @@ from rag_core.config import RAGConfig
 from rag_core.lifecycle.compliance_manager import ComplianceManager
 from rag_core.lifecycle.context import RagContext
 from rag_core.lifecycle.direct import ingest_documents
-from rag_core.security.rbac import TOKEN_VARIABLE, hash_token
+from rag_core.security.rbac import TOKEN_VARIABLE, AccessDenied, hash_token
 from rag_core.serve.app import create_app
 from rag_core.types import Document
 from tests.support.configs import make_config
 
-TOKENS = {"hr-reader": "t-hr", "legal-reader": "t-legal", "globex-reader": "t-globex", "admin": "t-admin"}
+TOKENS = {
+    "hr-reader": "t-hr",
+    "legal-reader": "t-legal",
+    "globex-reader": "t-globex",
+    "admin": "t-admin",
+    "staff": "t-staff",
+}
 LABELS = {  # token name -> role, groups, tenant
     "hr-reader": ("reader", ["hr"], "acme"),
     "legal-reader": ("reader", ["legal"], "acme"),
     "globex-reader": ("reader", ["hr"], "globex"),
     "admin": ("admin", None, "acme"),
+    "staff": ("admin", None, None),  # of the deployment's own tenant: reads the audit trail
 }
 DOCUMENTS = {  # doc id -> groups, tenant, text
     "payroll": (["hr"], "acme", "Payroll runs on the last working day of each month for acme staff."),
@@ -41,8 +48,9 @@ DOCUMENTS = {  # doc id -> groups, tenant, text
 def secured(tmp_path_factory: pytest.TempPathFactory, embedder) -> RAGConfig:
     tmp = tmp_path_factory.mktemp("faces")
     tokens = [
-        {"name": name, "role": role, "token_sha256": hash_token(TOKENS[name]), "tenant": tenant}
+        {"name": name, "role": role, "token_sha256": hash_token(TOKENS[name])}
         | ({"groups": groups} if groups else {})
+        | ({"tenant": tenant} if tenant else {})
         for name, (role, groups, tenant) in LABELS.items()
     ]
     config = make_config(tmp, str(tmp / "milvus.db"), retrieval={"bm25_refresh_s": 0}, security={"tokens": tokens})
@@ -104,7 +112,7 @@ def test_an_admin_queries_as_another_principal_and_a_reader_may_not(
     monkeypatch.setenv(TOKEN_VARIABLE, TOKENS["hr-reader"])
     assert main([*ask, "--as", "legal-reader"]) == 2
     assert "only admins may" in capsys.readouterr().err
-    records = ComplianceManager(secured, token=TOKENS["admin"]).query_audit_logs(event_type=AuditEventType.ACCESS)
+    records = ComplianceManager(secured, token=TOKENS["staff"]).query_audit_logs(event_type=AuditEventType.ACCESS)
     denied = [(r.details["action"], r.details["reason"]) for r in records if r.outcome == "denied"]
     assert denied[-2:] == [("query --as", "another tenant"), ("query --as", "not an admin")], "refusals are audited"
 
@@ -175,3 +183,28 @@ def test_a_principal_bound_to_a_tenant_writes_and_deletes_only_there(tmp_path: P
 
     assert seen("t-g") == {"q3"}
     assert seen("t-a") == {"memo"}, "a document given no tenant lands in its writer's"
+
+
+def test_a_guest_tenants_principal_runs_nothing_that_reads_every_tenant(
+    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """An admin of acme (not the deployment's own tenant) may query and ingest acme's documents, but not read the
+    audit trail, back up, erase or list what every tenant holds; an admin of the default tenant still may."""
+    tokens = [
+        {"name": "acme-admin", "role": "admin", "token_sha256": hash_token("t-acme"), "tenant": "acme"},
+        {"name": "staff", "role": "admin", "token_sha256": hash_token("t-staff")},
+    ]
+    config = make_config(tmp_path, str(tmp_path / "milvus.db"), security={"tokens": tokens})
+    context = RagContext(config, embedder=embedder)
+    asyncio.run(AdvancedRAGPipeline(context=context, token="t-acme").ingest_documents([{"id": "a", "text": "Acme."}]))
+    with pytest.raises(AccessDenied, match="only principals of access.default_tenant"):
+        ComplianceManager(config, token="t-acme").query_audit_logs()
+    assert ComplianceManager(config, token="t-staff").query_audit_logs()
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(config.model_dump_json())
+    monkeypatch.setenv(TOKEN_VARIABLE, "t-acme")
+    for command in (["stats"], ["versions"], ["backup", str(tmp_path / "b")], ["erase", "--doc-id", "a"]):
+        assert main([*command, "--config", str(config_file)]) == 2, command
+        assert "tenant 'acme'" in capsys.readouterr().err
+    monkeypatch.setenv(TOKEN_VARIABLE, "t-staff")
+    assert main(["stats", "--config", str(config_file)]) == 0
