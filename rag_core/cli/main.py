@@ -815,10 +815,15 @@ def quiet_third_parties() -> None:
     for variable, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(variable, value)
     if "huggingface_hub" in sys.modules and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
-        # Imported before us (by an application, a test), it read the variable then: tell it again.
+        # Imported before us (by an application, a test), it read the variable then: tell it again, and transformers,
+        # which copied the hub's setting when it was imported.
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
+        if "transformers" in sys.modules:
+            from transformers.utils.logging import disable_progress_bar
+
+            disable_progress_bar()
     root = logging.getLogger()
     if root.handlers:  # logging was configured by whoever runs us (an application, pytest): theirs to decide
         return
