@@ -59,6 +59,10 @@ def build_definitions(config: RAGConfig) -> dg.Definitions:
                 retention_schedule(config),
             ],
             sensors=[reindex_sensor(config.schedules), *audit_run_sensors(config), *pushgateway_sensors(config)],
+            # Runs launched from the UI ("Materialize all", an asset's "Materialize") in one process, like the jobs:
+            # the chain has no steps to run side by side, and a process per step would import torch and load the
+            # model again for each.
+            executor=dg.in_process_executor,
         ),
     )
 
