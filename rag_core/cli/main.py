@@ -119,7 +119,7 @@ def _ingest(args: argparse.Namespace, context: RagContext) -> int:
             context,
             collection=args.collection,
             prune=args.prune,
-            groups=[g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None,
+            groups=_names(args.groups) if args.groups else None,
             tenant=args.tenant,
             writer=acting_principal(),
             progress=_progress(args),
@@ -396,6 +396,11 @@ def _query(args: argparse.Namespace, context: RagContext) -> int:
     return 0
 
 
+def _names(text: str) -> list[str]:
+    """``--groups a,b``: the names, without blanks."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _impersonated(context: RagContext, name: str) -> Identity:
     """``--as NAME``: the caller must be an admin (of NAME's tenant); a refusal is audited like any other."""
     from rag_core.compliance.access import denials_audited
@@ -534,7 +539,7 @@ def _token(args: argparse.Namespace, context: RagContext) -> int:
         raise ValueError("rag token new needs --name NAME and --role admin|auditor|operator|reader")
     if args.all_tenants and args.role != "admin":
         raise ValueError("--all-tenants is for admins only: give --role admin, or leave it out")
-    groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups is not None else None
+    groups = _names(args.groups) if args.groups is not None else None
     if groups == []:
         raise ValueError("--groups is empty: list at least one group (a,b), or leave it out for access.default_group")
     labels = AccessLabels.checked(groups, args.tenant, context.config.access, where="rag token new")

@@ -608,18 +608,8 @@ class MilvusIndexManager:
         return done
 
     def list_chunk_ids(self, collection: str, *, source: str | None = None) -> dict[str, str]:
-        """chunk_id -> doc_id for every row (of ``source``): what the sync compares against, so Milvus itself is
-        the truth."""
-        expression = f"source == {json.dumps(source)}" if source is not None else ""
-
-        def read() -> dict[str, str]:
-            return {
-                r["chunk_id"]: r["doc_id"]
-                for batch in self.iter_rows(collection, ["chunk_id", "doc_id"], filter=expression)
-                for r in batch
-            }
-
-        return self.consistent_export(collection, read)
+        """chunk_id -> doc_id for every row (of ``source``)."""
+        return {chunk_id: row.doc_id for chunk_id, row in self.indexed_chunks(collection, source=source).items()}
 
     def consistent_export(self, collection: str, export: Callable[[], T]) -> T:
         """Run an export built on ``iter_rows`` again until it saw every row.

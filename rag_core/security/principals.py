@@ -33,13 +33,6 @@ def tenant_filter(tenant: str) -> str:
     return f"{TENANT_FIELD} == {json.dumps(tenant)}"
 
 
-def reads(identity: Identity, groups: tuple[str, ...] | frozenset[str], tenant: str) -> bool:
-    """Whether ``identity`` may read a document labelled ``groups`` and ``tenant``."""
-    if identity.role == Role.ADMIN:
-        return identity.all_tenants or tenant == identity.tenant
-    return tenant == identity.tenant and bool(identity.groups & set(groups))
-
-
 @dataclass(frozen=True)
 class AccessScope:
     """The rows a principal may read: of ``tenant`` (None: any) sharing one of ``groups`` (None: any); ``empty``:
@@ -72,6 +65,18 @@ def readable_scope(identity: Identity, access: AccessConfig, *, labelled: bool) 
     if not labelled:
         defaults = default_labels(access)
         return None if reads(identity, defaults.groups, defaults.tenant or "") else AccessScope(empty=True)
+    return _labelled_scope(identity)
+
+
+def reads(identity: Identity, groups: Sequence[str], tenant: str) -> bool:
+    """Whether ``identity`` may read a document labelled ``groups`` and ``tenant``."""
+    scope = _labelled_scope(identity)
+    return scope is None or scope.admits(groups, tenant)
+
+
+def _labelled_scope(identity: Identity) -> AccessScope | None:
+    """The rule, once: a principal reads its own tenant's documents sharing one of its groups; an admin every group
+    of its tenant, and an admin of every tenant everything."""
     if identity.role == Role.ADMIN:
         return None if identity.all_tenants else AccessScope(tenant=identity.tenant)
     if not identity.groups:
