@@ -6,8 +6,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rag_core.actions import perform
-from rag_core.backup.restore import restore_backup
-from rag_core.backup.snapshot import create_backup
 from rag_core.lifecycle.context import RagContext
 from rag_core.observability.progress import ProgressReporter
 
@@ -31,6 +29,8 @@ def add_backup_arguments(backup: argparse.ArgumentParser, restore: argparse.Argu
 
 
 def run_backup(args: argparse.Namespace, context: RagContext) -> int:
+    from rag_core.backup.snapshot import create_backup  # here, not above: every other command starts without it
+
     progress = ProgressReporter(enabled=not args.quiet)
     result = perform(
         context,
@@ -50,6 +50,8 @@ def run_backup(args: argparse.Namespace, context: RagContext) -> int:
 
 
 def run_restore(args: argparse.Namespace, context: RagContext) -> int:
+    from rag_core.backup.restore import restore_backup
+
     progress = ProgressReporter(enabled=not args.quiet)
     result = perform(
         context,

@@ -19,9 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from bs4 import BeautifulSoup
-from pypdf import PdfReader
-
 from rag_core.types import Document, SkippedInput
 
 _TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm")
@@ -483,6 +480,8 @@ def _rst_title(raw: str) -> str:
 def _parse_html(raw: str, stem: str) -> tuple[str, str]:
     """Only text a reader would see is indexed; block elements become paragraph breaks so sentences stay apart.
     The title is the page's <title>, else its first <h1>, else the file name."""
+    from bs4 import BeautifulSoup  # imported when a file needs it: a query process reads no HTML
+
     soup = BeautifulSoup(raw, "html.parser")
     title = " ".join(soup.title.get_text().split()) if soup.title else ""
     if not title and soup.h1:
@@ -508,6 +507,8 @@ _TEXT_PARSERS: dict[str, Callable[[str, str], tuple[str, str]]] = {
 
 def _read_pdf(stream: BinaryIO, doc_id: str, source: str, stem: str) -> Document | SkippedInput:
     """A PDF with no text layer is usually a scan: say so, because the fix (OCR) is not obvious."""
+    from pypdf import PdfReader  # imported when a file needs it: a query process reads no PDF
+
     try:
         reader = PdfReader(stream)
         pages = [page.extract_text() or "" for page in reader.pages]

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 BUNDLED_PREFIX = "bundled:"
 PROGRESS_BAR_MIN_TEXTS = 2048
+INT8_SUFFIX = "#int8"  # an index version's model, encoded with embedding.precision: int8
 QUERY_VECTORS_KEPT = 2048  # distinct queries whose vectors are kept (1.5 MiB at 384 dimensions)
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,17 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def model_name(config: EmbeddingConfig) -> str:
+    return config.model + (INT8_SUFFIX if config.precision == "int8" else "")
+
+
+def config_for_model(config: EmbeddingConfig, name: str) -> EmbeddingConfig:
+    """``config`` set to encode as the model ``name`` (an index version's ``model``) did."""
+    if name.endswith(INT8_SUFFIX):
+        return config.model_copy(update={"model": name.removesuffix(INT8_SUFFIX), "precision": "int8"})
+    return config.model_copy(update={"model": name, "precision": "float32"})
+
+
 @lru_cache(maxsize=4)
 def shared_embedder(config: EmbeddingConfig) -> "Embedder":
     """One loaded model per process and configuration, however many callers ask for it."""
@@ -75,6 +87,7 @@ class Embedder:
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_vectors_lock = threading.Lock()
         self._reusers = 0  # callers inside reusing_query_vectors()
+        self._load_lock = threading.Lock()
 
     @cached_property
     def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily so the CLI starts fast
@@ -96,8 +109,9 @@ class Embedder:
     @cached_property
     def onnx(self) -> "OnnxEncoder | None":
         """The ONNX Runtime encoder when ``embedding.backend`` asks for it (auto: when onnxruntime is installed and
-        the model is one it reproduces); None: torch encodes."""
-        backend = self.config.backend
+        the model is one it reproduces); None: torch encodes. int8 precision exists only here, so it is never
+        answered by torch: its failures are errors."""
+        backend, required = self.config.backend, self.config.backend == "onnx" or self.config.precision == "int8"
         if backend == "torch":
             return None
         from rag_core.models.onnx_encoder import OnnxEncoder, OnnxUnsupportedError
@@ -105,26 +119,46 @@ class Embedder:
         try:
             import onnxruntime  # noqa: F401 - only whether it is installed
         except ImportError:
-            if backend == "onnx":
+            if required:
                 raise ImportError(
-                    "embedding.backend is onnx, but onnxruntime is not installed: pip install "
-                    "onnxruntime (or set embedding.backend: torch)."
+                    f"embedding.backend {backend} with precision {self.config.precision} needs onnxruntime: pip "
+                    "install onnxruntime (or set embedding.backend: torch and embedding.precision: float32)."
                 ) from None
             return None
         try:
             encoder = OnnxEncoder(
-                self.model,
                 resolve_model_path(self.config.model),
                 Path(self.config.onnx_cache_dir),
                 batch_size=self.config.batch_size,
+                precision=self.config.precision,
+                load_model=lambda: self.model,
             )
         except (OnnxUnsupportedError, OSError, RuntimeError) as error:  # e.g. a read-only cache folder
-            if backend == "onnx":
+            if required:
                 raise
             log.warning("Encoding with torch, not ONNX Runtime: %s", error)
             return None
-        log.info("Encoding with ONNX Runtime (%s)", encoder.folder)
+        log.info("Encoding with ONNX Runtime (%s, %s)", encoder.folder, encoder.precision)
         return encoder
+
+    def load(self) -> None:
+        """Load what encoding a query needs (model files, an ONNX session), so that the first query's embed time
+        is encoding alone: loading is reported as its own stage. Waits for a ``preload`` under way."""
+        with self._load_lock:
+            if self.onnx is None:
+                _ = self.query_model
+
+    def preload(self) -> None:
+        """Start ``load`` in a thread, so that it overlaps other start-up work (opening Milvus); a failure there is
+        raised by the next ``load``, which tries again."""
+
+        def load_quietly() -> None:
+            try:
+                self.load()
+            except Exception:  # noqa: BLE001 - raised again, with its message, by the caller's own load()
+                log.debug("Preloading the embedding model failed; the next load() reports it", exc_info=True)
+
+        threading.Thread(target=load_quietly, name="embedder-preload", daemon=True).start()
 
     @cached_property
     def query_model(self):  # noqa: ANN201 - SentenceTransformer
@@ -139,21 +173,23 @@ class Embedder:
         return copy.deepcopy(self.model).to(getattr(torch, precision))
 
     @property
-    def tokenizer(self):  # noqa: ANN201 - a Hugging Face fast tokenizer
-        return self.model.tokenizer
+    def tokenizer(self):  # noqa: ANN201 - a Hugging Face fast tokenizer, or the export's copy of it
+        return self.model.tokenizer if self.onnx is None else self.onnx.tokenizer
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        return int(self.model.get_embedding_dimension()) if self.onnx is None else self.onnx.model.dimension
 
     @property
     def max_seq_length(self) -> int:
         """Tokens the model reads, special tokens included; anything longer is silently truncated by the model."""
-        return int(self.model.max_seq_length)
+        return int(self.model.max_seq_length) if self.onnx is None else self.onnx.model.max_length
 
     @property
     def model_name(self) -> str:
-        return self.config.model
+        """What made the vectors, as index versions record it: int8 vectors are another model's, so a change of
+        precision builds a new version rather than mixing the two in one index."""
+        return model_name(self.config)
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         if self.onnx is not None:
@@ -204,7 +240,7 @@ class Embedder:
         """As sentence-transformers' encode_query/encode_document: the configured prompt, else the model's own."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        prefix = prompt or (self.model.prompts or {}).get(kind, "")
+        prefix = prompt or self.onnx.model.prompts.get(kind, "")
         return self.onnx.encode([prefix + text for text in texts], normalize=self.config.normalize)
 
     def _encode(self, encode: Callable[..., np.ndarray], texts: Sequence[str], prompt: str) -> np.ndarray:

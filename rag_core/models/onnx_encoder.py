@@ -2,10 +2,16 @@
 
 The transformer is exported once per model fingerprint (its files, torch and the exporter) with
 ``torch.onnx.export`` and cached under ``embedding.onnx_cache_dir`` (the user's cache folder: one export for every
-working folder, made by one process while others wait); pooling and normalisation, a few lines of numpy, are done
-here from the model's own Pooling settings, and texts go through the model's own tokenizer. An
-export is accepted only when its vectors match torch's on probe sentences (cosine >= ``PARITY_COSINE``); a cache
+working folder, made by one process while others wait). Beside it the export keeps the model's tokenizer and what
+sentence-transformers would do around the transformer (pooling, normalisation, prompts, truncation), so a process
+that finds the export loads neither torch nor sentence-transformers: a command-line query starts in about a second.
+An export is accepted only when its vectors match torch's on probe sentences (cosine >= ``PARITY_COSINE``); a cache
 entry whose checksum or parity no longer holds is rebuilt, so a stale or corrupt file never serves.
+
+``embedding.precision: int8`` adds a copy with int8 weights, quantised per output channel, activations quantised
+per batch (dynamic); embeddings, LayerNorm, softmax and the attention products stay float32. On CPUs with integer
+dot-product instructions (VNNI) it encodes about twice as fast; its vectors are held to ``INT8_PARITY_COSINE`` of
+the float32 export's on the probes (``benchmarks.onnx_backend`` measures it on every SciFact chunk).
 """
 
 import hashlib
@@ -15,29 +21,66 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rag_core.file_lock import exclusive
+from rag_core.models.exported_tokenizer import ExportedTokenizer
 
 log = logging.getLogger(__name__)
 PARITY_COSINE = 0.99999
+INT8_PARITY_COSINE = 0.98
 PROBES = [
     "What does compaction do to deleted rows?",
     "a",
     "Vitamin D deficiency is associated with higher "
     "mortality in elderly patients; the 95% confidence interval was 1.1 to 1.4. " * 8,
 ]
-EXPORT_FORMAT = 2  # bump when what the cache holds changes (2: attention exported eager)
+EXPORT_FORMAT = 3  # bump when what the cache holds changes (2: attention exported eager; 3: tokenizer and settings)
+FLOAT32_FILE, INT8_FILE, TOKENIZER_FILE, META_FILE = "model.onnx", "model.int8.onnx", "tokenizer.json", "export.json"
+PRECISIONS = ("float32", "int8")
 
 
 class OnnxUnsupportedError(ValueError):
     """The model's modules are not the transformer + pooling (+ normalise) this backend reproduces."""
 
 
-def _pooling_mode(model) -> str:  # noqa: ANN001 - a SentenceTransformer
+@dataclass(frozen=True)
+class ExportedModel:
+    """What sentence-transformers does around the transformer, read from the loaded model at export time."""
+
+    pooling: str  # mean, cls or max
+    normalize: bool  # the model ends in a Normalize module
+    max_length: int  # tokens read, special tokens included
+    dimension: int
+    prompts: dict[str, str]  # the model's own query/document prompts
+    tokenizer_name: str  # the Hugging Face tokenizer's name_or_path, length and special tokens: the chunker's
+    tokenizer_size: int  # signature is made of them
+    special_tokens: int
+    pad_id: int
+
+    @classmethod
+    def of(cls, model: Any) -> "ExportedModel":  # a SentenceTransformer
+        tokenizer = model.tokenizer
+        return cls(
+            pooling=_pooling_mode(model),
+            normalize=any(type(m).__name__ == "Normalize" for m in model),
+            max_length=int(model.max_seq_length),
+            dimension=int(model.get_embedding_dimension()),
+            prompts={k: str(v) for k, v in (model.prompts or {}).items()},
+            tokenizer_name=str(tokenizer.name_or_path),
+            tokenizer_size=len(tokenizer),
+            special_tokens=int(tokenizer.num_special_tokens_to_add(pair=False)),
+            pad_id=int(tokenizer.pad_token_id or 0),
+        )
+
+
+def _pooling_mode(model: Any) -> str:  # a SentenceTransformer
     modules = [type(m).__name__ for m in model]
     if modules[:2] != ["Transformer", "Pooling"] or any(m != "Normalize" for m in modules[2:]):
         raise OnnxUnsupportedError(
@@ -57,11 +100,17 @@ def _pooling_mode(model) -> str:  # noqa: ANN001 - a SentenceTransformer
     return mode
 
 
-def model_fingerprint(model_path: str) -> str:
-    """What the export depends on: the model's files (names, sizes, times), torch and this format."""
-    import torch
+def _installed(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "none"
 
-    digest = hashlib.sha256(f"{EXPORT_FORMAT}|{torch.__version__}|{model_path}".encode())
+
+def model_fingerprint(model_path: str) -> str:
+    """What the export depends on: the model's files (names, sizes, times), torch and this format. torch's version
+    is read from its package metadata: importing torch costs seconds a query process does not otherwise spend."""
+    digest = hashlib.sha256(f"{EXPORT_FORMAT}|{_installed('torch')}|{model_path}".encode())
     root = Path(model_path)
     if root.is_dir():
         for file in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -79,103 +128,123 @@ def _sha256(path: Path) -> str:
 
 
 class OnnxEncoder:
-    """Encodes like ``SentenceTransformer.encode`` (prompt prefix, truncation, pooling, optional normalisation)."""
+    """Encodes like ``SentenceTransformer.encode`` (prompt prefix, truncation, pooling, optional normalisation).
 
-    def __init__(self, model, model_path: str, cache_dir: Path, *, batch_size: int) -> None:  # noqa: ANN001
-        self.pooling = _pooling_mode(model)
-        self.tokenizer = model.tokenizer
-        self.max_length = int(model.max_seq_length)
-        self.normalize_module = any(type(m).__name__ == "Normalize" for m in model)
-        self.batch_size = batch_size
+    ``load_model`` gives the SentenceTransformer; it is called only to export (no usable cache entry yet)."""
+
+    def __init__(
+        self,
+        model_path: str,
+        cache_dir: Path,
+        *,
+        batch_size: int,
+        precision: str = "float32",
+        load_model: Callable[[], Any],
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"embedding.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        self.batch_size, self.precision = batch_size, precision
         self.folder = Path(cache_dir) / model_fingerprint(model_path)
-        self.session = self._load_or_export(model)
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive(self.folder.with_name(f"{self.folder.name}.lock")):
+            self._open_or_export(load_model)
+            if precision == "int8":
+                self._open_or_quantize()
 
     # --- encoding -------------------------------------------------------------------------------------------------
 
     def encode(self, texts: Sequence[str], *, normalize: bool) -> np.ndarray:
         """At least one text (``Embedder`` answers an empty list itself)."""
+        return self._encode_with(self.session, texts, normalize=normalize)
+
+    def _encode_with(self, session: Any, texts: Sequence[str], *, normalize: bool) -> np.ndarray:
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
         in_order = np.concatenate(
             [
-                self._encode_batch([texts[i] for i in order[start : start + self.batch_size]])
+                self._encode_batch(session, [texts[i] for i in order[start : start + self.batch_size]])
                 for start in range(0, len(texts), self.batch_size)
             ]
         )
         vectors = np.empty_like(in_order)
         vectors[order] = in_order
-        if normalize or self.normalize_module:
+        if normalize or self.model.normalize:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
-        feeds = {
-            i.name: tokens[i.name].astype(np.int64)
-            if i.name in tokens
-            else np.zeros_like(tokens["input_ids"], dtype=np.int64)
-            for i in self.session.get_inputs()
-        }
-        hidden = self.session.run(None, feeds)[0]
+    def _encode_batch(self, session: Any, texts: list[str]) -> np.ndarray:
+        tokens = self.tokenizer.batch(texts, self.model.max_length)
+        hidden = session.run(None, {i.name: tokens[i.name] for i in session.get_inputs()})[0]
         mask = tokens["attention_mask"].astype(np.float32)[:, :, None]
-        if self.pooling == "cls":
+        if self.model.pooling == "cls":
             return hidden[:, 0]
-        if self.pooling == "max":
+        if self.model.pooling == "max":
             return np.where(mask > 0, hidden, -1e9).max(axis=1)
         return (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
 
     # --- the cached export ----------------------------------------------------------------------------------------
 
-    def _load_or_export(self, model):  # noqa: ANN001, ANN202 - SentenceTransformer -> InferenceSession
+    def _open_or_export(self, load_model: Callable[[], Any]) -> None:
         """A cached export is trusted when its checksum holds (its folder is named by the model's fingerprint, so
         a changed model never finds it); a fresh export must also reproduce torch's vectors on the probes."""
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
-        with exclusive(self.folder.with_name(f"{self.folder.name}.lock")):
-            return self._load_or_export_alone(model)
-
-    def _load_or_export_alone(self, model):  # noqa: ANN001, ANN202 - SentenceTransformer -> InferenceSession
-        onnx_file, meta_file = self.folder / "model.onnx", self.folder / "export.json"
-        if onnx_file.is_file() and meta_file.is_file():
-            problem = self._open(onnx_file, meta_file)
+        if (self.folder / META_FILE).is_file():
+            problem = self._open()
             if problem is None:
-                return self.session
+                return
             log.warning("ONNX export cache %s is unusable (%s): exporting again", self.folder, problem)
+        model = load_model()
         self._export(model)
-        problem = self._open(onnx_file, meta_file) or self._parity(model)
+        problem = self._open() or self._parity(model)
         if problem is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             raise RuntimeError(
                 f"The ONNX export of the embedding model does not reproduce torch ({problem}); "
                 "set embedding.backend: torch."
             )
-        return self.session
 
-    def _open(self, onnx_file: Path, meta_file: Path) -> str | None:
-        """None when the cached export is whole and loads; else what is wrong with it."""
+    def _meta(self) -> dict[str, Any]:
+        return json.loads((self.folder / META_FILE).read_text(encoding="utf-8"))
+
+    def _open(self) -> str | None:
+        """None when the cached export is whole and loads; else what is wrong with it. With int8 asked for, the
+        float32 file is not read: the int8 copy is checked and opened by itself."""
         try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            if meta.get("sha256") != _sha256(onnx_file) or meta.get("format") != EXPORT_FORMAT:
-                return "checksum or format mismatch"
-            self.session = _session(onnx_file)
-        except Exception as error:  # noqa: BLE001 - any failure to read or load the file means rebuild it
+            meta = self._meta()
+            if meta.get("format") != EXPORT_FORMAT:
+                return "format mismatch"
+            self.model = ExportedModel(**meta["model"])
+            self.tokenizer = ExportedTokenizer(
+                self.folder / TOKENIZER_FILE,
+                name_or_path=self.model.tokenizer_name,
+                size=self.model.tokenizer_size,
+                special_tokens=self.model.special_tokens,
+                pad_id=self.model.pad_id,
+            )
+            if self.precision == "float32" or not meta.get("int8_sha256"):
+                if meta.get("sha256") != _sha256(self.folder / FLOAT32_FILE):
+                    return "checksum mismatch"
+                self.session = _session(self.folder / FLOAT32_FILE)
+        except Exception as error:  # noqa: BLE001 - any failure to read or load the files means rebuild them
             return f"{type(error).__name__}: {error}"
         return None
 
-    def _parity(self, model) -> str | None:  # noqa: ANN001
+    def _parity(self, model: Any) -> str | None:  # a SentenceTransformer
         got = self.encode(PROBES, normalize=True)
         want = model.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         cosine = float(np.min(np.sum(got * want, axis=1)))
         return None if cosine >= PARITY_COSINE else f"probe cosine {cosine:.6f} < {PARITY_COSINE}"
 
-    def _export(self, model) -> None:  # noqa: ANN001
+    def _export(self, model: Any) -> None:  # a SentenceTransformer
         import torch
 
+        exported = ExportedModel.of(model)
+        tokenizer = model.tokenizer
         transformer = model[0].auto_model.eval()
         # Exported through SDPA, attention's masking becomes Where/IsNaN nodes that took 14 % of ONNX Runtime's time
         # (measured); eager attention exports as MatMul + Softmax, which ONNX Runtime fuses. Same maths: parity
         # on the probes still decides.
         attention = transformer.config._attn_implementation
         transformer.set_attn_implementation("eager")
-        sample = self.tokenizer(["export sample", "a second, longer export sample"], padding=True, return_tensors="pt")
+        sample = tokenizer(["export sample", "a second, longer export sample"], padding=True, return_tensors="pt")
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 
         class Hidden(torch.nn.Module):
@@ -194,16 +263,16 @@ class OnnxEncoder:
                 torch.onnx.export(
                     Hidden().to("cpu"),
                     tuple(sample[n].to("cpu") for n in names),
-                    str(staging / "model.onnx"),
+                    str(staging / FLOAT32_FILE),
                     input_names=names,
                     output_names=["hidden"],
                     dynamic_axes=axes,
                     opset_version=17,
                     dynamo=False,
                 )
-            (staging / "export.json").write_text(
-                json.dumps({"sha256": _sha256(staging / "model.onnx"), "format": EXPORT_FORMAT}), encoding="utf-8"
-            )
+            tokenizer.backend_tokenizer.save(str(staging / TOKENIZER_FILE))
+            meta = {"sha256": _sha256(staging / FLOAT32_FILE), "format": EXPORT_FORMAT, "model": asdict(exported)}
+            (staging / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
             shutil.rmtree(self.folder, ignore_errors=True)
             os.replace(staging, self.folder)  # whole or absent: a crash mid-export leaves no half file behind
         finally:
@@ -211,8 +280,83 @@ class OnnxEncoder:
             shutil.rmtree(staging, ignore_errors=True)
         log.info("Exported the embedding model to ONNX: %s", self.folder)
 
+    # --- the int8 copy --------------------------------------------------------------------------------------------
 
-def _session(path: Path):  # noqa: ANN202 - onnxruntime.InferenceSession
+    def _open_or_quantize(self) -> None:
+        problem = self._open_int8()
+        if problem is None:
+            self.session = self.int8_session
+            return
+        if self._meta().get("int8_sha256"):
+            log.warning("int8 copy in %s is unusable (%s): quantising again", self.folder, problem)
+        if not hasattr(self, "session"):  # the float32 file was not opened: the int8 copy was expected
+            problem = self._open_float32()
+            if problem is not None:
+                raise RuntimeError(f"The ONNX export in {self.folder} is unusable ({problem}); delete that folder.")
+        self._quantize()
+        problem = self._open_int8() or self._int8_parity()
+        if problem is not None:
+            (self.folder / INT8_FILE).unlink(missing_ok=True)
+            raise RuntimeError(
+                f"The int8 copy of the embedding model strays from float32 ({problem}); set embedding.precision: "
+                "float32."
+            )
+
+    def _open_float32(self) -> str | None:
+        if self._meta().get("sha256") != _sha256(self.folder / FLOAT32_FILE):
+            return "checksum mismatch"
+        self.session = _session(self.folder / FLOAT32_FILE)
+        return None
+
+    def _open_int8(self) -> str | None:
+        try:
+            if self._meta().get("int8_sha256") != _sha256(self.folder / INT8_FILE):
+                return "checksum mismatch"
+            self.int8_session = _session(self.folder / INT8_FILE)
+        except Exception as error:  # noqa: BLE001 - any failure to read or load the file means quantise again
+            return f"{type(error).__name__}: {error}"
+        return None
+
+    def _int8_parity(self) -> str | None:
+        want = self._encode_with(self.session, PROBES, normalize=True)
+        got = self._encode_with(self.int8_session, PROBES, normalize=True)
+        cosine = float(np.min(np.sum(got * want, axis=1)))
+        if cosine < INT8_PARITY_COSINE:
+            return f"probe cosine {cosine:.4f} < {INT8_PARITY_COSINE}"
+        self.session = self.int8_session
+        return None
+
+    def _quantize(self) -> None:
+        """Weights of every MatMul with a constant weight (the projections and feed-forward layers), int8 per
+        output channel; each batch's activations quantised as it runs. Nothing else changes."""
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        staging = self.folder / f".{INT8_FILE}.partial"
+        root = logging.getLogger()
+        was = root.disabled
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            root.disabled = True  # the quantiser's advice, logged at WARNING, to pre-process image models
+            try:
+                quantize_dynamic(
+                    self.folder / FLOAT32_FILE,
+                    staging,
+                    per_channel=True,
+                    weight_type=QuantType.QInt8,
+                    op_types_to_quantize=["MatMul"],
+                    extra_options={"MatMulConstBOnly": True},
+                )
+            finally:
+                root.disabled = was
+        os.replace(staging, self.folder / INT8_FILE)
+        meta = self._meta() | {"int8_sha256": _sha256(self.folder / INT8_FILE)}
+        partial = self.folder / f".{META_FILE}.partial"
+        partial.write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(partial, self.folder / META_FILE)
+        log.info("Quantised the embedding model to int8: %s", self.folder / INT8_FILE)
+
+
+def _session(path: Path) -> Any:  # an onnxruntime.InferenceSession
     import onnxruntime as ort
 
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]

@@ -22,7 +22,7 @@ import numpy as np
 
 from rag_core.config import RAGConfig
 from rag_core.index.manager import MilvusIndexManager
-from rag_core.models.embedder import Embedder, shared_embedder
+from rag_core.models.embedder import Embedder, config_for_model, shared_embedder
 from rag_core.quality.bootstrap import paired_bootstrap
 from rag_core.quality.drift_snapshot import DriftSnapshot, NoSnapshotError, snapshot_path
 from rag_core.quality.evaluation import evaluate, evaluation_options, load_beir
@@ -130,7 +130,7 @@ def _query_embedder(manager: MilvusIndexManager, collection: str, embedder: Embe
     version = manager.state(collection).version
     if version is None or version.model == embedder.model_name:
         return embedder
-    return shared_embedder(embedder.config.model_copy(update={"model": version.model}))
+    return shared_embedder(config_for_model(embedder.config, version.model))
 
 
 def _ndcg_gate(config: RAGConfig, engines: dict[str, RetrievalEngine], serving: str, candidate: str) -> GateResult:

@@ -68,6 +68,33 @@ def test_ingest_and_query_print_only_our_own_lines(tmp_path: Path) -> None:
     assert not NOISE.search(ingest.stdout + query.stdout)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_a_query_under_onnx_imports_neither_torch_nor_sentence_transformers(tmp_path: Path, precision: str) -> None:
+    """A command-line query took 9.5 to 14 s, most of it importing torch and sentence-transformers to load a model
+    ONNX Runtime then ran. With the export cached, the query process loads neither (nor transformers), and the
+    loading it still does is reported as its own stage, not as the query's embed time."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "compaction.md").write_text("# Compaction\n\nCompaction merges segments and purges deleted rows.\n")
+    env = _environment(tmp_path) | {"RAG__EMBEDDING__BACKEND": "onnx", "RAG__EMBEDDING__PRECISION": precision}
+    assert _run(tmp_path, env, "-m", "rag_core.cli", "ingest", "docs").returncode == 0
+    report = "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))"
+    script = f"import sys\nfrom rag_core.cli.main import main\ncode = main(sys.argv[1:])\n{report}\nsys.exit(code)"
+
+    query = _run(tmp_path, env, "-c", script, "query", "how are deleted rows purged", "--top-k", "1")
+
+    assert query.returncode == 0, query.stderr
+    assert query.stdout.startswith("1. [") and "compaction.md" in query.stdout, query.stdout
+    assert query.stdout.rstrip().endswith("[]"), "torch, sentence-transformers or transformers was imported"
+    stages = re.search(r"ms: (.*)\)", query.stdout).group(1)
+    assert stages.startswith("load ") and ", embed " in stages, stages
+
+
+def _run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("argv", [["perf-report"], ["token", "new", "--name", "ci", "--role", "reader"]])
 def test_a_closed_stdout_ends_the_command_quietly_with_141(tmp_path: Path, argv: list[str], buffered: bool) -> None:

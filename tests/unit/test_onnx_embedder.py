@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag_core.config import EmbeddingConfig
-from rag_core.models.embedder import Embedder
-from rag_core.models.onnx_encoder import OnnxUnsupportedError, _pooling_mode
+from rag_core.config import ConfigError, EmbeddingConfig, load_config
+from rag_core.ingest.chunking import TokenChunker
+from rag_core.models.embedder import Embedder, config_for_model
+from rag_core.models.onnx_encoder import INT8_FILE, OnnxUnsupportedError, _pooling_mode
+from rag_core.types import Document
 from tests.support.paths import REPO
 
 TEXTS = [
@@ -64,12 +66,66 @@ def test_a_corrupt_export_is_detected_and_rebuilt(
     assert (folder / "model.onnx").stat().st_size > 1_000_000
 
 
+def test_the_exported_tokenizer_chunks_as_the_model_tokenizer_does(pair: tuple[Embedder, Embedder]) -> None:
+    """Under ONNX the chunker reads the export's copy of the tokenizer (no transformers import): the same chunks
+    and the same signature, so no index is re-chunked for it."""
+    torch_side, onnx_side = pair
+    assert type(onnx_side.tokenizer).__name__ == "ExportedTokenizer"
+    text = "\n\n".join(
+        f"Section {n}. Ünïcödé café naïve—dash; e-mail a.b@c.org, 3.14e-5 mg/L (p<0.05). {TEXTS[2][: 40 * n]}"
+        for n in range(1, 12)
+    )
+    document = Document("d", text)
+    hf, exported = (TokenChunker(side.tokenizer, 48, 8, 256, window_chars=700) for side in pair)
+    assert exported.signature == hf.signature
+    assert [(c.text, c.token_count) for c in exported.chunk(document)] == [
+        (c.text, c.token_count) for c in hf.chunk(document)
+    ]
+
+
+def test_int8_is_close_to_float32_cached_and_a_model_of_its_own(
+    pair: tuple[Embedder, Embedder], caplog: pytest.LogCaptureFixture
+) -> None:
+    float32 = pair[1]
+    settings = EmbeddingConfig(backend="onnx", precision="int8", onnx_cache_dir=float32.config.onnx_cache_dir)
+    with caplog.at_level(logging.INFO, logger="rag_core.models.onnx_encoder"):
+        int8 = Embedder(settings)
+        got = int8.encode_documents(TEXTS)
+    assert sum("Quantised the embedding model to int8" in r.getMessage() for r in caplog.records) == 1
+    cosines = np.sum(got * float32.encode_documents(TEXTS), axis=1)
+    assert cosines.min() >= 0.98 and cosines.mean() < 0.9999, "near float32's vectors, yet computed in int8"
+    assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    # Its vectors are another model's: an index version records it apart, and a version's name gives it back.
+    assert int8.model_name == "bundled:all-MiniLM-L6-v2#int8" != float32.model_name
+    assert config_for_model(float32.config, int8.model_name).precision == "int8"
+    assert config_for_model(int8.config, float32.model_name).precision == "float32"
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="rag_core.models.onnx_encoder"):
+        again = Embedder(settings)
+        assert np.array_equal(again.encode_documents(TEXTS), got)
+        assert not caplog.records, "the cached int8 copy is loaded, not made again"
+        (int8.onnx.folder / INT8_FILE).write_bytes(b"truncated")
+        rebuilt = Embedder(settings)
+        assert np.allclose(rebuilt.encode_documents(TEXTS), got, atol=1e-6)
+    assert any("int8 copy in" in r.getMessage() and "unusable" in r.getMessage() for r in caplog.records)
+
+
+def test_int8_on_torch_is_refused_by_name(tmp_path: Path) -> None:
+    settings = tmp_path / "config.yaml"
+    settings.write_text("embedding:\n  backend: torch\n  precision: int8\n")
+    with pytest.raises(ConfigError, match="embedding.precision int8 runs on ONNX Runtime only"):
+        load_config(settings, environ={})
+
+
 def test_onnx_without_onnxruntime_is_a_clear_error_and_auto_falls_back(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ImportError, match="pip install onnxruntime"):
         _ = Embedder(EmbeddingConfig(backend="onnx", onnx_cache_dir=str(tmp_path))).onnx
+    with pytest.raises(ImportError, match="pip install onnxruntime"):  # int8 exists on ONNX only: never torch
+        _ = Embedder(EmbeddingConfig(precision="int8", onnx_cache_dir=str(tmp_path))).onnx
     assert Embedder(EmbeddingConfig(backend="auto", onnx_cache_dir=str(tmp_path))).onnx is None
 
 

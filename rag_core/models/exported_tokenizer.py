@@ -1,0 +1,80 @@
+"""The model's fast tokenizer, read from the ONNX export's folder with the ``tokenizers`` library alone.
+
+A query process under the ONNX backend must not import transformers (and with it torch): that import is most of a
+command-line query's start-up. The export keeps the model's own ``tokenizers`` definition and the three facts the
+chunker reads from a Hugging Face tokenizer, so this answers as that tokenizer does; the export's parity check
+(probe texts encoded through this tokenizer against sentence-transformers) and the chunking test hold it to that.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class ExportedTokenizer:
+    """The calls ``TokenChunker`` and ``OnnxEncoder`` make, as a Hugging Face fast tokenizer answers them."""
+
+    def __init__(self, file: Path, *, name_or_path: str, size: int, special_tokens: int, pad_id: int) -> None:
+        from tokenizers import Tokenizer
+
+        self._plain = Tokenizer.from_file(str(file))
+        self._plain.no_truncation()
+        self._plain.no_padding()
+        self._batch = Tokenizer.from_file(str(file))
+        self.name_or_path, self._size, self._special_tokens, self._pad_id = name_or_path, size, special_tokens, pad_id
+        self._max_length: int | None = None
+        self._truncated: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        if pair:
+            raise ValueError("Pairs are not tokenized here: the encoder reads single texts.")
+        return self._special_tokens
+
+    def __call__(
+        self,
+        text: str | Sequence[str],
+        *,
+        add_special_tokens: bool = True,
+        truncation: bool = False,
+        max_length: int | None = None,
+        **_: object,
+    ) -> dict[str, list]:
+        """``input_ids`` and ``offset_mapping`` of one text, or of each of a list, as the Hugging Face tokenizer
+        returns them (the chunker asks for offsets without special tokens or truncation)."""
+        tokenizer = self._truncating(max_length) if truncation and max_length else self._plain
+        texts = [text] if isinstance(text, str) else list(text)
+        encodings = tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+        ids, offsets = [e.ids for e in encodings], [e.offsets for e in encodings]
+        return (
+            {"input_ids": ids[0], "offset_mapping": offsets[0]}
+            if isinstance(text, str)
+            else {
+                "input_ids": ids,
+                "offset_mapping": offsets,
+            }
+        )
+
+    def _truncating(self, max_length: int) -> Any:  # a tokenizers.Tokenizer
+        if max_length not in self._truncated:
+            tokenizer = self._plain.__class__.from_str(self._plain.to_str())
+            tokenizer.enable_truncation(max_length)
+            self._truncated[max_length] = tokenizer
+        return self._truncated[max_length]
+
+    def batch(self, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
+        """Model inputs for ``texts``: special tokens added, truncated to ``max_length``, padded to the longest."""
+        if self._max_length != max_length:
+            self._batch.enable_truncation(max_length)
+            self._batch.enable_padding(pad_id=self._pad_id)
+            self._max_length = max_length
+        encodings = self._batch.encode_batch(list(texts))
+        return {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
