@@ -1,20 +1,25 @@
-"""ONNX Runtime against torch on the same SciFact chunks and queries, side by side in one run.
+"""ONNX Runtime (float32 and int8) against torch on the same SciFact chunks and queries, side by side in one run.
 
     python -m benchmarks.onnx_backend   # needs the index `rag eval` builds; writes benchmarks/out/onnx_backend.json
 
-1. Documents: every chunk of the SciFact collection encoded by torch fp32 and by ONNX Runtime; the lowest cosine
-   between the two vectors of a chunk, and tokens per second for each (the same texts, the same batch size).
+1. Documents: every chunk of the SciFact collection encoded by torch fp32, by ONNX Runtime float32 and by its int8
+   copy (``embedding.precision: int8``); the lowest cosine between two encoders' vectors of a chunk, and tokens per
+   second for each (the same texts, the same batch size).
 2. Queries: the 300 test queries one at a time, p50/p95 per query: plain sentence-transformers (torch fp32), the
-   project's torch encoder, and the ONNX encoder.
+   project's torch encoder, the ONNX float32 encoder and the int8 one.
    Then tokens per second by batch size for each, on the first SWEEP_CHUNKS chunks (what chose the default), and
    the profile that bounds the ratio: the model's floating-point work per token, what each backend achieves
    against this machine's measured fp32 matrix-multiply peak (torch sgemm, 2048 x 2048), and ONNX Runtime's time
    by operator.
 3. Quality: SciFact test nDCG@10 through the engine with each backend encoding the queries (the index holds the
-   torch vectors, which match the ONNX ones to the cosine in 1.).
+   torch vectors, which match the ONNX ones to the cosine in 1.). int8 vectors are another model's: int8 gets an
+   index of its own, built by the same ``rag eval`` path in a temporary data folder, and is scored in hybrid (the
+   default) and dense mode beside the float32 index; ranking agreement = the share of each query's top 10 documents
+   the two runs have in common, against the same figure for torch and ONNX float32 (the parity bound).
 """
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,10 +27,12 @@ import numpy as np
 
 from benchmarks.offline import SCIFACT
 from benchmarks.report import OUT, write_report
-from rag_core.config import EmbeddingConfig, load_config
+from rag_core.config import EmbeddingConfig, RAGConfig, load_config
 from rag_core.index.manager import MilvusIndexManager
+from rag_core.lifecycle.context import RagContext
+from rag_core.lifecycle.evaluate import evaluate_dataset
 from rag_core.models.embedder import Embedder
-from rag_core.quality.evaluation import dataset_alias, evaluate, evaluation_options, load_beir
+from rag_core.quality.evaluation import Run, dataset_alias, evaluate, evaluation_options, load_beir
 from tests.support.engines import engine_for
 
 SWEEP_CHUNKS, SWEEP_BATCH_SIZES = 1500, (16, 32, 64)
@@ -99,6 +106,47 @@ def onnx_time_by_operator(embedder: Embedder, texts: list[str]) -> dict[str, flo
     return {op: round(us / total, 3) for op, us in sorted(spent.items(), key=lambda kv: -kv[1]) if us / total >= 0.01}
 
 
+def top_ten_agreement(first: Run, second: Run) -> dict[str, float]:
+    """Share of each query's top 10 documents both runs return (mean and lowest), and the share of queries whose
+    top 10 is the same list in the same order."""
+    shared, same = [], 0
+    for qid, ranking in first.items():
+        a, b = [d for d, _ in ranking[:10]], [d for d, _ in second.get(qid, [])[:10]]
+        shared.append(len(set(a) & set(b)) / max(len(a), 1))
+        same += a == b
+    return {
+        "mean_top10_overlap": round(float(np.mean(shared)), 4),
+        "lowest_top10_overlap": round(float(np.min(shared)), 2),
+        "identical_top10_share": round(same / len(first), 4),
+    }
+
+
+def int8_quality(config: RAGConfig, dataset: Path) -> dict:
+    """nDCG@10 of float32 (the configured index) and int8 (its own index, in a temporary data folder), hybrid and
+    dense, with the cache off; and how far their rankings agree."""
+    quiet = {"retrieval": config.retrieval.model_copy(update={"cache_size": 0})}
+    result: dict = {}
+    with tempfile.TemporaryDirectory(prefix="int8-index-") as folder:
+        int8_config = RAGConfig.model_validate(
+            {
+                "data": {"dir": folder},
+                "embedding": config.embedding.model_dump() | {"precision": "int8", "backend": "onnx"},
+                "retrieval": {"cache_size": 0},
+            }
+        )
+        contexts = {"float32": RagContext(config.model_copy(update=quiet)), "int8": RagContext(int8_config)}
+        for mode in ("hybrid", "dense"):
+            runs = {}
+            for precision, context in contexts.items():
+                report, runs[precision], _ = evaluate_dataset(context, dataset, mode=mode, latency_sample=0)
+                result[f"{mode}_ndcg_at_10_{precision}"] = round(report.ndcg_at_10, 5)
+            result[f"{mode}_ndcg_difference"] = round(
+                result[f"{mode}_ndcg_at_10_int8"] - result[f"{mode}_ndcg_at_10_float32"], 5
+            )
+            result[f"{mode}_agreement"] = top_ten_agreement(runs["float32"], runs["int8"])
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", type=Path, default=SCIFACT)
@@ -111,15 +159,18 @@ def main() -> int:
     texts = [row["text"] for batch in manager.iter_rows(collection, ["text"]) for row in batch]
 
     torch_side = Embedder(config.embedding.model_copy(update={"backend": "torch", "query_precision": "float32"}))
-    onnx_side = Embedder(config.embedding.model_copy(update={"backend": "onnx"}))
-    assert onnx_side.onnx is not None
+    onnx_side = Embedder(config.embedding.model_copy(update={"backend": "onnx", "precision": "float32"}))
+    int8_side = Embedder(config.embedding.model_copy(update={"backend": "onnx", "precision": "int8"}))
+    assert onnx_side.onnx is not None and int8_side.onnx.precision == "int8"
     tokens = sum(
         len(ids)
         for ids in torch_side.tokenizer(texts, truncation=True, max_length=torch_side.max_seq_length)["input_ids"]
     )
     torch_vectors, torch_s = timed(torch_side.encode_documents, texts)
     onnx_vectors, onnx_s = timed(onnx_side.encode_documents, texts)
+    int8_vectors, int8_s = timed(int8_side.encode_documents, texts)
     cosines = np.sum(torch_vectors * onnx_vectors, axis=1)
+    int8_cosines = np.sum(int8_vectors * onnx_vectors, axis=1)
     sample = texts[:SWEEP_CHUNKS]
     sample_tokens = sum(
         len(ids)
@@ -154,17 +205,19 @@ def main() -> int:
         "sentence_transformers_fp32": per_query_ms(plain_encode, queries),
         "project_torch": per_query_ms(torch_side.encode_queries, queries),
         "project_onnx": per_query_ms(onnx_side.encode_queries, queries),
+        "project_onnx_int8": per_query_ms(int8_side.encode_queries, queries),
     }
 
-    ndcg = {}
+    ndcg, runs = {}, {}
     for name, embedder in (("torch", torch_side), ("onnx", onnx_side)):
         engine = engine_for(
             config.model_copy(update={"retrieval": config.retrieval.model_copy(update={"cache_size": 0})}),
             embedder=embedder,
             alias=alias,
         )
-        report, _ = evaluate(engine, test, evaluation_options(engine))
+        report, runs[name] = evaluate(engine, test, evaluation_options(engine))
         ndcg[name] = round(report.ndcg_at_10, 5)
+    int8 = int8_quality(config, args.dataset)
 
     report = {
         "dataset": args.dataset.name,
@@ -178,6 +231,21 @@ def main() -> int:
             "min_cosine": float(np.min(cosines)),
             "goal_min_cosine": 0.99999,
         },
+        "int8": {
+            "tokens_per_s": round(tokens / int8_s),
+            "ratio_vs_onnx_float32": round(onnx_s / int8_s, 2),
+            "ratio_vs_torch": round(torch_s / int8_s, 2),
+            "goal_ratio_vs_onnx_float32": 2.0,
+            "min_cosine_to_float32": round(float(np.min(int8_cosines)), 5),
+            "p01_cosine_to_float32": round(float(np.percentile(int8_cosines, 1)), 5),
+            "mean_cosine_to_float32": round(float(np.mean(int8_cosines)), 5),
+            "query_p95_ratio_vs_onnx_float32": round(
+                query_ms["project_onnx"]["p95"] / query_ms["project_onnx_int8"]["p95"], 2
+            ),
+            "goal_query_p95_ratio": 2.0,
+            **int8,
+            "goal_ndcg_difference": 0.005,
+        },
         "profile": profile,
         "batch_size_sweep": {"chunks": len(sample), "tokens": sample_tokens, "runs": sweep},
         "query_encoding_ms": query_ms,
@@ -185,6 +253,7 @@ def main() -> int:
             query_ms["sentence_transformers_fp32"]["p95"] / query_ms["project_onnx"]["p95"], 2
         ),
         "ndcg_at_10": ndcg,
+        "torch_vs_onnx_agreement": top_ten_agreement(runs["torch"], runs["onnx"]),
         "settings": {
             "batch_size": config.embedding.batch_size,
             "model": config.embedding.model,
