@@ -48,6 +48,9 @@ KNOWN = {
     "probe_risk.json",
     "filtered_latency.json",
     "access_cost.json",
+    "cold_query.json",
+    "ingest_process.json",
+    "large_file_ingest.json",
 }
 # The probe benchmarks reuse the indexes probe_correlation kept in its --work folder (any folder; $WORK here)
 REUSED_WORK = '--work "$WORK"   # WORK: the folder given to probe_correlation --work'
@@ -571,6 +574,51 @@ def import_cost_section(run: dict | None) -> list[str]:
     ]
 
 
+def cold_query_section(run: dict | None) -> list[str]:
+    """A command-line query in a fresh process against the warm median (benchmarks.cold_query)."""
+    if not run:
+        return []
+    earlier, current, warm = run["earlier"], run["current"], run["warm_query_ms"]
+    trees = ("earlier", "current")
+
+    def stages(tree: dict) -> str:
+        return ", ".join(f"{stage} {ms:,}" for stage, ms in tree["stage_medians_ms"].items())
+
+    packages = list(
+        dict.fromkeys([*list(earlier["import_ms_by_package"])[:12], *list(current["import_ms_by_package"])[:12]])
+    )
+    return [
+        "## A command-line query: cold and warm",
+        "",
+        meta_line(run, "cold_query.json"),
+        "",
+        f"`rag query` in a fresh process on one Milvus Lite index of docs/ (default settings: the ONNX backend, "
+        f"float32), the current tree beside commit `{run['against']}` (before issue 21), interleaved, medians of "
+        f"{run['runs']} processes each; the warm query is the median of {run['warm_queries']} distinct queries in "
+        "one process with the cache off, after 5 to warm it.",
+        "",
+        "| | earlier | current | goal |",
+        "|---|---|---|---|",
+        f"| `rag query` wall time | {earlier['wall_median_s']} s | **{current['wall_median_s']} s** "
+        f"({run['speedup']}x faster) | <= 3 x warm median + 1 s = {run['goal_s']} s: "
+        f"{'met' if run['goal_met'] else 'NOT met'} |",
+        f"| stages it printed, ms | {stages(earlier)} | {stages(current)} | load apart from embed |",
+        f"| import time, all modules | {earlier['import_ms_total']:,} ms | {current['import_ms_total']:,} ms | |",
+        f"| warm query (one process), median / p95 | | {warm['median']} / {warm['p95']} ms | |",
+        "",
+        "Import time by top-level package (each module's own time from `python -X importtime`, summed; the "
+        "12 largest of each tree; 0: under 1 ms or not imported), ms:",
+        "",
+        "| package | " + " | ".join(trees) + " |",
+        "|---|---|---|",
+        *(
+            f"| {package} | " + " | ".join(str(run[t]["import_ms_by_package"].get(package, "–")) for t in trees) + " |"
+            for package in packages
+        ),
+        "",
+    ]
+
+
 def zero_downtime_section(run: dict | None) -> list[str]:
     if not run:
         return []
@@ -841,6 +889,8 @@ def onnx_section(run: dict | None) -> list[str]:
         f"| {run['query_p95_ratio_vs_sentence_transformers']}x at p95 vs plain | >= 2x |",
         "",
     ]
+    if "int8" in run:
+        lines += int8_lines(run)
     if "profile" not in run:  # written before the sweep and profile were measured
         return lines
     sweep, profile = run["batch_size_sweep"], run["profile"]
@@ -863,6 +913,125 @@ def onnx_section(run: dict | None) -> list[str]:
         "by per-call overhead, which ONNX Runtime mostly removes.",
         "",
     ]
+    return lines
+
+
+def int8_lines(run: dict) -> list[str]:
+    """``embedding.precision: int8`` beside ONNX float32, from the same run."""
+    docs, queries, i8, parity = run["documents"], run["query_encoding_ms"], run["int8"], run["torch_vs_onnx_agreement"]
+    f32q, i8q = queries["project_onnx"], queries["project_onnx_int8"]
+
+    def verdict(value: float, goal: float) -> str:
+        return "met" if value >= goal else "NOT met"
+
+    def agreement(figure: dict) -> str:
+        return (
+            f"{figure['mean_top10_overlap']:.1%} mean, {figure['lowest_top10_overlap']:.0%} lowest; identical "
+            f"top 10 for {figure['identical_top10_share']:.1%} of queries"
+        )
+
+    rows = [
+        f"| documents, tokens/s | {docs['onnx_tokens_per_s']:,} | {i8['tokens_per_s']:,} | "
+        f"{i8['ratio_vs_onnx_float32']}x ({i8['ratio_vs_torch']}x torch) | >= 2x: "
+        f"{verdict(i8['ratio_vs_onnx_float32'], i8['goal_ratio_vs_onnx_float32'])} |",
+        f"| one query, p50 / p95 ms | {f32q['p50']} / {f32q['p95']} | {i8q['p50']} / {i8q['p95']} | "
+        f"{i8['query_p95_ratio_vs_onnx_float32']}x at p95 | >= 2x: "
+        f"{verdict(i8['query_p95_ratio_vs_onnx_float32'], i8['goal_query_p95_ratio'])} |",
+        f"| cosine to float32 over every chunk: lowest / 1st percentile / mean | | {i8['min_cosine_to_float32']} / "
+        f"{i8['p01_cosine_to_float32']} / {i8['mean_cosine_to_float32']} | | |",
+    ]
+    for mode in ("hybrid", "dense"):
+        difference = i8[f"{mode}_ndcg_difference"]
+        rows.append(
+            f"| SciFact test nDCG@10, {mode} | {i8[f'{mode}_ndcg_at_10_float32']} | {i8[f'{mode}_ndcg_at_10_int8']} "
+            f"| {difference:+.5f} | within {i8['goal_ndcg_difference']}: "
+            f"{'met' if abs(difference) <= i8['goal_ndcg_difference'] else 'NOT met'} |"
+        )
+    rows.append(
+        f"| top-10 documents in common with float32, hybrid | | {agreement(i8['hybrid_agreement'])} | | as torch "
+        f"vs ONNX float32 ({agreement(parity)}): NOT met |"
+        if parity["identical_top10_share"] > i8["hybrid_agreement"]["identical_top10_share"]
+        else f"| top-10 documents in common with float32, hybrid | | {agreement(i8['hybrid_agreement'])} | | met |"
+    )
+    return [
+        "int8 (`embedding.precision: int8`: the export's MatMul weights quantised per output channel, activations "
+        "per batch; embeddings, LayerNorm, softmax and attention products in float32) beside ONNX float32, same "
+        "run; its nDCG from an index of its own (int8 documents and queries), built by the same `rag eval` path:",
+        "",
+        "| | ONNX float32 | ONNX int8 | int8 vs float32 | goal |",
+        "|---|---|---|---|---|",
+        *rows,
+        f"| top-10 documents in common with float32, dense | | {agreement(i8['dense_agreement'])} | | |",
+        "",
+    ]
+
+
+def ingest_process_section(run: dict | None) -> list[str]:
+    """Whole-process ``rag ingest`` of SciFact documents by encoder (benchmarks.ingest_process)."""
+    if not run:
+        return []
+    names = {"torch": "torch float32", "onnx_float32": "ONNX float32", "onnx_int8": "ONNX int8"}
+    rows = [
+        f"| {label} | {run[name]['wall_median_s']} s ({', '.join(map(str, run[name]['walls_s']))}) | "
+        f"{run['ratio_vs_torch'][name]}x | {run[name]['peak_rss_mb']:,} MB |"
+        for name, label in names.items()
+    ]
+    met = run["ratio_vs_torch"]["onnx_int8"] >= run["goal_int8_ratio_vs_torch"]
+    return [
+        "## `rag ingest` of 400 SciFact documents, whole process, by encoder",
+        "",
+        meta_line(run, "ingest_process.json"),
+        "",
+        f"{run['documents']} SciFact documents (one .txt each), a fresh process and working folder per run, the "
+        f"encoders alternating, medians of {run['runs']} (the export and int8 copy made beforehand). Goal: int8 >= "
+        f"{run['goal_int8_ratio_vs_torch']}x torch: {'met' if met else 'NOT met'}.",
+        "",
+        "| encoder | wall time, median (runs) | vs torch | peak RSS |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def large_file_section(run: dict | None) -> list[str]:
+    """One large text file through ``rag ingest`` (benchmarks.large_file_ingest)."""
+    if not run:
+        return []
+    plain = run["plain"]
+    lines = [
+        f"## One {run['size_mb']:g} MB text file through `rag ingest`",
+        "",
+        meta_line(run, "large_file_ingest.json"),
+        "",
+        f"A generated English-like file ({run['file_bytes']:,} bytes) into a fresh folder, ONNX {run['precision']}, "
+        "stderr a pipe (not a terminal), as in a CI log:",
+        "",
+        f"- **{plain['wall_s']:,} s** wall, **{plain['peak_rss_mb']:,} MB** peak RSS, {plain['chunks']:,} chunks "
+        f"({plain['last_tokens_per_s']:,} tokens/s by its last progress line);",
+        f"- {plain['progress_lines']} progress lines, at most {plain['largest_gap_between_lines_s']} s apart; the "
+        "first and last:",
+        "",
+        "```",
+        *plain["first_lines"],
+        "...",
+        *plain["last_lines"],
+        "```",
+        "",
+    ]
+    if "profiled" in run:
+        profiled = run["profiled"]
+        lines += [
+            f"Where the time goes (the same ingest under cProfile, {profiled['wall_s']:,} s: cProfile slows Python "
+            "code, the chunker most, so these shares overstate it):",
+            "",
+            "| stage | seconds | share of encode |",
+            "|---|---|---|",
+            *(
+                f"| {stage} | {seconds:,} | {profiled['share_of_encode'][stage]:.1%} |"
+                for stage, seconds in profiled["stage_s"].items()
+            ),
+            "",
+        ]
     return lines
 
 
@@ -1505,12 +1674,15 @@ def render() -> str:
     lines += compaction_section(load("compaction_server.json"))
     lines += erasure_lite_section(load("erasure_lite.json"))
     lines += import_cost_section(load("import_cost.json"))
+    lines += cold_query_section(load("cold_query.json"))
     lines += pii_section(load("pii_redaction.json"))
     lines += audit_section(load("audit_tamper.json"), load("audit_overhead.json"))
     lines += backup_restore_section(load("backup_restore.json"))
     lines += scale_section(load("scale_server.json"))
     lines += serve_load_section(load("serve_load.json"))
     lines += onnx_section(load("onnx_backend.json"))
+    lines += ingest_process_section(load("ingest_process.json"))
+    lines += large_file_section(load("large_file_ingest.json"))
     lines += query_path_section(load("latency-lite.json"))
     lines += eval_speed_section(load("eval_speed.json"))
     lines += drift_section(load("drift.json"))

@@ -42,6 +42,10 @@ SKIPPED_INPUTS_KEY = "rag.skipped_inputs"
 CORPUS_DOCUMENTS_KEY = "rag.corpus_documents"  # documents read in the whole folder, every partition's bucket
 PROGRESS_MIN_ROWS = 2000  # embedding fewer chunks is quick: no progress shown
 LARGE_DOCUMENT_CHARS = 1 << 20  # documents this long get progress and log lines of their own
+# A large document's chunks go on in batches of at most this many, so its progress moves every few seconds: a batch
+# of 512 took 8 s to embed and write at int8 on 2 cores, 40 s or more on a machine shared with other jobs, and a
+# log line can only say what the last batch back has done.
+LARGE_DOCUMENT_BATCH = 64
 log = logging.getLogger(__name__)
 
 
@@ -150,7 +154,8 @@ def chunk_batches(
     by window, so memory follows the batch size, not the document. ``counts`` (when given) gets ``documents``,
     ``chunks`` and ``tokens`` added as batches are yielded. A document of ``LARGE_DOCUMENT_CHARS`` or more logs
     its start, every tenth of it, and its end, and shows its own bar through ``progress`` (in a log, at most a line
-    per interval), since an ingest's document count stands still through it for minutes. The bar moves when the
+    per interval), since an ingest's document count stands still through it for minutes; its chunks go in batches
+    of at most ``LARGE_DOCUMENT_BATCH``, so that bar moves every few seconds. The bar moves when the
     consumer comes back for the next batch, having embedded and written this one (ingest and re-index do), so its
     chunks count as indexed and the characters read by then (at most a window ahead of them) give the ETA.
     """
@@ -170,9 +175,10 @@ def chunk_batches(
 
     for document in documents:
         with _LargeDocumentProgress(document, progress) as large:
+            size = batch_size if large is None else min(batch_size, LARGE_DOCUMENT_BATCH)
             for chunk in chunker.iter_chunks(document, progress=large):
                 pending.append(chunk)
-                if len(pending) >= batch_size:
+                if len(pending) >= size:
                     if large is not None:
                         large.hand_on(pending)
                     yield flush()

@@ -189,6 +189,24 @@ def test_chunk_batches_split_one_huge_document_into_bounded_batches(chunker, lar
     assert counts == {"documents": 1, "chunks": len(large_chunks), "tokens": sum(c.token_count for c in large_chunks)}
 
 
+def test_a_large_documents_chunks_go_on_in_small_batches_so_its_progress_moves(
+    chunker, large_text, large_chunks, monkeypatch
+) -> None:
+    """Its progress can only say what the last batch back has done: a batch of 512 chunks took 8 s to embed and
+    write on 2 cores, and 40 s or more on a shared machine, so a large document's batches are smaller."""
+    monkeypatch.setattr(stages, "LARGE_DOCUMENT_CHARS", 100_000)
+    documents = [Document("before.txt", varied_text(3_000)), Document("big.txt", large_text)]
+    documents.append(Document("after.txt", varied_text(60_000, seed=2)))
+    batches = list(chunk_batches(documents, chunker, 512))
+    holding_big = [b for b in batches if "big.txt" in b.column("doc_id").to_pylist()]
+    assert len(holding_big) >= len(large_chunks) // stages.LARGE_DOCUMENT_BATCH
+    assert all(b.num_rows == stages.LARGE_DOCUMENT_BATCH for b in holding_big[:-1])
+    assert batches[-1].num_rows > stages.LARGE_DOCUMENT_BATCH, "the next, small document: full batches again"
+    assert [i for b in batches for i in b.column("chunk_id").to_pylist()] == [
+        c.chunk_id for d in documents for c in chunker.chunk(d)
+    ]
+
+
 def test_chunk_batches_stream_across_documents_in_order(chunker, large_text) -> None:
     documents = [Document(f"d{i}", varied_text(3_000, seed=i)) for i in range(5)]
     documents.insert(2, Document("big.txt", large_text[:100_000]))
