@@ -19,13 +19,10 @@ class ExportedTokenizer:
     def __init__(self, file: Path, *, name_or_path: str, size: int, special_tokens: int, pad_id: int) -> None:
         from tokenizers import Tokenizer
 
-        self._plain = Tokenizer.from_file(str(file))
-        self._plain.no_truncation()
-        self._plain.no_padding()
         self._batch = Tokenizer.from_file(str(file))
         self.name_or_path, self._size, self._special_tokens, self._pad_id = name_or_path, size, special_tokens, pad_id
         self._max_length: int | None = None
-        self._truncated: dict[int, Any] = {}
+        self._copies: dict[int | None, Any] = {}
 
     def __len__(self) -> int:
         return self._size
@@ -46,25 +43,26 @@ class ExportedTokenizer:
     ) -> dict[str, list]:
         """``input_ids`` and ``offset_mapping`` of one text, or of each of a list, as the Hugging Face tokenizer
         returns them (the chunker asks for offsets without special tokens or truncation)."""
-        tokenizer = self._truncating(max_length) if truncation and max_length else self._plain
+        tokenizer = self._unpadded(max_length if truncation else None)
         texts = [text] if isinstance(text, str) else list(text)
         encodings = tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
         ids, offsets = [e.ids for e in encodings], [e.offsets for e in encodings]
-        return (
-            {"input_ids": ids[0], "offset_mapping": offsets[0]}
-            if isinstance(text, str)
-            else {
-                "input_ids": ids,
-                "offset_mapping": offsets,
-            }
-        )
+        if isinstance(text, str):
+            return {"input_ids": ids[0], "offset_mapping": offsets[0]}
+        return {"input_ids": ids, "offset_mapping": offsets}
 
-    def _truncating(self, max_length: int) -> Any:  # a tokenizers.Tokenizer
-        if max_length not in self._truncated:
-            tokenizer = self._plain.__class__.from_str(self._plain.to_str())
-            tokenizer.enable_truncation(max_length)
-            self._truncated[max_length] = tokenizer
-        return self._truncated[max_length]
+    def _unpadded(self, max_length: int | None) -> Any:  # a tokenizers.Tokenizer
+        """A copy that pads nothing and truncates at ``max_length`` (None: never), made on first use: a query
+        process only needs ``batch``'s, and the chunker's is one more parse of the tokenizer file."""
+        if max_length not in self._copies:
+            copy = self._batch.__class__.from_str(self._batch.to_str())
+            copy.no_padding()
+            if max_length is None:
+                copy.no_truncation()
+            else:
+                copy.enable_truncation(max_length)
+            self._copies[max_length] = copy
+        return self._copies[max_length]
 
     def batch(self, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
         """Model inputs for ``texts``: special tokens added, truncated to ``max_length``, padded to the longest."""

@@ -135,14 +135,24 @@ def documents_from_chunks(rows: Iterable[Chunk]) -> tuple[list[str], list[str], 
     first_chunks, doc_ids, texts = [], [], []
     for doc_id, chunks in by_doc.items():
         chunks.sort(key=lambda r: r.position)
-        text = chunks[0].text
-        for chunk in chunks[1:]:
-            start = _overlap_start(text, chunk.text)
-            text = text[:start] + chunk.text if start is not None else f"{text} {chunk.text}"
         first_chunks.append(chunks[0].chunk_id)
         doc_ids.append(doc_id)
-        texts.append(text)
+        texts.append(_rejoined([c.text for c in chunks]))
     return first_chunks, doc_ids, texts
+
+
+def _rejoined(pieces: Sequence[str]) -> str:
+    """The pieces in order, each overlap with the text so far kept once. Only the text's tail is searched, as long
+    as the longest piece (no overlap reaches further back): rebuilding the whole text for each piece took a 30 MB
+    document's 49,809 chunks about a minute (the copies grow with the document: quadratic)."""
+    reach = max(len(piece) for piece in pieces)
+    kept, tail = [pieces[0]], pieces[0][-reach:]
+    for piece in pieces[1:]:
+        start = _overlap_start(tail, piece)
+        added = piece[len(tail) - start :] if start is not None else f" {piece}"  # tail[start:] == piece's head
+        kept.append(added)
+        tail = (tail + added)[-reach:]
+    return "".join(kept)
 
 
 def _overlap_start(text: str, following: str) -> int | None:
