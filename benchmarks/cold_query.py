@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.import_cost import checkout
+from benchmarks.import_cost import checkout, run
 from benchmarks.report import OUT, write_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,13 +124,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="cold-query-"))
     try:
         shutil.copytree(REPO / "docs", work / "corpus", ignore=shutil.ignore_patterns("img"))
-        subprocess.run(
-            [sys.executable, "-m", "rag_core.cli", "ingest", "corpus", "-q"],
-            cwd=work,
-            env=_environment(REPO),
-            check=True,
-            capture_output=True,
-        )
+        run(REPO, ["-m", "rag_core.cli", "ingest", "corpus", "-q"], work)
         with checkout(args.against) as earlier:
             trees = {"earlier": earlier, "current": REPO}
             for tree in trees.values():  # each tree's first process may export or quantise: not a cold query
