@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.import_cost import checkout, run
+from benchmarks.import_cost import checkout, index_docs
 from benchmarks.report import OUT, write_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,8 +123,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cold-query-"))
     try:
-        shutil.copytree(REPO / "docs", work / "corpus", ignore=shutil.ignore_patterns("img"))
-        run(REPO, ["-m", "rag_core.cli", "ingest", "corpus", "-q"], work)
+        index_docs(work)
         with checkout(args.against) as earlier:
             trees = {"earlier": earlier, "current": REPO}
             for tree in trees.values():  # each tree's first process may export or quantise: not a cold query

@@ -45,6 +45,12 @@ def run(tree: Path, args: list[str], cwd: Path) -> float:
     return time.perf_counter() - started
 
 
+def index_docs(work: Path) -> None:
+    """One Milvus Lite index of this project's docs/ in ``work``, built by the current tree."""
+    shutil.copytree(REPO / "docs", work / "corpus", ignore=shutil.ignore_patterns("img"))
+    run(REPO, ["-m", "rag_core.cli", "ingest", "corpus", "-q"], work)
+
+
 def modules(tree: Path, statement: str) -> int:
     """Modules loaded by ``statement`` in a fresh interpreter (-X importtime writes one line per module)."""
     done = subprocess.run(
@@ -65,8 +71,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="import-cost-work-"))
     try:
-        shutil.copytree(REPO / "docs", work / "corpus", ignore=shutil.ignore_patterns("img"))
-        run(REPO, ["-m", "rag_core.cli", "ingest", "corpus", "-q"], work)
+        index_docs(work)
         with checkout(args.against) as earlier:
             trees = {"earlier": earlier, "current": REPO}
             figures: dict[str, dict] = {name: {"samples": {"version": [], "query": []}} for name in trees}
