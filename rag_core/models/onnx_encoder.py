@@ -147,6 +147,7 @@ class OnnxEncoder:
         if precision not in PRECISIONS:
             raise ValueError(f"embedding.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
         self.batch_size, self.precision = batch_size, precision
+        self.session: Any = None  # an onnxruntime.InferenceSession, once opened
         self.folder = Path(cache_dir) / model_fingerprint(model_path)
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         with exclusive(self.folder.with_name(f"{self.folder.name}.lock")):
@@ -223,9 +224,7 @@ class OnnxEncoder:
                 pad_id=self.model.pad_id,
             )
             if self.precision == "float32" or not meta.get("int8_sha256"):
-                if meta.get("sha256") != _sha256(self.folder / FLOAT32_FILE):
-                    return "checksum mismatch"
-                self.session = _session(self.folder / FLOAT32_FILE)
+                return self._open_float32()
         except Exception as error:  # noqa: BLE001 - any failure to read or load the files means rebuild them
             return f"{type(error).__name__}: {error}"
         return None
@@ -292,7 +291,7 @@ class OnnxEncoder:
             return
         if self._meta().get("int8_sha256"):
             log.warning("int8 copy in %s is unusable (%s): quantising again", self.folder, problem)
-        if not hasattr(self, "session"):  # the float32 file was not opened: the int8 copy was expected
+        if self.session is None:  # the float32 file was not opened: the int8 copy was expected
             problem = self._open_float32()
             if problem is not None:
                 raise RuntimeError(f"The ONNX export in {self.folder} is unusable ({problem}); delete that folder.")

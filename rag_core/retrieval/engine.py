@@ -397,14 +397,12 @@ class RetrievalEngine:
         """Milliseconds spent, once per engine, loading the query encoder and opening Milvus (side by side): the
         ``load`` stage, outside the query's ``embed`` and ``retrieval`` times, so a process's first query is not
         reported as a slow one."""
-        if self._loaded:
+        if self._loaded or options.mode == "bm25":  # BM25 encodes nothing: the first query that does, loads
             return None
         tick = time.perf_counter()
-        if options.mode != "bm25":
-            self.embedder.preload()
+        self.embedder.preload()
         self.serving_state()
-        if options.mode != "bm25":
-            self.embedder.load()
+        self.embedder.load()
         self._loaded = True
         return _ms(tick)
 

@@ -94,6 +94,9 @@ def test_the_first_query_reports_loading_apart_from_its_own_stages(config: RAGCo
     second = engine.search("sensors start runs")
     assert first.timings_ms["load"] > first.timings_ms["embed"] and "load" not in second.timings_ms
     assert engine.latency.percentiles()["load"].count == 0 and engine.latency.cold_start_ms()["load"].count == 1
+    lexical_first = engine_for(config, embedder=Embedder(config.embedding))
+    assert "load" not in lexical_first.search("alias swaps indexes", mode="bm25").timings_ms, "BM25 encodes nothing"
+    assert "load" in lexical_first.search("alias swaps indexes").timings_ms, "the first query that encodes, loads"
 
 
 def test_client_side_bm25_follows_new_documents(config: RAGConfig, embedder) -> None:
